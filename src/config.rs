@@ -1,0 +1,463 @@
+//! Service settings, read once at start-up from the environment and an
+//! optional file with the same keys (`AGENTIC_CONFIG_FILE`, dotenv syntax).
+//! The environment wins over the file. Secrets are [`SecretString`]s, whose
+//! `Debug` prints `[REDACTED]`, so a settings dump cannot leak them.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use secrecy::{ExposeSecret, SecretString};
+
+use crate::app_credentials::AppCredentials;
+
+/// Where the setup flow keeps the App's credentials unless told otherwise.
+pub const DEFAULT_CREDENTIALS_PATH: &str = "agentic-app.json";
+
+/// A bad or missing setting: one line that names the key.
+#[derive(Debug, thiserror::Error)]
+#[error("{key}: {message}")]
+pub struct ConfigError {
+    pub key: &'static str,
+    pub message: String,
+}
+
+fn bad(key: &'static str, message: impl Into<String>) -> ConfigError {
+    ConfigError {
+        key,
+        message: message.into(),
+    }
+}
+
+/// How logs are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// The GitHub App's identity, from the environment or the setup flow.
+#[derive(Debug, Clone)]
+pub struct GitHubApp {
+    pub app_id: u64,
+    pub private_key: SecretString,
+}
+
+/// Every setting of the service.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub database_url: String,
+    /// Every secret that may have signed a delivery (rotation: old and new).
+    pub webhook_secrets: Vec<SecretString>,
+    pub app: Option<GitHubApp>,
+    /// REST API root, without a trailing slash.
+    pub github_api_url: String,
+    /// Web root (where the App registration form lives), derived from the
+    /// API URL unless `AGENTIC_GITHUB_URL` says otherwise.
+    pub github_web_url: String,
+    /// The address GitHub reaches this service at, for the App manifest.
+    pub public_url: Option<String>,
+    pub openai_api_key: Option<SecretString>,
+    pub openai_base_url: String,
+    pub model: String,
+    pub log_format: LogFormat,
+    pub credentials_path: PathBuf,
+    pub worker_concurrency: usize,
+    pub max_attempts: u32,
+    pub lease: Duration,
+    pub shutdown_grace: Duration,
+    /// Test-only: how long the placeholder job handler takes. Lets the
+    /// restart test kill the process while jobs are in flight.
+    pub test_job_delay: Option<Duration>,
+}
+
+/// Every key the service reads, for the file parser's typo check.
+const KEYS: &[&str] = &[
+    "AGENTIC_LISTEN",
+    "AGENTIC_DATABASE_URL",
+    "AGENTIC_WEBHOOK_SECRET",
+    "AGENTIC_GITHUB_APP_ID",
+    "AGENTIC_GITHUB_PRIVATE_KEY",
+    "AGENTIC_GITHUB_PRIVATE_KEY_PATH",
+    "AGENTIC_GITHUB_API_URL",
+    "AGENTIC_GITHUB_URL",
+    "AGENTIC_PUBLIC_URL",
+    "OPENAI_API_KEY",
+    "OPENAI_BASE_URL",
+    "AGENTIC_MODEL",
+    "AGENTIC_LOG_FORMAT",
+    "AGENTIC_APP_CREDENTIALS_PATH",
+    "AGENTIC_WORKER_CONCURRENCY",
+    "AGENTIC_MAX_ATTEMPTS",
+    "AGENTIC_JOB_LEASE_SECS",
+    "AGENTIC_SHUTDOWN_GRACE_SECS",
+    "AGENTIC_TEST_JOB_DELAY_MS",
+    "RUST_LOG",
+];
+
+impl Config {
+    /// Read the process environment (and the file it may name).
+    pub fn from_env() -> Result<Config, ConfigError> {
+        let env: HashMap<String, String> = std::env::vars().collect();
+        Config::from_vars(&env)
+    }
+
+    /// Build from a set of variables, merging `AGENTIC_CONFIG_FILE` under them.
+    pub fn from_vars(env: &HashMap<String, String>) -> Result<Config, ConfigError> {
+        let mut vars = HashMap::new();
+        if let Some(path) = env.get("AGENTIC_CONFIG_FILE").filter(|p| !p.is_empty()) {
+            let iter = dotenvy::from_path_iter(path)
+                .map_err(|e| bad("AGENTIC_CONFIG_FILE", format!("cannot read `{path}`: {e}")))?;
+            for item in iter {
+                let (k, v) = item.map_err(|e| {
+                    bad("AGENTIC_CONFIG_FILE", format!("cannot parse `{path}`: {e}"))
+                })?;
+                if !KEYS.contains(&k.as_str()) {
+                    return Err(bad(
+                        "AGENTIC_CONFIG_FILE",
+                        format!("`{path}` sets unknown key `{k}`"),
+                    ));
+                }
+                vars.insert(k, v);
+            }
+        }
+        for (k, v) in env {
+            vars.insert(k.clone(), v.clone());
+        }
+        let vars = Vars(vars);
+
+        let listen = parse_or(
+            vars.get("AGENTIC_LISTEN"),
+            "127.0.0.1:3000",
+            "AGENTIC_LISTEN",
+            "a socket address like 127.0.0.1:3000",
+        )?;
+        let database_url = vars
+            .get("AGENTIC_DATABASE_URL")
+            .unwrap_or("sqlite://agentic.db")
+            .to_string();
+        let mut webhook_secrets: Vec<SecretString> = vars
+            .get("AGENTIC_WEBHOOK_SECRET")
+            .map(|s| {
+                s.split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(|s| SecretString::from(s.to_string()))
+                    .collect()
+            })
+            .unwrap_or_default();
+
+        let github_api_url = vars
+            .get("AGENTIC_GITHUB_API_URL")
+            .unwrap_or("https://api.github.com")
+            .trim_end_matches('/')
+            .to_string();
+        check_url("AGENTIC_GITHUB_API_URL", &github_api_url)?;
+        let github_web_url = match vars.get("AGENTIC_GITHUB_URL") {
+            Some(u) => {
+                check_url("AGENTIC_GITHUB_URL", u)?;
+                u.trim_end_matches('/').to_string()
+            }
+            None => web_url_for(&github_api_url),
+        };
+        let public_url = match vars.get("AGENTIC_PUBLIC_URL") {
+            Some(u) => {
+                check_url("AGENTIC_PUBLIC_URL", u)?;
+                Some(u.trim_end_matches('/').to_string())
+            }
+            None => None,
+        };
+
+        let credentials_path = PathBuf::from(
+            vars.get("AGENTIC_APP_CREDENTIALS_PATH")
+                .unwrap_or(DEFAULT_CREDENTIALS_PATH),
+        );
+        let mut app = app_from_vars(&vars)?;
+        if app.is_none() {
+            // Registered through the setup page earlier: use what it stored.
+            if let Some(stored) = AppCredentials::load(&credentials_path)
+                .map_err(|e| bad("AGENTIC_APP_CREDENTIALS_PATH", format!("{e:#}")))?
+            {
+                if webhook_secrets.is_empty() {
+                    webhook_secrets.push(stored.webhook_secret.clone());
+                }
+                app = Some(stored.github_app());
+            }
+        }
+
+        let log_format = match vars.get("AGENTIC_LOG_FORMAT").unwrap_or("text") {
+            "text" => LogFormat::Text,
+            "json" => LogFormat::Json,
+            other => {
+                return Err(bad(
+                    "AGENTIC_LOG_FORMAT",
+                    format!("`{other}` is not `text` or `json`"),
+                ))
+            }
+        };
+        let worker_concurrency: usize = parse_or(
+            vars.get("AGENTIC_WORKER_CONCURRENCY"),
+            "4",
+            "AGENTIC_WORKER_CONCURRENCY",
+            "a whole number",
+        )?;
+        if worker_concurrency == 0 {
+            return Err(bad("AGENTIC_WORKER_CONCURRENCY", "must be at least 1"));
+        }
+        let max_attempts: u32 = parse_or(
+            vars.get("AGENTIC_MAX_ATTEMPTS"),
+            "5",
+            "AGENTIC_MAX_ATTEMPTS",
+            "a whole number",
+        )?;
+        if max_attempts == 0 {
+            return Err(bad("AGENTIC_MAX_ATTEMPTS", "must be at least 1"));
+        }
+        let lease_secs: u64 = parse_or(
+            vars.get("AGENTIC_JOB_LEASE_SECS"),
+            "300",
+            "AGENTIC_JOB_LEASE_SECS",
+            "a whole number of seconds",
+        )?;
+        if lease_secs == 0 {
+            return Err(bad("AGENTIC_JOB_LEASE_SECS", "must be at least 1"));
+        }
+        let grace_secs: u64 = parse_or(
+            vars.get("AGENTIC_SHUTDOWN_GRACE_SECS"),
+            "30",
+            "AGENTIC_SHUTDOWN_GRACE_SECS",
+            "a whole number of seconds",
+        )?;
+        let test_job_delay = match vars.get("AGENTIC_TEST_JOB_DELAY_MS") {
+            Some(v) => Some(Duration::from_millis(v.parse().map_err(|_| {
+                bad(
+                    "AGENTIC_TEST_JOB_DELAY_MS",
+                    format!("`{v}` is not a whole number of milliseconds"),
+                )
+            })?)),
+            None => None,
+        };
+
+        let openai_base_url = vars
+            .get("OPENAI_BASE_URL")
+            .unwrap_or("https://api.openai.com/v1")
+            .trim_end_matches('/')
+            .to_string();
+        check_url("OPENAI_BASE_URL", &openai_base_url)?;
+
+        Ok(Config {
+            listen,
+            database_url,
+            webhook_secrets,
+            app,
+            github_api_url,
+            github_web_url,
+            public_url,
+            openai_api_key: vars
+                .get("OPENAI_API_KEY")
+                .map(|k| SecretString::from(k.to_string())),
+            openai_base_url,
+            model: vars
+                .get("AGENTIC_MODEL")
+                .unwrap_or("gpt-4o-mini")
+                .to_string(),
+            log_format,
+            credentials_path,
+            worker_concurrency,
+            max_attempts,
+            lease: Duration::from_secs(lease_secs),
+            shutdown_grace: Duration::from_secs(grace_secs),
+            test_job_delay,
+        })
+    }
+
+    /// Every configured secret value, for the redactor.
+    pub fn secret_values(&self) -> Vec<String> {
+        let mut out: Vec<String> = self
+            .webhook_secrets
+            .iter()
+            .map(|s| s.expose_secret().to_string())
+            .collect();
+        if let Some(app) = &self.app {
+            out.push(app.private_key.expose_secret().to_string());
+        }
+        if let Some(k) = &self.openai_api_key {
+            out.push(k.expose_secret().to_string());
+        }
+        out
+    }
+}
+
+/// The merged variables; empty values count as unset.
+struct Vars(HashMap<String, String>);
+
+impl Vars {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key).map(|v| v.trim()).filter(|v| !v.is_empty())
+    }
+}
+
+fn parse_or<T: std::str::FromStr>(
+    value: Option<&str>,
+    default: &str,
+    key: &'static str,
+    what: &str,
+) -> Result<T, ConfigError> {
+    let v = value.unwrap_or(default);
+    v.parse()
+        .map_err(|_| bad(key, format!("`{v}` is not {what}")))
+}
+
+fn check_url(key: &'static str, url: &str) -> Result<(), ConfigError> {
+    match reqwest::Url::parse(url) {
+        Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => Ok(()),
+        _ => Err(bad(key, format!("`{url}` is not an http(s) URL"))),
+    }
+}
+
+/// `https://api.github.com` → `https://github.com`;
+/// `https://ghe.example.com/api/v3` → `https://ghe.example.com`; anything
+/// else (a test fake) is its own web root.
+pub fn web_url_for(api_url: &str) -> String {
+    if api_url == "https://api.github.com" {
+        return "https://github.com".to_string();
+    }
+    api_url
+        .strip_suffix("/api/v3")
+        .unwrap_or(api_url)
+        .to_string()
+}
+
+fn app_from_vars(vars: &Vars) -> Result<Option<GitHubApp>, ConfigError> {
+    let app_id = vars.get("AGENTIC_GITHUB_APP_ID");
+    let key = match (
+        vars.get("AGENTIC_GITHUB_PRIVATE_KEY"),
+        vars.get("AGENTIC_GITHUB_PRIVATE_KEY_PATH"),
+    ) {
+        (Some(_), Some(_)) => {
+            return Err(bad(
+                "AGENTIC_GITHUB_PRIVATE_KEY",
+                "set either this or AGENTIC_GITHUB_PRIVATE_KEY_PATH, not both",
+            ))
+        }
+        // Keys pasted into one-line env files often carry literal `\n`.
+        (Some(k), None) => Some(("AGENTIC_GITHUB_PRIVATE_KEY", k.replace("\\n", "\n"))),
+        (None, Some(path)) => Some((
+            "AGENTIC_GITHUB_PRIVATE_KEY_PATH",
+            std::fs::read_to_string(path).map_err(|e| {
+                bad(
+                    "AGENTIC_GITHUB_PRIVATE_KEY_PATH",
+                    format!("cannot read `{path}`: {e}"),
+                )
+            })?,
+        )),
+        (None, None) => None,
+    };
+    match (app_id, key) {
+        (None, None) => Ok(None),
+        (Some(_), None) => Err(bad(
+            "AGENTIC_GITHUB_PRIVATE_KEY",
+            "AGENTIC_GITHUB_APP_ID is set but no private key is (set this or AGENTIC_GITHUB_PRIVATE_KEY_PATH)",
+        )),
+        (None, Some((key_name, _))) => Err(bad(
+            "AGENTIC_GITHUB_APP_ID",
+            format!("{key_name} is set but the App id is not"),
+        )),
+        (Some(id), Some((key_name, pem))) => {
+            let app_id = id
+                .parse()
+                .map_err(|_| bad("AGENTIC_GITHUB_APP_ID", format!("`{id}` is not a number")))?;
+            if !pem.contains("-----BEGIN") || !pem.contains("PRIVATE KEY-----") {
+                return Err(bad(key_name, "is not a PEM private key"));
+            }
+            Ok(Some(GitHubApp {
+                app_id,
+                private_key: SecretString::from(pem),
+            }))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vars(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        let mut m: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        m.entry("AGENTIC_APP_CREDENTIALS_PATH".into())
+            .or_insert_with(|| "/nonexistent/agentic-app.json".into());
+        m
+    }
+
+    #[test]
+    fn defaults() {
+        let c = Config::from_vars(&vars(&[])).unwrap();
+        assert_eq!(c.listen.to_string(), "127.0.0.1:3000");
+        assert_eq!(c.database_url, "sqlite://agentic.db");
+        assert_eq!(c.github_api_url, "https://api.github.com");
+        assert_eq!(c.github_web_url, "https://github.com");
+        assert!(c.app.is_none());
+        assert!(c.webhook_secrets.is_empty());
+    }
+
+    #[test]
+    fn secrets_are_split_and_never_debug_printed() {
+        let c =
+            Config::from_vars(&vars(&[("AGENTIC_WEBHOOK_SECRET", "old-one, new-one")])).unwrap();
+        assert_eq!(c.webhook_secrets.len(), 2);
+        let dump = format!("{c:?}");
+        assert!(
+            !dump.contains("old-one") && !dump.contains("new-one"),
+            "{dump}"
+        );
+    }
+
+    #[test]
+    fn bad_values_name_their_key() {
+        let e = Config::from_vars(&vars(&[("AGENTIC_LISTEN", "nope")])).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "AGENTIC_LISTEN: `nope` is not a socket address like 127.0.0.1:3000"
+        );
+        let e = Config::from_vars(&vars(&[("AGENTIC_GITHUB_APP_ID", "12")])).unwrap_err();
+        assert_eq!(e.key, "AGENTIC_GITHUB_PRIVATE_KEY");
+        let e = Config::from_vars(&vars(&[("AGENTIC_GITHUB_API_URL", "ftp://x")])).unwrap_err();
+        assert_eq!(e.key, "AGENTIC_GITHUB_API_URL");
+    }
+
+    #[test]
+    fn enterprise_web_url() {
+        assert_eq!(web_url_for("https://ghe.corp/api/v3"), "https://ghe.corp");
+        assert_eq!(
+            web_url_for("http://127.0.0.1:9000"),
+            "http://127.0.0.1:9000"
+        );
+    }
+
+    #[test]
+    fn file_is_read_under_the_environment() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("agentic.env");
+        std::fs::write(
+            &path,
+            "AGENTIC_LISTEN=127.0.0.1:4000\nAGENTIC_MODEL=from-file\n",
+        )
+        .unwrap();
+        let c = Config::from_vars(&vars(&[
+            ("AGENTIC_CONFIG_FILE", path.to_str().unwrap()),
+            ("AGENTIC_MODEL", "from-env"),
+        ]))
+        .unwrap();
+        assert_eq!(c.listen.port(), 4000);
+        assert_eq!(c.model, "from-env");
+        std::fs::write(&path, "AGENTIC_LISTN=1\n").unwrap();
+        let e = Config::from_vars(&vars(&[("AGENTIC_CONFIG_FILE", path.to_str().unwrap())]))
+            .unwrap_err();
+        assert!(e.to_string().contains("unknown key `AGENTIC_LISTN`"), "{e}");
+    }
+}

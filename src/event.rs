@@ -1,0 +1,548 @@
+//! Our own small, owned event types, parsed at the edge.
+//!
+//! GitHub's payloads are large (a `pull_request` delivery is ~20 KB) and we
+//! need a handful of fields from them. Each struct below names only those
+//! fields, so serde skips the rest without building a `serde_json::Value`.
+//! Fields GitHub documents as nullable, or omits in some payload variants
+//! (repository webhooks carry no `installation`), are `Option`s: a real
+//! payload must never fail to parse because of a field we do not act on.
+
+use serde::{Deserialize, Serialize};
+
+/// The webhook events this bot acts on, by their `X-GitHub-Event` name.
+pub const HANDLED_EVENTS: &[&str] = &[
+    "ping",
+    "issue_comment",
+    "pull_request",
+    "issues",
+    "check_run",
+    "installation",
+];
+
+/// The repository an event happened in.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Repo {
+    pub id: u64,
+    /// `owner/name`.
+    pub full_name: String,
+}
+
+/// Who caused an event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Actor {
+    pub login: String,
+    pub id: u64,
+    /// `User`, `Bot` or `Organization`.
+    #[serde(rename = "type", default)]
+    pub kind: String,
+}
+
+impl Actor {
+    /// Bots (including this App itself, whose comments arrive as a `Bot`
+    /// sender) never drive the bot.
+    pub fn is_bot(&self) -> bool {
+        self.kind == "Bot" || self.login.ends_with("[bot]")
+    }
+}
+
+/// A comment on an issue or on a pull request's conversation tab.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IssueComment {
+    pub action: String,
+    pub repo: Repo,
+    pub installation_id: u64,
+    /// Issue or pull request number.
+    pub number: u64,
+    /// True when the comment is on a pull request.
+    pub on_pull_request: bool,
+    pub comment_id: u64,
+    pub body: String,
+    pub author: Actor,
+    pub sender: Actor,
+}
+
+/// A pull request was opened, reopened, pushed to or marked ready.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PullRequest {
+    pub action: String,
+    pub repo: Repo,
+    pub installation_id: u64,
+    pub number: u64,
+    pub head_sha: String,
+    pub head_ref: String,
+    pub base_ref: String,
+    pub draft: bool,
+    pub author: Actor,
+    pub sender: Actor,
+}
+
+/// An issue was opened or labeled.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Issue {
+    pub action: String,
+    pub repo: Repo,
+    pub installation_id: u64,
+    pub number: u64,
+    pub title: String,
+    pub labels: Vec<String>,
+    /// The label just added, for `labeled`.
+    pub label: Option<String>,
+    pub sender: Actor,
+}
+
+/// A check run's button was pressed, or a re-run was asked for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckRun {
+    pub action: String,
+    pub repo: Repo,
+    pub installation_id: u64,
+    pub check_run_id: u64,
+    pub head_sha: String,
+    pub name: String,
+    /// The button's identifier, for `requested_action`.
+    pub requested_action: Option<String>,
+    pub pull_requests: Vec<u64>,
+    pub sender: Actor,
+}
+
+/// The App was installed or uninstalled.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Installation {
+    pub action: String,
+    pub installation_id: u64,
+    pub account: String,
+    pub sender: Actor,
+}
+
+/// A delivery after parsing: something to act on, or a reason to ignore it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Event {
+    IssueComment(IssueComment),
+    PullRequest(PullRequest),
+    Issue(Issue),
+    CheckRun(CheckRun),
+    Installation(Installation),
+}
+
+/// What a delivery turned into.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Parsed {
+    /// GitHub's `ping`, sent when a hook is created.
+    Ping,
+    /// An event the bot acts on.
+    Event(Event),
+    /// A well-formed delivery that needs no work, and why.
+    Ignored(Ignored),
+}
+
+/// A well-formed delivery that needs no work.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ignored {
+    pub action: Option<String>,
+    pub installation_id: Option<u64>,
+    pub repo: Option<String>,
+    pub reason: String,
+}
+
+/// A delivery of an event we handle whose JSON does not have the shape
+/// GitHub documents.
+#[derive(Debug, thiserror::Error)]
+#[error("payload is not a valid `{event}` event: {source}")]
+pub struct ParseError {
+    pub event: String,
+    #[source]
+    pub source: serde_json::Error,
+}
+
+impl Event {
+    /// The `action` field of the payload.
+    pub fn action(&self) -> &str {
+        match self {
+            Event::IssueComment(e) => &e.action,
+            Event::PullRequest(e) => &e.action,
+            Event::Issue(e) => &e.action,
+            Event::CheckRun(e) => &e.action,
+            Event::Installation(e) => &e.action,
+        }
+    }
+
+    pub fn installation_id(&self) -> u64 {
+        match self {
+            Event::IssueComment(e) => e.installation_id,
+            Event::PullRequest(e) => e.installation_id,
+            Event::Issue(e) => e.installation_id,
+            Event::CheckRun(e) => e.installation_id,
+            Event::Installation(e) => e.installation_id,
+        }
+    }
+
+    pub fn repo(&self) -> Option<&Repo> {
+        match self {
+            Event::IssueComment(e) => Some(&e.repo),
+            Event::PullRequest(e) => Some(&e.repo),
+            Event::Issue(e) => Some(&e.repo),
+            Event::CheckRun(e) => Some(&e.repo),
+            Event::Installation(_) => None,
+        }
+    }
+
+    /// The issue or pull request number the event is about, if any.
+    pub fn number(&self) -> Option<u64> {
+        match self {
+            Event::IssueComment(e) => Some(e.number),
+            Event::PullRequest(e) => Some(e.number),
+            Event::Issue(e) => Some(e.number),
+            Event::CheckRun(e) => e.pull_requests.first().copied(),
+            Event::Installation(_) => None,
+        }
+    }
+}
+
+// ---- wire shapes: only the fields we read ----
+
+#[derive(Deserialize)]
+struct WireInstallationRef {
+    id: u64,
+}
+
+#[derive(Deserialize)]
+struct WireRepo {
+    id: u64,
+    full_name: String,
+}
+
+impl From<WireRepo> for Repo {
+    fn from(r: WireRepo) -> Self {
+        Repo {
+            id: r.id,
+            full_name: r.full_name,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct WireIssueComment {
+    action: String,
+    issue: WireIssue,
+    comment: WireComment,
+    repository: WireRepo,
+    sender: Actor,
+    installation: Option<WireInstallationRef>,
+}
+
+#[derive(Deserialize)]
+struct WireIssue {
+    number: u64,
+    #[serde(default)]
+    title: String,
+    /// Present (with URLs) only when the issue is a pull request.
+    pull_request: Option<serde::de::IgnoredAny>,
+    #[serde(default)]
+    labels: Vec<WireLabel>,
+}
+
+#[derive(Deserialize)]
+struct WireLabel {
+    name: String,
+}
+
+#[derive(Deserialize)]
+struct WireComment {
+    id: u64,
+    body: Option<String>,
+    user: Actor,
+}
+
+#[derive(Deserialize)]
+struct WirePullRequestEvent {
+    action: String,
+    number: u64,
+    pull_request: WirePull,
+    repository: WireRepo,
+    sender: Actor,
+    installation: Option<WireInstallationRef>,
+}
+
+#[derive(Deserialize)]
+struct WirePull {
+    head: WireRef,
+    base: WireRef,
+    #[serde(default)]
+    draft: bool,
+    user: Actor,
+}
+
+#[derive(Deserialize)]
+struct WireRef {
+    sha: String,
+    #[serde(rename = "ref")]
+    name: String,
+}
+
+#[derive(Deserialize)]
+struct WireIssuesEvent {
+    action: String,
+    issue: WireIssue,
+    label: Option<WireLabel>,
+    repository: WireRepo,
+    sender: Actor,
+    installation: Option<WireInstallationRef>,
+}
+
+#[derive(Deserialize)]
+struct WireCheckRunEvent {
+    action: String,
+    check_run: WireCheckRun,
+    requested_action: Option<WireRequestedAction>,
+    repository: WireRepo,
+    sender: Actor,
+    installation: Option<WireInstallationRef>,
+}
+
+#[derive(Deserialize)]
+struct WireCheckRun {
+    id: u64,
+    head_sha: String,
+    name: String,
+    #[serde(default)]
+    pull_requests: Vec<WirePullRef>,
+}
+
+#[derive(Deserialize)]
+struct WirePullRef {
+    number: u64,
+}
+
+#[derive(Deserialize)]
+struct WireRequestedAction {
+    identifier: String,
+}
+
+#[derive(Deserialize)]
+struct WireInstallationEvent {
+    action: String,
+    installation: WireInstallation,
+    sender: Actor,
+}
+
+#[derive(Deserialize)]
+struct WireInstallation {
+    id: u64,
+    account: Option<WireAccount>,
+}
+
+#[derive(Deserialize)]
+struct WireAccount {
+    /// Organizations and users have `login`; enterprises have `slug`.
+    login: Option<String>,
+    slug: Option<String>,
+}
+
+/// Just enough of any payload to record an ignored delivery usefully.
+#[derive(Deserialize)]
+struct WireEnvelope {
+    action: Option<String>,
+    installation: Option<WireInstallationRef>,
+    repository: Option<WireRepo>,
+}
+
+/// Which `action`s of each event create work. Everything else is recorded
+/// as ignored.
+fn wanted(event: &str, action: &str) -> bool {
+    matches!(
+        (event, action),
+        ("issue_comment", "created" | "edited")
+            | (
+                "pull_request",
+                "opened" | "reopened" | "synchronize" | "ready_for_review"
+            )
+            | ("issues", "opened" | "labeled")
+            | ("check_run", "requested_action" | "rerequested")
+            | ("installation", "created" | "deleted")
+    )
+}
+
+/// The cheapest test for a possible command, run at intake so that the
+/// ordinary chatter on a busy repository never reaches the queue. The
+/// markdown-aware parser in the worker decides for real.
+pub const COMMAND_PREFIX: &str = "/agentic";
+
+fn ignored(envelope: WireEnvelope, reason: impl Into<String>) -> Parsed {
+    Parsed::Ignored(Ignored {
+        action: envelope.action,
+        installation_id: envelope.installation.map(|i| i.id),
+        repo: envelope.repository.map(|r| r.full_name),
+        reason: reason.into(),
+    })
+}
+
+/// A handled event's payload in its wire shape.
+enum Wire {
+    IssueComment(WireIssueComment),
+    PullRequest(WirePullRequestEvent),
+    Issues(WireIssuesEvent),
+    CheckRun(WireCheckRunEvent),
+    Installation(WireInstallationEvent),
+}
+
+impl Wire {
+    fn parse(event: &str, body: &[u8]) -> Option<Result<Wire, serde_json::Error>> {
+        use serde_json::from_slice as from;
+        Some(match event {
+            "issue_comment" => from(body).map(Wire::IssueComment),
+            "pull_request" => from(body).map(Wire::PullRequest),
+            "issues" => from(body).map(Wire::Issues),
+            "check_run" => from(body).map(Wire::CheckRun),
+            "installation" => from(body).map(Wire::Installation),
+            _ => return None,
+        })
+    }
+
+    fn envelope(&self) -> WireEnvelope {
+        let (action, installation, repo) = match self {
+            Wire::IssueComment(w) => (&w.action, w.installation.as_ref(), Some(&w.repository)),
+            Wire::PullRequest(w) => (&w.action, w.installation.as_ref(), Some(&w.repository)),
+            Wire::Issues(w) => (&w.action, w.installation.as_ref(), Some(&w.repository)),
+            Wire::CheckRun(w) => (&w.action, w.installation.as_ref(), Some(&w.repository)),
+            Wire::Installation(w) => (&w.action, Some(&w.installation.as_ref_id()), None),
+        };
+        WireEnvelope {
+            action: Some(action.clone()),
+            installation: installation.map(|i| WireInstallationRef { id: i.id }),
+            repository: repo.map(|r| WireRepo {
+                id: r.id,
+                full_name: r.full_name.clone(),
+            }),
+        }
+    }
+}
+
+impl WireInstallation {
+    fn as_ref_id(&self) -> WireInstallationRef {
+        WireInstallationRef { id: self.id }
+    }
+}
+
+/// Parse one delivery. `event` is the `X-GitHub-Event` header.
+///
+/// Events we do not handle need not even be JSON: they are recorded as
+/// ignored with whatever action and repository can be read. A handled event
+/// is parsed once into its wire shape; if that fails, the delivery is still
+/// ignored when its action is one we do not act on (GitHub may shape those
+/// differently), and otherwise it is a [`ParseError`].
+pub fn parse(event: &str, body: &[u8]) -> Result<Parsed, ParseError> {
+    let err = |source| ParseError {
+        event: event.to_string(),
+        source,
+    };
+    if event == "ping" {
+        return Ok(Parsed::Ping);
+    }
+    let wire = match Wire::parse(event, body) {
+        None => {
+            let envelope = serde_json::from_slice(body).unwrap_or(WireEnvelope {
+                action: None,
+                installation: None,
+                repository: None,
+            });
+            return Ok(ignored(envelope, format!("event `{event}` is not handled")));
+        }
+        Some(Ok(wire)) => wire,
+        Some(Err(e)) => {
+            let envelope: WireEnvelope = serde_json::from_slice(body).map_err(err)?;
+            let action = envelope.action.clone().unwrap_or_default();
+            if !wanted(event, &action) {
+                return Ok(ignored(
+                    envelope,
+                    format!("action `{action}` of `{event}` is not handled"),
+                ));
+            }
+            return Err(err(e));
+        }
+    };
+    let envelope = wire.envelope();
+    let action = envelope.action.clone().unwrap_or_default();
+    if !wanted(event, &action) {
+        return Ok(ignored(
+            envelope,
+            format!("action `{action}` of `{event}` is not handled"),
+        ));
+    }
+    let Some(installation_id) = envelope.installation.as_ref().map(|i| i.id) else {
+        // A repository or organization webhook, not an App delivery: there
+        // is no installation to act as, so nothing can be done with it.
+        return Ok(ignored(envelope, "no installation in the payload"));
+    };
+    let parsed = match wire {
+        Wire::IssueComment(w) => {
+            let body = w.comment.body.unwrap_or_default();
+            if w.sender.is_bot() || w.comment.user.is_bot() {
+                return Ok(ignored(envelope, "comment by a bot"));
+            }
+            if !body.contains(COMMAND_PREFIX) {
+                return Ok(ignored(envelope, "comment has no command"));
+            }
+            Event::IssueComment(IssueComment {
+                action: w.action,
+                repo: w.repository.into(),
+                installation_id,
+                number: w.issue.number,
+                on_pull_request: w.issue.pull_request.is_some(),
+                comment_id: w.comment.id,
+                body,
+                author: w.comment.user,
+                sender: w.sender,
+            })
+        }
+        Wire::PullRequest(w) => Event::PullRequest(PullRequest {
+            action: w.action,
+            repo: w.repository.into(),
+            installation_id,
+            number: w.number,
+            head_sha: w.pull_request.head.sha,
+            head_ref: w.pull_request.head.name,
+            base_ref: w.pull_request.base.name,
+            draft: w.pull_request.draft,
+            author: w.pull_request.user,
+            sender: w.sender,
+        }),
+        Wire::Issues(w) => Event::Issue(Issue {
+            action: w.action,
+            repo: w.repository.into(),
+            installation_id,
+            number: w.issue.number,
+            title: w.issue.title,
+            labels: w.issue.labels.into_iter().map(|l| l.name).collect(),
+            label: w.label.map(|l| l.name),
+            sender: w.sender,
+        }),
+        Wire::CheckRun(w) => Event::CheckRun(CheckRun {
+            action: w.action,
+            repo: w.repository.into(),
+            installation_id,
+            check_run_id: w.check_run.id,
+            head_sha: w.check_run.head_sha,
+            name: w.check_run.name,
+            requested_action: w.requested_action.map(|a| a.identifier),
+            pull_requests: w
+                .check_run
+                .pull_requests
+                .into_iter()
+                .map(|p| p.number)
+                .collect(),
+            sender: w.sender,
+        }),
+        Wire::Installation(w) => Event::Installation(Installation {
+            action: w.action,
+            installation_id,
+            account: w
+                .installation
+                .account
+                .and_then(|a| a.login.or(a.slug))
+                .unwrap_or_default(),
+            sender: w.sender,
+        }),
+    };
+    Ok(Parsed::Event(parsed))
+}

@@ -1,0 +1,67 @@
+//! Job kinds, and which jobs an event creates.
+
+use crate::event::Event;
+use crate::store::NewJob;
+
+/// What a job does. Stored by name; the worker dispatches on it with an
+/// exhaustive match, so a new kind does not compile until it is handled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobKind {
+    /// `/agentic …` in an issue or pull-request comment.
+    Command,
+    /// Automatic review of a pull request that opened or got new commits.
+    Review,
+    /// An infrastructure task started from an issue.
+    InfraTask,
+    /// A check run's button, or a re-run request.
+    CheckRunAction,
+    /// The App was installed or uninstalled.
+    Installation,
+}
+
+impl JobKind {
+    pub const ALL: [JobKind; 5] = [
+        JobKind::Command,
+        JobKind::Review,
+        JobKind::InfraTask,
+        JobKind::CheckRunAction,
+        JobKind::Installation,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobKind::Command => "command",
+            JobKind::Review => "review",
+            JobKind::InfraTask => "infra_task",
+            JobKind::CheckRunAction => "check_run_action",
+            JobKind::Installation => "installation",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<JobKind> {
+        JobKind::ALL.into_iter().find(|k| k.as_str() == name)
+    }
+}
+
+/// The jobs one event creates (today one each; the list leaves room for an
+/// event that fans out).
+pub fn jobs_for(event: &Event) -> Vec<NewJob> {
+    let kind = match event {
+        Event::IssueComment(_) => JobKind::Command,
+        Event::PullRequest(_) => JobKind::Review,
+        Event::Issue(_) => JobKind::InfraTask,
+        Event::CheckRun(_) => JobKind::CheckRunAction,
+        Event::Installation(_) => JobKind::Installation,
+    };
+    let subject = match (event.repo(), event.number()) {
+        (Some(repo), Some(n)) => format!("{}#{n}", repo.full_name),
+        (Some(repo), None) => repo.full_name.clone(),
+        (None, _) => format!("installation/{}", event.installation_id()),
+    };
+    vec![NewJob {
+        kind: kind.as_str().to_string(),
+        subject,
+        // Serializing our own small struct cannot fail.
+        payload: serde_json::to_string(event).unwrap_or_default(),
+    }]
+}

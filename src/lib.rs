@@ -1,0 +1,22 @@
+//! agentic: a GitHub App that reviews pull requests and plans AWS changes
+//! from `/agentic` commands, under guardrails. See DESIGN.md for the map.
+
+pub mod app_credentials;
+pub mod cli;
+pub mod config;
+pub mod event;
+pub mod handlers;
+pub mod intake;
+pub mod jobs;
+pub mod manifest;
+pub mod metrics;
+pub mod server;
+pub mod store;
+pub mod telemetry;
+pub mod worker;
+
+/// Install one process-wide rustls crypto provider (ring), so that crates
+/// that would each pick their own agree. Safe to call more than once.
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}

@@ -1,0 +1,213 @@
+//! The HTTP side: router, shared state, and the `serve` entry point.
+
+pub mod setup;
+pub mod webhook;
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use arc_swap::{ArcSwap, ArcSwapOption};
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use secrecy::SecretString;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{Config, GitHubApp};
+use crate::handlers::JobContext;
+use crate::metrics::Metrics;
+use crate::store::Store;
+use crate::worker::Worker;
+
+/// Shared by every request. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Store,
+    pub metrics: Arc<Metrics>,
+    pub config: Arc<Config>,
+    /// Poked when jobs are committed, so the worker starts at once.
+    pub wake: Arc<Notify>,
+    /// The secrets deliveries may be signed with. Swapped (not locked) when
+    /// the setup flow registers an App while the server runs.
+    secrets: Arc<ArcSwap<Vec<SecretString>>>,
+    app: Arc<ArcSwapOption<GitHubApp>>,
+    pub setup: Arc<setup::SetupState>,
+}
+
+impl AppState {
+    pub fn new(store: Store, config: Arc<Config>) -> AppState {
+        AppState {
+            store,
+            metrics: Arc::new(Metrics::new()),
+            secrets: Arc::new(ArcSwap::from_pointee(config.webhook_secrets.clone())),
+            app: Arc::new(ArcSwapOption::from(config.app.clone().map(Arc::new))),
+            config,
+            wake: Arc::new(Notify::new()),
+            setup: Arc::new(setup::SetupState::default()),
+        }
+    }
+
+    pub fn webhook_secrets(&self) -> arc_swap::Guard<Arc<Vec<SecretString>>> {
+        self.secrets.load()
+    }
+
+    /// The App in use, if one is configured or was registered.
+    pub fn app(&self) -> Option<Arc<GitHubApp>> {
+        self.app.load_full()
+    }
+
+    /// Start using a freshly registered App.
+    pub fn install_app(&self, app: GitHubApp, webhook_secret: SecretString) {
+        self.secrets.store(Arc::new(vec![webhook_secret]));
+        self.app.store(Some(Arc::new(app)));
+    }
+
+    pub fn worker(&self) -> Worker {
+        Worker {
+            ctx: JobContext {
+                store: self.store.clone(),
+                config: self.config.clone(),
+            },
+            metrics: self.metrics.clone(),
+            wake: self.wake.clone(),
+        }
+    }
+}
+
+/// The whole HTTP surface.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route(
+            "/api/github/webhooks",
+            post(webhook::receive).layer(DefaultBodyLimit::max(webhook::MAX_BODY_BYTES)),
+        )
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
+        .route("/", get(setup::index))
+        .route("/setup/callback", get(setup::callback))
+        .with_state(state)
+}
+
+async fn healthz(State(state): State<AppState>) -> Response {
+    match state.store.job_counts().await {
+        Ok(_) => (StatusCode::OK, "ok\n").into_response(),
+        Err(e) => {
+            tracing::error!(error = %format!("{e:#}"), "health check: store unavailable");
+            (StatusCode::SERVICE_UNAVAILABLE, "store unavailable\n").into_response()
+        }
+    }
+}
+
+async fn metrics(State(state): State<AppState>) -> Response {
+    match state.metrics.render(&state.store).await {
+        Ok(text) => (
+            [(
+                header::CONTENT_TYPE,
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            )],
+            text,
+        )
+            .into_response(),
+        Err(e) => {
+            tracing::error!(error = %format!("{e:#}"), "cannot render metrics");
+            StatusCode::SERVICE_UNAVAILABLE.into_response()
+        }
+    }
+}
+
+/// A running server, for tests and for `serve`.
+pub struct Running {
+    pub addr: std::net::SocketAddr,
+    pub state: AppState,
+    pub shutdown: CancellationToken,
+    handle: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl Running {
+    /// Stop taking requests and jobs, drain, and wait until done.
+    pub async fn stop(self) -> anyhow::Result<()> {
+        self.shutdown.cancel();
+        self.handle.await.context("server task panicked")?
+    }
+
+    /// Wait until the server stops by itself (a signal).
+    pub async fn wait(self) -> anyhow::Result<()> {
+        self.handle.await.context("server task panicked")?
+    }
+}
+
+/// Open the store, bind, and run the HTTP server and the worker until
+/// `shutdown` is cancelled.
+pub async fn start(config: Config) -> anyhow::Result<Running> {
+    crate::install_crypto_provider();
+    let config = Arc::new(config);
+    let store = Store::open(&config.database_url).await?;
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("AGENTIC_LISTEN: cannot listen on {}", config.listen))?;
+    let addr = listener.local_addr().context("reading the bound address")?;
+    let state = AppState::new(store.clone(), config.clone());
+    let shutdown = CancellationToken::new();
+    let worker = tokio::spawn(state.worker().run(shutdown.clone()));
+    let app = router(state.clone());
+    tracing::info!(%addr, "listening on http://{addr}");
+    if state.app().is_none() {
+        tracing::warn!("no GitHub App is configured: open http://{addr}/ to register one");
+    }
+    let stop = shutdown.clone();
+    let handle = tokio::spawn(async move {
+        let served = axum::serve(listener, app)
+            .with_graceful_shutdown(stop.clone().cancelled_owned())
+            .await
+            .context("HTTP server failed");
+        // Whatever ended the server ends the worker too.
+        stop.cancel();
+        let _ = worker.await;
+        store.close().await;
+        tracing::info!("stopped");
+        served
+    });
+    Ok(Running {
+        addr,
+        state,
+        shutdown,
+        handle,
+    })
+}
+
+/// `agentic serve`: run until SIGTERM or SIGINT.
+pub async fn serve(config: Config) -> anyhow::Result<()> {
+    let running = start(config).await?;
+    let shutdown = running.shutdown.clone();
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        tracing::info!("shutting down: no new work; running jobs get the grace period");
+        shutdown.cancel();
+    });
+    running.wait().await
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut term = match signal(SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = tokio::signal::ctrl_c() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

@@ -1,0 +1,416 @@
+//! Durable state behind one API.
+//!
+//! SQLite is the embedded default. Callers only see [`Store`]; a Postgres
+//! backend slots in behind the same methods (its lease query would use
+//! `FOR UPDATE SKIP LOCKED`), which is why no `sqlx` type leaks out of here.
+
+mod intake;
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use anyhow::Context;
+use serde::Serialize;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+use sqlx::Row;
+
+pub use intake::{DeliveryOutcome, NewDelivery, NewJob};
+
+/// Milliseconds since the Unix epoch, the unit of every time in the store.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// How long SQLite waits for another process's write lock before failing a
+/// statement. Writes inside this process are already serialised by the
+/// one-connection write pool, so this only matters when two processes (a
+/// `replay` next to a `serve`) share the file.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How many connections serve reads (metrics, lookups). Reads never block
+/// writes in WAL mode.
+const READ_CONNECTIONS: u32 = 2;
+
+/// Durable state: deliveries, jobs, outputs, audit.
+#[derive(Clone)]
+pub struct Store {
+    /// Exactly one connection: every write in this process queues for it in
+    /// async land (fair, no SQLite busy-sleeps) instead of racing for the
+    /// file lock.
+    write: SqlitePool,
+    read: SqlitePool,
+    intake: intake::Batcher,
+}
+
+/// A job handed to a worker, with the lease that proves it still owns it.
+#[derive(Debug, Clone)]
+pub struct LeasedJob {
+    pub id: i64,
+    pub delivery_id: String,
+    pub kind: String,
+    pub subject: String,
+    pub payload: String,
+    /// Attempts so far, this one included.
+    pub attempts: i64,
+    pub lease_token: String,
+}
+
+/// A job as stored, for status and tests.
+#[derive(Debug, Clone, Serialize)]
+pub struct JobRow {
+    pub id: i64,
+    pub delivery_id: String,
+    pub kind: String,
+    pub subject: String,
+    pub state: String,
+    pub attempts: i64,
+    pub last_error: Option<String>,
+}
+
+/// A delivery as stored.
+#[derive(Debug, Clone, Serialize)]
+pub struct DeliveryRow {
+    pub id: String,
+    pub event: String,
+    pub action: Option<String>,
+    pub installation_id: Option<i64>,
+    pub repo: Option<String>,
+    pub outcome: String,
+    pub reason: Option<String>,
+}
+
+/// One audit record. `detail` must already be redacted.
+#[derive(Debug, Clone, Default)]
+pub struct AuditEntry {
+    pub job_id: Option<i64>,
+    pub delivery_id: Option<String>,
+    pub actor: Option<String>,
+    pub action: String,
+    pub detail: Option<serde_json::Value>,
+}
+
+impl Store {
+    /// Open (creating if needed) and migrate the database at `url`.
+    pub async fn open(url: &str) -> anyhow::Result<Store> {
+        if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            anyhow::bail!(
+                "AGENTIC_DATABASE_URL: Postgres is not available in this build yet; use a sqlite: URL"
+            );
+        }
+        let url = if url.starts_with("sqlite:") {
+            url.to_string()
+        } else {
+            format!("sqlite://{url}")
+        };
+        let options = SqliteConnectOptions::from_str(&url)
+            .with_context(|| format!("AGENTIC_DATABASE_URL: cannot parse `{url}`"))?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            // FULL: a delivery we answered 202 for survives power loss, not
+            // only a crash of this process. Group commit pays for it.
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            .busy_timeout(BUSY_TIMEOUT);
+        let write = SqlitePoolOptions::new()
+            .max_connections(1)
+            .min_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .connect_with(options.clone())
+            .await
+            .with_context(|| format!("opening database `{url}`"))?;
+        sqlx::migrate!("./migrations")
+            .run(&write)
+            .await
+            .context("applying database migrations")?;
+        let read = SqlitePoolOptions::new()
+            .max_connections(READ_CONNECTIONS)
+            .connect_with(options.read_only(true))
+            .await
+            .with_context(|| format!("opening database `{url}` for reading"))?;
+        let intake = intake::Batcher::start(write.clone());
+        Ok(Store {
+            write,
+            read,
+            intake,
+        })
+    }
+
+    /// Store a delivery and its jobs in one transaction, deduplicated on the
+    /// delivery id. Returns only once the transaction is committed.
+    /// Concurrent calls are grouped into one transaction (group commit).
+    pub async fn record_delivery(&self, delivery: NewDelivery) -> anyhow::Result<DeliveryOutcome> {
+        self.intake.submit(delivery).await
+    }
+
+    /// Take the next runnable job: a queued one whose time has come, or a
+    /// running one whose lease ran out (its worker died).
+    pub async fn lease_job(&self, lease: Duration) -> anyhow::Result<Option<LeasedJob>> {
+        let now = now_ms();
+        let token = uuid::Uuid::new_v4().to_string();
+        let row = sqlx::query(
+            "UPDATE jobs SET state = 'running', attempts = attempts + 1, lease_token = ?1,
+                 lease_until = ?2, updated_at = ?3
+             WHERE id = (SELECT id FROM jobs
+                         WHERE (state = 'queued' AND run_after <= ?3)
+                            OR (state = 'running' AND lease_until < ?3)
+                         ORDER BY run_after, id LIMIT 1)
+             RETURNING id, delivery_id, kind, subject, payload, attempts",
+        )
+        .bind(&token)
+        .bind(now + lease.as_millis() as i64)
+        .bind(now)
+        .fetch_optional(&self.write)
+        .await
+        .context("leasing a job")?;
+        Ok(row.map(|r| LeasedJob {
+            id: r.get("id"),
+            delivery_id: r.get("delivery_id"),
+            kind: r.get("kind"),
+            subject: r.get("subject"),
+            payload: r.get("payload"),
+            attempts: r.get("attempts"),
+            lease_token: token,
+        }))
+    }
+
+    /// Push a running job's lease further out. False if the lease was lost.
+    pub async fn extend_lease(&self, job: &LeasedJob, lease: Duration) -> anyhow::Result<bool> {
+        let r = sqlx::query(
+            "UPDATE jobs SET lease_until = ?1 WHERE id = ?2 AND lease_token = ?3 AND state = 'running'",
+        )
+        .bind(now_ms() + lease.as_millis() as i64)
+        .bind(job.id)
+        .bind(&job.lease_token)
+        .execute(&self.write)
+        .await
+        .context("extending a job lease")?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    /// Finish a job. The state change and its audit record commit together,
+    /// and only while the lease is still ours, so a job completes once.
+    pub async fn complete_job(&self, job: &LeasedJob) -> anyhow::Result<bool> {
+        self.finish(job, "done", None, None, "job.completed").await
+    }
+
+    /// Put a job back in the queue to run again at `run_after_ms`.
+    pub async fn retry_job(
+        &self,
+        job: &LeasedJob,
+        run_after_ms: i64,
+        error: &str,
+    ) -> anyhow::Result<bool> {
+        self.finish(job, "queued", Some(run_after_ms), Some(error), "job.retry")
+            .await
+    }
+
+    /// Give up on a job, keeping the reason.
+    pub async fn kill_job(&self, job: &LeasedJob, error: &str) -> anyhow::Result<bool> {
+        self.finish(job, "dead", None, Some(error), "job.dead")
+            .await
+    }
+
+    async fn finish(
+        &self,
+        job: &LeasedJob,
+        state: &str,
+        run_after: Option<i64>,
+        error: Option<&str>,
+        audit_action: &str,
+    ) -> anyhow::Result<bool> {
+        let now = now_ms();
+        let mut tx = self.write.begin().await.context("starting a transaction")?;
+        let r = sqlx::query(
+            "UPDATE jobs SET state = ?1, run_after = COALESCE(?2, run_after), last_error = COALESCE(?3, last_error),
+                 lease_token = NULL, lease_until = NULL, updated_at = ?4,
+                 finished_at = CASE WHEN ?1 IN ('done', 'dead') THEN ?4 ELSE NULL END
+             WHERE id = ?5 AND lease_token = ?6 AND state = 'running'",
+        )
+        .bind(state)
+        .bind(run_after)
+        .bind(error)
+        .bind(now)
+        .bind(job.id)
+        .bind(&job.lease_token)
+        .execute(&mut *tx)
+        .await
+        .context("updating a job")?;
+        if r.rows_affected() != 1 {
+            tx.rollback().await.ok();
+            return Ok(false);
+        }
+        let detail =
+            serde_json::json!({ "kind": job.kind, "attempt": job.attempts, "error": error });
+        insert_audit(
+            &mut tx,
+            now,
+            &AuditEntry {
+                job_id: Some(job.id),
+                delivery_id: Some(job.delivery_id.clone()),
+                actor: None,
+                action: audit_action.to_string(),
+                detail: Some(detail),
+            },
+        )
+        .await?;
+        tx.commit().await.context("committing a job update")?;
+        Ok(true)
+    }
+
+    /// Hand a job back without counting the attempt against it (shutdown).
+    pub async fn release_job(&self, job: &LeasedJob) -> anyhow::Result<bool> {
+        let r = sqlx::query(
+            "UPDATE jobs SET state = 'queued', attempts = MAX(attempts - 1, 0), lease_token = NULL,
+                 lease_until = NULL, run_after = ?1, updated_at = ?1
+             WHERE id = ?2 AND lease_token = ?3 AND state = 'running'",
+        )
+        .bind(now_ms())
+        .bind(job.id)
+        .bind(&job.lease_token)
+        .execute(&self.write)
+        .await
+        .context("releasing a job")?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    /// Write one audit record.
+    pub async fn audit(&self, entry: AuditEntry) -> anyhow::Result<()> {
+        let mut conn = self
+            .write
+            .acquire()
+            .await
+            .context("acquiring a connection")?;
+        insert_audit(&mut conn, now_ms(), &entry).await
+    }
+
+    /// When the earliest queued job becomes runnable, or a running job's
+    /// lease runs out (ms since epoch), if any.
+    pub async fn next_due(&self) -> anyhow::Result<Option<i64>> {
+        let row = sqlx::query(
+            "SELECT MIN(t) AS t FROM (
+                 SELECT MIN(run_after) AS t FROM jobs WHERE state = 'queued'
+                 UNION ALL SELECT MIN(lease_until) FROM jobs WHERE state = 'running')",
+        )
+        .fetch_one(&self.read)
+        .await
+        .context("reading the queue")?;
+        Ok(row.get::<Option<i64>, _>("t"))
+    }
+
+    /// Jobs by state, for metrics.
+    pub async fn job_counts(&self) -> anyhow::Result<Vec<(String, i64)>> {
+        let rows = sqlx::query("SELECT state, COUNT(*) AS n FROM jobs GROUP BY state")
+            .fetch_all(&self.read)
+            .await
+            .context("counting jobs")?;
+        Ok(rows.iter().map(|r| (r.get("state"), r.get("n"))).collect())
+    }
+
+    /// The jobs a delivery created.
+    pub async fn jobs_for_delivery(&self, delivery_id: &str) -> anyhow::Result<Vec<JobRow>> {
+        self.jobs_where("WHERE delivery_id = ?1", Some(delivery_id))
+            .await
+    }
+
+    /// Every job, oldest first.
+    pub async fn jobs(&self) -> anyhow::Result<Vec<JobRow>> {
+        self.jobs_where("", None).await
+    }
+
+    async fn jobs_where(&self, filter: &str, arg: Option<&str>) -> anyhow::Result<Vec<JobRow>> {
+        let sql = format!(
+            "SELECT id, delivery_id, kind, subject, state, attempts, last_error FROM jobs {filter} ORDER BY id"
+        );
+        let mut q = sqlx::query(&sql);
+        if let Some(arg) = arg {
+            q = q.bind(arg);
+        }
+        let rows = q.fetch_all(&self.read).await.context("reading jobs")?;
+        Ok(rows
+            .iter()
+            .map(|r| JobRow {
+                id: r.get("id"),
+                delivery_id: r.get("delivery_id"),
+                kind: r.get("kind"),
+                subject: r.get("subject"),
+                state: r.get("state"),
+                attempts: r.get("attempts"),
+                last_error: r.get("last_error"),
+            })
+            .collect())
+    }
+
+    /// One stored delivery.
+    pub async fn delivery(&self, id: &str) -> anyhow::Result<Option<DeliveryRow>> {
+        let row = sqlx::query(
+            "SELECT id, event, action, installation_id, repo, outcome, reason FROM deliveries WHERE id = ?1",
+        )
+        .bind(id)
+        .fetch_optional(&self.read)
+        .await
+        .context("reading a delivery")?;
+        Ok(row.map(|r| DeliveryRow {
+            id: r.get("id"),
+            event: r.get("event"),
+            action: r.get("action"),
+            installation_id: r.get("installation_id"),
+            repo: r.get("repo"),
+            outcome: r.get("outcome"),
+            reason: r.get("reason"),
+        }))
+    }
+
+    /// How many deliveries are stored.
+    pub async fn delivery_count(&self) -> anyhow::Result<i64> {
+        let row = sqlx::query("SELECT COUNT(*) AS n FROM deliveries")
+            .fetch_one(&self.read)
+            .await
+            .context("counting deliveries")?;
+        Ok(row.get("n"))
+    }
+
+    /// Audit actions recorded for a job, oldest first.
+    pub async fn audit_actions(&self, job_id: i64) -> anyhow::Result<Vec<String>> {
+        let rows = sqlx::query("SELECT action FROM audit WHERE job_id = ?1 ORDER BY id")
+            .bind(job_id)
+            .fetch_all(&self.read)
+            .await
+            .context("reading the audit log")?;
+        Ok(rows.iter().map(|r| r.get("action")).collect())
+    }
+
+    /// Flush the write-ahead log into the main file and close connections.
+    pub async fn close(&self) {
+        let _ = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+            .execute(&self.write)
+            .await;
+        self.read.close().await;
+        self.write.close().await;
+    }
+}
+
+async fn insert_audit(
+    conn: &mut sqlx::SqliteConnection,
+    now: i64,
+    e: &AuditEntry,
+) -> anyhow::Result<()> {
+    sqlx::query(
+        "INSERT INTO audit (at, job_id, delivery_id, actor, action, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )
+    .bind(now)
+    .bind(e.job_id)
+    .bind(&e.delivery_id)
+    .bind(&e.actor)
+    .bind(&e.action)
+    .bind(e.detail.as_ref().map(|d| d.to_string()))
+    .execute(conn)
+    .await
+    .context("writing an audit record")?;
+    Ok(())
+}

@@ -1,0 +1,277 @@
+//! The worker: leases jobs, runs them with bounded concurrency, retries
+//! transient failures with exponential backoff and jitter, kills jobs that
+//! keep failing, and drains gracefully on shutdown.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rand::Rng;
+use tokio::sync::{Notify, Semaphore};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use crate::handlers::{self, JobContext, JobError};
+use crate::jobs::JobKind;
+use crate::metrics::Metrics;
+use crate::store::{now_ms, LeasedJob};
+
+/// The first retry waits about this long; each further one doubles it.
+const BACKOFF_BASE: Duration = Duration::from_secs(2);
+/// No retry waits longer than this (unless `retry-after` asks for more).
+const BACKOFF_CAP: Duration = Duration::from_secs(600);
+/// Longest idle sleep between looks at the queue. Wake-ups normally come
+/// from intake's notify or the next due time; this bounds the damage if one
+/// is missed (another replica's jobs, a lease expiring elsewhere).
+const IDLE_POLL: Duration = Duration::from_secs(5);
+/// After a store error, wait this long before leasing again.
+const STORE_ERROR_PAUSE: Duration = Duration::from_secs(1);
+
+/// The worker pool's settings and shared handles.
+#[derive(Clone)]
+pub struct Worker {
+    pub ctx: JobContext,
+    pub metrics: Arc<Metrics>,
+    /// Poked by intake when new jobs are committed.
+    pub wake: Arc<Notify>,
+}
+
+/// Delay before retry number `attempt` (1-based): exponential, capped, with
+/// "equal jitter" (half fixed, half random) so retries of a burst spread out.
+pub fn backoff(attempt: i64, retry_after: Option<Duration>) -> Duration {
+    let exp = attempt.clamp(1, 20) as u32 - 1;
+    let full = BACKOFF_BASE
+        .saturating_mul(2u32.saturating_pow(exp))
+        .min(BACKOFF_CAP);
+    let half = full / 2;
+    let jitter = Duration::from_millis(rand::rng().random_range(0..=half.as_millis() as u64));
+    let delay = half + jitter;
+    match retry_after {
+        Some(asked) if asked > delay => asked,
+        _ => delay,
+    }
+}
+
+impl Worker {
+    /// Run until `shutdown` is cancelled, then give running jobs the grace
+    /// period to finish and hand back the leases of the rest.
+    pub async fn run(self, shutdown: CancellationToken) {
+        let config = self.ctx.config.clone();
+        let permits = Arc::new(Semaphore::new(config.worker_concurrency));
+        let mut tasks = JoinSet::new();
+        let mut running: HashMap<tokio::task::Id, LeasedJob> = HashMap::new();
+        loop {
+            while let Some(done) = tasks.try_join_next_with_id() {
+                let id = match done {
+                    Ok((id, ())) => id,
+                    Err(e) => e.id(),
+                };
+                running.remove(&id);
+            }
+            let permit = tokio::select! {
+                p = permits.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
+                _ = shutdown.cancelled() => break,
+            };
+            match self.ctx.store.lease_job(config.lease).await {
+                Ok(Some(job)) => {
+                    let this = self.clone();
+                    let leased = job.clone();
+                    let handle = tasks.spawn(async move {
+                        this.attempt(job).await;
+                        drop(permit);
+                    });
+                    running.insert(handle.id(), leased);
+                }
+                Ok(None) => {
+                    drop(permit);
+                    let wait = match self.ctx.store.next_due().await {
+                        Ok(Some(due)) => Duration::from_millis((due - now_ms()).max(0) as u64 + 1),
+                        _ => IDLE_POLL,
+                    }
+                    .min(IDLE_POLL);
+                    tokio::select! {
+                        _ = self.wake.notified() => {}
+                        _ = tokio::time::sleep(wait) => {}
+                        _ = shutdown.cancelled() => break,
+                    }
+                }
+                Err(e) => {
+                    drop(permit);
+                    tracing::error!(error = %format!("{e:#}"), "cannot lease jobs");
+                    tokio::select! {
+                        _ = tokio::time::sleep(STORE_ERROR_PAUSE) => {}
+                        _ = shutdown.cancelled() => break,
+                    }
+                }
+            }
+        }
+        self.drain(tasks, running).await;
+    }
+
+    async fn drain(
+        &self,
+        mut tasks: JoinSet<()>,
+        mut running: HashMap<tokio::task::Id, LeasedJob>,
+    ) {
+        let grace = self.ctx.config.shutdown_grace;
+        if !tasks.is_empty() {
+            tracing::info!(
+                jobs = tasks.len(),
+                grace_secs = grace.as_secs(),
+                "waiting for running jobs"
+            );
+        }
+        let deadline = tokio::time::Instant::now() + grace;
+        loop {
+            match tokio::time::timeout_at(deadline, tasks.join_next_with_id()).await {
+                Ok(Some(Ok((id, ())))) => {
+                    running.remove(&id);
+                }
+                Ok(Some(Err(e))) => {
+                    running.remove(&e.id());
+                }
+                Ok(None) => break,
+                Err(_) => {
+                    tasks.abort_all();
+                    while tasks.join_next().await.is_some() {}
+                    break;
+                }
+            }
+        }
+        for job in running.values() {
+            match self.ctx.store.release_job(job).await {
+                Ok(true) => {
+                    self.metrics.attempt(kind_name(&job.kind), "released");
+                    tracing::info!(job_id = job.id, "released unfinished job");
+                }
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::error!(job_id = job.id, error = %format!("{e:#}"), "cannot release job; its lease will expire")
+                }
+            }
+        }
+    }
+
+    /// Run jobs one at a time until none is runnable now (`agentic replay`).
+    pub async fn run_until_idle(&self) -> anyhow::Result<usize> {
+        let mut ran = 0;
+        while let Some(job) = self.ctx.store.lease_job(self.ctx.config.lease).await? {
+            self.attempt(job).await;
+            ran += 1;
+        }
+        Ok(ran)
+    }
+
+    /// One attempt of one job, with its lease kept alive while it runs.
+    async fn attempt(&self, job: LeasedJob) {
+        let span = tracing::info_span!(
+            "job",
+            job_id = job.id,
+            kind = %job.kind,
+            subject = %job.subject,
+            delivery_id = %job.delivery_id,
+            attempt = job.attempts
+        );
+        async {
+            let store = &self.ctx.store;
+            let config = &self.ctx.config;
+            let kind = kind_name(&job.kind);
+            if job.attempts > config.max_attempts as i64 {
+                // Its lease ran out repeatedly: the process running it died
+                // every time. Stop before it takes another one down.
+                let reason = format!("gave up after {} attempts (lease expired)", job.attempts - 1);
+                tracing::error!(%reason, "job is dead");
+                self.metrics.attempt(kind, "dead");
+                if let Err(e) = store.kill_job(&job, &reason).await {
+                    tracing::error!(error = %format!("{e:#}"), "cannot mark job dead");
+                }
+                return;
+            }
+            let result = {
+                let work = handlers::run(&self.ctx, &job);
+                tokio::pin!(work);
+                let mut heartbeat = tokio::time::interval(config.lease / 3);
+                heartbeat.tick().await;
+                loop {
+                    tokio::select! {
+                        r = &mut work => break r,
+                        _ = heartbeat.tick() => {
+                            match store.extend_lease(&job, config.lease).await {
+                                Ok(true) => {}
+                                Ok(false) => {
+                                    tracing::warn!("lease lost to another worker; abandoning this attempt");
+                                    return;
+                                }
+                                Err(e) => tracing::warn!(error = %format!("{e:#}"), "cannot extend lease"),
+                            }
+                        }
+                    }
+                }
+            };
+            let recorded = match &result {
+                Ok(()) => {
+                    tracing::info!("job done");
+                    self.metrics.attempt(kind, "done");
+                    store.complete_job(&job).await
+                }
+                Err(JobError::Transient { reason, retry_after })
+                    if job.attempts < config.max_attempts as i64 =>
+                {
+                    let delay = backoff(job.attempts, *retry_after);
+                    tracing::warn!(%reason, retry_in_ms = delay.as_millis() as u64, "job failed; will retry");
+                    self.metrics.attempt(kind, "retry");
+                    store
+                        .retry_job(&job, now_ms() + delay.as_millis() as i64, reason)
+                        .await
+                }
+                Err(e) => {
+                    let reason = match e {
+                        JobError::Transient { reason, .. } => {
+                            format!("{reason} (gave up after {} attempts)", job.attempts)
+                        }
+                        JobError::Permanent(reason) => reason.clone(),
+                    };
+                    tracing::error!(%reason, "job is dead");
+                    self.metrics.attempt(kind, "dead");
+                    store.kill_job(&job, &reason).await
+                }
+            };
+            match recorded {
+                Ok(true) => {}
+                Ok(false) => tracing::warn!("lease was lost before the result was recorded"),
+                Err(e) => tracing::error!(error = %format!("{e:#}"), "cannot record job result; its lease will expire and it will run again"),
+            }
+        }
+        .instrument(span)
+        .await
+    }
+}
+
+/// A static label for metrics; unknown kinds share one.
+fn kind_name(kind: &str) -> &'static str {
+    JobKind::parse(kind)
+        .map(JobKind::as_str)
+        .unwrap_or("unknown")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_is_capped_and_honours_retry_after() {
+        for attempt in 1..=30 {
+            let full = BACKOFF_BASE
+                .saturating_mul(2u32.saturating_pow((attempt.min(20) - 1) as u32))
+                .min(BACKOFF_CAP);
+            let d = backoff(attempt, None);
+            assert!(d >= full / 2 && d <= full, "attempt {attempt}: {d:?}");
+        }
+        assert_eq!(
+            backoff(1, Some(Duration::from_secs(90))),
+            Duration::from_secs(90)
+        );
+        assert!(backoff(10, Some(Duration::from_millis(1))) >= BACKOFF_CAP / 2);
+    }
+}
