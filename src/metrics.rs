@@ -109,6 +109,17 @@ impl Metrics {
         }
     }
 
+    /// A delivery that was refused before it was verified: counted, but
+    /// kept out of the latency histogram (it did no intake work).
+    pub fn rejected(&self) {
+        self.deliveries
+            .get_or_create(&OutcomeLabels {
+                outcome: DeliveryOutcome::Rejected.as_str(),
+            })
+            .inc();
+    }
+
+    /// A delivery that was verified and answered after `seconds`.
     pub fn delivery(&self, outcome: DeliveryOutcome, seconds: f64) {
         self.deliveries
             .get_or_create(&OutcomeLabels {

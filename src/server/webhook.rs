@@ -169,7 +169,7 @@ pub async fn receive(
     let hook = match hook {
         Ok(h) => h,
         Err(rejection) => {
-            state.metrics.delivery(DeliveryOutcome::Rejected, 0.0);
+            state.metrics.rejected();
             tracing::debug!(?rejection, "delivery rejected");
             return rejection.into_response();
         }

@@ -1,0 +1,183 @@
+//! Test harness: a real server on loopback, signed webhooks, fixtures.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use agentic::config::Config;
+use agentic::server::{self, Running};
+use agentic::store::Store;
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+
+/// The secret test deliveries are signed with.
+pub const SECRET: &str = "test-webhook-secret-3f9a";
+
+/// How long a test waits for something to happen before failing. Only an
+/// upper bound for a broken build; passing runs never wait this long.
+pub const PATIENCE: Duration = Duration::from_secs(30);
+
+/// The bytes of a fixture, compacted as GitHub sends them.
+pub fn fixture(name: &str) -> Vec<u8> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures").join(name);
+    let text = std::fs::read(&path).unwrap_or_else(|e| panic!("fixture {}: {e}", path.display()));
+    let value: serde_json::Value = serde_json::from_slice(&text).expect("fixture is JSON");
+    serde_json::to_vec(&value).expect("serialize")
+}
+
+/// `sha256=<hex>` of `body` under `secret`.
+pub fn sign(secret: &str, body: &[u8]) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("any key length");
+    mac.update(body);
+    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+}
+
+/// Settings for a test server. Everything else is the production default.
+pub struct Options {
+    pub vars: Vec<(&'static str, String)>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            vars: vec![("AGENTIC_WEBHOOK_SECRET", SECRET.to_string())],
+        }
+    }
+}
+
+impl Options {
+    pub fn var(mut self, key: &'static str, value: impl Into<String>) -> Self {
+        self.vars.retain(|(k, _)| *k != key);
+        self.vars.push((key, value.into()));
+        self
+    }
+    pub fn without(mut self, key: &'static str) -> Self {
+        self.vars.retain(|(k, _)| *k != key);
+        self
+    }
+}
+
+/// A running server with its own database in a temporary directory.
+pub struct TestApp {
+    pub running: Option<Running>,
+    pub url: String,
+    pub dir: tempfile::TempDir,
+    pub http: reqwest::Client,
+}
+
+impl TestApp {
+    pub async fn start(options: Options) -> TestApp {
+        let dir = tempfile::tempdir().expect("tempdir");
+        Self::start_in(dir, options).await
+    }
+
+    /// Start on an existing directory (a restart keeps the database).
+    pub async fn start_in(dir: tempfile::TempDir, options: Options) -> TestApp {
+        let config = config_for(dir.path(), &options);
+        let running = server::start(config).await.expect("server starts");
+        let url = format!("http://{}", running.addr);
+        TestApp {
+            running: Some(running),
+            url,
+            dir,
+            http: reqwest::Client::new(),
+        }
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.running.as_ref().expect("running").state.store
+    }
+
+    pub fn db_path(&self) -> PathBuf {
+        self.dir.path().join("agentic.db")
+    }
+
+    /// POST a delivery signed with [`SECRET`].
+    pub async fn deliver(&self, event: &str, delivery: &str, body: &[u8]) -> reqwest::Response {
+        self.deliver_signed(event, delivery, body, &sign(SECRET, body)).await
+    }
+
+    pub async fn deliver_signed(
+        &self,
+        event: &str,
+        delivery: &str,
+        body: &[u8],
+        signature: &str,
+    ) -> reqwest::Response {
+        self.http
+            .post(format!("{}/api/github/webhooks", self.url))
+            .header("content-type", "application/json")
+            .header("user-agent", "GitHub-Hookshot/7a3b2c1")
+            .header("x-github-event", event)
+            .header("x-github-delivery", delivery)
+            .header("x-github-hook-id", "501234567")
+            .header("x-github-hook-installation-target-type", "integration")
+            .header("x-github-hook-installation-target-id", "1048576")
+            .header("x-hub-signature-256", signature)
+            .body(body.to_vec())
+            .send()
+            .await
+            .expect("request reaches the server")
+    }
+
+    /// Wait until every job is finished (done or dead).
+    pub async fn wait_for_jobs(&self, expected: usize) -> Vec<agentic::store::JobRow> {
+        wait_until("all jobs to finish", || async {
+            let jobs = self.store().jobs().await.expect("jobs");
+            (jobs.len() == expected && jobs.iter().all(|j| j.state == "done" || j.state == "dead"))
+                .then_some(jobs)
+        })
+        .await
+    }
+
+    pub async fn stop(mut self) -> tempfile::TempDir {
+        if let Some(r) = self.running.take() {
+            r.stop().await.expect("clean stop");
+        }
+        self.dir
+    }
+}
+
+pub fn config_for(dir: &Path, options: &Options) -> Config {
+    let mut vars: HashMap<String, String> = HashMap::new();
+    vars.insert("AGENTIC_LISTEN".into(), "127.0.0.1:0".into());
+    vars.insert(
+        "AGENTIC_DATABASE_URL".into(),
+        format!("sqlite://{}", dir.join("agentic.db").display()),
+    );
+    vars.insert(
+        "AGENTIC_APP_CREDENTIALS_PATH".into(),
+        dir.join("agentic-app.json").display().to_string(),
+    );
+    // Nothing in a test may reach the internet.
+    vars.insert("AGENTIC_GITHUB_API_URL".into(), "http://127.0.0.1:9".into());
+    vars.insert("OPENAI_BASE_URL".into(), "http://127.0.0.1:9/v1".into());
+    for (k, v) in &options.vars {
+        vars.insert(k.to_string(), v.clone());
+    }
+    Config::from_vars(&vars).expect("valid test config")
+}
+
+/// Poll `check` until it returns `Some`, failing the test after [`PATIENCE`].
+pub async fn wait_until<T, F, Fut>(what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        if tokio::time::Instant::now() > deadline {
+            panic!("timed out waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A fresh delivery id.
+pub fn delivery_id() -> String {
+    uuid::Uuid::new_v4().to_string()
+}

@@ -1,0 +1,313 @@
+//! Webhook intake through the real router: every rule of the endpoint.
+
+mod support;
+
+use support::{delivery_id, fixture, sign, Options, TestApp, SECRET};
+
+#[tokio::test]
+async fn valid_delivery_is_stored_queued_and_run() {
+    let app = TestApp::start(Options::default()).await;
+    let id = delivery_id();
+    let res = app.deliver("pull_request", &id, &fixture("pull_request.opened.json")).await;
+    assert_eq!(res.status(), 202);
+    assert_eq!(res.text().await.unwrap(), "accepted\n");
+
+    let stored = app.store().delivery(&id).await.unwrap().expect("delivery stored");
+    assert_eq!(stored.event, "pull_request");
+    assert_eq!(stored.action.as_deref(), Some("opened"));
+    assert_eq!(stored.installation_id, Some(48151623));
+    assert_eq!(stored.repo.as_deref(), Some("acme-platform/infra-live"));
+    assert_eq!(stored.outcome, "accepted");
+
+    let jobs = app.wait_for_jobs(1).await;
+    assert_eq!(jobs[0].kind, "review");
+    assert_eq!(jobs[0].subject, "acme-platform/infra-live#42");
+    assert_eq!(jobs[0].state, "done");
+    assert_eq!(jobs[0].attempts, 1);
+    assert_eq!(
+        app.store().audit_actions(jobs[0].id).await.unwrap(),
+        ["job.received", "job.completed"]
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn wrong_or_missing_signature_is_401_without_detail_and_stores_nothing() {
+    let app = TestApp::start(Options::default()).await;
+    let body = fixture("pull_request.opened.json");
+    let cases = [
+        sign("not-the-secret", &body),
+        sign(SECRET, b"a different body"),
+        "sha256=".to_string(),
+        "sha256=zz".to_string(),
+        // The legacy SHA-1 header value is not accepted in place of SHA-256.
+        format!("sha1={}", &sign(SECRET, &body)[7..47]),
+    ];
+    for signature in &cases {
+        let res = app.deliver_signed("pull_request", &delivery_id(), &body, signature).await;
+        assert_eq!(res.status(), 401, "{signature}");
+        assert_eq!(res.text().await.unwrap(), "", "a 401 says nothing");
+    }
+    let res = app
+        .http
+        .post(format!("{}/api/github/webhooks", app.url))
+        .header("x-github-event", "pull_request")
+        .header("x-github-delivery", delivery_id())
+        .body(body.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 401);
+    assert_eq!(app.store().delivery_count().await.unwrap(), 0);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn both_secrets_verify_during_rotation() {
+    let app = TestApp::start(
+        Options::default().var("AGENTIC_WEBHOOK_SECRET", "old-secret-1, new-secret-2"),
+    )
+    .await;
+    let body = fixture("issues.opened.json");
+    for secret in ["old-secret-1", "new-secret-2"] {
+        let res = app
+            .deliver_signed("issues", &delivery_id(), &body, &sign(secret, &body))
+            .await;
+        assert_eq!(res.status(), 202, "signed with {secret}");
+    }
+    let res = app
+        .deliver_signed("issues", &delivery_id(), &body, &sign("retired-0", &body))
+        .await;
+    assert_eq!(res.status(), 401);
+    assert_eq!(app.store().delivery_count().await.unwrap(), 2);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn missing_event_or_delivery_header_is_400() {
+    let app = TestApp::start(Options::default()).await;
+    let body = fixture("issues.opened.json");
+    let sig = sign(SECRET, &body);
+    let url = format!("{}/api/github/webhooks", app.url);
+    let without_event = app
+        .http
+        .post(&url)
+        .header("x-github-delivery", delivery_id())
+        .header("x-hub-signature-256", &sig)
+        .body(body.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(without_event.status(), 400);
+    assert_eq!(without_event.text().await.unwrap(), "missing X-GitHub-Event header\n");
+    let without_delivery = app
+        .http
+        .post(&url)
+        .header("x-github-event", "issues")
+        .header("x-hub-signature-256", &sig)
+        .body(body.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(without_delivery.status(), 400);
+    assert_eq!(without_delivery.text().await.unwrap(), "missing X-GitHub-Delivery header\n");
+    let res = app.deliver("issues", &"x".repeat(200), &body).await;
+    assert_eq!(res.status(), 400);
+    assert_eq!(app.store().delivery_count().await.unwrap(), 0);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn oversized_body_is_413() {
+    let app = TestApp::start(Options::default()).await;
+    let body = vec![b' '; 25 * 1024 * 1024 + 1];
+    let res = app.deliver("issues", &delivery_id(), &body).await;
+    assert_eq!(res.status(), 413);
+    // Just under the cap is read, verified and parsed (here: not JSON).
+    let mut body = b"{\"action\":\"opened\"}".to_vec();
+    body.resize(25 * 1024 * 1024, b' ');
+    let res = app.deliver("issues", &delivery_id(), &body).await;
+    assert_eq!(res.status(), 400);
+    assert_eq!(app.store().delivery_count().await.unwrap(), 0);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn malformed_payload_of_a_handled_event_is_400_with_a_short_reason() {
+    let app = TestApp::start(Options::default()).await;
+    let res = app.deliver("pull_request", &delivery_id(), b"{\"action\": \"opened\",").await;
+    assert_eq!(res.status(), 400);
+    let text = res.text().await.unwrap();
+    assert!(text.starts_with("payload is not a valid `pull_request` event: "), "{text}");
+
+    // Valid JSON, wrong shape: an opened pull request without its number.
+    let mut v: serde_json::Value = serde_json::from_slice(&fixture("pull_request.opened.json")).unwrap();
+    v.as_object_mut().unwrap().remove("number");
+    let body = serde_json::to_vec(&v).unwrap();
+    let res = app.deliver("pull_request", &delivery_id(), &body).await;
+    assert_eq!(res.status(), 400);
+    assert!(res.text().await.unwrap().contains("missing field `number`"));
+    assert_eq!(app.store().delivery_count().await.unwrap(), 0);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn unknown_event_is_202_and_recorded_as_ignored() {
+    let app = TestApp::start(Options::default()).await;
+    let id = delivery_id();
+    let res = app.deliver("push", &id, &fixture("push.json")).await;
+    assert_eq!(res.status(), 202);
+    assert_eq!(res.text().await.unwrap(), "ignored: event `push` is not handled\n");
+    let d = app.store().delivery(&id).await.unwrap().unwrap();
+    assert_eq!(d.outcome, "ignored");
+    assert_eq!(d.repo.as_deref(), Some("acme-platform/infra-live"));
+    assert!(app.store().jobs().await.unwrap().is_empty());
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn ping_is_200() {
+    let app = TestApp::start(Options::default()).await;
+    let res = app.deliver("ping", &delivery_id(), &fixture("ping.json")).await;
+    assert_eq!(res.status(), 200);
+    assert!(app.store().jobs().await.unwrap().is_empty());
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn redelivery_with_the_same_id_creates_no_second_job() {
+    let app = TestApp::start(Options::default()).await;
+    let id = delivery_id();
+    let body = fixture("issue_comment.created.pull_request.json");
+    let first = app.deliver("issue_comment", &id, &body).await;
+    assert_eq!(first.status(), 202);
+    app.wait_for_jobs(1).await;
+    let again = app.deliver("issue_comment", &id, &body).await;
+    assert_eq!(again.status(), 202);
+    assert_eq!(again.text().await.unwrap(), "duplicate delivery\n");
+    let jobs = app.store().jobs().await.unwrap();
+    assert_eq!(jobs.len(), 1);
+    assert_eq!(jobs[0].kind, "command");
+    assert_eq!(jobs[0].attempts, 1);
+    let metrics = app.http.get(format!("{}/metrics", app.url)).send().await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("agentic_webhook_deliveries_total{outcome=\"duplicate\"} 1"), "{metrics}");
+    app.stop().await;
+}
+
+/// Each fixture, what it must become: (file, event, job kind or ignore reason).
+const FIXTURES: &[(&str, &str, Result<&str, &str>)] = &[
+    ("issue_comment.created.pull_request.json", "issue_comment", Ok("command")),
+    ("issue_comment.created.issue.json", "issue_comment", Ok("command")),
+    ("issue_comment.edited.json", "issue_comment", Ok("command")),
+    ("issue_comment.created.by_bot.json", "issue_comment", Err("comment by a bot")),
+    ("issue_comment.created.no_installation.json", "issue_comment", Err("no installation in the payload")),
+    ("issue_comment.deleted.json", "issue_comment", Err("action `deleted` of `issue_comment` is not handled")),
+    ("pull_request.opened.json", "pull_request", Ok("review")),
+    ("pull_request.reopened.json", "pull_request", Ok("review")),
+    ("pull_request.synchronize.json", "pull_request", Ok("review")),
+    ("pull_request.ready_for_review.json", "pull_request", Ok("review")),
+    ("pull_request.closed.json", "pull_request", Err("action `closed` of `pull_request` is not handled")),
+    ("pull_request.opened.no_installation.json", "pull_request", Err("no installation in the payload")),
+    ("issues.opened.json", "issues", Ok("infra_task")),
+    ("issues.labeled.json", "issues", Ok("infra_task")),
+    ("check_run.requested_action.json", "check_run", Ok("check_run_action")),
+    ("check_run.rerequested.json", "check_run", Ok("check_run_action")),
+    ("check_run.completed.json", "check_run", Err("action `completed` of `check_run` is not handled")),
+    ("installation.created.json", "installation", Ok("installation")),
+    ("installation.deleted.json", "installation", Ok("installation")),
+    ("push.json", "push", Err("event `push` is not handled")),
+];
+
+#[tokio::test]
+async fn every_fixture_is_answered_2xx_and_becomes_the_right_job() {
+    let app = TestApp::start(Options::default()).await;
+    let mut expected_jobs = 0;
+    for (file, event, expect) in FIXTURES {
+        let id = delivery_id();
+        let res = app.deliver(event, &id, &fixture(file)).await;
+        assert_eq!(res.status(), 202, "{file}");
+        let jobs = app.store().jobs_for_delivery(&id).await.unwrap();
+        let d = app.store().delivery(&id).await.unwrap().unwrap();
+        match expect {
+            Ok(kind) => {
+                expected_jobs += 1;
+                assert_eq!(jobs.len(), 1, "{file}");
+                assert_eq!(jobs[0].kind, *kind, "{file}");
+                assert_eq!(d.outcome, "accepted", "{file}");
+            }
+            Err(reason) => {
+                assert!(jobs.is_empty(), "{file}");
+                assert_eq!(d.outcome, "ignored", "{file}");
+                assert_eq!(d.reason.as_deref(), Some(*reason), "{file}");
+            }
+        }
+    }
+    let jobs = app.wait_for_jobs(expected_jobs).await;
+    assert!(jobs.iter().all(|j| j.state == "done"), "{jobs:?}");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn form_encoded_deliveries_are_verified_over_the_raw_body() {
+    let app = TestApp::start(Options::default()).await;
+    let json = fixture("issues.labeled.json");
+    let body = serde_urlencoded::to_string([("payload", String::from_utf8(json).unwrap())]).unwrap();
+    let res = app
+        .http
+        .post(format!("{}/api/github/webhooks", app.url))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("x-github-event", "issues")
+        .header("x-github-delivery", delivery_id())
+        .header("x-hub-signature-256", sign(SECRET, body.as_bytes()))
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 202);
+    let jobs = app.wait_for_jobs(1).await;
+    assert_eq!(jobs[0].kind, "infra_task");
+    assert_eq!(jobs[0].subject, "acme-platform/infra-live#57");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn concurrent_deliveries_are_all_stored_once() {
+    let app = TestApp::start(Options::default()).await;
+    let body = fixture("pull_request.synchronize.json");
+    let ids: Vec<String> = (0..300).map(|_| delivery_id()).collect();
+    // Every id twice, all at once: group commit must still dedupe exactly.
+    let requests = ids.iter().chain(ids.iter()).map(|id| app.deliver("pull_request", id, &body));
+    let responses = futures::future::join_all(requests).await;
+    assert!(responses.iter().all(|r| r.status() == 202));
+    assert_eq!(app.store().delivery_count().await.unwrap(), 300);
+    let jobs = app.wait_for_jobs(300).await;
+    assert!(jobs.iter().all(|j| j.state == "done" && j.attempts == 1));
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn health_and_metrics() {
+    let app = TestApp::start(Options::default()).await;
+    let health = app.http.get(format!("{}/healthz", app.url)).send().await.unwrap();
+    assert_eq!(health.status(), 200);
+    app.deliver("pull_request", &delivery_id(), &fixture("pull_request.opened.json")).await;
+    app.deliver("push", &delivery_id(), &fixture("push.json")).await;
+    app.deliver_signed("push", &delivery_id(), b"{}", "sha256=00").await;
+    app.wait_for_jobs(1).await;
+    let res = app.http.get(format!("{}/metrics", app.url)).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    let text = res.text().await.unwrap();
+    for line in [
+        "agentic_webhook_deliveries_total{outcome=\"accepted\"} 1",
+        "agentic_webhook_deliveries_total{outcome=\"ignored\"} 1",
+        "agentic_webhook_deliveries_total{outcome=\"rejected\"} 1",
+        "agentic_webhook_deliveries_total{outcome=\"duplicate\"} 0",
+        "agentic_jobs{state=\"done\"} 1",
+        "agentic_jobs{state=\"queued\"} 0",
+        "agentic_job_attempts_total{kind=\"review\",result=\"done\"} 1",
+        "agentic_webhook_intake_duration_seconds_count 2",
+    ] {
+        assert!(text.contains(line), "missing `{line}` in:\n{text}");
+    }
+    app.stop().await;
+}
