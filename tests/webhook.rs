@@ -8,11 +8,18 @@ use support::{delivery_id, fixture, sign, Options, TestApp, SECRET};
 async fn valid_delivery_is_stored_queued_and_run() {
     let app = TestApp::start(Options::default()).await;
     let id = delivery_id();
-    let res = app.deliver("pull_request", &id, &fixture("pull_request.opened.json")).await;
+    let res = app
+        .deliver("pull_request", &id, &fixture("pull_request.opened.json"))
+        .await;
     assert_eq!(res.status(), 202);
     assert_eq!(res.text().await.unwrap(), "accepted\n");
 
-    let stored = app.store().delivery(&id).await.unwrap().expect("delivery stored");
+    let stored = app
+        .store()
+        .delivery(&id)
+        .await
+        .unwrap()
+        .expect("delivery stored");
     assert_eq!(stored.event, "pull_request");
     assert_eq!(stored.action.as_deref(), Some("opened"));
     assert_eq!(stored.installation_id, Some(48151623));
@@ -44,7 +51,9 @@ async fn wrong_or_missing_signature_is_401_without_detail_and_stores_nothing() {
         format!("sha1={}", &sign(SECRET, &body)[7..47]),
     ];
     for signature in &cases {
-        let res = app.deliver_signed("pull_request", &delivery_id(), &body, signature).await;
+        let res = app
+            .deliver_signed("pull_request", &delivery_id(), &body, signature)
+            .await;
         assert_eq!(res.status(), 401, "{signature}");
         assert_eq!(res.text().await.unwrap(), "", "a 401 says nothing");
     }
@@ -99,7 +108,10 @@ async fn missing_event_or_delivery_header_is_400() {
         .await
         .unwrap();
     assert_eq!(without_event.status(), 400);
-    assert_eq!(without_event.text().await.unwrap(), "missing X-GitHub-Event header\n");
+    assert_eq!(
+        without_event.text().await.unwrap(),
+        "missing X-GitHub-Event header\n"
+    );
     let without_delivery = app
         .http
         .post(&url)
@@ -110,7 +122,10 @@ async fn missing_event_or_delivery_header_is_400() {
         .await
         .unwrap();
     assert_eq!(without_delivery.status(), 400);
-    assert_eq!(without_delivery.text().await.unwrap(), "missing X-GitHub-Delivery header\n");
+    assert_eq!(
+        without_delivery.text().await.unwrap(),
+        "missing X-GitHub-Delivery header\n"
+    );
     let res = app.deliver("issues", &"x".repeat(200), &body).await;
     assert_eq!(res.status(), 400);
     assert_eq!(app.store().delivery_count().await.unwrap(), 0);
@@ -135,13 +150,19 @@ async fn oversized_body_is_413() {
 #[tokio::test]
 async fn malformed_payload_of_a_handled_event_is_400_with_a_short_reason() {
     let app = TestApp::start(Options::default()).await;
-    let res = app.deliver("pull_request", &delivery_id(), b"{\"action\": \"opened\",").await;
+    let res = app
+        .deliver("pull_request", &delivery_id(), b"{\"action\": \"opened\",")
+        .await;
     assert_eq!(res.status(), 400);
     let text = res.text().await.unwrap();
-    assert!(text.starts_with("payload is not a valid `pull_request` event: "), "{text}");
+    assert!(
+        text.starts_with("payload is not a valid `pull_request` event: "),
+        "{text}"
+    );
 
     // Valid JSON, wrong shape: an opened pull request without its number.
-    let mut v: serde_json::Value = serde_json::from_slice(&fixture("pull_request.opened.json")).unwrap();
+    let mut v: serde_json::Value =
+        serde_json::from_slice(&fixture("pull_request.opened.json")).unwrap();
     v.as_object_mut().unwrap().remove("number");
     let body = serde_json::to_vec(&v).unwrap();
     let res = app.deliver("pull_request", &delivery_id(), &body).await;
@@ -157,7 +178,10 @@ async fn unknown_event_is_202_and_recorded_as_ignored() {
     let id = delivery_id();
     let res = app.deliver("push", &id, &fixture("push.json")).await;
     assert_eq!(res.status(), 202);
-    assert_eq!(res.text().await.unwrap(), "ignored: event `push` is not handled\n");
+    assert_eq!(
+        res.text().await.unwrap(),
+        "ignored: event `push` is not handled\n"
+    );
     let d = app.store().delivery(&id).await.unwrap().unwrap();
     assert_eq!(d.outcome, "ignored");
     assert_eq!(d.repo.as_deref(), Some("acme-platform/infra-live"));
@@ -168,7 +192,9 @@ async fn unknown_event_is_202_and_recorded_as_ignored() {
 #[tokio::test]
 async fn ping_is_200() {
     let app = TestApp::start(Options::default()).await;
-    let res = app.deliver("ping", &delivery_id(), &fixture("ping.json")).await;
+    let res = app
+        .deliver("ping", &delivery_id(), &fixture("ping.json"))
+        .await;
     assert_eq!(res.status(), 200);
     assert!(app.store().jobs().await.unwrap().is_empty());
     app.stop().await;
@@ -189,32 +215,99 @@ async fn redelivery_with_the_same_id_creates_no_second_job() {
     assert_eq!(jobs.len(), 1);
     assert_eq!(jobs[0].kind, "command");
     assert_eq!(jobs[0].attempts, 1);
-    let metrics = app.http.get(format!("{}/metrics", app.url)).send().await.unwrap().text().await.unwrap();
-    assert!(metrics.contains("agentic_webhook_deliveries_total{outcome=\"duplicate\"} 1"), "{metrics}");
+    let metrics = app
+        .http
+        .get(format!("{}/metrics", app.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("agentic_webhook_deliveries_total{outcome=\"duplicate\"} 1"),
+        "{metrics}"
+    );
     app.stop().await;
 }
 
 /// Each fixture, what it must become: (file, event, job kind or ignore reason).
 const FIXTURES: &[(&str, &str, Result<&str, &str>)] = &[
-    ("issue_comment.created.pull_request.json", "issue_comment", Ok("command")),
-    ("issue_comment.created.issue.json", "issue_comment", Ok("command")),
+    (
+        "issue_comment.created.pull_request.json",
+        "issue_comment",
+        Ok("command"),
+    ),
+    (
+        "issue_comment.created.issue.json",
+        "issue_comment",
+        Ok("command"),
+    ),
     ("issue_comment.edited.json", "issue_comment", Ok("command")),
-    ("issue_comment.created.by_bot.json", "issue_comment", Err("comment by a bot")),
-    ("issue_comment.created.no_installation.json", "issue_comment", Err("no installation in the payload")),
-    ("issue_comment.deleted.json", "issue_comment", Err("action `deleted` of `issue_comment` is not handled")),
+    (
+        "issue_comment.created.by_bot.json",
+        "issue_comment",
+        Err("comment by a bot"),
+    ),
+    (
+        "issue_comment.created.no_installation.json",
+        "issue_comment",
+        Err("no installation in the payload"),
+    ),
+    (
+        "issue_comment.deleted.json",
+        "issue_comment",
+        Err("action `deleted` of `issue_comment` is not handled"),
+    ),
     ("pull_request.opened.json", "pull_request", Ok("review")),
     ("pull_request.reopened.json", "pull_request", Ok("review")),
-    ("pull_request.synchronize.json", "pull_request", Ok("review")),
-    ("pull_request.ready_for_review.json", "pull_request", Ok("review")),
-    ("pull_request.closed.json", "pull_request", Err("action `closed` of `pull_request` is not handled")),
-    ("pull_request.opened.no_installation.json", "pull_request", Err("no installation in the payload")),
+    (
+        "pull_request.synchronize.json",
+        "pull_request",
+        Ok("review"),
+    ),
+    (
+        "pull_request.ready_for_review.json",
+        "pull_request",
+        Ok("review"),
+    ),
+    (
+        "pull_request.closed.json",
+        "pull_request",
+        Err("action `closed` of `pull_request` is not handled"),
+    ),
+    (
+        "pull_request.opened.no_installation.json",
+        "pull_request",
+        Err("no installation in the payload"),
+    ),
     ("issues.opened.json", "issues", Ok("infra_task")),
     ("issues.labeled.json", "issues", Ok("infra_task")),
-    ("check_run.requested_action.json", "check_run", Ok("check_run_action")),
-    ("check_run.rerequested.json", "check_run", Ok("check_run_action")),
-    ("check_run.completed.json", "check_run", Err("action `completed` of `check_run` is not handled")),
-    ("installation.created.json", "installation", Ok("installation")),
-    ("installation.deleted.json", "installation", Ok("installation")),
+    (
+        "check_run.requested_action.json",
+        "check_run",
+        Ok("check_run_action"),
+    ),
+    (
+        "check_run.rerequested.json",
+        "check_run",
+        Ok("check_run_action"),
+    ),
+    (
+        "check_run.completed.json",
+        "check_run",
+        Err("action `completed` of `check_run` is not handled"),
+    ),
+    (
+        "installation.created.json",
+        "installation",
+        Ok("installation"),
+    ),
+    (
+        "installation.deleted.json",
+        "installation",
+        Ok("installation"),
+    ),
     ("push.json", "push", Err("event `push` is not handled")),
 ];
 
@@ -251,7 +344,8 @@ async fn every_fixture_is_answered_2xx_and_becomes_the_right_job() {
 async fn form_encoded_deliveries_are_verified_over_the_raw_body() {
     let app = TestApp::start(Options::default()).await;
     let json = fixture("issues.labeled.json");
-    let body = serde_urlencoded::to_string([("payload", String::from_utf8(json).unwrap())]).unwrap();
+    let body =
+        serde_urlencoded::to_string([("payload", String::from_utf8(json).unwrap())]).unwrap();
     let res = app
         .http
         .post(format!("{}/api/github/webhooks", app.url))
@@ -276,7 +370,10 @@ async fn concurrent_deliveries_are_all_stored_once() {
     let body = fixture("pull_request.synchronize.json");
     let ids: Vec<String> = (0..300).map(|_| delivery_id()).collect();
     // Every id twice, all at once: group commit must still dedupe exactly.
-    let requests = ids.iter().chain(ids.iter()).map(|id| app.deliver("pull_request", id, &body));
+    let requests = ids
+        .iter()
+        .chain(ids.iter())
+        .map(|id| app.deliver("pull_request", id, &body));
     let responses = futures::future::join_all(requests).await;
     assert!(responses.iter().all(|r| r.status() == 202));
     assert_eq!(app.store().delivery_count().await.unwrap(), 300);
@@ -288,13 +385,30 @@ async fn concurrent_deliveries_are_all_stored_once() {
 #[tokio::test]
 async fn health_and_metrics() {
     let app = TestApp::start(Options::default()).await;
-    let health = app.http.get(format!("{}/healthz", app.url)).send().await.unwrap();
+    let health = app
+        .http
+        .get(format!("{}/healthz", app.url))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(health.status(), 200);
-    app.deliver("pull_request", &delivery_id(), &fixture("pull_request.opened.json")).await;
-    app.deliver("push", &delivery_id(), &fixture("push.json")).await;
-    app.deliver_signed("push", &delivery_id(), b"{}", "sha256=00").await;
+    app.deliver(
+        "pull_request",
+        &delivery_id(),
+        &fixture("pull_request.opened.json"),
+    )
+    .await;
+    app.deliver("push", &delivery_id(), &fixture("push.json"))
+        .await;
+    app.deliver_signed("push", &delivery_id(), b"{}", "sha256=00")
+        .await;
     app.wait_for_jobs(1).await;
-    let res = app.http.get(format!("{}/metrics", app.url)).send().await.unwrap();
+    let res = app
+        .http
+        .get(format!("{}/metrics", app.url))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 200);
     let text = res.text().await.unwrap();
     for line in [

@@ -20,7 +20,9 @@ pub const PATIENCE: Duration = Duration::from_secs(30);
 
 /// The bytes of a fixture, compacted as GitHub sends them.
 pub fn fixture(name: &str) -> Vec<u8> {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures").join(name);
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures")
+        .join(name);
     let text = std::fs::read(&path).unwrap_or_else(|e| panic!("fixture {}: {e}", path.display()));
     let value: serde_json::Value = serde_json::from_slice(&text).expect("fixture is JSON");
     serde_json::to_vec(&value).expect("serialize")
@@ -95,7 +97,8 @@ impl TestApp {
 
     /// POST a delivery signed with [`SECRET`].
     pub async fn deliver(&self, event: &str, delivery: &str, body: &[u8]) -> reqwest::Response {
-        self.deliver_signed(event, delivery, body, &sign(SECRET, body)).await
+        self.deliver_signed(event, delivery, body, &sign(SECRET, body))
+            .await
     }
 
     pub async fn deliver_signed(

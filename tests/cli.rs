@@ -1,0 +1,165 @@
+//! The command line, run as the real binary.
+
+use std::process::{Command, Output};
+
+fn agentic(dir: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_agentic"));
+    cmd.args(args)
+        .env_clear()
+        .current_dir(dir)
+        .env(
+            "AGENTIC_DATABASE_URL",
+            format!("sqlite://{}", dir.join("agentic.db").display()),
+        )
+        .env("AGENTIC_GITHUB_API_URL", "http://127.0.0.1:9");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().expect("the binary runs")
+}
+
+fn fixture_path(name: &str) -> String {
+    format!("{}/fixtures/{name}", env!("CARGO_MANIFEST_DIR"))
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+#[test]
+fn version() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = agentic(dir.path(), &["--version"], &[]);
+    assert!(out.status.success());
+    assert_eq!(
+        text(&out.stdout),
+        format!("agentic {}\n", env!("CARGO_PKG_VERSION"))
+    );
+}
+
+#[test]
+fn a_bad_setting_is_one_line_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    for (key, value, expected) in [
+        ("AGENTIC_LISTEN", "not-an-address", "error: AGENTIC_LISTEN: `not-an-address` is not a socket address like 127.0.0.1:3000\n"),
+        ("AGENTIC_GITHUB_APP_ID", "123", "error: AGENTIC_GITHUB_PRIVATE_KEY: AGENTIC_GITHUB_APP_ID is set but no private key is (set this or AGENTIC_GITHUB_PRIVATE_KEY_PATH)\n"),
+        ("AGENTIC_GITHUB_PRIVATE_KEY_PATH", "/nonexistent/key.pem", "error: AGENTIC_GITHUB_PRIVATE_KEY_PATH: cannot read `/nonexistent/key.pem`: No such file or directory (os error 2)\n"),
+        ("AGENTIC_LOG_FORMAT", "xml", "error: AGENTIC_LOG_FORMAT: `xml` is not `text` or `json`\n"),
+    ] {
+        let out = agentic(dir.path(), &["serve"], &[(key, value)]);
+        assert_eq!(out.status.code(), Some(1), "{key}");
+        assert_eq!(text(&out.stderr), expected);
+    }
+    let out = agentic(
+        dir.path(),
+        &["serve"],
+        &[("AGENTIC_DATABASE_URL", "postgres://db/agentic")],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        text(&out.stderr).lines().count(),
+        1,
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(text(&out.stderr).starts_with("error: AGENTIC_DATABASE_URL:"));
+}
+
+#[test]
+fn manifest_prints_json_for_the_public_url() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = agentic(
+        dir.path(),
+        &["manifest", "--public-url", "https://bot.acme.example"],
+        &[],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let m: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        m["hook_attributes"]["url"],
+        "https://bot.acme.example/api/github/webhooks"
+    );
+    assert_eq!(m["default_permissions"]["checks"], "write");
+    let out = agentic(
+        dir.path(),
+        &["manifest"],
+        &[("AGENTIC_PUBLIC_URL", "https://from.env")],
+    );
+    let m: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(m["redirect_url"], "https://from.env/setup/callback");
+}
+
+#[test]
+fn replay_dry_run_shows_the_job_and_stores_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = agentic(
+        dir.path(),
+        &[
+            "replay",
+            &fixture_path("issue_comment.created.pull_request.json"),
+            "--event",
+            "issue_comment",
+            "--delivery-id",
+            "d-1",
+            "--dry-run",
+        ],
+        &[],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stdout),
+        "delivery d-1 (issue_comment created)\n  job command for acme-platform/infra-live#42\ndry run: nothing stored\n"
+    );
+    assert!(!dir.path().join("agentic.db").exists());
+}
+
+#[test]
+fn replay_runs_the_job_through_the_same_pipeline_and_dedupes() {
+    let dir = tempfile::tempdir().unwrap();
+    let args = [
+        "replay",
+        &fixture_path("pull_request.opened.json"),
+        "--event",
+        "pull_request",
+        "--delivery-id",
+        "d-2",
+    ];
+    let out = agentic(dir.path(), &args, &[("RUST_LOG", "off")]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stdout),
+        "delivery d-2 (pull_request opened)\n  job review for acme-platform/infra-live#42\n  job 1 review: done after 1 attempt(s)\n"
+    );
+    let again = agentic(dir.path(), &args, &[("RUST_LOG", "off")]);
+    assert!(text(&again.stdout)
+        .contains("already stored: delivery d-2 was received before; nothing queued"));
+    assert!(text(&again.stdout).contains("job 1 review: done after 1 attempt(s)"));
+}
+
+#[test]
+fn replay_of_a_broken_payload_says_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.json");
+    std::fs::write(&bad, "{\"action\":\"opened\"}").unwrap();
+    let out = agentic(
+        dir.path(),
+        &["replay", bad.to_str().unwrap(), "--event", "pull_request"],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(
+        err.starts_with("error: `")
+            && err.contains("payload is not a valid `pull_request` event: missing field"),
+        "{err}"
+    );
+    let out = agentic(
+        dir.path(),
+        &["replay", "/nonexistent.json", "--event", "ping"],
+        &[],
+    );
+    assert_eq!(
+        text(&out.stderr),
+        "error: cannot read `/nonexistent.json`: No such file or directory (os error 2)\n"
+    );
+}

@@ -1,0 +1,271 @@
+//! The App-manifest registration flow against a fake GitHub on loopback.
+
+mod support;
+
+use std::sync::{Arc, Mutex};
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::post;
+use axum::{Json, Router};
+use support::{delivery_id, fixture, sign, Options, TestApp};
+
+/// The webhook secret the fake hands out; deliveries signed with it must be
+/// accepted once the callback ran.
+const ISSUED_SECRET: &str = "issued-by-fake-github-8d2f";
+const CODE: &str = "a1b2c3d4e5f6";
+
+#[derive(Clone, Default)]
+struct FakeGitHub {
+    conversions: Arc<Mutex<Vec<String>>>,
+}
+
+/// `POST /app-manifests/{code}/conversions`, as GitHub answers it: 201 with
+/// the App's credentials for a known code, 404 otherwise. Unauthenticated,
+/// as in GitHub's API.
+async fn convert(
+    State(fake): State<FakeGitHub>,
+    Path(code): Path<String>,
+    headers: HeaderMap,
+) -> (StatusCode, Json<serde_json::Value>) {
+    fake.conversions.lock().unwrap().push(code.clone());
+    assert!(
+        headers.get("authorization").is_none(),
+        "the conversion call carries no credentials"
+    );
+    let accept = headers
+        .get("accept")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    assert!(
+        accept.contains("application/vnd.github+json"),
+        "accept: {accept}"
+    );
+    if code != CODE {
+        return (
+            StatusCode::NOT_FOUND,
+            Json(serde_json::json!({"message": "Not Found"})),
+        );
+    }
+    (
+        StatusCode::CREATED,
+        Json(serde_json::json!({
+            "id": 1048576,
+            "slug": "agentic-devops-test",
+            "node_id": "A_kwHOBWBq0c4AEAAA",
+            "client_id": "Iv23liTestClient",
+            "owner": {"login": "acme-platform", "id": 90210001, "type": "Organization"},
+            "name": "agentic-devops-test",
+            "description": "test",
+            "external_url": "http://127.0.0.1",
+            "html_url": "https://github.com/apps/agentic-devops-test",
+            "created_at": "2026-11-25T08:00:00Z",
+            "updated_at": "2026-11-25T08:00:00Z",
+            "permissions": {"metadata": "read"},
+            "events": [],
+            "client_secret": "fake-client-secret",
+            "webhook_secret": ISSUED_SECRET,
+            "pem": "-----BEGIN RSA PRIVATE KEY-----\nZmFrZSBrZXkgZm9yIHRlc3Rz\n-----END RSA PRIVATE KEY-----\n"
+        })),
+    )
+}
+
+async fn start_fake() -> (String, FakeGitHub) {
+    let fake = FakeGitHub::default();
+    let app = Router::new()
+        .route("/app-manifests/{code}/conversions", post(convert))
+        .with_state(fake.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (url, fake)
+}
+
+/// The `state` in the setup page's form action.
+fn form_state(html: &str) -> String {
+    let start = html
+        .find("apps/new?state=")
+        .expect("form posts to the manifest flow")
+        + 15;
+    html[start..]
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric())
+        .collect()
+}
+
+#[tokio::test]
+async fn setup_page_registers_the_app_and_uses_it_from_then_on() {
+    let (github, fake) = start_fake().await;
+    let app = TestApp::start(
+        Options::default()
+            .without("AGENTIC_WEBHOOK_SECRET")
+            .var("AGENTIC_GITHUB_API_URL", github.clone())
+            .var("AGENTIC_PUBLIC_URL", "https://bot.acme.example"),
+    )
+    .await;
+    // Until registered, no delivery can be verified.
+    let body = fixture("pull_request.opened.json");
+    let res = app
+        .deliver_signed(
+            "pull_request",
+            &delivery_id(),
+            &body,
+            &sign(ISSUED_SECRET, &body),
+        )
+        .await;
+    assert_eq!(res.status(), 401);
+
+    let page = app
+        .http
+        .get(format!("{}/", app.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("Register GitHub App"));
+    assert!(
+        page.contains(&format!("action=\"{github}/settings/apps/new?state=")),
+        "{page}"
+    );
+    assert!(page.contains("https://bot.acme.example/api/github/webhooks"));
+    assert!(page.contains("name=\"manifest\""));
+    let state = form_state(&page);
+
+    // A callback that this server did not start is refused, and GitHub is
+    // not even asked.
+    let forged = app
+        .http
+        .get(format!(
+            "{}/setup/callback?code={CODE}&state=forged",
+            app.url
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), 400);
+    assert!(fake.conversions.lock().unwrap().is_empty());
+
+    let done = app
+        .http
+        .get(format!(
+            "{}/setup/callback?code={CODE}&state={state}",
+            app.url
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(done.status(), 200);
+    let text = done.text().await.unwrap();
+    assert!(
+        text.contains("agentic-devops-test") && text.contains("1048576"),
+        "{text}"
+    );
+    assert!(
+        !text.contains(ISSUED_SECRET) && !text.contains("PRIVATE KEY"),
+        "no secret on the page"
+    );
+    assert_eq!(*fake.conversions.lock().unwrap(), [CODE]);
+
+    let path = app.dir.path().join("agentic-app.json");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "credentials file is private");
+    }
+    let stored: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    assert_eq!(stored["id"], 1048576);
+    assert_eq!(stored["webhook_secret"], ISSUED_SECRET);
+
+    // In use at once, without a restart.
+    let res = app
+        .deliver_signed(
+            "pull_request",
+            &delivery_id(),
+            &body,
+            &sign(ISSUED_SECRET, &body),
+        )
+        .await;
+    assert_eq!(res.status(), 202);
+    let page = app
+        .http
+        .get(format!("{}/", app.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("is configured"), "{page}");
+    let again = app
+        .http
+        .get(format!(
+            "{}/setup/callback?code={CODE}&state={state}",
+            app.url
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), 409);
+
+    // And after a restart, from the file.
+    let dir = app.stop().await;
+    let app = TestApp::start_in(
+        dir,
+        Options::default()
+            .without("AGENTIC_WEBHOOK_SECRET")
+            .var("AGENTIC_GITHUB_API_URL", github),
+    )
+    .await;
+    let res = app
+        .deliver_signed(
+            "pull_request",
+            &delivery_id(),
+            &body,
+            &sign(ISSUED_SECRET, &body),
+        )
+        .await;
+    assert_eq!(res.status(), 202);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn an_expired_code_is_reported_and_nothing_is_stored() {
+    let (github, fake) = start_fake().await;
+    let app = TestApp::start(
+        Options::default()
+            .without("AGENTIC_WEBHOOK_SECRET")
+            .var("AGENTIC_GITHUB_API_URL", github),
+    )
+    .await;
+    let page = app
+        .http
+        .get(format!("{}/", app.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let state = form_state(&page);
+    let res = app
+        .http
+        .get(format!(
+            "{}/setup/callback?code=expired0&state={state}",
+            app.url
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 502);
+    assert!(res
+        .text()
+        .await
+        .unwrap()
+        .contains("GitHub refused the registration code (404 Not Found)"));
+    assert_eq!(*fake.conversions.lock().unwrap(), ["expired0"]);
+    assert!(!app.dir.path().join("agentic-app.json").exists());
+    app.stop().await;
+}

@@ -1,0 +1,240 @@
+//! The queue's guarantees: leases, retries, dead letters, graceful drain.
+
+mod support;
+
+use std::time::Duration;
+
+use agentic::store::{NewDelivery, NewJob, Store};
+use support::{delivery_id, fixture, Options, TestApp};
+
+fn job_delivery(id: &str, kind: &str, payload: &str) -> NewDelivery {
+    NewDelivery {
+        id: id.to_string(),
+        event: "pull_request".into(),
+        action: Some("opened".into()),
+        installation_id: Some(1),
+        repo: Some("o/r".into()),
+        outcome: "accepted",
+        reason: None,
+        jobs: vec![NewJob {
+            kind: kind.into(),
+            subject: "o/r#1".into(),
+            payload: payload.into(),
+        }],
+    }
+}
+
+async fn open_store(dir: &tempfile::TempDir) -> Store {
+    Store::open(&format!(
+        "sqlite://{}",
+        dir.path().join("agentic.db").display()
+    ))
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn an_expired_lease_is_taken_again_and_the_old_holder_cannot_finish() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_store(&dir).await;
+    store
+        .record_delivery(job_delivery("d1", "review", "{}"))
+        .await
+        .unwrap();
+    let first = store
+        .lease_job(Duration::from_millis(50))
+        .await
+        .unwrap()
+        .expect("a job");
+    assert_eq!(first.attempts, 1);
+    assert!(
+        store
+            .lease_job(Duration::from_secs(60))
+            .await
+            .unwrap()
+            .is_none(),
+        "leased jobs are not handed out twice"
+    );
+    tokio::time::sleep(Duration::from_millis(80)).await;
+    let second = store
+        .lease_job(Duration::from_secs(60))
+        .await
+        .unwrap()
+        .expect("expired lease is taken again");
+    assert_eq!(second.id, first.id);
+    assert_eq!(second.attempts, 2);
+    assert!(
+        !store.complete_job(&first).await.unwrap(),
+        "the old lease holder lost the job"
+    );
+    assert!(store.complete_job(&second).await.unwrap());
+    assert_eq!(
+        store.audit_actions(first.id).await.unwrap(),
+        ["job.completed"]
+    );
+    store.close().await;
+}
+
+#[tokio::test]
+async fn retry_waits_for_its_time_and_release_does_not_count_an_attempt() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_store(&dir).await;
+    store
+        .record_delivery(job_delivery("d1", "review", "{}"))
+        .await
+        .unwrap();
+    let job = store
+        .lease_job(Duration::from_secs(60))
+        .await
+        .unwrap()
+        .unwrap();
+    let later = agentic::store::now_ms() + 60_000;
+    assert!(store
+        .retry_job(&job, later, "GitHub answered 502")
+        .await
+        .unwrap());
+    assert!(
+        store
+            .lease_job(Duration::from_secs(60))
+            .await
+            .unwrap()
+            .is_none(),
+        "not before run_after"
+    );
+    assert_eq!(store.next_due().await.unwrap(), Some(later));
+    let row = &store.jobs().await.unwrap()[0];
+    assert_eq!(
+        (row.state.as_str(), row.last_error.as_deref()),
+        ("queued", Some("GitHub answered 502"))
+    );
+
+    store
+        .record_delivery(job_delivery("d2", "review", "{}"))
+        .await
+        .unwrap();
+    let job2 = store
+        .lease_job(Duration::from_secs(60))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(job2.delivery_id, "d2");
+    assert!(store.release_job(&job2).await.unwrap());
+    let again = store
+        .lease_job(Duration::from_secs(60))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((again.id, again.attempts), (job2.id, 1));
+    store.close().await;
+}
+
+#[tokio::test]
+async fn a_job_that_cannot_run_is_dead_with_its_reason() {
+    let app = TestApp::start(Options::default()).await;
+    app.store()
+        .record_delivery(job_delivery("bad-payload", "review", "not json"))
+        .await
+        .unwrap();
+    app.store()
+        .record_delivery(job_delivery("bad-kind", "teleport", "{}"))
+        .await
+        .unwrap();
+    app.running.as_ref().unwrap().state.wake.notify_one();
+    let jobs = app.wait_for_jobs(2).await;
+    assert_eq!(jobs[0].state, "dead");
+    assert!(
+        jobs[0]
+            .last_error
+            .as_deref()
+            .unwrap()
+            .starts_with("stored event does not parse"),
+        "{jobs:?}"
+    );
+    assert_eq!(jobs[1].state, "dead");
+    assert_eq!(
+        jobs[1].last_error.as_deref(),
+        Some("unknown job kind `teleport`")
+    );
+    assert_eq!(jobs[0].attempts, 1, "a permanent failure is not retried");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_job_whose_worker_keeps_dying_is_given_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_store(&dir).await;
+    store
+        .record_delivery(job_delivery("d1", "review", "{}"))
+        .await
+        .unwrap();
+    // Three workers "die" holding the lease (max attempts is 3 below).
+    for _ in 0..3 {
+        store
+            .lease_job(Duration::from_millis(1))
+            .await
+            .unwrap()
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    store.close().await;
+    let app = TestApp::start_in(dir, Options::default().var("AGENTIC_MAX_ATTEMPTS", "3")).await;
+    let jobs = app.wait_for_jobs(1).await;
+    assert_eq!(jobs[0].state, "dead");
+    assert_eq!(
+        jobs[0].last_error.as_deref(),
+        Some("gave up after 3 attempts (lease expired)")
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn shutdown_lets_running_jobs_finish_within_the_grace_period() {
+    let app = TestApp::start(
+        Options::default()
+            .var("AGENTIC_TEST_JOB_DELAY_MS", "300")
+            .var("AGENTIC_SHUTDOWN_GRACE_SECS", "30"),
+    )
+    .await;
+    app.deliver(
+        "pull_request",
+        &delivery_id(),
+        &fixture("pull_request.opened.json"),
+    )
+    .await;
+    support::wait_until("the job to start", || async {
+        let jobs = app.store().jobs().await.unwrap();
+        (jobs.first().map(|j| j.state.as_str()) == Some("running")).then_some(())
+    })
+    .await;
+    let dir = app.stop().await;
+    let store = open_store(&dir).await;
+    let jobs = store.jobs().await.unwrap();
+    assert_eq!((jobs[0].state.as_str(), jobs[0].attempts), ("done", 1));
+    store.close().await;
+}
+
+#[tokio::test]
+async fn shutdown_hands_back_jobs_that_outlive_the_grace_period() {
+    let app = TestApp::start(
+        Options::default()
+            .var("AGENTIC_TEST_JOB_DELAY_MS", "60000")
+            .var("AGENTIC_SHUTDOWN_GRACE_SECS", "0"),
+    )
+    .await;
+    app.deliver(
+        "pull_request",
+        &delivery_id(),
+        &fixture("pull_request.opened.json"),
+    )
+    .await;
+    support::wait_until("the job to start", || async {
+        let jobs = app.store().jobs().await.unwrap();
+        (jobs.first().map(|j| j.state.as_str()) == Some("running")).then_some(())
+    })
+    .await;
+    let dir = app.stop().await;
+    let store = open_store(&dir).await;
+    let jobs = store.jobs().await.unwrap();
+    assert_eq!((jobs[0].state.as_str(), jobs[0].attempts), ("queued", 0));
+    store.close().await;
+}
