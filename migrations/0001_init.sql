@@ -35,7 +35,9 @@ CREATE TABLE jobs (
     updated_at   INTEGER NOT NULL,
     finished_at  INTEGER
 );
-CREATE INDEX jobs_ready ON jobs (state, run_after);
+-- The lease query takes the head of each of these two orders.
+CREATE INDEX jobs_ready ON jobs (state, run_after, id);
+CREATE INDEX jobs_leases ON jobs (state, lease_until);
 CREATE INDEX jobs_delivery ON jobs (delivery_id);
 
 -- What a job posted to GitHub, so that a retried job edits instead of

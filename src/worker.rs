@@ -69,22 +69,30 @@ impl Worker {
                 };
                 running.remove(&id);
             }
-            let permit = tokio::select! {
+            let first = tokio::select! {
                 p = permits.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
                 _ = shutdown.cancelled() => break,
             };
-            match self.ctx.store.lease_job(config.lease).await {
-                Ok(Some(job)) => {
-                    let this = self.clone();
-                    let leased = job.clone();
-                    let handle = tasks.spawn(async move {
-                        this.attempt(job).await;
-                        drop(permit);
-                    });
-                    running.insert(handle.id(), leased);
+            // Lease as many jobs as there are free slots, in one statement.
+            let mut slots = vec![first];
+            while let Ok(p) = permits.clone().try_acquire_owned() {
+                slots.push(p);
+            }
+            match self.ctx.store.lease_jobs(config.lease, slots.len()).await {
+                Ok(jobs) if !jobs.is_empty() => {
+                    for (job, permit) in jobs.into_iter().zip(slots.drain(..)) {
+                        let this = self.clone();
+                        let leased = job.clone();
+                        let handle = tasks.spawn(async move {
+                            this.attempt(job).await;
+                            drop(permit);
+                        });
+                        running.insert(handle.id(), leased);
+                    }
+                    // Unused slots go back as `slots` drops.
                 }
-                Ok(None) => {
-                    drop(permit);
+                Ok(_) => {
+                    drop(slots);
                     let wait = match self.ctx.store.next_due().await {
                         Ok(Some(due)) => Duration::from_millis((due - now_ms()).max(0) as u64 + 1),
                         _ => IDLE_POLL,
@@ -97,7 +105,7 @@ impl Worker {
                     }
                 }
                 Err(e) => {
-                    drop(permit);
+                    drop(slots);
                     tracing::error!(error = %format!("{e:#}"), "cannot lease jobs");
                     tokio::select! {
                         _ = tokio::time::sleep(STORE_ERROR_PAUSE) => {}

@@ -33,7 +33,7 @@ async fn valid_delivery_is_stored_queued_and_run() {
     assert_eq!(jobs[0].attempts, 1);
     assert_eq!(
         app.store().audit_actions(jobs[0].id).await.unwrap(),
-        ["job.received", "job.completed"]
+        ["job.completed"]
     );
     app.stop().await;
 }

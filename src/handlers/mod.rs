@@ -2,8 +2,8 @@
 //!
 //! The workflows themselves (commands, review, infrastructure tasks) arrive
 //! in later issues. Until then every kind is *received*: the handler checks
-//! that the stored event still parses and records in the audit log that it
-//! ran, which is what the queue's crash-and-restart guarantees are tested on.
+//! that the stored event still parses, and the worker's completion record
+//! says that it ran, which is what the queue's crash-and-restart guarantees are tested on.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,7 +11,7 @@ use std::time::Duration;
 use crate::config::Config;
 use crate::event::Event;
 use crate::jobs::JobKind;
-use crate::store::{AuditEntry, LeasedJob, Store};
+use crate::store::{LeasedJob, Store};
 
 /// Everything a handler may use, passed as one value.
 #[derive(Clone)]
@@ -60,28 +60,22 @@ pub async fn run(ctx: &JobContext, job: &LeasedJob) -> Result<(), JobError> {
     }
 }
 
-/// Record that a job of `kind` ran. See the module comment.
+/// Accept a job of `kind` whose workflow does not exist yet. The worker's
+/// completion record (`job.completed`, with the kind) is the trace that it
+/// ran; see the module comment.
 async fn receive(
     ctx: &JobContext,
-    job: &LeasedJob,
+    _job: &LeasedJob,
     kind: JobKind,
     event: &Event,
 ) -> Result<(), JobError> {
     if let Some(delay) = ctx.config.test_job_delay {
         tokio::time::sleep(delay).await;
     }
-    ctx.store
-        .audit(AuditEntry {
-            job_id: Some(job.id),
-            delivery_id: Some(job.delivery_id.clone()),
-            actor: None,
-            action: "job.received".into(),
-            detail: Some(serde_json::json!({
-                "kind": kind.as_str(),
-                "subject": job.subject,
-                "action": event.action(),
-            })),
-        })
-        .await?;
+    tracing::debug!(
+        kind = kind.as_str(),
+        action = event.action(),
+        "no workflow for this job kind yet"
+    );
     Ok(())
 }

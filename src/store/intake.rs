@@ -6,6 +6,8 @@
 //! deliveries are gathered here and written in one transaction; each caller
 //! is still answered only after the transaction holding its row committed.
 
+use std::collections::HashSet;
+
 use anyhow::Context;
 use sqlx::SqlitePool;
 use tokio::sync::{mpsc, oneshot};
@@ -13,7 +15,9 @@ use tokio::sync::{mpsc, oneshot};
 use super::now_ms;
 
 /// Most deliveries written in one transaction. Large enough that a burst is
-/// absorbed in a few commits, small enough that one transaction stays short.
+/// absorbed in a few commits, small enough that one transaction stays short
+/// and its statements stay under SQLite's limit of bound parameters
+/// (8 per delivery, 8 per job: ~4,000 here against 32,766).
 const MAX_BATCH: usize = 256;
 
 /// Requests waiting for the writer. Past this, callers wait for room
@@ -108,53 +112,78 @@ async fn run(pool: SqlitePool, mut rx: mpsc::Receiver<(NewDelivery, Reply)>) {
     }
 }
 
+/// Write a batch in one transaction with two statements, whatever its size:
+/// a multi-row insert of the deliveries that returns the ids it stored (a
+/// known id is skipped by `ON CONFLICT DO NOTHING`), then one multi-row
+/// insert of the jobs of those. Per-statement overhead, not the disk, is
+/// what limits intake, so statements are what this saves.
 async fn write_batch<'a>(
     pool: &SqlitePool,
-    batch: impl ExactSizeIterator<Item = &'a NewDelivery>,
+    batch: impl ExactSizeIterator<Item = &'a NewDelivery> + Clone,
 ) -> anyhow::Result<Vec<DeliveryOutcome>> {
     let now = now_ms();
     let mut tx = pool
         .begin()
         .await
         .context("starting the intake transaction")?;
-    let mut outcomes = Vec::with_capacity(batch.len());
-    for d in batch {
-        let inserted = sqlx::query(
-            "INSERT INTO deliveries (id, event, action, installation_id, repo, outcome, reason, received_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT (id) DO NOTHING",
-        )
-        .bind(&d.id)
-        .bind(&d.event)
-        .bind(&d.action)
-        .bind(d.installation_id.map(|i| i as i64))
-        .bind(&d.repo)
-        .bind(d.outcome)
-        .bind(&d.reason)
-        .bind(now)
-        .execute(&mut *tx)
+    let mut insert = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+        "INSERT INTO deliveries (id, event, action, installation_id, repo, outcome, reason, received_at) ",
+    );
+    insert.push_values(batch.clone(), |mut row, d| {
+        row.push_bind(&d.id)
+            .push_bind(&d.event)
+            .push_bind(&d.action)
+            .push_bind(d.installation_id.map(|i| i as i64))
+            .push_bind(&d.repo)
+            .push_bind(d.outcome)
+            .push_bind(&d.reason)
+            .push_bind(now);
+    });
+    insert.push(" ON CONFLICT (id) DO NOTHING RETURNING id");
+    let stored: HashSet<String> = insert
+        .build_query_scalar::<String>()
+        .fetch_all(&mut *tx)
         .await
-        .context("storing a delivery")?
-        .rows_affected()
-            == 1;
-        if !inserted {
-            outcomes.push(DeliveryOutcome::Duplicate);
-            continue;
-        }
-        for job in &d.jobs {
-            sqlx::query(
-                "INSERT INTO jobs (delivery_id, kind, subject, payload, state, run_after, created_at, updated_at)
-                 VALUES (?1, ?2, ?3, ?4, 'queued', ?5, ?5, ?5)",
-            )
-            .bind(&d.id)
-            .bind(&job.kind)
-            .bind(&job.subject)
-            .bind(&job.payload)
-            .bind(now)
+        .context("storing deliveries")?
+        .into_iter()
+        .collect();
+    // Rows are inserted in order, so of two deliveries with the same id in
+    // one batch the first is the stored one.
+    let mut claimed = HashSet::new();
+    let outcomes: Vec<DeliveryOutcome> = batch
+        .clone()
+        .map(|d| {
+            if stored.contains(&d.id) && claimed.insert(d.id.as_str()) {
+                DeliveryOutcome::Stored
+            } else {
+                DeliveryOutcome::Duplicate
+            }
+        })
+        .collect();
+    let jobs: Vec<(&str, &NewJob)> = batch
+        .zip(&outcomes)
+        .filter(|(_, o)| **o == DeliveryOutcome::Stored)
+        .flat_map(|(d, _)| d.jobs.iter().map(move |j| (d.id.as_str(), j)))
+        .collect();
+    if !jobs.is_empty() {
+        let mut insert = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+            "INSERT INTO jobs (delivery_id, kind, subject, payload, state, run_after, created_at, updated_at) ",
+        );
+        insert.push_values(jobs, |mut row, (delivery_id, job)| {
+            row.push_bind(delivery_id)
+                .push_bind(&job.kind)
+                .push_bind(&job.subject)
+                .push_bind(&job.payload)
+                .push_bind("queued")
+                .push_bind(now)
+                .push_bind(now)
+                .push_bind(now);
+        });
+        insert
+            .build()
             .execute(&mut *tx)
             .await
-            .context("enqueueing a job")?;
-        }
-        outcomes.push(DeliveryOutcome::Stored);
+            .context("enqueueing jobs")?;
     }
     tx.commit().await.context("committing deliveries")?;
     Ok(outcomes)

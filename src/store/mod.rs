@@ -151,32 +151,54 @@ impl Store {
     /// Take the next runnable job: a queued one whose time has come, or a
     /// running one whose lease ran out (its worker died).
     pub async fn lease_job(&self, lease: Duration) -> anyhow::Result<Option<LeasedJob>> {
+        Ok(self.lease_jobs(lease, 1).await?.pop())
+    }
+
+    /// Take up to `max` runnable jobs in one statement, oldest first: queued
+    /// ones whose time has come, then running ones whose lease ran out.
+    ///
+    /// Each half of the choice reads the head of an index (`jobs_ready`,
+    /// `jobs_leases`), so leasing stays cheap however long the queue is.
+    pub async fn lease_jobs(&self, lease: Duration, max: usize) -> anyhow::Result<Vec<LeasedJob>> {
         let now = now_ms();
         let token = uuid::Uuid::new_v4().to_string();
-        let row = sqlx::query(
+        let rows = sqlx::query(
             "UPDATE jobs SET state = 'running', attempts = attempts + 1, lease_token = ?1,
                  lease_until = ?2, updated_at = ?3
-             WHERE id = (SELECT id FROM jobs
-                         WHERE (state = 'queued' AND run_after <= ?3)
-                            OR (state = 'running' AND lease_until < ?3)
-                         ORDER BY run_after, id LIMIT 1)
+             WHERE id IN (SELECT id FROM (
+                             SELECT * FROM (SELECT id, run_after AS due FROM jobs
+                                            WHERE state = 'queued' AND run_after <= ?3
+                                            ORDER BY run_after, id LIMIT ?4)
+                             UNION ALL
+                             SELECT * FROM (SELECT id, lease_until AS due FROM jobs
+                                            WHERE state = 'running' AND lease_until < ?3
+                                            ORDER BY lease_until LIMIT ?4))
+                          ORDER BY due, id LIMIT ?4)
              RETURNING id, delivery_id, kind, subject, payload, attempts",
         )
         .bind(&token)
         .bind(now + lease.as_millis() as i64)
         .bind(now)
-        .fetch_optional(&self.write)
+        .bind(max as i64)
+        .fetch_all(&self.write)
         .await
-        .context("leasing a job")?;
-        Ok(row.map(|r| LeasedJob {
-            id: r.get("id"),
-            delivery_id: r.get("delivery_id"),
-            kind: r.get("kind"),
-            subject: r.get("subject"),
-            payload: r.get("payload"),
-            attempts: r.get("attempts"),
-            lease_token: token,
-        }))
+        .context("leasing jobs")?;
+        // One token per statement is enough: a lease is checked together
+        // with the job id everywhere.
+        let mut jobs: Vec<LeasedJob> = rows
+            .into_iter()
+            .map(|r| LeasedJob {
+                id: r.get("id"),
+                delivery_id: r.get("delivery_id"),
+                kind: r.get("kind"),
+                subject: r.get("subject"),
+                payload: r.get("payload"),
+                attempts: r.get("attempts"),
+                lease_token: token.clone(),
+            })
+            .collect();
+        jobs.sort_by_key(|j| j.id);
+        Ok(jobs)
     }
 
     /// Push a running job's lease further out. False if the lease was lost.
