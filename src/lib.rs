@@ -3,6 +3,7 @@
 
 pub mod app_credentials;
 pub mod cli;
+pub mod command;
 pub mod config;
 pub mod event;
 pub mod handlers;
@@ -10,6 +11,7 @@ pub mod intake;
 pub mod jobs;
 pub mod manifest;
 pub mod metrics;
+pub mod redact;
 pub mod server;
 pub mod store;
 pub mod telemetry;

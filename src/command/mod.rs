@@ -1,0 +1,305 @@
+//! The `/agentic` grammar: a pure module, no I/O.
+//!
+//! A comment is first reduced to the text a reader sees as prose (markdown
+//! code, quotes and HTML comments carry no commands), then every line that
+//! starts with `/agentic` is one command, run in order.
+
+mod markdown;
+
+use std::fmt;
+
+/// The word that starts every command.
+pub const PREFIX: &str = "/agentic";
+
+/// A command a user can give.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    Help,
+    Ask { question: String },
+    Review,
+    Describe,
+    Plan { request: String },
+    Approve,
+    Apply,
+    Cancel,
+    Status,
+}
+
+/// Every command name, for suggestions.
+const NAMES: [&str; 9] = [
+    "help", "ask", "review", "describe", "plan", "approve", "apply", "cancel", "status",
+];
+
+impl Command {
+    /// The command's name as typed.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Command::Help => "help",
+            Command::Ask { .. } => "ask",
+            Command::Review => "review",
+            Command::Describe => "describe",
+            Command::Plan { .. } => "plan",
+            Command::Approve => "approve",
+            Command::Apply => "apply",
+            Command::Cancel => "cancel",
+            Command::Status => "status",
+        }
+    }
+
+    /// Usage and a one-line description. An exhaustive match: a new command
+    /// does not compile until it is documented here.
+    pub fn usage(&self) -> (&'static str, &'static str) {
+        match self {
+            Command::Help => ("/agentic help", "show this list"),
+            Command::Ask { .. } => (
+                "/agentic ask <question>",
+                "answer a question about this pull request or issue",
+            ),
+            Command::Review => ("/agentic review", "review the pull request's changes"),
+            Command::Describe => ("/agentic describe", "write a description of the pull request"),
+            Command::Plan { .. } => (
+                "/agentic plan <request>",
+                "propose infrastructure changes as a plan to approve",
+            ),
+            Command::Approve => ("/agentic approve", "approve the current plan"),
+            Command::Apply => ("/agentic apply", "apply the approved plan"),
+            Command::Cancel => ("/agentic cancel", "cancel the current plan or job"),
+            Command::Status => ("/agentic status", "show the state of the current plan or job"),
+        }
+    }
+
+    /// One example of every command, in help order.
+    pub fn all() -> [Command; 9] {
+        [
+            Command::Help,
+            Command::Ask {
+                question: String::new(),
+            },
+            Command::Review,
+            Command::Describe,
+            Command::Plan {
+                request: String::new(),
+            },
+            Command::Approve,
+            Command::Apply,
+            Command::Cancel,
+            Command::Status,
+        ]
+    }
+}
+
+/// A line that starts with `/agentic` but is not a valid command. Each has
+/// a reply meant for the commenter.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ParseError {
+    /// `/agentic` alone.
+    MissingCommand,
+    /// An unknown word, with the closest command if one is close.
+    Unknown {
+        name: String,
+        suggestion: Option<&'static str>,
+    },
+    /// A command that needs an argument got none.
+    MissingArgument {
+        command: &'static str,
+        what: &'static str,
+    },
+    /// A command that takes no argument got one.
+    UnexpectedArgument { command: &'static str },
+}
+
+impl fmt::Display for ParseError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ParseError::MissingCommand => {
+                write!(f, "`/agentic` needs a command; try `/agentic help`.")
+            }
+            ParseError::Unknown {
+                name,
+                suggestion: Some(s),
+            } => write!(f, "Unknown command `{name}`; did you mean `{s}`?"),
+            ParseError::Unknown {
+                name,
+                suggestion: None,
+            } => write!(f, "Unknown command `{name}`; `/agentic help` lists the commands."),
+            ParseError::MissingArgument { command, what } => {
+                write!(f, "`/agentic {command}` needs {what}, e.g. `/agentic {command} …`.")
+            }
+            ParseError::UnexpectedArgument { command } => {
+                write!(f, "`/agentic {command}` takes no arguments.")
+            }
+        }
+    }
+}
+
+/// The commands in a comment, in order. Lines inside code, quotes and HTML
+/// comments are not looked at.
+pub fn parse_comment(body: &str) -> Vec<Result<Command, ParseError>> {
+    let lines = markdown::prose_lines(body);
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < lines.len() {
+        let Some(rest) = command_rest(&lines[i]) else {
+            i += 1;
+            continue;
+        };
+        // A free-text argument goes on over the following lines until the
+        // next command or a blank line.
+        let text = rest.trim();
+        let mut j = i + 1;
+        while j < lines.len() && !lines[j].trim().is_empty() && command_rest(&lines[j]).is_none() {
+            j += 1;
+        }
+        let continuation: Vec<&str> = lines[i + 1..j].iter().map(|l| l.trim()).collect();
+        out.push(parse_one(text, &continuation));
+        i = j;
+    }
+    out
+}
+
+/// The text after `/agentic` if `line` is a command line.
+fn command_rest(line: &str) -> Option<&str> {
+    let line = line.trim_start();
+    let rest = line.strip_prefix(PREFIX)?;
+    // `/agentics` is not ours.
+    match rest.chars().next() {
+        None => Some(rest),
+        Some(c) if c.is_whitespace() => Some(rest),
+        _ => None,
+    }
+}
+
+fn parse_one(text: &str, continuation: &[&str]) -> Result<Command, ParseError> {
+    let mut parts = text.splitn(2, char::is_whitespace);
+    let name = parts.next().unwrap_or("").to_lowercase();
+    let args = parts.next().unwrap_or("").trim();
+    let free_text = || {
+        let mut s = args.to_string();
+        for line in continuation {
+            if !s.is_empty() {
+                s.push('\n');
+            }
+            s.push_str(line);
+        }
+        s
+    };
+    let no_args = |command: Command| {
+        if args.is_empty() {
+            Ok(command)
+        } else {
+            Err(ParseError::UnexpectedArgument {
+                command: command.name(),
+            })
+        }
+    };
+    match name.as_str() {
+        "" => Err(ParseError::MissingCommand),
+        "help" => Ok(Command::Help),
+        "ask" => match free_text() {
+            q if q.is_empty() => Err(ParseError::MissingArgument {
+                command: "ask",
+                what: "a question",
+            }),
+            question => Ok(Command::Ask { question }),
+        },
+        "plan" => match free_text() {
+            r if r.is_empty() => Err(ParseError::MissingArgument {
+                command: "plan",
+                what: "a description of the change",
+            }),
+            request => Ok(Command::Plan { request }),
+        },
+        "review" => no_args(Command::Review),
+        "describe" => no_args(Command::Describe),
+        "approve" => no_args(Command::Approve),
+        "apply" => no_args(Command::Apply),
+        "cancel" => no_args(Command::Cancel),
+        "status" => no_args(Command::Status),
+        other => Err(ParseError::Unknown {
+            name: other.chars().take(40).collect(),
+            suggestion: suggest(other),
+        }),
+    }
+}
+
+/// The command closest to a mistyped one, if it is close enough to be what
+/// was meant.
+fn suggest(name: &str) -> Option<&'static str> {
+    NAMES
+        .iter()
+        .map(|n| (strsim::damerau_levenshtein(name, n), *n))
+        .filter(|(d, n)| *d <= 2 && *d < n.len())
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, n)| n)
+}
+
+/// The help text, generated from the commands.
+pub fn help_text() -> String {
+    let mut s = String::from("**agentic commands** — write one per line in a comment:\n\n");
+    for c in Command::all() {
+        let (usage, what) = c.usage();
+        s.push_str(&format!("- `{usage}` — {what}\n"));
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ask(q: &str) -> Result<Command, ParseError> {
+        Ok(Command::Ask {
+            question: q.to_string(),
+        })
+    }
+
+    #[test]
+    fn commands_at_line_start_in_order() {
+        let body = "Thanks!\n/agentic help\n/agentic ask what changed?\nIt is about the VPC.\n\n/agentic status";
+        assert_eq!(
+            parse_comment(body),
+            vec![
+                Ok(Command::Help),
+                ask("what changed?\nIt is about the VPC."),
+                Ok(Command::Status)
+            ]
+        );
+    }
+
+    #[test]
+    fn code_quotes_and_html_comments_carry_no_commands() {
+        let body = "```\n/agentic apply\n```\n\n    /agentic apply\n\n> /agentic apply\n\n\
+                    <!-- /agentic apply -->\n\nrun `/agentic apply` later\nnot /agentic apply either";
+        assert_eq!(parse_comment(body), vec![]);
+    }
+
+    #[test]
+    fn inline_code_inside_a_question_is_kept() {
+        assert_eq!(parse_comment("/agentic ask is `x` safe?"), vec![ask("is `x` safe?")]);
+        assert!(parse_comment("`/agentic apply`").is_empty());
+    }
+
+    #[test]
+    fn errors_have_helpful_replies() {
+        let r = parse_comment("/agentic aply\n\n/agentic\n\n/agentic ask\n\n/agentic apply now\n\n/agentic frobnicate");
+        assert_eq!(
+            r.iter().map(|e| e.as_ref().unwrap_err().to_string()).collect::<Vec<_>>(),
+            [
+                "Unknown command `aply`; did you mean `apply`?",
+                "`/agentic` needs a command; try `/agentic help`.",
+                "`/agentic ask` needs a question, e.g. `/agentic ask …`.",
+                "`/agentic apply` takes no arguments.",
+                "Unknown command `frobnicate`; `/agentic help` lists the commands.",
+            ]
+        );
+        assert!(parse_comment("/agentics help").is_empty());
+    }
+
+    #[test]
+    fn help_lists_every_command() {
+        let help = help_text();
+        for name in NAMES {
+            assert!(help.contains(&format!("`/agentic {name}")), "{name}");
+        }
+    }
+}
