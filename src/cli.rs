@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 
 use crate::config::Config;
 use crate::intake::{self, Prepared};
+use crate::redact::Redactor;
 use crate::server::AppState;
 use crate::store::{DeliveryOutcome, Store};
 
@@ -40,6 +41,21 @@ pub enum Command {
         #[arg(long)]
         dry_run: bool,
     },
+    /// Ask a question about an issue or pull request, from this machine,
+    /// with the token in GITHUB_TOKEN; prints the answer.
+    Ask {
+        /// The repository, `owner/name`.
+        #[arg(long)]
+        repo: String,
+        /// The issue or pull request number.
+        #[arg(long)]
+        number: u64,
+        /// Also post the answer as a comment.
+        #[arg(long)]
+        post: bool,
+        /// The question.
+        question: String,
+    },
     /// Print the GitHub App manifest as JSON.
     Manifest {
         /// The URL GitHub reaches this service at (default AGENTIC_PUBLIC_URL).
@@ -53,7 +69,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve => {
             let config = Config::from_env()?;
-            crate::telemetry::init(config.log_format);
+            crate::telemetry::init(config.log_format, Redactor::new(config.secret_values()));
             crate::server::serve(config).await
         }
         Command::Manifest { public_url } => {
@@ -73,6 +89,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             delivery_id,
             dry_run,
         } => replay(payload, event, delivery_id, dry_run).await,
+        Command::Ask {
+            repo,
+            number,
+            post,
+            question,
+        } => ask(repo, number, post, question).await,
     }
 }
 
@@ -112,7 +134,7 @@ async fn replay(
         return Ok(());
     }
     let config = Config::from_env()?;
-    crate::telemetry::init(config.log_format);
+    crate::telemetry::init(config.log_format, Redactor::new(config.secret_values()));
     let store = Store::open(&config.database_url).await?;
     let delivery = prepared.into_delivery();
     match store.record_delivery(delivery).await? {
@@ -120,7 +142,7 @@ async fn replay(
             println!("already stored: delivery {delivery_id} was received before; nothing queued");
         }
         DeliveryOutcome::Stored => {
-            let state = AppState::new(store.clone(), std::sync::Arc::new(config));
+            let state = AppState::new(store.clone(), std::sync::Arc::new(config))?;
             state.worker().run_until_idle().await?;
         }
     }
@@ -135,6 +157,74 @@ async fn replay(
                 job.id, job.kind, job.state, job.attempts
             ),
         }
+    }
+    store.close().await;
+    Ok(())
+}
+
+struct StderrProgress;
+
+impl crate::agent::Progress for StderrProgress {
+    fn step(
+        &mut self,
+        text: String,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + '_>> {
+        Box::pin(async move { eprintln!("… {text}") })
+    }
+}
+
+async fn ask(repo: String, number: u64, post: bool, question: String) -> anyhow::Result<()> {
+    if repo.split('/').count() != 2 || repo.split('/').any(str::is_empty) {
+        anyhow::bail!("--repo must be `owner/name`, not `{repo}`");
+    }
+    if question.trim().is_empty() {
+        anyhow::bail!("the question is empty");
+    }
+    let token = std::env::var("GITHUB_TOKEN")
+        .ok()
+        .filter(|t| !t.trim().is_empty())
+        .ok_or_else(|| anyhow::anyhow!("GITHUB_TOKEN: not set (a token that can read {repo})"))?;
+    let config = Config::from_env()?;
+    let mut secrets = config.secret_values();
+    secrets.push(token.clone());
+    let redactor = Redactor::new(secrets);
+    crate::telemetry::init(config.log_format, redactor.clone());
+    let github =
+        crate::github::with_token(&config.github_api_url, secrecy::SecretString::from(token))?;
+    let store = Store::open(&config.database_url).await?;
+    eprintln!("… reading {repo}#{number}");
+    let issue = github.issue(&repo, number).await?;
+    let llm = crate::agent::llm::Llm::new(&config);
+    let login = std::env::var("USER").unwrap_or_else(|_| "cli".into());
+    let q = crate::handlers::ask::Question {
+        repo: &repo,
+        number,
+        on_pull_request: issue.pull_request.is_some(),
+        asked_by: &login,
+        text: &question,
+    };
+    let trace = crate::agent::Trace {
+        store: &store,
+        job_id: None,
+        delivery_id: None,
+        actor: Some(format!("cli:{login}")),
+        redactor: &redactor,
+    };
+    let budget = crate::agent::Budget {
+        max_steps: config.max_steps,
+        max_tokens: config.max_tokens,
+        max_wall: config.max_wall,
+    };
+    let outcome =
+        crate::handlers::ask::ask(&llm, &github, budget, &q, &trace, &mut StderrProgress).await?;
+    let text = redactor
+        .redact(&crate::handlers::ask::render(outcome))
+        .into_owned();
+    println!("{text}");
+    if post {
+        let body = crate::output::fit(&text, crate::output::MAX_COMMENT_CHARS);
+        let comment = github.create_comment(&repo, number, &body).await?;
+        eprintln!("posted comment {}", comment.id);
     }
     store.close().await;
     Ok(())

@@ -68,6 +68,19 @@ pub struct Config {
     pub max_attempts: u32,
     pub lease: Duration,
     pub shutdown_grace: Duration,
+    /// One model call may take this long before it is abandoned.
+    pub llm_timeout: Duration,
+    /// Tries of a model call that timed out, the first included.
+    pub llm_timeout_tries: u32,
+    /// The agent's budgets.
+    pub max_steps: u32,
+    pub max_tokens: u64,
+    pub max_wall: Duration,
+    /// Least time between two progress edits of a status comment.
+    pub progress_interval: Duration,
+    /// Commands one sender, and one installation, may give a minute.
+    pub sender_commands_per_minute: u32,
+    pub installation_commands_per_minute: u32,
     /// Test-only: how long the placeholder job handler takes. Lets the
     /// restart test kill the process while jobs are in flight.
     pub test_job_delay: Option<Duration>,
@@ -94,6 +107,14 @@ const KEYS: &[&str] = &[
     "AGENTIC_JOB_LEASE_SECS",
     "AGENTIC_SHUTDOWN_GRACE_SECS",
     "AGENTIC_TEST_JOB_DELAY_MS",
+    "AGENTIC_LLM_TIMEOUT_SECS",
+    "AGENTIC_LLM_TIMEOUT_TRIES",
+    "AGENTIC_MAX_STEPS",
+    "AGENTIC_MAX_TOKENS",
+    "AGENTIC_MAX_WALL_SECS",
+    "AGENTIC_PROGRESS_INTERVAL_SECS",
+    "AGENTIC_SENDER_COMMANDS_PER_MINUTE",
+    "AGENTIC_INSTALLATION_COMMANDS_PER_MINUTE",
     "RUST_LOG",
 ];
 
@@ -240,6 +261,29 @@ impl Config {
             None => None,
         };
 
+        let positive = |key: &'static str, default: &str| -> Result<u64, ConfigError> {
+            let n: u64 = parse_or(vars.get(key), default, key, "a whole number")?;
+            if n == 0 {
+                return Err(bad(key, "must be at least 1"));
+            }
+            Ok(n)
+        };
+        let llm_timeout = Duration::from_secs(positive("AGENTIC_LLM_TIMEOUT_SECS", "60")?);
+        let llm_timeout_tries = positive("AGENTIC_LLM_TIMEOUT_TRIES", "2")? as u32;
+        let max_steps = positive("AGENTIC_MAX_STEPS", "8")? as u32;
+        let max_tokens = positive("AGENTIC_MAX_TOKENS", "60000")?;
+        let max_wall = Duration::from_secs(positive("AGENTIC_MAX_WALL_SECS", "300")?);
+        let progress_interval: u64 = parse_or(
+            vars.get("AGENTIC_PROGRESS_INTERVAL_SECS"),
+            "5",
+            "AGENTIC_PROGRESS_INTERVAL_SECS",
+            "a whole number of seconds",
+        )?;
+        let sender_commands_per_minute =
+            positive("AGENTIC_SENDER_COMMANDS_PER_MINUTE", "10")? as u32;
+        let installation_commands_per_minute =
+            positive("AGENTIC_INSTALLATION_COMMANDS_PER_MINUTE", "120")? as u32;
+
         let openai_base_url = vars
             .get("OPENAI_BASE_URL")
             .unwrap_or("https://api.openai.com/v1")
@@ -270,6 +314,14 @@ impl Config {
             lease: Duration::from_secs(lease_secs),
             shutdown_grace: Duration::from_secs(grace_secs),
             test_job_delay,
+            llm_timeout,
+            llm_timeout_tries,
+            max_steps,
+            max_tokens,
+            max_wall,
+            progress_interval: Duration::from_secs(progress_interval),
+            sender_commands_per_minute,
+            installation_commands_per_minute,
         })
     }
 

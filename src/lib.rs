@@ -1,16 +1,21 @@
 //! agentic: a GitHub App that reviews pull requests and plans AWS changes
 //! from `/agentic` commands, under guardrails. See DESIGN.md for the map.
 
+pub mod agent;
 pub mod app_credentials;
+pub mod authz;
 pub mod cli;
 pub mod command;
 pub mod config;
 pub mod event;
+pub mod github;
 pub mod handlers;
 pub mod intake;
 pub mod jobs;
+pub mod limits;
 pub mod manifest;
 pub mod metrics;
+pub mod output;
 pub mod redact;
 pub mod server;
 pub mod store;

@@ -126,7 +126,8 @@ fn redact_bare_aws_secrets(text: &str) -> Option<String> {
         let s = m.as_str();
         let mixed = s.bytes().any(|b| b.is_ascii_uppercase())
             && s.bytes().any(|b| b.is_ascii_lowercase())
-            && s.bytes().any(|b| b.is_ascii_digit() || b == b'/' || b == b'+');
+            && s.bytes()
+                .any(|b| b.is_ascii_digit() || b == b'/' || b == b'+');
         if standalone && mixed {
             out.push_str(&text[last..m.start()]);
             out.push_str(REDACTED);
@@ -175,8 +176,13 @@ mod tests {
     #[test]
     fn leaves_ordinary_text_alone() {
         let r = Redactor::new([]);
-        let text = "commit 9f1c2d3e4b5a69788796a5b4c3d2e1f001122334 changes `modules/batch/main.tf`; \
+        let text =
+            "commit 9f1c2d3e4b5a69788796a5b4c3d2e1f001122334 changes `modules/batch/main.tf`; \
             the token bucket refills. Bearer of bad news.";
-        assert!(matches!(r.redact(text), Cow::Borrowed(_)), "{}", r.redact(text));
+        assert!(
+            matches!(r.redact(text), Cow::Borrowed(_)),
+            "{}",
+            r.redact(text)
+        );
     }
 }

@@ -58,6 +58,7 @@ async fn sigkill_mid_job_then_restart_completes_every_job_once() {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
+    agentic::install_crypto_provider();
     let http = reqwest::Client::new();
     let mut child = spawn(dir.path(), port);
     wait_until("the server to answer", || async {

@@ -65,7 +65,7 @@ async fn convert(
             "events": [],
             "client_secret": "fake-client-secret",
             "webhook_secret": ISSUED_SECRET,
-            "pem": "-----BEGIN RSA PRIVATE KEY-----\nZmFrZSBrZXkgZm9yIHRlc3Rz\n-----END RSA PRIVATE KEY-----\n"
+            "pem": include_str!("support/test-app-key.pem")
         })),
     )
 }

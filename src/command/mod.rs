@@ -56,7 +56,10 @@ impl Command {
                 "answer a question about this pull request or issue",
             ),
             Command::Review => ("/agentic review", "review the pull request's changes"),
-            Command::Describe => ("/agentic describe", "write a description of the pull request"),
+            Command::Describe => (
+                "/agentic describe",
+                "write a description of the pull request",
+            ),
             Command::Plan { .. } => (
                 "/agentic plan <request>",
                 "propose infrastructure changes as a plan to approve",
@@ -64,7 +67,10 @@ impl Command {
             Command::Approve => ("/agentic approve", "approve the current plan"),
             Command::Apply => ("/agentic apply", "apply the approved plan"),
             Command::Cancel => ("/agentic cancel", "cancel the current plan or job"),
-            Command::Status => ("/agentic status", "show the state of the current plan or job"),
+            Command::Status => (
+                "/agentic status",
+                "show the state of the current plan or job",
+            ),
         }
     }
 
@@ -121,9 +127,15 @@ impl fmt::Display for ParseError {
             ParseError::Unknown {
                 name,
                 suggestion: None,
-            } => write!(f, "Unknown command `{name}`; `/agentic help` lists the commands."),
+            } => write!(
+                f,
+                "Unknown command `{name}`; `/agentic help` lists the commands."
+            ),
             ParseError::MissingArgument { command, what } => {
-                write!(f, "`/agentic {command}` needs {what}, e.g. `/agentic {command} …`.")
+                write!(
+                    f,
+                    "`/agentic {command}` needs {what}, e.g. `/agentic {command} …`."
+                )
             }
             ParseError::UnexpectedArgument { command } => {
                 write!(f, "`/agentic {command}` takes no arguments.")
@@ -275,7 +287,10 @@ mod tests {
 
     #[test]
     fn inline_code_inside_a_question_is_kept() {
-        assert_eq!(parse_comment("/agentic ask is `x` safe?"), vec![ask("is `x` safe?")]);
+        assert_eq!(
+            parse_comment("/agentic ask is `x` safe?"),
+            vec![ask("is `x` safe?")]
+        );
         assert!(parse_comment("`/agentic apply`").is_empty());
     }
 
@@ -283,7 +298,9 @@ mod tests {
     fn errors_have_helpful_replies() {
         let r = parse_comment("/agentic aply\n\n/agentic\n\n/agentic ask\n\n/agentic apply now\n\n/agentic frobnicate");
         assert_eq!(
-            r.iter().map(|e| e.as_ref().unwrap_err().to_string()).collect::<Vec<_>>(),
+            r.iter()
+                .map(|e| e.as_ref().unwrap_err().to_string())
+                .collect::<Vec<_>>(),
             [
                 "Unknown command `aply`; did you mean `apply`?",
                 "`/agentic` needs a command; try `/agentic help`.",

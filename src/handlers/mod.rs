@@ -1,23 +1,69 @@
-//! One handler per workflow, dispatched by job kind.
-//!
-//! The workflows themselves (commands, review, infrastructure tasks) arrive
-//! in later issues. Until then every kind is *received*: the handler checks
-//! that the stored event still parses, and the worker's completion record
-//! says that it ran, which is what the queue's crash-and-restart guarantees are tested on.
+//! One handler per workflow, dispatched by job kind with an exhaustive
+//! match. `command` runs `/agentic` commands; the other kinds (automatic
+//! review, infrastructure tasks, check-run buttons, installations) arrive in
+//! later issues and until then only record that they ran.
+
+pub mod ask;
+pub mod command;
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use arc_swap::ArcSwapOption;
+
+use crate::agent::llm::Llm;
 use crate::config::Config;
 use crate::event::Event;
+use crate::github::{GitHub, GitHubApp, GitHubError};
 use crate::jobs::JobKind;
+use crate::limits::CommandLimits;
+use crate::redact::Redactor;
 use crate::store::{LeasedJob, Store};
 
-/// Everything a handler may use, passed as one value.
+/// Everything a handler may use, passed as one value. Cheap to clone.
 #[derive(Clone)]
 pub struct JobContext {
     pub store: Store,
     pub config: Arc<Config>,
+    /// The App, once configured (the setup flow may install it later).
+    pub github: Arc<ArcSwapOption<GitHubApp>>,
+    pub llm: Llm,
+    pub redactor: Redactor,
+    pub limits: Arc<CommandLimits>,
+}
+
+impl JobContext {
+    pub fn new(
+        store: Store,
+        config: Arc<Config>,
+        github: Arc<ArcSwapOption<GitHubApp>>,
+    ) -> JobContext {
+        JobContext {
+            llm: Llm::new(&config),
+            redactor: Redactor::new(config.secret_values()),
+            limits: Arc::new(CommandLimits::new(
+                config.sender_commands_per_minute,
+                config.installation_commands_per_minute,
+            )),
+            store,
+            config,
+            github,
+        }
+    }
+
+    /// A client acting as `installation`.
+    pub async fn installation(&self, installation: u64) -> Result<GitHub, JobError> {
+        let app = self
+            .github
+            .load_full()
+            .ok_or_else(|| JobError::Permanent("no GitHub App is configured".into()))?;
+        Ok(app.installation(installation).await?)
+    }
+
+    /// Whether a failure now ends the job (no attempts left).
+    pub fn last_attempt(&self, job: &LeasedJob) -> bool {
+        job.attempts >= self.config.max_attempts as i64
+    }
 }
 
 /// Why a job attempt failed, which decides whether it runs again.
@@ -35,6 +81,12 @@ pub enum JobError {
     Permanent(String),
 }
 
+impl JobError {
+    pub fn is_transient(&self) -> bool {
+        matches!(self, JobError::Transient { .. })
+    }
+}
+
 impl From<anyhow::Error> for JobError {
     /// Our own failures (the store) are worth retrying.
     fn from(e: anyhow::Error) -> Self {
@@ -45,30 +97,50 @@ impl From<anyhow::Error> for JobError {
     }
 }
 
+impl From<GitHubError> for JobError {
+    fn from(e: GitHubError) -> Self {
+        if e.is_transient() {
+            JobError::Transient {
+                retry_after: e.retry_after(),
+                reason: e.to_string(),
+            }
+        } else {
+            JobError::Permanent(e.to_string())
+        }
+    }
+}
+
+impl From<crate::output::OutputError> for JobError {
+    fn from(e: crate::output::OutputError) -> Self {
+        match e {
+            crate::output::OutputError::GitHub(g) => g.into(),
+            crate::output::OutputError::Store(s) => s.into(),
+        }
+    }
+}
+
 /// Run one attempt of a job.
 pub async fn run(ctx: &JobContext, job: &LeasedJob) -> Result<(), JobError> {
     let kind = JobKind::parse(&job.kind)
         .ok_or_else(|| JobError::Permanent(format!("unknown job kind `{}`", job.kind)))?;
     let event: Event = serde_json::from_str(&job.payload)
         .map_err(|e| JobError::Permanent(format!("stored event does not parse: {e}")))?;
-    match kind {
-        JobKind::Command
-        | JobKind::Review
-        | JobKind::InfraTask
-        | JobKind::CheckRunAction
-        | JobKind::Installation => receive(ctx, job, kind, &event).await,
+    match (kind, &event) {
+        (JobKind::Command, Event::IssueComment(comment)) => command::run(ctx, job, comment).await,
+        (JobKind::Command, _) => Err(JobError::Permanent(
+            "a command job without a comment".into(),
+        )),
+        (
+            JobKind::Review | JobKind::InfraTask | JobKind::CheckRunAction | JobKind::Installation,
+            _,
+        ) => receive(ctx, kind, &event).await,
     }
 }
 
 /// Accept a job of `kind` whose workflow does not exist yet. The worker's
 /// completion record (`job.completed`, with the kind) is the trace that it
-/// ran; see the module comment.
-async fn receive(
-    ctx: &JobContext,
-    _job: &LeasedJob,
-    kind: JobKind,
-    event: &Event,
-) -> Result<(), JobError> {
+/// ran.
+async fn receive(ctx: &JobContext, kind: JobKind, event: &Event) -> Result<(), JobError> {
     if let Some(delay) = ctx.config.test_job_delay {
         tokio::time::sleep(delay).await;
     }

@@ -33,21 +33,29 @@ pub struct AppState {
     /// The secrets deliveries may be signed with. Swapped (not locked) when
     /// the setup flow registers an App while the server runs.
     secrets: Arc<ArcSwap<Vec<SecretString>>>,
-    app: Arc<ArcSwapOption<GitHubApp>>,
+    github: Arc<ArcSwapOption<crate::github::GitHubApp>>,
     pub setup: Arc<setup::SetupState>,
 }
 
 impl AppState {
-    pub fn new(store: Store, config: Arc<Config>) -> AppState {
-        AppState {
+    /// Fails when the configured App key cannot be used.
+    pub fn new(store: Store, config: Arc<Config>) -> anyhow::Result<AppState> {
+        let github = match &config.app {
+            Some(app) => Some(
+                crate::github::GitHubApp::new(app.app_id, &app.private_key, &config.github_api_url)
+                    .context("AGENTIC_GITHUB_PRIVATE_KEY")?,
+            ),
+            None => None,
+        };
+        Ok(AppState {
             store,
             metrics: Arc::new(Metrics::new()),
             secrets: Arc::new(ArcSwap::from_pointee(config.webhook_secrets.clone())),
-            app: Arc::new(ArcSwapOption::from(config.app.clone().map(Arc::new))),
+            github: Arc::new(ArcSwapOption::from(github)),
             config,
             wake: Arc::new(Notify::new()),
             setup: Arc::new(setup::SetupState::default()),
-        }
+        })
     }
 
     pub fn webhook_secrets(&self) -> arc_swap::Guard<Arc<Vec<SecretString>>> {
@@ -55,22 +63,25 @@ impl AppState {
     }
 
     /// The App in use, if one is configured or was registered.
-    pub fn app(&self) -> Option<Arc<GitHubApp>> {
-        self.app.load_full()
+    pub fn app(&self) -> Option<Arc<crate::github::GitHubApp>> {
+        self.github.load_full()
     }
 
     /// Start using a freshly registered App.
-    pub fn install_app(&self, app: GitHubApp, webhook_secret: SecretString) {
+    pub fn install_app(&self, app: GitHubApp, webhook_secret: SecretString) -> anyhow::Result<()> {
+        let client = crate::github::GitHubApp::new(
+            app.app_id,
+            &app.private_key,
+            &self.config.github_api_url,
+        )?;
         self.secrets.store(Arc::new(vec![webhook_secret]));
-        self.app.store(Some(Arc::new(app)));
+        self.github.store(Some(client));
+        Ok(())
     }
 
     pub fn worker(&self) -> Worker {
         Worker {
-            ctx: JobContext {
-                store: self.store.clone(),
-                config: self.config.clone(),
-            },
+            ctx: JobContext::new(self.store.clone(), self.config.clone(), self.github.clone()),
             metrics: self.metrics.clone(),
             wake: self.wake.clone(),
         }
@@ -149,7 +160,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         .await
         .with_context(|| format!("AGENTIC_LISTEN: cannot listen on {}", config.listen))?;
     let addr = listener.local_addr().context("reading the bound address")?;
-    let state = AppState::new(store.clone(), config.clone());
+    let state = AppState::new(store.clone(), config.clone())?;
     let shutdown = CancellationToken::new();
     let worker = tokio::spawn(state.worker().run(shutdown.clone()));
     let app = router(state.clone());

@@ -241,7 +241,13 @@ pub async fn callback(State(state): State<AppState>, Query(q): Query<CallbackQue
         );
     }
     tracing::info!(app_id = creds.id, path = %state.config.credentials_path.display(), "GitHub App registered and stored");
-    state.install_app(creds.github_app(), creds.webhook_secret.clone());
+    if let Err(e) = state.install_app(creds.github_app(), creds.webhook_secret.clone()) {
+        tracing::error!(error = %format!("{e:#}"), "the registered App's key cannot be used");
+        return fail(
+            StatusCode::BAD_GATEWAY,
+            "GitHub's answer carried a private key that cannot be used; see the logs.",
+        );
+    }
     let name = creds
         .name
         .clone()

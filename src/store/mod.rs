@@ -407,6 +407,87 @@ impl Store {
         Ok(rows.iter().map(|r| r.get("action")).collect())
     }
 
+    /// The GitHub id of output `key` of a job (its status comment, …).
+    pub async fn output(&self, job_id: i64, key: &str) -> anyhow::Result<Option<u64>> {
+        let row = sqlx::query("SELECT github_id FROM outputs WHERE job_id = ?1 AND key = ?2")
+            .bind(job_id)
+            .bind(key)
+            .fetch_optional(&self.write)
+            .await
+            .context("reading an output")?;
+        Ok(row.map(|r| r.get::<i64, _>("github_id") as u64))
+    }
+
+    /// Remember what a job posted, so a retry edits it instead of posting.
+    pub async fn save_output(
+        &self,
+        job_id: i64,
+        key: &str,
+        kind: &str,
+        github_id: u64,
+    ) -> anyhow::Result<()> {
+        let now = now_ms();
+        sqlx::query(
+            "INSERT INTO outputs (job_id, key, kind, github_id, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?5)
+             ON CONFLICT (job_id, key) DO UPDATE SET github_id = excluded.github_id, updated_at = excluded.updated_at",
+        )
+        .bind(job_id)
+        .bind(key)
+        .bind(kind)
+        .bind(github_id as i64)
+        .bind(now)
+        .execute(&self.write)
+        .await
+        .context("recording an output")?;
+        Ok(())
+    }
+
+    /// Claim a command of a comment for a job. False if another job already
+    /// ran (or is running) it.
+    pub async fn claim_command(
+        &self,
+        comment_id: u64,
+        fingerprint: &str,
+        job_id: i64,
+    ) -> anyhow::Result<bool> {
+        sqlx::query(
+            "INSERT INTO command_runs (comment_id, fingerprint, job_id, created_at) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (comment_id, fingerprint) DO NOTHING",
+        )
+        .bind(comment_id as i64)
+        .bind(fingerprint)
+        .bind(job_id)
+        .bind(now_ms())
+        .execute(&self.write)
+        .await
+        .context("claiming a command")?;
+        let owner: i64 = sqlx::query_scalar(
+            "SELECT job_id FROM command_runs WHERE comment_id = ?1 AND fingerprint = ?2",
+        )
+        .bind(comment_id as i64)
+        .bind(fingerprint)
+        .fetch_one(&self.write)
+        .await
+        .context("reading a command claim")?;
+        Ok(owner == job_id)
+    }
+
+    /// Audit records of a job: (action, detail JSON), oldest first.
+    pub async fn audit_records(
+        &self,
+        job_id: i64,
+    ) -> anyhow::Result<Vec<(String, Option<String>)>> {
+        let rows = sqlx::query("SELECT action, detail FROM audit WHERE job_id = ?1 ORDER BY id")
+            .bind(job_id)
+            .fetch_all(&self.read)
+            .await
+            .context("reading the audit log")?;
+        Ok(rows
+            .iter()
+            .map(|r| (r.get("action"), r.get("detail")))
+            .collect())
+    }
+
     /// Flush the write-ahead log into the main file and close connections.
     pub async fn close(&self) {
         let _ = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")

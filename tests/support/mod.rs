@@ -76,6 +76,7 @@ impl TestApp {
 
     /// Start on an existing directory (a restart keeps the database).
     pub async fn start_in(dir: tempfile::TempDir, options: Options) -> TestApp {
+        agentic::install_crypto_provider();
         let config = config_for(dir.path(), &options);
         let running = server::start(config).await.expect("server starts");
         let url = format!("http://{}", running.addr);

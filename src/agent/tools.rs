@@ -1,0 +1,321 @@
+//! The tools the model may call. Each declares its risk tier in code; the
+//! model never chooses it. Only `read` tools exist so far, and the loop
+//! runs nothing else.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use serde_json::{json, Value};
+
+use crate::github::GitHub;
+
+/// What a tool can do to the world.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RiskTier {
+    /// Looks only: list, describe, get.
+    Read,
+    /// Changes something reversible: start, stop, tag, create.
+    Write,
+    /// Deletes, terminates, changes IAM, or makes data public.
+    Destructive,
+}
+
+impl RiskTier {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RiskTier::Read => "read",
+            RiskTier::Write => "write",
+            RiskTier::Destructive => "destructive",
+        }
+    }
+}
+
+/// What the tools act on: one issue or pull request.
+#[derive(Clone)]
+pub struct Subject {
+    pub github: GitHub,
+    pub repo: String,
+    pub number: u64,
+    /// For a pull request, the head commit files are read at.
+    pub head_sha: Option<String>,
+}
+
+/// A tool's failure, shown to the model as the tool's answer.
+pub type ToolResult = Result<String, String>;
+type ToolFuture<'a> = Pin<Box<dyn Future<Output = ToolResult> + Send + 'a>>;
+
+/// A tool the model can call.
+pub trait Tool: Send + Sync {
+    fn name(&self) -> &'static str;
+    fn description(&self) -> &'static str;
+    /// JSON schema of the arguments.
+    fn parameters(&self) -> Value;
+    fn risk(&self) -> RiskTier;
+    fn call<'a>(&'a self, subject: &'a Subject, args: Value) -> ToolFuture<'a>;
+}
+
+/// Largest piece of one file, patch or body handed to the model.
+const MAX_PIECE: usize = 20_000;
+/// Largest answer of one tool call.
+const MAX_RESULT: usize = 60_000;
+
+/// Untrusted text, fenced so the model reads it as data. A closing tag
+/// inside the text cannot end the fence early.
+pub fn untrusted(source: &str, text: &str) -> String {
+    let text = cut(text, MAX_PIECE).replace("</untrusted", "<\\/untrusted");
+    format!(
+        "<untrusted source=\"{}\">\n{text}\n</untrusted>",
+        source.replace('"', "'")
+    )
+}
+
+/// `text` cut to at most `max` bytes on a character boundary, with a note.
+pub fn cut(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_string();
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}\n… [cut: {} more bytes]", &text[..end], text.len() - end)
+}
+
+fn gh_err(e: crate::github::GitHubError) -> String {
+    format!("GitHub error: {e}")
+}
+
+struct GetPullRequest;
+struct ListChangedFiles;
+struct ReadFile;
+struct ListComments;
+struct GetIssue;
+
+impl Tool for GetPullRequest {
+    fn name(&self) -> &'static str {
+        "get_pull_request"
+    }
+    fn description(&self) -> &'static str {
+        "Get the pull request: title, description, state, branches and size."
+    }
+    fn parameters(&self) -> Value {
+        json!({ "type": "object", "properties": {}, "additionalProperties": false })
+    }
+    fn risk(&self) -> RiskTier {
+        RiskTier::Read
+    }
+    fn call<'a>(&'a self, s: &'a Subject, _args: Value) -> ToolFuture<'a> {
+        Box::pin(async move {
+            let pr = s
+                .github
+                .pull_request(&s.repo, s.number)
+                .await
+                .map_err(gh_err)?;
+            Ok(format!(
+                "Pull request #{} in {}: state {}{}, {} → {}, head {}, +{} −{} in {} files, by {}.\nTitle: {}\nDescription:\n{}",
+                pr.number,
+                s.repo,
+                pr.state,
+                if pr.draft == Some(true) { " (draft)" } else { "" },
+                pr.head.name,
+                pr.base.name,
+                pr.head.sha,
+                pr.additions.unwrap_or(0),
+                pr.deletions.unwrap_or(0),
+                pr.changed_files.unwrap_or(0),
+                pr.user.map(|u| u.login).unwrap_or_default(),
+                untrusted("pull request title", &pr.title),
+                untrusted("pull request description", pr.body.as_deref().unwrap_or("")),
+            ))
+        })
+    }
+}
+
+impl Tool for ListChangedFiles {
+    fn name(&self) -> &'static str {
+        "list_changed_files"
+    }
+    fn description(&self) -> &'static str {
+        "List the files the pull request changes, with their diffs."
+    }
+    fn parameters(&self) -> Value {
+        json!({ "type": "object", "properties": {}, "additionalProperties": false })
+    }
+    fn risk(&self) -> RiskTier {
+        RiskTier::Read
+    }
+    fn call<'a>(&'a self, s: &'a Subject, _args: Value) -> ToolFuture<'a> {
+        Box::pin(async move {
+            let files = s
+                .github
+                .pull_files(&s.repo, s.number)
+                .await
+                .map_err(gh_err)?;
+            let mut out = format!("{} files changed.\n", files.len());
+            for f in files {
+                out.push_str(&format!(
+                    "\n{} ({}, +{} −{})\n",
+                    f.filename, f.status, f.additions, f.deletions
+                ));
+                match f.patch {
+                    Some(p) => out.push_str(&untrusted(&format!("diff of {}", f.filename), &p)),
+                    None => out.push_str("(no diff: binary or too large)"),
+                }
+                out.push('\n');
+            }
+            Ok(cut(&out, MAX_RESULT))
+        })
+    }
+}
+
+impl Tool for ReadFile {
+    fn name(&self) -> &'static str {
+        "read_file"
+    }
+    fn description(&self) -> &'static str {
+        "Read a file of the repository at the pull request's head commit."
+    }
+    fn parameters(&self) -> Value {
+        json!({
+            "type": "object",
+            "properties": { "path": { "type": "string", "description": "Path from the repository root" } },
+            "required": ["path"],
+            "additionalProperties": false
+        })
+    }
+    fn risk(&self) -> RiskTier {
+        RiskTier::Read
+    }
+    fn call<'a>(&'a self, s: &'a Subject, args: Value) -> ToolFuture<'a> {
+        Box::pin(async move {
+            let path = args["path"]
+                .as_str()
+                .map(|p| p.trim_start_matches('/'))
+                .filter(|p| !p.is_empty() && !p.split('/').any(|seg| seg == ".."))
+                .ok_or("`path` must be a relative path inside the repository")?;
+            let git_ref = s
+                .head_sha
+                .as_deref()
+                .ok_or("files can be read only on a pull request")?;
+            match s
+                .github
+                .file(&s.repo, path, git_ref)
+                .await
+                .map_err(gh_err)?
+            {
+                Some((text, size)) => Ok(format!(
+                    "{path} ({size} bytes):\n{}",
+                    untrusted(&format!("file {path}"), &text)
+                )),
+                None => Err(format!("`{path}` does not exist at {git_ref}")),
+            }
+        })
+    }
+}
+
+impl Tool for ListComments {
+    fn name(&self) -> &'static str {
+        "list_comments"
+    }
+    fn description(&self) -> &'static str {
+        "List the conversation's comments, oldest first."
+    }
+    fn parameters(&self) -> Value {
+        json!({ "type": "object", "properties": {}, "additionalProperties": false })
+    }
+    fn risk(&self) -> RiskTier {
+        RiskTier::Read
+    }
+    fn call<'a>(&'a self, s: &'a Subject, _args: Value) -> ToolFuture<'a> {
+        Box::pin(async move {
+            let comments = s.github.comments(&s.repo, s.number).await.map_err(gh_err)?;
+            let mut out = format!("{} comments.\n", comments.len());
+            for c in comments {
+                let who = c.user.map(|u| u.login).unwrap_or_else(|| "ghost".into());
+                out.push_str(&untrusted(
+                    &format!("comment by {who}"),
+                    c.body.as_deref().unwrap_or(""),
+                ));
+                out.push('\n');
+            }
+            Ok(cut(&out, MAX_RESULT))
+        })
+    }
+}
+
+impl Tool for GetIssue {
+    fn name(&self) -> &'static str {
+        "get_issue"
+    }
+    fn description(&self) -> &'static str {
+        "Get the issue: title, description, state and labels."
+    }
+    fn parameters(&self) -> Value {
+        json!({ "type": "object", "properties": {}, "additionalProperties": false })
+    }
+    fn risk(&self) -> RiskTier {
+        RiskTier::Read
+    }
+    fn call<'a>(&'a self, s: &'a Subject, _args: Value) -> ToolFuture<'a> {
+        Box::pin(async move {
+            let issue = s.github.issue(&s.repo, s.number).await.map_err(gh_err)?;
+            let labels: Vec<String> = issue.labels.into_iter().map(|l| l.name).collect();
+            Ok(format!(
+                "Issue #{} in {}: state {}, by {}, labels [{}].\nTitle: {}\nDescription:\n{}",
+                issue.number,
+                s.repo,
+                issue.state,
+                issue.user.map(|u| u.login).unwrap_or_default(),
+                labels.join(", "),
+                untrusted("issue title", &issue.title),
+                untrusted("issue description", issue.body.as_deref().unwrap_or("")),
+            ))
+        })
+    }
+}
+
+/// The tools offered for one conversation.
+pub struct Registry {
+    tools: Vec<Box<dyn Tool>>,
+}
+
+impl Registry {
+    /// Read tools for a pull request.
+    pub fn for_pull_request() -> Registry {
+        Registry {
+            tools: vec![
+                Box::new(GetPullRequest),
+                Box::new(ListChangedFiles),
+                Box::new(ReadFile),
+                Box::new(ListComments),
+            ],
+        }
+    }
+
+    /// Read tools for an issue.
+    pub fn for_issue() -> Registry {
+        Registry {
+            tools: vec![Box::new(GetIssue), Box::new(ListComments)],
+        }
+    }
+
+    pub fn get(&self, name: &str) -> Option<&dyn Tool> {
+        self.tools
+            .iter()
+            .find(|t| t.name() == name)
+            .map(|t| t.as_ref())
+    }
+
+    /// The tools in the chat-completions `tools` format.
+    pub fn specs(&self) -> Vec<Value> {
+        self.tools
+            .iter()
+            .map(|t| {
+                json!({
+                    "type": "function",
+                    "function": { "name": t.name(), "description": t.description(), "parameters": t.parameters() }
+                })
+            })
+            .collect()
+    }
+}

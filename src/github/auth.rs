@@ -1,0 +1,156 @@
+//! GitHub App authentication: a short-lived JWT signed with the App's key,
+//! exchanged for installation access tokens that are cached per
+//! installation until shortly before they expire.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::Context;
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+
+use super::GitHubError;
+
+/// `iat` is set this far in the past, as GitHub advises, to allow for clock
+/// drift between us and GitHub.
+const JWT_BACKDATE: Duration = Duration::from_secs(60);
+/// A JWT lives this long; GitHub refuses more than 10 minutes.
+const JWT_LIFETIME: Duration = Duration::from_secs(9 * 60);
+/// A cached installation token is replaced this long before it expires, so
+/// no request starts with a token about to die.
+const TOKEN_REFRESH_MARGIN: Duration = Duration::from_secs(5 * 60);
+/// How long we wait for GitHub to mint a token.
+const TOKEN_TIMEOUT: Duration = Duration::from_secs(30);
+
+#[derive(Serialize)]
+struct Claims {
+    iat: u64,
+    exp: u64,
+    iss: String,
+}
+
+#[derive(Deserialize)]
+struct AccessToken {
+    token: String,
+    expires_at: String,
+}
+
+/// An installation token and when it stops working.
+#[derive(Clone)]
+pub struct InstallationToken {
+    pub token: SecretString,
+    pub expires_at: SystemTime,
+}
+
+/// Signs App JWTs and keeps installation tokens.
+pub struct AppAuth {
+    app_id: u64,
+    key: EncodingKey,
+    api_url: String,
+    http: reqwest::Client,
+    tokens: Mutex<HashMap<u64, InstallationToken>>,
+}
+
+impl AppAuth {
+    /// `pem` is the App's RSA private key.
+    pub fn new(app_id: u64, pem: &SecretString, api_url: &str) -> anyhow::Result<AppAuth> {
+        let key = EncodingKey::from_rsa_pem(pem.expose_secret().as_bytes())
+            .context("the GitHub App private key is not an RSA key in PEM form")?;
+        let http = reqwest::Client::builder()
+            .user_agent(super::USER_AGENT)
+            .timeout(TOKEN_TIMEOUT)
+            .build()
+            .context("building the HTTP client")?;
+        Ok(AppAuth {
+            app_id,
+            key,
+            api_url: api_url.trim_end_matches('/').to_string(),
+            http,
+            tokens: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// A fresh App JWT (RS256; `iat` 60 s back; expires within 10 minutes).
+    pub fn jwt(&self) -> anyhow::Result<SecretString> {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .context("the clock is before 1970")?;
+        let claims = Claims {
+            iat: (now - JWT_BACKDATE).as_secs(),
+            exp: (now + JWT_LIFETIME).as_secs(),
+            iss: self.app_id.to_string(),
+        };
+        let jwt = jsonwebtoken::encode(&Header::new(Algorithm::RS256), &claims, &self.key)
+            .context("signing the App JWT")?;
+        Ok(SecretString::from(jwt))
+    }
+
+    /// A token for `installation`, from the cache while it has more than the
+    /// refresh margin left, else newly minted.
+    pub async fn installation_token(
+        &self,
+        installation: u64,
+    ) -> Result<InstallationToken, GitHubError> {
+        if let Some(t) = self.cached(installation) {
+            return Ok(t);
+        }
+        let what = format!("an access token for installation {installation}");
+        let jwt = self
+            .jwt()
+            .map_err(|e| GitHubError::Local(format!("{e:#}")))?;
+        let url = format!(
+            "{}/app/installations/{installation}/access_tokens",
+            self.api_url
+        );
+        let response = self
+            .http
+            .post(&url)
+            .bearer_auth(jwt.expose_secret())
+            .header("accept", "application/vnd.github+json")
+            .header("x-github-api-version", super::API_VERSION)
+            .send()
+            .await
+            .map_err(|e| GitHubError::Transport {
+                what: what.clone(),
+                reason: e.without_url().to_string(),
+            })?;
+        let status = response.status();
+        if !status.is_success() {
+            let retry_after = super::client::retry_after_of(response.headers(), status.as_u16());
+            return Err(GitHubError::Status {
+                status: status.as_u16(),
+                what,
+                retry_after,
+            });
+        }
+        let body: AccessToken = response.json().await.map_err(|e| GitHubError::Decode {
+            what: what.clone(),
+            reason: e.without_url().to_string(),
+        })?;
+        let expires_at = chrono::DateTime::parse_from_rfc3339(&body.expires_at)
+            .ok()
+            .and_then(|t| u64::try_from(t.timestamp()).ok())
+            .map(|s| UNIX_EPOCH + Duration::from_secs(s))
+            // Tokens last an hour; if the date is unreadable, assume less.
+            .unwrap_or_else(|| SystemTime::now() + Duration::from_secs(30 * 60));
+        let token = InstallationToken {
+            token: SecretString::from(body.token),
+            expires_at,
+        };
+        self.tokens
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(installation, token.clone());
+        tracing::debug!(installation, "minted an installation token");
+        Ok(token)
+    }
+
+    fn cached(&self, installation: u64) -> Option<InstallationToken> {
+        let tokens = self.tokens.lock().unwrap_or_else(|p| p.into_inner());
+        let t = tokens.get(&installation)?;
+        let left = t.expires_at.duration_since(SystemTime::now()).ok()?;
+        (left > TOKEN_REFRESH_MARGIN).then(|| t.clone())
+    }
+}

@@ -1,0 +1,411 @@
+//! One installation's client, and the single retry layer for GitHub calls.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine;
+use http_body_util::BodyExt;
+use octocrab::Octocrab;
+use rand::Rng;
+use secrecy::SecretString;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use super::types::{Comment, Content, Issue, Permission, PullFile, PullRequest};
+use super::{GitHubApp, GitHubError, Role};
+
+/// Tries of one idempotent request, the first included.
+const MAX_TRIES: u32 = 3;
+/// First pause between tries; doubles each time, with jitter.
+const RETRY_BASE: Duration = Duration::from_millis(250);
+/// A wait GitHub asks for that is longer than this is not spent inside the
+/// job: the job is rescheduled instead and its worker slot freed.
+const MAX_INLINE_WAIT: Duration = Duration::from_secs(10);
+/// When a secondary rate limit says nothing of how long to wait, GitHub
+/// advises at least a minute.
+const SECONDARY_LIMIT_WAIT: Duration = Duration::from_secs(60);
+/// Page size for lists (GitHub's maximum).
+const PER_PAGE: usize = 100;
+/// Most pages read of one list, to bound the work a huge thread can cause.
+const MAX_PAGES: usize = 30;
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+const READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A client acting as one installation (or as a personal token).
+#[derive(Clone)]
+pub struct GitHub {
+    octo: Octocrab,
+    app: Option<(Arc<GitHubApp>, u64)>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Method {
+    Get,
+    Post,
+    Patch,
+}
+
+/// `retry-after`, else the rate-limit reset time, else (for a bare 403/429
+/// secondary limit) a minute. `None` when the answer is no rate limit.
+pub(crate) fn retry_after_of(headers: &http::HeaderMap, status: u16) -> Option<Duration> {
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    if let Some(secs) = header("retry-after").and_then(|v| v.trim().parse::<u64>().ok()) {
+        return Some(Duration::from_secs(secs));
+    }
+    if header("x-ratelimit-remaining") == Some("0") {
+        if let Some(reset) = header("x-ratelimit-reset").and_then(|v| v.trim().parse::<u64>().ok())
+        {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0);
+            return Some(Duration::from_secs(reset.saturating_sub(now).max(1)));
+        }
+    }
+    if status == 429 {
+        return Some(SECONDARY_LIMIT_WAIT);
+    }
+    None
+}
+
+fn backoff(attempt: u32) -> Duration {
+    let full = RETRY_BASE * 2u32.pow(attempt.saturating_sub(1));
+    let jitter = rand::rng().random_range(0..=full.as_millis() as u64 / 2);
+    full / 2 + Duration::from_millis(jitter)
+}
+
+impl GitHub {
+    pub(crate) fn new(
+        api_url: &str,
+        token: SecretString,
+        app: Option<(Arc<GitHubApp>, u64)>,
+    ) -> Result<GitHub, GitHubError> {
+        let local =
+            |e: octocrab::Error| GitHubError::Local(format!("building the GitHub client: {e}"));
+        let octo = Octocrab::builder()
+            .base_uri(api_url)
+            .map_err(local)?
+            .personal_token(token)
+            .add_header(http::header::ACCEPT, "application/vnd.github+json".into())
+            .add_header(
+                http::HeaderName::from_static("x-github-api-version"),
+                super::API_VERSION.into(),
+            )
+            .add_header(http::header::USER_AGENT, super::USER_AGENT.into())
+            .set_connect_timeout(Some(CONNECT_TIMEOUT))
+            .set_read_timeout(Some(READ_TIMEOUT))
+            .build()
+            .map_err(local)?;
+        Ok(GitHub { octo, app })
+    }
+
+    /// The one retry layer. Idempotent requests (GET, PATCH of a known
+    /// resource) are retried on 5xx, rate limits and network errors, waiting
+    /// as GitHub asks; a POST is never retried blindly — the caller decides
+    /// (the outputs table and comment markers make creation safe to redo).
+    async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&serde_json::Value>,
+        what: &str,
+    ) -> Result<bytes::Bytes, GitHubError> {
+        let idempotent = method != Method::Post;
+        if method != Method::Get {
+            if let Some((app, installation)) = &self.app {
+                app.content_slot(*installation).await;
+            }
+        }
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let result = match method {
+                Method::Get => self.octo._get(path).await,
+                Method::Post => self.octo._post(path, body).await,
+                Method::Patch => self.octo._patch(path, body).await,
+            };
+            let (error, wait) = match result {
+                Err(e) => (
+                    GitHubError::Transport {
+                        what: what.to_string(),
+                        reason: e.to_string(),
+                    },
+                    backoff(attempt),
+                ),
+                Ok(response) => {
+                    let status = response.status().as_u16();
+                    if (200..300).contains(&status) {
+                        let bytes = response
+                            .into_body()
+                            .collect()
+                            .await
+                            .map_err(|e| GitHubError::Transport {
+                                what: what.to_string(),
+                                reason: e.to_string(),
+                            })?
+                            .to_bytes();
+                        return Ok(bytes);
+                    }
+                    let mut asked = retry_after_of(response.headers(), status);
+                    if asked.is_none() && status == 403 {
+                        // A secondary rate limit may come as a bare 403 whose
+                        // message is the only sign; a permission 403 is final.
+                        let text = response
+                            .into_body()
+                            .collect()
+                            .await
+                            .map(|b| b.to_bytes())
+                            .unwrap_or_default();
+                        if String::from_utf8_lossy(&text)
+                            .to_lowercase()
+                            .contains("rate limit")
+                        {
+                            asked = Some(SECONDARY_LIMIT_WAIT);
+                        }
+                    }
+                    let error = GitHubError::Status {
+                        status,
+                        what: what.to_string(),
+                        retry_after: asked,
+                    };
+                    if !error.is_transient() {
+                        return Err(error);
+                    }
+                    (error, asked.unwrap_or_else(|| backoff(attempt)))
+                }
+            };
+            if !idempotent || attempt >= MAX_TRIES || wait > MAX_INLINE_WAIT {
+                tracing::warn!(%error, attempt, "GitHub call failed");
+                return Err(match error {
+                    GitHubError::Status {
+                        status,
+                        what,
+                        retry_after,
+                    } => GitHubError::Status {
+                        status,
+                        what,
+                        retry_after: retry_after.or(Some(wait)),
+                    },
+                    other => other,
+                });
+            }
+            tracing::debug!(%error, attempt, wait_ms = wait.as_millis() as u64, "GitHub call failed; retrying");
+            tokio::time::sleep(wait).await;
+        }
+    }
+
+    async fn get<T: DeserializeOwned>(&self, path: &str, what: &str) -> Result<T, GitHubError> {
+        let bytes = self.send(Method::Get, path, None, what).await?;
+        decode(&bytes, what)
+    }
+
+    async fn write<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: &impl Serialize,
+        what: &str,
+    ) -> Result<T, GitHubError> {
+        let body = serde_json::to_value(body).map_err(|e| GitHubError::Local(e.to_string()))?;
+        let bytes = self.send(method, path, Some(&body), what).await?;
+        decode(&bytes, what)
+    }
+
+    /// Every page of a list, up to [`MAX_PAGES`]. Pages are requested by
+    /// relative path, never by following an absolute `Link` (which octocrab
+    /// would send without credentials to a non-github.com host).
+    async fn list<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        what: &str,
+    ) -> Result<Vec<T>, GitHubError> {
+        let sep = if path.contains('?') { '&' } else { '?' };
+        let mut all = Vec::new();
+        for page in 1..=MAX_PAGES {
+            let items: Vec<T> = self
+                .get(&format!("{path}{sep}per_page={PER_PAGE}&page={page}"), what)
+                .await?;
+            let full = items.len() == PER_PAGE;
+            all.extend(items);
+            if !full {
+                break;
+            }
+        }
+        Ok(all)
+    }
+
+    pub async fn pull_request(&self, repo: &str, number: u64) -> Result<PullRequest, GitHubError> {
+        self.get(
+            &format!("/repos/{repo}/pulls/{number}"),
+            &format!("GET pull request {repo}#{number}"),
+        )
+        .await
+    }
+
+    pub async fn pull_files(&self, repo: &str, number: u64) -> Result<Vec<PullFile>, GitHubError> {
+        self.list(
+            &format!("/repos/{repo}/pulls/{number}/files"),
+            &format!("GET files of {repo}#{number}"),
+        )
+        .await
+    }
+
+    pub async fn issue(&self, repo: &str, number: u64) -> Result<Issue, GitHubError> {
+        self.get(
+            &format!("/repos/{repo}/issues/{number}"),
+            &format!("GET issue {repo}#{number}"),
+        )
+        .await
+    }
+
+    pub async fn comments(&self, repo: &str, number: u64) -> Result<Vec<Comment>, GitHubError> {
+        self.list(
+            &format!("/repos/{repo}/issues/{number}/comments"),
+            &format!("GET comments of {repo}#{number}"),
+        )
+        .await
+    }
+
+    /// A file's text at `git_ref`; `None` if it does not exist there.
+    pub async fn file(
+        &self,
+        repo: &str,
+        path: &str,
+        git_ref: &str,
+    ) -> Result<Option<(String, u64)>, GitHubError> {
+        let what = format!("GET {path} at {git_ref} in {repo}");
+        let encoded: String = path.split('/').map(urlencode).collect::<Vec<_>>().join("/");
+        let result: Result<Content, _> = self
+            .get(
+                &format!(
+                    "/repos/{repo}/contents/{encoded}?ref={}",
+                    urlencode(git_ref)
+                ),
+                &what,
+            )
+            .await;
+        let content = match result {
+            Ok(c) => c,
+            Err(e) if e.status() == Some(404) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        if content.kind != "file" {
+            return Err(GitHubError::Decode {
+                what,
+                reason: format!("`{path}` is a {}, not a file", content.kind),
+            });
+        }
+        let raw = content
+            .content
+            .unwrap_or_default()
+            .replace(['\n', '\r'], "");
+        let bytes = match content.encoding.as_deref() {
+            Some("base64") => base64::engine::general_purpose::STANDARD
+                .decode(raw)
+                .map_err(|e| GitHubError::Decode {
+                    what: what.clone(),
+                    reason: e.to_string(),
+                })?,
+            _ => raw.into_bytes(),
+        };
+        Ok(Some((
+            String::from_utf8_lossy(&bytes).into_owned(),
+            content.size,
+        )))
+    }
+
+    /// The user's role on the repository, from the collaborator-permission
+    /// API (cached briefly). Author associations in payloads are not used:
+    /// they do not say whether someone may act.
+    pub async fn role(&self, repo: &str, user: &str) -> Result<Role, GitHubError> {
+        if let Some((app, _)) = &self.app {
+            if let Some(role) = app.cached_role(repo, user) {
+                return Ok(role);
+            }
+        }
+        let what = format!("GET permission of {user} on {repo}");
+        let result: Result<Permission, _> = self
+            .get(
+                &format!("/repos/{repo}/collaborators/{}/permission", urlencode(user)),
+                &what,
+            )
+            .await;
+        let role = match result {
+            Ok(p) => Role::from_api(p.role_name.as_deref(), &p.permission),
+            Err(e) if e.status() == Some(404) || e.status() == Some(403) => Role::None,
+            Err(e) => return Err(e),
+        };
+        if let Some((app, _)) = &self.app {
+            app.cache_role(repo, user, role);
+        }
+        Ok(role)
+    }
+
+    pub async fn react_to_comment(
+        &self,
+        repo: &str,
+        comment_id: u64,
+        content: &str,
+    ) -> Result<(), GitHubError> {
+        let _: serde_json::Value = self
+            .write(
+                // Idempotent on GitHub's side (an existing reaction is 200).
+                Method::Post,
+                &format!("/repos/{repo}/issues/comments/{comment_id}/reactions"),
+                &serde_json::json!({ "content": content }),
+                &format!("POST reaction to comment {comment_id} in {repo}"),
+            )
+            .await?;
+        Ok(())
+    }
+
+    pub async fn create_comment(
+        &self,
+        repo: &str,
+        number: u64,
+        body: &str,
+    ) -> Result<Comment, GitHubError> {
+        self.write(
+            Method::Post,
+            &format!("/repos/{repo}/issues/{number}/comments"),
+            &serde_json::json!({ "body": body }),
+            &format!("POST comment on {repo}#{number}"),
+        )
+        .await
+    }
+
+    pub async fn update_comment(
+        &self,
+        repo: &str,
+        comment_id: u64,
+        body: &str,
+    ) -> Result<Comment, GitHubError> {
+        self.write(
+            Method::Patch,
+            &format!("/repos/{repo}/issues/comments/{comment_id}"),
+            &serde_json::json!({ "body": body }),
+            &format!("PATCH comment {comment_id} in {repo}"),
+        )
+        .await
+    }
+}
+
+fn decode<T: DeserializeOwned>(bytes: &[u8], what: &str) -> Result<T, GitHubError> {
+    serde_json::from_slice(bytes).map_err(|e| GitHubError::Decode {
+        what: what.to_string(),
+        reason: e.to_string(),
+    })
+}
+
+/// Percent-encode one path segment or query value.
+fn urlencode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}

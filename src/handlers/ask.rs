@@ -1,0 +1,161 @@
+//! `/agentic ask <question>`: a conversation with read-only tools.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use crate::agent::llm::{Llm, LlmError};
+use crate::agent::tools::{Registry, Subject};
+use crate::agent::{self, Budget, Outcome, Progress, Trace};
+use crate::event::IssueComment;
+use crate::github::{GitHub, GitHubError};
+use crate::output::StatusComment;
+use crate::store::LeasedJob;
+
+use super::command::SECTION_BREAK;
+use super::{JobContext, JobError};
+
+/// Shown while the model works.
+pub const WORKING: &str = "⏳ Working on it…";
+
+/// What is asked about.
+pub struct Question<'a> {
+    pub repo: &'a str,
+    pub number: u64,
+    pub on_pull_request: bool,
+    pub asked_by: &'a str,
+    pub text: &'a str,
+}
+
+/// Why an answer could not be had.
+#[derive(Debug, thiserror::Error)]
+pub enum AskError {
+    #[error(transparent)]
+    GitHub(#[from] GitHubError),
+    #[error(transparent)]
+    Llm(#[from] LlmError),
+}
+
+/// Ask the model, with the read tools of an issue or a pull request.
+pub async fn ask(
+    llm: &Llm,
+    github: &GitHub,
+    budget: Budget,
+    q: &Question<'_>,
+    trace: &Trace<'_>,
+    progress: &mut dyn Progress,
+) -> Result<Outcome, AskError> {
+    let (registry, head_sha, what) = if q.on_pull_request {
+        let pr = github.pull_request(q.repo, q.number).await?;
+        (
+            Registry::for_pull_request(),
+            Some(pr.head.sha),
+            "pull request",
+        )
+    } else {
+        (Registry::for_issue(), None, "issue")
+    };
+    let subject = Subject {
+        github: github.clone(),
+        repo: q.repo.to_string(),
+        number: q.number,
+        head_sha,
+    };
+    let message = format!(
+        "This is about {what} #{} in the repository {}. @{} asks:\n\n{}",
+        q.number, q.repo, q.asked_by, q.text
+    );
+    Ok(agent::converse(llm, &registry, &subject, budget, message, trace, progress).await?)
+}
+
+/// The text posted for an outcome.
+pub fn render(outcome: Outcome) -> String {
+    match outcome {
+        Outcome::Answer(a) if a.trim().is_empty() => "The model gave an empty answer.".to_string(),
+        Outcome::Answer(a) => a,
+        Outcome::Stopped { reason } => format!(
+            "⚠️ I stopped before finding an answer because {reason}. Try a narrower question, or ask an operator to raise the limit."
+        ),
+    }
+}
+
+struct CommentProgress<'a> {
+    status: &'a mut StatusComment,
+    before: String,
+}
+
+impl Progress for CommentProgress<'_> {
+    fn step(&mut self, text: String) -> Pin<Box<dyn Future<Output = ()> + Send + '_>> {
+        Box::pin(async move {
+            let body = format!("{}{WORKING} ({text})", self.before);
+            if let Err(e) = self.status.progress(&body).await {
+                tracing::warn!(error = %e, "cannot show progress");
+            }
+        })
+    }
+}
+
+/// Answer `/agentic ask` in a comment thread: show that we are working,
+/// converse, and return the section to post. A model failure is retried
+/// with the job while attempts remain, then reported honestly.
+pub async fn answer(
+    ctx: &JobContext,
+    job: &LeasedJob,
+    ev: &IssueComment,
+    question: &str,
+    status: &mut StatusComment,
+    previous: &[String],
+) -> Result<String, JobError> {
+    let before = if previous.is_empty() {
+        String::new()
+    } else {
+        format!("{}{SECTION_BREAK}", previous.join(SECTION_BREAK))
+    };
+    status.show(&format!("{before}{WORKING}")).await?;
+    let q = Question {
+        repo: &ev.repo.full_name,
+        number: ev.number,
+        on_pull_request: ev.on_pull_request,
+        asked_by: &ev.author.login,
+        text: question,
+    };
+    let trace = Trace {
+        store: &ctx.store,
+        job_id: Some(job.id),
+        delivery_id: Some(job.delivery_id.clone()),
+        actor: Some(ev.author.login.clone()),
+        redactor: &ctx.redactor,
+    };
+    let budget = Budget {
+        max_steps: ctx.config.max_steps,
+        max_tokens: ctx.config.max_tokens,
+        max_wall: ctx.config.max_wall,
+    };
+    let github = status.github.clone();
+    let mut progress = CommentProgress {
+        status,
+        before: before.clone(),
+    };
+    match ask(&ctx.llm, &github, budget, &q, &trace, &mut progress).await {
+        Ok(outcome) => Ok(render(outcome)),
+        Err(AskError::GitHub(e)) => Err(e.into()),
+        Err(AskError::Llm(e)) if e.is_transient() && !ctx.last_attempt(job) => {
+            progress
+                .status
+                .show(&format!(
+                    "{before}⚠️ The model did not answer ({e}); I will try again shortly."
+                ))
+                .await?;
+            Err(JobError::Transient {
+                reason: e.to_string(),
+                retry_after: None,
+            })
+        }
+        Err(AskError::Llm(e)) => {
+            tracing::error!(error = %e, job_id = job.id, "no answer from the model");
+            Ok(format!(
+                "❌ I could not get an answer from the model: {e}. Reference: `job {} of delivery {}`.",
+                job.id, job.delivery_id
+            ))
+        }
+    }
+}
