@@ -1,5 +1,9 @@
-//! Test harness: a real server on loopback, signed webhooks, fixtures.
+//! Test harness: a real server on loopback, signed webhooks, fixtures, a
+//! fake GitHub and a scripted model.
 #![allow(dead_code)]
+
+pub mod github;
+pub mod llm;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -184,4 +188,53 @@ where
 /// A fresh delivery id.
 pub fn delivery_id() -> String {
     uuid::Uuid::new_v4().to_string()
+}
+
+/// Path of the test App's private key.
+pub fn test_key_path() -> String {
+    format!(
+        "{}/tests/support/test-app-key.pem",
+        env!("CARGO_MANIFEST_DIR")
+    )
+}
+
+/// The OpenAI key the tests configure; it must never appear in a request body.
+pub const OPENAI_KEY: &str = "sk-test-openai-key-5d1c9a";
+
+/// Options for a server wired to a fake GitHub and a scripted model.
+pub fn app_options(github: &github::FakeGitHub, llm: &llm::FakeLlm) -> Options {
+    Options::default()
+        .var("AGENTIC_GITHUB_APP_ID", github::APP_ID.to_string())
+        .var("AGENTIC_GITHUB_PRIVATE_KEY_PATH", test_key_path())
+        .var("AGENTIC_GITHUB_API_URL", github.url.clone())
+        .var("OPENAI_BASE_URL", llm.url.clone())
+        .var("OPENAI_API_KEY", OPENAI_KEY)
+        .var("AGENTIC_MODEL", "test-model")
+        // Only the first and the final state of a status comment are posted,
+        // so tests see the same writes however fast the machine is.
+        .var("AGENTIC_PROGRESS_INTERVAL_SECS", "3600")
+}
+
+/// An `issue_comment` delivery: `body` by `login` on issue or PR `number`.
+pub fn comment_payload(
+    action: &str,
+    number: u64,
+    on_pull_request: bool,
+    comment_id: u64,
+    login: &str,
+    body: &str,
+) -> Vec<u8> {
+    let file = if on_pull_request {
+        "issue_comment.created.pull_request.json"
+    } else {
+        "issue_comment.created.issue.json"
+    };
+    let mut v: serde_json::Value = serde_json::from_slice(&fixture(file)).unwrap();
+    v["action"] = action.into();
+    v["issue"]["number"] = number.into();
+    v["comment"]["id"] = comment_id.into();
+    v["comment"]["body"] = body.into();
+    v["comment"]["user"]["login"] = login.into();
+    v["sender"]["login"] = login.into();
+    serde_json::to_vec(&v).unwrap()
 }

@@ -1,0 +1,472 @@
+//! A stateful fake of GitHub's REST API on loopback, strict where GitHub is
+//! strict: installation tokens only for a JWT signed with the App's key and
+//! within GitHub's time limits; every other call needs such a token; every
+//! write is recorded so a test can assert on exactly what the bot posted.
+#![allow(dead_code)]
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::{Arc, Mutex};
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::{Json, Router};
+use base64::Engine;
+use serde_json::{json, Value};
+
+pub const APP_ID: u64 = 1048576;
+pub const INSTALLATION: u64 = 48151623;
+pub const REPO: &str = "acme-platform/infra-live";
+pub const PUBLIC_KEY: &str = include_str!("test-app-key.pub.pem");
+
+#[derive(Debug, Clone)]
+pub struct Write {
+    pub method: String,
+    pub path: String,
+    pub body: Value,
+}
+
+#[derive(Debug, Clone)]
+pub struct CommentData {
+    pub id: u64,
+    pub user: String,
+    pub user_type: String,
+    pub body: String,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Thread {
+    pub title: String,
+    pub body: String,
+    pub author: String,
+    pub pull: Option<Pull>,
+    pub comments: Vec<CommentData>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Pull {
+    pub head_sha: String,
+    pub head_ref: String,
+    pub base_ref: String,
+    /// (filename, patch)
+    pub files: Vec<(String, String)>,
+}
+
+#[derive(Default)]
+pub struct Inner {
+    pub tokens: HashSet<String>,
+    pub roles: HashMap<String, String>,
+    pub threads: HashMap<u64, Thread>,
+    /// (ref, path) → text
+    pub files: HashMap<(String, String), String>,
+    pub next_id: u64,
+    pub requests: Vec<(String, String)>,
+    pub writes: Vec<Write>,
+    pub seen_writes: usize,
+    /// (method, path prefix, status) answered once each, in order.
+    pub failures: VecDeque<(String, String, u16)>,
+    pub unexpected: Vec<String>,
+}
+
+#[derive(Clone)]
+pub struct FakeGitHub {
+    pub url: String,
+    pub inner: Arc<Mutex<Inner>>,
+}
+
+impl FakeGitHub {
+    pub async fn start() -> FakeGitHub {
+        let inner = Arc::new(Mutex::new(Inner {
+            next_id: 3_000_000_000,
+            ..Inner::default()
+        }));
+        let app = Router::new().fallback(handle).with_state(inner.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        FakeGitHub { url, inner }
+    }
+
+    pub fn role(&self, user: &str, role: &str) -> &Self {
+        self.inner
+            .lock()
+            .unwrap()
+            .roles
+            .insert(user.into(), role.into());
+        self
+    }
+
+    pub fn thread(&self, number: u64, thread: Thread) -> &Self {
+        self.inner.lock().unwrap().threads.insert(number, thread);
+        self
+    }
+
+    pub fn file(&self, git_ref: &str, path: &str, text: &str) -> &Self {
+        self.inner
+            .lock()
+            .unwrap()
+            .files
+            .insert((git_ref.into(), path.into()), text.into());
+        self
+    }
+
+    /// Answer the next request matching `method` and `path_prefix` with `status`.
+    pub fn fail_once(&self, method: &str, path_prefix: &str, status: u16) -> &Self {
+        self.inner
+            .lock()
+            .unwrap()
+            .failures
+            .push_back((method.into(), path_prefix.into(), status));
+        self
+    }
+
+    /// Writes not yet looked at; they count as looked at from now on.
+    pub fn take_writes(&self) -> Vec<Write> {
+        let mut inner = self.inner.lock().unwrap();
+        let new = inner.writes[inner.seen_writes..].to_vec();
+        inner.seen_writes = inner.writes.len();
+        new
+    }
+
+    /// Every request, as (method, path with query).
+    pub fn requests(&self) -> Vec<(String, String)> {
+        self.inner.lock().unwrap().requests.clone()
+    }
+
+    pub fn comments(&self, number: u64) -> Vec<CommentData> {
+        self.inner
+            .lock()
+            .unwrap()
+            .threads
+            .get(&number)
+            .map(|t| t.comments.clone())
+            .unwrap_or_default()
+    }
+
+    /// Fail the test if the bot wrote something the test did not look at,
+    /// or called an endpoint the fake does not know.
+    pub fn assert_all_seen(&self) {
+        let inner = self.inner.lock().unwrap();
+        let unseen = &inner.writes[inner.seen_writes..];
+        assert!(
+            unseen.is_empty(),
+            "the bot wrote what the test did not check: {unseen:#?}"
+        );
+        assert!(
+            inner.unexpected.is_empty(),
+            "unexpected requests: {:?}",
+            inner.unexpected
+        );
+    }
+}
+
+fn error(status: StatusCode, message: &str) -> Response {
+    (
+        status,
+        Json(json!({ "message": message, "documentation_url": "https://docs.github.com/rest" })),
+    )
+        .into_response()
+}
+
+fn user_json(login: &str, kind: &str) -> Value {
+    json!({ "login": login, "id": 5550100, "node_id": "U_1", "type": kind, "site_admin": false,
+            "url": format!("https://api.github.com/users/{login}"), "html_url": format!("https://github.com/{login}") })
+}
+
+fn comment_json(c: &CommentData, number: u64) -> Value {
+    json!({
+        "id": c.id, "node_id": "IC_1", "body": c.body, "user": user_json(&c.user, &c.user_type),
+        "url": format!("https://api.github.com/repos/{REPO}/issues/comments/{}", c.id),
+        "html_url": format!("https://github.com/{REPO}/issues/{number}#issuecomment-{}", c.id),
+        "issue_url": format!("https://api.github.com/repos/{REPO}/issues/{number}"),
+        "created_at": "2026-11-25T08:15:00Z", "updated_at": "2026-11-25T08:15:00Z",
+        "author_association": "NONE", "performed_via_github_app": null
+    })
+}
+
+fn verify_jwt(headers: &HeaderMap) -> Result<(), String> {
+    let auth = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .ok_or("no authorization")?;
+    let jwt = auth.strip_prefix("Bearer ").ok_or("not a bearer token")?;
+    let key = jsonwebtoken::DecodingKey::from_rsa_pem(PUBLIC_KEY.as_bytes())
+        .map_err(|e| e.to_string())?;
+    let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::RS256);
+    validation.set_required_spec_claims(&["exp", "iat", "iss"]);
+    validation.leeway = 0;
+    let data = jsonwebtoken::decode::<Value>(jwt, &key, &validation).map_err(|e| e.to_string())?;
+    let c = data.claims;
+    if c["iss"] != json!(APP_ID.to_string()) && c["iss"] != json!(APP_ID) {
+        return Err(format!("iss {} is not the App", c["iss"]));
+    }
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let iat = c["iat"].as_i64().ok_or("iat")?;
+    let exp = c["exp"].as_i64().ok_or("exp")?;
+    if iat > now + 1 {
+        return Err("iat in the future".into());
+    }
+    if exp - now > 600 {
+        return Err("exp more than 10 minutes ahead".into());
+    }
+    Ok(())
+}
+
+async fn handle(
+    State(inner): State<Arc<Mutex<Inner>>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let path = uri.path().to_string();
+    let query: HashMap<String, String> = uri
+        .query()
+        .map(|q| serde_urlencoded::from_str(q).unwrap_or_default())
+        .unwrap_or_default();
+    let mut st = inner.lock().unwrap();
+    st.requests.push((method.to_string(), uri.to_string()));
+    if headers.get("user-agent").is_none() {
+        return error(StatusCode::FORBIDDEN, "Request forbidden by administrative rules. Please make sure your request has a User-Agent header");
+    }
+    if let Some(pos) = st
+        .failures
+        .iter()
+        .position(|(m, p, _)| *m == method.as_str() && path.starts_with(p.as_str()))
+    {
+        let (_, _, status) = st.failures.remove(pos).unwrap();
+        return error(StatusCode::from_u16(status).unwrap(), "Server Error");
+    }
+    let seg: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    // Installation tokens: App JWT only.
+    if let ["app", "installations", id, "access_tokens"] = seg.as_slice() {
+        if method != Method::POST {
+            return error(StatusCode::NOT_FOUND, "Not Found");
+        }
+        if let Err(e) = verify_jwt(&headers) {
+            return error(
+                StatusCode::UNAUTHORIZED,
+                &format!("A JSON web token could not be decoded: {e}"),
+            );
+        }
+        if *id != INSTALLATION.to_string() {
+            return error(StatusCode::NOT_FOUND, "Not Found");
+        }
+        st.next_id += 1;
+        let token = format!("ghs_{:036}", st.next_id);
+        st.tokens.insert(token.clone());
+        let expires = chrono::Utc::now() + chrono::Duration::hours(1);
+        return (
+            StatusCode::CREATED,
+            Json(json!({ "token": token, "expires_at": expires.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
+                         "permissions": { "issues": "write", "pull_requests": "write", "contents": "read", "metadata": "read" },
+                         "repository_selection": "all" })),
+        )
+            .into_response();
+    }
+    let token = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("token "))
+        })
+        .unwrap_or("");
+    if !st.tokens.contains(token) {
+        return error(StatusCode::UNAUTHORIZED, "Bad credentials");
+    }
+    let json_body: Value = if body.is_empty() {
+        Value::Null
+    } else {
+        match serde_json::from_slice(&body) {
+            Ok(v) => v,
+            Err(_) => return error(StatusCode::BAD_REQUEST, "Problems parsing JSON"),
+        }
+    };
+    let (owner, name) = match seg.as_slice() {
+        ["repos", o, n, ..] => (o.to_string(), n.to_string()),
+        _ => {
+            st.unexpected.push(format!("{method} {path}"));
+            return error(StatusCode::NOT_FOUND, "Not Found");
+        }
+    };
+    if format!("{owner}/{name}") != REPO {
+        return error(StatusCode::NOT_FOUND, "Not Found");
+    }
+    let rest = &seg[3..];
+    let page = |items: Vec<Value>| -> Response {
+        let per: usize = query
+            .get("per_page")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(30);
+        let p: usize = query.get("page").and_then(|v| v.parse().ok()).unwrap_or(1);
+        let slice: Vec<Value> = items.into_iter().skip((p - 1) * per).take(per).collect();
+        Json(Value::Array(slice)).into_response()
+    };
+    match (method.as_str(), rest) {
+        ("GET", ["collaborators", user, "permission"]) => match st.roles.get(*user) {
+            Some(role) => {
+                let permission = match role.as_str() {
+                    "maintain" | "write" => "write",
+                    "triage" | "read" => "read",
+                    other => other,
+                };
+                Json(json!({ "permission": permission, "role_name": role, "user": user_json(user, "User") })).into_response()
+            }
+            None => error(StatusCode::NOT_FOUND, &format!("{user} is not a user")),
+        },
+        ("POST", ["issues", "comments", id, "reactions"]) => {
+            let content = json_body["content"].as_str().unwrap_or("");
+            if ![
+                "+1", "-1", "laugh", "confused", "heart", "hooray", "rocket", "eyes",
+            ]
+            .contains(&content)
+            {
+                return error(StatusCode::UNPROCESSABLE_ENTITY, "Validation Failed");
+            }
+            let id: u64 = id.parse().unwrap_or(0);
+            st.writes.push(Write {
+                method: "POST".into(),
+                path: path.clone(),
+                body: json_body.clone(),
+            });
+            st.next_id += 1;
+            let rid = st.next_id;
+            let _ = id;
+            (StatusCode::CREATED, Json(json!({ "id": rid, "content": content, "user": user_json("agentic[bot]", "Bot"), "created_at": "2026-11-25T08:16:00Z" }))).into_response()
+        }
+        ("GET", ["issues", n, "comments"]) => {
+            let n: u64 = n.parse().unwrap_or(0);
+            let Some(t) = st.threads.get(&n) else {
+                return error(StatusCode::NOT_FOUND, "Not Found");
+            };
+            page(t.comments.iter().map(|c| comment_json(c, n)).collect())
+        }
+        ("POST", ["issues", n, "comments"]) => {
+            let n: u64 = n.parse().unwrap_or(0);
+            let Some(text) = json_body["body"].as_str().map(str::to_string) else {
+                return error(StatusCode::UNPROCESSABLE_ENTITY, "Validation Failed");
+            };
+            if text.chars().count() > 65536 {
+                return error(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "Body is too long (maximum is 65536 characters)",
+                );
+            }
+            st.next_id += 1;
+            let id = st.next_id;
+            let c = CommentData {
+                id,
+                user: "agentic[bot]".into(),
+                user_type: "Bot".into(),
+                body: text,
+            };
+            let Some(t) = st.threads.get_mut(&n) else {
+                return error(StatusCode::NOT_FOUND, "Not Found");
+            };
+            t.comments.push(c.clone());
+            st.writes.push(Write {
+                method: "POST".into(),
+                path: path.clone(),
+                body: json_body.clone(),
+            });
+            (StatusCode::CREATED, Json(comment_json(&c, n))).into_response()
+        }
+        ("PATCH" | "POST", ["issues", "comments", id]) => {
+            let id: u64 = id.parse().unwrap_or(0);
+            let Some(text) = json_body["body"].as_str().map(str::to_string) else {
+                return error(StatusCode::UNPROCESSABLE_ENTITY, "Validation Failed");
+            };
+            if text.chars().count() > 65536 {
+                return error(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "Body is too long (maximum is 65536 characters)",
+                );
+            }
+            let mut found = None;
+            for (n, t) in st.threads.iter_mut() {
+                if let Some(c) = t.comments.iter_mut().find(|c| c.id == id) {
+                    if c.user != "agentic[bot]" {
+                        return error(
+                            StatusCode::FORBIDDEN,
+                            "Resource not accessible by integration",
+                        );
+                    }
+                    c.body = text.clone();
+                    found = Some((*n, c.clone()));
+                }
+            }
+            match found {
+                Some((n, c)) => {
+                    st.writes.push(Write {
+                        method: method.to_string(),
+                        path: path.clone(),
+                        body: json_body.clone(),
+                    });
+                    Json(comment_json(&c, n)).into_response()
+                }
+                None => error(StatusCode::NOT_FOUND, "Not Found"),
+            }
+        }
+        ("GET", ["issues", n]) => {
+            let n: u64 = n.parse().unwrap_or(0);
+            let Some(t) = st.threads.get(&n) else {
+                return error(StatusCode::NOT_FOUND, "Not Found");
+            };
+            let mut v = json!({ "id": 2600000000u64 + n, "number": n, "title": t.title, "body": t.body, "state": "open",
+                "user": user_json(&t.author, "User"), "labels": [], "comments": t.comments.len(), "locked": false,
+                "html_url": format!("https://github.com/{REPO}/issues/{n}") });
+            if t.pull.is_some() {
+                v["pull_request"] =
+                    json!({ "url": format!("https://api.github.com/repos/{REPO}/pulls/{n}") });
+            }
+            Json(v).into_response()
+        }
+        ("GET", ["pulls", n]) => {
+            let n: u64 = n.parse().unwrap_or(0);
+            let Some(t) = st.threads.get(&n) else {
+                return error(StatusCode::NOT_FOUND, "Not Found");
+            };
+            let Some(p) = &t.pull else {
+                return error(StatusCode::NOT_FOUND, "Not Found");
+            };
+            Json(json!({ "id": 2100000000u64 + n, "number": n, "title": t.title, "body": t.body, "state": "open", "draft": false,
+                "user": user_json(&t.author, "User"), "head": { "ref": p.head_ref, "sha": p.head_sha, "label": "x" },
+                "base": { "ref": p.base_ref, "sha": "1a2b3c4d5e6f708192a3b4c5d6e7f80910111213", "label": "y" },
+                "additions": 41, "deletions": 12, "changed_files": p.files.len(), "merged": false, "mergeable": null,
+                "html_url": format!("https://github.com/{REPO}/pull/{n}") })).into_response()
+        }
+        ("GET", ["pulls", n, "files"]) => {
+            let n: u64 = n.parse().unwrap_or(0);
+            let Some(p) = st.threads.get(&n).and_then(|t| t.pull.clone()) else {
+                return error(StatusCode::NOT_FOUND, "Not Found");
+            };
+            page(
+                p.files
+                    .iter()
+                    .map(|(f, patch)| {
+                        json!({ "sha": "abc", "filename": f, "status": "modified",
+                "additions": 3, "deletions": 1, "changes": 4, "patch": patch })
+                    })
+                    .collect(),
+            )
+        }
+        ("GET", ["contents", path @ ..]) => {
+            let git_ref = query.get("ref").cloned().unwrap_or_else(|| "main".into());
+            let path = path.join("/");
+            match st.files.get(&(git_ref, path.clone())) {
+                Some(text) => Json(json!({ "type": "file", "encoding": "base64", "size": text.len(), "name": path, "path": path,
+                    "sha": "def", "content": base64::engine::general_purpose::STANDARD.encode(text) })).into_response(),
+                None => error(StatusCode::NOT_FOUND, "Not Found"),
+            }
+        }
+        _ => {
+            st.unexpected.push(format!("{method} {path}"));
+            error(StatusCode::NOT_FOUND, "Not Found")
+        }
+    }
+}
