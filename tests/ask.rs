@@ -540,3 +540,96 @@ async fn the_step_cap_stops_with_an_honest_message() {
     llm.assert_clean();
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_sender_over_the_limit_gets_one_polite_reply_then_silence() {
+    let (gh, llm) = world().await;
+    let app =
+        TestApp::start(app_options(&gh, &llm).var("AGENTIC_SENDER_COMMANDS_PER_MINUTE", "1")).await;
+    for (n, comment) in [900011u64, 900012, 900013].into_iter().enumerate() {
+        app.deliver(
+            "issue_comment",
+            &delivery_id(),
+            &comment_payload(
+                "created",
+                57,
+                false,
+                comment,
+                "bob-reviewer",
+                "/agentic help",
+            ),
+        )
+        .await;
+        app.wait_for_jobs(n + 1).await;
+    }
+    let writes = gh.take_writes();
+    assert_eq!(writes.len(), 3, "{writes:#?}");
+    assert_reaction(&writes[0], 900011);
+    assert!(writes[1].body["body"]
+        .as_str()
+        .unwrap()
+        .starts_with("**agentic commands**"));
+    assert_eq!(
+        writes[2].body["body"],
+        format!("@bob-reviewer you are sending commands faster than I take them (at most 1 a minute), so I skipped this one. Please try again in a minute.{}", marker(2))
+    );
+    gh.assert_all_seen();
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_long_answer_is_cut_to_githubs_limit_with_a_note() {
+    let (gh, llm) = world().await;
+    llm.script([Step::Answer("word ".repeat(20_000))]);
+    let app = TestApp::start(app_options(&gh, &llm)).await;
+    app.deliver(
+        "issue_comment",
+        &delivery_id(),
+        &comment_payload(
+            "created",
+            57,
+            false,
+            900014,
+            "bob-reviewer",
+            "/agentic ask everything",
+        ),
+    )
+    .await;
+    let jobs = app.wait_for_jobs(1).await;
+    assert_eq!(jobs[0].state, "done");
+    let writes = gh.take_writes();
+    assert_eq!(writes.len(), 3);
+    let body = writes[2].body["body"].as_str().unwrap();
+    assert_eq!(body.chars().count(), 65_536);
+    assert!(body.ends_with(&format!(
+        "_(cut to fit GitHub's 65,536-character comment limit)_{}",
+        marker(jobs[0].id)
+    )));
+    gh.assert_all_seen();
+    llm.assert_clean();
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_mistyped_command_gets_the_closest_one() {
+    let (gh, llm) = world().await;
+    let app = TestApp::start(app_options(&gh, &llm)).await;
+    app.deliver(
+        "issue_comment",
+        &delivery_id(),
+        &comment_payload("created", 42, true, 900015, "bob-reviewer", "/agentic hlep"),
+    )
+    .await;
+    let jobs = app.wait_for_jobs(1).await;
+    let writes = gh.take_writes();
+    assert_eq!(writes.len(), 2);
+    assert_eq!(
+        writes[1].body["body"],
+        format!(
+            "@bob-reviewer Unknown command `hlep`; did you mean `help`?{}",
+            marker(jobs[0].id)
+        )
+    );
+    gh.assert_all_seen();
+    app.stop().await;
+}

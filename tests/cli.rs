@@ -163,3 +163,86 @@ fn replay_of_a_broken_payload_says_why() {
         "error: cannot read `/nonexistent.json`: No such file or directory (os error 2)\n"
     );
 }
+
+#[path = "support/github.rs"]
+mod fake_github;
+#[path = "support/llm.rs"]
+mod fake_llm;
+
+#[tokio::test]
+async fn ask_from_the_command_line_prints_and_posts_the_answer() {
+    let gh = fake_github::FakeGitHub::start().await;
+    let token = "ghp_clitoken0123456789abcdefghijklmnopqr";
+    gh.accept_token(token);
+    gh.thread(
+        57,
+        fake_github::Thread {
+            title: "Stop the builders".into(),
+            body: "b".into(),
+            author: "alice-ops".into(),
+            pull: None,
+            comments: vec![],
+        },
+    );
+    let llm = fake_llm::FakeLlm::start().await;
+    llm.script([
+        fake_llm::Step::Tool("get_issue", serde_json::json!({})),
+        fake_llm::Step::Answer("Stop them on Fridays.".into()),
+    ]);
+    let dir = tempfile::tempdir().unwrap();
+    let (gh_url, llm_url) = (gh.url.clone(), llm.url.clone());
+    let path = dir.path().to_path_buf();
+    let out = tokio::task::spawn_blocking(move || {
+        agentic(
+            &path,
+            &[
+                "ask",
+                "--repo",
+                "acme-platform/infra-live",
+                "--number",
+                "57",
+                "--post",
+                "when should they stop?",
+            ],
+            &[
+                ("GITHUB_TOKEN", token),
+                ("AGENTIC_GITHUB_API_URL", &gh_url),
+                ("OPENAI_BASE_URL", &llm_url),
+                ("RUST_LOG", "off"),
+            ],
+        )
+    })
+    .await
+    .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "Stop them on Fridays.\n");
+    assert!(
+        text(&out.stderr).contains("… step 1: `get_issue`"),
+        "progress is shown: {}",
+        text(&out.stderr)
+    );
+    let writes = gh.take_writes();
+    assert_eq!(writes.len(), 1);
+    assert_eq!(
+        writes[0].path,
+        "/repos/acme-platform/infra-live/issues/57/comments"
+    );
+    assert_eq!(writes[0].body["body"], "Stop them on Fridays.");
+    gh.assert_all_seen();
+    llm.assert_clean();
+}
+
+#[test]
+fn ask_without_a_token_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = agentic(
+        dir.path(),
+        &["ask", "--repo", "o/r", "--number", "1", "q"],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        text(&out.stderr),
+        "error: GITHUB_TOKEN: not set (a token that can read o/r)\n"
+    );
+}

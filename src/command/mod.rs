@@ -74,6 +74,21 @@ impl Command {
         }
     }
 
+    /// Whether this version runs the command. An exhaustive match, so a
+    /// command's arrival is one line here.
+    pub fn available(&self) -> bool {
+        match self {
+            Command::Help | Command::Ask { .. } => true,
+            Command::Review
+            | Command::Describe
+            | Command::Plan { .. }
+            | Command::Approve
+            | Command::Apply
+            | Command::Cancel
+            | Command::Status => false,
+        }
+    }
+
     /// One example of every command, in help order.
     pub fn all() -> [Command; 9] {
         [
@@ -250,7 +265,12 @@ pub fn help_text() -> String {
     let mut s = String::from("**agentic commands** — write one per line in a comment:\n\n");
     for c in Command::all() {
         let (usage, what) = c.usage();
-        s.push_str(&format!("- `{usage}` — {what}\n"));
+        let soon = if c.available() {
+            ""
+        } else {
+            " _(coming soon)_"
+        };
+        s.push_str(&format!("- `{usage}` — {what}{soon}\n"));
     }
     s
 }

@@ -143,7 +143,13 @@ async fn commands(
                         Command::Ask { question } => {
                             ask::answer(ctx, job, ev, &question, status, &sections).await?
                         }
-                        other => format!(
+                        other @ (Command::Review
+                        | Command::Describe
+                        | Command::Plan { .. }
+                        | Command::Approve
+                        | Command::Apply
+                        | Command::Cancel
+                        | Command::Status) => format!(
                             "`/agentic {}` is not available yet in this version of agentic.",
                             other.name()
                         ),

@@ -88,6 +88,13 @@ impl FakeGitHub {
         FakeGitHub { url, inner }
     }
 
+    /// Accept `token` as if it were an installation token (a personal token
+    /// for the CLI).
+    pub fn accept_token(&self, token: &str) -> &Self {
+        self.inner.lock().unwrap().tokens.insert(token.into());
+        self
+    }
+
     pub fn role(&self, user: &str, role: &str) -> &Self {
         self.inner
             .lock()

@@ -81,7 +81,7 @@ impl FakeLlm {
 
 /// What a strict server (llama.cpp's, OpenAI's) would refuse.
 fn check(request: &Value) -> Result<(), String> {
-    if !request["model"].as_str().is_some_and(|m| !m.is_empty()) {
+    if request["model"].as_str().is_none_or(|m| m.is_empty()) {
         return Err("no model".into());
     }
     let messages = request["messages"].as_array().ok_or("no messages")?;
