@@ -12,7 +12,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use super::types::{Comment, Content, Issue, Permission, PullFile, PullRequest};
-use super::{GitHubApp, GitHubError, Role};
+use super::{GitHubError, Role, Shared};
 
 /// Tries of one idempotent request, the first included.
 const MAX_TRIES: u32 = 3;
@@ -35,7 +35,7 @@ const READ_TIMEOUT: Duration = Duration::from_secs(30);
 #[derive(Clone)]
 pub struct GitHub {
     octo: Octocrab,
-    app: Option<(Arc<GitHubApp>, u64)>,
+    app: Option<(Arc<Shared>, u64)>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -78,7 +78,7 @@ impl GitHub {
     pub(crate) fn new(
         api_url: &str,
         token: SecretString,
-        app: Option<(Arc<GitHubApp>, u64)>,
+        app: Option<(Arc<Shared>, u64)>,
     ) -> Result<GitHub, GitHubError> {
         let local =
             |e: octocrab::Error| GitHubError::Local(format!("building the GitHub client: {e}"));

@@ -114,11 +114,9 @@ impl Role {
     }
 }
 
-/// Shared by every installation client: auth, limits, the role cache.
-pub struct GitHubApp {
-    pub app_id: u64,
-    pub auth: auth::AppAuth,
-    pub api_url: String,
+/// What every installation client shares: GitHub's limits on content
+/// creation and the role cache.
+pub struct Shared {
     /// GitHub's secondary limit on content creation, per installation.
     per_minute: DefaultKeyedRateLimiter<u64>,
     per_hour: DefaultKeyedRateLimiter<u64>,
@@ -130,31 +128,14 @@ const CONTENT_PER_MINUTE: u32 = 75;
 /// …and 500 an hour.
 const CONTENT_PER_HOUR: u32 = 480;
 
-impl GitHubApp {
-    pub fn new(
-        app_id: u64,
-        private_key: &SecretString,
-        api_url: &str,
-    ) -> anyhow::Result<Arc<GitHubApp>> {
+impl Shared {
+    fn new() -> Shared {
         let nz = |n: u32| NonZeroU32::new(n).unwrap_or(NonZeroU32::MIN);
-        Ok(Arc::new(GitHubApp {
-            app_id,
-            auth: auth::AppAuth::new(app_id, private_key, api_url)?,
-            api_url: api_url.trim_end_matches('/').to_string(),
+        Shared {
             per_minute: DefaultKeyedRateLimiter::keyed(Quota::per_minute(nz(CONTENT_PER_MINUTE))),
             per_hour: DefaultKeyedRateLimiter::keyed(Quota::per_hour(nz(CONTENT_PER_HOUR))),
             roles: Mutex::new(HashMap::new()),
-        }))
-    }
-
-    /// A client acting as `installation`.
-    pub async fn installation(self: &Arc<Self>, installation: u64) -> Result<GitHub, GitHubError> {
-        let token = self.auth.installation_token(installation).await?;
-        GitHub::new(
-            &self.api_url,
-            token.token,
-            Some((self.clone(), installation)),
-        )
+        }
     }
 
     /// Wait until another content-creating request is within GitHub's limits.
@@ -177,6 +158,50 @@ impl GitHubApp {
             roles.clear();
         }
         roles.insert((repo.to_string(), user.to_string()), (role, Instant::now()));
+    }
+}
+
+/// The App: its auth, and one client per installation.
+pub struct GitHubApp {
+    pub app_id: u64,
+    pub auth: auth::AppAuth,
+    pub api_url: String,
+    shared: Arc<Shared>,
+    /// One client per installation, rebuilt when its token is replaced.
+    clients: Mutex<HashMap<u64, (std::time::SystemTime, GitHub)>>,
+}
+
+impl GitHubApp {
+    pub fn new(
+        app_id: u64,
+        private_key: &SecretString,
+        api_url: &str,
+    ) -> anyhow::Result<Arc<GitHubApp>> {
+        Ok(Arc::new(GitHubApp {
+            app_id,
+            auth: auth::AppAuth::new(app_id, private_key, api_url)?,
+            api_url: api_url.trim_end_matches('/').to_string(),
+            shared: Arc::new(Shared::new()),
+            clients: Mutex::new(HashMap::new()),
+        }))
+    }
+
+    /// A client acting as `installation`, with a token that has time left.
+    pub async fn installation(&self, installation: u64) -> Result<GitHub, GitHubError> {
+        let token = self.auth.installation_token(installation).await?;
+        let mut clients = self.clients.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((expires_at, client)) = clients.get(&installation) {
+            if *expires_at == token.expires_at {
+                return Ok(client.clone());
+            }
+        }
+        let client = GitHub::new(
+            &self.api_url,
+            token.token,
+            Some((self.shared.clone(), installation)),
+        )?;
+        clients.insert(installation, (token.expires_at, client.clone()));
+        Ok(client)
     }
 }
 
