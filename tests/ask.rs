@@ -71,6 +71,14 @@ async fn world() -> (FakeGitHub, FakeLlm) {
     (gh, llm)
 }
 
+/// `user` comments `body` (a new comment, `comment_id`) on issue 57 or
+/// pull request 42.
+async fn say(app: &TestApp, number: u64, comment_id: u64, user: &str, body: &str) {
+    let payload = comment_payload("created", number, number == 42, comment_id, user, body);
+    let res = app.deliver("issue_comment", &delivery_id(), &payload).await;
+    assert_eq!(res.status(), 202);
+}
+
 fn marker(job: i64) -> String {
     format!("\n\n<!-- agentic:job={job} -->")
 }
@@ -144,17 +152,12 @@ async fn ask_on_a_pull_request_reads_a_file_then_answers_in_one_sticky_comment()
         Step::Answer("It moves the workers to `subnet_b`; no security group changes.".into()),
     ]);
     let app = TestApp::start(app_options(&gh, &llm)).await;
-    app.deliver(
-        "issue_comment",
-        &delivery_id(),
-        &comment_payload(
-            "created",
-            42,
-            true,
-            900002,
-            "bob-reviewer",
-            "/agentic ask which security groups does this touch?",
-        ),
+    say(
+        &app,
+        42,
+        900002,
+        "bob-reviewer",
+        "/agentic ask which security groups does this touch?",
     )
     .await;
     let jobs = app.wait_for_jobs(1).await;
@@ -245,17 +248,12 @@ async fn ask_on_an_issue_uses_the_issue_tools() {
         Step::Answer("Stop the instances tagged `env=staging`.".into()),
     ]);
     let app = TestApp::start(app_options(&gh, &llm)).await;
-    app.deliver(
-        "issue_comment",
-        &delivery_id(),
-        &comment_payload(
-            "created",
-            57,
-            false,
-            900003,
-            "bob-reviewer",
-            "/agentic ask which instances?",
-        ),
+    say(
+        &app,
+        57,
+        900003,
+        "bob-reviewer",
+        "/agentic ask which instances?",
     )
     .await;
     let jobs = app.wait_for_jobs(1).await;
@@ -288,19 +286,7 @@ async fn ask_on_an_issue_uses_the_issue_tools() {
 async fn ask_by_a_reader_is_refused_without_calling_the_model() {
     let (gh, llm) = world().await;
     let app = TestApp::start(app_options(&gh, &llm)).await;
-    app.deliver(
-        "issue_comment",
-        &delivery_id(),
-        &comment_payload(
-            "created",
-            42,
-            true,
-            900004,
-            "carol-reader",
-            "/agentic ask anything",
-        ),
-    )
-    .await;
+    say(&app, 42, 900004, "carol-reader", "/agentic ask anything").await;
     let jobs = app.wait_for_jobs(1).await;
     let writes = gh.take_writes();
     assert_eq!(writes.len(), 2, "{writes:#?}");
@@ -413,17 +399,12 @@ async fn secrets_in_an_answer_are_redacted_in_the_comment_and_the_logs() {
     let token = "ghp_abcdefghijklmnopqrstuvwxyz0123456789";
     llm.script([Step::Answer(format!("The CI uses {key_id} and {token}."))]);
     let app = TestApp::start(app_options(&gh, &llm)).await;
-    app.deliver(
-        "issue_comment",
-        &delivery_id(),
-        &comment_payload(
-            "created",
-            57,
-            false,
-            900008,
-            "bob-reviewer",
-            "/agentic ask which credentials?",
-        ),
+    say(
+        &app,
+        57,
+        900008,
+        "bob-reviewer",
+        "/agentic ask which credentials?",
     )
     .await;
     let jobs = app.wait_for_jobs(1).await;
@@ -462,17 +443,12 @@ async fn a_model_timeout_and_a_github_502_are_retried_then_answered() {
     gh.fail_once("GET", &format!("/repos/{REPO}/pulls/42"), 502);
     gh.fail_once("PATCH", &format!("/repos/{REPO}/issues/comments/"), 502);
     let app = TestApp::start(app_options(&gh, &llm).var("AGENTIC_LLM_TIMEOUT_SECS", "1")).await;
-    app.deliver(
-        "issue_comment",
-        &delivery_id(),
-        &comment_payload(
-            "created",
-            42,
-            true,
-            900009,
-            "bob-reviewer",
-            "/agentic ask how many files?",
-        ),
+    say(
+        &app,
+        42,
+        900009,
+        "bob-reviewer",
+        "/agentic ask how many files?",
     )
     .await;
     let jobs = app.wait_for_jobs(1).await;
@@ -516,19 +492,7 @@ async fn the_step_cap_stops_with_an_honest_message() {
         Step::Tool("list_changed_files", json!({})),
     ]);
     let app = TestApp::start(app_options(&gh, &llm).var("AGENTIC_MAX_STEPS", "2")).await;
-    app.deliver(
-        "issue_comment",
-        &delivery_id(),
-        &comment_payload(
-            "created",
-            42,
-            true,
-            900010,
-            "bob-reviewer",
-            "/agentic ask everything",
-        ),
-    )
-    .await;
+    say(&app, 42, 900010, "bob-reviewer", "/agentic ask everything").await;
     let jobs = app.wait_for_jobs(1).await;
     let writes = gh.take_writes();
     assert_eq!(writes.len(), 3);
@@ -582,19 +546,7 @@ async fn a_long_answer_is_cut_to_githubs_limit_with_a_note() {
     let (gh, llm) = world().await;
     llm.script([Step::Answer("word ".repeat(20_000))]);
     let app = TestApp::start(app_options(&gh, &llm)).await;
-    app.deliver(
-        "issue_comment",
-        &delivery_id(),
-        &comment_payload(
-            "created",
-            57,
-            false,
-            900014,
-            "bob-reviewer",
-            "/agentic ask everything",
-        ),
-    )
-    .await;
+    say(&app, 57, 900014, "bob-reviewer", "/agentic ask everything").await;
     let jobs = app.wait_for_jobs(1).await;
     assert_eq!(jobs[0].state, "done");
     let writes = gh.take_writes();

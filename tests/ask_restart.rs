@@ -3,7 +3,6 @@
 
 mod support;
 
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use serde_json::json;
@@ -11,29 +10,20 @@ use support::github::{FakeGitHub, Pull, Thread, APP_ID, REPO};
 use support::llm::{FakeLlm, Step};
 use support::{comment_payload, delivery_id, sign, test_key_path, wait_until, SECRET};
 
-fn spawn(dir: &std::path::Path, port: u16, gh: &FakeGitHub, llm: &FakeLlm) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_agentic"))
-        .arg("serve")
-        .env_clear()
-        .env("AGENTIC_LISTEN", format!("127.0.0.1:{port}"))
-        .env(
-            "AGENTIC_DATABASE_URL",
-            format!("sqlite://{}", dir.join("agentic.db").display()),
-        )
-        .env("AGENTIC_APP_CREDENTIALS_PATH", dir.join("agentic-app.json"))
-        .env("AGENTIC_WEBHOOK_SECRET", SECRET)
-        .env("AGENTIC_GITHUB_APP_ID", APP_ID.to_string())
-        .env("AGENTIC_GITHUB_PRIVATE_KEY_PATH", test_key_path())
-        .env("AGENTIC_GITHUB_API_URL", &gh.url)
-        .env("OPENAI_BASE_URL", &llm.url)
-        .env("OPENAI_API_KEY", support::OPENAI_KEY)
-        .env("AGENTIC_PROGRESS_INTERVAL_SECS", "3600")
-        .env("AGENTIC_JOB_LEASE_SECS", "2")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("the agentic binary starts")
+fn spawn(dir: &std::path::Path, port: u16, gh: &FakeGitHub, llm: &FakeLlm) -> std::process::Child {
+    let key = test_key_path();
+    support::spawn_serve(
+        dir,
+        port,
+        &[
+            ("AGENTIC_GITHUB_APP_ID", &APP_ID.to_string()),
+            ("AGENTIC_GITHUB_PRIVATE_KEY_PATH", &key),
+            ("AGENTIC_GITHUB_API_URL", &gh.url),
+            ("OPENAI_BASE_URL", &llm.url),
+            ("OPENAI_API_KEY", support::OPENAI_KEY),
+            ("AGENTIC_PROGRESS_INTERVAL_SECS", "3600"),
+        ],
+    )
 }
 
 #[tokio::test]
@@ -64,11 +54,7 @@ async fn killed_mid_answer_and_restarted_leaves_one_comment_with_the_answer() {
         Step::Answer("Nothing risky.".into()),
     ]);
     let dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = support::free_port();
     let base = format!("http://127.0.0.1:{port}");
     let http = reqwest::Client::new();
     let mut child = spawn(dir.path(), port, &gh, &llm);

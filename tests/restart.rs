@@ -3,40 +3,19 @@
 
 mod support;
 
-use std::process::{Child, Command, Stdio};
-
 use agentic::store::Store;
 use support::{delivery_id, fixture, sign, wait_until, SECRET};
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn spawn(dir: &std::path::Path, port: u16) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_agentic"))
-        .arg("serve")
-        .env_clear()
-        .env("AGENTIC_LISTEN", format!("127.0.0.1:{port}"))
-        .env(
-            "AGENTIC_DATABASE_URL",
-            format!("sqlite://{}", dir.join("agentic.db").display()),
-        )
-        .env("AGENTIC_APP_CREDENTIALS_PATH", dir.join("agentic-app.json"))
-        .env("AGENTIC_GITHUB_API_URL", "http://127.0.0.1:9")
-        .env("AGENTIC_WEBHOOK_SECRET", SECRET)
-        .env("AGENTIC_WORKER_CONCURRENCY", "2")
-        .env("AGENTIC_JOB_LEASE_SECS", "2")
-        .env("AGENTIC_TEST_JOB_DELAY_MS", "400")
-        .env("AGENTIC_LOG_FORMAT", "json")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("the agentic binary starts")
+fn spawn(dir: &std::path::Path, port: u16) -> std::process::Child {
+    support::spawn_serve(
+        dir,
+        port,
+        &[
+            ("AGENTIC_WORKER_CONCURRENCY", "2"),
+            ("AGENTIC_TEST_JOB_DELAY_MS", "400"),
+            ("AGENTIC_LOG_FORMAT", "json"),
+        ],
+    )
 }
 
 async fn metric(http: &reqwest::Client, base: &str, line_prefix: &str) -> Option<i64> {
@@ -56,7 +35,7 @@ async fn metric(http: &reqwest::Client, base: &str, line_prefix: &str) -> Option
 #[tokio::test]
 async fn sigkill_mid_job_then_restart_completes_every_job_once() {
     let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
+    let port = support::free_port();
     let base = format!("http://127.0.0.1:{port}");
     agentic::install_crypto_provider();
     let http = reqwest::Client::new();

@@ -187,14 +187,8 @@ async fn a_job_whose_worker_keeps_dying_is_given_up() {
     app.stop().await;
 }
 
-#[tokio::test]
-async fn shutdown_lets_running_jobs_finish_within_the_grace_period() {
-    let app = TestApp::start(
-        Options::default()
-            .var("AGENTIC_TEST_JOB_DELAY_MS", "300")
-            .var("AGENTIC_SHUTDOWN_GRACE_SECS", "30"),
-    )
-    .await;
+/// Deliver one pull request and wait until its job is running.
+async fn start_one_job(app: &TestApp) {
     app.deliver(
         "pull_request",
         &delivery_id(),
@@ -206,6 +200,17 @@ async fn shutdown_lets_running_jobs_finish_within_the_grace_period() {
         (jobs.first().map(|j| j.state.as_str()) == Some("running")).then_some(())
     })
     .await;
+}
+
+#[tokio::test]
+async fn shutdown_lets_running_jobs_finish_within_the_grace_period() {
+    let app = TestApp::start(
+        Options::default()
+            .var("AGENTIC_TEST_JOB_DELAY_MS", "300")
+            .var("AGENTIC_SHUTDOWN_GRACE_SECS", "30"),
+    )
+    .await;
+    start_one_job(&app).await;
     let dir = app.stop().await;
     let store = open_store(&dir).await;
     let jobs = store.jobs().await.unwrap();
@@ -221,17 +226,7 @@ async fn shutdown_hands_back_jobs_that_outlive_the_grace_period() {
             .var("AGENTIC_SHUTDOWN_GRACE_SECS", "0"),
     )
     .await;
-    app.deliver(
-        "pull_request",
-        &delivery_id(),
-        &fixture("pull_request.opened.json"),
-    )
-    .await;
-    support::wait_until("the job to start", || async {
-        let jobs = app.store().jobs().await.unwrap();
-        (jobs.first().map(|j| j.state.as_str()) == Some("running")).then_some(())
-    })
-    .await;
+    start_one_job(&app).await;
     let dir = app.stop().await;
     let store = open_store(&dir).await;
     let jobs = store.jobs().await.unwrap();

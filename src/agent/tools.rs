@@ -81,6 +81,11 @@ pub fn cut(text: &str, max: usize) -> String {
     format!("{}\n… [cut: {} more bytes]", &text[..end], text.len() - end)
 }
 
+/// The schema of a tool that takes no arguments.
+fn no_parameters() -> Value {
+    json!({ "type": "object", "properties": {}, "additionalProperties": false })
+}
+
 fn gh_err(e: crate::github::GitHubError) -> String {
     format!("GitHub error: {e}")
 }
@@ -99,7 +104,7 @@ impl Tool for GetPullRequest {
         "Get the pull request: title, description, state, branches and size."
     }
     fn parameters(&self) -> Value {
-        json!({ "type": "object", "properties": {}, "additionalProperties": false })
+        no_parameters()
     }
     fn risk(&self) -> RiskTier {
         RiskTier::Read
@@ -139,7 +144,7 @@ impl Tool for ListChangedFiles {
         "List the files the pull request changes, with their diffs."
     }
     fn parameters(&self) -> Value {
-        json!({ "type": "object", "properties": {}, "additionalProperties": false })
+        no_parameters()
     }
     fn risk(&self) -> RiskTier {
         RiskTier::Read
@@ -221,7 +226,7 @@ impl Tool for ListComments {
         "List the conversation's comments, oldest first."
     }
     fn parameters(&self) -> Value {
-        json!({ "type": "object", "properties": {}, "additionalProperties": false })
+        no_parameters()
     }
     fn risk(&self) -> RiskTier {
         RiskTier::Read
@@ -251,7 +256,7 @@ impl Tool for GetIssue {
         "Get the issue: title, description, state and labels."
     }
     fn parameters(&self) -> Value {
-        json!({ "type": "object", "properties": {}, "additionalProperties": false })
+        no_parameters()
     }
     fn risk(&self) -> RiskTier {
         RiskTier::Read

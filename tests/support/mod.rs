@@ -238,3 +238,36 @@ pub fn comment_payload(
     v["sender"]["login"] = login.into();
     serde_json::to_vec(&v).unwrap()
 }
+
+/// A free loopback port (bound, then released for the binary to take).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// `agentic serve` as a real process, with its state in `dir`, listening on
+/// `port`, signed with [`SECRET`], plus `vars`. Output is discarded.
+pub fn spawn_serve(dir: &Path, port: u16, vars: &[(&str, &str)]) -> std::process::Child {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_agentic"));
+    cmd.arg("serve")
+        .env_clear()
+        .env("AGENTIC_LISTEN", format!("127.0.0.1:{port}"))
+        .env(
+            "AGENTIC_DATABASE_URL",
+            format!("sqlite://{}", dir.join("agentic.db").display()),
+        )
+        .env("AGENTIC_APP_CREDENTIALS_PATH", dir.join("agentic-app.json"))
+        .env("AGENTIC_GITHUB_API_URL", "http://127.0.0.1:9")
+        .env("AGENTIC_WEBHOOK_SECRET", SECRET)
+        .env("AGENTIC_JOB_LEASE_SECS", "2")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    for (k, v) in vars {
+        cmd.env(k, v);
+    }
+    cmd.spawn().expect("the agentic binary starts")
+}
