@@ -585,3 +585,108 @@ async fn a_mistyped_command_gets_the_closest_one() {
     gh.assert_all_seen();
     app.stop().await;
 }
+
+#[tokio::test]
+async fn progress_is_shown_in_the_same_comment_and_rate_limits_are_waited_out() {
+    let (gh, llm) = world().await;
+    llm.script([
+        Step::Tool("list_changed_files", json!({})),
+        Step::Answer("One file.".into()),
+    ]);
+    // GitHub's secondary limit on the first read: retry-after 1 s, honoured.
+    gh.fail_once("GET", &format!("/repos/{REPO}/pulls/42/files"), 429);
+    let app =
+        TestApp::start(app_options(&gh, &llm).var("AGENTIC_PROGRESS_INTERVAL_SECS", "0")).await;
+    say(
+        &app,
+        42,
+        900016,
+        "bob-reviewer",
+        "/agentic ask how many files?",
+    )
+    .await;
+    let jobs = app.wait_for_jobs(1).await;
+    assert_eq!((jobs[0].state.as_str(), jobs[0].attempts), ("done", 1));
+    let writes = gh.take_writes();
+    assert_eq!(writes.len(), 4, "{writes:#?}");
+    assert_reaction(&writes[0], 900016);
+    let id = gh.comments(42)[0].id;
+    let path = format!("/repos/{REPO}/issues/comments/{id}");
+    assert_comment(
+        &writes[1],
+        "POST",
+        &format!("/repos/{REPO}/issues/42/comments"),
+        &format!("⏳ Working on it…{}", marker(jobs[0].id)),
+    );
+    assert_comment(
+        &writes[2],
+        "PATCH",
+        &path,
+        &format!(
+            "⏳ Working on it… (step 1: `list_changed_files`){}",
+            marker(jobs[0].id)
+        ),
+    );
+    assert_comment(
+        &writes[3],
+        "PATCH",
+        &path,
+        &format!("One file.{}", marker(jobs[0].id)),
+    );
+    let files = gh
+        .requests()
+        .iter()
+        .filter(|(m, p)| m == "GET" && p.starts_with(&format!("/repos/{REPO}/pulls/42/files")))
+        .count();
+    assert_eq!(files, 2, "the rate-limited read was tried again");
+    let diff = llm.requests()[1]["messages"][3]["content"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        diff.contains("<untrusted source=\"diff of modules/batch/main.tf\">\n@@ -1,3 +1,3 @@"),
+        "{diff}"
+    );
+    gh.assert_all_seen();
+    llm.assert_clean();
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn tool_arguments_are_redacted_in_the_audit_log() {
+    let (gh, llm) = world().await;
+    llm.script([
+        Step::Tool(
+            "read_file",
+            json!({ "path": "keys/AKIAIOSFODNN7EXAMPLE.txt" }),
+        ),
+        Step::Answer("No such file.".into()),
+    ]);
+    let app = TestApp::start(app_options(&gh, &llm)).await;
+    say(
+        &app,
+        42,
+        900017,
+        "bob-reviewer",
+        "/agentic ask read the key file",
+    )
+    .await;
+    let jobs = app.wait_for_jobs(1).await;
+    let records = app.store().audit_records(jobs[0].id).await.unwrap();
+    let tool = records
+        .iter()
+        .find(|(a, _)| a == "tool.call")
+        .expect("the tool call is audited");
+    let detail = tool.1.as_deref().unwrap();
+    assert!(detail.contains("keys/[REDACTED].txt"), "{detail}");
+    assert!(!detail.contains("AKIAIOSFODNN7EXAMPLE"));
+    let sent = serde_json::to_string(&llm.requests()).unwrap();
+    assert!(
+        sent.contains("does not exist at"),
+        "the tool's error went back to the model"
+    );
+    assert_eq!(gh.take_writes().len(), 3);
+    gh.assert_all_seen();
+    llm.assert_clean();
+    app.stop().await;
+}

@@ -246,6 +246,12 @@ async fn handle(
         .position(|(m, p, _)| *m == method.as_str() && path.starts_with(p.as_str()))
     {
         let (_, _, status) = st.failures.remove(pos).unwrap();
+        if status == 429 || status == 403 {
+            // A secondary rate limit, as GitHub sends it.
+            let mut r = error(StatusCode::from_u16(status).unwrap(), "You have exceeded a secondary rate limit. Please wait a few minutes before you try again.");
+            r.headers_mut().insert("retry-after", "1".parse().unwrap());
+            return r;
+        }
         return error(StatusCode::from_u16(status).unwrap(), "Server Error");
     }
     let seg: Vec<&str> = path.trim_start_matches('/').split('/').collect();
