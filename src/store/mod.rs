@@ -128,11 +128,17 @@ impl Store {
             .run(&write)
             .await
             .context("applying database migrations")?;
-        let read = SqlitePoolOptions::new()
-            .max_connections(READ_CONNECTIONS)
-            .connect_with(options.read_only(true))
-            .await
-            .with_context(|| format!("opening database `{url}` for reading"))?;
+        // An in-memory database exists once per connection: readers must
+        // share the writer's.
+        let read = if url.contains(":memory:") || url.contains("mode=memory") {
+            write.clone()
+        } else {
+            SqlitePoolOptions::new()
+                .max_connections(READ_CONNECTIONS)
+                .connect_with(options.read_only(true))
+                .await
+                .with_context(|| format!("opening database `{url}` for reading"))?
+        };
         let intake = intake::Batcher::start(write.clone());
         Ok(Store {
             write,
