@@ -82,6 +82,7 @@ impl GitHub {
     ) -> Result<GitHub, GitHubError> {
         let local =
             |e: octocrab::Error| GitHubError::Local(format!("building the GitHub client: {e}"));
+        // octocrab sends its own User-Agent; adding ours would send two.
         let octo = Octocrab::builder()
             .base_uri(api_url)
             .map_err(local)?
@@ -91,7 +92,6 @@ impl GitHub {
                 http::HeaderName::from_static("x-github-api-version"),
                 super::API_VERSION.into(),
             )
-            .add_header(http::header::USER_AGENT, super::USER_AGENT.into())
             .set_connect_timeout(Some(CONNECT_TIMEOUT))
             .set_read_timeout(Some(READ_TIMEOUT))
             .build()
