@@ -237,9 +237,16 @@ async fn shutdown_hands_back_jobs_that_outlive_the_grace_period() {
 #[tokio::test]
 async fn an_in_memory_database_is_one_database() {
     let store = Store::open("sqlite::memory:").await.unwrap();
-    store.record_delivery(job_delivery("d1", "review", "{}")).await.unwrap();
+    store
+        .record_delivery(job_delivery("d1", "review", "{}"))
+        .await
+        .unwrap();
     assert_eq!(store.delivery_count().await.unwrap(), 1);
     assert_eq!(store.jobs().await.unwrap().len(), 1);
-    assert!(store.lease_job(Duration::from_secs(60)).await.unwrap().is_some());
+    assert!(store
+        .lease_job(Duration::from_secs(60))
+        .await
+        .unwrap()
+        .is_some());
     store.close().await;
 }
