@@ -97,7 +97,8 @@ import sqlite3, sys
 db, ok = sqlite3.connect(sys.argv[1]), int(sys.argv[2])
 d = db.execute("select count(*) from deliveries").fetchone()[0]
 j = db.execute("select count(*) from jobs").fetchone()[0]
-print(f"store: deliveries={d} jobs={j} (answered 2xx while wrk counted: {ok})")
+states = dict(db.execute("select state, count(*) from jobs group by state").fetchall())
+print(f"store: deliveries={d} jobs={j} (answered 2xx while wrk counted: {ok}); jobs by state {states}")
 # wrk stops counting at the deadline while its last requests are still being
 # answered, so the store may hold a few more than wrk counted, never fewer.
 sys.exit(0 if d >= ok and j == d else "LOST DELIVERIES OR JOBS")

@@ -1,4 +1,4 @@
-//! Group commit for webhook intake.
+//! Group commit for webhook intake (and for finished jobs, which share it).
 //!
 //! Each accepted delivery must be durable before GitHub gets its answer, and
 //! a SQLite commit with `synchronous=FULL` costs an fsync. Committing each
@@ -57,11 +57,23 @@ pub enum DeliveryOutcome {
 
 type Reply = oneshot::Sender<Result<DeliveryOutcome, String>>;
 
+/// One write for the group commit.
+enum Op {
+    /// Store a delivery and its jobs.
+    Deliver(NewDelivery, Reply),
+    /// Mark a job done, if the lease (`token`) is still the holder's.
+    Complete {
+        job_id: i64,
+        token: String,
+        reply: oneshot::Sender<Result<bool, String>>,
+    },
+}
+
 /// The writer task's front door. Cloned with the store; the task ends when
 /// the last clone is dropped, after writing what it was given.
 #[derive(Clone)]
 pub(super) struct Batcher {
-    tx: mpsc::Sender<(NewDelivery, Reply)>,
+    tx: mpsc::Sender<Op>,
 }
 
 impl Batcher {
@@ -71,10 +83,13 @@ impl Batcher {
         Batcher { tx }
     }
 
-    pub(super) async fn submit(&self, delivery: NewDelivery) -> anyhow::Result<DeliveryOutcome> {
-        let (reply, answer) = oneshot::channel();
+    async fn send<T>(
+        &self,
+        op: Op,
+        answer: oneshot::Receiver<Result<T, String>>,
+    ) -> anyhow::Result<T> {
         self.tx
-            .send((delivery, reply))
+            .send(op)
             .await
             .map_err(|_| anyhow::anyhow!("the store is closed"))?;
         answer
@@ -82,29 +97,75 @@ impl Batcher {
             .map_err(|_| anyhow::anyhow!("the store writer stopped"))?
             .map_err(|e| anyhow::anyhow!(e))
     }
+
+    pub(super) async fn submit(&self, delivery: NewDelivery) -> anyhow::Result<DeliveryOutcome> {
+        let (reply, answer) = oneshot::channel();
+        self.send(Op::Deliver(delivery, reply), answer).await
+    }
+
+    /// Finished jobs share the intake's transactions: under load the worker
+    /// then costs intake one statement per batch instead of one commit per job.
+    pub(super) async fn complete(&self, job_id: i64, token: &str) -> anyhow::Result<bool> {
+        let (reply, answer) = oneshot::channel();
+        let op = Op::Complete {
+            job_id,
+            token: token.to_string(),
+            reply,
+        };
+        self.send(op, answer).await
+    }
 }
 
-async fn run(pool: SqlitePool, mut rx: mpsc::Receiver<(NewDelivery, Reply)>) {
+async fn run(pool: SqlitePool, mut rx: mpsc::Receiver<Op>) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     loop {
         if rx.recv_many(&mut batch, MAX_BATCH).await == 0 {
             return;
         }
-        match write_batch(&pool, batch.iter().map(|(d, _)| d)).await {
-            Ok(outcomes) => {
-                for ((_, reply), outcome) in batch.drain(..).zip(outcomes) {
+        let mut deliveries = Vec::new();
+        let mut completions = Vec::new();
+        for op in batch.drain(..) {
+            match op {
+                Op::Deliver(d, reply) => deliveries.push((d, reply)),
+                Op::Complete {
+                    job_id,
+                    token,
+                    reply,
+                } => completions.push(((job_id, token), reply)),
+            }
+        }
+        let result = write_batch(
+            &pool,
+            deliveries.iter().map(|(d, _)| d),
+            completions.iter().map(|(c, _)| c),
+        )
+        .await;
+        match result {
+            Ok((outcomes, completed)) => {
+                for ((_, reply), outcome) in deliveries.into_iter().zip(outcomes) {
                     let _ = reply.send(Ok(outcome));
+                }
+                for ((job_id, _), reply) in completions {
+                    let _ = reply.send(Ok(completed.contains(&job_id)));
                 }
             }
             Err(e) => {
-                // One bad row must not fail its neighbours: retry each
-                // delivery in a transaction of its own.
-                tracing::warn!(error = %format!("{e:#}"), size = batch.len(), "group commit failed; writing one by one");
-                for (delivery, reply) in batch.drain(..) {
-                    let result = write_batch(&pool, std::iter::once(&delivery))
+                // One bad row must not fail its neighbours: retry each write
+                // in a transaction of its own.
+                tracing::warn!(error = %format!("{e:#}"), "group commit failed; writing one by one");
+                for (delivery, reply) in deliveries {
+                    let result = write_batch(&pool, std::iter::once(&delivery), std::iter::empty())
                         .await
-                        .map(|mut o| o.remove(0))
+                        .map(|(mut o, _)| o.remove(0))
                         .map_err(|e| format!("{e:#}"));
+                    let _ = reply.send(result);
+                }
+                for (completion, reply) in completions {
+                    let result =
+                        write_batch(&pool, std::iter::empty(), std::iter::once(&completion))
+                            .await
+                            .map(|(_, done)| done.contains(&completion.0))
+                            .map_err(|e| format!("{e:#}"));
                     let _ = reply.send(result);
                 }
             }
@@ -112,20 +173,55 @@ async fn run(pool: SqlitePool, mut rx: mpsc::Receiver<(NewDelivery, Reply)>) {
     }
 }
 
-/// Write a batch in one transaction with two statements, whatever its size:
-/// a multi-row insert of the deliveries that returns the ids it stored (a
-/// known id is skipped by `ON CONFLICT DO NOTHING`), then one multi-row
-/// insert of the jobs of those. Per-statement overhead, not the disk, is
-/// what limits intake, so statements are what this saves.
+/// Write a batch in one transaction with at most three statements, whatever
+/// its size: one update of the finished jobs (whose audit records the
+/// `jobs_finished` trigger writes), a multi-row insert of the deliveries that
+/// returns the ids it stored (a known id is skipped by `ON CONFLICT DO
+/// NOTHING`), and one multi-row insert of the jobs of those. Per-statement
+/// overhead, not the disk, is what limits intake, so statements are what
+/// this saves.
 async fn write_batch<'a>(
     pool: &SqlitePool,
     batch: impl ExactSizeIterator<Item = &'a NewDelivery> + Clone,
-) -> anyhow::Result<Vec<DeliveryOutcome>> {
+    completions: impl ExactSizeIterator<Item = &'a (i64, String)>,
+) -> anyhow::Result<(Vec<DeliveryOutcome>, HashSet<i64>)> {
     let now = now_ms();
     let mut tx = pool
         .begin()
         .await
         .context("starting the intake transaction")?;
+    let completed: HashSet<i64> = if completions.len() == 0 {
+        HashSet::new()
+    } else {
+        let mut update = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+            "UPDATE jobs SET state = 'done', lease_token = NULL, lease_until = NULL, updated_at = ",
+        );
+        update
+            .push_bind(now)
+            .push(", finished_at = ")
+            .push_bind(now);
+        update.push(" WHERE state = 'running' AND (id, lease_token) IN (VALUES ");
+        let mut sep = update.separated(", ");
+        for (job_id, token) in completions {
+            sep.push("(")
+                .push_bind_unseparated(*job_id)
+                .push_unseparated(", ")
+                .push_bind_unseparated(token.as_str())
+                .push_unseparated(")");
+        }
+        update.push(") RETURNING id");
+        update
+            .build_query_scalar::<i64>()
+            .fetch_all(&mut *tx)
+            .await
+            .context("finishing jobs")?
+            .into_iter()
+            .collect()
+    };
+    if batch.len() == 0 {
+        tx.commit().await.context("committing finished jobs")?;
+        return Ok((Vec::new(), completed));
+    }
     let mut insert = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
         "INSERT INTO deliveries (id, event, action, installation_id, repo, outcome, reason, received_at) ",
     );
@@ -186,5 +282,5 @@ async fn write_batch<'a>(
             .context("enqueueing jobs")?;
     }
     tx.commit().await.context("committing deliveries")?;
-    Ok(outcomes)
+    Ok((outcomes, completed))
 }

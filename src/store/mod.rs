@@ -224,7 +224,7 @@ impl Store {
     /// Finish a job. The state change and its audit record commit together,
     /// and only while the lease is still ours, so a job completes once.
     pub async fn complete_job(&self, job: &LeasedJob) -> anyhow::Result<bool> {
-        self.finish(job, "done", None, None, "job.completed").await
+        self.intake.complete(job.id, &job.lease_token).await
     }
 
     /// Put a job back in the queue to run again at `run_after_ms`.
@@ -252,23 +252,29 @@ impl Store {
         error: Option<&str>,
         audit_action: &str,
     ) -> anyhow::Result<bool> {
-        let now = now_ms();
-        let mut tx = self.write.begin().await.context("starting a transaction")?;
-        let r = sqlx::query(
-            "UPDATE jobs SET state = ?1, run_after = COALESCE(?2, run_after), last_error = COALESCE(?3, last_error),
+        const UPDATE: &str = "UPDATE jobs SET state = ?1, run_after = COALESCE(?2, run_after), last_error = COALESCE(?3, last_error),
                  lease_token = NULL, lease_until = NULL, updated_at = ?4,
                  finished_at = CASE WHEN ?1 IN ('done', 'dead') THEN ?4 ELSE NULL END
-             WHERE id = ?5 AND lease_token = ?6 AND state = 'running'",
-        )
-        .bind(state)
-        .bind(run_after)
-        .bind(error)
-        .bind(now)
-        .bind(job.id)
-        .bind(&job.lease_token)
-        .execute(&mut *tx)
-        .await
-        .context("updating a job")?;
+             WHERE id = ?5 AND lease_token = ?6 AND state = 'running'";
+        let now = now_ms();
+        let update = sqlx::query(UPDATE)
+            .bind(state)
+            .bind(run_after)
+            .bind(error)
+            .bind(now)
+            .bind(job.id)
+            .bind(&job.lease_token);
+        if matches!(state, "done" | "dead") {
+            // The `jobs_finished` trigger writes the audit record in the
+            // same statement.
+            let r = update
+                .execute(&self.write)
+                .await
+                .context("finishing a job")?;
+            return Ok(r.rows_affected() == 1);
+        }
+        let mut tx = self.write.begin().await.context("starting a transaction")?;
+        let r = update.execute(&mut *tx).await.context("updating a job")?;
         if r.rows_affected() != 1 {
             tx.rollback().await.ok();
             return Ok(false);
