@@ -690,3 +690,33 @@ async fn tool_arguments_are_redacted_in_the_audit_log() {
     llm.assert_clean();
     app.stop().await;
 }
+
+#[tokio::test]
+async fn tokens_are_cached_and_forgotten_when_the_app_is_uninstalled() {
+    let (gh, llm) = world().await;
+    let app = TestApp::start(app_options(&gh, &llm)).await;
+    let minted = || {
+        gh.requests()
+            .iter()
+            .filter(|(m, p)| m == "POST" && p.ends_with("/access_tokens"))
+            .count()
+    };
+    say(&app, 57, 900018, "bob-reviewer", "/agentic help").await;
+    app.wait_for_jobs(1).await;
+    say(&app, 57, 900019, "bob-reviewer", "/agentic help").await;
+    app.wait_for_jobs(2).await;
+    assert_eq!(minted(), 1, "the second job reuses the cached token");
+    app.deliver(
+        "installation",
+        &delivery_id(),
+        &support::fixture("installation.deleted.json"),
+    )
+    .await;
+    app.wait_for_jobs(3).await;
+    say(&app, 57, 900020, "bob-reviewer", "/agentic help").await;
+    app.wait_for_jobs(4).await;
+    assert_eq!(minted(), 2, "an uninstall drops the cached token");
+    assert_eq!(gh.take_writes().len(), 6);
+    gh.assert_all_seen();
+    app.stop().await;
+}

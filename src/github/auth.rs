@@ -147,6 +147,14 @@ impl AppAuth {
         Ok(token)
     }
 
+    /// Drop the cached token of an installation.
+    pub fn forget(&self, installation: u64) {
+        self.tokens
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&installation);
+    }
+
     fn cached(&self, installation: u64) -> Option<InstallationToken> {
         let tokens = self.tokens.lock().unwrap_or_else(|p| p.into_inner());
         let t = tokens.get(&installation)?;

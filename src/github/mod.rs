@@ -186,6 +186,15 @@ impl GitHubApp {
         }))
     }
 
+    /// Drop what is cached for an installation (it was uninstalled).
+    pub fn forget(&self, installation: u64) {
+        self.clients
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&installation);
+        self.auth.forget(installation);
+    }
+
     /// A client acting as `installation`, with a token that has time left.
     pub async fn installation(&self, installation: u64) -> Result<GitHub, GitHubError> {
         let token = self.auth.installation_token(installation).await?;

@@ -1,6 +1,7 @@
 //! One handler per workflow, dispatched by job kind with an exhaustive
-//! match. `command` runs `/agentic` commands; the other kinds (automatic
-//! review, infrastructure tasks, check-run buttons, installations) arrive in
+//! match. `command` runs `/agentic` commands; `installation` logs the change
+//! and forgets an uninstalled installation's cached token; the other kinds
+//! (automatic review, infrastructure tasks, check-run buttons) arrive in
 //! later issues and until then only record that they ran.
 
 pub mod ask;
@@ -130,6 +131,16 @@ pub async fn run(ctx: &JobContext, job: &LeasedJob) -> Result<(), JobError> {
         (JobKind::Command, _) => Err(JobError::Permanent(
             "a command job without a comment".into(),
         )),
+        (JobKind::Installation, Event::Installation(i)) => {
+            if i.action == "deleted" {
+                // Its tokens stopped working with the uninstall.
+                if let Some(app) = ctx.github.load_full() {
+                    app.forget(i.installation_id);
+                }
+            }
+            tracing::info!(installation = i.installation_id, account = %i.account, action = %i.action, "installation changed");
+            Ok(())
+        }
         (
             JobKind::Review | JobKind::InfraTask | JobKind::CheckRunAction | JobKind::Installation,
             _,
