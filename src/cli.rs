@@ -69,8 +69,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve => {
             let config = Config::from_env()?;
-            crate::telemetry::init(config.log_format, Redactor::new(config.secret_values()));
-            crate::server::serve(config).await
+            let redactor = Redactor::new(config.secret_values());
+            crate::telemetry::init(config.log_format, redactor.clone());
+            crate::server::serve(config, redactor).await
         }
         Command::Manifest { public_url } => {
             let public_url = match public_url {
@@ -134,7 +135,8 @@ async fn replay(
         return Ok(());
     }
     let config = Config::from_env()?;
-    crate::telemetry::init(config.log_format, Redactor::new(config.secret_values()));
+    let redactor = Redactor::new(config.secret_values());
+    crate::telemetry::init(config.log_format, redactor.clone());
     let store = Store::open(&config.database_url).await?;
     let delivery = prepared.into_delivery();
     match store.record_delivery(delivery).await? {
@@ -142,7 +144,7 @@ async fn replay(
             println!("already stored: delivery {delivery_id} was received before; nothing queued");
         }
         DeliveryOutcome::Stored => {
-            let state = AppState::new(store.clone(), std::sync::Arc::new(config))?;
+            let state = AppState::new(store.clone(), std::sync::Arc::new(config), redactor)?;
             state.worker().run_until_idle().await?;
         }
     }

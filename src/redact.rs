@@ -4,6 +4,7 @@
 use std::borrow::Cow;
 use std::sync::{Arc, OnceLock};
 
+use arc_swap::ArcSwap;
 use regex::Regex;
 
 /// What a redacted secret is replaced with.
@@ -47,15 +48,21 @@ fn patterns() -> &'static Patterns {
     })
 }
 
-/// Replaces secrets in text. Cheap to clone.
+/// Replaces secrets in text. Cheap to clone; clones share the list of
+/// literal secrets, so one learned later (an App registered through the
+/// setup page) is removed everywhere from then on.
 #[derive(Clone, Default)]
 pub struct Redactor {
-    literals: Arc<Vec<String>>,
+    literals: Arc<ArcSwap<Vec<String>>>,
 }
 
 impl std::fmt::Debug for Redactor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Redactor({} literal secrets)", self.literals.len())
+        write!(
+            f,
+            "Redactor({} literal secrets)",
+            self.literals.load().len()
+        )
     }
 }
 
@@ -63,23 +70,30 @@ impl Redactor {
     /// A redactor that also removes these exact values (the process's own
     /// configured secrets).
     pub fn new(secrets: impl IntoIterator<Item = String>) -> Redactor {
-        let mut literals: Vec<String> = secrets
-            .into_iter()
-            .filter(|s| s.len() >= MIN_LITERAL_SECRET)
-            .collect();
+        let r = Redactor::default();
+        r.learn(secrets);
+        r
+    }
+
+    /// Remove these values too, in this redactor and all its clones.
+    pub fn learn(&self, secrets: impl IntoIterator<Item = String>) {
+        let mut literals: Vec<String> = self.literals.load().as_ref().clone();
+        literals.extend(
+            secrets
+                .into_iter()
+                .filter(|s| s.len() >= MIN_LITERAL_SECRET),
+        );
         // Longest first, so a secret containing another is removed whole.
-        literals.sort_by_key(|s| std::cmp::Reverse(s.len()));
+        literals.sort_by(|a, b| b.len().cmp(&a.len()).then(a.cmp(b)));
         literals.dedup();
-        Redactor {
-            literals: Arc::new(literals),
-        }
+        self.literals.store(Arc::new(literals));
     }
 
     /// `text` with every secret replaced by [`REDACTED`].
     pub fn redact<'a>(&self, text: &'a str) -> Cow<'a, str> {
         let p = patterns();
         let mut out = Cow::Borrowed(text);
-        for literal in self.literals.iter() {
+        for literal in self.literals.load().iter() {
             if out.contains(literal.as_str()) {
                 out = Cow::Owned(out.replace(literal.as_str(), REDACTED));
             }
@@ -171,6 +185,9 @@ mod tests {
         }
         assert!(out.contains("short"), "short literals are not secrets");
         assert!(out.ends_with("done"));
+        let clone = r.clone();
+        r.learn(["learned-later-secret".to_string()]);
+        assert_eq!(clone.redact("x learned-later-secret y"), "x [REDACTED] y");
     }
 
     #[test]

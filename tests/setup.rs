@@ -179,6 +179,13 @@ async fn setup_page_registers_the_app_and_uses_it_from_then_on() {
     assert_eq!(stored["id"], 1048576);
     assert_eq!(stored["webhook_secret"], ISSUED_SECRET);
 
+    // From now on the new secret is redacted wherever the redactor looks.
+    let redactor = &app.running.as_ref().unwrap().state.redactor;
+    assert_eq!(
+        redactor.redact(&format!("s={ISSUED_SECRET}")),
+        "s=[REDACTED]"
+    );
+
     // In use at once, without a restart.
     let res = app
         .deliver_signed(

@@ -38,10 +38,11 @@ impl JobContext {
         store: Store,
         config: Arc<Config>,
         github: Arc<ArcSwapOption<GitHubApp>>,
+        redactor: Redactor,
     ) -> JobContext {
         JobContext {
             llm: Llm::new(&config),
-            redactor: Redactor::new(config.secret_values()),
+            redactor,
             limits: Arc::new(CommandLimits::new(
                 config.sender_commands_per_minute,
                 config.installation_commands_per_minute,

@@ -12,7 +12,7 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
@@ -35,11 +35,18 @@ pub struct AppState {
     secrets: Arc<ArcSwap<Vec<SecretString>>>,
     github: Arc<ArcSwapOption<crate::github::GitHubApp>>,
     pub setup: Arc<setup::SetupState>,
+    /// Shared with the logs and the worker; learns the secrets of an App
+    /// registered while running.
+    pub redactor: crate::redact::Redactor,
 }
 
 impl AppState {
     /// Fails when the configured App key cannot be used.
-    pub fn new(store: Store, config: Arc<Config>) -> anyhow::Result<AppState> {
+    pub fn new(
+        store: Store,
+        config: Arc<Config>,
+        redactor: crate::redact::Redactor,
+    ) -> anyhow::Result<AppState> {
         let github = match &config.app {
             Some(app) => Some(
                 crate::github::GitHubApp::new(app.app_id, &app.private_key, &config.github_api_url)
@@ -55,6 +62,7 @@ impl AppState {
             config,
             wake: Arc::new(Notify::new()),
             setup: Arc::new(setup::SetupState::default()),
+            redactor,
         })
     }
 
@@ -74,6 +82,10 @@ impl AppState {
             &app.private_key,
             &self.config.github_api_url,
         )?;
+        self.redactor.learn([
+            webhook_secret.expose_secret().to_string(),
+            app.private_key.expose_secret().to_string(),
+        ]);
         self.secrets.store(Arc::new(vec![webhook_secret]));
         self.github.store(Some(client));
         Ok(())
@@ -81,7 +93,12 @@ impl AppState {
 
     pub fn worker(&self) -> Worker {
         Worker {
-            ctx: JobContext::new(self.store.clone(), self.config.clone(), self.github.clone()),
+            ctx: JobContext::new(
+                self.store.clone(),
+                self.config.clone(),
+                self.github.clone(),
+                self.redactor.clone(),
+            ),
             metrics: self.metrics.clone(),
             wake: self.wake.clone(),
         }
@@ -153,6 +170,16 @@ impl Running {
 /// Open the store, bind, and run the HTTP server and the worker until
 /// `shutdown` is cancelled.
 pub async fn start(config: Config) -> anyhow::Result<Running> {
+    let redactor = crate::redact::Redactor::new(config.secret_values());
+    start_with(config, redactor).await
+}
+
+/// [`start`] with the redactor the logs already use, so both learn the
+/// secrets of an App registered while running.
+pub async fn start_with(
+    config: Config,
+    redactor: crate::redact::Redactor,
+) -> anyhow::Result<Running> {
     crate::install_crypto_provider();
     let config = Arc::new(config);
     let store = Store::open(&config.database_url).await?;
@@ -160,7 +187,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         .await
         .with_context(|| format!("AGENTIC_LISTEN: cannot listen on {}", config.listen))?;
     let addr = listener.local_addr().context("reading the bound address")?;
-    let state = AppState::new(store.clone(), config.clone())?;
+    let state = AppState::new(store.clone(), config.clone(), redactor)?;
     let shutdown = CancellationToken::new();
     let worker = tokio::spawn(state.worker().run(shutdown.clone()));
     let app = router(state.clone());
@@ -190,8 +217,8 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
 }
 
 /// `agentic serve`: run until SIGTERM or SIGINT.
-pub async fn serve(config: Config) -> anyhow::Result<()> {
-    let running = start(config).await?;
+pub async fn serve(config: Config, redactor: crate::redact::Redactor) -> anyhow::Result<()> {
+    let running = start_with(config, redactor).await?;
     let shutdown = running.shutdown.clone();
     tokio::spawn(async move {
         wait_for_signal().await;
