@@ -238,7 +238,7 @@ impl Config {
         }
         let lease_secs: u64 = parse_or(
             vars.get("AGENTIC_JOB_LEASE_SECS"),
-            "300",
+            "30",
             "AGENTIC_JOB_LEASE_SECS",
             "a whole number of seconds",
         )?;
