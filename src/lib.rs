@@ -4,6 +4,7 @@
 pub mod agent;
 pub mod app_credentials;
 pub mod authz;
+pub mod backoff;
 pub mod cli;
 pub mod command;
 pub mod config;

@@ -6,7 +6,6 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use rand::Rng;
 use tokio::sync::{Notify, Semaphore};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -40,13 +39,8 @@ pub struct Worker {
 /// Delay before retry number `attempt` (1-based): exponential, capped, with
 /// "equal jitter" (half fixed, half random) so retries of a burst spread out.
 pub fn backoff(attempt: i64, retry_after: Option<Duration>) -> Duration {
-    let exp = attempt.clamp(1, 20) as u32 - 1;
-    let full = BACKOFF_BASE
-        .saturating_mul(2u32.saturating_pow(exp))
-        .min(BACKOFF_CAP);
-    let half = full / 2;
-    let jitter = Duration::from_millis(rand::rng().random_range(0..=half.as_millis() as u64));
-    let delay = half + jitter;
+    let delay =
+        crate::backoff::equal_jitter(BACKOFF_BASE, BACKOFF_CAP, attempt.clamp(1, 20) as u32);
     match retry_after {
         Some(asked) if asked > delay => asked,
         _ => delay,
@@ -224,7 +218,7 @@ impl Worker {
                     store.complete_job(&job).await
                 }
                 Err(JobError::Transient { reason, retry_after })
-                    if job.attempts < config.max_attempts as i64 =>
+                    if !self.ctx.last_attempt(&job) =>
                 {
                     let delay = backoff(job.attempts, *retry_after);
                     tracing::warn!(%reason, retry_in_ms = delay.as_millis() as u64, "job failed; will retry");

@@ -6,7 +6,6 @@ use std::time::Duration;
 use base64::Engine;
 use http_body_util::BodyExt;
 use octocrab::Octocrab;
-use rand::Rng;
 use secrecy::SecretString;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -69,9 +68,7 @@ pub(crate) fn retry_after_of(headers: &http::HeaderMap, status: u16) -> Option<D
 }
 
 fn backoff(attempt: u32) -> Duration {
-    let full = RETRY_BASE * 2u32.pow(attempt.saturating_sub(1));
-    let jitter = rand::rng().random_range(0..=full.as_millis() as u64 / 2);
-    full / 2 + Duration::from_millis(jitter)
+    crate::backoff::equal_jitter(RETRY_BASE, MAX_INLINE_WAIT, attempt)
 }
 
 impl GitHub {
