@@ -221,60 +221,36 @@ impl Store {
         Ok(r.rows_affected() == 1)
     }
 
-    /// Finish a job. The state change and its audit record commit together,
-    /// and only while the lease is still ours, so a job completes once.
+    /// Finish a job, only while the lease is still ours, so a job completes
+    /// once. It rides in the next group commit; the `jobs_finished` trigger
+    /// audits it in the same statement.
     pub async fn complete_job(&self, job: &LeasedJob) -> anyhow::Result<bool> {
         self.intake.complete(job.id, &job.lease_token).await
     }
 
-    /// Put a job back in the queue to run again at `run_after_ms`.
+    /// Put a job back in the queue to run again at `run_after_ms`, keeping
+    /// the error; the retry is audited in the same transaction.
     pub async fn retry_job(
         &self,
         job: &LeasedJob,
         run_after_ms: i64,
         error: &str,
     ) -> anyhow::Result<bool> {
-        self.finish(job, "queued", Some(run_after_ms), Some(error), "job.retry")
-            .await
-    }
-
-    /// Give up on a job, keeping the reason.
-    pub async fn kill_job(&self, job: &LeasedJob, error: &str) -> anyhow::Result<bool> {
-        self.finish(job, "dead", None, Some(error), "job.dead")
-            .await
-    }
-
-    async fn finish(
-        &self,
-        job: &LeasedJob,
-        state: &str,
-        run_after: Option<i64>,
-        error: Option<&str>,
-        audit_action: &str,
-    ) -> anyhow::Result<bool> {
-        const UPDATE: &str = "UPDATE jobs SET state = ?1, run_after = COALESCE(?2, run_after), last_error = COALESCE(?3, last_error),
-                 lease_token = NULL, lease_until = NULL, updated_at = ?4,
-                 finished_at = CASE WHEN ?1 IN ('done', 'dead') THEN ?4 ELSE NULL END
-             WHERE id = ?5 AND lease_token = ?6 AND state = 'running'";
         let now = now_ms();
-        let update = sqlx::query(UPDATE)
-            .bind(state)
-            .bind(run_after)
-            .bind(error)
-            .bind(now)
-            .bind(job.id)
-            .bind(&job.lease_token);
-        if matches!(state, "done" | "dead") {
-            // The `jobs_finished` trigger writes the audit record in the
-            // same statement.
-            let r = update
-                .execute(&self.write)
-                .await
-                .context("finishing a job")?;
-            return Ok(r.rows_affected() == 1);
-        }
         let mut tx = self.write.begin().await.context("starting a transaction")?;
-        let r = update.execute(&mut *tx).await.context("updating a job")?;
+        let r = sqlx::query(
+            "UPDATE jobs SET state = 'queued', run_after = ?1, last_error = ?2,
+                 lease_token = NULL, lease_until = NULL, updated_at = ?3
+             WHERE id = ?4 AND lease_token = ?5 AND state = 'running'",
+        )
+        .bind(run_after_ms)
+        .bind(error)
+        .bind(now)
+        .bind(job.id)
+        .bind(&job.lease_token)
+        .execute(&mut *tx)
+        .await
+        .context("requeueing a job")?;
         if r.rows_affected() != 1 {
             tx.rollback().await.ok();
             return Ok(false);
@@ -288,13 +264,32 @@ impl Store {
                 job_id: Some(job.id),
                 delivery_id: Some(job.delivery_id.clone()),
                 actor: None,
-                action: audit_action.to_string(),
+                action: "job.retry".to_string(),
                 detail: Some(detail),
             },
         )
         .await?;
-        tx.commit().await.context("committing a job update")?;
+        tx.commit().await.context("committing a job retry")?;
         Ok(true)
+    }
+
+    /// Give up on a job, keeping the reason. The `jobs_finished` trigger
+    /// writes the audit record in the same statement.
+    pub async fn kill_job(&self, job: &LeasedJob, error: &str) -> anyhow::Result<bool> {
+        let now = now_ms();
+        let r = sqlx::query(
+            "UPDATE jobs SET state = 'dead', last_error = ?1, lease_token = NULL,
+                 lease_until = NULL, updated_at = ?2, finished_at = ?2
+             WHERE id = ?3 AND lease_token = ?4 AND state = 'running'",
+        )
+        .bind(error)
+        .bind(now)
+        .bind(job.id)
+        .bind(&job.lease_token)
+        .execute(&self.write)
+        .await
+        .context("marking a job dead")?;
+        Ok(r.rows_affected() == 1)
     }
 
     /// Hand a job back without counting the attempt against it (shutdown).
@@ -411,12 +406,12 @@ impl Store {
 
     /// Audit actions recorded for a job, oldest first.
     pub async fn audit_actions(&self, job_id: i64) -> anyhow::Result<Vec<String>> {
-        let rows = sqlx::query("SELECT action FROM audit WHERE job_id = ?1 ORDER BY id")
-            .bind(job_id)
-            .fetch_all(&self.read)
-            .await
-            .context("reading the audit log")?;
-        Ok(rows.iter().map(|r| r.get("action")).collect())
+        Ok(self
+            .audit_records(job_id)
+            .await?
+            .into_iter()
+            .map(|(action, _)| action)
+            .collect())
     }
 
     /// The GitHub id of output `key` of a job (its status comment, …).
@@ -462,25 +457,19 @@ impl Store {
         fingerprint: &str,
         job_id: i64,
     ) -> anyhow::Result<bool> {
-        sqlx::query(
+        // The no-op update makes RETURNING yield the existing claim too.
+        let owner: i64 = sqlx::query_scalar(
             "INSERT INTO command_runs (comment_id, fingerprint, job_id, created_at) VALUES (?1, ?2, ?3, ?4)
-             ON CONFLICT (comment_id, fingerprint) DO NOTHING",
+             ON CONFLICT (comment_id, fingerprint) DO UPDATE SET job_id = command_runs.job_id
+             RETURNING job_id",
         )
         .bind(comment_id as i64)
         .bind(fingerprint)
         .bind(job_id)
         .bind(now_ms())
-        .execute(&self.write)
-        .await
-        .context("claiming a command")?;
-        let owner: i64 = sqlx::query_scalar(
-            "SELECT job_id FROM command_runs WHERE comment_id = ?1 AND fingerprint = ?2",
-        )
-        .bind(comment_id as i64)
-        .bind(fingerprint)
         .fetch_one(&self.write)
         .await
-        .context("reading a command claim")?;
+        .context("claiming a command")?;
         Ok(owner == job_id)
     }
 
