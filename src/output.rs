@@ -109,10 +109,7 @@ impl StatusComment {
                     .github
                     .create_comment(&self.repo, self.number, &body)
                     .await?;
-                self.comment_id = Some(comment.id);
-                self.store
-                    .save_output(self.job_id, STATUS_KEY, "issue_comment", comment.id)
-                    .await?;
+                self.remember(comment.id).await?;
             }
         }
         self.last_edit = Some(Instant::now());
@@ -153,13 +150,19 @@ impl StatusComment {
             .rev()
             .find(|c| c.body.as_deref().is_some_and(|b| b.contains(&marker)))
         {
-            self.comment_id = Some(c.id);
-            self.store
-                .save_output(self.job_id, STATUS_KEY, "issue_comment", c.id)
-                .await?;
+            self.remember(c.id).await?;
             return Ok(Some(c.id));
         }
         Ok(None)
+    }
+
+    /// Use comment `id` from now on, in this attempt and the next ones.
+    async fn remember(&mut self, id: u64) -> Result<(), OutputError> {
+        self.comment_id = Some(id);
+        self.store
+            .save_output(self.job_id, STATUS_KEY, "issue_comment", id)
+            .await?;
+        Ok(())
     }
 }
 

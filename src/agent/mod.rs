@@ -132,7 +132,8 @@ pub async fn converse(
             .await;
         if turn.tool_calls.is_empty() {
             let answer = turn.content.unwrap_or_default();
-            tracing::debug!(answer = %trace.redactor.redact(&answer), "model answered");
+            // The log writer redacts every line.
+            tracing::debug!(%answer, "model answered");
             return Ok(Outcome::Answer(answer));
         }
         if tokens >= budget.max_tokens {
@@ -145,7 +146,7 @@ pub async fn converse(
             progress.step(format!("step {step}: `{}`", call.name)).await;
             let (risk, result) = run_tool(registry, subject, &call.name, &call.arguments).await;
             let result = trace.redactor.redact(&result).into_owned();
-            tracing::debug!(tool = %call.name, arguments = %trace.redactor.redact(&call.arguments), "tool called");
+            tracing::debug!(tool = %call.name, arguments = %call.arguments, "tool called");
             trace
                 .record(
                     "tool.call",

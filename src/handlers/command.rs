@@ -40,7 +40,7 @@ pub async fn run(ctx: &JobContext, job: &LeasedJob, ev: &IssueComment) -> Result
         Ok(()) => Ok(()),
         Err(e) => {
             let reference = format!("job {} of delivery {}", job.id, job.delivery_id);
-            tracing::error!(error = %ctx.redactor.redact(&e.to_string()), %reference, "command failed");
+            tracing::error!(error = %e, %reference, "command failed");
             if !e.is_transient() || ctx.last_attempt(job) {
                 let text = format!(
                     "❌ Something went wrong and I could not finish. The operator can find the details in the logs under reference `{reference}`."
