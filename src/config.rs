@@ -218,33 +218,11 @@ impl Config {
                 ))
             }
         };
-        let worker_concurrency: usize = parse_or(
-            vars.get("AGENTIC_WORKER_CONCURRENCY"),
-            "4",
-            "AGENTIC_WORKER_CONCURRENCY",
-            "a whole number",
-        )?;
-        if worker_concurrency == 0 {
-            return Err(bad("AGENTIC_WORKER_CONCURRENCY", "must be at least 1"));
-        }
-        let max_attempts: u32 = parse_or(
-            vars.get("AGENTIC_MAX_ATTEMPTS"),
-            "5",
-            "AGENTIC_MAX_ATTEMPTS",
-            "a whole number",
-        )?;
-        if max_attempts == 0 {
-            return Err(bad("AGENTIC_MAX_ATTEMPTS", "must be at least 1"));
-        }
-        let lease_secs: u64 = parse_or(
-            vars.get("AGENTIC_JOB_LEASE_SECS"),
-            "30",
-            "AGENTIC_JOB_LEASE_SECS",
-            "a whole number of seconds",
-        )?;
-        if lease_secs == 0 {
-            return Err(bad("AGENTIC_JOB_LEASE_SECS", "must be at least 1"));
-        }
+        const NUMBER: &str = "a whole number";
+        const SECONDS: &str = "a whole number of seconds";
+        let worker_concurrency: usize = positive(&vars, "AGENTIC_WORKER_CONCURRENCY", "4", NUMBER)?;
+        let max_attempts: u32 = positive(&vars, "AGENTIC_MAX_ATTEMPTS", "5", NUMBER)?;
+        let lease_secs: u64 = positive(&vars, "AGENTIC_JOB_LEASE_SECS", "30", SECONDS)?;
         let grace_secs: u64 = parse_or(
             vars.get("AGENTIC_SHUTDOWN_GRACE_SECS"),
             "30",
@@ -261,18 +239,13 @@ impl Config {
             None => None,
         };
 
-        let positive = |key: &'static str, default: &str| -> Result<u64, ConfigError> {
-            let n: u64 = parse_or(vars.get(key), default, key, "a whole number")?;
-            if n == 0 {
-                return Err(bad(key, "must be at least 1"));
-            }
-            Ok(n)
-        };
-        let llm_timeout = Duration::from_secs(positive("AGENTIC_LLM_TIMEOUT_SECS", "60")?);
-        let llm_timeout_tries = positive("AGENTIC_LLM_TIMEOUT_TRIES", "2")? as u32;
-        let max_steps = positive("AGENTIC_MAX_STEPS", "8")? as u32;
-        let max_tokens = positive("AGENTIC_MAX_TOKENS", "60000")?;
-        let max_wall = Duration::from_secs(positive("AGENTIC_MAX_WALL_SECS", "300")?);
+        let llm_timeout =
+            Duration::from_secs(positive(&vars, "AGENTIC_LLM_TIMEOUT_SECS", "60", NUMBER)?);
+        let llm_timeout_tries = positive(&vars, "AGENTIC_LLM_TIMEOUT_TRIES", "2", NUMBER)?;
+        let max_steps = positive(&vars, "AGENTIC_MAX_STEPS", "8", NUMBER)?;
+        let max_tokens = positive(&vars, "AGENTIC_MAX_TOKENS", "60000", NUMBER)?;
+        let max_wall =
+            Duration::from_secs(positive(&vars, "AGENTIC_MAX_WALL_SECS", "300", NUMBER)?);
         let progress_interval: u64 = parse_or(
             vars.get("AGENTIC_PROGRESS_INTERVAL_SECS"),
             "5",
@@ -280,9 +253,13 @@ impl Config {
             "a whole number of seconds",
         )?;
         let sender_commands_per_minute =
-            positive("AGENTIC_SENDER_COMMANDS_PER_MINUTE", "10")? as u32;
-        let installation_commands_per_minute =
-            positive("AGENTIC_INSTALLATION_COMMANDS_PER_MINUTE", "120")? as u32;
+            positive(&vars, "AGENTIC_SENDER_COMMANDS_PER_MINUTE", "10", NUMBER)?;
+        let installation_commands_per_minute = positive(
+            &vars,
+            "AGENTIC_INSTALLATION_COMMANDS_PER_MINUTE",
+            "120",
+            NUMBER,
+        )?;
 
         let openai_base_url = vars
             .get("OPENAI_BASE_URL")
@@ -360,6 +337,20 @@ fn parse_or<T: std::str::FromStr>(
     let v = value.unwrap_or(default);
     v.parse()
         .map_err(|_| bad(key, format!("`{v}` is not {what}")))
+}
+
+/// A setting that must be a number of at least 1.
+fn positive<T: std::str::FromStr + PartialEq + From<u8>>(
+    vars: &Vars,
+    key: &'static str,
+    default: &str,
+    what: &str,
+) -> Result<T, ConfigError> {
+    let n: T = parse_or(vars.get(key), default, key, what)?;
+    if n == T::from(0) {
+        return Err(bad(key, "must be at least 1"));
+    }
+    Ok(n)
 }
 
 fn check_url(key: &'static str, url: &str) -> Result<(), ConfigError> {
