@@ -56,16 +56,7 @@ async fn world() -> (FakeGitHub, FakeLlm) {
             comments: vec![],
         },
     );
-    gh.thread(
-        57,
-        Thread {
-            title: "Stop the idle staging builders".into(),
-            body: "The builders tagged env=staging run all weekend.".into(),
-            author: "alice-ops".into(),
-            pull: None,
-            comments: vec![],
-        },
-    );
+    gh.thread(57, Thread::staging_issue());
     gh.file(HEAD, "modules/batch/main.tf", MAIN_TF);
     let llm = FakeLlm::start().await;
     (gh, llm)

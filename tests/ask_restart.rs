@@ -58,14 +58,7 @@ async fn killed_mid_answer_and_restarted_leaves_one_comment_with_the_answer() {
     let base = format!("http://127.0.0.1:{port}");
     let http = reqwest::Client::new();
     let mut child = spawn(dir.path(), port, &gh, &llm);
-    wait_until("the server to answer", || async {
-        http.get(format!("{base}/healthz"))
-            .send()
-            .await
-            .ok()
-            .filter(|r| r.status() == 200)
-    })
-    .await;
+    support::wait_healthy(&http, &base).await;
     let body = comment_payload(
         "created",
         42,
@@ -74,15 +67,15 @@ async fn killed_mid_answer_and_restarted_leaves_one_comment_with_the_answer() {
         "bob-reviewer",
         "/agentic ask is this risky?",
     );
-    let res = http
-        .post(format!("{base}/api/github/webhooks"))
-        .header("x-github-event", "issue_comment")
-        .header("x-github-delivery", delivery_id())
-        .header("x-hub-signature-256", sign(SECRET, &body))
-        .body(body)
-        .send()
-        .await
-        .unwrap();
+    let res = support::post_delivery(
+        &http,
+        &base,
+        "issue_comment",
+        &delivery_id(),
+        &body,
+        &sign(SECRET, &body),
+    )
+    .await;
     assert_eq!(res.status(), 202);
     wait_until("the model call to be in flight", || async {
         (llm.requests().len() == 1).then_some(())

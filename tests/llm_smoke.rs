@@ -37,16 +37,7 @@ async fn the_real_client_holds_a_well_formed_conversation_with_a_real_model() {
     let gh = FakeGitHub::start().await;
     let token = "ghs_smoketest0123456789abcdefghijklmnop";
     gh.accept_token(token);
-    gh.thread(
-        57,
-        Thread {
-            title: "Stop the idle staging builders".into(),
-            body: "The builders tagged env=staging run all weekend.".into(),
-            author: "alice-ops".into(),
-            pull: None,
-            comments: vec![],
-        },
-    );
+    gh.thread(57, Thread::staging_issue());
     let mut vars: HashMap<String, String> = HashMap::new();
     vars.insert("OPENAI_BASE_URL".into(), url);
     vars.insert("OPENAI_API_KEY".into(), "not-needed-by-llama-cpp".into());

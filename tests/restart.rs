@@ -40,28 +40,20 @@ async fn sigkill_mid_job_then_restart_completes_every_job_once() {
     agentic::install_crypto_provider();
     let http = reqwest::Client::new();
     let mut child = spawn(dir.path(), port);
-    wait_until("the server to answer", || async {
-        http.get(format!("{base}/healthz"))
-            .send()
-            .await
-            .ok()
-            .filter(|r| r.status() == 200)
-    })
-    .await;
+    support::wait_healthy(&http, &base).await;
 
     let body = fixture("pull_request.synchronize.json");
     let ids: Vec<String> = (0..10).map(|_| delivery_id()).collect();
     for id in &ids {
-        let res = http
-            .post(format!("{base}/api/github/webhooks"))
-            .header("x-github-event", "pull_request")
-            .header("x-github-delivery", id)
-            .header("x-hub-signature-256", sign(SECRET, &body))
-            .header("content-type", "application/json")
-            .body(body.clone())
-            .send()
-            .await
-            .unwrap();
+        let res = support::post_delivery(
+            &http,
+            &base,
+            "pull_request",
+            id,
+            &body,
+            &sign(SECRET, &body),
+        )
+        .await;
         assert_eq!(res.status(), 202);
     }
     wait_until("jobs to be running", || async {

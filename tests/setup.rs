@@ -81,6 +81,18 @@ async fn start_fake() -> (String, FakeGitHub) {
     (url, fake)
 }
 
+/// GitHub sending the operator back with `code` and `state`.
+async fn callback(app: &TestApp, code: &str, state: &str) -> reqwest::Response {
+    app.http
+        .get(format!(
+            "{}/setup/callback?code={code}&state={state}",
+            app.url
+        ))
+        .send()
+        .await
+        .unwrap()
+}
+
 /// The `state` in the setup page's form action.
 fn form_state(html: &str) -> String {
     let start = html
@@ -115,15 +127,7 @@ async fn setup_page_registers_the_app_and_uses_it_from_then_on() {
         .await;
     assert_eq!(res.status(), 401);
 
-    let page = app
-        .http
-        .get(format!("{}/", app.url))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = app.get_text("/").await;
     assert!(page.contains("Register GitHub App"));
     assert!(
         page.contains(&format!("action=\"{github}/settings/apps/new?state=")),
@@ -135,27 +139,11 @@ async fn setup_page_registers_the_app_and_uses_it_from_then_on() {
 
     // A callback that this server did not start is refused, and GitHub is
     // not even asked.
-    let forged = app
-        .http
-        .get(format!(
-            "{}/setup/callback?code={CODE}&state=forged",
-            app.url
-        ))
-        .send()
-        .await
-        .unwrap();
+    let forged = callback(&app, CODE, "forged").await;
     assert_eq!(forged.status(), 400);
     assert!(fake.conversions.lock().unwrap().is_empty());
 
-    let done = app
-        .http
-        .get(format!(
-            "{}/setup/callback?code={CODE}&state={state}",
-            app.url
-        ))
-        .send()
-        .await
-        .unwrap();
+    let done = callback(&app, CODE, &state).await;
     assert_eq!(done.status(), 200);
     let text = done.text().await.unwrap();
     assert!(
@@ -196,25 +184,9 @@ async fn setup_page_registers_the_app_and_uses_it_from_then_on() {
         )
         .await;
     assert_eq!(res.status(), 202);
-    let page = app
-        .http
-        .get(format!("{}/", app.url))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = app.get_text("/").await;
     assert!(page.contains("is configured"), "{page}");
-    let again = app
-        .http
-        .get(format!(
-            "{}/setup/callback?code={CODE}&state={state}",
-            app.url
-        ))
-        .send()
-        .await
-        .unwrap();
+    let again = callback(&app, CODE, &state).await;
     assert_eq!(again.status(), 409);
 
     // And after a restart, from the file.
@@ -247,25 +219,9 @@ async fn an_expired_code_is_reported_and_nothing_is_stored() {
             .var("AGENTIC_GITHUB_API_URL", github),
     )
     .await;
-    let page = app
-        .http
-        .get(format!("{}/", app.url))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = app.get_text("/").await;
     let state = form_state(&page);
-    let res = app
-        .http
-        .get(format!(
-            "{}/setup/callback?code=expired0&state={state}",
-            app.url
-        ))
-        .send()
-        .await
-        .unwrap();
+    let res = callback(&app, "expired0", &state).await;
     assert_eq!(res.status(), 502);
     assert!(res
         .text()

@@ -215,15 +215,7 @@ async fn redelivery_with_the_same_id_creates_no_second_job() {
     assert_eq!(jobs.len(), 1);
     assert_eq!(jobs[0].kind, "command");
     assert_eq!(jobs[0].attempts, 1);
-    let metrics = app
-        .http
-        .get(format!("{}/metrics", app.url))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.get_text("/metrics").await;
     assert!(
         metrics.contains("agentic_webhook_deliveries_total{outcome=\"duplicate\"} 1"),
         "{metrics}"

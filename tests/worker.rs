@@ -202,36 +202,37 @@ async fn start_one_job(app: &TestApp) {
     .await;
 }
 
-#[tokio::test]
-async fn shutdown_lets_running_jobs_finish_within_the_grace_period() {
+/// Start a job that takes `delay_ms`, shut down with `grace_secs` to spare,
+/// and return the job's state and attempts as stored afterwards.
+async fn job_after_shutdown(delay_ms: &str, grace_secs: &str) -> (String, i64) {
     let app = TestApp::start(
         Options::default()
-            .var("AGENTIC_TEST_JOB_DELAY_MS", "300")
-            .var("AGENTIC_SHUTDOWN_GRACE_SECS", "30"),
+            .var("AGENTIC_TEST_JOB_DELAY_MS", delay_ms)
+            .var("AGENTIC_SHUTDOWN_GRACE_SECS", grace_secs),
     )
     .await;
     start_one_job(&app).await;
     let dir = app.stop().await;
     let store = open_store(&dir).await;
     let jobs = store.jobs().await.unwrap();
-    assert_eq!((jobs[0].state.as_str(), jobs[0].attempts), ("done", 1));
     store.close().await;
+    (jobs[0].state.clone(), jobs[0].attempts)
+}
+
+#[tokio::test]
+async fn shutdown_lets_running_jobs_finish_within_the_grace_period() {
+    assert_eq!(
+        job_after_shutdown("300", "30").await,
+        ("done".to_string(), 1)
+    );
 }
 
 #[tokio::test]
 async fn shutdown_hands_back_jobs_that_outlive_the_grace_period() {
-    let app = TestApp::start(
-        Options::default()
-            .var("AGENTIC_TEST_JOB_DELAY_MS", "60000")
-            .var("AGENTIC_SHUTDOWN_GRACE_SECS", "0"),
-    )
-    .await;
-    start_one_job(&app).await;
-    let dir = app.stop().await;
-    let store = open_store(&dir).await;
-    let jobs = store.jobs().await.unwrap();
-    assert_eq!((jobs[0].state.as_str(), jobs[0].attempts), ("queued", 0));
-    store.close().await;
+    assert_eq!(
+        job_after_shutdown("60000", "0").await,
+        ("queued".to_string(), 0)
+    );
 }
 
 #[tokio::test]

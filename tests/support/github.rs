@@ -44,6 +44,19 @@ pub struct Thread {
     pub comments: Vec<CommentData>,
 }
 
+impl Thread {
+    /// Issue 57 of the tests: an infrastructure request, no comments yet.
+    pub fn staging_issue() -> Thread {
+        Thread {
+            title: "Stop the idle staging builders".into(),
+            body: "The builders tagged env=staging run all weekend.".into(),
+            author: "alice-ops".into(),
+            pull: None,
+            comments: vec![],
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Pull {
     pub head_sha: String,

@@ -113,20 +113,19 @@ impl TestApp {
         body: &[u8],
         signature: &str,
     ) -> reqwest::Response {
+        post_delivery(&self.http, &self.url, event, delivery, body, signature).await
+    }
+
+    /// The body of `GET path` (e.g. `/metrics`).
+    pub async fn get_text(&self, path: &str) -> String {
         self.http
-            .post(format!("{}/api/github/webhooks", self.url))
-            .header("content-type", "application/json")
-            .header("user-agent", "GitHub-Hookshot/7a3b2c1")
-            .header("x-github-event", event)
-            .header("x-github-delivery", delivery)
-            .header("x-github-hook-id", "501234567")
-            .header("x-github-hook-installation-target-type", "integration")
-            .header("x-github-hook-installation-target-id", "1048576")
-            .header("x-hub-signature-256", signature)
-            .body(body.to_vec())
+            .get(format!("{}{path}", self.url))
             .send()
             .await
             .expect("request reaches the server")
+            .text()
+            .await
+            .expect("a text body")
     }
 
     /// Wait until every job is finished (done or dead).
@@ -270,4 +269,41 @@ pub fn spawn_serve(dir: &Path, port: u16, vars: &[(&str, &str)]) -> std::process
         cmd.env(k, v);
     }
     cmd.spawn().expect("the agentic binary starts")
+}
+
+/// POST a delivery to the webhook endpoint at `base`, with the headers
+/// GitHub sends.
+pub async fn post_delivery(
+    http: &reqwest::Client,
+    base: &str,
+    event: &str,
+    delivery: &str,
+    body: &[u8],
+    signature: &str,
+) -> reqwest::Response {
+    http.post(format!("{base}/api/github/webhooks"))
+        .header("content-type", "application/json")
+        .header("user-agent", "GitHub-Hookshot/7a3b2c1")
+        .header("x-github-event", event)
+        .header("x-github-delivery", delivery)
+        .header("x-github-hook-id", "501234567")
+        .header("x-github-hook-installation-target-type", "integration")
+        .header("x-github-hook-installation-target-id", "1048576")
+        .header("x-hub-signature-256", signature)
+        .body(body.to_vec())
+        .send()
+        .await
+        .expect("request reaches the server")
+}
+
+/// Wait until the server at `base` answers its health check.
+pub async fn wait_healthy(http: &reqwest::Client, base: &str) {
+    wait_until("the server to answer", || async {
+        http.get(format!("{base}/healthz"))
+            .send()
+            .await
+            .ok()
+            .filter(|r| r.status() == 200)
+    })
+    .await;
 }
