@@ -205,6 +205,19 @@ fn comment_json(c: &CommentData, number: u64) -> Value {
     })
 }
 
+/// A comment's `body`, refused as GitHub refuses it (missing, or longer
+/// than 65,536 characters).
+/// (The error is GitHub's 422 message.)
+fn comment_body(json: &Value) -> Result<String, &'static str> {
+    let Some(text) = json["body"].as_str() else {
+        return Err("Validation Failed");
+    };
+    if text.chars().count() > 65536 {
+        return Err("Body is too long (maximum is 65536 characters)");
+    }
+    Ok(text.to_string())
+}
+
 fn verify_jwt(headers: &HeaderMap) -> Result<(), String> {
     let auth = headers
         .get("authorization")
@@ -374,15 +387,10 @@ async fn handle(
         }
         ("POST", ["issues", n, "comments"]) => {
             let n: u64 = n.parse().unwrap_or(0);
-            let Some(text) = json_body["body"].as_str().map(str::to_string) else {
-                return error(StatusCode::UNPROCESSABLE_ENTITY, "Validation Failed");
+            let text = match comment_body(&json_body) {
+                Ok(t) => t,
+                Err(message) => return error(StatusCode::UNPROCESSABLE_ENTITY, message),
             };
-            if text.chars().count() > 65536 {
-                return error(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    "Body is too long (maximum is 65536 characters)",
-                );
-            }
             st.next_id += 1;
             let id = st.next_id;
             let c = CommentData {
@@ -404,15 +412,10 @@ async fn handle(
         }
         ("PATCH" | "POST", ["issues", "comments", id]) => {
             let id: u64 = id.parse().unwrap_or(0);
-            let Some(text) = json_body["body"].as_str().map(str::to_string) else {
-                return error(StatusCode::UNPROCESSABLE_ENTITY, "Validation Failed");
+            let text = match comment_body(&json_body) {
+                Ok(t) => t,
+                Err(message) => return error(StatusCode::UNPROCESSABLE_ENTITY, message),
             };
-            if text.chars().count() > 65536 {
-                return error(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    "Body is too long (maximum is 65536 characters)",
-                );
-            }
             let mut found = None;
             for (n, t) in st.threads.iter_mut() {
                 if let Some(c) = t.comments.iter_mut().find(|c| c.id == id) {
