@@ -711,3 +711,70 @@ async fn tokens_are_cached_and_forgotten_when_the_app_is_uninstalled() {
     gh.assert_all_seen();
     app.stop().await;
 }
+
+#[tokio::test]
+async fn the_token_budget_stops_with_an_honest_message() {
+    let (gh, llm) = world().await;
+    // The scripted model reports 150 tokens a call.
+    llm.script([Step::Tool("get_pull_request", json!({}))]);
+    let app = TestApp::start(app_options(&gh, &llm).var("AGENTIC_MAX_TOKENS", "100")).await;
+    say(&app, 42, 900021, "bob-reviewer", "/agentic ask everything").await;
+    let jobs = app.wait_for_jobs(1).await;
+    let writes = gh.take_writes();
+    assert_eq!(writes.len(), 3);
+    assert_eq!(
+        writes[2].body["body"],
+        format!("⚠️ I stopped before finding an answer because it used its budget of 100 tokens. Try a narrower question, or ask an operator to raise the limit.{}", marker(jobs[0].id))
+    );
+    gh.assert_all_seen();
+    llm.assert_clean();
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_failure_that_cannot_be_retried_is_reported_with_a_reference() {
+    let (gh, llm) = world().await;
+    gh.fail_once("GET", &format!("/repos/{REPO}/pulls/42"), 404);
+    let app = TestApp::start(app_options(&gh, &llm)).await;
+    let id = delivery_id();
+    let payload = comment_payload(
+        "created",
+        42,
+        true,
+        900022,
+        "bob-reviewer",
+        "/agentic ask anything",
+    );
+    app.deliver("issue_comment", &id, &payload).await;
+    let jobs = app.wait_for_jobs(1).await;
+    assert_eq!((jobs[0].state.as_str(), jobs[0].attempts), ("dead", 1));
+    assert!(
+        jobs[0]
+            .last_error
+            .as_deref()
+            .unwrap()
+            .starts_with("GitHub answered 404"),
+        "{jobs:?}"
+    );
+    let writes = gh.take_writes();
+    assert_eq!(writes.len(), 3, "{writes:#?}");
+    assert_eq!(
+        writes[2].body["body"],
+        format!(
+            "❌ Something went wrong and I could not finish. The operator can find the details in the logs under reference `job {} of delivery {id}`.{}",
+            jobs[0].id,
+            marker(jobs[0].id)
+        )
+    );
+    let reference = format!("job {} of delivery {id}", jobs[0].id);
+    let logged = logs().text();
+    assert!(
+        logged
+            .lines()
+            .any(|l| l.contains("command failed") && l.contains(&reference)),
+        "the reference is in the logs"
+    );
+    assert!(llm.requests().is_empty());
+    gh.assert_all_seen();
+    app.stop().await;
+}
