@@ -49,7 +49,9 @@ pub struct GitHubApp {
 pub struct Config {
     pub listen: SocketAddr,
     pub database_url: String,
-    /// Every secret that may have signed a delivery (rotation: old and new).
+    /// Every secret that may have signed a delivery: `AGENTIC_WEBHOOK_SECRET`,
+    /// each line of `AGENTIC_WEBHOOK_SECRETS_FILE`, and the secret of an App
+    /// registered through the setup page. All of them are accepted.
     pub webhook_secrets: Vec<SecretString>,
     pub app: Option<GitHubApp>,
     /// REST API root, without a trailing slash.
@@ -81,6 +83,22 @@ pub struct Config {
     /// Commands one sender, and one installation, may give a minute.
     pub sender_commands_per_minute: u32,
     pub installation_commands_per_minute: u32,
+    /// Commands run from one comment; the rest are skipped with a note.
+    pub max_commands_per_comment: usize,
+    /// Tool calls run from one model turn; the rest are answered "skipped".
+    pub max_tool_calls_per_turn: usize,
+    /// `max_tokens` sent with every model call (the answer's length).
+    pub llm_max_tokens: u32,
+    /// Someone without a role on the repository gets at most one reply (a
+    /// denial, or the help text) in this long.
+    pub notice_window: Duration,
+    /// Most jobs of one installation running at once in this process, so
+    /// one installation's backlog leaves workers for the others.
+    pub max_jobs_per_installation: usize,
+    /// A webhook body must arrive within this long.
+    pub webhook_body_timeout: Duration,
+    /// Deliveries being read and stored at once; past this, `503`.
+    pub max_inflight_deliveries: usize,
     /// Test-only: how long the placeholder job handler takes. Lets the
     /// restart test kill the process while jobs are in flight.
     pub test_job_delay: Option<Duration>,
@@ -91,6 +109,7 @@ const KEYS: &[&str] = &[
     "AGENTIC_LISTEN",
     "AGENTIC_DATABASE_URL",
     "AGENTIC_WEBHOOK_SECRET",
+    "AGENTIC_WEBHOOK_SECRETS_FILE",
     "AGENTIC_GITHUB_APP_ID",
     "AGENTIC_GITHUB_PRIVATE_KEY",
     "AGENTIC_GITHUB_PRIVATE_KEY_PATH",
@@ -115,6 +134,13 @@ const KEYS: &[&str] = &[
     "AGENTIC_PROGRESS_INTERVAL_SECS",
     "AGENTIC_SENDER_COMMANDS_PER_MINUTE",
     "AGENTIC_INSTALLATION_COMMANDS_PER_MINUTE",
+    "AGENTIC_MAX_COMMANDS_PER_COMMENT",
+    "AGENTIC_MAX_TOOL_CALLS_PER_TURN",
+    "AGENTIC_LLM_MAX_TOKENS",
+    "AGENTIC_NOTICE_WINDOW_SECS",
+    "AGENTIC_MAX_JOBS_PER_INSTALLATION",
+    "AGENTIC_WEBHOOK_BODY_TIMEOUT_SECS",
+    "AGENTIC_MAX_INFLIGHT_DELIVERIES",
     "RUST_LOG",
 ];
 
@@ -159,16 +185,7 @@ impl Config {
             .get("AGENTIC_DATABASE_URL")
             .unwrap_or("sqlite://agentic.db")
             .to_string();
-        let mut webhook_secrets: Vec<SecretString> = vars
-            .get("AGENTIC_WEBHOOK_SECRET")
-            .map(|s| {
-                s.split(',')
-                    .map(str::trim)
-                    .filter(|s| !s.is_empty())
-                    .map(|s| SecretString::from(s.to_string()))
-                    .collect()
-            })
-            .unwrap_or_default();
+        let mut webhook_secrets = webhook_secrets_from_vars(&vars)?;
 
         let github_api_url = vars
             .get("AGENTIC_GITHUB_API_URL")
@@ -196,14 +213,23 @@ impl Config {
                 .unwrap_or(DEFAULT_CREDENTIALS_PATH),
         );
         let mut app = app_from_vars(&vars)?;
-        if app.is_none() {
-            // Registered through the setup page earlier: use what it stored.
-            if let Some(stored) = AppCredentials::load(&credentials_path)
-                .map_err(|e| bad("AGENTIC_APP_CREDENTIALS_PATH", format!("{e:#}")))?
-            {
-                if webhook_secrets.is_empty() {
-                    webhook_secrets.push(stored.webhook_secret.clone());
-                }
+        // Registered through the setup page earlier: its secret is accepted
+        // whatever else is configured (one rule: every configured secret
+        // verifies), and its App is used unless the environment names one.
+        if let Some(stored) = AppCredentials::load(&credentials_path)
+            .map_err(|e| bad("AGENTIC_APP_CREDENTIALS_PATH", format!("{e:#}")))?
+        {
+            if stored.webhook_secret.expose_secret().trim().is_empty() {
+                return Err(bad(
+                    "AGENTIC_APP_CREDENTIALS_PATH",
+                    format!(
+                        "`{}` holds an empty webhook secret",
+                        credentials_path.display()
+                    ),
+                ));
+            }
+            webhook_secrets.push(stored.webhook_secret.clone());
+            if app.is_none() {
                 app = Some(stored.github_app());
             }
         }
@@ -260,6 +286,32 @@ impl Config {
             "120",
             NUMBER,
         )?;
+        let max_commands_per_comment =
+            positive(&vars, "AGENTIC_MAX_COMMANDS_PER_COMMENT", "5", NUMBER)?;
+        let max_tool_calls_per_turn =
+            positive(&vars, "AGENTIC_MAX_TOOL_CALLS_PER_TURN", "8", NUMBER)?;
+        let llm_max_tokens = positive(&vars, "AGENTIC_LLM_MAX_TOKENS", "4096", NUMBER)?;
+        let notice_window = Duration::from_secs(positive(
+            &vars,
+            "AGENTIC_NOTICE_WINDOW_SECS",
+            "3600",
+            SECONDS,
+        )?);
+        let default_per_installation = (worker_concurrency / 2).max(1).to_string();
+        let max_jobs_per_installation: usize = positive(
+            &vars,
+            "AGENTIC_MAX_JOBS_PER_INSTALLATION",
+            &default_per_installation,
+            NUMBER,
+        )?;
+        let webhook_body_timeout = Duration::from_secs(positive(
+            &vars,
+            "AGENTIC_WEBHOOK_BODY_TIMEOUT_SECS",
+            "10",
+            SECONDS,
+        )?);
+        let max_inflight_deliveries =
+            positive(&vars, "AGENTIC_MAX_INFLIGHT_DELIVERIES", "32", NUMBER)?;
 
         let openai_base_url = vars
             .get("OPENAI_BASE_URL")
@@ -299,6 +351,13 @@ impl Config {
             progress_interval: Duration::from_secs(progress_interval),
             sender_commands_per_minute,
             installation_commands_per_minute,
+            max_commands_per_comment,
+            max_tool_calls_per_turn,
+            llm_max_tokens,
+            notice_window,
+            max_jobs_per_installation,
+            webhook_body_timeout,
+            max_inflight_deliveries,
         })
     }
 
@@ -371,6 +430,46 @@ pub fn web_url_for(api_url: &str) -> String {
         .strip_suffix("/api/v3")
         .unwrap_or(api_url)
         .to_string()
+}
+
+/// The secrets deliveries may be signed with. `AGENTIC_WEBHOOK_SECRET` is
+/// one secret, taken whole (a comma is part of it); a rotation lists the old
+/// and new secrets in `AGENTIC_WEBHOOK_SECRETS_FILE`, one a line. An empty
+/// secret would let anyone sign, so it is refused wherever it appears.
+fn webhook_secrets_from_vars(vars: &Vars) -> Result<Vec<SecretString>, ConfigError> {
+    let mut secrets = Vec::new();
+    if let Some(raw) = vars.0.get("AGENTIC_WEBHOOK_SECRET") {
+        let s = raw.trim();
+        if s.is_empty() {
+            return Err(bad(
+                "AGENTIC_WEBHOOK_SECRET",
+                "is set but empty; an empty secret would accept anyone's deliveries",
+            ));
+        }
+        secrets.push(SecretString::from(s.to_string()));
+    }
+    if let Some(path) = vars.get("AGENTIC_WEBHOOK_SECRETS_FILE") {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            bad(
+                "AGENTIC_WEBHOOK_SECRETS_FILE",
+                format!("cannot read `{path}`: {e}"),
+            )
+        })?;
+        let before = secrets.len();
+        secrets.extend(
+            text.lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .map(|l| SecretString::from(l.to_string())),
+        );
+        if secrets.len() == before {
+            return Err(bad(
+                "AGENTIC_WEBHOOK_SECRETS_FILE",
+                format!("`{path}` holds no secret (one a line)"),
+            ));
+        }
+    }
+    Ok(secrets)
 }
 
 fn app_from_vars(vars: &Vars) -> Result<Option<GitHubApp>, ConfigError> {
@@ -449,15 +548,40 @@ mod tests {
     }
 
     #[test]
-    fn secrets_are_split_and_never_debug_printed() {
-        let c =
-            Config::from_vars(&vars(&[("AGENTIC_WEBHOOK_SECRET", "old-one, new-one")])).unwrap();
-        assert_eq!(c.webhook_secrets.len(), 2);
+    fn a_secret_is_taken_whole_and_never_debug_printed() {
+        let c = Config::from_vars(&vars(&[("AGENTIC_WEBHOOK_SECRET", "old-one,new-one")])).unwrap();
+        assert_eq!(c.webhook_secrets.len(), 1, "a comma is part of the secret");
+        assert_eq!(c.webhook_secrets[0].expose_secret(), "old-one,new-one");
         let dump = format!("{c:?}");
-        assert!(
-            !dump.contains("old-one") && !dump.contains("new-one"),
-            "{dump}"
-        );
+        assert!(!dump.contains("old-one"), "{dump}");
+    }
+
+    #[test]
+    fn rotation_goes_through_a_file_and_empty_secrets_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("secrets");
+        std::fs::write(&path, "old,with-comma\n\n  new-one  \n").unwrap();
+        let c = Config::from_vars(&vars(&[
+            ("AGENTIC_WEBHOOK_SECRETS_FILE", path.to_str().unwrap()),
+            ("AGENTIC_WEBHOOK_SECRET", "third"),
+        ]))
+        .unwrap();
+        let got: Vec<&str> = c
+            .webhook_secrets
+            .iter()
+            .map(|s| s.expose_secret())
+            .collect();
+        assert_eq!(got, ["third", "old,with-comma", "new-one"]);
+
+        let e = Config::from_vars(&vars(&[("AGENTIC_WEBHOOK_SECRET", "  ")])).unwrap_err();
+        assert_eq!(e.key, "AGENTIC_WEBHOOK_SECRET");
+        std::fs::write(&path, "\n \n").unwrap();
+        let e = Config::from_vars(&vars(&[(
+            "AGENTIC_WEBHOOK_SECRETS_FILE",
+            path.to_str().unwrap(),
+        )]))
+        .unwrap_err();
+        assert_eq!(e.key, "AGENTIC_WEBHOOK_SECRETS_FILE");
     }
 
     #[test]

@@ -4,14 +4,16 @@
 //! with a one-time code, which we exchange for the App's id, private key and
 //! webhook secret, store in a 0600 file, and use from then on.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
+use hmac::{Hmac, Mac};
+use rand::RngCore;
+use secrecy::ExposeSecret;
 use serde::Deserialize;
+use sha2::Sha256;
 
 use super::AppState;
 use crate::app_credentials::AppCredentials;
@@ -22,39 +24,111 @@ use crate::manifest::manifest_json;
 const STATE_TTL: Duration = Duration::from_secs(3600);
 /// How long we wait for GitHub to convert the code.
 const CONVERSION_TIMEOUT: Duration = Duration::from_secs(30);
-/// Most registrations that may be pending at once (each page view starts one).
-const MAX_PENDING: usize = 1000;
 
-/// The `state` values handed out by the setup page: the callback accepts
-/// only these, so nobody can make this service adopt an App they created
-/// by sending its operator a crafted callback link.
-#[derive(Default)]
+/// The one-time setup token and the registration `state`s derived from it.
+///
+/// The token is made at start-up and printed to the console only; the
+/// setup page and its callback refuse every request that does not prove it
+/// (loopback included: behind a reverse proxy on the same host every
+/// request comes from loopback). A `state` is the token's HMAC over an issue
+/// time and a nonce, so the server keeps nothing per page view: a flood of
+/// page views can neither fill memory nor push out the operator's state.
 pub struct SetupState {
-    pending: Mutex<HashMap<String, Instant>>,
+    token: String,
+}
+
+impl Default for SetupState {
+    fn default() -> Self {
+        let mut bytes = [0u8; 32];
+        rand::rng().fill_bytes(&mut bytes);
+        SetupState {
+            token: hex::encode(bytes),
+        }
+    }
+}
+
+fn unix_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 impl SetupState {
-    fn issue(&self) -> String {
-        let state = uuid::Uuid::new_v4().simple().to_string();
-        let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
-        pending.retain(|_, at| at.elapsed() < STATE_TTL);
-        if pending.len() >= MAX_PENDING {
-            if let Some(oldest) = pending
-                .iter()
-                .min_by_key(|(_, at)| **at)
-                .map(|(k, _)| k.clone())
-            {
-                pending.remove(&oldest);
-            }
-        }
-        pending.insert(state.clone(), Instant::now());
-        state
+    /// The token the setup link carries. Printed once at start-up.
+    pub fn token(&self) -> &str {
+        &self.token
     }
 
-    fn redeem(&self, state: &str) -> bool {
-        let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
-        matches!(pending.remove(state), Some(at) if at.elapsed() < STATE_TTL)
+    /// Whether `offered` is the setup token (constant time).
+    pub fn admits(&self, offered: Option<&str>) -> bool {
+        let Some(offered) = offered else {
+            return false;
+        };
+        let digest = |value: &str| {
+            let mut mac = self.mac();
+            mac.update(b"token");
+            mac.update(value.as_bytes());
+            mac
+        };
+        let expected = digest(&self.token).finalize().into_bytes();
+        digest(offered).verify_slice(&expected).is_ok()
     }
+
+    fn mac(&self) -> Hmac<Sha256> {
+        Hmac::<Sha256>::new_from_slice(self.token.as_bytes()).expect("HMAC takes any key length")
+    }
+
+    fn sign(&self, issued: u64, nonce: &str) -> Hmac<Sha256> {
+        let mut mac = self.mac();
+        mac.update(b"state");
+        mac.update(&issued.to_be_bytes());
+        mac.update(nonce.as_bytes());
+        mac
+    }
+
+    /// A fresh `state` for one registration: issue time, nonce, HMAC (hex).
+    fn issue(&self) -> String {
+        let issued = unix_secs();
+        let mut nonce = [0u8; 16];
+        rand::rng().fill_bytes(&mut nonce);
+        let nonce = hex::encode(nonce);
+        let mac = hex::encode(self.sign(issued, &nonce).finalize().into_bytes());
+        format!("{issued:016x}{nonce}{mac}")
+    }
+
+    /// Whether `state` was issued by [`issue`](Self::issue) within the TTL.
+    fn redeem(&self, state: &str) -> bool {
+        if state.len() != 16 + 32 + 64 || !state.is_ascii() {
+            return false;
+        }
+        let (issued, rest) = state.split_at(16);
+        let (nonce, mac) = rest.split_at(32);
+        let (Ok(issued), Ok(mac)) = (u64::from_str_radix(issued, 16), hex::decode(mac)) else {
+            return false;
+        };
+        let fresh = unix_secs().saturating_sub(issued) < STATE_TTL.as_secs();
+        self.sign(issued, nonce).verify_slice(&mac).is_ok() && fresh
+    }
+}
+
+#[derive(Deserialize)]
+pub struct IndexQuery {
+    token: Option<String>,
+}
+
+/// The page for a visitor without the setup token: says where to look,
+/// and nothing about this machine.
+fn locked() -> Response {
+    (
+        StatusCode::FORBIDDEN,
+        Html(page(
+            "Set up agentic",
+            "<p>No GitHub App is configured yet. Open the setup link that <code>agentic serve</code> \
+             printed when it started (it carries a one-time token).</p>",
+        )),
+    )
+        .into_response()
 }
 
 fn page(title: &str, body: &str) -> String {
@@ -81,16 +155,20 @@ fn public_url(state: &AppState, headers: &HeaderMap) -> String {
 }
 
 /// `GET /`: the setup page, or a short status once an App is configured.
-pub async fn index(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    if let Some(app) = state.app() {
+pub async fn index(
+    State(state): State<AppState>,
+    Query(q): Query<IndexQuery>,
+    headers: HeaderMap,
+) -> Response {
+    if state.app().is_some() {
         return Html(page(
             "agentic is running",
-            &format!(
-                "<p>GitHub App <code>{}</code> is configured. Webhooks go to <code>/api/github/webhooks</code>.</p>",
-                app.app_id
-            ),
+            "<p>A GitHub App is configured. Webhooks go to <code>/api/github/webhooks</code>.</p>",
         ))
         .into_response();
+    }
+    if !state.setup.admits(q.token.as_deref()) {
+        return locked();
     }
     let public = public_url(&state, &headers);
     let manifest = match manifest_json(&public) {
@@ -145,7 +223,7 @@ fn fail(status: StatusCode, message: &str) -> Response {
         Html(page(
             "Registration failed",
             &format!(
-                "<p>{}</p><p><a href=\"/\">Start again</a></p>",
+                "<p>{}</p><p>Start again from the setup link in the server's log.</p>",
                 html_escape::encode_text(message)
             ),
         )),
@@ -161,6 +239,12 @@ pub async fn callback(State(state): State<AppState>, Query(q): Query<CallbackQue
             "A GitHub App is already configured; remove its credentials first to register another.",
         );
     }
+    if !q.state.as_deref().is_some_and(|s| state.setup.redeem(s)) {
+        return fail(
+            StatusCode::FORBIDDEN,
+            "This registration was not started from this server's setup link, or it expired.",
+        );
+    }
     let Some(code) = q.code.filter(|c| {
         !c.is_empty()
             && c.len() <= 100
@@ -172,12 +256,6 @@ pub async fn callback(State(state): State<AppState>, Query(q): Query<CallbackQue
             "The callback carries no valid `code`.",
         );
     };
-    if !q.state.as_deref().is_some_and(|s| state.setup.redeem(s)) {
-        return fail(
-            StatusCode::BAD_REQUEST,
-            "This registration was not started from this server's setup page, or it expired.",
-        );
-    }
     let url = format!(
         "{}/app-manifests/{code}/conversions",
         state.config.github_api_url
@@ -230,6 +308,13 @@ pub async fn callback(State(state): State<AppState>, Query(q): Query<CallbackQue
             );
         }
     };
+    if creds.webhook_secret.expose_secret().trim().is_empty() {
+        tracing::error!("GitHub's answer carries an empty webhook secret");
+        return fail(
+            StatusCode::BAD_GATEWAY,
+            "GitHub's answer carried an empty webhook secret, which would accept anyone's deliveries; nothing was stored.",
+        );
+    }
     if let Err(e) = creds.save_new(&state.config.credentials_path) {
         tracing::error!(error = %format!("{e:#}"), "cannot store the App credentials");
         return fail(
