@@ -73,8 +73,13 @@ async fn wrong_or_missing_signature_is_401_without_detail_and_stores_nothing() {
 
 #[tokio::test]
 async fn both_secrets_verify_during_rotation() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("secrets");
+    std::fs::write(&file, "old-secret-1\nnew-secret-2\n").unwrap();
     let app = TestApp::start(
-        Options::default().var("AGENTIC_WEBHOOK_SECRET", "old-secret-1, new-secret-2"),
+        Options::default()
+            .without("AGENTIC_WEBHOOK_SECRET")
+            .var("AGENTIC_WEBHOOK_SECRETS_FILE", file.display().to_string()),
     )
     .await;
     let body = fixture("issues.opened.json");
@@ -368,6 +373,8 @@ async fn form_encoded_deliveries_are_verified_over_the_raw_body() {
 
 #[tokio::test]
 async fn concurrent_deliveries_are_all_stored_once() {
+    // 600 at once, more than the cap on deliveries in flight: the burst
+    // waits its turn rather than being refused.
     let app = TestApp::start(Options::default()).await;
     let body = fixture("pull_request.synchronize.json");
     let ids: Vec<String> = (0..300).map(|_| delivery_id()).collect();
@@ -425,5 +432,195 @@ async fn health_and_metrics() {
     ] {
         assert!(text.contains(line), "missing `{line}` in:\n{text}");
     }
+    app.stop().await;
+}
+
+/// Send a request head and the first `sent` bytes of a body that claims
+/// `declared` bytes, then read the status line of the answer (without
+/// sending the rest). Fails after the test's patience.
+async fn partial_post(
+    url: &str,
+    headers: &[(&str, String)],
+    declared: usize,
+    sent: usize,
+) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = url.trim_start_matches("http://");
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut head = format!(
+        "POST /api/github/webhooks HTTP/1.1\r\nhost: {addr}\r\ncontent-type: application/json\r\ncontent-length: {declared}\r\n"
+    );
+    for (k, v) in headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str("\r\n");
+    stream.write_all(head.as_bytes()).await.unwrap();
+    stream.write_all(&vec![b' '; sent]).await.unwrap();
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 1024];
+    let read = async {
+        loop {
+            let n = stream.read(&mut buf).await.unwrap_or(0);
+            answer.extend_from_slice(&buf[..n]);
+            if n == 0 || answer.windows(4).any(|w| w == b"\r\n\r\n") {
+                break;
+            }
+        }
+    };
+    tokio::time::timeout(support::PATIENCE, read)
+        .await
+        .expect("the server answered without waiting for the whole body");
+    let text = String::from_utf8_lossy(&answer).to_string();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    (status, text)
+}
+
+fn github_headers(signature: Option<String>) -> Vec<(&'static str, String)> {
+    let mut h = vec![
+        ("x-github-event", "issues".to_string()),
+        ("x-github-delivery", delivery_id()),
+    ];
+    if let Some(sig) = signature {
+        h.push(("x-hub-signature-256", sig));
+    }
+    h
+}
+
+#[tokio::test]
+async fn an_unsigned_or_unverifiable_delivery_is_refused_before_its_body_is_read() {
+    let twenty_mb = 20 * 1024 * 1024;
+    let app = TestApp::start(Options::default()).await;
+    let (status, _) = partial_post(&app.url, &github_headers(None), twenty_mb, 1024).await;
+    assert_eq!(status, 401, "no signature header: refused at the headers");
+    let oversized = 26 * 1024 * 1024;
+    let (status, _) = partial_post(
+        &app.url,
+        &github_headers(Some(sign(SECRET, b"x"))),
+        oversized,
+        1024,
+    )
+    .await;
+    assert_eq!(
+        status, 413,
+        "a declared length over 25 MiB: refused at once"
+    );
+    app.stop().await;
+
+    let app = TestApp::start(Options::default().without("AGENTIC_WEBHOOK_SECRET")).await;
+    let (status, _) = partial_post(
+        &app.url,
+        &github_headers(Some(sign(SECRET, b"x"))),
+        twenty_mb,
+        1024,
+    )
+    .await;
+    assert_eq!(status, 401, "no secret configured: refused at the headers");
+    assert_eq!(app.store().delivery_count().await.unwrap(), 0);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_body_that_does_not_arrive_in_time_is_408() {
+    let app =
+        TestApp::start(Options::default().var("AGENTIC_WEBHOOK_BODY_TIMEOUT_SECS", "1")).await;
+    let (status, _) = partial_post(
+        &app.url,
+        &github_headers(Some(sign(SECRET, b"{}"))),
+        100_000,
+        10,
+    )
+    .await;
+    assert_eq!(status, 408);
+    assert_eq!(app.store().delivery_count().await.unwrap(), 0);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn past_the_cap_on_deliveries_in_flight_the_answer_is_503_with_retry_after() {
+    let app = TestApp::start(
+        Options::default()
+            .var("AGENTIC_MAX_INFLIGHT_DELIVERIES", "1")
+            .var("AGENTIC_WEBHOOK_BODY_TIMEOUT_SECS", "20"),
+    )
+    .await;
+    // A slow upload holds the only slot…
+    let url = app.url.clone();
+    let slow = tokio::spawn(async move {
+        partial_post(
+            &url,
+            &github_headers(Some(sign(SECRET, b"{}"))),
+            100_000,
+            10,
+        )
+        .await
+    });
+    support::wait_until("the slow upload to hold the slot", || async {
+        (app.running
+            .as_ref()
+            .unwrap()
+            .state
+            .inflight
+            .available_permits()
+            == 0)
+            .then_some(())
+    })
+    .await;
+    // …so a full delivery waits its short while, then gets 503.
+    let res = app
+        .deliver("issues", &delivery_id(), &fixture("issues.opened.json"))
+        .await;
+    assert_eq!(res.status(), 503);
+    assert_eq!(res.headers()["retry-after"], "1");
+    slow.abort();
+    // Once the slot is free again, deliveries are taken as before.
+    let res = support::wait_until("the slot to be free again", || async {
+        let res = app
+            .deliver("issues", &delivery_id(), &fixture("issues.opened.json"))
+            .await;
+        (res.status() == 202).then_some(res)
+    })
+    .await;
+    assert_eq!(res.status(), 202);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn readiness_fails_and_intake_answers_503_when_the_writer_has_stopped() {
+    let app = TestApp::start(Options::default()).await;
+    for path in ["/healthz", "/readyz"] {
+        let res = app
+            .http
+            .get(format!("{}{path}", app.url))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200, "{path}");
+    }
+    app.store().stop_writer_for_tests();
+    for path in ["/healthz", "/readyz"] {
+        let res = support::wait_until("readiness to fail", || async {
+            let res = app
+                .http
+                .get(format!("{}{path}", app.url))
+                .send()
+                .await
+                .unwrap();
+            (res.status() == 503).then_some(res)
+        })
+        .await;
+        assert_eq!(res.status(), 503);
+    }
+    let res = app
+        .deliver("issues", &delivery_id(), &fixture("issues.opened.json"))
+        .await;
+    assert_eq!(
+        res.status(),
+        503,
+        "never 202 for a delivery that was not stored"
+    );
     app.stop().await;
 }

@@ -28,6 +28,9 @@ pub struct VerifiedWebhook {
     /// The JSON payload (already taken out of a form-encoded body).
     pub payload: Bytes,
     pub started: Instant,
+    /// Held until the delivery is stored: counts against the cap on
+    /// deliveries in flight.
+    _slot: tokio::sync::OwnedSemaphorePermit,
 }
 
 /// Why a delivery was refused before it was parsed. The texts are short and
@@ -40,7 +43,19 @@ pub enum WebhookRejection {
     Unreadable,
     BadSignature,
     BadForm,
+    /// The body did not arrive within the read timeout.
+    SlowBody,
+    /// Too many deliveries are being read at once.
+    Busy,
 }
+
+/// How long a delivery waits for a slot when the cap on deliveries in
+/// flight is reached, before it is answered `503`: well inside GitHub's
+/// 10 s, long enough for a burst of small deliveries to pass.
+const INFLIGHT_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// What a busy server asks GitHub (or a load balancer) to wait, in seconds.
+const BUSY_RETRY_AFTER: &str = "1";
 
 impl IntoResponse for WebhookRejection {
     fn into_response(self) -> Response {
@@ -65,6 +80,17 @@ impl IntoResponse for WebhookRejection {
             WebhookRejection::BadForm => (
                 StatusCode::BAD_REQUEST,
                 "form-encoded delivery without a `payload` field\n",
+            )
+                .into_response(),
+            WebhookRejection::SlowBody => (
+                StatusCode::REQUEST_TIMEOUT,
+                "the request body did not arrive in time\n",
+            )
+                .into_response(),
+            WebhookRejection::Busy => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                [(header::RETRY_AFTER, BUSY_RETRY_AFTER)],
+                "too many deliveries in flight; try again\n",
             )
                 .into_response(),
         }
@@ -106,6 +132,15 @@ impl FromRequest<AppState> for VerifiedWebhook {
 
     async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
         let started = Instant::now();
+        // Everything that can be refused without the body is refused before
+        // a byte of it is read: a slow or huge upload from someone without
+        // a signature costs nothing but its headers.
+        // A burst waits a moment for a slot (GitHub never redelivers on its
+        // own, so a 503 is a delivery lost until someone redelivers it).
+        let slot = tokio::time::timeout(INFLIGHT_WAIT, state.inflight.clone().acquire_owned())
+            .await
+            .map_err(|_| WebhookRejection::Busy)?
+            .map_err(|_| WebhookRejection::Busy)?;
         let headers = req.headers();
         let event = header_str(headers, "x-github-event")
             .ok_or(WebhookRejection::MissingHeader("X-GitHub-Event"))?
@@ -116,22 +151,32 @@ impl FromRequest<AppState> for VerifiedWebhook {
         if delivery.len() > MAX_DELIVERY_ID_LEN || !delivery.bytes().all(|b| b.is_ascii_graphic()) {
             return Err(WebhookRejection::BadDeliveryId);
         }
-        let signature = header_str(headers, "x-hub-signature-256").map(str::to_string);
-        let form = header_str(headers, header::CONTENT_TYPE.as_str())
-            .is_some_and(|c| c.starts_with("application/x-www-form-urlencoded"));
-        let body = Bytes::from_request(req, state).await.map_err(|e| {
-            if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                WebhookRejection::TooLarge
-            } else {
-                WebhookRejection::Unreadable
-            }
-        })?;
         let secrets = state.webhook_secrets();
         if secrets.is_empty() {
             tracing::warn!(delivery_id = %delivery, "delivery refused: no webhook secret is configured");
             return Err(WebhookRejection::BadSignature);
         }
-        let signature = signature.ok_or(WebhookRejection::BadSignature)?;
+        let signature = header_str(headers, "x-hub-signature-256")
+            .ok_or(WebhookRejection::BadSignature)?
+            .to_string();
+        let declared = header_str(headers, header::CONTENT_LENGTH.as_str())
+            .and_then(|v| v.parse::<u64>().ok());
+        if declared.is_some_and(|n| n > MAX_BODY_BYTES as u64) {
+            return Err(WebhookRejection::TooLarge);
+        }
+        let form = header_str(headers, header::CONTENT_TYPE.as_str())
+            .is_some_and(|c| c.starts_with("application/x-www-form-urlencoded"));
+        let read = Bytes::from_request(req, state);
+        let body = tokio::time::timeout(state.config.webhook_body_timeout, read)
+            .await
+            .map_err(|_| WebhookRejection::SlowBody)?
+            .map_err(|e| {
+                if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                    WebhookRejection::TooLarge
+                } else {
+                    WebhookRejection::Unreadable
+                }
+            })?;
         if !signature_matches(
             secrets.iter().map(|s| s.expose_secret().as_bytes()),
             &signature,
@@ -157,6 +202,7 @@ impl FromRequest<AppState> for VerifiedWebhook {
             delivery,
             payload,
             started,
+            _slot: slot,
         })
     }
 }

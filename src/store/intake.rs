@@ -17,7 +17,7 @@ use super::now_ms;
 /// Most deliveries written in one transaction. Large enough that a burst is
 /// absorbed in a few commits, small enough that one transaction stays short
 /// and its statements stay under SQLite's limit of bound parameters
-/// (8 per delivery, 8 per job: ~4,000 here against 32,766).
+/// (8 per delivery, 9 per job: ~4,400 here against 32,766).
 const MAX_BATCH: usize = 256;
 
 /// Requests waiting for the writer. Past this, callers wait for room
@@ -41,6 +41,8 @@ pub struct NewDelivery {
 /// A job to enqueue.
 #[derive(Debug, Clone)]
 pub struct NewJob {
+    /// The installation it works for (0 for none), for fair leasing.
+    pub installation_id: u64,
     pub kind: String,
     pub subject: String,
     pub payload: String,
@@ -74,13 +76,25 @@ enum Op {
 #[derive(Clone)]
 pub(super) struct Batcher {
     tx: mpsc::Sender<Op>,
+    task: tokio::task::AbortHandle,
 }
 
 impl Batcher {
     pub(super) fn start(pool: SqlitePool) -> Batcher {
         let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
-        tokio::spawn(run(pool, rx));
-        Batcher { tx }
+        let task = tokio::spawn(run(pool, rx)).abort_handle();
+        Batcher { tx, task }
+    }
+
+    /// Whether the writer task still takes work (it ends only if it
+    /// panicked or was stopped; then nothing can be stored).
+    pub(super) fn alive(&self) -> bool {
+        !self.tx.is_closed() && !self.task.is_finished()
+    }
+
+    /// Stop the writer, as a crash of it would (tests of readiness).
+    pub(super) fn stop(&self) {
+        self.task.abort();
     }
 
     async fn send<T>(
@@ -263,10 +277,11 @@ async fn write_batch<'a>(
         .collect();
     if !jobs.is_empty() {
         let mut insert = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
-            "INSERT INTO jobs (delivery_id, kind, subject, payload, state, run_after, created_at, updated_at) ",
+            "INSERT INTO jobs (delivery_id, installation_id, kind, subject, payload, state, run_after, created_at, updated_at) ",
         );
         insert.push_values(jobs, |mut row, (delivery_id, job)| {
             row.push_bind(delivery_id)
+                .push_bind(job.installation_id as i64)
                 .push_bind(&job.kind)
                 .push_bind(&job.subject)
                 .push_bind(&job.payload)
