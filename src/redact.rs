@@ -14,38 +14,137 @@ pub const REDACTED: &str = "[REDACTED]";
 /// secret like `abc` would otherwise blank out every `abc` in a review.
 const MIN_LITERAL_SECRET: usize = 8;
 
-struct Patterns {
-    /// PEM private keys, whole blocks.
-    pem: Regex,
-    /// GitHub tokens of every prefix (classic, OAuth, user-to-server,
-    /// installation, refresh) and fine-grained PATs.
-    github: Regex,
-    /// AWS access key ids (long-term and temporary).
-    aws_key_id: Regex,
-    /// A value assigned to something named like an AWS secret key.
-    aws_secret_assigned: Regex,
-    /// A bare 40-character string of the AWS secret-key alphabet.
-    aws_secret_bare: Regex,
-    /// `Authorization: Bearer …` and the like.
-    bearer: Regex,
+/// One kind of secret: a pattern and what replaces a match (`$1`… keep
+/// the parts of the match that are not secret, such as a header name).
+struct Rule {
+    /// The gitleaks rule id this follows, or ours where gitleaks has none.
+    id: &'static str,
+    re: Regex,
+    replacement: &'static str,
+    /// Extra test on a match, for shapes that ordinary words can take.
+    looks_secret: fn(&str) -> bool,
 }
 
-fn patterns() -> &'static Patterns {
-    static P: OnceLock<Patterns> = OnceLock::new();
-    P.get_or_init(|| Patterns {
-        pem: Regex::new(r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----[\s\S]*?(-----END [A-Z0-9 ]*PRIVATE KEY-----|\z)")
-            .expect("valid regex"),
-        github: Regex::new(r"\b(gh[pousr]_[A-Za-z0-9]{20,255}|github_pat_[A-Za-z0-9_]{20,255})\b")
-            .expect("valid regex"),
-        aws_key_id: Regex::new(r"\b(AKIA|ASIA|AGPA|AIDA|AROA|AIPA|ANPA|ANVA|APKA|ABIA|ACCA)[A-Z0-9]{16}\b")
-            .expect("valid regex"),
-        aws_secret_assigned: Regex::new(
-            r#"(?i)(secret_?access_?key|aws_?secret(?:_?key)?)(["'\s:=]+)([A-Za-z0-9/+=]{16,})"#,
-        )
-        .expect("valid regex"),
-        aws_secret_bare: Regex::new(r"[A-Za-z0-9/+]{40}").expect("valid regex"),
-        bearer: Regex::new(r"(?i)\b(bearer|token)(\s+)([A-Za-z0-9\-._~+/]{16,}=*)").expect("valid regex"),
+fn always(_: &str) -> bool {
+    true
+}
+
+/// Letters and digits mixed, as in a random key; `sk-learn-and-co` is not.
+fn random_looking(s: &str) -> bool {
+    s.bytes().any(|b| b.is_ascii_digit()) && s.bytes().any(|b| b.is_ascii_alphabetic())
+}
+
+/// The rules, after gitleaks' default configuration (`config/gitleaks.toml`,
+/// rule ids named below) where it has one, widened where redaction should
+/// err on the side of removing (a false positive costs a word; a miss leaks
+/// a key), plus the assignment and URL shapes gitleaks leaves to its generic
+/// rule.
+fn rules() -> &'static [Rule] {
+    static RULES: OnceLock<Vec<Rule>> = OnceLock::new();
+    RULES.get_or_init(|| {
+        let rule = |id, re: &str, replacement, looks_secret| Rule {
+            id,
+            re: Regex::new(re).expect("valid regex"),
+            replacement,
+            looks_secret,
+        };
+        vec![
+            // `private-key` (PEM and PGP blocks, whole; an unterminated one
+            // to the end of the text).
+            rule(
+                "private-key",
+                r"-----BEGIN[ A-Z0-9_-]{0,100}PRIVATE KEY(?: BLOCK)?-----[\s\S]*?(?:-----END[ A-Z0-9_-]{0,100}PRIVATE KEY(?: BLOCK)?-----|\z)",
+                REDACTED,
+                always,
+            ),
+            // `github-pat`, `github-oauth`, `github-app-token`,
+            // `github-refresh-token`, `github-fine-grained-pat`.
+            rule(
+                "github-token",
+                r"\b(?:gh[pousr]_[A-Za-z0-9]{20,255}|github_pat_[A-Za-z0-9_]{20,255})\b",
+                REDACTED,
+                always,
+            ),
+            // `aws-access-token`.
+            rule(
+                "aws-access-token",
+                r"\b(?:A3T[A-Z0-9]|AKIA|ASIA|AGPA|AIDA|AROA|AIPA|ANPA|ANVA|APKA|ABIA|ACCA)[A-Z0-9]{16}\b",
+                REDACTED,
+                always,
+            ),
+            // `jwt`: header and payload are base64url JSON (`ey…`); the
+            // signature may be empty (`alg: none`).
+            rule(
+                "jwt",
+                r"ey[A-Za-z0-9_-]{10,}\.ey[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_\-+/=]*",
+                REDACTED,
+                always,
+            ),
+            // `slack-bot-token`, `slack-user-token`, `slack-legacy-*`.
+            rule(
+                "slack-token",
+                r"xox[abposre]-[0-9A-Za-z-]{10,}",
+                REDACTED,
+                always,
+            ),
+            // `slack-app-token`.
+            rule(
+                "slack-app-token",
+                r"(?i)xapp-\d-[A-Z0-9]+-\d+-[a-z0-9]+",
+                REDACTED,
+                always,
+            ),
+            // `slack-webhook-url`.
+            rule(
+                "slack-webhook-url",
+                r"(?:https?://)?hooks\.slack\.com/(?:services|workflows|triggers)/[A-Za-z0-9+/_-]{10,}",
+                REDACTED,
+                always,
+            ),
+            // `openai-api-key`, widened to every `sk-` key shape (project,
+            // service-account, admin, and other vendors' `sk-ant-`).
+            rule(
+                "sk-api-key",
+                r"\bsk-(?:proj-|svcacct-|admin-|ant-)?[A-Za-z0-9_-]{20,}",
+                REDACTED,
+                random_looking,
+            ),
+            // A value assigned to something named like an AWS secret key
+            // (`aws-secret-access-key: …`, `AWS_SECRET_KEY=…`).
+            rule(
+                "aws-secret-assignment",
+                r#"(?i)(secret[_-]?access[_-]?key|aws[_-]?secret(?:[_-]?(?:access[_-]?)?key)?)(["'\s:=]+)([A-Za-z0-9/+=]{16,})"#,
+                "${1}${2}[REDACTED]",
+                always,
+            ),
+            // `Authorization: Basic …` (any quoting, header or JSON).
+            rule(
+                "basic-auth",
+                r#"(?i)(authorization["']?\s*[:=]\s*["']?basic\s+)[A-Za-z0-9+/=._~-]+"#,
+                "${1}[REDACTED]",
+                always,
+            ),
+            // `Bearer …` and `token …` credentials.
+            rule(
+                "bearer",
+                r"(?i)\b(bearer|token)(\s+)[A-Za-z0-9\-._~+/]{16,}=*",
+                "${1}${2}[REDACTED]",
+                always,
+            ),
+            // A password in a URL: `scheme://user:password@host`.
+            rule(
+                "url-password",
+                r#"(?i)\b([a-z][a-z0-9+.-]{1,20}://)([^\s:/?#@'"<>]{1,256}):([^\s/?#@'"<>]{1,256})@"#,
+                "${1}${2}:[REDACTED]@",
+                always,
+            ),
+        ]
     })
+}
+
+fn bare_aws_secret() -> &'static Regex {
+    static RE: OnceLock<Regex> = OnceLock::new();
+    RE.get_or_init(|| Regex::new(r"[A-Za-z0-9/+]{40}").expect("valid regex"))
 }
 
 /// Replaces secrets in text. Cheap to clone; clones share the list of
@@ -91,31 +190,32 @@ impl Redactor {
 
     /// `text` with every secret replaced by [`REDACTED`].
     pub fn redact<'a>(&self, text: &'a str) -> Cow<'a, str> {
-        let p = patterns();
         let mut out = Cow::Borrowed(text);
         for literal in self.literals.load().iter() {
             if out.contains(literal.as_str()) {
                 out = Cow::Owned(out.replace(literal.as_str(), REDACTED));
             }
         }
-        for re in [&p.pem, &p.github, &p.aws_key_id] {
-            if re.is_match(&out) {
-                out = Cow::Owned(re.replace_all(&out, REDACTED).into_owned());
+        for rule in rules() {
+            if !rule.re.is_match(&out) {
+                continue;
             }
-        }
-        if p.aws_secret_assigned.is_match(&out) {
-            out = Cow::Owned(
-                p.aws_secret_assigned
-                    .replace_all(&out, format!("${{1}}${{2}}{REDACTED}"))
-                    .into_owned(),
-            );
-        }
-        if p.bearer.is_match(&out) {
-            out = Cow::Owned(
-                p.bearer
-                    .replace_all(&out, format!("${{1}}${{2}}{REDACTED}"))
-                    .into_owned(),
-            );
+            let replaced = rule.re.replace_all(&out, |caps: &regex::Captures<'_>| {
+                let whole = &caps[0];
+                if (rule.looks_secret)(whole) {
+                    let mut dst = String::new();
+                    caps.expand(rule.replacement, &mut dst);
+                    dst
+                } else {
+                    whole.to_string()
+                }
+            });
+            if let Cow::Owned(changed) = replaced {
+                if changed != *out {
+                    tracing::trace!(rule = rule.id, "redacted");
+                    out = Cow::Owned(changed);
+                }
+            }
         }
         if let Some(cleaned) = redact_bare_aws_secrets(&out) {
             out = Cow::Owned(cleaned);
@@ -129,14 +229,16 @@ impl Redactor {
 /// hex) and ordinary words never look like that; AWS secret keys nearly
 /// always do.
 fn redact_bare_aws_secrets(text: &str) -> Option<String> {
-    let re = &patterns().aws_secret_bare;
+    let re = bare_aws_secret();
     let bytes = text.as_bytes();
-    let is_alpha = |b: u8| b.is_ascii_alphanumeric() || b == b'/' || b == b'+' || b == b'=';
+    // `=` before the run is an assignment (`KEY=…` in a .env file); after
+    // it, base64 padding of something longer.
+    let key_char = |b: u8| b.is_ascii_alphanumeric() || b == b'/' || b == b'+';
     let mut out = String::new();
     let mut last = 0;
     for m in re.find_iter(text) {
-        let standalone = (m.start() == 0 || !is_alpha(bytes[m.start() - 1]))
-            && (m.end() == bytes.len() || !is_alpha(bytes[m.end()]));
+        let standalone = (m.start() == 0 || !key_char(bytes[m.start() - 1]))
+            && (m.end() == bytes.len() || !(key_char(bytes[m.end()]) || bytes[m.end()] == b'='));
         let s = m.as_str();
         let mixed = s.bytes().any(|b| b.is_ascii_uppercase())
             && s.bytes().any(|b| b.is_ascii_lowercase())
@@ -190,12 +292,72 @@ mod tests {
         assert_eq!(clone.redact("x learned-later-secret y"), "x [REDACTED] y");
     }
 
+    /// Secrets the first redactor missed (issue 6, item 10), each with the
+    /// part that must not survive.
+    pub(crate) const MISSED_BEFORE: &[(&str, &str)] = &[
+        (
+            "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIiwibmFtZSI6IkpvaG4ifQ.SflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV_adQssw5c",
+            "SflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV_adQssw5c",
+        ),
+        ("xoxb-2938475610-2938475610123-AbCdEfGhIjKlMnOpQrStUvWx", "AbCdEfGhIjKlMnOpQrStUvWx"),
+        ("xoxp-1234567890-1234567890-1234567890-abcdef0123456789abcdef0123456789", "abcdef0123456789abcdef0123456789"),
+        ("xapp-1-A0123456789-1234567890123-0a1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f6", "0a1b2c3d4e5f60718293a4b5c6d7e8f9"),
+        ("https://hooks.slack.com/services/T00000000/B00000000/XXXXXXXXXXXXXXXXXXXXXXXX", "XXXXXXXXXXXXXXXXXXXXXXXX"),
+        ("sk-proj-Ab3dEf6hIj9kLm2nOp5qRs8tUv1wXy4z_Ab3dEf6hIj9kLm", "Ab3dEf6hIj9kLm2nOp5qRs8tUv1wXy4z"),
+        ("sk-4f8Kq2Lz9Xw1Vb7Nm3Cd6Ty0Hs5Gj2Pe8Ra1Uo", "4f8Kq2Lz9Xw1Vb7Nm3Cd6Ty0Hs5Gj2Pe8Ra1Uo"),
+        ("Authorization: Basic YWxpY2U6czNjcjN0LXBhc3N3b3Jk", "YWxpY2U6czNjcjN0LXBhc3N3b3Jk"),
+        ("postgres://deploy:hunter2-Pa55word@db.internal:5432/app", "hunter2-Pa55word"),
+        (
+            "-----BEGIN PGP PRIVATE KEY BLOCK-----\n\nlQOYBF0XqUgBCADTx2kQ\n=Ab12\n-----END PGP PRIVATE KEY BLOCK-----",
+            "lQOYBF0XqUgBCADTx2kQ",
+        ),
+        ("aws-secret-access-key: Zx9/Ab3+Cd6Ef8Gh0Ij2Kl4Mn6Op8Qr0St2Uv4Wx", "Zx9/Ab3+Cd6Ef8Gh0Ij2Kl4Mn6Op8Qr0St2Uv4Wx"),
+        ("SECRET_KEY=Zx9/Ab3+Cd6Ef8Gh0Ij2Kl4Mn6Op8Qr0St2Uv4Wx", "Zx9/Ab3+Cd6Ef8Gh0Ij2Kl4Mn6Op8Qr0St2Uv4Wx"),
+    ];
+
+    #[test]
+    fn removes_what_the_first_version_missed() {
+        let r = Redactor::new([]);
+        for (text, secret) in MISSED_BEFORE {
+            let out = r.redact(text);
+            assert!(!out.contains(secret), "{secret} survived in {out}");
+        }
+        // What is not secret stays readable.
+        assert_eq!(
+            r.redact("Authorization: Basic YWxpY2U6cGFzcw=="),
+            "Authorization: Basic [REDACTED]"
+        );
+        assert_eq!(
+            r.redact("postgres://deploy:hunter2@db.internal/app"),
+            "postgres://deploy:[REDACTED]@db.internal/app"
+        );
+    }
+
+    proptest::proptest! {
+        /// None of the secrets survives inside arbitrary text, whatever
+        /// stands around it (separated by a character that can end a token).
+        #[test]
+        fn no_secret_survives_in_arbitrary_text(
+            which in 0..MISSED_BEFORE.len(),
+            before in "\\PC{0,40}",
+            after in "\\PC{0,40}",
+            sep_before in proptest::sample::select(vec![" ", "\n", "\"", "'", "(", "`", "\t", ">"]),
+            sep_after in proptest::sample::select(vec![" ", "\n", "\"", "'", ")", "`", ",", "<"]),
+        ) {
+            let (secret_text, secret) = MISSED_BEFORE[which];
+            let text = format!("{before}{sep_before}{secret_text}{sep_after}{after}");
+            let out = Redactor::new([]).redact(&text);
+            proptest::prop_assert!(!out.contains(secret), "{} survived in {:?}", secret, out);
+        }
+    }
+
     #[test]
     fn leaves_ordinary_text_alone() {
         let r = Redactor::new([]);
         let text =
             "commit 9f1c2d3e4b5a69788796a5b4c3d2e1f001122334 changes `modules/batch/main.tf`; \
-            the token bucket refills. Bearer of bad news.";
+            the token bucket refills. Bearer of bad news. Basic usage: see https://example.com/a:b@c \
+            and scikit sk-learn-is-a-python-library-name.";
         assert!(
             matches!(r.redact(text), Cow::Borrowed(_)),
             "{}",
