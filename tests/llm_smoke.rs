@@ -56,6 +56,7 @@ async fn the_real_client_holds_a_well_formed_conversation_with_a_real_model() {
         repo: REPO.into(),
         number: 57,
         head_sha: None,
+        fence: agentic::agent::tools::Fence::new(),
     };
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(&format!("sqlite://{}", dir.path().join("a.db").display()))
@@ -73,6 +74,7 @@ async fn the_real_client_holds_a_well_formed_conversation_with_a_real_model() {
         max_steps: 3,
         max_tokens: 100_000,
         max_wall: Duration::from_secs(600),
+        max_tool_calls_per_turn: 8,
     };
     let outcome = agent::converse(
         &llm,
