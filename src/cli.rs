@@ -212,11 +212,7 @@ async fn ask(repo: String, number: u64, post: bool, question: String) -> anyhow:
         actor: Some(format!("cli:{login}")),
         redactor: &redactor,
     };
-    let budget = crate::agent::Budget {
-        max_steps: config.max_steps,
-        max_tokens: config.max_tokens,
-        max_wall: config.max_wall,
-    };
+    let budget = crate::agent::Budget::from_config(&config);
     let outcome =
         crate::handlers::ask::ask(&llm, &github, budget, &q, &trace, &mut StderrProgress).await?;
     let text = redactor

@@ -59,6 +59,7 @@ pub fn jobs_for(event: &Event) -> Vec<NewJob> {
         (None, _) => format!("installation/{}", event.installation_id()),
     };
     vec![NewJob {
+        installation_id: event.installation_id(),
         kind: kind.as_str().to_string(),
         subject,
         // Serializing our own small struct cannot fail.

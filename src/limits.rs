@@ -1,6 +1,9 @@
 //! Rate limits on commands: per sender and per installation, so one person
 //! or one busy organization cannot monopolise the model or trip GitHub's
-//! limits for everyone.
+//! limits for everyone; and the notice window for people without a role,
+//! who get at most one reply per window however much they write.
+//!
+//! The state is in this process (a replica bounds its own senders).
 
 use std::collections::HashMap;
 use std::num::NonZeroU32;
@@ -11,6 +14,9 @@ use governor::{DefaultKeyedRateLimiter, Quota};
 
 /// A sender over the limit is told so at most once in this long.
 const NOTICE_EVERY: Duration = Duration::from_secs(60);
+/// Most senders remembered by a notice map; past it the map is emptied
+/// (a flood of new accounts cannot grow memory without bound).
+const MAX_REMEMBERED: usize = 100_000;
 
 /// What to do with a command.
 #[derive(Debug, PartialEq, Eq)]
@@ -26,11 +32,38 @@ pub struct CommandLimits {
     per_sender: DefaultKeyedRateLimiter<(u64, String)>,
     per_installation: DefaultKeyedRateLimiter<u64>,
     told: Mutex<HashMap<(u64, String), Instant>>,
+    /// People without a role who were answered, and when.
+    outsiders: Mutex<HashMap<(u64, String), Instant>>,
+    notice_window: Duration,
     pub sender_per_minute: u32,
 }
 
+/// Remember `key` at most once per `window`: true the first time.
+fn first_in_window(
+    map: &Mutex<HashMap<(u64, String), Instant>>,
+    key: (u64, String),
+    window: Duration,
+) -> bool {
+    let mut map = map.lock().unwrap_or_else(|p| p.into_inner());
+    map.retain(|_, at| at.elapsed() < window);
+    if map.len() >= MAX_REMEMBERED {
+        map.clear();
+    }
+    match map.entry(key) {
+        std::collections::hash_map::Entry::Occupied(_) => false,
+        std::collections::hash_map::Entry::Vacant(v) => {
+            v.insert(Instant::now());
+            true
+        }
+    }
+}
+
 impl CommandLimits {
-    pub fn new(sender_per_minute: u32, installation_per_minute: u32) -> CommandLimits {
+    pub fn new(
+        sender_per_minute: u32,
+        installation_per_minute: u32,
+        notice_window: Duration,
+    ) -> CommandLimits {
         let nz = |n: u32| NonZeroU32::new(n).unwrap_or(NonZeroU32::MIN);
         CommandLimits {
             per_sender: DefaultKeyedRateLimiter::keyed(Quota::per_minute(nz(sender_per_minute))),
@@ -38,25 +71,36 @@ impl CommandLimits {
                 installation_per_minute,
             ))),
             told: Mutex::new(HashMap::new()),
+            outsiders: Mutex::new(HashMap::new()),
+            notice_window,
             sender_per_minute,
         }
     }
 
-    pub fn check(&self, installation: u64, sender: &str) -> Verdict {
+    /// May `sender` run `commands` more commands now? Each command counts.
+    pub fn check(&self, installation: u64, sender: &str, commands: u32) -> Verdict {
         let key = (installation, sender.to_lowercase());
-        if self.per_sender.check_key(&key).is_ok()
-            && self.per_installation.check_key(&installation).is_ok()
+        let n = NonZeroU32::new(commands).unwrap_or(NonZeroU32::MIN);
+        let ok = |r: Result<Result<(), _>, _>| matches!(r, Ok(Ok(())));
+        if ok(self.per_sender.check_key_n(&key, n))
+            && ok(self.per_installation.check_key_n(&installation, n))
         {
             return Verdict::Run;
         }
-        let mut told = self.told.lock().unwrap_or_else(|p| p.into_inner());
-        told.retain(|_, at| at.elapsed() < NOTICE_EVERY);
-        match told.entry(key) {
-            std::collections::hash_map::Entry::Occupied(_) => Verdict::Drop,
-            std::collections::hash_map::Entry::Vacant(v) => {
-                v.insert(Instant::now());
-                Verdict::TellSender
-            }
+        if first_in_window(&self.told, key, NOTICE_EVERY) {
+            Verdict::TellSender
+        } else {
+            Verdict::Drop
         }
+    }
+
+    /// May someone without a role be answered now? True at most once per
+    /// notice window and sender.
+    pub fn notify_outsider(&self, installation: u64, sender: &str) -> bool {
+        first_in_window(
+            &self.outsiders,
+            (installation, sender.to_lowercase()),
+            self.notice_window,
+        )
     }
 }

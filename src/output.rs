@@ -1,20 +1,26 @@
 //! What the bot posts: the sticky status comment of a job, edited in place.
 //!
-//! One comment per job, found again on a retry through the outputs table
-//! (or, if the process died between posting and recording, through the
-//! hidden marker in its body), so a job never posts twice. Every body passes
-//! the redactor and is cut to GitHub's size limit.
+//! One comment per job, found again on a retry through the outputs table,
+//! so a job never posts twice. Before a comment is created its intent is
+//! recorded; a later attempt that finds an intent without a comment id
+//! (the process died, or was stopped, between posting and recording) looks
+//! for the hidden marker, in comments written by this App's bot user only,
+//! whatever the attempt counter says. Every write first checks that the
+//! job's lease is still held. Every body passes the redactor and is cut to
+//! GitHub's size limit.
 
 use std::time::{Duration, Instant};
 
 use crate::github::{GitHub, GitHubError};
 use crate::redact::Redactor;
-use crate::store::Store;
+use crate::store::{LeasedJob, Store};
 
 /// GitHub refuses comments longer than this many characters.
 pub const MAX_COMMENT_CHARS: usize = 65_536;
 /// The key of the status comment in the outputs table.
 const STATUS_KEY: &str = "status-comment";
+/// The GitHub id recorded for an output that is about to be created.
+const PENDING: u64 = 0;
 
 /// The hidden marker that ties a comment to its job.
 pub fn marker(job_id: i64) -> String {
@@ -43,9 +49,8 @@ pub struct StatusComment {
     pub job_id: i64,
     /// Least time between two progress edits.
     pub progress_interval: Duration,
-    /// A retry may find the comment an earlier attempt posted but did not
-    /// get to record; a first attempt has nothing to look for.
-    pub retrying: bool,
+    /// The lease every write is fenced by (`None` outside the worker).
+    lease: Option<LeasedJob>,
     comment_id: Option<u64>,
     last_edit: Option<Instant>,
     last_body: Option<String>,
@@ -58,10 +63,12 @@ pub enum OutputError {
     GitHub(#[from] GitHubError),
     #[error("{0:#}")]
     Store(#[from] anyhow::Error),
+    /// The job lost its lease; nothing was written.
+    #[error("the job's lease was lost")]
+    LeaseLost,
 }
 
 impl StatusComment {
-    #[allow(clippy::too_many_arguments)]
     pub fn new(
         github: GitHub,
         store: Store,
@@ -70,7 +77,6 @@ impl StatusComment {
         number: u64,
         job_id: i64,
         progress_interval: Duration,
-        retrying: bool,
     ) -> StatusComment {
         StatusComment {
             github,
@@ -80,11 +86,34 @@ impl StatusComment {
             number,
             job_id,
             progress_interval,
-            retrying,
+            lease: None,
             comment_id: None,
             last_edit: None,
             last_body: None,
         }
+    }
+
+    /// Write only while `job`'s lease is held.
+    pub fn fenced_by(mut self, job: &LeasedJob) -> StatusComment {
+        self.lease = Some(job.clone());
+        self
+    }
+
+    /// Fail with [`OutputError::LeaseLost`] unless the lease is still ours.
+    async fn check_lease(&self) -> Result<(), OutputError> {
+        match &self.lease {
+            Some(job) if !self.store.holds_lease(job).await? => Err(OutputError::LeaseLost),
+            _ => Ok(()),
+        }
+    }
+
+    /// React to the comment that asked for this job.
+    pub async fn react(&self, comment_id: u64, content: &str) -> Result<(), OutputError> {
+        self.check_lease().await?;
+        self.github
+            .react_to_comment(&self.repo, comment_id, content)
+            .await?;
+        Ok(())
     }
 
     fn render(&self, text: &str) -> String {
@@ -100,11 +129,15 @@ impl StatusComment {
         if self.last_body.as_deref() == Some(body.as_str()) {
             return Ok(());
         }
+        self.check_lease().await?;
         match self.find().await? {
             Some(id) => {
                 self.github.update_comment(&self.repo, id, &body).await?;
             }
             None => {
+                self.store
+                    .save_output(self.job_id, STATUS_KEY, "issue_comment", PENDING)
+                    .await?;
                 let comment = self
                     .github
                     .create_comment(&self.repo, self.number, &body)
@@ -135,25 +168,38 @@ impl StatusComment {
         if let Some(id) = self.comment_id {
             return Ok(Some(id));
         }
-        if let Some(id) = self.store.output(self.job_id, STATUS_KEY).await? {
-            self.comment_id = Some(id);
-            return Ok(Some(id));
+        match self.store.output(self.job_id, STATUS_KEY).await? {
+            None => Ok(None),
+            Some(PENDING) => self.find_posted().await,
+            Some(id) => {
+                self.comment_id = Some(id);
+                Ok(Some(id))
+            }
         }
-        if !self.retrying {
+    }
+
+    /// An attempt meant to post and may have: look for its marker in the
+    /// comments of this App's bot user. A marker anyone else wrote is not
+    /// ours, and leads to a new comment.
+    async fn find_posted(&mut self) -> Result<Option<u64>, OutputError> {
+        let Some(bot) = self.github.bot_login().await? else {
             return Ok(None);
-        }
-        // Posted by an attempt that died before recording it?
+        };
         let marker = marker(self.job_id);
         let comments = self.github.comments(&self.repo, self.number).await?;
-        if let Some(c) = comments
-            .iter()
-            .rev()
-            .find(|c| c.body.as_deref().is_some_and(|b| b.contains(&marker)))
-        {
-            self.remember(c.id).await?;
-            return Ok(Some(c.id));
+        let ours = comments.iter().rev().find(|c| {
+            c.user
+                .as_ref()
+                .is_some_and(|u| u.login == bot && u.kind == "Bot")
+                && c.body.as_deref().is_some_and(|b| b.contains(&marker))
+        });
+        match ours {
+            Some(c) => {
+                self.remember(c.id).await?;
+                Ok(Some(c.id))
+            }
+            None => Ok(None),
         }
-        Ok(None)
     }
 
     /// Use comment `id` from now on, in this attempt and the next ones.

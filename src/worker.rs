@@ -36,6 +36,13 @@ pub struct Worker {
     pub wake: Arc<Notify>,
 }
 
+/// The time (ms since the epoch) `delay` from now, saturating: a huge
+/// `retry-after` must not wrap into the past.
+pub fn due_after(now_ms: i64, delay: Duration) -> i64 {
+    let delay = i64::try_from(delay.as_millis()).unwrap_or(i64::MAX);
+    now_ms.saturating_add(delay)
+}
+
 /// Delay before retry number `attempt` (1-based): exponential, capped, with
 /// "equal jitter" (half fixed, half random) so retries of a burst spread out.
 pub fn backoff(attempt: i64, retry_after: Option<Duration>) -> Duration {
@@ -72,7 +79,12 @@ impl Worker {
             while let Ok(p) = permits.clone().try_acquire_owned() {
                 slots.push(p);
             }
-            match self.ctx.store.lease_jobs(config.lease, slots.len()).await {
+            match self
+                .ctx
+                .store
+                .lease_jobs(config.lease, slots.len(), config.max_jobs_per_installation)
+                .await
+            {
                 Ok(jobs) if !jobs.is_empty() => {
                     for (job, permit) in jobs.into_iter().zip(slots.drain(..)) {
                         let this = self.clone();
@@ -195,23 +207,47 @@ impl Worker {
                 tokio::pin!(work);
                 let mut heartbeat = tokio::time::interval(config.lease / 3);
                 heartbeat.tick().await;
+                // Until when the lease is surely ours: a renewal that fails
+                // leaves the old deadline standing, and the work stops a
+                // little before it, whatever the store says by then.
+                let margin = config.lease / 10;
+                let mut held_until = tokio::time::Instant::now() + config.lease - margin;
                 loop {
                     tokio::select! {
                         r = &mut work => break r,
+                        _ = tokio::time::sleep_until(held_until) => {
+                            tracing::warn!("lease could not be renewed in time; stopping this attempt");
+                            self.lease_lost(&job, "lease could not be renewed").await;
+                            return;
+                        }
                         _ = heartbeat.tick() => {
+                            let asked = tokio::time::Instant::now();
                             match store.extend_lease(&job, config.lease).await {
-                                Ok(true) => {}
+                                Ok(true) => held_until = asked + config.lease - margin,
                                 Ok(false) => {
                                     tracing::warn!("lease lost to another worker; abandoning this attempt");
+                                    self.lease_lost(&job, "lease taken over").await;
                                     return;
                                 }
-                                Err(e) => tracing::warn!(error = %format!("{e:#}"), "cannot extend lease"),
+                                Err(e) => tracing::warn!(error = %format!("{e:#}"), "cannot extend lease; will stop if it cannot be renewed in time"),
                             }
                         }
                     }
                 }
             };
             let recorded = match &result {
+                Err(JobError::LeaseLost) => {
+                    tracing::warn!("lease lost before a write; abandoning this attempt");
+                    self.lease_lost(&job, "lease lost before a write").await;
+                    return;
+                }
+                Err(JobError::Deferred { reason, retry_after }) => {
+                    tracing::info!(%reason, retry_in_ms = retry_after.as_millis() as u64, "job waits on a rate limit");
+                    self.metrics.attempt(kind, "deferred");
+                    store
+                        .defer_job(&job, due_after(now_ms(), *retry_after), reason)
+                        .await
+                }
                 Ok(()) => {
                     tracing::info!("job done");
                     self.metrics.attempt(kind, "done");
@@ -224,7 +260,7 @@ impl Worker {
                     tracing::warn!(%reason, retry_in_ms = delay.as_millis() as u64, "job failed; will retry");
                     self.metrics.attempt(kind, "retry");
                     store
-                        .retry_job(&job, now_ms() + delay.as_millis() as i64, reason)
+                        .retry_job(&job, due_after(now_ms(), delay), reason)
                         .await
                 }
                 Err(e) => {
@@ -233,6 +269,7 @@ impl Worker {
                             format!("{reason} (gave up after {} attempts)", job.attempts)
                         }
                         JobError::Permanent(reason) => reason.clone(),
+                        other => other.to_string(),
                     };
                     tracing::error!(%reason, "job is dead");
                     self.metrics.attempt(kind, "dead");
@@ -247,6 +284,24 @@ impl Worker {
         }
         .instrument(span)
         .await
+    }
+}
+
+impl Worker {
+    /// Record that an attempt stopped because its lease was gone. The job
+    /// itself is not touched: whoever holds it now decides its fate.
+    async fn lease_lost(&self, job: &LeasedJob, why: &str) {
+        self.metrics.attempt(kind_name(&job.kind), "lease_lost");
+        let entry = crate::store::AuditEntry {
+            job_id: Some(job.id),
+            delivery_id: Some(job.delivery_id.clone()),
+            actor: None,
+            action: "job.lease_lost".into(),
+            detail: Some(serde_json::json!({ "attempt": job.attempts, "why": why })),
+        };
+        if let Err(e) = self.ctx.store.audit(entry).await {
+            tracing::error!(error = %format!("{e:#}"), "cannot write the audit log");
+        }
     }
 }
 
@@ -275,5 +330,13 @@ mod tests {
             Duration::from_secs(90)
         );
         assert!(backoff(10, Some(Duration::from_millis(1))) >= BACKOFF_CAP / 2);
+    }
+
+    #[test]
+    fn a_huge_delay_saturates_instead_of_wrapping() {
+        let now = 1_764_000_000_000;
+        assert_eq!(due_after(now, Duration::MAX), i64::MAX);
+        assert_eq!(due_after(now, Duration::from_secs(u64::MAX)), i64::MAX);
+        assert_eq!(due_after(now, Duration::from_secs(2)), now + 2000);
     }
 }

@@ -17,6 +17,7 @@ fn job_delivery(id: &str, kind: &str, payload: &str) -> NewDelivery {
         outcome: "accepted",
         reason: None,
         jobs: vec![NewJob {
+            installation_id: 1,
             kind: kind.into(),
             subject: "o/r#1".into(),
             payload: payload.into(),

@@ -37,15 +37,51 @@ pub struct ToolCall {
 pub enum LlmError {
     #[error("the model did not answer within {0:?}")]
     Timeout(Duration),
-    #[error("the model endpoint failed: {0}")]
-    Api(String),
+    /// The endpoint answered with an error status, or could not be reached
+    /// (`status` is `None` then).
+    #[error("the model endpoint failed{}: {message}", .status.map(|s| format!(" ({s})")).unwrap_or_default())]
+    Api {
+        status: Option<u16>,
+        message: String,
+    },
     #[error("the model's answer is not a chat completion: {0}")]
     Malformed(String),
 }
 
 impl LlmError {
+    /// Worth another try: timeouts, the network, and 408, 409, 429 and 5xx
+    /// answers. A request the endpoint refuses (400, 401, 403, 404, 422 …)
+    /// will be refused again: running the conversation again only spends.
     pub fn is_transient(&self) -> bool {
-        !matches!(self, LlmError::Malformed(_))
+        match self {
+            LlmError::Timeout(_) => true,
+            LlmError::Api { status: None, .. } => true,
+            LlmError::Api {
+                status: Some(s), ..
+            } => matches!(*s, 408 | 409 | 429) || *s >= 500,
+            LlmError::Malformed(_) => false,
+        }
+    }
+}
+
+fn api_error(e: async_openai::error::OpenAIError) -> LlmError {
+    use async_openai::error::OpenAIError;
+    match e {
+        OpenAIError::ApiError(r) => LlmError::Api {
+            status: Some(r.status_code.as_u16()),
+            message: r.api_error.to_string(),
+        },
+        OpenAIError::Reqwest(e) => LlmError::Api {
+            status: e.status().map(|s| s.as_u16()),
+            message: e.without_url().to_string(),
+        },
+        // An error body that is not OpenAI's shape (a proxy's HTML page):
+        // the request was refused, and would be again.
+        OpenAIError::JSONDeserialize(e, _) => LlmError::Malformed(e.to_string()),
+        other => LlmError::Api {
+            status: None,
+            message: other.to_string(),
+        },
     }
 }
 
@@ -56,6 +92,8 @@ pub struct Llm {
     pub model: String,
     timeout: Duration,
     tries: u32,
+    /// The longest answer asked for (`max_tokens`).
+    pub max_tokens: u32,
 }
 
 impl Llm {
@@ -69,17 +107,25 @@ impl Llm {
             model: config.model.clone(),
             timeout: config.llm_timeout,
             tries: config.llm_timeout_tries,
+            max_tokens: config.llm_max_tokens,
         }
     }
 
     /// One chat completion. async-openai already retries 429 and 5xx
     /// answers (3 times, with backoff); this adds the per-call timeout, and
     /// tries again after a timeout up to the configured number of tries.
-    pub async fn complete(&self, messages: &[Value], tools: &[Value]) -> Result<Turn, LlmError> {
+    /// `max_tokens` caps the answer (at most the configured cap).
+    pub async fn complete(
+        &self,
+        messages: &[Value],
+        tools: &[Value],
+        max_tokens: u32,
+    ) -> Result<Turn, LlmError> {
         let mut request = json!({
             "model": self.model,
             "messages": messages,
             "stream": false,
+            "max_tokens": max_tokens.clamp(1, self.max_tokens),
         });
         if !tools.is_empty() {
             request["tools"] = Value::Array(tools.to_vec());
@@ -100,7 +146,7 @@ impl Llm {
                     );
                 }
                 Err(_) => return Err(LlmError::Timeout(self.timeout)),
-                Ok(Err(e)) => return Err(LlmError::Api(e.to_string())),
+                Ok(Err(e)) => return Err(api_error(e)),
                 Ok(Ok(v)) => return parse_turn(&v, started.elapsed()),
             }
         }

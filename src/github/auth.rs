@@ -11,7 +11,7 @@ use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
-use super::GitHubError;
+use super::{GitHubError, TokenScope};
 
 /// `iat` is set this far in the past, as GitHub advises, to allow for clock
 /// drift between us and GitHub.
@@ -50,7 +50,9 @@ pub struct AppAuth {
     key: EncodingKey,
     api_url: String,
     http: reqwest::Client,
-    tokens: Mutex<HashMap<u64, InstallationToken>>,
+    tokens: Mutex<HashMap<TokenScope, InstallationToken>>,
+    /// `<slug>[bot]`, the login this App's comments carry (asked once).
+    bot_login: tokio::sync::OnceCell<String>,
 }
 
 impl AppAuth {
@@ -69,6 +71,7 @@ impl AppAuth {
             api_url: api_url.trim_end_matches('/').to_string(),
             http,
             tokens: Mutex::new(HashMap::new()),
+            bot_login: tokio::sync::OnceCell::new(),
         })
     }
 
@@ -87,15 +90,17 @@ impl AppAuth {
         Ok(SecretString::from(jwt))
     }
 
-    /// A token for `installation`, from the cache while it has more than the
-    /// refresh margin left, else newly minted.
+    /// A token for `scope`, from the cache while it has more than the
+    /// refresh margin left, else newly minted: limited to the scope's
+    /// repository and access.
     pub async fn installation_token(
         &self,
-        installation: u64,
+        scope: &TokenScope,
     ) -> Result<InstallationToken, GitHubError> {
-        if let Some(t) = self.cached(installation) {
+        if let Some(t) = self.cached(scope) {
             return Ok(t);
         }
+        let installation = scope.installation;
         let what = format!("an access token for installation {installation}");
         let jwt = self
             .jwt()
@@ -110,6 +115,7 @@ impl AppAuth {
             .bearer_auth(jwt.expose_secret())
             .header("accept", "application/vnd.github+json")
             .header("x-github-api-version", super::API_VERSION)
+            .json(&scope.request_body())
             .send()
             .await
             .map_err(|e| GitHubError::Transport {
@@ -142,22 +148,75 @@ impl AppAuth {
         self.tokens
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .insert(installation, token.clone());
-        tracing::debug!(installation, "minted an installation token");
+            .insert(scope.clone(), token.clone());
+        tracing::debug!(installation, repo = ?scope.repo, access = ?scope.access, "minted an installation token");
         Ok(token)
     }
 
-    /// Drop the cached token of an installation.
+    /// Drop every cached token of an installation.
     pub fn forget(&self, installation: u64) {
         self.tokens
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .remove(&installation);
+            .retain(|scope, _| scope.installation != installation);
     }
 
-    fn cached(&self, installation: u64) -> Option<InstallationToken> {
+    /// Drop one cached token (GitHub no longer takes it).
+    pub fn forget_scope(&self, scope: &TokenScope) {
+        self.tokens
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(scope);
+    }
+
+    /// The login of this App's bot user, `<slug>[bot]`, from `GET /app`.
+    pub async fn bot_login(&self) -> Result<String, GitHubError> {
+        self.bot_login
+            .get_or_try_init(|| async {
+                #[derive(Deserialize)]
+                struct App {
+                    slug: String,
+                }
+                let what = "GET /app".to_string();
+                let jwt = self
+                    .jwt()
+                    .map_err(|e| GitHubError::Local(format!("{e:#}")))?;
+                let response = self
+                    .http
+                    .get(format!("{}/app", self.api_url))
+                    .bearer_auth(jwt.expose_secret())
+                    .header("accept", "application/vnd.github+json")
+                    .header("x-github-api-version", super::API_VERSION)
+                    .send()
+                    .await
+                    .map_err(|e| GitHubError::Transport {
+                        what: what.clone(),
+                        reason: e.without_url().to_string(),
+                    })?;
+                let status = response.status();
+                if !status.is_success() {
+                    return Err(GitHubError::Status {
+                        status: status.as_u16(),
+                        what,
+                        retry_after: super::client::retry_after_of(
+                            response.headers(),
+                            status.as_u16(),
+                        ),
+                    });
+                }
+                let app: App = response.json().await.map_err(|e| GitHubError::Decode {
+                    what,
+                    reason: e.without_url().to_string(),
+                })?;
+                Ok(format!("{}[bot]", app.slug))
+            })
+            .await
+            .cloned()
+    }
+
+    fn cached(&self, scope: &TokenScope) -> Option<InstallationToken> {
         let tokens = self.tokens.lock().unwrap_or_else(|p| p.into_inner());
-        let t = tokens.get(&installation)?;
+        let t = tokens.get(scope)?;
         let left = t.expires_at.duration_since(SystemTime::now()).ok()?;
         (left > TOKEN_REFRESH_MARGIN).then(|| t.clone())
     }

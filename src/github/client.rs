@@ -1,6 +1,6 @@
 //! One installation's client, and the single retry layer for GitHub calls.
 
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use base64::Engine;
@@ -10,8 +10,9 @@ use secrecy::SecretString;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use super::auth::AppAuth;
 use super::types::{Comment, Content, Issue, Permission, PullFile, PullRequest};
-use super::{GitHubError, Role, Shared};
+use super::{GitHubError, Role, Shared, TokenScope};
 
 /// Tries of one idempotent request, the first included.
 const MAX_TRIES: u32 = 3;
@@ -27,14 +28,28 @@ const SECONDARY_LIMIT_WAIT: Duration = Duration::from_secs(60);
 const PER_PAGE: usize = 100;
 /// Most pages read of one list, to bound the work a huge thread can cause.
 const MAX_PAGES: usize = 30;
+/// The longest wait a `retry-after` or rate-limit reset is taken at its
+/// word for: GitHub's limits reset within the hour, and a larger (or absurd)
+/// value must not overflow a timestamp or park a job for years.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 const READ_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A client acting as one installation (or as a personal token).
 #[derive(Clone)]
 pub struct GitHub {
-    octo: Octocrab,
-    app: Option<(Arc<Shared>, u64)>,
+    /// Replaced (for every clone) when GitHub stops taking the token.
+    octo: Arc<RwLock<Octocrab>>,
+    api_url: String,
+    app: Option<AppLink>,
+}
+
+/// What an installation client shares with its App.
+#[derive(Clone)]
+pub(crate) struct AppLink {
+    pub shared: Arc<Shared>,
+    pub auth: Arc<AppAuth>,
+    pub scope: TokenScope,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -48,23 +63,25 @@ enum Method {
 /// secondary limit) a minute. `None` when the answer is no rate limit.
 pub(crate) fn retry_after_of(headers: &http::HeaderMap, status: u16) -> Option<Duration> {
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-    if let Some(secs) = header("retry-after").and_then(|v| v.trim().parse::<u64>().ok()) {
-        return Some(Duration::from_secs(secs));
-    }
-    if header("x-ratelimit-remaining") == Some("0") {
-        if let Some(reset) = header("x-ratelimit-reset").and_then(|v| v.trim().parse::<u64>().ok())
-        {
-            let now = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_secs())
-                .unwrap_or(0);
-            return Some(Duration::from_secs(reset.saturating_sub(now).max(1)));
-        }
-    }
-    if status == 429 {
-        return Some(SECONDARY_LIMIT_WAIT);
-    }
-    None
+    let asked = if let Some(secs) = header("retry-after").and_then(|v| v.trim().parse::<u64>().ok())
+    {
+        Some(Duration::from_secs(secs))
+    } else if header("x-ratelimit-remaining") == Some("0") {
+        header("x-ratelimit-reset")
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(|reset| {
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_secs())
+                    .unwrap_or(0);
+                Duration::from_secs(reset.saturating_sub(now).max(1))
+            })
+    } else if status == 429 {
+        Some(SECONDARY_LIMIT_WAIT)
+    } else {
+        None
+    };
+    asked.map(|d| d.min(MAX_RETRY_AFTER))
 }
 
 fn backoff(attempt: u32) -> Duration {
@@ -75,25 +92,43 @@ impl GitHub {
     pub(crate) fn new(
         api_url: &str,
         token: SecretString,
-        app: Option<(Arc<Shared>, u64)>,
+        app: Option<AppLink>,
     ) -> Result<GitHub, GitHubError> {
-        let local =
-            |e: octocrab::Error| GitHubError::Local(format!("building the GitHub client: {e}"));
-        // octocrab sends its own User-Agent; adding ours would send two.
-        let octo = Octocrab::builder()
-            .base_uri(api_url)
-            .map_err(local)?
-            .personal_token(token)
-            .add_header(http::header::ACCEPT, "application/vnd.github+json".into())
-            .add_header(
-                http::HeaderName::from_static("x-github-api-version"),
-                super::API_VERSION.into(),
-            )
-            .set_connect_timeout(Some(CONNECT_TIMEOUT))
-            .set_read_timeout(Some(READ_TIMEOUT))
-            .build()
-            .map_err(local)?;
-        Ok(GitHub { octo, app })
+        Ok(GitHub {
+            octo: Arc::new(RwLock::new(octocrab_for(api_url, token)?)),
+            api_url: api_url.to_string(),
+            app,
+        })
+    }
+
+    fn octo(&self) -> Octocrab {
+        self.octo.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// GitHub refused the token (revoked, or the installation changed):
+    /// forget it, mint a new one and use it from now on.
+    async fn renew_token(&self) -> Result<bool, GitHubError> {
+        let Some(link) = &self.app else {
+            return Ok(false);
+        };
+        link.auth.forget_scope(&link.scope);
+        let token = link.auth.installation_token(&link.scope).await?;
+        let octo = octocrab_for(&self.api_url, token.token)?;
+        *self.octo.write().unwrap_or_else(|p| p.into_inner()) = octo;
+        tracing::info!(
+            installation = link.scope.installation,
+            "GitHub refused the installation token; minted a new one"
+        );
+        Ok(true)
+    }
+
+    /// The login of the App's bot user (`<slug>[bot]`); `None` for a
+    /// personal-token client, which has no bot.
+    pub async fn bot_login(&self) -> Result<Option<String>, GitHubError> {
+        match &self.app {
+            Some(link) => Ok(Some(link.auth.bot_login().await?)),
+            None => Ok(None),
+        }
     }
 
     /// The one retry layer. Idempotent requests (GET, PATCH of a known
@@ -109,17 +144,19 @@ impl GitHub {
     ) -> Result<bytes::Bytes, GitHubError> {
         let idempotent = method != Method::Post;
         if method != Method::Get {
-            if let Some((app, installation)) = &self.app {
-                app.content_slot(*installation).await;
+            if let Some(link) = &self.app {
+                link.shared.content_slot(link.scope.installation).await?;
             }
         }
         let mut attempt = 0;
+        let mut renewed = false;
         loop {
             attempt += 1;
+            let octo = self.octo();
             let result = match method {
-                Method::Get => self.octo._get(path).await,
-                Method::Post => self.octo._post(path, body).await,
-                Method::Patch => self.octo._patch(path, body).await,
+                Method::Get => octo._get(path).await,
+                Method::Post => octo._post(path, body).await,
+                Method::Patch => octo._patch(path, body).await,
             };
             let (error, wait) = match result {
                 Err(e) => (
@@ -142,6 +179,15 @@ impl GitHub {
                             })?
                             .to_bytes();
                         return Ok(bytes);
+                    }
+                    if status == 401 && !renewed && self.app.is_some() {
+                        // Nothing was done with a refused token, so even a
+                        // POST may be sent again, once, with a new one.
+                        renewed = true;
+                        if self.renew_token().await? {
+                            attempt -= 1;
+                            continue;
+                        }
                     }
                     let mut asked = retry_after_of(response.headers(), status);
                     if asked.is_none() && status == 403 {
@@ -315,8 +361,8 @@ impl GitHub {
     /// API (cached briefly). Author associations in payloads are not used:
     /// they do not say whether someone may act.
     pub async fn role(&self, repo: &str, user: &str) -> Result<Role, GitHubError> {
-        if let Some((app, _)) = &self.app {
-            if let Some(role) = app.cached_role(repo, user) {
+        if let Some(link) = &self.app {
+            if let Some(role) = link.shared.cached_role(repo, user) {
                 return Ok(role);
             }
         }
@@ -329,11 +375,15 @@ impl GitHub {
             .await;
         let role = match result {
             Ok(p) => Role::from_api(p.role_name.as_deref(), &p.permission),
-            Err(e) if e.status() == Some(404) || e.status() == Some(403) => Role::None,
+            // Only a definite answer denies: "not a collaborator" (404) or
+            // a plain 403. A rate limit says nothing about the user and
+            // goes back to the job as a wait.
+            Err(e) if e.status() == Some(404) => Role::None,
+            Err(e) if e.status() == Some(403) && !e.is_rate_limit() => Role::None,
             Err(e) => return Err(e),
         };
-        if let Some((app, _)) = &self.app {
-            app.cache_role(repo, user, role);
+        if let Some(link) = &self.app {
+            link.shared.cache_role(repo, user, role);
         }
         Ok(role)
     }
@@ -387,6 +437,24 @@ impl GitHub {
     }
 }
 
+fn octocrab_for(api_url: &str, token: SecretString) -> Result<Octocrab, GitHubError> {
+    let local = |e: octocrab::Error| GitHubError::Local(format!("building the GitHub client: {e}"));
+    // octocrab sends its own User-Agent; adding ours would send two.
+    Octocrab::builder()
+        .base_uri(api_url)
+        .map_err(local)?
+        .personal_token(token)
+        .add_header(http::header::ACCEPT, "application/vnd.github+json".into())
+        .add_header(
+            http::HeaderName::from_static("x-github-api-version"),
+            super::API_VERSION.into(),
+        )
+        .set_connect_timeout(Some(CONNECT_TIMEOUT))
+        .set_read_timeout(Some(READ_TIMEOUT))
+        .build()
+        .map_err(local)
+}
+
 fn decode<T: DeserializeOwned>(bytes: &[u8], what: &str) -> Result<T, GitHubError> {
     serde_json::from_slice(bytes).map_err(|e| GitHubError::Decode {
         what: what.to_string(),
@@ -405,4 +473,22 @@ fn urlencode(s: &str) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_is_clamped() {
+        let mut headers = http::HeaderMap::new();
+        headers.insert("retry-after", "18446744073709551615".parse().unwrap());
+        assert_eq!(retry_after_of(&headers, 403), Some(MAX_RETRY_AFTER));
+        headers.insert("retry-after", "20".parse().unwrap());
+        assert_eq!(retry_after_of(&headers, 403), Some(Duration::from_secs(20)));
+        let mut reset = http::HeaderMap::new();
+        reset.insert("x-ratelimit-remaining", "0".parse().unwrap());
+        reset.insert("x-ratelimit-reset", "18446744073709551615".parse().unwrap());
+        assert_eq!(retry_after_of(&reset, 403), Some(MAX_RETRY_AFTER));
+    }
 }

@@ -10,6 +10,7 @@ use std::num::NonZeroU32;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use governor::clock::Clock;
 use governor::{DefaultKeyedRateLimiter, Quota};
 use secrecy::SecretString;
 
@@ -41,6 +42,10 @@ pub enum GitHubError {
     Decode { what: String, reason: String },
     #[error("{0}")]
     Local(String),
+    /// Our own limiter on content creation (GitHub's secondary limit) asks
+    /// for a wait longer than a job should hold its worker for.
+    #[error("holding back to stay under GitHub's limit on content creation (next slot in {} s)", .retry_after.as_secs())]
+    Throttled { retry_after: Duration },
 }
 
 impl GitHubError {
@@ -52,8 +57,22 @@ impl GitHubError {
                 retry_after,
                 ..
             } => *status >= 500 || *status == 429 || retry_after.is_some(),
-            GitHubError::Transport { .. } => true,
+            GitHubError::Transport { .. } | GitHubError::Throttled { .. } => true,
             GitHubError::Decode { .. } | GitHubError::Local(_) => false,
+        }
+    }
+
+    /// A rate limit, ours or GitHub's: the work is fine and only has to
+    /// wait, so the wait does not count as a failed attempt.
+    pub fn is_rate_limit(&self) -> bool {
+        match self {
+            GitHubError::Throttled { .. } => true,
+            GitHubError::Status {
+                status,
+                retry_after,
+                ..
+            } => (*status == 403 || *status == 429) && retry_after.is_some(),
+            _ => false,
         }
     }
 
@@ -67,6 +86,7 @@ impl GitHubError {
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
             GitHubError::Status { retry_after, .. } => *retry_after,
+            GitHubError::Throttled { retry_after } => Some(*retry_after),
             _ => None,
         }
     }
@@ -123,6 +143,10 @@ pub struct Shared {
     roles: Mutex<HashMap<(String, String), (Role, Instant)>>,
 }
 
+/// The longest a job waits in place for a content-creation slot; beyond
+/// it the job is rescheduled (a few seconds: long enough to smooth a burst,
+/// short enough that a worker is not held hostage by one busy installation).
+pub const MAX_CONTENT_WAIT: Duration = Duration::from_secs(3);
 /// GitHub allows 80 content-creating requests a minute; we stay under.
 const CONTENT_PER_MINUTE: u32 = 75;
 /// …and 500 an hour.
@@ -138,10 +162,28 @@ impl Shared {
         }
     }
 
-    /// Wait until another content-creating request is within GitHub's limits.
-    pub async fn content_slot(&self, installation: u64) {
-        self.per_hour.until_key_ready(&installation).await;
-        self.per_minute.until_key_ready(&installation).await;
+    /// Take a slot for one content-creating request, waiting for it in
+    /// place only up to [`MAX_CONTENT_WAIT`]; a longer wait is handed back
+    /// as [`GitHubError::Throttled`] so the job is rescheduled and its
+    /// worker serves someone else meanwhile.
+    pub async fn content_slot(&self, installation: u64) -> Result<(), GitHubError> {
+        for limiter in [&self.per_minute, &self.per_hour] {
+            loop {
+                match limiter.check_key(&installation) {
+                    Ok(()) => break,
+                    Err(not_until) => {
+                        let wait = not_until.wait_time_from(limiter.clock().now());
+                        if wait > MAX_CONTENT_WAIT {
+                            return Err(GitHubError::Throttled {
+                                retry_after: wait.max(Duration::from_secs(1)),
+                            });
+                        }
+                        tokio::time::sleep(wait).await;
+                    }
+                }
+            }
+        }
+        Ok(())
     }
 
     pub(crate) fn cached_role(&self, repo: &str, user: &str) -> Option<Role> {
@@ -161,14 +203,54 @@ impl Shared {
     }
 }
 
-/// The App: its auth, and one client per installation.
+/// What a token may do: a job that only reads gets a read-only token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Access {
+    Read,
+    Write,
+}
+
+/// Which token: an installation, narrowed to one repository where a job
+/// concerns one, and to reading where it only reads.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct TokenScope {
+    pub installation: u64,
+    /// `owner/name`; `None` for the whole installation.
+    pub repo: Option<String>,
+    pub access: Access,
+}
+
+impl TokenScope {
+    /// The body of `POST /app/installations/{id}/access_tokens` that asks
+    /// for this scope: the repository by name, and the App's permissions
+    /// cut down to what the access needs.
+    pub fn request_body(&self) -> serde_json::Value {
+        let level = match self.access {
+            Access::Read => "read",
+            Access::Write => "write",
+        };
+        let mut body = serde_json::json!({
+            "permissions": {
+                "issues": level, "pull_requests": level, "checks": level,
+                "contents": "read", "metadata": "read"
+            }
+        });
+        if let Some(repo) = &self.repo {
+            let name = repo.rsplit('/').next().unwrap_or(repo);
+            body["repositories"] = serde_json::json!([name]);
+        }
+        body
+    }
+}
+
+/// The App: its auth, and one client per token scope.
 pub struct GitHubApp {
     pub app_id: u64,
-    pub auth: auth::AppAuth,
+    pub auth: Arc<auth::AppAuth>,
     pub api_url: String,
     shared: Arc<Shared>,
-    /// One client per installation, rebuilt when its token is replaced.
-    clients: Mutex<HashMap<u64, (std::time::SystemTime, GitHub)>>,
+    /// One client per scope, rebuilt when its token is replaced.
+    clients: Mutex<HashMap<TokenScope, (std::time::SystemTime, GitHub)>>,
 }
 
 impl GitHubApp {
@@ -179,7 +261,7 @@ impl GitHubApp {
     ) -> anyhow::Result<Arc<GitHubApp>> {
         Ok(Arc::new(GitHubApp {
             app_id,
-            auth: auth::AppAuth::new(app_id, private_key, api_url)?,
+            auth: Arc::new(auth::AppAuth::new(app_id, private_key, api_url)?),
             api_url: api_url.trim_end_matches('/').to_string(),
             shared: Arc::new(Shared::new()),
             clients: Mutex::new(HashMap::new()),
@@ -191,15 +273,26 @@ impl GitHubApp {
         self.clients
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .remove(&installation);
+            .retain(|scope, _| scope.installation != installation);
         self.auth.forget(installation);
     }
 
-    /// A client acting as `installation`, with a token that has time left.
+    /// A client acting as `installation` on every repository it can reach,
+    /// with write access.
     pub async fn installation(&self, installation: u64) -> Result<GitHub, GitHubError> {
-        let token = self.auth.installation_token(installation).await?;
+        self.client(TokenScope {
+            installation,
+            repo: None,
+            access: Access::Write,
+        })
+        .await
+    }
+
+    /// A client whose token is limited to `scope`, with time left.
+    pub async fn client(&self, scope: TokenScope) -> Result<GitHub, GitHubError> {
+        let token = self.auth.installation_token(&scope).await?;
         let mut clients = self.clients.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some((expires_at, client)) = clients.get(&installation) {
+        if let Some((expires_at, client)) = clients.get(&scope) {
             if *expires_at == token.expires_at {
                 return Ok(client.clone());
             }
@@ -207,9 +300,13 @@ impl GitHubApp {
         let client = GitHub::new(
             &self.api_url,
             token.token,
-            Some((self.shared.clone(), installation)),
+            Some(client::AppLink {
+                shared: self.shared.clone(),
+                auth: self.auth.clone(),
+                scope: scope.clone(),
+            }),
         )?;
-        clients.insert(installation, (token.expires_at, client.clone()));
+        clients.insert(scope, (token.expires_at, client.clone()));
         Ok(client)
     }
 }

@@ -7,7 +7,7 @@ use crate::agent::llm::{Llm, LlmError};
 use crate::agent::tools::{Registry, Subject};
 use crate::agent::{self, Budget, Outcome, Progress, Trace};
 use crate::event::IssueComment;
-use crate::github::{GitHub, GitHubError};
+use crate::github::{Access, GitHub, GitHubError};
 use crate::output::StatusComment;
 use crate::store::LeasedJob;
 
@@ -59,6 +59,7 @@ pub async fn ask(
         repo: q.repo.to_string(),
         number: q.number,
         head_sha,
+        fence: crate::agent::tools::Fence::new(),
     };
     let message = format!(
         "This is about {what} #{} in the repository {}. @{} asks:\n\n{}",
@@ -125,12 +126,11 @@ pub async fn answer(
         actor: Some(ev.author.login.clone()),
         redactor: &ctx.redactor,
     };
-    let budget = Budget {
-        max_steps: ctx.config.max_steps,
-        max_tokens: ctx.config.max_tokens,
-        max_wall: ctx.config.max_wall,
-    };
-    let github = status.github.clone();
+    let budget = Budget::from_config(&ctx.config);
+    // The model's tools read with a token that cannot write.
+    let github = ctx
+        .repo_client(ev.installation_id, &ev.repo.full_name, Access::Read)
+        .await?;
     let mut progress = CommentProgress {
         status,
         before: before.clone(),

@@ -5,10 +5,10 @@ use std::collections::HashMap;
 use crate::authz;
 use crate::command::{self, Command};
 use crate::event::IssueComment;
-use crate::github::Role;
+use crate::github::{Access, Role};
 use crate::limits::Verdict;
-use crate::output::StatusComment;
-use crate::store::LeasedJob;
+use crate::output::{OutputError, StatusComment};
+use crate::store::{Claim, LeasedJob};
 
 use super::{ask, JobContext, JobError};
 
@@ -25,19 +25,22 @@ pub async fn run(ctx: &JobContext, job: &LeasedJob, ev: &IssueComment) -> Result
         return Ok(());
     }
     let repo = ev.repo.full_name.as_str();
-    let github = ctx.installation(ev.installation_id).await?;
+    let github = ctx
+        .repo_client(ev.installation_id, repo, Access::Write)
+        .await?;
     let mut status = StatusComment::new(
-        github.clone(),
+        github,
         ctx.store.clone(),
         ctx.redactor.clone(),
         repo,
         ev.number,
         job.id,
         ctx.config.progress_interval,
-        job.attempts > 1,
-    );
+    )
+    .fenced_by(job);
     match commands(ctx, job, ev, parsed, &mut status).await {
         Ok(()) => Ok(()),
+        Err(e @ (JobError::Deferred { .. } | JobError::LeaseLost)) => Err(e),
         Err(e) => {
             let reference = format!("job {} of delivery {}", job.id, job.delivery_id);
             tracing::error!(error = %e, %reference, "command failed");
@@ -63,8 +66,57 @@ async fn commands(
 ) -> Result<(), JobError> {
     let repo = ev.repo.full_name.as_str();
     let author = ev.author.login.as_str();
-    if job.attempts == 1 {
-        match ctx.limits.check(ev.installation_id, author) {
+    // Who is asking comes first: nothing is posted, not even a reaction,
+    // before the role is known. A lookup that hits a rate limit defers the
+    // job; only a definite answer from GitHub can deny.
+    let role = status.github.role(repo, author).await?;
+    let outsider = role < Role::Triage;
+    let max = ctx.config.max_commands_per_comment;
+    let skipped = parsed.len().saturating_sub(max);
+    // An edited comment runs only the commands it did not run before.
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    let mut todo = Vec::new();
+    let mut fresh = 0u32;
+    for p in parsed.into_iter().take(max) {
+        let base = match &p {
+            Ok(c) => format!("{c:?}"),
+            Err(e) => format!("error {e:?}"),
+        };
+        let n = seen.entry(base.clone()).or_default();
+        *n += 1;
+        match ctx
+            .store
+            .claim_command(ev.comment_id, &format!("{base} #{n}"), job.id)
+            .await?
+        {
+            Claim::New => {
+                fresh += 1;
+                todo.push(p);
+            }
+            Claim::Again => todo.push(p),
+            Claim::Taken => {}
+        }
+    }
+    if todo.is_empty() {
+        tracing::debug!("every command of this comment already ran");
+        return Ok(());
+    }
+    if outsider {
+        // Someone who may run nothing but help: one reply per window,
+        // whatever they send, and it costs the installation's command
+        // budget nothing.
+        if fresh > 0 && !ctx.limits.notify_outsider(ev.installation_id, author) {
+            tracing::info!(
+                user = author,
+                role = role.as_str(),
+                "no role; already answered in this window"
+            );
+            let detail = serde_json::json!({ "role": role.as_str(), "why": "already answered in the notice window" });
+            audit_refusal(ctx, job, author, detail).await?;
+            return Ok(());
+        }
+    } else if fresh > 0 {
+        match ctx.limits.check(ev.installation_id, author, fresh) {
             Verdict::Run => {}
             Verdict::TellSender => {
                 status
@@ -77,36 +129,12 @@ async fn commands(
             }
             Verdict::Drop => return Ok(()),
         }
-    }
-    // An edited comment runs only the commands it did not run before.
-    let mut seen: HashMap<String, usize> = HashMap::new();
-    let mut todo = Vec::new();
-    for p in parsed {
-        let base = match &p {
-            Ok(c) => format!("{c:?}"),
-            Err(e) => format!("error {e:?}"),
-        };
-        let n = seen.entry(base.clone()).or_default();
-        *n += 1;
-        if ctx
-            .store
-            .claim_command(ev.comment_id, &format!("{base} #{n}"), job.id)
-            .await?
-        {
-            todo.push(p);
+        match status.react(ev.comment_id, "eyes").await {
+            Ok(()) => {}
+            Err(OutputError::LeaseLost) => return Err(JobError::LeaseLost),
+            // The reaction is a courtesy; the answer matters more.
+            Err(e) => tracing::warn!(error = %e, "cannot react to the comment"),
         }
-    }
-    if todo.is_empty() {
-        tracing::debug!("every command of this comment already ran");
-        return Ok(());
-    }
-    if let Err(e) = status
-        .github
-        .react_to_comment(repo, ev.comment_id, "eyes")
-        .await
-    {
-        // The reaction is a courtesy; the answer matters more.
-        tracing::warn!(error = %e, "cannot react to the comment");
     }
     let mut sections: Vec<String> = Vec::new();
     for p in todo {
@@ -114,11 +142,7 @@ async fn commands(
             Err(e) => format!("@{author} {e}"),
             Ok(cmd) => {
                 let needed = authz::required_role(&cmd);
-                let has = if needed == Role::None {
-                    Role::None
-                } else {
-                    status.github.role(repo, author).await?
-                };
+                let has = role;
                 if has < needed {
                     tracing::info!(
                         user = author,
@@ -127,15 +151,8 @@ async fn commands(
                         needed = needed.as_str(),
                         "command refused"
                     );
-                    ctx.store
-                        .audit(crate::store::AuditEntry {
-                            job_id: Some(job.id),
-                            delivery_id: Some(job.delivery_id.clone()),
-                            actor: Some(author.to_string()),
-                            action: "command.refused".into(),
-                            detail: Some(serde_json::json!({ "command": cmd.name(), "role": has.as_str(), "needed": needed.as_str() })),
-                        })
-                        .await?;
+                    let detail = serde_json::json!({ "command": cmd.name(), "role": has.as_str(), "needed": needed.as_str() });
+                    audit_refusal(ctx, job, author, detail).await?;
                     authz::denial(author, &cmd, needed, has)
                 } else {
                     match cmd {
@@ -159,6 +176,29 @@ async fn commands(
         };
         sections.push(section);
     }
+    if skipped > 0 {
+        sections.push(format!(
+            "@{author} I run at most {max} commands from one comment, so I skipped the last {skipped}."
+        ));
+    }
     status.show(&sections.join(SECTION_BREAK)).await?;
+    Ok(())
+}
+
+async fn audit_refusal(
+    ctx: &JobContext,
+    job: &LeasedJob,
+    author: &str,
+    detail: serde_json::Value,
+) -> Result<(), JobError> {
+    ctx.store
+        .audit(crate::store::AuditEntry {
+            job_id: Some(job.id),
+            delivery_id: Some(job.delivery_id.clone()),
+            actor: Some(author.to_string()),
+            action: "command.refused".into(),
+            detail: Some(detail),
+        })
+        .await?;
     Ok(())
 }

@@ -15,7 +15,7 @@ use arc_swap::ArcSwapOption;
 use crate::agent::llm::Llm;
 use crate::config::Config;
 use crate::event::Event;
-use crate::github::{GitHub, GitHubApp, GitHubError};
+use crate::github::{Access, GitHub, GitHubApp, GitHubError, TokenScope};
 use crate::jobs::JobKind;
 use crate::limits::CommandLimits;
 use crate::redact::Redactor;
@@ -46,6 +46,7 @@ impl JobContext {
             limits: Arc::new(CommandLimits::new(
                 config.sender_commands_per_minute,
                 config.installation_commands_per_minute,
+                config.notice_window,
             )),
             store,
             config,
@@ -53,13 +54,25 @@ impl JobContext {
         }
     }
 
-    /// A client acting as `installation`.
-    pub async fn installation(&self, installation: u64) -> Result<GitHub, JobError> {
+    /// A client for one repository of `installation`, whose token can do
+    /// no more than `access` there.
+    pub async fn repo_client(
+        &self,
+        installation: u64,
+        repo: &str,
+        access: Access,
+    ) -> Result<GitHub, JobError> {
         let app = self
             .github
             .load_full()
             .ok_or_else(|| JobError::Permanent("no GitHub App is configured".into()))?;
-        Ok(app.installation(installation).await?)
+        Ok(app
+            .client(TokenScope {
+                installation,
+                repo: Some(repo.to_string()),
+                access,
+            })
+            .await?)
     }
 
     /// Whether a failure now ends the job (no attempts left).
@@ -81,11 +94,24 @@ pub enum JobError {
     /// Will fail the same way every time; the job is dead at once.
     #[error("{0}")]
     Permanent(String),
+    /// Nothing failed, but a rate limit (ours or GitHub's) asks for a wait
+    /// longer than a worker should be held: run again after it, without
+    /// counting this attempt.
+    #[error("{reason}")]
+    Deferred {
+        reason: String,
+        retry_after: Duration,
+    },
+    /// The job's lease is no longer ours (another worker took it over, or
+    /// it could not be renewed): stop without touching GitHub or the job.
+    #[error("the job's lease was lost")]
+    LeaseLost,
 }
 
 impl JobError {
+    /// Worth running again (a failure that may pass, or a wait).
     pub fn is_transient(&self) -> bool {
-        matches!(self, JobError::Transient { .. })
+        matches!(self, JobError::Transient { .. } | JobError::Deferred { .. })
     }
 }
 
@@ -101,7 +127,12 @@ impl From<anyhow::Error> for JobError {
 
 impl From<GitHubError> for JobError {
     fn from(e: GitHubError) -> Self {
-        if e.is_transient() {
+        if e.is_rate_limit() {
+            JobError::Deferred {
+                retry_after: e.retry_after().unwrap_or(Duration::from_secs(60)),
+                reason: e.to_string(),
+            }
+        } else if e.is_transient() {
             JobError::Transient {
                 retry_after: e.retry_after(),
                 reason: e.to_string(),
@@ -117,6 +148,7 @@ impl From<crate::output::OutputError> for JobError {
         match e {
             crate::output::OutputError::GitHub(g) => g.into(),
             crate::output::OutputError::Store(s) => s.into(),
+            crate::output::OutputError::LeaseLost => JobError::LeaseLost,
         }
     }
 }

@@ -35,6 +35,8 @@ pub struct AppState {
     secrets: Arc<ArcSwap<Vec<SecretString>>>,
     github: Arc<ArcSwapOption<crate::github::GitHubApp>>,
     pub setup: Arc<setup::SetupState>,
+    /// Deliveries being read and stored now (`AGENTIC_MAX_INFLIGHT_DELIVERIES`).
+    pub inflight: Arc<tokio::sync::Semaphore>,
     /// Shared with the logs and the worker; learns the secrets of an App
     /// registered while running.
     pub redactor: crate::redact::Redactor,
@@ -54,6 +56,7 @@ impl AppState {
             ),
             None => None,
         };
+        let inflight = config.max_inflight_deliveries;
         Ok(AppState {
             store,
             metrics: Arc::new(Metrics::new()),
@@ -62,6 +65,7 @@ impl AppState {
             config,
             wake: Arc::new(Notify::new()),
             setup: Arc::new(setup::SetupState::default()),
+            inflight: Arc::new(tokio::sync::Semaphore::new(inflight)),
             redactor,
         })
     }
@@ -86,7 +90,10 @@ impl AppState {
             webhook_secret.expose_secret().to_string(),
             app.private_key.expose_secret().to_string(),
         ]);
-        self.secrets.store(Arc::new(vec![webhook_secret]));
+        // Every configured secret stays accepted; the App's joins them.
+        let mut secrets = self.secrets.load().as_ref().clone();
+        secrets.push(webhook_secret);
+        self.secrets.store(Arc::new(secrets));
         self.github.store(Some(client));
         Ok(())
     }
@@ -113,18 +120,22 @@ pub fn router(state: AppState) -> Router {
             post(webhook::receive).layer(DefaultBodyLimit::max(webhook::MAX_BODY_BYTES)),
         )
         .route("/healthz", get(healthz))
+        .route("/readyz", get(healthz))
         .route("/metrics", get(metrics))
         .route("/", get(setup::index))
         .route("/setup/callback", get(setup::callback))
         .with_state(state)
 }
 
+/// `/healthz` and `/readyz`: 200 only while deliveries can be stored (the
+/// database answers and the group-commit writer runs), so a load balancer
+/// stops sending to a replica that would answer 503 anyway.
 async fn healthz(State(state): State<AppState>) -> Response {
-    match state.store.job_counts().await {
-        Ok(_) => (StatusCode::OK, "ok\n").into_response(),
+    match state.store.ready().await {
+        Ok(()) => (StatusCode::OK, "ok\n").into_response(),
         Err(e) => {
-            tracing::error!(error = %format!("{e:#}"), "health check: store unavailable");
-            (StatusCode::SERVICE_UNAVAILABLE, "store unavailable\n").into_response()
+            tracing::error!(error = %format!("{e:#}"), "health check: cannot store deliveries");
+            (StatusCode::SERVICE_UNAVAILABLE, "cannot store deliveries\n").into_response()
         }
     }
 }
@@ -193,7 +204,15 @@ pub async fn start_with(
     let app = router(state.clone());
     tracing::info!(%addr, "listening on http://{addr}");
     if state.app().is_none() {
-        tracing::warn!("no GitHub App is configured: open http://{addr}/ to register one");
+        // The only place the setup token is ever shown.
+        let base = config
+            .public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{addr}"));
+        tracing::warn!(
+            "no GitHub App is configured: open {base}/?token={} to register one (this link is the only way in; it changes at every start)",
+            state.setup.token()
+        );
     }
     let stop = shutdown.clone();
     let handle = tokio::spawn(async move {

@@ -84,6 +84,17 @@ pub struct DeliveryRow {
     pub reason: Option<String>,
 }
 
+/// What claiming a command found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Claim {
+    /// Claimed now, for the first time.
+    New,
+    /// Already claimed by this job (it is running again).
+    Again,
+    /// Another job ran it (an earlier version of an edited comment).
+    Taken,
+}
+
 /// One audit record. `detail` must already be redacted.
 #[derive(Debug, Clone, Default)]
 pub struct AuditEntry {
@@ -157,38 +168,84 @@ impl Store {
     /// Take the next runnable job: a queued one whose time has come, or a
     /// running one whose lease ran out (its worker died).
     pub async fn lease_job(&self, lease: Duration) -> anyhow::Result<Option<LeasedJob>> {
-        Ok(self.lease_jobs(lease, 1).await?.pop())
+        Ok(self.lease_jobs(lease, 1, 1).await?.pop())
     }
 
-    /// Take up to `max` runnable jobs in one statement, oldest first: queued
-    /// ones whose time has come, then running ones whose lease ran out.
+    /// Take up to `max` runnable jobs, fairly: first running jobs whose
+    /// lease ran out (their worker died), then the heads of the queues of
+    /// the installations with due jobs, one installation after another,
+    /// the one served longest ago first. An installation never has more
+    /// than `per_installation` jobs running, so one installation's backlog
+    /// leaves workers for the others.
     ///
-    /// Each half of the choice reads the head of an index (`jobs_ready`,
-    /// `jobs_leases`), so leasing stays cheap however long the queue is.
-    pub async fn lease_jobs(&self, lease: Duration, max: usize) -> anyhow::Result<Vec<LeasedJob>> {
+    /// Installations are enumerated by skip-scanning `jobs_fair`, and each
+    /// queue is read from its head, so the cost grows with the number of
+    /// installations that have due work, not with the length of any queue.
+    pub async fn lease_jobs(
+        &self,
+        lease: Duration,
+        max: usize,
+        per_installation: usize,
+    ) -> anyhow::Result<Vec<LeasedJob>> {
         let now = now_ms();
         let token = uuid::Uuid::new_v4().to_string();
+        let mut tx = self.write.begin().await.context("starting a lease")?;
         let rows = sqlx::query(
-            "UPDATE jobs SET state = 'running', attempts = attempts + 1, lease_token = ?1,
+            "WITH RECURSIVE
+             inst(i) AS (
+                 SELECT (SELECT installation_id FROM jobs WHERE state = 'queued' AND run_after <= ?3
+                         ORDER BY installation_id LIMIT 1)
+                 UNION ALL
+                 SELECT (SELECT installation_id FROM jobs WHERE state = 'queued' AND run_after <= ?3
+                           AND installation_id > inst.i ORDER BY installation_id LIMIT 1)
+                 FROM inst WHERE inst.i IS NOT NULL),
+             busy(i, n) AS (SELECT installation_id, COUNT(*) FROM jobs
+                            WHERE state = 'running' AND lease_until >= ?3 GROUP BY installation_id),
+             heads AS (
+                 SELECT j.id, j.run_after AS due, j.installation_id AS i FROM inst
+                 JOIN jobs j ON j.id IN (SELECT id FROM jobs WHERE state = 'queued'
+                                         AND installation_id = inst.i AND run_after <= ?3
+                                         ORDER BY run_after, id LIMIT ?5)
+                 WHERE inst.i IS NOT NULL),
+             ranked AS (
+                 SELECT heads.id, heads.due,
+                        ROW_NUMBER() OVER (PARTITION BY heads.i ORDER BY heads.due, heads.id) AS rn,
+                        COALESCE(b.n, 0) AS running, COALESCE(t.last_turn, -1) AS turn
+                 FROM heads LEFT JOIN busy b ON b.i = heads.i
+                 LEFT JOIN installation_turns t ON t.installation_id = heads.i)
+             UPDATE jobs SET state = 'running', attempts = attempts + 1, lease_token = ?1,
                  lease_until = ?2, updated_at = ?3
              WHERE id IN (SELECT id FROM (
-                             SELECT * FROM (SELECT id, run_after AS due FROM jobs
-                                            WHERE state = 'queued' AND run_after <= ?3
-                                            ORDER BY run_after, id LIMIT ?4)
-                             UNION ALL
-                             SELECT * FROM (SELECT id, lease_until AS due FROM jobs
+                             SELECT * FROM (SELECT id, 0 AS rn, -2 AS turn, lease_until AS due FROM jobs
                                             WHERE state = 'running' AND lease_until < ?3
-                                            ORDER BY lease_until LIMIT ?4))
-                          ORDER BY due, id LIMIT ?4)
-             RETURNING id, delivery_id, kind, subject, payload, attempts",
+                                            ORDER BY lease_until LIMIT ?4)
+                             UNION ALL
+                             SELECT id, rn, turn, due FROM ranked WHERE rn + running <= ?5)
+                          ORDER BY rn, turn, due, id LIMIT ?4)
+             RETURNING id, delivery_id, kind, subject, payload, attempts, installation_id",
         )
         .bind(&token)
         .bind(now + lease.as_millis() as i64)
         .bind(now)
         .bind(max as i64)
-        .fetch_all(&self.write)
+        .bind(per_installation.max(1) as i64)
+        .fetch_all(&mut *tx)
         .await
         .context("leasing jobs")?;
+        let served: std::collections::BTreeSet<i64> =
+            rows.iter().map(|r| r.get("installation_id")).collect();
+        for installation in served {
+            sqlx::query(
+                "INSERT INTO installation_turns (installation_id, last_turn)
+                 VALUES (?1, (SELECT COALESCE(MAX(last_turn), 0) + 1 FROM installation_turns))
+                 ON CONFLICT (installation_id) DO UPDATE SET last_turn = excluded.last_turn",
+            )
+            .bind(installation)
+            .execute(&mut *tx)
+            .await
+            .context("recording an installation's turn")?;
+        }
+        tx.commit().await.context("committing a lease")?;
         // One token per statement is enough: a lease is checked together
         // with the job id everywhere.
         let mut jobs: Vec<LeasedJob> = rows
@@ -205,6 +262,32 @@ impl Store {
             .collect();
         jobs.sort_by_key(|j| j.id);
         Ok(jobs)
+    }
+
+    /// Whether `job`'s lease is still held and unexpired: checked before
+    /// every write to GitHub, so a job that lost its lease has no effect.
+    pub async fn holds_lease(&self, job: &LeasedJob) -> anyhow::Result<bool> {
+        let held: Option<i64> = sqlx::query_scalar(
+            "SELECT 1 FROM jobs WHERE id = ?1 AND lease_token = ?2 AND state = 'running' AND lease_until > ?3",
+        )
+        .bind(job.id)
+        .bind(&job.lease_token)
+        .bind(now_ms())
+        .fetch_optional(&self.read)
+        .await
+        .context("checking a job lease")?;
+        Ok(held.is_some())
+    }
+
+    /// Put a job back to run at `run_after_ms` without counting this
+    /// attempt: it waits on a rate limit, it did not fail.
+    pub async fn defer_job(
+        &self,
+        job: &LeasedJob,
+        run_after_ms: i64,
+        reason: &str,
+    ) -> anyhow::Result<bool> {
+        self.requeue(job, run_after_ms, reason, true).await
     }
 
     /// Push a running job's lease further out. False if the lease was lost.
@@ -236,11 +319,21 @@ impl Store {
         run_after_ms: i64,
         error: &str,
     ) -> anyhow::Result<bool> {
+        self.requeue(job, run_after_ms, error, false).await
+    }
+
+    async fn requeue(
+        &self,
+        job: &LeasedJob,
+        run_after_ms: i64,
+        error: &str,
+        deferred: bool,
+    ) -> anyhow::Result<bool> {
         let now = now_ms();
         let mut tx = self.write.begin().await.context("starting a transaction")?;
         let r = sqlx::query(
             "UPDATE jobs SET state = 'queued', run_after = ?1, last_error = ?2,
-                 lease_token = NULL, lease_until = NULL, updated_at = ?3
+                 attempts = attempts - ?6, lease_token = NULL, lease_until = NULL, updated_at = ?3
              WHERE id = ?4 AND lease_token = ?5 AND state = 'running'",
         )
         .bind(run_after_ms)
@@ -248,6 +341,7 @@ impl Store {
         .bind(now)
         .bind(job.id)
         .bind(&job.lease_token)
+        .bind(i64::from(deferred))
         .execute(&mut *tx)
         .await
         .context("requeueing a job")?;
@@ -255,8 +349,7 @@ impl Store {
             tx.rollback().await.ok();
             return Ok(false);
         }
-        let detail =
-            serde_json::json!({ "kind": job.kind, "attempt": job.attempts, "error": error });
+        let detail = serde_json::json!({ "kind": job.kind, "attempt": job.attempts, "error": error, "run_after": run_after_ms });
         insert_audit(
             &mut tx,
             now,
@@ -264,7 +357,12 @@ impl Store {
                 job_id: Some(job.id),
                 delivery_id: Some(job.delivery_id.clone()),
                 actor: None,
-                action: "job.retry".to_string(),
+                action: if deferred {
+                    "job.deferred"
+                } else {
+                    "job.retry"
+                }
+                .to_string(),
                 detail: Some(detail),
             },
         )
@@ -449,28 +547,37 @@ impl Store {
         Ok(())
     }
 
-    /// Claim a command of a comment for a job. False if another job already
-    /// ran (or is running) it.
+    /// Claim a command of a comment for a job.
     pub async fn claim_command(
         &self,
         comment_id: u64,
         fingerprint: &str,
         job_id: i64,
-    ) -> anyhow::Result<bool> {
-        // The no-op update makes RETURNING yield the existing claim too.
-        let owner: i64 = sqlx::query_scalar(
-            "INSERT INTO command_runs (comment_id, fingerprint, job_id, created_at) VALUES (?1, ?2, ?3, ?4)
+    ) -> anyhow::Result<Claim> {
+        // The no-op update makes RETURNING yield the existing claim too; a
+        // claim made by this statement carries this statement's token.
+        let token = uuid::Uuid::new_v4().to_string();
+        let (owner, claimed_by): (i64, Option<String>) = sqlx::query_as(
+            "INSERT INTO command_runs (comment_id, fingerprint, job_id, created_at, claim_token)
+             VALUES (?1, ?2, ?3, ?4, ?5)
              ON CONFLICT (comment_id, fingerprint) DO UPDATE SET job_id = command_runs.job_id
-             RETURNING job_id",
+             RETURNING job_id, claim_token",
         )
         .bind(comment_id as i64)
         .bind(fingerprint)
         .bind(job_id)
         .bind(now_ms())
+        .bind(&token)
         .fetch_one(&self.write)
         .await
         .context("claiming a command")?;
-        Ok(owner == job_id)
+        Ok(if owner != job_id {
+            Claim::Taken
+        } else if claimed_by.as_deref() == Some(token.as_str()) {
+            Claim::New
+        } else {
+            Claim::Again
+        })
     }
 
     /// Audit records of a job: (action, detail JSON), oldest first.
@@ -487,6 +594,26 @@ impl Store {
             .iter()
             .map(|r| (r.get("action"), r.get("detail")))
             .collect())
+    }
+
+    /// Whether the store can take writes now: the group-commit writer runs
+    /// and the database answers.
+    pub async fn ready(&self) -> anyhow::Result<()> {
+        if !self.intake.alive() {
+            anyhow::bail!("the group-commit writer has stopped");
+        }
+        sqlx::query("SELECT 1")
+            .execute(&self.read)
+            .await
+            .context("the database does not answer")?;
+        Ok(())
+    }
+
+    /// Stop the group-commit writer as if it had crashed. For tests of what
+    /// the server reports then; nothing else calls it.
+    #[doc(hidden)]
+    pub fn stop_writer_for_tests(&self) {
+        self.intake.stop();
     }
 
     /// Flush the write-ahead log into the main file and close connections.

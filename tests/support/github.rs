@@ -4,7 +4,7 @@
 //! write is recorded so a test can assert on exactly what the bot posted.
 #![allow(dead_code)]
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 
 use axum::body::Bytes;
@@ -16,6 +16,9 @@ use base64::Engine;
 use serde_json::{json, Value};
 
 pub const APP_ID: u64 = 1048576;
+/// The App's slug; its bot user is `agentic-devops[bot]`.
+pub const APP_SLUG: &str = "agentic-devops";
+pub const BOT: &str = "agentic-devops[bot]";
 pub const INSTALLATION: u64 = 48151623;
 pub const REPO: &str = "acme-platform/infra-live";
 pub const PUBLIC_KEY: &str = include_str!("test-app-key.pub.pem");
@@ -66,9 +69,31 @@ pub struct Pull {
     pub files: Vec<(String, String)>,
 }
 
+/// What a token may do, as GitHub scoped it when minting.
+#[derive(Debug, Clone)]
+pub struct TokenInfo {
+    /// Repository names it is limited to; `None` for all.
+    pub repos: Option<Vec<String>>,
+    pub write: bool,
+}
+
+/// A failure to inject into the next matching request.
+#[derive(Debug, Clone)]
+pub struct Failure {
+    pub method: String,
+    pub path_prefix: String,
+    pub status: u16,
+    /// `retry-after` seconds sent with a 403/429.
+    pub retry_after: u64,
+    /// Do the request, then answer `status` anyway (the answer was lost).
+    pub after_doing: bool,
+}
+
 #[derive(Default)]
 pub struct Inner {
-    pub tokens: HashSet<String>,
+    pub tokens: HashMap<String, TokenInfo>,
+    /// Bodies of every token request, in order.
+    pub token_requests: Vec<Value>,
     pub roles: HashMap<String, String>,
     pub threads: HashMap<u64, Thread>,
     /// (ref, path) → text
@@ -77,8 +102,8 @@ pub struct Inner {
     pub requests: Vec<(String, String)>,
     pub writes: Vec<Write>,
     pub seen_writes: usize,
-    /// (method, path prefix, status) answered once each, in order.
-    pub failures: VecDeque<(String, String, u16)>,
+    /// Answered once each, in order.
+    pub failures: VecDeque<Failure>,
     pub unexpected: Vec<String>,
 }
 
@@ -104,8 +129,45 @@ impl FakeGitHub {
     /// Accept `token` as if it were an installation token (a personal token
     /// for the CLI).
     pub fn accept_token(&self, token: &str) -> &Self {
-        self.inner.lock().unwrap().tokens.insert(token.into());
+        self.inner.lock().unwrap().tokens.insert(
+            token.into(),
+            TokenInfo {
+                repos: None,
+                write: true,
+            },
+        );
         self
+    }
+
+    /// Revoke every token GitHub handed out (as an uninstall-reinstall or
+    /// a permission change does).
+    pub fn revoke_tokens(&self) -> &Self {
+        self.inner.lock().unwrap().tokens.clear();
+        self
+    }
+
+    /// Bodies of the installation-token requests so far.
+    pub fn token_requests(&self) -> Vec<Value> {
+        self.inner.lock().unwrap().token_requests.clone()
+    }
+
+    /// Put a comment in a thread as if `user` had written it.
+    pub fn add_comment(&self, number: u64, user: &str, user_type: &str, body: &str) -> u64 {
+        let mut inner = self.inner.lock().unwrap();
+        inner.next_id += 1;
+        let id = inner.next_id;
+        inner
+            .threads
+            .get_mut(&number)
+            .expect("the thread exists")
+            .comments
+            .push(CommentData {
+                id,
+                user: user.into(),
+                user_type: user_type.into(),
+                body: body.into(),
+            });
+        id
     }
 
     pub fn role(&self, user: &str, role: &str) -> &Self {
@@ -133,11 +195,17 @@ impl FakeGitHub {
 
     /// Answer the next request matching `method` and `path_prefix` with `status`.
     pub fn fail_once(&self, method: &str, path_prefix: &str, status: u16) -> &Self {
-        self.inner
-            .lock()
-            .unwrap()
-            .failures
-            .push_back((method.into(), path_prefix.into(), status));
+        self.inject(Failure {
+            method: method.into(),
+            path_prefix: path_prefix.into(),
+            status,
+            retry_after: 1,
+            after_doing: false,
+        })
+    }
+
+    pub fn inject(&self, failure: Failure) -> &Self {
+        self.inner.lock().unwrap().failures.push_back(failure);
         self
     }
 
@@ -266,27 +334,61 @@ async fn handle(
     if headers.get("user-agent").is_none() {
         return error(StatusCode::FORBIDDEN, "Request forbidden by administrative rules. Please make sure your request has a User-Agent header");
     }
+    let mut lost_answer = None;
     if let Some(pos) = st
         .failures
         .iter()
-        .position(|(m, p, _)| *m == method.as_str() && path.starts_with(p.as_str()))
+        .position(|f| f.method == method.as_str() && path.starts_with(f.path_prefix.as_str()))
     {
-        let (_, _, status) = st.failures.remove(pos).unwrap();
-        if status == 429 || status == 403 {
+        let f = st.failures.remove(pos).unwrap();
+        if f.after_doing {
+            lost_answer = Some(f.status);
+        } else if f.status == 429 || f.status == 403 {
             // A secondary rate limit, as GitHub sends it.
-            let mut r = error(StatusCode::from_u16(status).unwrap(), "You have exceeded a secondary rate limit. Please wait a few minutes before you try again.");
-            r.headers_mut().insert("retry-after", "1".parse().unwrap());
+            let mut r = error(StatusCode::from_u16(f.status).unwrap(), "You have exceeded a secondary rate limit. Please wait a few minutes before you try again.");
+            r.headers_mut()
+                .insert("retry-after", f.retry_after.to_string().parse().unwrap());
             return r;
+        } else {
+            return error(StatusCode::from_u16(f.status).unwrap(), "Server Error");
         }
-        return error(StatusCode::from_u16(status).unwrap(), "Server Error");
     }
+    let response = route(&mut st, &method, &path, &query, &headers, &body);
+    match lost_answer {
+        Some(status) => error(StatusCode::from_u16(status).unwrap(), "Server Error"),
+        None => response,
+    }
+}
+
+fn route(
+    st: &mut Inner,
+    method: &Method,
+    path: &str,
+    query: &HashMap<String, String>,
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> Response {
+    let path = path.to_string();
     let seg: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    if let ["app"] = seg.as_slice() {
+        if let Err(e) = verify_jwt(headers) {
+            return error(
+                StatusCode::UNAUTHORIZED,
+                &format!("A JSON web token could not be decoded: {e}"),
+            );
+        }
+        return Json(
+            json!({ "id": APP_ID, "slug": APP_SLUG, "name": "agentic devops", "node_id": "A_1",
+            "owner": user_json("acme-platform", "Organization"), "permissions": {}, "events": [] }),
+        )
+        .into_response();
+    }
     // Installation tokens: App JWT only.
     if let ["app", "installations", id, "access_tokens"] = seg.as_slice() {
         if method != Method::POST {
             return error(StatusCode::NOT_FOUND, "Not Found");
         }
-        if let Err(e) = verify_jwt(&headers) {
+        if let Err(e) = verify_jwt(headers) {
             return error(
                 StatusCode::UNAUTHORIZED,
                 &format!("A JSON web token could not be decoded: {e}"),
@@ -295,9 +397,59 @@ async fn handle(
         if *id != INSTALLATION.to_string() {
             return error(StatusCode::NOT_FOUND, "Not Found");
         }
+        // Scoping as GitHub checks it: repositories by name, among those
+        // the installation can reach; permissions no wider than the App's.
+        let request: Value = if body.is_empty() {
+            json!({})
+        } else {
+            match serde_json::from_slice(body) {
+                Ok(v) => v,
+                Err(_) => return error(StatusCode::BAD_REQUEST, "Problems parsing JSON"),
+            }
+        };
+        st.token_requests.push(request.clone());
+        let repo_name = REPO.split('/').nth(1).unwrap();
+        let repos = match request.get("repositories") {
+            None => None,
+            Some(Value::Array(names)) => {
+                let names: Vec<String> = names
+                    .iter()
+                    .filter_map(|n| n.as_str().map(str::to_string))
+                    .collect();
+                if names.iter().any(|n| n != repo_name) {
+                    return error(
+                        StatusCode::UNPROCESSABLE_ENTITY,
+                        "There is at least one repository that does not exist or is not accessible to the parent installation.",
+                    );
+                }
+                Some(names)
+            }
+            Some(_) => return error(StatusCode::UNPROCESSABLE_ENTITY, "Invalid request."),
+        };
+        let app_permissions = ["issues", "pull_requests", "checks", "contents", "metadata"];
+        let mut write = true;
+        if let Some(perms) = request.get("permissions").and_then(Value::as_object) {
+            write = false;
+            for (name, level) in perms {
+                let allowed = match name.as_str() {
+                    "contents" | "metadata" => level == "read",
+                    n if app_permissions.contains(&n) => level == "read" || level == "write",
+                    _ => false,
+                };
+                if !allowed {
+                    return error(
+                        StatusCode::UNPROCESSABLE_ENTITY,
+                        "The permissions requested are not granted to this installation.",
+                    );
+                }
+                if level == "write" && (name == "issues" || name == "pull_requests") {
+                    write = true;
+                }
+            }
+        }
         st.next_id += 1;
         let token = format!("ghs_{:036}", st.next_id);
-        st.tokens.insert(token.clone());
+        st.tokens.insert(token.clone(), TokenInfo { repos, write });
         let expires = chrono::Utc::now() + chrono::Duration::hours(1);
         return (
             StatusCode::CREATED,
@@ -315,9 +467,9 @@ async fn handle(
                 .or_else(|| v.strip_prefix("token "))
         })
         .unwrap_or("");
-    if !st.tokens.contains(token) {
+    let Some(grant) = st.tokens.get(token).cloned() else {
         return error(StatusCode::UNAUTHORIZED, "Bad credentials");
-    }
+    };
     let json_body: Value = if body.is_empty() {
         Value::Null
     } else {
@@ -333,8 +485,15 @@ async fn handle(
             return error(StatusCode::NOT_FOUND, "Not Found");
         }
     };
-    if format!("{owner}/{name}") != REPO {
+    if format!("{owner}/{name}") != REPO || grant.repos.as_ref().is_some_and(|r| !r.contains(&name))
+    {
         return error(StatusCode::NOT_FOUND, "Not Found");
+    }
+    if *method != Method::GET && !grant.write {
+        return error(
+            StatusCode::FORBIDDEN,
+            "Resource not accessible by integration",
+        );
     }
     let rest = &seg[3..];
     let page = |items: Vec<Value>| -> Response {
@@ -376,7 +535,7 @@ async fn handle(
             st.next_id += 1;
             let rid = st.next_id;
             let _ = id;
-            (StatusCode::CREATED, Json(json!({ "id": rid, "content": content, "user": user_json("agentic[bot]", "Bot"), "created_at": "2026-11-25T08:16:00Z" }))).into_response()
+            (StatusCode::CREATED, Json(json!({ "id": rid, "content": content, "user": user_json(BOT, "Bot"), "created_at": "2026-11-25T08:16:00Z" }))).into_response()
         }
         ("GET", ["issues", n, "comments"]) => {
             let n: u64 = n.parse().unwrap_or(0);
@@ -395,7 +554,7 @@ async fn handle(
             let id = st.next_id;
             let c = CommentData {
                 id,
-                user: "agentic[bot]".into(),
+                user: BOT.into(),
                 user_type: "Bot".into(),
                 body: text,
             };
@@ -419,12 +578,8 @@ async fn handle(
             let mut found = None;
             for (n, t) in st.threads.iter_mut() {
                 if let Some(c) = t.comments.iter_mut().find(|c| c.id == id) {
-                    if c.user != "agentic[bot]" {
-                        return error(
-                            StatusCode::FORBIDDEN,
-                            "Resource not accessible by integration",
-                        );
-                    }
+                    // An App with `issues: write` may edit anyone's
+                    // comment, as on GitHub: only the bot's care stops it.
                     c.body = text.clone();
                     found = Some((*n, c.clone()));
                 }
