@@ -14,6 +14,9 @@ use governor::{DefaultKeyedRateLimiter, Quota};
 
 /// A sender over the limit is told so at most once in this long.
 const NOTICE_EVERY: Duration = Duration::from_secs(60);
+/// Replies to people without a role, all of them together, per installation
+/// and notice window: a crowd of new accounts costs at most this many posts.
+pub const OUTSIDER_NOTICES_PER_WINDOW: u32 = 20;
 /// Most senders remembered by a notice map; past it the map is emptied
 /// (a flood of new accounts cannot grow memory without bound).
 const MAX_REMEMBERED: usize = 100_000;
@@ -34,6 +37,7 @@ pub struct CommandLimits {
     told: Mutex<HashMap<(u64, String), Instant>>,
     /// People without a role who were answered, and when.
     outsiders: Mutex<HashMap<(u64, String), Instant>>,
+    outsider_notices: DefaultKeyedRateLimiter<u64>,
     notice_window: Duration,
     pub sender_per_minute: u32,
 }
@@ -72,6 +76,11 @@ impl CommandLimits {
             ))),
             told: Mutex::new(HashMap::new()),
             outsiders: Mutex::new(HashMap::new()),
+            outsider_notices: DefaultKeyedRateLimiter::keyed(
+                Quota::with_period(notice_window / OUTSIDER_NOTICES_PER_WINDOW)
+                    .unwrap_or_else(|| Quota::per_hour(nz(OUTSIDER_NOTICES_PER_WINDOW)))
+                    .allow_burst(nz(OUTSIDER_NOTICES_PER_WINDOW)),
+            ),
             notice_window,
             sender_per_minute,
         }
@@ -95,12 +104,13 @@ impl CommandLimits {
     }
 
     /// May someone without a role be answered now? True at most once per
-    /// notice window and sender.
+    /// notice window and sender, and [`OUTSIDER_NOTICES_PER_WINDOW`] times
+    /// per window and installation.
     pub fn notify_outsider(&self, installation: u64, sender: &str) -> bool {
         first_in_window(
             &self.outsiders,
             (installation, sender.to_lowercase()),
             self.notice_window,
-        )
+        ) && self.outsider_notices.check_key(&installation).is_ok()
     }
 }
