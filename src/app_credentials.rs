@@ -78,6 +78,12 @@ impl AppCredentials {
                     path.display()
                 )
             })?;
+            // The new name is durable only once the directory is: without
+            // this a power cut can lose a registration GitHub already made.
+            #[cfg(unix)]
+            std::fs::File::open(dir)
+                .and_then(|d| d.sync_all())
+                .with_context(|| format!("cannot sync `{}`", dir.display()))?;
             Ok(())
         };
         let result = write();
