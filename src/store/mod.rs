@@ -70,6 +70,8 @@ pub struct JobRow {
     pub state: String,
     pub attempts: i64,
     pub last_error: Option<String>,
+    /// When a queued job may run next (ms since the epoch).
+    pub run_after: i64,
 }
 
 /// A delivery as stored.
@@ -452,7 +454,7 @@ impl Store {
 
     async fn jobs_where(&self, filter: &str, arg: Option<&str>) -> anyhow::Result<Vec<JobRow>> {
         let sql = format!(
-            "SELECT id, delivery_id, kind, subject, state, attempts, last_error FROM jobs {filter} ORDER BY id"
+            "SELECT id, delivery_id, kind, subject, state, attempts, last_error, run_after FROM jobs {filter} ORDER BY id"
         );
         let mut q = sqlx::query(&sql);
         if let Some(arg) = arg {
@@ -469,6 +471,7 @@ impl Store {
                 state: r.get("state"),
                 attempts: r.get("attempts"),
                 last_error: r.get("last_error"),
+                run_after: r.get("run_after"),
             })
             .collect())
     }

@@ -21,6 +21,20 @@ pub const APP_SLUG: &str = "agentic-devops";
 pub const BOT: &str = "agentic-devops[bot]";
 pub const INSTALLATION: u64 = 48151623;
 pub const REPO: &str = "acme-platform/infra-live";
+/// A second installation, of another organization, with one repository.
+pub const INSTALLATION_B: u64 = 59265358;
+pub const REPO_B: &str = "globex-corp/payments";
+
+/// The repository an installation can reach.
+fn repo_of(installation: &str) -> Option<&'static str> {
+    if installation == INSTALLATION.to_string() {
+        Some(REPO)
+    } else if installation == INSTALLATION_B.to_string() {
+        Some(REPO_B)
+    } else {
+        None
+    }
+}
 pub const PUBLIC_KEY: &str = include_str!("test-app-key.pub.pem");
 
 #[derive(Debug, Clone)]
@@ -72,6 +86,8 @@ pub struct Pull {
 /// What a token may do, as GitHub scoped it when minting.
 #[derive(Debug, Clone)]
 pub struct TokenInfo {
+    /// The installation's repository (`None`: a personal token, any).
+    pub home: Option<&'static str>,
     /// Repository names it is limited to; `None` for all.
     pub repos: Option<Vec<String>>,
     pub write: bool,
@@ -104,6 +120,8 @@ pub struct Inner {
     pub seen_writes: usize,
     /// Answered once each, in order.
     pub failures: VecDeque<Failure>,
+    /// (method, path prefix, latency) added to every matching request.
+    pub delays: Vec<(String, String, std::time::Duration)>,
     pub unexpected: Vec<String>,
 }
 
@@ -132,6 +150,7 @@ impl FakeGitHub {
         self.inner.lock().unwrap().tokens.insert(
             token.into(),
             TokenInfo {
+                home: None,
                 repos: None,
                 write: true,
             },
@@ -202,6 +221,17 @@ impl FakeGitHub {
             retry_after: 1,
             after_doing: false,
         })
+    }
+
+    /// Answer every request matching `method` and `path_prefix` `latency`
+    /// late (a slow GitHub).
+    pub fn delay(&self, method: &str, path_prefix: &str, latency: std::time::Duration) -> &Self {
+        self.inner
+            .lock()
+            .unwrap()
+            .delays
+            .push((method.into(), path_prefix.into(), latency));
+        self
     }
 
     pub fn inject(&self, failure: Failure) -> &Self {
@@ -329,6 +359,16 @@ async fn handle(
         .query()
         .map(|q| serde_urlencoded::from_str(q).unwrap_or_default())
         .unwrap_or_default();
+    let latency = inner
+        .lock()
+        .unwrap()
+        .delays
+        .iter()
+        .find(|(m, p, _)| *m == method.as_str() && path.starts_with(p.as_str()))
+        .map(|(_, _, d)| *d);
+    if let Some(latency) = latency {
+        tokio::time::sleep(latency).await;
+    }
     let mut st = inner.lock().unwrap();
     st.requests.push((method.to_string(), uri.to_string()));
     if headers.get("user-agent").is_none() {
@@ -394,9 +434,9 @@ fn route(
                 &format!("A JSON web token could not be decoded: {e}"),
             );
         }
-        if *id != INSTALLATION.to_string() {
+        let Some(home) = repo_of(id) else {
             return error(StatusCode::NOT_FOUND, "Not Found");
-        }
+        };
         // Scoping as GitHub checks it: repositories by name, among those
         // the installation can reach; permissions no wider than the App's.
         let request: Value = if body.is_empty() {
@@ -408,7 +448,7 @@ fn route(
             }
         };
         st.token_requests.push(request.clone());
-        let repo_name = REPO.split('/').nth(1).unwrap();
+        let repo_name = home.split('/').nth(1).unwrap();
         let repos = match request.get("repositories") {
             None => None,
             Some(Value::Array(names)) => {
@@ -449,7 +489,14 @@ fn route(
         }
         st.next_id += 1;
         let token = format!("ghs_{:036}", st.next_id);
-        st.tokens.insert(token.clone(), TokenInfo { repos, write });
+        st.tokens.insert(
+            token.clone(),
+            TokenInfo {
+                home: Some(home),
+                repos,
+                write,
+            },
+        );
         let expires = chrono::Utc::now() + chrono::Duration::hours(1);
         return (
             StatusCode::CREATED,
@@ -473,7 +520,7 @@ fn route(
     let json_body: Value = if body.is_empty() {
         Value::Null
     } else {
-        match serde_json::from_slice(&body) {
+        match serde_json::from_slice(body) {
             Ok(v) => v,
             Err(_) => return error(StatusCode::BAD_REQUEST, "Problems parsing JSON"),
         }
@@ -485,7 +532,11 @@ fn route(
             return error(StatusCode::NOT_FOUND, "Not Found");
         }
     };
-    if format!("{owner}/{name}") != REPO || grant.repos.as_ref().is_some_and(|r| !r.contains(&name))
+    let full = format!("{owner}/{name}");
+    let known = full == REPO || full == REPO_B;
+    if !known
+        || grant.home.is_some_and(|home| home != full)
+        || grant.repos.as_ref().is_some_and(|r| !r.contains(&name))
     {
         return error(StatusCode::NOT_FOUND, "Not Found");
     }

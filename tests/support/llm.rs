@@ -25,6 +25,10 @@ pub enum Step {
     Stall(Duration),
     /// Fail with this HTTP status.
     Status(u16),
+    /// Call several tools in one turn.
+    Tools(Vec<(&'static str, Value)>),
+    /// Answer with this text after this long.
+    Slow(Duration, String),
 }
 
 #[derive(Default)]
@@ -86,7 +90,21 @@ fn check(request: &Value) -> Result<(), String> {
     }
     let messages = request["messages"].as_array().ok_or("no messages")?;
     let mut call_ids = Vec::new();
+    // OpenAI refuses a conversation in which a tool call has no answer.
+    let mut unanswered: Vec<String> = Vec::new();
     for m in messages {
+        if m["role"] != "tool" && !unanswered.is_empty() {
+            return Err(format!("tool calls without an answer: {unanswered:?}"));
+        }
+        if m["role"] == "tool" {
+            let id = m["tool_call_id"].as_str().unwrap_or_default();
+            unanswered.retain(|u| u != id);
+        }
+        if m["role"] == "assistant" {
+            for c in m["tool_calls"].as_array().into_iter().flatten() {
+                unanswered.push(c["id"].as_str().unwrap_or_default().to_string());
+            }
+        }
         match m["role"].as_str() {
             Some("system" | "user") => {
                 if !m["content"].is_string() {
@@ -147,6 +165,9 @@ async fn complete(
         }
         st.script.pop_front()
     };
+    if let Some(Step::Slow(d, _)) = &step {
+        tokio::time::sleep(*d).await;
+    }
     if let Some(Step::Stall(d)) = step {
         tokio::time::sleep(d).await;
         return (
@@ -161,7 +182,14 @@ async fn complete(
         st.calls
     };
     let message = match step {
-        Some(Step::Answer(text)) => json!({ "role": "assistant", "content": text }),
+        Some(Step::Answer(text) | Step::Slow(_, text)) => {
+            json!({ "role": "assistant", "content": text })
+        }
+        Some(Step::Tools(calls)) => {
+            json!({ "role": "assistant", "content": null, "tool_calls": calls.iter().enumerate().map(|(i, (name, args))| json!(
+                { "id": format!("call_{n}_{i}"), "type": "function", "function": { "name": name, "arguments": args.to_string() } }
+            )).collect::<Vec<_>>() })
+        }
         Some(Step::Tool(name, args)) => {
             json!({ "role": "assistant", "content": null, "tool_calls": [
                 { "id": format!("call_{n}"), "type": "function", "function": { "name": name, "arguments": args.to_string() } }
