@@ -95,6 +95,8 @@ pub struct Config {
     /// Most jobs of one installation running at once in this process, so
     /// one installation's backlog leaves workers for the others.
     pub max_jobs_per_installation: usize,
+    /// Content-creating requests per installation (GitHub's secondary limit).
+    pub content_quota: crate::github::ContentQuota,
     /// A webhook body must arrive within this long.
     pub webhook_body_timeout: Duration,
     /// Deliveries being read and stored at once; past this, `503`.
@@ -141,6 +143,8 @@ const KEYS: &[&str] = &[
     "AGENTIC_MAX_JOBS_PER_INSTALLATION",
     "AGENTIC_WEBHOOK_BODY_TIMEOUT_SECS",
     "AGENTIC_MAX_INFLIGHT_DELIVERIES",
+    "AGENTIC_CONTENT_PER_MINUTE",
+    "AGENTIC_CONTENT_PER_HOUR",
     "RUST_LOG",
 ];
 
@@ -310,6 +314,10 @@ impl Config {
             "10",
             SECONDS,
         )?);
+        let content_quota = crate::github::ContentQuota {
+            per_minute: positive(&vars, "AGENTIC_CONTENT_PER_MINUTE", "75", NUMBER)?,
+            per_hour: positive(&vars, "AGENTIC_CONTENT_PER_HOUR", "480", NUMBER)?,
+        };
         let max_inflight_deliveries =
             positive(&vars, "AGENTIC_MAX_INFLIGHT_DELIVERIES", "32", NUMBER)?;
 
@@ -358,6 +366,7 @@ impl Config {
             max_jobs_per_installation,
             webhook_body_timeout,
             max_inflight_deliveries,
+            content_quota,
         })
     }
 

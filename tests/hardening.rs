@@ -131,6 +131,50 @@ async fn an_outsider_flood_on_one_installation_neither_posts_nor_starves_another
     app.stop().await;
 }
 
+/// Item 2: a job that would wait on the content-creation limiter longer
+/// than a few seconds gives its worker back and runs again when the limit
+/// allows, without the wait counting as an attempt.
+#[tokio::test]
+async fn a_job_over_the_content_limit_is_rescheduled_not_held() {
+    let (gh, llm) = world().await;
+    let app = TestApp::start(app_options(&gh, &llm).var("AGENTIC_CONTENT_PER_MINUTE", "4")).await;
+    for comment in [940_001, 940_002] {
+        say(&app, 57, comment, "bob-reviewer", "/agentic help").await;
+        app.wait_for_jobs((comment - 940_000) as usize).await;
+    }
+    assert_eq!(gh.take_writes().len(), 4, "two reactions, two replies");
+    let before = agentic::store::now_ms();
+    say(&app, 57, 940_003, "bob-reviewer", "/agentic help").await;
+    let job = wait_until("the third job to be rescheduled", || async {
+        let jobs = app.store().jobs().await.unwrap();
+        jobs.into_iter()
+            .find(|j| j.id == 3 && j.state == "queued" && j.last_error.is_some())
+    })
+    .await;
+    assert_eq!(job.attempts, 0, "a wait is not a failed attempt");
+    assert!(
+        job.last_error
+            .as_deref()
+            .unwrap()
+            .contains("limit on content creation"),
+        "{job:?}"
+    );
+    assert!(
+        job.run_after >= before + 10_000,
+        "the next slot is ~15 s away: {}",
+        job.run_after - before
+    );
+    assert!(app
+        .store()
+        .audit_actions(3)
+        .await
+        .unwrap()
+        .contains(&"job.deferred".to_string()));
+    assert!(gh.take_writes().is_empty(), "nothing posted over the limit");
+    gh.assert_all_seen();
+    app.stop().await;
+}
+
 /// Item 3: a permission lookup that hits a rate limit longer than the
 /// client waits in place reschedules the job as GitHub asked; it is not a
 /// denial, and the command is not used up.

@@ -147,17 +147,30 @@ pub struct Shared {
 /// it the job is rescheduled (a few seconds: long enough to smooth a burst,
 /// short enough that a worker is not held hostage by one busy installation).
 pub const MAX_CONTENT_WAIT: Duration = Duration::from_secs(3);
-/// GitHub allows 80 content-creating requests a minute; we stay under.
-const CONTENT_PER_MINUTE: u32 = 75;
-/// …and 500 an hour.
-const CONTENT_PER_HOUR: u32 = 480;
+/// How many content-creating requests (comments, reactions, edits, reviews)
+/// one installation may make. GitHub allows 80 a minute and 500 an hour;
+/// the defaults stay under both. A GitHub Enterprise Server may set others.
+#[derive(Debug, Clone, Copy)]
+pub struct ContentQuota {
+    pub per_minute: u32,
+    pub per_hour: u32,
+}
+
+impl Default for ContentQuota {
+    fn default() -> Self {
+        ContentQuota {
+            per_minute: 75,
+            per_hour: 480,
+        }
+    }
+}
 
 impl Shared {
-    fn new() -> Shared {
+    fn new(quota: ContentQuota) -> Shared {
         let nz = |n: u32| NonZeroU32::new(n).unwrap_or(NonZeroU32::MIN);
         Shared {
-            per_minute: DefaultKeyedRateLimiter::keyed(Quota::per_minute(nz(CONTENT_PER_MINUTE))),
-            per_hour: DefaultKeyedRateLimiter::keyed(Quota::per_hour(nz(CONTENT_PER_HOUR))),
+            per_minute: DefaultKeyedRateLimiter::keyed(Quota::per_minute(nz(quota.per_minute))),
+            per_hour: DefaultKeyedRateLimiter::keyed(Quota::per_hour(nz(quota.per_hour))),
             roles: Mutex::new(HashMap::new()),
         }
     }
@@ -258,12 +271,13 @@ impl GitHubApp {
         app_id: u64,
         private_key: &SecretString,
         api_url: &str,
+        quota: ContentQuota,
     ) -> anyhow::Result<Arc<GitHubApp>> {
         Ok(Arc::new(GitHubApp {
             app_id,
             auth: Arc::new(auth::AppAuth::new(app_id, private_key, api_url)?),
             api_url: api_url.trim_end_matches('/').to_string(),
-            shared: Arc::new(Shared::new()),
+            shared: Arc::new(Shared::new(quota)),
             clients: Mutex::new(HashMap::new()),
         }))
     }

@@ -51,8 +51,13 @@ impl AppState {
     ) -> anyhow::Result<AppState> {
         let github = match &config.app {
             Some(app) => Some(
-                crate::github::GitHubApp::new(app.app_id, &app.private_key, &config.github_api_url)
-                    .context("AGENTIC_GITHUB_PRIVATE_KEY")?,
+                crate::github::GitHubApp::new(
+                    app.app_id,
+                    &app.private_key,
+                    &config.github_api_url,
+                    config.content_quota,
+                )
+                .context("AGENTIC_GITHUB_PRIVATE_KEY")?,
             ),
             None => None,
         };
@@ -85,6 +90,7 @@ impl AppState {
             app.app_id,
             &app.private_key,
             &self.config.github_api_url,
+            self.config.content_quota,
         )?;
         self.redactor.learn([
             webhook_secret.expose_secret().to_string(),
