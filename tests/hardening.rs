@@ -562,3 +562,57 @@ async fn tokens_are_scoped_and_a_refused_token_is_replaced() {
     llm.assert_clean();
     app.stop().await;
 }
+
+/// Item 11: an installation that cannot grant the narrowed token (made
+/// with fewer permissions) still works, with the installation's token.
+#[tokio::test]
+async fn a_refused_narrowing_falls_back_to_the_installation_token() {
+    let (gh, llm) = world().await;
+    gh.inner.lock().unwrap().refuse_narrowed = true;
+    let app = TestApp::start(app_options(&gh, &llm)).await;
+    say(&app, 57, 950_001, "bob-reviewer", "/agentic help").await;
+    let jobs = app.wait_for_jobs(1).await;
+    assert_eq!(jobs[0].state, "done");
+    let requests = gh.token_requests();
+    assert_eq!(requests.len(), 2, "{requests:#?}");
+    assert!(requests[0].get("permissions").is_some());
+    assert_eq!(requests[1], json!({}), "then the plain installation token");
+    assert_eq!(gh.take_writes().len(), 2);
+    gh.assert_all_seen();
+    app.stop().await;
+}
+
+/// Item 4: when GitHub will not name the App's bot, the recovery trusts
+/// bot users only: a planted marker by a person still leads to a new
+/// comment, and the bot's own comment is found again.
+#[tokio::test]
+async fn without_the_bot_login_only_bot_comments_are_recovered() {
+    let (gh, llm) = world().await;
+    gh.inner.lock().unwrap().hide_app = true;
+    gh.add_comment(57, "mallory", "User", "<!-- agentic:job=1 -->");
+    gh.inject(Failure {
+        method: "POST".into(),
+        path_prefix: format!("/repos/{REPO}/issues/57/comments"),
+        status: 502,
+        retry_after: 0,
+        after_doing: true,
+    });
+    let app = TestApp::start(app_options(&gh, &llm)).await;
+    say(&app, 57, 950_002, "bob-reviewer", "/agentic help").await;
+    let jobs = app.wait_for_jobs(1).await;
+    assert_eq!((jobs[0].state.as_str(), jobs[0].attempts), ("done", 2));
+    let comments = gh.comments(57);
+    assert_eq!(comments[0].body, "<!-- agentic:job=1 -->", "untouched");
+    let ours: Vec<_> = comments.iter().filter(|c| c.user == BOT).collect();
+    assert_eq!(ours.len(), 1, "the lost answer's comment was found again");
+    let writes = gh.take_writes();
+    assert_eq!(
+        writes
+            .iter()
+            .filter(|w| w.method == "POST" && w.path.ends_with("/57/comments"))
+            .count(),
+        1
+    );
+    gh.assert_all_seen();
+    app.stop().await;
+}

@@ -93,6 +93,16 @@ async fn callback(app: &TestApp, code: &str, state: &str) -> reqwest::Response {
         .unwrap()
 }
 
+/// A server with no App and no secret, whose GitHub is `github`.
+async fn unregistered(github: String) -> TestApp {
+    TestApp::start(
+        Options::default()
+            .without("AGENTIC_WEBHOOK_SECRET")
+            .var("AGENTIC_GITHUB_API_URL", github),
+    )
+    .await
+}
+
 /// The setup page as the operator opens it: with the token from the log.
 async fn setup_page(app: &TestApp) -> String {
     let token = app
@@ -230,12 +240,7 @@ async fn setup_page_registers_the_app_and_uses_it_from_then_on() {
 #[tokio::test]
 async fn an_expired_code_is_reported_and_nothing_is_stored() {
     let (github, fake) = start_fake().await;
-    let app = TestApp::start(
-        Options::default()
-            .without("AGENTIC_WEBHOOK_SECRET")
-            .var("AGENTIC_GITHUB_API_URL", github),
-    )
-    .await;
+    let app = unregistered(github).await;
     let page = setup_page(&app).await;
     let state = form_state(&page);
     let res = callback(&app, "expired0", &state).await;
@@ -253,12 +258,7 @@ async fn an_expired_code_is_reported_and_nothing_is_stored() {
 #[tokio::test]
 async fn without_the_setup_token_nothing_is_offered_and_nothing_is_adopted() {
     let (github, fake) = start_fake().await;
-    let app = TestApp::start(
-        Options::default()
-            .without("AGENTIC_WEBHOOK_SECRET")
-            .var("AGENTIC_GITHUB_API_URL", github),
-    )
-    .await;
+    let app = unregistered(github).await;
     // The operator opens the link first; then anyone floods the page.
     let state = form_state(&setup_page(&app).await);
     let dir = app.dir.path().display().to_string();
@@ -302,12 +302,7 @@ async fn without_the_setup_token_nothing_is_offered_and_nothing_is_adopted() {
 #[tokio::test]
 async fn the_registered_secret_and_the_configured_one_both_verify_after_a_restart() {
     let (github, _fake) = start_fake().await;
-    let app = TestApp::start(
-        Options::default()
-            .without("AGENTIC_WEBHOOK_SECRET")
-            .var("AGENTIC_GITHUB_API_URL", github.clone()),
-    )
-    .await;
+    let app = unregistered(github.clone()).await;
     let state = form_state(&setup_page(&app).await);
     assert_eq!(callback(&app, CODE, &state).await.status(), 200);
     let dir = app.stop().await;
@@ -361,12 +356,7 @@ async fn an_empty_webhook_secret_from_github_is_refused_and_nothing_is_stored() 
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let github = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    let app = TestApp::start(
-        Options::default()
-            .without("AGENTIC_WEBHOOK_SECRET")
-            .var("AGENTIC_GITHUB_API_URL", github),
-    )
-    .await;
+    let app = unregistered(github).await;
     let state = form_state(&setup_page(&app).await);
     let res = callback(&app, CODE, &state).await;
     assert_eq!(res.status(), 502);

@@ -101,40 +101,33 @@ impl AppAuth {
             return Ok(t);
         }
         let installation = scope.installation;
-        let what = format!("an access token for installation {installation}");
-        let jwt = self
-            .jwt()
-            .map_err(|e| GitHubError::Local(format!("{e:#}")))?;
         let url = format!(
             "{}/app/installations/{installation}/access_tokens",
             self.api_url
         );
-        let response = self
-            .http
-            .post(&url)
-            .bearer_auth(jwt.expose_secret())
-            .header("accept", "application/vnd.github+json")
-            .header("x-github-api-version", super::API_VERSION)
-            .json(&scope.request_body())
-            .send()
-            .await
-            .map_err(|e| GitHubError::Transport {
-                what: what.clone(),
-                reason: e.without_url().to_string(),
-            })?;
-        let status = response.status();
-        if !status.is_success() {
-            let retry_after = super::client::retry_after_of(response.headers(), status.as_u16());
-            return Err(GitHubError::Status {
-                status: status.as_u16(),
-                what,
-                retry_after,
-            });
-        }
-        let body: AccessToken = response.json().await.map_err(|e| GitHubError::Decode {
-            what: what.clone(),
-            reason: e.without_url().to_string(),
-        })?;
+        let what = format!("an access token for installation {installation}");
+        let scoped = self
+            .call_as_app(
+                self.http.post(&url).json(&scope.request_body()),
+                what.clone(),
+            )
+            .await;
+        let body: AccessToken = match scoped {
+            Ok(body) => body,
+            // GitHub refuses a narrowing it cannot grant (an installation
+            // made with fewer permissions, a repository no longer selected):
+            // the installation's own token still lets the job run, or fail
+            // with a clear answer from the repository itself.
+            Err(
+                e @ GitHubError::Status {
+                    status: 400 | 422, ..
+                },
+            ) => {
+                tracing::warn!(error = %e, installation, repo = ?scope.repo, "GitHub refused a narrowed token; using the installation's token");
+                self.call_as_app(self.http.post(&url), what).await?
+            }
+            Err(e) => return Err(e),
+        };
         let expires_at = chrono::DateTime::parse_from_rfc3339(&body.expires_at)
             .ok()
             .and_then(|t| u64::try_from(t.timestamp()).ok())
@@ -177,41 +170,49 @@ impl AppAuth {
                 struct App {
                     slug: String,
                 }
-                let what = "GET /app".to_string();
-                let jwt = self
-                    .jwt()
-                    .map_err(|e| GitHubError::Local(format!("{e:#}")))?;
-                let response = self
-                    .http
-                    .get(format!("{}/app", self.api_url))
-                    .bearer_auth(jwt.expose_secret())
-                    .header("accept", "application/vnd.github+json")
-                    .header("x-github-api-version", super::API_VERSION)
-                    .send()
-                    .await
-                    .map_err(|e| GitHubError::Transport {
-                        what: what.clone(),
-                        reason: e.without_url().to_string(),
-                    })?;
-                let status = response.status();
-                if !status.is_success() {
-                    return Err(GitHubError::Status {
-                        status: status.as_u16(),
-                        what,
-                        retry_after: super::client::retry_after_of(
-                            response.headers(),
-                            status.as_u16(),
-                        ),
-                    });
-                }
-                let app: App = response.json().await.map_err(|e| GitHubError::Decode {
-                    what,
-                    reason: e.without_url().to_string(),
-                })?;
+                let url = format!("{}/app", self.api_url);
+                let app: App = self
+                    .call_as_app(self.http.get(url), "GET /app".to_string())
+                    .await?;
                 Ok(format!("{}[bot]", app.slug))
             })
             .await
             .cloned()
+    }
+
+    /// Send `request` authenticated as the App (a fresh JWT) and read its
+    /// JSON answer; `what` names it in errors.
+    async fn call_as_app<T: serde::de::DeserializeOwned>(
+        &self,
+        request: reqwest::RequestBuilder,
+        what: String,
+    ) -> Result<T, GitHubError> {
+        let jwt = self
+            .jwt()
+            .map_err(|e| GitHubError::Local(format!("{e:#}")))?;
+        let response = request
+            .bearer_auth(jwt.expose_secret())
+            .header("accept", "application/vnd.github+json")
+            .header("x-github-api-version", super::API_VERSION)
+            .send()
+            .await
+            .map_err(|e| GitHubError::Transport {
+                what: what.clone(),
+                reason: e.without_url().to_string(),
+            })?;
+        let status = response.status();
+        if !status.is_success() {
+            let retry_after = super::client::retry_after_of(response.headers(), status.as_u16());
+            return Err(GitHubError::Status {
+                status: status.as_u16(),
+                what,
+                retry_after,
+            });
+        }
+        response.json().await.map_err(|e| GitHubError::Decode {
+            what,
+            reason: e.without_url().to_string(),
+        })
     }
 
     fn cached(&self, scope: &TokenScope) -> Option<InstallationToken> {

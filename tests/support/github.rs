@@ -120,6 +120,11 @@ pub struct Inner {
     pub seen_writes: usize,
     /// Answered once each, in order.
     pub failures: VecDeque<Failure>,
+    /// Refuse narrowed installation tokens (422), as for an installation
+    /// made with fewer permissions than asked for.
+    pub refuse_narrowed: bool,
+    /// Answer `GET /app` with 404 (a GitHub that will not say).
+    pub hide_app: bool,
     /// (method, path prefix, latency) added to every matching request.
     pub delays: Vec<(String, String, std::time::Duration)>,
     pub unexpected: Vec<String>,
@@ -410,6 +415,9 @@ fn route(
 ) -> Response {
     let path = path.to_string();
     let seg: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    if let (["app"], true) = (seg.as_slice(), st.hide_app) {
+        return error(StatusCode::NOT_FOUND, "Not Found");
+    }
     if let ["app"] = seg.as_slice() {
         if let Err(e) = verify_jwt(headers) {
             return error(
@@ -448,6 +456,12 @@ fn route(
             }
         };
         st.token_requests.push(request.clone());
+        if st.refuse_narrowed && request.get("permissions").is_some() {
+            return error(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "The permissions requested are not granted to this installation.",
+            );
+        }
         let repo_name = home.split('/').nth(1).unwrap();
         let repos = match request.get("repositories") {
             None => None,
