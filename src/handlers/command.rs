@@ -106,7 +106,7 @@ async fn commands(
         // whatever they send, and it costs the installation's command
         // budget nothing.
         if fresh > 0 && !ctx.limits.notify_outsider(ev.installation_id, author) {
-            tracing::info!(
+            tracing::debug!(
                 user = author,
                 role = role.as_str(),
                 "no role; already answered in this window"
