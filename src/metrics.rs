@@ -55,6 +55,7 @@ pub struct Metrics {
     intake_seconds: Histogram,
     jobs: Family<StateLabels, Gauge>,
     attempts: Family<AttemptLabels, Counter>,
+    takeovers: Counter,
 }
 
 impl Default for Metrics {
@@ -86,8 +87,14 @@ impl Metrics {
         let attempts = Family::<AttemptLabels, Counter>::default();
         registry.register(
             "agentic_job_attempts",
-            "Job attempts by kind and result (done, retry, dead, released)",
+            "Job attempts by kind and result (done, retry, deferred, dead, released, lease_lost)",
             attempts.clone(),
+        );
+        let takeovers = Counter::default();
+        registry.register(
+            "agentic_lease_takeovers",
+            "Jobs this process leased after another worker's lease ran out (it died or stalled)",
+            takeovers.clone(),
         );
         for outcome in [
             DeliveryOutcome::Accepted,
@@ -106,7 +113,13 @@ impl Metrics {
             intake_seconds,
             jobs,
             attempts,
+            takeovers,
         }
+    }
+
+    /// Jobs leased after another worker's lease ran out.
+    pub fn takeovers(&self, n: usize) {
+        self.takeovers.inc_by(n as u64);
     }
 
     /// A delivery that was refused before it was verified: counted, but

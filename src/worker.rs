@@ -85,8 +85,15 @@ impl Worker {
                 .lease_jobs(config.lease, slots.len(), config.max_jobs_per_installation)
                 .await
             {
-                Ok(jobs) if !jobs.is_empty() => {
-                    for (job, permit) in jobs.into_iter().zip(slots.drain(..)) {
+                Ok(leased) if !leased.jobs.is_empty() => {
+                    if leased.takeovers > 0 {
+                        tracing::info!(
+                            jobs = leased.takeovers,
+                            "took over jobs whose lease ran out"
+                        );
+                        self.metrics.takeovers(leased.takeovers);
+                    }
+                    for (job, permit) in leased.jobs.into_iter().zip(slots.drain(..)) {
                         let this = self.clone();
                         let leased = job.clone();
                         let handle = tasks.spawn(async move {

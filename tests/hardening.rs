@@ -268,7 +268,8 @@ async fn a_comment_posted_but_not_recorded_is_edited_not_posted_again() {
     // back, so the next run counts as a first attempt again.
     wait_until("the first attempt to end", || async {
         let jobs = app.store().jobs().await.unwrap();
-        (jobs.first()?.state == "queued").then_some(())
+        let job = jobs.first()?;
+        (job.state == "queued" && job.last_error.is_some()).then_some(())
     })
     .await;
     sqlx::query("UPDATE jobs SET attempts = 0 WHERE id = 1")

@@ -1,4 +1,6 @@
-//! The queue's guarantees: leases, retries, dead letters, graceful drain.
+//! The worker's guarantees: dead letters, graceful drain, giving up on a
+//! job whose worker keeps dying. (The store's own guarantees, on both
+//! backends, are in `store.rs`.)
 
 mod support;
 
@@ -32,101 +34,6 @@ async fn open_store(dir: &tempfile::TempDir) -> Store {
     ))
     .await
     .unwrap()
-}
-
-#[tokio::test]
-async fn an_expired_lease_is_taken_again_and_the_old_holder_cannot_finish() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = open_store(&dir).await;
-    store
-        .record_delivery(job_delivery("d1", "review", "{}"))
-        .await
-        .unwrap();
-    let first = store
-        .lease_job(Duration::from_millis(50))
-        .await
-        .unwrap()
-        .expect("a job");
-    assert_eq!(first.attempts, 1);
-    assert!(
-        store
-            .lease_job(Duration::from_secs(60))
-            .await
-            .unwrap()
-            .is_none(),
-        "leased jobs are not handed out twice"
-    );
-    tokio::time::sleep(Duration::from_millis(80)).await;
-    let second = store
-        .lease_job(Duration::from_secs(60))
-        .await
-        .unwrap()
-        .expect("expired lease is taken again");
-    assert_eq!(second.id, first.id);
-    assert_eq!(second.attempts, 2);
-    assert!(
-        !store.complete_job(&first).await.unwrap(),
-        "the old lease holder lost the job"
-    );
-    assert!(store.complete_job(&second).await.unwrap());
-    assert_eq!(
-        store.audit_actions(first.id).await.unwrap(),
-        ["job.completed"]
-    );
-    store.close().await;
-}
-
-#[tokio::test]
-async fn retry_waits_for_its_time_and_release_does_not_count_an_attempt() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = open_store(&dir).await;
-    store
-        .record_delivery(job_delivery("d1", "review", "{}"))
-        .await
-        .unwrap();
-    let job = store
-        .lease_job(Duration::from_secs(60))
-        .await
-        .unwrap()
-        .unwrap();
-    let later = agentic::store::now_ms() + 60_000;
-    assert!(store
-        .retry_job(&job, later, "GitHub answered 502")
-        .await
-        .unwrap());
-    assert!(
-        store
-            .lease_job(Duration::from_secs(60))
-            .await
-            .unwrap()
-            .is_none(),
-        "not before run_after"
-    );
-    assert_eq!(store.next_due().await.unwrap(), Some(later));
-    let row = &store.jobs().await.unwrap()[0];
-    assert_eq!(
-        (row.state.as_str(), row.last_error.as_deref()),
-        ("queued", Some("GitHub answered 502"))
-    );
-
-    store
-        .record_delivery(job_delivery("d2", "review", "{}"))
-        .await
-        .unwrap();
-    let job2 = store
-        .lease_job(Duration::from_secs(60))
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(job2.delivery_id, "d2");
-    assert!(store.release_job(&job2).await.unwrap());
-    let again = store
-        .lease_job(Duration::from_secs(60))
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!((again.id, again.attempts), (job2.id, 1));
-    store.close().await;
 }
 
 #[tokio::test]

@@ -9,7 +9,7 @@
 use std::collections::HashSet;
 
 use anyhow::Context;
-use sqlx::SqlitePool;
+use sqlx::AnyPool;
 use tokio::sync::{mpsc, oneshot};
 
 use super::now_ms;
@@ -80,7 +80,7 @@ pub(super) struct Batcher {
 }
 
 impl Batcher {
-    pub(super) fn start(pool: SqlitePool) -> Batcher {
+    pub(super) fn start(pool: AnyPool) -> Batcher {
         let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
         let task = tokio::spawn(run(pool, rx)).abort_handle();
         Batcher { tx, task }
@@ -130,7 +130,7 @@ impl Batcher {
     }
 }
 
-async fn run(pool: SqlitePool, mut rx: mpsc::Receiver<Op>) {
+async fn run(pool: AnyPool, mut rx: mpsc::Receiver<Op>) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     loop {
         if rx.recv_many(&mut batch, MAX_BATCH).await == 0 {
@@ -195,7 +195,7 @@ async fn run(pool: SqlitePool, mut rx: mpsc::Receiver<Op>) {
 /// overhead, not the disk, is what limits intake, so statements are what
 /// this saves.
 async fn write_batch<'a>(
-    pool: &SqlitePool,
+    pool: &AnyPool,
     batch: impl ExactSizeIterator<Item = &'a NewDelivery> + Clone,
     completions: impl ExactSizeIterator<Item = &'a (i64, String)>,
 ) -> anyhow::Result<(Vec<DeliveryOutcome>, HashSet<i64>)> {
@@ -207,25 +207,18 @@ async fn write_batch<'a>(
     let completed: HashSet<i64> = if completions.len() == 0 {
         HashSet::new()
     } else {
-        let mut update = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
-            "UPDATE jobs SET state = 'done', lease_token = NULL, lease_until = NULL, updated_at = ",
+        // The casts give Postgres the types of the VALUES columns.
+        let sql = format!(
+            "UPDATE jobs SET state = 'done', lease_token = NULL, lease_until = NULL, updated_at = $1,
+                 finished_at = $1
+             WHERE state = 'running' AND (id, lease_token) IN (VALUES {}) RETURNING id",
+            rows_sql(completions.len(), &["CAST({} AS BIGINT)", "CAST({} AS TEXT)"], 2)
         );
-        update
-            .push_bind(now)
-            .push(", finished_at = ")
-            .push_bind(now);
-        update.push(" WHERE state = 'running' AND (id, lease_token) IN (VALUES ");
-        let mut sep = update.separated(", ");
+        let mut update = sqlx::query_scalar::<_, i64>(&sql).bind(now);
         for (job_id, token) in completions {
-            sep.push("(")
-                .push_bind_unseparated(*job_id)
-                .push_unseparated(", ")
-                .push_bind_unseparated(token.as_str())
-                .push_unseparated(")");
+            update = update.bind(*job_id).bind(token.as_str());
         }
-        update.push(") RETURNING id");
         update
-            .build_query_scalar::<i64>()
             .fetch_all(&mut *tx)
             .await
             .context("finishing jobs")?
@@ -236,22 +229,24 @@ async fn write_batch<'a>(
         tx.commit().await.context("committing finished jobs")?;
         return Ok((Vec::new(), completed));
     }
-    let mut insert = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
-        "INSERT INTO deliveries (id, event, action, installation_id, repo, outcome, reason, received_at) ",
+    let sql = format!(
+        "INSERT INTO deliveries (id, event, action, installation_id, repo, outcome, reason, received_at)
+         VALUES {} ON CONFLICT (id) DO NOTHING RETURNING id",
+        rows_sql(batch.len(), &["{}"; 8], 1)
     );
-    insert.push_values(batch.clone(), |mut row, d| {
-        row.push_bind(&d.id)
-            .push_bind(&d.event)
-            .push_bind(&d.action)
-            .push_bind(d.installation_id.map(|i| i as i64))
-            .push_bind(&d.repo)
-            .push_bind(d.outcome)
-            .push_bind(&d.reason)
-            .push_bind(now);
-    });
-    insert.push(" ON CONFLICT (id) DO NOTHING RETURNING id");
+    let mut insert = sqlx::query_scalar::<_, String>(&sql);
+    for d in batch.clone() {
+        insert = insert
+            .bind(d.id.as_str())
+            .bind(d.event.as_str())
+            .bind(d.action.as_deref())
+            .bind(d.installation_id.map(|i| i as i64))
+            .bind(d.repo.as_deref())
+            .bind(d.outcome)
+            .bind(d.reason.as_deref())
+            .bind(now);
+    }
     let stored: HashSet<String> = insert
-        .build_query_scalar::<String>()
         .fetch_all(&mut *tx)
         .await
         .context("storing deliveries")?
@@ -276,26 +271,63 @@ async fn write_batch<'a>(
         .flat_map(|(d, _)| d.jobs.iter().map(move |j| (d.id.as_str(), j)))
         .collect();
     if !jobs.is_empty() {
-        let mut insert = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
-            "INSERT INTO jobs (delivery_id, installation_id, kind, subject, payload, state, run_after, created_at, updated_at) ",
+        let sql = format!(
+            "INSERT INTO jobs (delivery_id, installation_id, kind, subject, payload, state, run_after,
+                               created_at, updated_at)
+             VALUES {}",
+            rows_sql(jobs.len(), &["{}", "{}", "{}", "{}", "{}", "'queued'", "$1", "$1", "$1"], 2)
         );
-        insert.push_values(jobs, |mut row, (delivery_id, job)| {
-            row.push_bind(delivery_id)
-                .push_bind(job.installation_id as i64)
-                .push_bind(&job.kind)
-                .push_bind(&job.subject)
-                .push_bind(&job.payload)
-                .push_bind("queued")
-                .push_bind(now)
-                .push_bind(now)
-                .push_bind(now);
-        });
-        insert
-            .build()
-            .execute(&mut *tx)
-            .await
-            .context("enqueueing jobs")?;
+        let mut insert = sqlx::query(&sql).bind(now);
+        for (delivery_id, job) in jobs {
+            insert = insert
+                .bind(delivery_id)
+                .bind(job.installation_id as i64)
+                .bind(job.kind.as_str())
+                .bind(job.subject.as_str())
+                .bind(job.payload.as_str());
+        }
+        insert.execute(&mut *tx).await.context("enqueueing jobs")?;
     }
     tx.commit().await.context("committing deliveries")?;
     Ok((outcomes, completed))
+}
+
+/// `(…), (…)`: `rows` rows of the column templates `columns`, each `{}` in
+/// them replaced by the next numbered parameter, counting from `$first`.
+/// (sqlx's `Any` driver cannot number parameters for Postgres itself.)
+fn rows_sql(rows: usize, columns: &[&str], first: usize) -> String {
+    let mut n = first;
+    let mut out = String::new();
+    for r in 0..rows {
+        if r > 0 {
+            out.push_str(", ");
+        }
+        out.push('(');
+        for (c, template) in columns.iter().enumerate() {
+            if c > 0 {
+                out.push_str(", ");
+            }
+            if template.contains("{}") {
+                out.push_str(&template.replace("{}", &format!("${n}")));
+                n += 1;
+            } else {
+                out.push_str(template);
+            }
+        }
+        out.push(')');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::rows_sql;
+
+    #[test]
+    fn rows_are_numbered_in_order() {
+        assert_eq!(
+            rows_sql(2, &["CAST({} AS BIGINT)", "'x'", "{}"], 3),
+            "(CAST($3 AS BIGINT), 'x', $4), (CAST($5 AS BIGINT), 'x', $6)"
+        );
+    }
 }

@@ -1,20 +1,27 @@
-//! Durable state behind one API.
+//! Durable state behind one API, on SQLite (the embedded default) or
+//! PostgreSQL (several replicas), chosen by the URL.
 //!
-//! SQLite is the embedded default. Callers only see [`Store`]; a Postgres
-//! backend slots in behind the same methods (its lease query would use
-//! `FOR UPDATE SKIP LOCKED`), which is why no `sqlx` type leaks out of here.
+//! Callers only see [`Store`]; no `sqlx` type leaks out of here. Both
+//! backends run through sqlx's `Any` driver with the same SQL text, written
+//! in the portable subset (`$N` parameters, `CASE` instead of two-argument
+//! `MAX`, `CAST(… AS BIGINT)`); only what cannot be shared differs by
+//! [`Backend`]: leasing (Postgres locks with `FOR UPDATE SKIP LOCKED`), the
+//! SQLite pragmas and checkpoint, and the migrations (`migrations/sqlite`,
+//! `migrations/postgres`, kept in step and compared by a test).
 
 mod intake;
+mod limits;
+mod retention;
 
-use std::str::FromStr;
 use std::time::Duration;
 
 use anyhow::Context;
 use serde::Serialize;
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
-};
-use sqlx::Row;
+use sqlx::any::AnyPoolOptions;
+use sqlx::{AnyConnection, AnyPool, Executor, Row};
+
+pub use limits::Admission;
+pub use retention::{PruneReport, Retention};
 
 pub use intake::{DeliveryOutcome, NewDelivery, NewJob};
 
@@ -35,15 +42,36 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 /// How many connections serve reads (metrics, lookups). Reads never block
 /// writes in WAL mode.
 const READ_CONNECTIONS: u32 = 2;
+/// Connections of one replica to PostgreSQL (shared by reads and writes).
+const POSTGRES_CONNECTIONS: u32 = 10;
+/// How long a new connection may take, so that intake answers 503 rather
+/// than hanging while the database is away.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Which database is under the store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Whether opening the store applies pending migrations.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Migrations {
+    Apply,
+    /// Another process (`agentic migrate`, another replica) does it.
+    Skip,
+}
 
 /// Durable state: deliveries, jobs, outputs, audit.
 #[derive(Clone)]
 pub struct Store {
-    /// Exactly one connection: every write in this process queues for it in
-    /// async land (fair, no SQLite busy-sleeps) instead of racing for the
-    /// file lock.
-    write: SqlitePool,
-    read: SqlitePool,
+    backend: Backend,
+    /// SQLite: exactly one connection, so every write in this process
+    /// queues for it in async land (fair, no busy-sleeps) instead of racing
+    /// for the file lock. Postgres: the replica's pool.
+    write: AnyPool,
+    read: AnyPool,
     intake: intake::Batcher,
 }
 
@@ -58,6 +86,14 @@ pub struct LeasedJob {
     /// Attempts so far, this one included.
     pub attempts: i64,
     pub lease_token: String,
+}
+
+/// What one lease statement took.
+#[derive(Debug, Default)]
+pub struct Leased {
+    pub jobs: Vec<LeasedJob>,
+    /// How many of them were running elsewhere until their lease ran out.
+    pub takeovers: usize,
 }
 
 /// A job as stored, for status and tests.
@@ -107,57 +143,143 @@ pub struct AuditEntry {
     pub detail: Option<serde_json::Value>,
 }
 
+/// The URL with its scheme made explicit: a bare path is a SQLite file.
+fn normalize(url: &str) -> (Backend, String) {
+    if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+        (Backend::Postgres, url.to_string())
+    } else if url.starts_with("sqlite:") {
+        (Backend::Sqlite, url.to_string())
+    } else {
+        (Backend::Sqlite, format!("sqlite://{url}"))
+    }
+}
+
+/// `url` with `key=value` added to its query string.
+fn with_param(url: &str, key: &str, value: &str) -> String {
+    if url.contains(&format!("{key}=")) {
+        return url.to_string();
+    }
+    let sep = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{sep}{key}={value}")
+}
+
+/// Pool settings for SQLite: the writer keeps its one connection forever
+/// and sets the file to WAL; every connection gets the same pragmas.
+fn sqlite_pool(connections: u32, writer: bool) -> AnyPoolOptions {
+    AnyPoolOptions::new()
+        .max_connections(connections)
+        .min_connections(if writer { 1 } else { 0 })
+        .idle_timeout(if writer {
+            None
+        } else {
+            Some(Duration::from_secs(600))
+        })
+        .max_lifetime(if writer {
+            None
+        } else {
+            Some(Duration::from_secs(1800))
+        })
+        .after_connect(move |conn: &mut AnyConnection, _| {
+            Box::pin(async move {
+                if writer {
+                    // WAL lets readers run beside the writer; FULL makes a
+                    // delivery we answered 202 for survive power loss, not
+                    // only a crash. Group commit pays for it.
+                    conn.execute("PRAGMA journal_mode = WAL").await?;
+                }
+                conn.execute("PRAGMA synchronous = FULL").await?;
+                conn.execute("PRAGMA foreign_keys = ON").await?;
+                conn.execute(
+                    format!("PRAGMA busy_timeout = {}", BUSY_TIMEOUT.as_millis()).as_str(),
+                )
+                .await?;
+                Ok(())
+            })
+        })
+}
+
 impl Store {
-    /// Open (creating if needed) and migrate the database at `url`.
+    /// Open (creating a SQLite file if needed) and migrate the database at
+    /// `url`.
     pub async fn open(url: &str) -> anyhow::Result<Store> {
-        if url.starts_with("postgres:") || url.starts_with("postgresql:") {
-            anyhow::bail!(
-                "AGENTIC_DATABASE_URL: Postgres is not available in this build yet; use a sqlite: URL"
-            );
+        Store::connect(url, Migrations::Apply).await
+    }
+
+    /// Open the database at `url`, applying migrations or not. Safe when
+    /// several replicas start at once: Postgres migrations run under an
+    /// advisory lock, SQLite's under the file's write lock.
+    pub async fn connect(url: &str, migrations: Migrations) -> anyhow::Result<Store> {
+        static DRIVERS: std::sync::Once = std::sync::Once::new();
+        DRIVERS.call_once(sqlx::any::install_default_drivers);
+        let (backend, url) = normalize(url);
+        let (write, read) = match backend {
+            Backend::Sqlite => {
+                let memory = url.contains(":memory:") || url.contains("mode=memory");
+                let rwc = if memory {
+                    url.clone()
+                } else {
+                    with_param(&url, "mode", "rwc")
+                };
+                let write = sqlite_pool(1, !memory)
+                    .connect(&rwc)
+                    .await
+                    .with_context(|| format!("opening database `{url}`"))?;
+                // An in-memory database exists once per connection: readers
+                // must share the writer's.
+                let read = if memory {
+                    write.clone()
+                } else {
+                    sqlite_pool(READ_CONNECTIONS, false)
+                        .connect(&with_param(&url, "mode", "ro"))
+                        .await
+                        .with_context(|| format!("opening database `{url}` for reading"))?
+                };
+                (write, read)
+            }
+            Backend::Postgres => {
+                let pool = AnyPoolOptions::new()
+                    .max_connections(POSTGRES_CONNECTIONS)
+                    .acquire_timeout(CONNECT_TIMEOUT)
+                    .connect(&url)
+                    .await
+                    .context("AGENTIC_DATABASE_URL: cannot connect to PostgreSQL")?;
+                (pool.clone(), pool)
+            }
+        };
+        if migrations == Migrations::Apply {
+            migrate_pool(backend, &write).await?;
         }
-        let url = if url.starts_with("sqlite:") {
-            url.to_string()
-        } else {
-            format!("sqlite://{url}")
-        };
-        let options = SqliteConnectOptions::from_str(&url)
-            .with_context(|| format!("AGENTIC_DATABASE_URL: cannot parse `{url}`"))?
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            // FULL: a delivery we answered 202 for survives power loss, not
-            // only a crash of this process. Group commit pays for it.
-            .synchronous(SqliteSynchronous::Full)
-            .foreign_keys(true)
-            .busy_timeout(BUSY_TIMEOUT);
-        let write = SqlitePoolOptions::new()
-            .max_connections(1)
-            .min_connections(1)
-            .idle_timeout(None)
-            .max_lifetime(None)
-            .connect_with(options.clone())
-            .await
-            .with_context(|| format!("opening database `{url}`"))?;
-        sqlx::migrate!("./migrations")
-            .run(&write)
-            .await
-            .context("applying database migrations")?;
-        // An in-memory database exists once per connection: readers must
-        // share the writer's.
-        let read = if url.contains(":memory:") || url.contains("mode=memory") {
-            write.clone()
-        } else {
-            SqlitePoolOptions::new()
-                .max_connections(READ_CONNECTIONS)
-                .connect_with(options.read_only(true))
-                .await
-                .with_context(|| format!("opening database `{url}` for reading"))?
-        };
         let intake = intake::Batcher::start(write.clone());
         Ok(Store {
+            backend,
             write,
             read,
             intake,
         })
+    }
+
+    /// Apply pending migrations to the database at `url` (`agentic
+    /// migrate`); returns how many were applied.
+    pub async fn migrate(url: &str) -> anyhow::Result<usize> {
+        let store = Store::connect(url, Migrations::Skip).await?;
+        let before = store.applied_migrations().await.unwrap_or(0);
+        migrate_pool(store.backend, &store.write).await?;
+        let after = store.applied_migrations().await?;
+        store.close().await;
+        Ok(after.saturating_sub(before))
+    }
+
+    async fn applied_migrations(&self) -> anyhow::Result<usize> {
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM _sqlx_migrations WHERE success")
+            .fetch_one(&self.read)
+            .await
+            .context("reading the applied migrations")?;
+        Ok(n as usize)
+    }
+
+    /// Which database is under the store.
+    pub fn backend(&self) -> Backend {
+        self.backend
     }
 
     /// Store a delivery and its jobs in one transaction, deduplicated on the
@@ -170,7 +292,7 @@ impl Store {
     /// Take the next runnable job: a queued one whose time has come, or a
     /// running one whose lease ran out (its worker died).
     pub async fn lease_job(&self, lease: Duration) -> anyhow::Result<Option<LeasedJob>> {
-        Ok(self.lease_jobs(lease, 1, 1).await?.pop())
+        Ok(self.lease_jobs(lease, 1, 1).await?.jobs.pop())
     }
 
     /// Take up to `max` runnable jobs, fairly: first running jobs whose
@@ -188,58 +310,44 @@ impl Store {
         lease: Duration,
         max: usize,
         per_installation: usize,
-    ) -> anyhow::Result<Vec<LeasedJob>> {
+    ) -> anyhow::Result<Leased> {
         let now = now_ms();
         let token = uuid::Uuid::new_v4().to_string();
-        let mut tx = self.write.begin().await.context("starting a lease")?;
-        let rows = sqlx::query(
-            "WITH RECURSIVE
-             inst(i) AS (
-                 SELECT (SELECT installation_id FROM jobs WHERE state = 'queued' AND run_after <= ?3
-                         ORDER BY installation_id LIMIT 1)
-                 UNION ALL
-                 SELECT (SELECT installation_id FROM jobs WHERE state = 'queued' AND run_after <= ?3
-                           AND installation_id > inst.i ORDER BY installation_id LIMIT 1)
-                 FROM inst WHERE inst.i IS NOT NULL),
-             busy(i, n) AS (SELECT installation_id, COUNT(*) FROM jobs
-                            WHERE state = 'running' AND lease_until >= ?3 GROUP BY installation_id),
-             heads AS (
-                 SELECT j.id, j.run_after AS due, j.installation_id AS i FROM inst
-                 JOIN jobs j ON j.id IN (SELECT id FROM jobs WHERE state = 'queued'
-                                         AND installation_id = inst.i AND run_after <= ?3
-                                         ORDER BY run_after, id LIMIT ?5)
-                 WHERE inst.i IS NOT NULL),
-             ranked AS (
-                 SELECT heads.id, heads.due,
-                        ROW_NUMBER() OVER (PARTITION BY heads.i ORDER BY heads.due, heads.id) AS rn,
-                        COALESCE(b.n, 0) AS running, COALESCE(t.last_turn, -1) AS turn
-                 FROM heads LEFT JOIN busy b ON b.i = heads.i
-                 LEFT JOIN installation_turns t ON t.installation_id = heads.i)
-             UPDATE jobs SET state = 'running', attempts = attempts + 1, lease_token = ?1,
-                 lease_until = ?2, updated_at = ?3
-             WHERE id IN (SELECT id FROM (
-                             SELECT * FROM (SELECT id, 0 AS rn, -2 AS turn, lease_until AS due FROM jobs
-                                            WHERE state = 'running' AND lease_until < ?3
-                                            ORDER BY lease_until LIMIT ?4)
-                             UNION ALL
-                             SELECT id, rn, turn, due FROM ranked WHERE rn + running <= ?5)
-                          ORDER BY rn, turn, due, id LIMIT ?4)
-             RETURNING id, delivery_id, kind, subject, payload, attempts, installation_id",
+        // Leases that ran out, for the takeover count (their worker died).
+        // Read before the lease's transaction, whose first statement must be
+        // its write: SQLite cannot upgrade a reading transaction to writing
+        // while another process writes.
+        let expired: std::collections::HashSet<i64> = sqlx::query_scalar(
+            "SELECT id FROM jobs WHERE state = 'running' AND lease_until < $1
+             ORDER BY lease_until LIMIT $2",
         )
-        .bind(&token)
-        .bind(now + lease.as_millis() as i64)
         .bind(now)
         .bind(max as i64)
-        .bind(per_installation.max(1) as i64)
-        .fetch_all(&mut *tx)
+        .fetch_all(&self.read)
         .await
-        .context("leasing jobs")?;
+        .context("reading expired leases")?
+        .into_iter()
+        .collect();
+        let sql = match self.backend {
+            Backend::Sqlite => LEASE_SQLITE,
+            Backend::Postgres => LEASE_POSTGRES,
+        };
+        let mut tx = self.write.begin().await.context("starting a lease")?;
+        let rows = sqlx::query(sql)
+            .bind(&token)
+            .bind(now + lease.as_millis() as i64)
+            .bind(now)
+            .bind(max as i64)
+            .bind(per_installation.max(1) as i64)
+            .fetch_all(&mut *tx)
+            .await
+            .context("leasing jobs")?;
         let served: std::collections::BTreeSet<i64> =
             rows.iter().map(|r| r.get("installation_id")).collect();
         for installation in served {
             sqlx::query(
                 "INSERT INTO installation_turns (installation_id, last_turn)
-                 VALUES (?1, (SELECT COALESCE(MAX(last_turn), 0) + 1 FROM installation_turns))
+                 VALUES ($1, (SELECT COALESCE(MAX(last_turn), 0) + 1 FROM installation_turns))
                  ON CONFLICT (installation_id) DO UPDATE SET last_turn = excluded.last_turn",
             )
             .bind(installation)
@@ -263,14 +371,15 @@ impl Store {
             })
             .collect();
         jobs.sort_by_key(|j| j.id);
-        Ok(jobs)
+        let takeovers = jobs.iter().filter(|j| expired.contains(&j.id)).count();
+        Ok(Leased { jobs, takeovers })
     }
 
     /// Whether `job`'s lease is still held and unexpired: checked before
     /// every write to GitHub, so a job that lost its lease has no effect.
     pub async fn holds_lease(&self, job: &LeasedJob) -> anyhow::Result<bool> {
         let held: Option<i64> = sqlx::query_scalar(
-            "SELECT 1 FROM jobs WHERE id = ?1 AND lease_token = ?2 AND state = 'running' AND lease_until > ?3",
+            "SELECT id FROM jobs WHERE id = $1 AND lease_token = $2 AND state = 'running' AND lease_until > $3",
         )
         .bind(job.id)
         .bind(&job.lease_token)
@@ -295,7 +404,7 @@ impl Store {
     /// Push a running job's lease further out. False if the lease was lost.
     pub async fn extend_lease(&self, job: &LeasedJob, lease: Duration) -> anyhow::Result<bool> {
         let r = sqlx::query(
-            "UPDATE jobs SET lease_until = ?1 WHERE id = ?2 AND lease_token = ?3 AND state = 'running'",
+            "UPDATE jobs SET lease_until = $1 WHERE id = $2 AND lease_token = $3 AND state = 'running'",
         )
         .bind(now_ms() + lease.as_millis() as i64)
         .bind(job.id)
@@ -334,9 +443,9 @@ impl Store {
         let now = now_ms();
         let mut tx = self.write.begin().await.context("starting a transaction")?;
         let r = sqlx::query(
-            "UPDATE jobs SET state = 'queued', run_after = ?1, last_error = ?2,
-                 attempts = attempts - ?6, lease_token = NULL, lease_until = NULL, updated_at = ?3
-             WHERE id = ?4 AND lease_token = ?5 AND state = 'running'",
+            "UPDATE jobs SET state = 'queued', run_after = $1, last_error = $2,
+                 attempts = attempts - $6, lease_token = NULL, lease_until = NULL, updated_at = $3
+             WHERE id = $4 AND lease_token = $5 AND state = 'running'",
         )
         .bind(run_after_ms)
         .bind(error)
@@ -378,9 +487,9 @@ impl Store {
     pub async fn kill_job(&self, job: &LeasedJob, error: &str) -> anyhow::Result<bool> {
         let now = now_ms();
         let r = sqlx::query(
-            "UPDATE jobs SET state = 'dead', last_error = ?1, lease_token = NULL,
-                 lease_until = NULL, updated_at = ?2, finished_at = ?2
-             WHERE id = ?3 AND lease_token = ?4 AND state = 'running'",
+            "UPDATE jobs SET state = 'dead', last_error = $1, lease_token = NULL,
+                 lease_until = NULL, updated_at = $2, finished_at = $2
+             WHERE id = $3 AND lease_token = $4 AND state = 'running'",
         )
         .bind(error)
         .bind(now)
@@ -395,9 +504,9 @@ impl Store {
     /// Hand a job back without counting the attempt against it (shutdown).
     pub async fn release_job(&self, job: &LeasedJob) -> anyhow::Result<bool> {
         let r = sqlx::query(
-            "UPDATE jobs SET state = 'queued', attempts = MAX(attempts - 1, 0), lease_token = NULL,
-                 lease_until = NULL, run_after = ?1, updated_at = ?1
-             WHERE id = ?2 AND lease_token = ?3 AND state = 'running'",
+            "UPDATE jobs SET state = 'queued', attempts = CASE WHEN attempts > 0 THEN attempts - 1 ELSE 0 END, lease_token = NULL,
+                 lease_until = NULL, run_after = $1, updated_at = $1
+             WHERE id = $2 AND lease_token = $3 AND state = 'running'",
         )
         .bind(now_ms())
         .bind(job.id)
@@ -424,7 +533,7 @@ impl Store {
         let row = sqlx::query(
             "SELECT MIN(t) AS t FROM (
                  SELECT MIN(run_after) AS t FROM jobs WHERE state = 'queued'
-                 UNION ALL SELECT MIN(lease_until) FROM jobs WHERE state = 'running')",
+                 UNION ALL SELECT MIN(lease_until) FROM jobs WHERE state = 'running') AS due",
         )
         .fetch_one(&self.read)
         .await
@@ -443,13 +552,53 @@ impl Store {
 
     /// The jobs a delivery created.
     pub async fn jobs_for_delivery(&self, delivery_id: &str) -> anyhow::Result<Vec<JobRow>> {
-        self.jobs_where("WHERE delivery_id = ?1", Some(delivery_id))
+        self.jobs_where("WHERE delivery_id = $1", Some(delivery_id))
             .await
     }
 
     /// Every job, oldest first.
     pub async fn jobs(&self) -> anyhow::Result<Vec<JobRow>> {
         self.jobs_where("", None).await
+    }
+
+    /// The jobs in `state`, oldest first (`agentic jobs --state`).
+    pub async fn jobs_in_state(&self, state: &str) -> anyhow::Result<Vec<JobRow>> {
+        self.jobs_where("WHERE state = $1", Some(state)).await
+    }
+
+    /// Queue a dead job again with a fresh count of attempts (`agentic jobs
+    /// retry`), audited as done by the operator. False unless it was dead.
+    pub async fn requeue_dead(&self, job_id: i64, operator: &str) -> anyhow::Result<bool> {
+        let now = now_ms();
+        let mut tx = self.write.begin().await.context("starting a transaction")?;
+        let r = sqlx::query(
+            "UPDATE jobs SET state = 'queued', attempts = 0, run_after = $1, updated_at = $1,
+                 finished_at = NULL
+             WHERE id = $2 AND state = 'dead'",
+        )
+        .bind(now)
+        .bind(job_id)
+        .execute(&mut *tx)
+        .await
+        .context("requeueing a dead job")?;
+        if r.rows_affected() != 1 {
+            tx.rollback().await.ok();
+            return Ok(false);
+        }
+        insert_audit(
+            &mut tx,
+            now,
+            &AuditEntry {
+                job_id: Some(job_id),
+                delivery_id: None,
+                actor: Some(operator.to_string()),
+                action: "job.requeued".into(),
+                detail: None,
+            },
+        )
+        .await?;
+        tx.commit().await.context("committing a requeue")?;
+        Ok(true)
     }
 
     async fn jobs_where(&self, filter: &str, arg: Option<&str>) -> anyhow::Result<Vec<JobRow>> {
@@ -479,7 +628,7 @@ impl Store {
     /// One stored delivery.
     pub async fn delivery(&self, id: &str) -> anyhow::Result<Option<DeliveryRow>> {
         let row = sqlx::query(
-            "SELECT id, event, action, installation_id, repo, outcome, reason FROM deliveries WHERE id = ?1",
+            "SELECT id, event, action, installation_id, repo, outcome, reason FROM deliveries WHERE id = $1",
         )
         .bind(id)
         .fetch_optional(&self.read)
@@ -517,7 +666,7 @@ impl Store {
 
     /// The GitHub id of output `key` of a job (its status comment, …).
     pub async fn output(&self, job_id: i64, key: &str) -> anyhow::Result<Option<u64>> {
-        let row = sqlx::query("SELECT github_id FROM outputs WHERE job_id = ?1 AND key = ?2")
+        let row = sqlx::query("SELECT github_id FROM outputs WHERE job_id = $1 AND key = $2")
             .bind(job_id)
             .bind(key)
             .fetch_optional(&self.write)
@@ -536,7 +685,7 @@ impl Store {
     ) -> anyhow::Result<()> {
         let now = now_ms();
         sqlx::query(
-            "INSERT INTO outputs (job_id, key, kind, github_id, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?5)
+            "INSERT INTO outputs (job_id, key, kind, github_id, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $5)
              ON CONFLICT (job_id, key) DO UPDATE SET github_id = excluded.github_id, updated_at = excluded.updated_at",
         )
         .bind(job_id)
@@ -562,7 +711,7 @@ impl Store {
         let token = uuid::Uuid::new_v4().to_string();
         let (owner, claimed_by): (i64, Option<String>) = sqlx::query_as(
             "INSERT INTO command_runs (comment_id, fingerprint, job_id, created_at, claim_token)
-             VALUES (?1, ?2, ?3, ?4, ?5)
+             VALUES ($1, $2, $3, $4, $5)
              ON CONFLICT (comment_id, fingerprint) DO UPDATE SET job_id = command_runs.job_id
              RETURNING job_id, claim_token",
         )
@@ -588,7 +737,7 @@ impl Store {
         &self,
         job_id: i64,
     ) -> anyhow::Result<Vec<(String, Option<String>)>> {
-        let rows = sqlx::query("SELECT action, detail FROM audit WHERE job_id = ?1 ORDER BY id")
+        let rows = sqlx::query("SELECT action, detail FROM audit WHERE job_id = $1 ORDER BY id")
             .bind(job_id)
             .fetch_all(&self.read)
             .await
@@ -621,21 +770,108 @@ impl Store {
 
     /// Flush the write-ahead log into the main file and close connections.
     pub async fn close(&self) {
-        let _ = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
-            .execute(&self.write)
-            .await;
+        if self.backend == Backend::Sqlite {
+            let _ = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+                .execute(&self.write)
+                .await;
+        }
         self.read.close().await;
         self.write.close().await;
     }
 }
 
-async fn insert_audit(
-    conn: &mut sqlx::SqliteConnection,
-    now: i64,
-    e: &AuditEntry,
-) -> anyhow::Result<()> {
+/// The fair lease, SQLite: one statement on the single writer, so nothing
+/// else can take the same rows. `$1` token, `$2` lease end, `$3` now, `$4`
+/// most jobs, `$5` most running jobs of one installation.
+const LEASE_SQLITE: &str = "WITH RECURSIVE
+             inst(i) AS (
+                 SELECT (SELECT installation_id FROM jobs WHERE state = 'queued' AND run_after <= $3
+                         ORDER BY installation_id LIMIT 1)
+                 UNION ALL
+                 SELECT (SELECT installation_id FROM jobs WHERE state = 'queued' AND run_after <= $3
+                           AND installation_id > inst.i ORDER BY installation_id LIMIT 1)
+                 FROM inst WHERE inst.i IS NOT NULL),
+             busy(i, n) AS (SELECT installation_id, COUNT(*) FROM jobs
+                            WHERE state = 'running' AND lease_until >= $3 GROUP BY installation_id),
+             heads AS (
+                 SELECT j.id, j.run_after AS due, j.installation_id AS i FROM inst
+                 JOIN jobs j ON j.id IN (SELECT id FROM jobs WHERE state = 'queued'
+                                         AND installation_id = inst.i AND run_after <= $3
+                                         ORDER BY run_after, id LIMIT $5)
+                 WHERE inst.i IS NOT NULL),
+             ranked AS (
+                 SELECT heads.id, heads.due,
+                        ROW_NUMBER() OVER (PARTITION BY heads.i ORDER BY heads.due, heads.id) AS rn,
+                        COALESCE(b.n, 0) AS running, COALESCE(t.last_turn, -1) AS turn
+                 FROM heads LEFT JOIN busy b ON b.i = heads.i
+                 LEFT JOIN installation_turns t ON t.installation_id = heads.i)
+             UPDATE jobs SET state = 'running', attempts = attempts + 1, lease_token = $1,
+                 lease_until = $2, updated_at = $3
+             WHERE id IN (SELECT id FROM (
+                             SELECT * FROM (SELECT id, 0 AS rn, -2 AS turn, lease_until AS due FROM jobs
+                                            WHERE state = 'running' AND lease_until < $3
+                                            ORDER BY lease_until LIMIT $4)
+                             UNION ALL
+                             SELECT id, rn, turn, due FROM ranked WHERE rn + running <= $5)
+                          ORDER BY rn, turn, due, id LIMIT $4)
+             RETURNING id, delivery_id, kind, subject, payload, attempts, installation_id";
+
+/// The same choice on PostgreSQL, where replicas lease at once: the chosen
+/// rows are locked with `FOR UPDATE SKIP LOCKED` (rechecking that they are
+/// still free), so two replicas never take one job and neither waits for
+/// the other.
+const LEASE_POSTGRES: &str = "WITH RECURSIVE
+             inst(i) AS (
+                 SELECT (SELECT installation_id FROM jobs WHERE state = 'queued' AND run_after <= $3
+                         ORDER BY installation_id LIMIT 1)
+                 UNION ALL
+                 SELECT (SELECT installation_id FROM jobs WHERE state = 'queued' AND run_after <= $3
+                           AND installation_id > inst.i ORDER BY installation_id LIMIT 1)
+                 FROM inst WHERE inst.i IS NOT NULL),
+             busy(i, n) AS (SELECT installation_id, COUNT(*) FROM jobs
+                            WHERE state = 'running' AND lease_until >= $3 GROUP BY installation_id),
+             heads AS (
+                 SELECT j.id, j.run_after AS due, j.installation_id AS i FROM inst
+                 JOIN jobs j ON j.id IN (SELECT id FROM jobs WHERE state = 'queued'
+                                         AND installation_id = inst.i AND run_after <= $3
+                                         ORDER BY run_after, id LIMIT $5)
+                 WHERE inst.i IS NOT NULL),
+             ranked AS (
+                 SELECT heads.id, heads.due,
+                        ROW_NUMBER() OVER (PARTITION BY heads.i ORDER BY heads.due, heads.id) AS rn,
+                        COALESCE(b.n, 0) AS running, COALESCE(t.last_turn, -1) AS turn
+                 FROM heads LEFT JOIN busy b ON b.i = heads.i
+                 LEFT JOIN installation_turns t ON t.installation_id = heads.i),
+             expired AS (SELECT id, 0 AS rn, -2 AS turn, lease_until AS due FROM jobs
+                         WHERE state = 'running' AND lease_until < $3
+                         ORDER BY lease_until LIMIT $4),
+             chosen AS (SELECT id FROM (SELECT id, rn, turn, due FROM expired
+                                        UNION ALL
+                                        SELECT id, rn, turn, due FROM ranked WHERE rn + running <= $5) c
+                        ORDER BY rn, turn, due, id LIMIT $4),
+             locked AS (SELECT id FROM jobs WHERE id IN (SELECT id FROM chosen)
+                          AND (state = 'queued' OR (state = 'running' AND lease_until < $3))
+                        FOR UPDATE SKIP LOCKED)
+             UPDATE jobs SET state = 'running', attempts = jobs.attempts + 1, lease_token = $1,
+                 lease_until = $2, updated_at = $3
+             FROM locked WHERE jobs.id = locked.id
+             RETURNING jobs.id, jobs.delivery_id, jobs.kind, jobs.subject, jobs.payload,
+                       jobs.attempts, jobs.installation_id";
+
+async fn migrate_pool(backend: Backend, pool: &AnyPool) -> anyhow::Result<()> {
+    let migrator = match backend {
+        Backend::Sqlite => sqlx::migrate!("./migrations/sqlite"),
+        Backend::Postgres => sqlx::migrate!("./migrations/postgres"),
+    };
+    migrator
+        .run(pool)
+        .await
+        .context("applying database migrations")
+}
+
+async fn insert_audit(conn: &mut AnyConnection, now: i64, e: &AuditEntry) -> anyhow::Result<()> {
     sqlx::query(
-        "INSERT INTO audit (at, job_id, delivery_id, actor, action, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        "INSERT INTO audit (at, job_id, delivery_id, actor, action, detail) VALUES ($1, $2, $3, $4, $5, $6)",
     )
     .bind(now)
     .bind(e.job_id)

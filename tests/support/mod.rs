@@ -370,3 +370,60 @@ pub fn fence_tag(request: &serde_json::Value) -> String {
     assert!(tag.starts_with("untrusted-") && tag.len() == 42, "{tag}");
     tag
 }
+
+/// A database for one test: a SQLite file in a temporary directory, or a
+/// new database in the PostgreSQL of `AGENTIC_TEST_POSTGRES_URL`.
+pub struct TestDb {
+    /// `sqlite` or `postgres`, for assertion messages.
+    pub backend: &'static str,
+    pub url: String,
+    _dir: Option<tempfile::TempDir>,
+}
+
+/// The PostgreSQL the tests use. Not set is a failure, never a skip:
+/// `scripts/test.sh` starts one.
+pub fn postgres_admin_url() -> String {
+    std::env::var("AGENTIC_TEST_POSTGRES_URL").unwrap_or_else(|_| {
+        panic!(
+            "AGENTIC_TEST_POSTGRES_URL is not set: the store's tests run on PostgreSQL too \
+             (scripts/test.sh starts a throwaway cluster)"
+        )
+    })
+}
+
+/// A new, empty PostgreSQL database.
+pub async fn postgres_db() -> TestDb {
+    use sqlx::Connection;
+    let admin = postgres_admin_url();
+    let name = format!("agentic_{}", uuid::Uuid::new_v4().simple());
+    let mut conn = sqlx::postgres::PgConnection::connect(&admin)
+        .await
+        .unwrap_or_else(|e| panic!("cannot reach the test PostgreSQL at {admin}: {e}"));
+    sqlx::query(&format!("CREATE DATABASE \"{name}\""))
+        .execute(&mut conn)
+        .await
+        .expect("create a test database");
+    conn.close().await.ok();
+    let mut url = reqwest::Url::parse(&admin).expect("a postgres:// URL");
+    url.set_path(&format!("/{name}"));
+    TestDb {
+        backend: "postgres",
+        url: url.to_string(),
+        _dir: None,
+    }
+}
+
+/// A new SQLite database file.
+pub fn sqlite_db() -> TestDb {
+    let dir = tempfile::tempdir().expect("tempdir");
+    TestDb {
+        backend: "sqlite",
+        url: format!("sqlite://{}", dir.path().join("agentic.db").display()),
+        _dir: Some(dir),
+    }
+}
+
+/// One fresh database on each backend.
+pub async fn test_dbs() -> Vec<TestDb> {
+    vec![sqlite_db(), postgres_db().await]
+}

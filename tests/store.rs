@@ -1,0 +1,552 @@
+//! The store's guarantees, each checked on both backends (SQLite and
+//! PostgreSQL) with the same test: dedupe, leases and fencing, fair and
+//! exclusive leasing by concurrent replicas, the shared rate limits,
+//! retention, operator retries, and the two schemas kept in step.
+
+mod support;
+
+use std::collections::{BTreeMap, HashSet};
+use std::time::Duration;
+
+use agentic::store::{Admission, Migrations, NewDelivery, NewJob, Retention, Store};
+use support::{postgres_db, sqlite_db, test_dbs, TestDb};
+
+fn delivery(id: &str, installation: u64, kind: &str) -> NewDelivery {
+    NewDelivery {
+        id: id.to_string(),
+        event: "pull_request".into(),
+        action: Some("opened".into()),
+        installation_id: Some(installation),
+        repo: Some("o/r".into()),
+        outcome: "accepted",
+        reason: None,
+        jobs: vec![NewJob {
+            installation_id: installation,
+            kind: kind.into(),
+            subject: "o/r#1".into(),
+            payload: "{}".into(),
+        }],
+    }
+}
+
+async fn open(db: &TestDb) -> Store {
+    Store::open(&db.url)
+        .await
+        .unwrap_or_else(|e| panic!("{}: {e:#}", db.backend))
+}
+
+#[tokio::test]
+async fn an_expired_lease_is_taken_again_and_the_old_holder_cannot_finish() {
+    for db in test_dbs().await {
+        let store = open(&db).await;
+        store
+            .record_delivery(delivery("d1", 1, "review"))
+            .await
+            .unwrap();
+        let first = store
+            .lease_job(Duration::from_millis(400))
+            .await
+            .unwrap()
+            .expect("a job");
+        assert_eq!(first.attempts, 1, "{}", db.backend);
+        assert!(
+            store
+                .lease_job(Duration::from_secs(60))
+                .await
+                .unwrap()
+                .is_none(),
+            "{}: leased jobs are not handed out twice",
+            db.backend
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let taken = store
+            .lease_jobs(Duration::from_secs(60), 4, 4)
+            .await
+            .unwrap();
+        assert_eq!(taken.takeovers, 1, "{}: a takeover is counted", db.backend);
+        let second = &taken.jobs[0];
+        assert_eq!(
+            (second.id, second.attempts),
+            (first.id, 2),
+            "{}",
+            db.backend
+        );
+        assert!(
+            !store.complete_job(&first).await.unwrap(),
+            "{}: the old lease holder lost the job",
+            db.backend
+        );
+        assert!(!store.holds_lease(&first).await.unwrap(), "{}", db.backend);
+        assert!(store.holds_lease(second).await.unwrap(), "{}", db.backend);
+        assert!(store.complete_job(second).await.unwrap(), "{}", db.backend);
+        assert_eq!(
+            store.audit_actions(first.id).await.unwrap(),
+            ["job.completed"],
+            "{}",
+            db.backend
+        );
+        store.close().await;
+    }
+}
+
+#[tokio::test]
+async fn retry_waits_defer_does_not_count_and_release_hands_back() {
+    for db in test_dbs().await {
+        let store = open(&db).await;
+        store
+            .record_delivery(delivery("d1", 1, "review"))
+            .await
+            .unwrap();
+        let job = store
+            .lease_job(Duration::from_secs(60))
+            .await
+            .unwrap()
+            .unwrap();
+        let later = agentic::store::now_ms() + 60_000;
+        assert!(store
+            .retry_job(&job, later, "GitHub answered 502")
+            .await
+            .unwrap());
+        assert!(
+            store
+                .lease_job(Duration::from_secs(60))
+                .await
+                .unwrap()
+                .is_none(),
+            "{}: not before run_after",
+            db.backend
+        );
+        assert_eq!(
+            store.next_due().await.unwrap(),
+            Some(later),
+            "{}",
+            db.backend
+        );
+        let row = &store.jobs().await.unwrap()[0];
+        assert_eq!(
+            (row.state.as_str(), row.last_error.as_deref(), row.attempts),
+            ("queued", Some("GitHub answered 502"), 1),
+            "{}",
+            db.backend
+        );
+
+        store
+            .record_delivery(delivery("d2", 1, "review"))
+            .await
+            .unwrap();
+        let job2 = store
+            .lease_job(Duration::from_secs(60))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(store.defer_job(&job2, 0, "rate limited").await.unwrap());
+        let again = store
+            .lease_job(Duration::from_secs(60))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (again.id, again.attempts),
+            (job2.id, 1),
+            "{}: a wait is not an attempt",
+            db.backend
+        );
+        assert!(store.release_job(&again).await.unwrap());
+        let again = store
+            .lease_job(Duration::from_secs(60))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!((again.id, again.attempts), (job2.id, 1), "{}", db.backend);
+        store.close().await;
+    }
+}
+
+#[tokio::test]
+async fn concurrent_duplicates_are_stored_once() {
+    for db in test_dbs().await {
+        let store = open(&db).await;
+        let ids: Vec<String> = (0..200).map(|i| format!("dup-{i}")).collect();
+        let all = ids
+            .iter()
+            .chain(ids.iter())
+            .map(|id| store.record_delivery(delivery(id, 1, "review")));
+        let outcomes = futures::future::join_all(all).await;
+        let stored = outcomes
+            .iter()
+            .filter(|o| matches!(o, Ok(agentic::store::DeliveryOutcome::Stored)))
+            .count();
+        assert_eq!(stored, 200, "{}", db.backend);
+        assert_eq!(store.delivery_count().await.unwrap(), 200, "{}", db.backend);
+        assert_eq!(store.jobs().await.unwrap().len(), 200, "{}", db.backend);
+        store.close().await;
+    }
+}
+
+/// Two replicas (two stores on one database) lease at once: every job is
+/// taken exactly once.
+#[tokio::test]
+async fn replicas_leasing_at_once_never_take_the_same_job() {
+    for db in test_dbs().await {
+        let a = open(&db).await;
+        let b = Store::connect(&db.url, Migrations::Skip).await.unwrap();
+        for i in 0..300 {
+            a.record_delivery(delivery(&format!("d{i}"), i % 7, "review"))
+                .await
+                .unwrap();
+        }
+        let take = |store: Store| async move {
+            let mut mine = Vec::new();
+            loop {
+                let leased = store
+                    .lease_jobs(Duration::from_secs(60), 8, 100)
+                    .await
+                    .unwrap();
+                if leased.jobs.is_empty() {
+                    break;
+                }
+                mine.extend(leased.jobs.into_iter().map(|j| j.id));
+            }
+            mine
+        };
+        let (x, y) = tokio::join!(take(a.clone()), take(b.clone()));
+        let all: HashSet<i64> = x.iter().chain(y.iter()).copied().collect();
+        assert_eq!(
+            x.len() + y.len(),
+            300,
+            "{}: {} + {}",
+            db.backend,
+            x.len(),
+            y.len()
+        );
+        assert_eq!(all.len(), 300, "{}: no job leased twice", db.backend);
+        b.close().await;
+        a.close().await;
+    }
+}
+
+/// Installations take turns, and one never runs more than its cap.
+#[tokio::test]
+async fn leasing_takes_installations_in_turn_within_their_cap() {
+    for db in test_dbs().await {
+        let store = open(&db).await;
+        for i in 0..10 {
+            store
+                .record_delivery(delivery(&format!("a{i}"), 1, "review"))
+                .await
+                .unwrap();
+        }
+        store
+            .record_delivery(delivery("b0", 2, "review"))
+            .await
+            .unwrap();
+        store
+            .record_delivery(delivery("c0", 3, "review"))
+            .await
+            .unwrap();
+        let lease = |max| store.lease_jobs(Duration::from_secs(60), max, 2);
+        let installation = |id: &str| id.as_bytes()[0];
+        let first: Vec<u8> = lease(1)
+            .await
+            .unwrap()
+            .jobs
+            .iter()
+            .map(|j| installation(&j.delivery_id))
+            .collect();
+        assert_eq!(first, [b'a'], "{}: the oldest first", db.backend);
+        let next: Vec<u8> = lease(2)
+            .await
+            .unwrap()
+            .jobs
+            .iter()
+            .map(|j| installation(&j.delivery_id))
+            .collect();
+        assert_eq!(
+            next,
+            [b'b', b'c'],
+            "{}: then the ones not served yet",
+            db.backend
+        );
+        let rest = lease(10).await.unwrap().jobs;
+        assert_eq!(
+            rest.len(),
+            1,
+            "{}: installation 1 is at its cap of 2",
+            db.backend
+        );
+        assert!(lease(10).await.unwrap().jobs.is_empty(), "{}", db.backend);
+        store.close().await;
+    }
+}
+
+/// The shared limiter: a burst, then one per interval, the wait said, and
+/// two replicas counting against one limit.
+#[tokio::test]
+async fn rate_limits_hold_across_replicas() {
+    for db in test_dbs().await {
+        let a = open(&db).await;
+        let b = Store::connect(&db.url, Migrations::Skip).await.unwrap();
+        let minute = Duration::from_secs(60);
+        let mut allowed = 0;
+        for i in 0..10 {
+            let store = if i % 2 == 0 { &a } else { &b };
+            if store.admit("sender:1:bob", minute / 3, 3, 1).await.unwrap() == Admission::Allowed {
+                allowed += 1;
+            }
+        }
+        assert_eq!(
+            allowed, 3,
+            "{}: three a minute, whichever replica asks",
+            db.backend
+        );
+        match a.admit("sender:1:bob", minute / 3, 3, 1).await.unwrap() {
+            Admission::Wait(w) => assert!(
+                w > Duration::from_secs(15) && w <= Duration::from_secs(20),
+                "{}: {w:?}",
+                db.backend
+            ),
+            other => panic!("{}: {other:?}", db.backend),
+        }
+        assert_eq!(
+            a.admit("sender:1:carol", minute / 3, 3, 3).await.unwrap(),
+            Admission::Allowed,
+            "{}: another key, a batch of three",
+            db.backend
+        );
+        b.close().await;
+        a.close().await;
+    }
+}
+
+#[tokio::test]
+async fn an_operator_can_requeue_a_dead_job() {
+    for db in test_dbs().await {
+        let store = open(&db).await;
+        store
+            .record_delivery(delivery("d1", 1, "review"))
+            .await
+            .unwrap();
+        let job = store
+            .lease_job(Duration::from_secs(60))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(store.kill_job(&job, "GitHub answered 404").await.unwrap());
+        assert_eq!(
+            store.jobs_in_state("dead").await.unwrap().len(),
+            1,
+            "{}",
+            db.backend
+        );
+        assert!(
+            store.requeue_dead(job.id, "operator").await.unwrap(),
+            "{}",
+            db.backend
+        );
+        assert!(
+            !store.requeue_dead(job.id, "operator").await.unwrap(),
+            "{}: only dead jobs",
+            db.backend
+        );
+        let again = store
+            .lease_job(Duration::from_secs(60))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!((again.id, again.attempts), (job.id, 1), "{}", db.backend);
+        assert_eq!(
+            store.audit_actions(job.id).await.unwrap(),
+            ["job.dead", "job.requeued"],
+            "{}",
+            db.backend
+        );
+        store.close().await;
+    }
+}
+
+/// Old finished jobs go with their outputs and claims; deliveries stay at
+/// least as long as GitHub can redeliver them; running work is never
+/// touched; a dry run counts what a real one deletes.
+#[tokio::test]
+async fn retention_prunes_what_is_old_and_finished_only() {
+    use sqlx::Connection;
+    for db in test_dbs().await {
+        let store = open(&db).await;
+        for id in ["old-done", "old-running", "new-done"] {
+            store
+                .record_delivery(delivery(id, 1, "review"))
+                .await
+                .unwrap();
+        }
+        let jobs = store
+            .lease_jobs(Duration::from_secs(600), 3, 3)
+            .await
+            .unwrap()
+            .jobs;
+        for j in &jobs {
+            store
+                .save_output(j.id, "status-comment", "issue_comment", 7)
+                .await
+                .unwrap();
+            store
+                .claim_command(900 + j.id as u64, "Help #1", j.id)
+                .await
+                .unwrap();
+        }
+        assert!(store.complete_job(&jobs[0]).await.unwrap());
+        assert!(store.complete_job(&jobs[2]).await.unwrap());
+        // Age the first two deliveries and the first job by 40 days.
+        let forty_days = 40 * 24 * 3600 * 1000i64;
+        let mut conn = sqlx::AnyConnection::connect(&db.url).await.unwrap();
+        for sql in [
+            "UPDATE jobs SET finished_at = finished_at - $1 WHERE delivery_id = 'old-done'",
+            "UPDATE deliveries SET received_at = received_at - $1 WHERE id IN ('old-done', 'old-running')",
+            "UPDATE audit SET at = at - $1",
+        ] {
+            sqlx::query(sql).bind(forty_days).execute(&mut conn).await.unwrap();
+        }
+        conn.close().await.unwrap();
+        let keep = Retention {
+            days: 7,
+            audit_days: 30,
+        };
+        let dry = store.prune(keep, 2, Duration::ZERO, true).await.unwrap();
+        let done = store.prune(keep, 2, Duration::ZERO, false).await.unwrap();
+        assert_eq!(
+            dry, done,
+            "{}: a dry run counts what a real one deletes",
+            db.backend
+        );
+        assert_eq!(
+            (done.jobs, done.outputs, done.command_runs, done.deliveries),
+            (1, 1, 1, 1),
+            "{}",
+            db.backend
+        );
+        assert!(done.audit >= 1, "{}", db.backend);
+        let left: Vec<String> = store
+            .jobs()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|j| j.delivery_id)
+            .collect();
+        assert_eq!(left, ["old-running", "new-done"], "{}", db.backend);
+        assert!(
+            store.delivery("old-done").await.unwrap().is_none(),
+            "{}",
+            db.backend
+        );
+        assert!(
+            store.delivery("old-running").await.unwrap().is_some(),
+            "{}: its job runs",
+            db.backend
+        );
+        // A delivery 20 days old is kept for redelivery even with 7 days'
+        // retention.
+        store
+            .record_delivery(NewDelivery {
+                jobs: vec![],
+                outcome: "ignored",
+                ..delivery("ignored", 1, "x")
+            })
+            .await
+            .unwrap();
+        let mut conn = sqlx::AnyConnection::connect(&db.url).await.unwrap();
+        sqlx::query("UPDATE deliveries SET received_at = received_at - $1 WHERE id = 'ignored'")
+            .bind(20 * 24 * 3600 * 1000i64)
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        conn.close().await.unwrap();
+        let again = store.prune(keep, 100, Duration::ZERO, false).await.unwrap();
+        assert_eq!(again.deliveries, 0, "{}", db.backend);
+        assert_eq!(
+            store
+                .record_delivery(NewDelivery {
+                    jobs: vec![],
+                    outcome: "ignored",
+                    ..delivery("ignored", 1, "x")
+                })
+                .await
+                .unwrap(),
+            agentic::store::DeliveryOutcome::Duplicate,
+            "{}: still deduplicated",
+            db.backend
+        );
+        store.close().await;
+    }
+}
+
+/// Both schemas have the same tables with the same columns, and their
+/// migrations the same versions: one backend cannot drift from the other.
+#[tokio::test]
+async fn the_two_schemas_are_kept_in_step() {
+    let sqlite = sqlite_db();
+    let postgres = postgres_db().await;
+    open(&sqlite).await.close().await;
+    open(&postgres).await.close().await;
+
+    let columns = |rows: Vec<(String, String)>| {
+        let mut map: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for (table, column) in rows {
+            if !table.starts_with("_sqlx") && table != "sqlite_sequence" {
+                map.entry(table).or_default().push(column);
+            }
+        }
+        map.values_mut().for_each(|c| c.sort());
+        map
+    };
+    let pool = sqlx::SqlitePool::connect(&sqlite.url).await.unwrap();
+    let lite: Vec<(String, String)> = sqlx::query_as(
+        "SELECT m.name, p.name FROM sqlite_master m, pragma_table_info(m.name) p WHERE m.type = 'table'",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    let lite_versions: Vec<i64> =
+        sqlx::query_scalar("SELECT version FROM _sqlx_migrations ORDER BY version")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    let pg = sqlx::PgPool::connect(&postgres.url).await.unwrap();
+    let post: Vec<(String, String)> = sqlx::query_as(
+        "SELECT table_name::text, column_name::text FROM information_schema.columns WHERE table_schema = 'public'",
+    )
+    .fetch_all(&pg)
+    .await
+    .unwrap();
+    let pg_versions: Vec<i64> =
+        sqlx::query_scalar("SELECT version FROM _sqlx_migrations ORDER BY version")
+            .fetch_all(&pg)
+            .await
+            .unwrap();
+    assert_eq!(columns(lite), columns(post));
+    assert_eq!(lite_versions, pg_versions);
+    // The migration files themselves: the same names on both sides.
+    let names = |dir: &str| {
+        let mut v: Vec<String> =
+            std::fs::read_dir(format!("{}/migrations/{dir}", env!("CARGO_MANIFEST_DIR")))
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(names("sqlite"), names("postgres"));
+}
+
+/// Several replicas starting at once all migrate safely.
+#[tokio::test]
+async fn replicas_starting_at_once_migrate_once() {
+    let db = postgres_db().await;
+    let starts = (0..4).map(|_| Store::open(&db.url));
+    for store in futures::future::join_all(starts).await {
+        store.expect("every replica opens").close().await;
+    }
+    assert_eq!(
+        Store::migrate(&db.url).await.unwrap(),
+        0,
+        "nothing left to apply"
+    );
+}
