@@ -6,12 +6,9 @@ pub mod client;
 pub mod types;
 
 use std::collections::HashMap;
-use std::num::NonZeroU32;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use governor::clock::Clock;
-use governor::{DefaultKeyedRateLimiter, Quota};
 use secrecy::SecretString;
 
 pub use client::GitHub;
@@ -137,9 +134,10 @@ impl Role {
 /// What every installation client shares: GitHub's limits on content
 /// creation and the role cache.
 pub struct Shared {
-    /// GitHub's secondary limit on content creation, per installation.
-    per_minute: DefaultKeyedRateLimiter<u64>,
-    per_hour: DefaultKeyedRateLimiter<u64>,
+    /// GitHub's secondary limit on content creation, per installation,
+    /// counted in the store so that it holds across replicas.
+    store: crate::store::Store,
+    quota: ContentQuota,
     roles: Mutex<HashMap<(String, String), (Role, Instant)>>,
 }
 
@@ -147,6 +145,7 @@ pub struct Shared {
 /// it the job is rescheduled (a few seconds: long enough to smooth a burst,
 /// short enough that a worker is not held hostage by one busy installation).
 pub const MAX_CONTENT_WAIT: Duration = Duration::from_secs(3);
+
 /// How many content-creating requests (comments, reactions, edits, reviews)
 /// one installation may make. GitHub allows 80 a minute and 500 an hour;
 /// the defaults stay under both. A GitHub Enterprise Server may set others.
@@ -166,11 +165,10 @@ impl Default for ContentQuota {
 }
 
 impl Shared {
-    fn new(quota: ContentQuota) -> Shared {
-        let nz = |n: u32| NonZeroU32::new(n).unwrap_or(NonZeroU32::MIN);
+    fn new(store: crate::store::Store, quota: ContentQuota) -> Shared {
         Shared {
-            per_minute: DefaultKeyedRateLimiter::keyed(Quota::per_minute(nz(quota.per_minute))),
-            per_hour: DefaultKeyedRateLimiter::keyed(Quota::per_hour(nz(quota.per_hour))),
+            store,
+            quota,
             roles: Mutex::new(HashMap::new()),
         }
     }
@@ -180,18 +178,32 @@ impl Shared {
     /// as [`GitHubError::Throttled`] so the job is rescheduled and its
     /// worker serves someone else meanwhile.
     pub async fn content_slot(&self, installation: u64) -> Result<(), GitHubError> {
-        for limiter in [&self.per_minute, &self.per_hour] {
+        use crate::store::Admission;
+        let limits = [
+            ("minute", Duration::from_secs(60), self.quota.per_minute),
+            ("hour", Duration::from_secs(3600), self.quota.per_hour),
+        ];
+        for (name, period, quota) in limits {
+            let key = format!("content:{name}:{installation}");
+            let quota = quota.max(1);
             loop {
-                match limiter.check_key(&installation) {
-                    Ok(()) => break,
-                    Err(not_until) => {
-                        let wait = not_until.wait_time_from(limiter.clock().now());
-                        if wait > MAX_CONTENT_WAIT {
-                            return Err(GitHubError::Throttled {
-                                retry_after: wait.max(Duration::from_secs(1)),
-                            });
-                        }
+                let admitted = self
+                    .store
+                    .admit(&key, period / quota, quota, 1)
+                    .await
+                    .map_err(|e| GitHubError::Transport {
+                        what: "a content-creation slot".into(),
+                        reason: format!("{e:#}"),
+                    })?;
+                match admitted {
+                    Admission::Allowed => break,
+                    Admission::Wait(wait) if wait <= MAX_CONTENT_WAIT => {
                         tokio::time::sleep(wait).await;
+                    }
+                    Admission::Wait(wait) => {
+                        return Err(GitHubError::Throttled {
+                            retry_after: wait.max(Duration::from_secs(1)),
+                        });
                     }
                 }
             }
@@ -274,12 +286,13 @@ impl GitHubApp {
         private_key: &SecretString,
         api_url: &str,
         quota: ContentQuota,
+        store: crate::store::Store,
     ) -> anyhow::Result<Arc<GitHubApp>> {
         Ok(Arc::new(GitHubApp {
             app_id,
             auth: Arc::new(auth::AppAuth::new(app_id, private_key, api_url)?),
             api_url: api_url.trim_end_matches('/').to_string(),
-            shared: Arc::new(Shared::new(quota)),
+            shared: Arc::new(Shared::new(store, quota)),
             clients: Mutex::new(HashMap::new()),
         }))
     }

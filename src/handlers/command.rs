@@ -105,7 +105,12 @@ async fn commands(
         // Someone who may run nothing but help: one reply per window,
         // whatever they send, and it costs the installation's command
         // budget nothing.
-        if fresh > 0 && !ctx.limits.notify_outsider(ev.installation_id, author) {
+        if fresh > 0
+            && !ctx
+                .limits
+                .notify_outsider(ev.installation_id, author)
+                .await?
+        {
             tracing::debug!(
                 user = author,
                 role = role.as_str(),
@@ -116,7 +121,7 @@ async fn commands(
             return Ok(());
         }
     } else if fresh > 0 {
-        match ctx.limits.check(ev.installation_id, author, fresh) {
+        match ctx.limits.check(ev.installation_id, author, fresh).await? {
             Verdict::Run => {}
             Verdict::TellSender => {
                 status

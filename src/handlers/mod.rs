@@ -44,6 +44,7 @@ impl JobContext {
             llm: Llm::new(&config),
             redactor,
             limits: Arc::new(CommandLimits::new(
+                store.clone(),
                 config.sender_commands_per_minute,
                 config.installation_commands_per_minute,
                 config.notice_window,

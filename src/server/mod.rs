@@ -56,6 +56,7 @@ impl AppState {
                     &app.private_key,
                     &config.github_api_url,
                     config.content_quota,
+                    store.clone(),
                 )
                 .context("AGENTIC_GITHUB_PRIVATE_KEY")?,
             ),
@@ -91,6 +92,7 @@ impl AppState {
             &app.private_key,
             &self.config.github_api_url,
             self.config.content_quota,
+            self.store.clone(),
         )?;
         self.redactor.learn([
             webhook_secret.expose_secret().to_string(),
