@@ -1,4 +1,5 @@
-//! The command line: `serve`, `replay`, `manifest`.
+//! The command line: `serve`, `replay`, `ask`, `manifest`, and the
+//! operator's `migrate`, `jobs` and `prune`.
 
 use std::path::PathBuf;
 
@@ -62,6 +63,56 @@ pub enum Command {
         #[arg(long)]
         public_url: Option<String>,
     },
+    /// Apply the database migrations (serve does it too, unless
+    /// AGENTIC_MIGRATE=false). Safe while replicas run.
+    Migrate,
+    /// List jobs, or retry a dead one.
+    Jobs {
+        /// Only jobs in this state.
+        #[arg(long, value_enum)]
+        state: Option<JobState>,
+        /// One JSON array instead of a table.
+        #[arg(long)]
+        json: bool,
+        #[command(subcommand)]
+        action: Option<JobsAction>,
+    },
+    /// Delete what the retention settings no longer keep (serve does it
+    /// hourly in the background).
+    Prune {
+        /// Count what would be deleted, and delete nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum JobsAction {
+    /// Queue a dead job again, with a fresh count of attempts.
+    Retry {
+        /// The job's id (from `agentic jobs --state dead`).
+        id: i64,
+    },
+}
+
+/// A job state, as the store names it.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum JobState {
+    Queued,
+    Running,
+    Done,
+    Dead,
+}
+
+impl JobState {
+    fn as_str(self) -> &'static str {
+        match self {
+            JobState::Queued => "queued",
+            JobState::Running => "running",
+            JobState::Done => "done",
+            JobState::Dead => "dead",
+        }
+    }
 }
 
 /// Run a parsed command line.
@@ -96,7 +147,96 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             post,
             question,
         } => ask(repo, number, post, question).await,
+        Command::Migrate => {
+            let config = operator_config()?;
+            let applied = Store::migrate(&config.database_url).await?;
+            println!("applied {applied} migration(s); the schema is up to date");
+            Ok(())
+        }
+        Command::Jobs {
+            state,
+            json,
+            action,
+        } => jobs(state, json, action).await,
+        Command::Prune { dry_run } => {
+            let config = operator_config()?;
+            let store = Store::open(&config.database_url).await?;
+            let report = store
+                .prune(config.retention, PRUNE_BATCH, PRUNE_PAUSE, dry_run)
+                .await?;
+            store.close().await;
+            let verb = if dry_run { "would delete" } else { "deleted" };
+            println!(
+                "{verb}: {} jobs, {} outputs, {} command claims, {} deliveries, {} audit records, {} idle rate limits",
+                report.jobs,
+                report.outputs,
+                report.command_runs,
+                report.deliveries,
+                report.audit,
+                report.rate_limits
+            );
+            Ok(())
+        }
     }
+}
+
+/// Rows deleted per statement by a prune, and the pause between two, so a
+/// prune never holds the writer long.
+pub const PRUNE_BATCH: usize = 500;
+pub const PRUNE_PAUSE: std::time::Duration = std::time::Duration::from_millis(20);
+
+/// The settings for an operator command, with logs on stderr.
+fn operator_config() -> anyhow::Result<Config> {
+    let config = Config::from_env()?;
+    crate::telemetry::init(config.log_format, Redactor::new(config.secret_values()));
+    Ok(config)
+}
+
+async fn jobs(
+    state: Option<JobState>,
+    json: bool,
+    action: Option<JobsAction>,
+) -> anyhow::Result<()> {
+    let config = operator_config()?;
+    let store = Store::open(&config.database_url).await?;
+    let result = async {
+        if let Some(JobsAction::Retry { id }) = action {
+            if store.requeue_dead(id, "cli:agentic jobs retry").await? {
+                println!("job {id} is queued again");
+                return Ok(());
+            }
+            anyhow::bail!(
+                "job {id} is not dead (or does not exist); only dead jobs can be retried"
+            );
+        }
+        let rows = match state {
+            Some(s) => store.jobs_in_state(s.as_str()).await?,
+            None => store.jobs().await?,
+        };
+        if json {
+            println!("{}", serde_json::to_string_pretty(&rows)?);
+            return Ok(());
+        }
+        println!(
+            "{:>8}  {:<8}  {:<16}  {:>8}  {:<40}  last error",
+            "id", "state", "kind", "attempts", "subject"
+        );
+        for j in &rows {
+            println!(
+                "{:>8}  {:<8}  {:<16}  {:>8}  {:<40}  {}",
+                j.id,
+                j.state,
+                j.kind,
+                j.attempts,
+                j.subject,
+                j.last_error.as_deref().unwrap_or("")
+            );
+        }
+        Ok(())
+    }
+    .await;
+    store.close().await;
+    result
 }
 
 async fn replay(

@@ -95,6 +95,11 @@ pub struct Config {
     /// Most jobs of one installation running at once in this process, so
     /// one installation's backlog leaves workers for the others.
     pub max_jobs_per_installation: usize,
+    /// Apply migrations when `serve` starts (`AGENTIC_MIGRATE`).
+    pub migrate: bool,
+    /// What is kept how long (`AGENTIC_RETENTION_DAYS`,
+    /// `AGENTIC_AUDIT_RETENTION_DAYS`).
+    pub retention: crate::store::Retention,
     /// Content-creating requests per installation (GitHub's secondary limit).
     pub content_quota: crate::github::ContentQuota,
     /// A webhook body must arrive within this long.
@@ -145,6 +150,9 @@ const KEYS: &[&str] = &[
     "AGENTIC_MAX_INFLIGHT_DELIVERIES",
     "AGENTIC_CONTENT_PER_MINUTE",
     "AGENTIC_CONTENT_PER_HOUR",
+    "AGENTIC_MIGRATE",
+    "AGENTIC_RETENTION_DAYS",
+    "AGENTIC_AUDIT_RETENTION_DAYS",
     "RUST_LOG",
 ];
 
@@ -318,6 +326,31 @@ impl Config {
             per_minute: positive(&vars, "AGENTIC_CONTENT_PER_MINUTE", "75", NUMBER)?,
             per_hour: positive(&vars, "AGENTIC_CONTENT_PER_HOUR", "480", NUMBER)?,
         };
+        let migrate = match vars.get("AGENTIC_MIGRATE").unwrap_or("true") {
+            "true" | "1" | "yes" => true,
+            "false" | "0" | "no" => false,
+            other => {
+                return Err(bad(
+                    "AGENTIC_MIGRATE",
+                    format!("`{other}` is not `true` or `false`"),
+                ))
+            }
+        };
+        const DAYS: &str = "a whole number of days (0 keeps forever)";
+        let retention = crate::store::Retention {
+            days: parse_or(
+                vars.get("AGENTIC_RETENTION_DAYS"),
+                "30",
+                "AGENTIC_RETENTION_DAYS",
+                DAYS,
+            )?,
+            audit_days: parse_or(
+                vars.get("AGENTIC_AUDIT_RETENTION_DAYS"),
+                "365",
+                "AGENTIC_AUDIT_RETENTION_DAYS",
+                DAYS,
+            )?,
+        };
         let max_inflight_deliveries =
             positive(&vars, "AGENTIC_MAX_INFLIGHT_DELIVERIES", "32", NUMBER)?;
 
@@ -367,6 +400,8 @@ impl Config {
             webhook_body_timeout,
             max_inflight_deliveries,
             content_quota,
+            migrate,
+            retention,
         })
     }
 
@@ -604,6 +639,24 @@ mod tests {
         assert_eq!(e.key, "AGENTIC_GITHUB_PRIVATE_KEY");
         let e = Config::from_vars(&vars(&[("AGENTIC_GITHUB_API_URL", "ftp://x")])).unwrap_err();
         assert_eq!(e.key, "AGENTIC_GITHUB_API_URL");
+    }
+
+    #[test]
+    fn migrate_and_retention_settings() {
+        let c = Config::from_vars(&vars(&[])).unwrap();
+        assert!(c.migrate);
+        assert_eq!((c.retention.days, c.retention.audit_days), (30, 365));
+        let c = Config::from_vars(&vars(&[
+            ("AGENTIC_MIGRATE", "false"),
+            ("AGENTIC_RETENTION_DAYS", "0"),
+        ]))
+        .unwrap();
+        assert!(!c.migrate);
+        assert_eq!(c.retention.days, 0, "0 keeps forever");
+        let e = Config::from_vars(&vars(&[("AGENTIC_MIGRATE", "maybe")])).unwrap_err();
+        assert_eq!(e.key, "AGENTIC_MIGRATE");
+        let e = Config::from_vars(&vars(&[("AGENTIC_RETENTION_DAYS", "-1")])).unwrap_err();
+        assert_eq!(e.key, "AGENTIC_RETENTION_DAYS");
     }
 
     #[test]

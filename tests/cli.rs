@@ -1,5 +1,7 @@
 //! The command line, run as the real binary.
 
+mod support;
+
 use std::process::{Command, Output};
 
 fn agentic(dir: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> Output {
@@ -245,4 +247,77 @@ fn ask_without_a_token_says_so() {
         text(&out.stderr),
         "error: GITHUB_TOKEN: not set (a token that can read o/r)\n"
     );
+}
+
+/// `migrate`, `jobs`, `jobs retry` and `prune`, on both backends.
+#[tokio::test(flavor = "multi_thread")]
+async fn operators_migrate_list_retry_and_prune_on_both_backends() {
+    let dir = tempfile::tempdir().unwrap();
+    let postgres = support::postgres_db().await;
+    let sqlite = format!("sqlite://{}", dir.path().join("ops.db").display());
+    for url in [sqlite.as_str(), postgres.url.as_str()] {
+        let run = |args: &[&str]| {
+            agentic(
+                dir.path(),
+                args,
+                &[("AGENTIC_DATABASE_URL", url), ("RUST_LOG", "off")],
+            )
+        };
+        let out = run(&["migrate"]);
+        assert!(out.status.success(), "{url}: {}", text(&out.stderr));
+        assert_eq!(
+            text(&out.stdout),
+            "applied 5 migration(s); the schema is up to date\n",
+            "{url}"
+        );
+        let out = run(&["migrate"]);
+        assert_eq!(
+            text(&out.stdout),
+            "applied 0 migration(s); the schema is up to date\n",
+            "{url}"
+        );
+        // With no App configured, a command job is dead at once.
+        let out = run(&[
+            "replay",
+            &fixture_path("issue_comment.created.issue.json"),
+            "--event",
+            "issue_comment",
+            "--delivery-id",
+            "d-ops",
+        ]);
+        assert!(out.status.success(), "{url}: {}", text(&out.stderr));
+        let out = run(&["jobs", "--state", "dead", "--json"]);
+        assert!(out.status.success(), "{url}: {}", text(&out.stderr));
+        let dead: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(dead.as_array().unwrap().len(), 1, "{url}: {dead}");
+        assert_eq!(
+            dead[0]["last_error"], "no GitHub App is configured",
+            "{url}"
+        );
+        let id = dead[0]["id"].as_i64().unwrap().to_string();
+        let table = text(&run(&["jobs"]).stdout);
+        assert!(
+            table.lines().nth(1).unwrap().contains("dead"),
+            "{url}: {table}"
+        );
+        let out = run(&["jobs", "retry", &id]);
+        assert_eq!(
+            text(&out.stdout),
+            format!("job {id} is queued again\n"),
+            "{url}"
+        );
+        let queued: serde_json::Value =
+            serde_json::from_slice(&run(&["jobs", "--state", "queued", "--json"]).stdout).unwrap();
+        assert_eq!(queued[0]["attempts"], 0, "{url}");
+        let out = run(&["jobs", "retry", &id]);
+        assert!(!out.status.success(), "{url}: only dead jobs");
+        assert!(text(&out.stderr).contains("is not dead"), "{url}");
+        let out = run(&["prune", "--dry-run"]);
+        assert!(out.status.success(), "{url}: {}", text(&out.stderr));
+        assert!(
+            text(&out.stdout).starts_with("would delete: 0 jobs, 0 outputs"),
+            "{url}: {}",
+            text(&out.stdout)
+        );
+    }
 }

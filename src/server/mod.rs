@@ -201,7 +201,12 @@ pub async fn start_with(
 ) -> anyhow::Result<Running> {
     crate::install_crypto_provider();
     let config = Arc::new(config);
-    let store = Store::open(&config.database_url).await?;
+    let migrations = if config.migrate {
+        crate::store::Migrations::Apply
+    } else {
+        crate::store::Migrations::Skip
+    };
+    let store = Store::connect(&config.database_url, migrations).await?;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("AGENTIC_LISTEN: cannot listen on {}", config.listen))?;
@@ -209,6 +214,11 @@ pub async fn start_with(
     let state = AppState::new(store.clone(), config.clone(), redactor)?;
     let shutdown = CancellationToken::new();
     let worker = tokio::spawn(state.worker().run(shutdown.clone()));
+    let pruner = tokio::spawn(prune_in_background(
+        store.clone(),
+        config.retention,
+        shutdown.clone(),
+    ));
     let app = router(state.clone());
     tracing::info!(%addr, "listening on http://{addr}");
     if state.app().is_none() {
@@ -231,6 +241,7 @@ pub async fn start_with(
         // Whatever ended the server ends the worker too.
         stop.cancel();
         let _ = worker.await;
+        let _ = pruner.await;
         store.close().await;
         tracing::info!("stopped");
         served
@@ -241,6 +252,42 @@ pub async fn start_with(
         shutdown,
         handle,
     })
+}
+
+/// How often `serve` prunes what retention no longer keeps. Every replica
+/// prunes; the deletes are small batches, and two replicas at it at once
+/// only find less to delete.
+const PRUNE_EVERY: std::time::Duration = std::time::Duration::from_secs(3600);
+/// The first prune waits this long after start, out of the way of a
+/// restart's catch-up.
+const FIRST_PRUNE_AFTER: std::time::Duration = std::time::Duration::from_secs(60);
+
+async fn prune_in_background(
+    store: Store,
+    retention: crate::store::Retention,
+    shutdown: CancellationToken,
+) {
+    let mut wait = FIRST_PRUNE_AFTER;
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = shutdown.cancelled() => return,
+        }
+        let pruning = store.prune(
+            retention,
+            crate::cli::PRUNE_BATCH,
+            crate::cli::PRUNE_PAUSE,
+            false,
+        );
+        tokio::select! {
+            result = pruning => match result {
+                Ok(report) => tracing::info!(?report, "pruned what retention no longer keeps"),
+                Err(e) => tracing::warn!(error = %format!("{e:#}"), "prune failed; will try again"),
+            },
+            _ = shutdown.cancelled() => return,
+        }
+        wait = PRUNE_EVERY;
+    }
 }
 
 /// `agentic serve`: run until SIGTERM or SIGINT.
