@@ -166,10 +166,8 @@ fn replay_of_a_broken_payload_says_why() {
     );
 }
 
-#[path = "support/github.rs"]
-mod fake_github;
-#[path = "support/llm.rs"]
-mod fake_llm;
+use support::github as fake_github;
+use support::llm as fake_llm;
 
 #[tokio::test]
 async fn ask_from_the_command_line_prints_and_posts_the_answer() {
