@@ -1,5 +1,9 @@
 //! agentic: a GitHub App that reviews pull requests and plans AWS changes
-//! from `/agentic` commands, under guardrails. See DESIGN.md for the map.
+//! from `/agentic` commands, under guardrails.
+//!
+//! The map of the code — the flow of one event, what each module owns, the
+//! store's tables and its two backends, the guardrails — is
+//! `docs/ARCHITECTURE.md` in the repository.
 
 pub mod agent;
 pub mod app_credentials;
