@@ -41,48 +41,19 @@ LLM_LOG="$(mktemp)"
     --chat_format chatml-function-calling --n_ctx 4096 \
     --host 127.0.0.1 --port "$LLM_PORT" >"$LLM_LOG" 2>&1 &
 LLM_PID=$!
-PG_DIR=""
+# PostgreSQL for the store's second backend: the one given in
+# AGENTIC_TEST_POSTGRES_URL, or a throwaway cluster (scripts/lib/postgres.sh).
+# Tests fail (never skip) without one.
+source scripts/lib/postgres.sh
 cleanup() {
     kill "$LLM_PID" 2>/dev/null || true
     rm -f "$LLM_LOG"
-    if [ -n "$PG_DIR" ]; then
-        as_pg "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -m immediate -w stop >/dev/null 2>&1 || true
-        rm -rf "$PG_DIR"
-    fi
+    stop_throwaway_postgres
 }
 trap cleanup EXIT
-
-# PostgreSQL for the store's second backend: the one given in
-# AGENTIC_TEST_POSTGRES_URL, or a throwaway cluster from Debian's packages
-# on a free loopback port, removed at exit. Tests fail (never skip) without.
-as_pg() {
-    if [ "$(id -u)" = 0 ]; then runuser -u "$PG_USER" -- "$@"; else "$@"; fi
-}
 if [ -z "${AGENTIC_TEST_POSTGRES_URL:-}" ]; then
-    pg_bin() { ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n1; }
-    PG_BIN="$(pg_bin)"
-    if [ -z "$PG_BIN" ] || [ ! -x "$PG_BIN/initdb" ]; then
-        echo "== installing PostgreSQL from Debian's packages (first run only)"
-        apt-get update -qq
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
-        PG_BIN="$(pg_bin)"
-    fi
-    # initdb refuses to run as root: the cluster belongs to an unprivileged user.
-    PG_USER="$(id -un)"
-    if [ "$(id -u)" = 0 ]; then
-        PG_USER=postgres
-        id postgres >/dev/null 2>&1 || useradd --system --no-create-home postgres
-    fi
-    PG_DIR="$(mktemp -d)"
-    chown "$PG_USER" "$PG_DIR"
-    PG_PORT="$(free_port)"
-    as_pg "$PG_BIN/initdb" -D "$PG_DIR/data" -U agentic --auth=trust -E UTF8 >/dev/null
-    # fsync off: a throwaway cluster has nothing to keep across a crash.
-    as_pg "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -l "$PG_DIR/log" -w \
-        -o "-p $PG_PORT -k $PG_DIR -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=400" \
-        start >/dev/null
-    export AGENTIC_TEST_POSTGRES_URL="postgres://agentic@127.0.0.1:$PG_PORT/postgres"
-    echo "== PostgreSQL $("$PG_BIN/postgres" --version | awk '{print $3}') on 127.0.0.1:$PG_PORT"
+    start_throwaway_postgres
+    export AGENTIC_TEST_POSTGRES_URL="$PG_URL"
 fi
 for _ in $(seq 1 300); do
     curl -fsS -o /dev/null "http://127.0.0.1:$LLM_PORT/v1/models" 2>/dev/null && break
