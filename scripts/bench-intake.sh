@@ -12,7 +12,9 @@
 #   all       the three, in this run
 #   --prefill also measure each single-replica backend with a store that
 #             already holds a million finished deliveries and a backlog of
-#             100,000 queued jobs (the worker drains it during the run)
+#             100,000 queued jobs (the worker drains it during the run;
+#             BENCH_QUEUED=0 makes all 1,100,000 finished, to see the size
+#             alone)
 #
 # Posts a real-shaped ~25 KB pull_request payload, correctly signed, each
 # request with its own X-GitHub-Delivery, using wrk (and nginx for
@@ -34,6 +36,8 @@ while [ $# -gt 0 ]; do
     esac
 done
 DURATION="${POSITIONAL[0]:-15}"
+# Of the 1,100,000 prefilled jobs, how many are queued (the rest finished).
+QUEUED="${BENCH_QUEUED:-100000}"
 CONNECTIONS="${POSITIONAL[1]:-32}"
 case "$DATABASE" in
     sqlite|postgres|replicas) MODES=("$DATABASE") ;;
@@ -137,10 +141,10 @@ SELECT 'pre-' || x, 'pull_request', 'opened', 1 + x % 50, 'o/r', 'accepted', NUL
 INSERT INTO jobs (delivery_id, installation_id, kind, subject, payload, state, attempts, run_after,
                   created_at, updated_at, finished_at)
 SELECT id, installation_id, 'review', 'o/r#1', $payload,
-       CASE WHEN received_at < $now - 100000 THEN 'done' ELSE 'queued' END,
-       CASE WHEN received_at < $now - 100000 THEN 1 ELSE 0 END,
+       CASE WHEN received_at < $now - $QUEUED THEN 'done' ELSE 'queued' END,
+       CASE WHEN received_at < $now - $QUEUED THEN 1 ELSE 0 END,
        received_at, received_at, received_at,
-       CASE WHEN received_at < $now - 100000 THEN received_at ELSE NULL END
+       CASE WHEN received_at < $now - $QUEUED THEN received_at ELSE NULL END
 FROM deliveries WHERE id LIKE 'pre-%';
 SQL
 }
@@ -186,7 +190,7 @@ bench_single() {
     local name="$1" url="$2" prefill="$3" port
     AGENTIC_DATABASE_URL="$url" "$AGENTIC" migrate >/dev/null
     if [ "$prefill" = 1 ]; then
-        echo "  prefilling $name (1,000,000 finished deliveries, 100,000 queued jobs)…"
+        echo "  prefilling $name ($((1100000 - QUEUED)) finished deliveries, $QUEUED queued jobs)…"
         case "$url" in
             sqlite:*) prefill_sql | sqlite3 "${url#sqlite://}" ;;
             *) prefill_sql | psql -q "$url" >/dev/null ;;

@@ -79,6 +79,7 @@ async fn wait_all_finished(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn three_replicas_on_one_postgres_run_every_job_once() {
+    agentic::install_crypto_provider();
     let db = postgres_db().await;
     let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
     let gh = FakeGitHub::start().await;
@@ -163,7 +164,7 @@ async fn three_replicas_on_one_postgres_run_every_job_once() {
 
     // A few hundred deliveries spread over the replicas; some sent to two
     // replicas at the same moment with the same id.
-    let members = 150u64;
+    let members = 250u64;
     for i in 0..members {
         gh.role(&format!("member-{i}"), "write");
     }

@@ -373,6 +373,7 @@ async fn an_empty_webhook_secret_from_github_is_refused_and_nothing_is_stored() 
 #[test]
 fn the_setup_link_is_printed_at_start_and_opens_the_page() {
     use std::io::{BufRead, BufReader};
+    agentic::install_crypto_provider();
     let dir = tempfile::tempdir().unwrap();
     let port = support::free_port();
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_agentic"))
