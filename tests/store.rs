@@ -395,15 +395,16 @@ async fn retention_prunes_what_is_old_and_finished_only() {
         }
         assert!(store.complete_job(&jobs[0]).await.unwrap());
         assert!(store.complete_job(&jobs[2]).await.unwrap());
-        // Age the first two deliveries and the first job by 40 days.
-        let forty_days = 40 * 24 * 3600 * 1000i64;
+        // The first two deliveries came 40 days ago; the first job finished
+        // 20 days ago (a retry); the audit records are 40 days old.
+        let day = 24 * 3600 * 1000i64;
         let mut conn = sqlx::AnyConnection::connect(&db.url).await.unwrap();
-        for sql in [
-            "UPDATE jobs SET finished_at = finished_at - $1 WHERE delivery_id = 'old-done'",
-            "UPDATE deliveries SET received_at = received_at - $1 WHERE id IN ('old-done', 'old-running')",
-            "UPDATE audit SET at = at - $1",
+        for (sql, days) in [
+            ("UPDATE jobs SET finished_at = finished_at - $1 WHERE delivery_id = 'old-done'", 20),
+            ("UPDATE deliveries SET received_at = received_at - $1 WHERE id IN ('old-done', 'old-running')", 40),
+            ("UPDATE audit SET at = at - $1", 40),
         ] {
-            sqlx::query(sql).bind(forty_days).execute(&mut conn).await.unwrap();
+            sqlx::query(sql).bind(days * day).execute(&mut conn).await.unwrap();
         }
         conn.close().await.unwrap();
         let keep = Retention {

@@ -328,10 +328,7 @@ impl Store {
         .context("reading expired leases")?
         .into_iter()
         .collect();
-        let sql = match self.backend {
-            Backend::Sqlite => LEASE_SQLITE,
-            Backend::Postgres => LEASE_POSTGRES,
-        };
+        let sql = lease_sql(self.backend);
         let mut tx = self.write.begin().await.context("starting a lease")?;
         let rows = sqlx::query(sql)
             .bind(&token)
@@ -780,86 +777,93 @@ impl Store {
     }
 }
 
-/// The fair lease, SQLite: one statement on the single writer, so nothing
-/// else can take the same rows. `$1` token, `$2` lease end, `$3` now, `$4`
-/// most jobs, `$5` most running jobs of one installation.
-const LEASE_SQLITE: &str = "WITH RECURSIVE
-             inst(i) AS (
-                 SELECT (SELECT installation_id FROM jobs WHERE state = 'queued' AND run_after <= $3
-                         ORDER BY installation_id LIMIT 1)
-                 UNION ALL
-                 SELECT (SELECT installation_id FROM jobs WHERE state = 'queued' AND run_after <= $3
-                           AND installation_id > inst.i ORDER BY installation_id LIMIT 1)
-                 FROM inst WHERE inst.i IS NOT NULL),
-             busy(i, n) AS (SELECT installation_id, COUNT(*) FROM jobs
-                            WHERE state = 'running' AND lease_until >= $3 GROUP BY installation_id),
-             heads AS (
-                 SELECT j.id, j.run_after AS due, j.installation_id AS i FROM inst
-                 JOIN jobs j ON j.id IN (SELECT id FROM jobs WHERE state = 'queued'
-                                         AND installation_id = inst.i AND run_after <= $3
-                                         ORDER BY run_after, id LIMIT $5)
-                 WHERE inst.i IS NOT NULL),
-             ranked AS (
-                 SELECT heads.id, heads.due,
-                        ROW_NUMBER() OVER (PARTITION BY heads.i ORDER BY heads.due, heads.id) AS rn,
-                        COALESCE(b.n, 0) AS running, COALESCE(t.last_turn, -1) AS turn
-                 FROM heads LEFT JOIN busy b ON b.i = heads.i
-                 LEFT JOIN installation_turns t ON t.installation_id = heads.i)
-             UPDATE jobs SET state = 'running', attempts = attempts + 1, lease_token = $1,
-                 lease_until = $2, updated_at = $3
-             WHERE id IN (SELECT id FROM (
-                             SELECT * FROM (SELECT id, 0 AS rn, -2 AS turn, lease_until AS due FROM jobs
-                                            WHERE state = 'running' AND lease_until < $3
-                                            ORDER BY lease_until LIMIT $4)
-                             UNION ALL
-                             SELECT id, rn, turn, due FROM ranked WHERE rn + running <= $5)
-                          ORDER BY rn, turn, due, id LIMIT $4)
-             RETURNING id, delivery_id, kind, subject, payload, attempts, installation_id";
+/// The fair choice of jobs, shared by both backends' lease statements
+/// (`$3` now, `$5` most running jobs of one installation): the
+/// installations with due work (a skip-scan of `jobs_fair`), how many jobs
+/// each has running, and — after the backend's own `heads` — the heads
+/// ranked so that installations take turns.
+const LEASE_INSTALLATIONS: &str = "WITH RECURSIVE
+     inst(i) AS (
+         SELECT (SELECT installation_id FROM jobs WHERE state = 'queued' AND run_after <= $3
+                 ORDER BY installation_id LIMIT 1)
+         UNION ALL
+         SELECT (SELECT installation_id FROM jobs WHERE state = 'queued' AND run_after <= $3
+                   AND installation_id > inst.i ORDER BY installation_id LIMIT 1)
+         FROM inst WHERE inst.i IS NOT NULL),
+     busy(i, n) AS (SELECT installation_id, COUNT(*) FROM jobs
+                    WHERE state = 'running' AND lease_until >= $3 GROUP BY installation_id),";
+const LEASE_RANKED: &str = "
+     ranked AS (
+         SELECT heads.id, heads.due,
+                ROW_NUMBER() OVER (PARTITION BY heads.i ORDER BY heads.due, heads.id) AS rn,
+                COALESCE(b.n, 0) AS running, COALESCE(t.last_turn, -1) AS turn
+         FROM heads LEFT JOIN busy b ON b.i = heads.i
+         LEFT JOIN installation_turns t ON t.installation_id = heads.i)";
 
-/// The same choice on PostgreSQL, where replicas lease at once: the chosen
-/// rows are locked with `FOR UPDATE SKIP LOCKED` (rechecking that they are
-/// still free), so two replicas never take one job and neither waits for
-/// the other. Each installation's queue head is read with `LATERAL`:
+/// The lease statement for `backend`. `$1` token, `$2` lease end, `$3`
+/// now, `$4` most jobs, `$5` most running jobs of one installation.
+///
+/// SQLite: one statement on the single writer, so nothing else can take
+/// the same rows. PostgreSQL, where replicas lease at once: the chosen rows
+/// are locked with `FOR UPDATE SKIP LOCKED` (rechecking that they are still
+/// free), so two replicas never take one job and neither waits for the
+/// other; and each installation's queue head is read with `LATERAL`, since
 /// Postgres would run SQLite's `id IN (correlated subquery)` once per job
-/// in the table (minutes with 100,000 queued), SQLite turns it into rowid
+/// in the table (minutes with 100,000 queued) where SQLite makes it rowid
 /// lookups.
-const LEASE_POSTGRES: &str = "WITH RECURSIVE
-             inst(i) AS (
-                 SELECT (SELECT installation_id FROM jobs WHERE state = 'queued' AND run_after <= $3
-                         ORDER BY installation_id LIMIT 1)
-                 UNION ALL
-                 SELECT (SELECT installation_id FROM jobs WHERE state = 'queued' AND run_after <= $3
-                           AND installation_id > inst.i ORDER BY installation_id LIMIT 1)
-                 FROM inst WHERE inst.i IS NOT NULL),
-             busy(i, n) AS (SELECT installation_id, COUNT(*) FROM jobs
-                            WHERE state = 'running' AND lease_until >= $3 GROUP BY installation_id),
-             heads AS (
-                 SELECT j.id, j.run_after AS due, inst.i AS i FROM inst
-                 CROSS JOIN LATERAL (SELECT id, run_after FROM jobs WHERE state = 'queued'
-                                     AND installation_id = inst.i AND run_after <= $3
-                                     ORDER BY run_after, id LIMIT $5) j
-                 WHERE inst.i IS NOT NULL),
-             ranked AS (
-                 SELECT heads.id, heads.due,
-                        ROW_NUMBER() OVER (PARTITION BY heads.i ORDER BY heads.due, heads.id) AS rn,
-                        COALESCE(b.n, 0) AS running, COALESCE(t.last_turn, -1) AS turn
-                 FROM heads LEFT JOIN busy b ON b.i = heads.i
-                 LEFT JOIN installation_turns t ON t.installation_id = heads.i),
-             expired AS (SELECT id, 0 AS rn, -2 AS turn, lease_until AS due FROM jobs
-                         WHERE state = 'running' AND lease_until < $3
-                         ORDER BY lease_until LIMIT $4),
-             chosen AS (SELECT id FROM (SELECT id, rn, turn, due FROM expired
-                                        UNION ALL
-                                        SELECT id, rn, turn, due FROM ranked WHERE rn + running <= $5) c
-                        ORDER BY rn, turn, due, id LIMIT $4),
-             locked AS (SELECT id FROM jobs WHERE id IN (SELECT id FROM chosen)
-                          AND (state = 'queued' OR (state = 'running' AND lease_until < $3))
-                        FOR UPDATE SKIP LOCKED)
-             UPDATE jobs SET state = 'running', attempts = jobs.attempts + 1, lease_token = $1,
-                 lease_until = $2, updated_at = $3
-             FROM locked WHERE jobs.id = locked.id
-             RETURNING jobs.id, jobs.delivery_id, jobs.kind, jobs.subject, jobs.payload,
-                       jobs.attempts, jobs.installation_id";
+fn lease_sql(backend: Backend) -> &'static str {
+    static SQLITE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    static POSTGRES: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    match backend {
+        Backend::Sqlite => SQLITE.get_or_init(|| {
+            format!(
+                "{LEASE_INSTALLATIONS}
+     heads AS (
+         SELECT j.id, j.run_after AS due, j.installation_id AS i FROM inst
+         JOIN jobs j ON j.id IN (SELECT id FROM jobs WHERE state = 'queued'
+                                 AND installation_id = inst.i AND run_after <= $3
+                                 ORDER BY run_after, id LIMIT $5)
+         WHERE inst.i IS NOT NULL),{LEASE_RANKED}
+     UPDATE jobs SET state = 'running', attempts = attempts + 1, lease_token = $1,
+         lease_until = $2, updated_at = $3
+     WHERE id IN (SELECT id FROM (
+                     SELECT * FROM (SELECT id, 0 AS rn, -2 AS turn, lease_until AS due FROM jobs
+                                    WHERE state = 'running' AND lease_until < $3
+                                    ORDER BY lease_until LIMIT $4)
+                     UNION ALL
+                     SELECT id, rn, turn, due FROM ranked WHERE rn + running <= $5)
+                  ORDER BY rn, turn, due, id LIMIT $4)
+     RETURNING id, delivery_id, kind, subject, payload, attempts, installation_id"
+            )
+        }),
+        Backend::Postgres => POSTGRES.get_or_init(|| {
+            format!(
+                "{LEASE_INSTALLATIONS}
+     heads AS (
+         SELECT j.id, j.run_after AS due, inst.i AS i FROM inst
+         CROSS JOIN LATERAL (SELECT id, run_after FROM jobs WHERE state = 'queued'
+                             AND installation_id = inst.i AND run_after <= $3
+                             ORDER BY run_after, id LIMIT $5) j
+         WHERE inst.i IS NOT NULL),{LEASE_RANKED},
+     expired AS (SELECT id, 0 AS rn, -2 AS turn, lease_until AS due FROM jobs
+                 WHERE state = 'running' AND lease_until < $3
+                 ORDER BY lease_until LIMIT $4),
+     chosen AS (SELECT id FROM (SELECT id, rn, turn, due FROM expired
+                                UNION ALL
+                                SELECT id, rn, turn, due FROM ranked WHERE rn + running <= $5) c
+                ORDER BY rn, turn, due, id LIMIT $4),
+     locked AS (SELECT id FROM jobs WHERE id IN (SELECT id FROM chosen)
+                  AND (state = 'queued' OR (state = 'running' AND lease_until < $3))
+                FOR UPDATE SKIP LOCKED)
+     UPDATE jobs SET state = 'running', attempts = jobs.attempts + 1, lease_token = $1,
+         lease_until = $2, updated_at = $3
+     FROM locked WHERE jobs.id = locked.id
+     RETURNING jobs.id, jobs.delivery_id, jobs.kind, jobs.subject, jobs.payload,
+               jobs.attempts, jobs.installation_id"
+            )
+        }),
+    }
+}
 
 async fn migrate_pool(backend: Backend, pool: &AnyPool) -> anyhow::Result<()> {
     let migrator = match backend {

@@ -52,36 +52,40 @@ impl Store {
         let mut report = PruneReport::default();
         if retention.days > 0 {
             let jobs_before = now - i64::from(retention.days) * DAY_MS;
+            // A delivery id is kept at least through GitHub's redelivery
+            // window, however short the retention.
             let deliveries_before = jobs_before.min(now - REDELIVERY_WINDOW.as_millis() as i64);
             if dry_run {
-                report.jobs = self.count(
-                    "SELECT COUNT(*) FROM jobs WHERE state IN ('done', 'dead') AND finished_at < $1",
-                    jobs_before,
-                )
-                .await?;
+                report.jobs = self
+                    .count(
+                        "SELECT COUNT(*) FROM jobs WHERE state IN ('done', 'dead') AND finished_at < $1",
+                        &[jobs_before],
+                    )
+                    .await?;
                 report.outputs = self
                     .count(
                         "SELECT COUNT(*) FROM outputs o JOIN jobs j ON j.id = o.job_id
                      WHERE j.state IN ('done', 'dead') AND j.finished_at < $1",
-                        jobs_before,
+                        &[jobs_before],
                     )
                     .await?;
                 report.command_runs = self
                     .count(
                         "SELECT COUNT(*) FROM command_runs c JOIN jobs j ON j.id = c.job_id
                      WHERE j.state IN ('done', 'dead') AND j.finished_at < $1",
-                        jobs_before,
+                        &[jobs_before],
                     )
                     .await?;
-                // Deliveries whose jobs are all old enough to go, or that
-                // had none.
-                report.deliveries = self.count(
-                    "SELECT COUNT(*) FROM deliveries d WHERE d.received_at < $1 AND NOT EXISTS (
-                         SELECT 1 FROM jobs j WHERE j.delivery_id = d.id
-                           AND NOT (j.state IN ('done', 'dead') AND j.finished_at < $1))",
-                    deliveries_before.min(jobs_before),
-                )
-                .await?;
+                // Deliveries old enough whose jobs all go (or that had
+                // none): what the real prune deletes once the jobs are gone.
+                report.deliveries = self
+                    .count(
+                        "SELECT COUNT(*) FROM deliveries d WHERE d.received_at < $1 AND NOT EXISTS (
+                             SELECT 1 FROM jobs j WHERE j.delivery_id = d.id
+                               AND NOT (j.state IN ('done', 'dead') AND j.finished_at < $2))",
+                        &[deliveries_before, jobs_before],
+                    )
+                    .await?;
             } else {
                 loop {
                     let (jobs, outputs, runs) = self.prune_jobs(jobs_before, batch).await?;
@@ -116,7 +120,7 @@ impl Store {
             let before = now - i64::from(retention.audit_days) * DAY_MS;
             if dry_run {
                 report.audit = self
-                    .count("SELECT COUNT(*) FROM audit WHERE at < $1", before)
+                    .count("SELECT COUNT(*) FROM audit WHERE at < $1", &[before])
                     .await?;
             } else {
                 loop {
@@ -138,7 +142,7 @@ impl Store {
         }
         let idle = now - RATE_LIMIT_IDLE.as_millis() as i64;
         report.rate_limits = if dry_run {
-            self.count("SELECT COUNT(*) FROM rate_limits WHERE tat < $1", idle)
+            self.count("SELECT COUNT(*) FROM rate_limits WHERE tat < $1", &[idle])
                 .await?
         } else {
             self.delete(
@@ -190,9 +194,12 @@ impl Store {
         Ok((deleted[2], deleted[0], deleted[1]))
     }
 
-    async fn count(&self, sql: &str, before: i64) -> anyhow::Result<u64> {
-        let n: i64 = sqlx::query_scalar(sql)
-            .bind(before)
+    async fn count(&self, sql: &str, params: &[i64]) -> anyhow::Result<u64> {
+        let mut query = sqlx::query_scalar(sql);
+        for p in params {
+            query = query.bind(*p);
+        }
+        let n: i64 = query
             .fetch_one(&self.read)
             .await
             .context("counting what a prune would delete")?;
