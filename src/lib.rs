@@ -12,6 +12,7 @@ pub mod backoff;
 pub mod cli;
 pub mod command;
 pub mod config;
+pub mod diff;
 pub mod event;
 pub mod github;
 pub mod handlers;
