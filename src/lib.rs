@@ -23,6 +23,7 @@ pub mod manifest;
 pub mod metrics;
 pub mod output;
 pub mod redact;
+pub mod repo_config;
 pub mod server;
 pub mod store;
 pub mod telemetry;

@@ -24,6 +24,9 @@ const BACKOFF_CAP: Duration = Duration::from_secs(600);
 /// from intake's notify or the next due time; this bounds the damage if one
 /// is missed (another replica's jobs, a lease expiring elsewhere).
 const IDLE_POLL: Duration = Duration::from_secs(5);
+/// Pause between tries to record that a job is done while the database is
+/// away.
+const RECORD_RETRY: Duration = Duration::from_millis(500);
 /// After a store error, wait this long before leasing again.
 const STORE_ERROR_PAUSE: Duration = Duration::from_secs(1);
 
@@ -286,6 +289,24 @@ impl Worker {
             match recorded {
                 Ok(true) => {}
                 Ok(false) => tracing::warn!("lease was lost before the result was recorded"),
+                Err(e) if matches!(result, Ok(())) => {
+                    // The work is done; a database that is away for a moment
+                    // must not make it run again. Keep trying while the
+                    // lease lasts.
+                    tracing::warn!(error = %format!("{e:#}"), "cannot record that the job is done; trying again");
+                    let until = tokio::time::Instant::now() + config.lease.saturating_sub(config.lease / 10);
+                    loop {
+                        tokio::time::sleep(RECORD_RETRY).await;
+                        match store.complete_job(&job).await {
+                            Ok(_) => break,
+                            Err(e) if tokio::time::Instant::now() + RECORD_RETRY >= until => {
+                                tracing::error!(error = %format!("{e:#}"), "cannot record job result; its lease will expire and it will run again");
+                                break;
+                            }
+                            Err(_) => {}
+                        }
+                    }
+                }
                 Err(e) => tracing::error!(error = %format!("{e:#}"), "cannot record job result; its lease will expire and it will run again"),
             }
         }

@@ -617,3 +617,90 @@ async fn without_the_bot_login_only_bot_comments_are_recovered() {
     gh.assert_all_seen();
     app.stop().await;
 }
+
+/// Issue 8, part 1 (as far as commands go): the repository's settings come
+/// from its default branch only, and can only raise a command's role.
+#[tokio::test]
+async fn a_repository_raises_a_commands_role_from_its_default_branch_only() {
+    let (gh, llm) = world().await;
+    gh.file(
+        "main",
+        ".github/agentic.yml",
+        "commands:\n  ask:\n    min_role: maintain\n  help:\n    min_role: none\n",
+    );
+    // The pull request's own branch says otherwise; it is never read.
+    gh.file(
+        support::HEAD,
+        ".github/agentic.yml",
+        "commands:\n  ask:\n    min_role: triage\n",
+    );
+    let app = TestApp::start(app_options(&gh, &llm)).await;
+    say(
+        &app,
+        42,
+        950_010,
+        "bob-reviewer",
+        "/agentic ask what changed?",
+    )
+    .await;
+    let jobs = app.wait_for_jobs(1).await;
+    assert_eq!(jobs[0].state, "done");
+    let writes = gh.take_writes();
+    assert_eq!(writes.len(), 2, "a reaction and the refusal: {writes:#?}");
+    assert_eq!(
+        writes[1].body["body"],
+        format!(
+            "@bob-reviewer `/agentic ask` needs the **maintain** role or higher on this repository; you have **write**.{}",
+            marker(jobs[0].id)
+        )
+    );
+    let config_reads: Vec<String> = gh
+        .requests()
+        .into_iter()
+        .filter(|(_, p)| p.contains("agentic.yml"))
+        .map(|(_, p)| p)
+        .collect();
+    assert_eq!(
+        config_reads,
+        [format!(
+            "/repos/{REPO}/contents/.github/agentic.yml?ref=main"
+        )]
+    );
+    assert!(llm.requests().is_empty());
+    gh.assert_all_seen();
+    app.stop().await;
+}
+
+/// A file that does not parse is reported to those who can fix it, with
+/// its line and key, and the defaults apply meanwhile.
+#[tokio::test]
+async fn a_broken_repository_config_is_reported_and_the_defaults_apply() {
+    let (gh, llm) = world().await;
+    gh.inner.lock().unwrap().default_branch = "trunk".into();
+    gh.file(
+        "trunk",
+        ".github/agentic.yml",
+        "review:\n  auto: true\n  auot: false\n",
+    );
+    let app = TestApp::start(app_options(&gh, &llm)).await;
+    say(&app, 57, 950_011, "bob-reviewer", "/agentic help").await;
+    let jobs = app.wait_for_jobs(1).await;
+    let writes = gh.take_writes();
+    assert_eq!(writes.len(), 2, "{writes:#?}");
+    let body = writes[1].body["body"].as_str().unwrap();
+    assert!(
+        body.starts_with("⚠️ `.github/agentic.yml` on `trunk` does not parse (line 3, column 3): `review.auot`: unknown field `auot`"),
+        "{body}"
+    );
+    assert!(
+        body.contains("I am using the defaults until it is fixed."),
+        "{body}"
+    );
+    assert!(
+        body.contains("**agentic commands**"),
+        "the defaults apply: {body}"
+    );
+    assert_eq!(jobs[0].state, "done");
+    gh.assert_all_seen();
+    app.stop().await;
+}

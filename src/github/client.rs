@@ -309,6 +309,18 @@ impl GitHub {
         .await
     }
 
+    /// The repository's default branch.
+    pub async fn default_branch(&self, repo: &str) -> Result<String, GitHubError> {
+        #[derive(serde::Deserialize)]
+        struct Repository {
+            default_branch: String,
+        }
+        let r: Repository = self
+            .get(&format!("/repos/{repo}"), &format!("GET repository {repo}"))
+            .await?;
+        Ok(r.default_branch)
+    }
+
     /// A file's text at `git_ref`; `None` if it does not exist there.
     pub async fn file(
         &self,

@@ -71,6 +71,7 @@ async fn commands(
     // job; only a definite answer from GitHub can deny.
     let role = status.github.role(repo, author).await?;
     let outsider = role < Role::Triage;
+    let settings = ctx.repo_config(&status.github, repo).await?;
     let max = ctx.config.max_commands_per_comment;
     let skipped = parsed.len().saturating_sub(max);
     // An edited comment runs only the commands it did not run before.
@@ -142,11 +143,15 @@ async fn commands(
         }
     }
     let mut sections: Vec<String> = Vec::new();
+    if let (Some(problem), false) = (&settings.problem, outsider) {
+        // Those who can fix the file are told, with what is wrong.
+        sections.push(format!("⚠️ {problem}."));
+    }
     for p in todo {
         let section = match p {
             Err(e) => format!("@{author} {e}"),
             Ok(cmd) => {
-                let needed = authz::required_role(&cmd);
+                let needed = settings.config.required_role(&cmd);
                 let has = role;
                 if has < needed {
                     tracing::info!(

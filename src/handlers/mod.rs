@@ -7,8 +7,9 @@
 pub mod ask;
 pub mod command;
 
-use std::sync::Arc;
-use std::time::Duration;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwapOption;
 
@@ -19,6 +20,7 @@ use crate::github::{Access, GitHub, GitHubApp, GitHubError, TokenScope};
 use crate::jobs::JobKind;
 use crate::limits::CommandLimits;
 use crate::redact::Redactor;
+use crate::repo_config::{ConfigProblem, RepoConfig};
 use crate::store::{LeasedJob, Store};
 
 /// Everything a handler may use, passed as one value. Cheap to clone.
@@ -31,6 +33,23 @@ pub struct JobContext {
     pub llm: Llm,
     pub redactor: Redactor,
     pub limits: Arc<CommandLimits>,
+    /// Repository settings by repository, with when they were read.
+    repo_configs: Arc<Mutex<HashMap<String, CachedConfig>>>,
+}
+
+/// A repository's settings and when they were read.
+type CachedConfig = (Instant, Arc<LoadedConfig>);
+
+/// How long a repository's `.github/agentic.yml` is trusted before it is
+/// read again: a fix to it takes effect within this long.
+const REPO_CONFIG_TTL: Duration = Duration::from_secs(60);
+
+/// A repository's settings as read, and why the file was not used if it
+/// was not.
+#[derive(Debug, Clone, Default)]
+pub struct LoadedConfig {
+    pub config: RepoConfig,
+    pub problem: Option<ConfigProblem>,
 }
 
 impl JobContext {
@@ -52,7 +71,49 @@ impl JobContext {
             store,
             config,
             github,
+            repo_configs: Arc::new(Mutex::new(HashMap::new())),
         }
+    }
+
+    /// `.github/agentic.yml` from `repo`'s default branch — never from a
+    /// pull request's head — or the defaults, with what is wrong with the
+    /// file if it does not parse. Cached for [`REPO_CONFIG_TTL`] per replica.
+    pub async fn repo_config(
+        &self,
+        github: &GitHub,
+        repo: &str,
+    ) -> Result<Arc<LoadedConfig>, JobError> {
+        if let Some((at, loaded)) = self
+            .repo_configs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(repo)
+        {
+            if at.elapsed() < REPO_CONFIG_TTL {
+                return Ok(loaded.clone());
+            }
+        }
+        let branch = github.default_branch(repo).await?;
+        let loaded = match github.file(repo, crate::repo_config::PATH, &branch).await? {
+            None => LoadedConfig::default(),
+            Some((text, _)) => match RepoConfig::parse(&text) {
+                Ok(config) => LoadedConfig {
+                    config,
+                    problem: None,
+                },
+                Err(what) => LoadedConfig {
+                    config: RepoConfig::default(),
+                    problem: Some(ConfigProblem { branch, what }),
+                },
+            },
+        };
+        let loaded = Arc::new(loaded);
+        let mut cache = self.repo_configs.lock().unwrap_or_else(|p| p.into_inner());
+        if cache.len() >= 10_000 {
+            cache.clear();
+        }
+        cache.insert(repo.to_string(), (Instant::now(), loaded.clone()));
+        Ok(loaded)
     }
 
     /// A client for one repository of `installation`, whose token can do

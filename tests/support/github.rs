@@ -125,6 +125,8 @@ pub struct Inner {
     pub refuse_narrowed: bool,
     /// Answer `GET /app` with 404 (a GitHub that will not say).
     pub hide_app: bool,
+    /// The repositories' default branch (`main` when empty).
+    pub default_branch: String,
     /// (method, path prefix, latency) added to every matching request.
     pub delays: Vec<(String, String, std::time::Duration)>,
     pub unexpected: Vec<String>,
@@ -571,6 +573,17 @@ fn route(
         Json(Value::Array(slice)).into_response()
     };
     match (method.as_str(), rest) {
+        ("GET", []) => {
+            let branch = if st.default_branch.is_empty() {
+                "main".to_string()
+            } else {
+                st.default_branch.clone()
+            };
+            Json(json!({ "id": 700100, "node_id": "R_1", "name": name, "full_name": full,
+                "private": true, "owner": user_json(&owner, "Organization"), "default_branch": branch,
+                "html_url": format!("https://github.com/{full}") }))
+            .into_response()
+        }
         ("GET", ["collaborators", user, "permission"]) => match st.roles.get(*user) {
             Some(role) => {
                 let permission = match role.as_str() {

@@ -1,0 +1,318 @@
+//! The repository's own settings, `.github/agentic.yml`, read from the
+//! default branch only: a pull request cannot change its own rules.
+//!
+//! Unknown keys are refused (a typo must not silently do nothing), every
+//! key has a documented default (`docs/agentic.example.yml`), and nothing a
+//! broken or missing file says can widen a permission: a command's role in
+//! the file only ever raises the built-in one.
+
+use std::collections::BTreeMap;
+
+use globset::{Glob, GlobSet, GlobSetBuilder};
+use serde::Deserialize;
+
+use crate::command::Command;
+use crate::github::Role;
+
+/// Where the file lives in the repository.
+pub const PATH: &str = ".github/agentic.yml";
+
+/// Files a review leaves out unless the repository says otherwise: lock
+/// files, vendored and generated code, minified assets.
+pub const DEFAULT_IGNORE: &[&str] = &[
+    "**/*.lock",
+    "**/package-lock.json",
+    "**/pnpm-lock.yaml",
+    "**/yarn.lock",
+    "**/go.sum",
+    "**/vendor/**",
+    "**/node_modules/**",
+    "**/*.min.js",
+    "**/*.min.css",
+    "**/*.generated.*",
+    "**/*_generated.*",
+    "**/*.pb.go",
+];
+
+/// How serious a finding is, weakest first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Nit,
+    Minor,
+    Major,
+    Critical,
+}
+
+/// `review.fail_on`: a severity, or `none`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FailOn {
+    None,
+    Nit,
+    Minor,
+    Major,
+    Critical,
+}
+
+impl FailOn {
+    /// The least severity that fails the check run, if any does.
+    pub fn threshold(self) -> Option<Severity> {
+        match self {
+            FailOn::None => None,
+            FailOn::Nit => Some(Severity::Nit),
+            FailOn::Minor => Some(Severity::Minor),
+            FailOn::Major => Some(Severity::Major),
+            FailOn::Critical => Some(Severity::Critical),
+        }
+    }
+}
+
+/// A role as the file names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RoleName {
+    None,
+    Read,
+    Triage,
+    Write,
+    Maintain,
+    Admin,
+}
+
+impl From<RoleName> for Role {
+    fn from(r: RoleName) -> Role {
+        match r {
+            RoleName::None => Role::None,
+            RoleName::Read => Role::Read,
+            RoleName::Triage => Role::Triage,
+            RoleName::Write => Role::Write,
+            RoleName::Maintain => Role::Maintain,
+            RoleName::Admin => Role::Admin,
+        }
+    }
+}
+
+/// `review:`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReviewConfig {
+    /// Review pull requests when they open, are marked ready, or get pushes.
+    pub auto: bool,
+    /// Review drafts too.
+    pub drafts: bool,
+    /// Review pull requests opened by bots too.
+    pub bots: bool,
+    /// Path globs a review leaves out (replaces the default list).
+    pub ignore: Vec<String>,
+    /// Most inline comments in one review, highest severity first.
+    pub max_comments: u32,
+    /// Findings below this are not posted.
+    pub min_severity: Severity,
+    /// Extra guidance for the reviewer, from the repository's owners.
+    pub instructions: String,
+    /// The severity that makes the check run fail.
+    pub fail_on: FailOn,
+}
+
+impl Default for ReviewConfig {
+    fn default() -> Self {
+        ReviewConfig {
+            auto: true,
+            drafts: false,
+            bots: false,
+            ignore: DEFAULT_IGNORE.iter().map(|s| s.to_string()).collect(),
+            max_comments: 20,
+            min_severity: Severity::Minor,
+            instructions: String::new(),
+            fail_on: FailOn::None,
+        }
+    }
+}
+
+/// `describe:`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DescribeConfig {
+    pub enabled: bool,
+}
+
+impl Default for DescribeConfig {
+    fn default() -> Self {
+        DescribeConfig { enabled: true }
+    }
+}
+
+/// `commands.<name>:`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CommandConfig {
+    /// The least role for the command; only stricter than the default.
+    pub min_role: RoleName,
+}
+
+/// The commands the file may configure (`commands.<name>`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CommandName {
+    Help,
+    Ask,
+    Review,
+    Describe,
+    Plan,
+    Approve,
+    Apply,
+    Cancel,
+    Status,
+}
+
+impl CommandName {
+    /// An exhaustive match: a new command does not compile until the file
+    /// can configure it.
+    pub fn of(command: &Command) -> CommandName {
+        match command {
+            Command::Help => CommandName::Help,
+            Command::Ask { .. } => CommandName::Ask,
+            Command::Review => CommandName::Review,
+            Command::Describe => CommandName::Describe,
+            Command::Plan { .. } => CommandName::Plan,
+            Command::Approve => CommandName::Approve,
+            Command::Apply => CommandName::Apply,
+            Command::Cancel => CommandName::Cancel,
+            Command::Status => CommandName::Status,
+        }
+    }
+}
+
+/// The whole file.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RepoConfig {
+    pub review: ReviewConfig,
+    pub describe: DescribeConfig,
+    pub commands: BTreeMap<CommandName, CommandConfig>,
+}
+
+/// Why the file was not used: said to the people on the thread.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("`{PATH}` on `{branch}` {what}; I am using the defaults until it is fixed")]
+pub struct ConfigProblem {
+    pub branch: String,
+    /// "does not parse (line 3, column 5): `review.auot`: unknown field …"
+    pub what: String,
+}
+
+impl RepoConfig {
+    /// Parse the file's text; a problem names the line, column and field.
+    pub fn parse(text: &str) -> Result<RepoConfig, String> {
+        if text.trim().is_empty() {
+            return Ok(RepoConfig::default());
+        }
+        let de = serde_norway::Deserializer::from_str(text);
+        let config: RepoConfig = serde_path_to_error::deserialize(de).map_err(|e| {
+            let path = e.path().to_string();
+            let inner = e.into_inner();
+            let at = inner
+                .location()
+                .map(|l| format!(" (line {}, column {})", l.line(), l.column()))
+                .unwrap_or_default();
+            let full = inner.to_string();
+            // The library's message repeats the position and its own form
+            // of the path (`review: …`); keep ours.
+            let message = full.split(" at line ").next().unwrap_or(&full);
+            let message = match message.split_once(": ") {
+                Some((prefix, rest)) if !prefix.contains(' ') => rest,
+                _ => message,
+            };
+            if path == "." || path.is_empty() {
+                format!("does not parse{at}: {message}")
+            } else {
+                format!("does not parse{at}: `{path}`: {message}")
+            }
+        })?;
+        for glob in &config.review.ignore {
+            Glob::new(glob).map_err(|e| {
+                format!("does not parse: `review.ignore`: `{glob}` is not a glob ({e})")
+            })?;
+        }
+        Ok(config)
+    }
+
+    /// The least role `command` needs here: the built-in one, raised (never
+    /// lowered) by the file.
+    pub fn required_role(&self, command: &Command) -> Role {
+        let built_in = crate::authz::required_role(command);
+        match self.commands.get(&CommandName::of(command)) {
+            Some(c) => built_in.max(c.min_role.into()),
+            None => built_in,
+        }
+    }
+
+    /// The ignore globs, compiled.
+    pub fn ignored(&self) -> GlobSet {
+        let mut set = GlobSetBuilder::new();
+        for glob in &self.review.ignore {
+            if let Ok(g) = Glob::new(glob) {
+                set.add(g);
+            }
+        }
+        set.build().unwrap_or_else(|_| GlobSet::empty())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_example_file_is_the_defaults() {
+        let example = include_str!("../docs/agentic.example.yml");
+        assert_eq!(RepoConfig::parse(example).unwrap(), RepoConfig::default());
+        assert_eq!(RepoConfig::parse("").unwrap(), RepoConfig::default());
+    }
+
+    #[test]
+    fn problems_name_the_line_and_the_field() {
+        let e = RepoConfig::parse("review:\n  auto: true\n  auot: false\n").unwrap_err();
+        assert!(
+            e.starts_with("does not parse (line 3, column 3): `review.auot`: unknown field `auot`, expected one of `auto`"),
+            "{e}"
+        );
+        let e = RepoConfig::parse("review:\n  max_comments: lots\n").unwrap_err();
+        assert!(e.contains("`review.max_comments`"), "{e}");
+        assert!(e.contains("line 2"), "{e}");
+        let e = RepoConfig::parse("commands:\n  deploy:\n    min_role: admin\n").unwrap_err();
+        assert!(e.contains("unknown variant `deploy`"), "{e}");
+        let e = RepoConfig::parse("review:\n  ignore: ['a/[b']\n").unwrap_err();
+        assert!(e.contains("`review.ignore`"), "{e}");
+    }
+
+    #[test]
+    fn a_role_in_the_file_only_ever_raises_the_bar() {
+        let c = RepoConfig::parse(
+            "commands:\n  ask:\n    min_role: maintain\n  apply:\n    min_role: read\n",
+        )
+        .unwrap();
+        let ask = Command::Ask {
+            question: "q".into(),
+        };
+        assert_eq!(c.required_role(&ask), Role::Maintain);
+        assert_eq!(c.required_role(&Command::Apply), Role::Write, "not lowered");
+        assert_eq!(c.required_role(&Command::Help), Role::None);
+    }
+
+    #[test]
+    fn default_ignores_cover_lock_vendored_generated_and_minified_files() {
+        let set = RepoConfig::default().ignored();
+        for path in [
+            "Cargo.lock",
+            "web/package-lock.json",
+            "vendor/github.com/x/y.go",
+            "static/app.min.js",
+            "api/service.pb.go",
+        ] {
+            assert!(set.is_match(path), "{path}");
+        }
+        assert!(!set.is_match("src/main.rs"));
+    }
+}
