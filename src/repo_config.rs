@@ -68,31 +68,6 @@ impl FailOn {
     }
 }
 
-/// A role as the file names it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum RoleName {
-    None,
-    Read,
-    Triage,
-    Write,
-    Maintain,
-    Admin,
-}
-
-impl From<RoleName> for Role {
-    fn from(r: RoleName) -> Role {
-        match r {
-            RoleName::None => Role::None,
-            RoleName::Read => Role::Read,
-            RoleName::Triage => Role::Triage,
-            RoleName::Write => Role::Write,
-            RoleName::Maintain => Role::Maintain,
-            RoleName::Admin => Role::Admin,
-        }
-    }
-}
-
 /// `review:`.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -148,7 +123,7 @@ impl Default for DescribeConfig {
 #[serde(deny_unknown_fields)]
 pub struct CommandConfig {
     /// The least role for the command; only stricter than the default.
-    pub min_role: RoleName,
+    pub min_role: Role,
 }
 
 /// The commands the file may configure (`commands.<name>`).
@@ -243,7 +218,7 @@ impl RepoConfig {
     pub fn required_role(&self, command: &Command) -> Role {
         let built_in = crate::authz::required_role(command);
         match self.commands.get(&CommandName::of(command)) {
-            Some(c) => built_in.max(c.min_role.into()),
+            Some(c) => built_in.max(c.min_role),
             None => built_in,
         }
     }

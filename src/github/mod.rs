@@ -89,8 +89,10 @@ impl GitHubError {
     }
 }
 
-/// A user's role on a repository, weakest first.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+/// A user's role on a repository, weakest first. Deserialized from the
+/// lower-case names a repository's settings use (`min_role: maintain`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Role {
     /// Not a collaborator.
     None,
