@@ -170,9 +170,8 @@ pub struct RepoConfig {
 
 /// Why the file was not used: said to the people on the thread.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("`{PATH}` on `{branch}` {what}; I am using the defaults until it is fixed")]
+#[error("`{PATH}` on the default branch {what}; I am using the defaults until it is fixed")]
 pub struct ConfigProblem {
-    pub branch: String,
     /// "does not parse (line 3, column 5): `review.auot`: unknown field …"
     pub what: String,
 }

@@ -662,9 +662,8 @@ async fn a_repository_raises_a_commands_role_from_its_default_branch_only() {
         .collect();
     assert_eq!(
         config_reads,
-        [format!(
-            "/repos/{REPO}/contents/.github/agentic.yml?ref=main"
-        )]
+        [format!("/repos/{REPO}/contents/.github/agentic.yml")],
+        "no ref: the default branch, never the pull request's head"
     );
     assert!(llm.requests().is_empty());
     gh.assert_all_seen();
@@ -689,7 +688,7 @@ async fn a_broken_repository_config_is_reported_and_the_defaults_apply() {
     assert_eq!(writes.len(), 2, "{writes:#?}");
     let body = writes[1].body["body"].as_str().unwrap();
     assert!(
-        body.starts_with("⚠️ `.github/agentic.yml` on `trunk` does not parse (line 3, column 3): `review.auot`: unknown field `auot`"),
+        body.starts_with("⚠️ `.github/agentic.yml` on the default branch does not parse (line 3, column 3): `review.auot`: unknown field `auot`"),
         "{body}"
     );
     assert!(

@@ -249,7 +249,7 @@ impl Tool for ReadFile {
                 .ok_or("files can be read only on a pull request")?;
             match s
                 .github
-                .file(&s.repo, path, git_ref)
+                .file(&s.repo, path, Some(git_ref))
                 .await
                 .map_err(gh_err)?
             {

@@ -309,36 +309,22 @@ impl GitHub {
         .await
     }
 
-    /// The repository's default branch.
-    pub async fn default_branch(&self, repo: &str) -> Result<String, GitHubError> {
-        #[derive(serde::Deserialize)]
-        struct Repository {
-            default_branch: String,
-        }
-        let r: Repository = self
-            .get(&format!("/repos/{repo}"), &format!("GET repository {repo}"))
-            .await?;
-        Ok(r.default_branch)
-    }
-
-    /// A file's text at `git_ref`; `None` if it does not exist there.
+    /// A file's text at `git_ref` (the default branch when `None`); `None`
+    /// if it does not exist there.
     pub async fn file(
         &self,
         repo: &str,
         path: &str,
-        git_ref: &str,
+        git_ref: Option<&str>,
     ) -> Result<Option<(String, u64)>, GitHubError> {
-        let what = format!("GET {path} at {git_ref} in {repo}");
+        let at = git_ref.unwrap_or("the default branch");
+        let what = format!("GET {path} at {at} in {repo}");
         let encoded: String = path.split('/').map(urlencode).collect::<Vec<_>>().join("/");
-        let result: Result<Content, _> = self
-            .get(
-                &format!(
-                    "/repos/{repo}/contents/{encoded}?ref={}",
-                    urlencode(git_ref)
-                ),
-                &what,
-            )
-            .await;
+        let url = match git_ref {
+            Some(r) => format!("/repos/{repo}/contents/{encoded}?ref={}", urlencode(r)),
+            None => format!("/repos/{repo}/contents/{encoded}"),
+        };
+        let result: Result<Content, _> = self.get(&url, &what).await;
         let content = match result {
             Ok(c) => c,
             Err(e) if e.status() == Some(404) => return Ok(None),

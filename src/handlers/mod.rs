@@ -93,8 +93,8 @@ impl JobContext {
                 return Ok(loaded.clone());
             }
         }
-        let branch = github.default_branch(repo).await?;
-        let loaded = match github.file(repo, crate::repo_config::PATH, &branch).await? {
+        // No `ref`: GitHub reads the default branch, never a PR's head.
+        let loaded = match github.file(repo, crate::repo_config::PATH, None).await? {
             None => LoadedConfig::default(),
             Some((text, _)) => match RepoConfig::parse(&text) {
                 Ok(config) => LoadedConfig {
@@ -103,7 +103,7 @@ impl JobContext {
                 },
                 Err(what) => LoadedConfig {
                     config: RepoConfig::default(),
-                    problem: Some(ConfigProblem { branch, what }),
+                    problem: Some(ConfigProblem { what }),
                 },
             },
         };

@@ -718,7 +718,14 @@ fn route(
             )
         }
         ("GET", ["contents", path @ ..]) => {
-            let git_ref = query.get("ref").cloned().unwrap_or_else(|| "main".into());
+            // Without `ref`, GitHub reads the default branch.
+            let git_ref = query.get("ref").cloned().unwrap_or_else(|| {
+                if st.default_branch.is_empty() {
+                    "main".into()
+                } else {
+                    st.default_branch.clone()
+                }
+            });
             let path = path.join("/");
             match st.files.get(&(git_ref, path.clone())) {
                 Some(text) => Json(json!({ "type": "file", "encoding": "base64", "size": text.len(), "name": path, "path": path,
