@@ -24,6 +24,7 @@ pub mod metrics;
 pub mod output;
 pub mod redact;
 pub mod repo_config;
+pub mod review;
 pub mod server;
 pub mod store;
 pub mod telemetry;

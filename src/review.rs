@@ -1,0 +1,470 @@
+//! What a review says and where it goes: the model's `submit_review`
+//! arguments, checked, and turned into the inline comments GitHub will
+//! accept plus a summary that carries everything else.
+//!
+//! Pure: no I/O. The review workflow (issue 8) fetches the diff, runs the
+//! model and posts; this module decides what is posted.
+
+use std::collections::{HashMap, HashSet};
+
+use serde::Deserialize;
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+
+use crate::diff::{Patch, Side};
+use crate::repo_config::{ReviewConfig, Severity};
+
+/// The tool the model hands its review in with.
+pub const SUBMIT_REVIEW: &str = "submit_review";
+
+/// The hidden mark on an inline comment that lets a later run see the
+/// finding was already posted (`<!-- agentic:finding=… -->`).
+pub const FINGERPRINT_MARK: &str = "agentic:finding=";
+
+/// `submit_review`'s arguments.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Submission {
+    pub summary: String,
+    #[serde(default)]
+    pub comments: Vec<Finding>,
+}
+
+/// One finding: `line` (and `start_line` for a range) on the new side of
+/// the diff; `suggestion` the exact replacement for those lines.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Finding {
+    pub path: String,
+    pub line: u32,
+    #[serde(default)]
+    pub start_line: Option<u32>,
+    pub severity: Severity,
+    pub body: String,
+    #[serde(default)]
+    pub suggestion: Option<String>,
+}
+
+/// The tool's description and JSON schema, for the model's tool list.
+pub fn tool_spec() -> Value {
+    json!({
+        "type": "function",
+        "function": {
+            "name": SUBMIT_REVIEW,
+            "description": "Hand in the review: a summary, and findings on lines of the diff's new side. Call it once, when done reading.",
+            "parameters": {
+                "type": "object",
+                "properties": {
+                    "summary": { "type": "string", "description": "What the change does and what matters most, in Markdown" },
+                    "comments": {
+                        "type": "array",
+                        "items": {
+                            "type": "object",
+                            "properties": {
+                                "path": { "type": "string" },
+                                "line": { "type": "integer", "description": "Line number on the new (right) side of the diff" },
+                                "start_line": { "type": "integer", "description": "First line of a multi-line finding" },
+                                "severity": { "type": "string", "enum": ["critical", "major", "minor", "nit"] },
+                                "body": { "type": "string" },
+                                "suggestion": { "type": "string", "description": "Exact replacement text for start_line..line (or line)" }
+                            },
+                            "required": ["path", "line", "severity", "body"],
+                            "additionalProperties": false
+                        }
+                    }
+                },
+                "required": ["summary"],
+                "additionalProperties": false
+            }
+        }
+    })
+}
+
+/// Read `submit_review`'s arguments. The error is written for the model:
+/// where the arguments are wrong and what they should be.
+pub fn parse_submission(arguments: &str) -> Result<Submission, String> {
+    let de = &mut serde_json::Deserializer::from_str(arguments);
+    let submission: Submission = serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        format!(
+            "the `{SUBMIT_REVIEW}` arguments are not valid at `{path}`: {}. Call `{SUBMIT_REVIEW}` again with arguments that match its schema.",
+            e.into_inner()
+        )
+    })?;
+    for (i, f) in submission.comments.iter().enumerate() {
+        if f.line == 0 || f.start_line.is_some_and(|s| s == 0 || s > f.line) {
+            return Err(format!(
+                "the `{SUBMIT_REVIEW}` arguments are not valid at `comments[{i}]`: lines count from 1 and `start_line` may not come after `line`. Call `{SUBMIT_REVIEW}` again."
+            ));
+        }
+    }
+    Ok(submission)
+}
+
+/// A stable name for a finding: its file, the text of the line it is on
+/// (not the number, which moves when lines are added above), and what it
+/// says. The same finding on the same code is the same fingerprint after
+/// a push, a retry or a re-run.
+pub fn fingerprint(path: &str, line_text: &str, body: &str) -> String {
+    let normalized: String = body
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .to_lowercase();
+    let mut h = Sha256::new();
+    h.update(path.as_bytes());
+    h.update([0]);
+    h.update(line_text.trim().as_bytes());
+    h.update([0]);
+    h.update(normalized.as_bytes());
+    hex::encode(&h.finalize()[..10])
+}
+
+/// The fingerprints marked in the bodies of earlier comments.
+pub fn posted_fingerprints<'a>(bodies: impl IntoIterator<Item = &'a str>) -> HashSet<String> {
+    bodies
+        .into_iter()
+        .flat_map(|b| {
+            b.match_indices(FINGERPRINT_MARK)
+                .map(move |(at, _)| &b[at..])
+        })
+        .filter_map(|rest| {
+            let hex: String = rest[FINGERPRINT_MARK.len()..]
+                .chars()
+                .take_while(|c| c.is_ascii_hexdigit())
+                .collect();
+            (hex.len() == 20).then_some(hex)
+        })
+        .collect()
+}
+
+fn severity_name(s: Severity) -> &'static str {
+    match s {
+        Severity::Critical => "Critical",
+        Severity::Major => "Major",
+        Severity::Minor => "Minor",
+        Severity::Nit => "Nit",
+    }
+}
+
+/// An inline comment's body: severity, text, a suggestion block (four
+/// backticks when the suggestion holds a fence of its own), the mark.
+pub fn render_body(finding: &Finding, fingerprint: &str) -> String {
+    let mut out = format!(
+        "**{}:** {}",
+        severity_name(finding.severity),
+        finding.body.trim()
+    );
+    if let Some(s) = &finding.suggestion {
+        let fence = if s.contains("```") { "````" } else { "```" };
+        // An empty block deletes the lines: no blank line in it.
+        out.push_str(&format!("\n\n{fence}suggestion\n{s}"));
+        if !s.is_empty() && !s.ends_with('\n') {
+            out.push('\n');
+        }
+        out.push_str(fence);
+    }
+    out.push_str(&format!("\n\n<!-- {FINGERPRINT_MARK}{fingerprint} -->"));
+    out
+}
+
+/// An inline comment GitHub will take: on a line of the diff's new side.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InlineComment {
+    pub path: String,
+    pub line: u32,
+    pub start_line: Option<u32>,
+    pub severity: Severity,
+    pub body: String,
+    pub fingerprint: String,
+}
+
+impl InlineComment {
+    /// As `POST /pulls/{n}/reviews` takes it in `comments`.
+    pub fn to_json(&self) -> Value {
+        let mut v =
+            json!({ "path": self.path, "line": self.line, "side": "RIGHT", "body": self.body });
+        if let Some(start) = self.start_line.filter(|s| *s < self.line) {
+            v["start_line"] = json!(start);
+            v["start_side"] = json!("RIGHT");
+        }
+        v
+    }
+}
+
+/// Why a finding is not an inline comment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NotInline {
+    /// Its file is not in the reviewed diff.
+    FileNotInDiff,
+    /// Its line (or range) is not one GitHub takes a comment on.
+    LineNotInDiff,
+}
+
+/// What a review posts.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Plan {
+    /// Inline, highest severity first, at most `review.max_comments`.
+    pub inline: Vec<InlineComment>,
+    /// Findings that go into the summary instead, with why.
+    pub in_summary: Vec<(Finding, NotInline)>,
+    /// Findings over `review.max_comments`, counted in the summary.
+    pub over_cap: Vec<Finding>,
+    /// Findings below `review.min_severity`, left out.
+    pub below_threshold: usize,
+    /// Findings an earlier run already posted, not repeated.
+    pub already_posted: usize,
+}
+
+/// Decide where each finding goes. `patches` are the reviewed files by
+/// path; `posted` the fingerprints already on the pull request.
+pub fn plan(
+    findings: Vec<Finding>,
+    patches: &HashMap<String, Patch>,
+    config: &ReviewConfig,
+    posted: &HashSet<String>,
+) -> Plan {
+    let mut out = Plan::default();
+    let mut findings: Vec<Finding> = findings
+        .into_iter()
+        .filter(|f| {
+            let keep = f.severity >= config.min_severity;
+            out.below_threshold += usize::from(!keep);
+            keep
+        })
+        .collect();
+    // Highest severity first; the model's order within a severity.
+    findings.sort_by(|a, b| b.severity.cmp(&a.severity));
+    let mut seen = HashSet::new();
+    for f in findings {
+        let Some(patch) = patches.get(&f.path) else {
+            out.in_summary.push((f, NotInline::FileNotInDiff));
+            continue;
+        };
+        if !patch.can_comment(Side::Right, f.start_line, f.line) {
+            out.in_summary.push((f, NotInline::LineNotInDiff));
+            continue;
+        }
+        let line_text = patch.text_at(Side::Right, f.line).unwrap_or_default();
+        let fp = fingerprint(&f.path, line_text, &f.body);
+        if posted.contains(&fp) || !seen.insert(fp.clone()) {
+            out.already_posted += 1;
+            continue;
+        }
+        if out.inline.len() >= config.max_comments as usize {
+            out.over_cap.push(f);
+            continue;
+        }
+        out.inline.push(InlineComment {
+            body: render_body(&f, &fp),
+            path: f.path,
+            line: f.line,
+            start_line: f.start_line,
+            severity: f.severity,
+            fingerprint: fp,
+        });
+    }
+    out
+}
+
+/// The review's summary: the model's own, then what could not be inline.
+pub fn summary(model_summary: &str, plan: &Plan) -> String {
+    let mut out = model_summary.trim().to_string();
+    if !plan.in_summary.is_empty() {
+        out.push_str("\n\n**Findings outside the diff's lines**\n");
+        for (f, why) in &plan.in_summary {
+            let why = match why {
+                NotInline::FileNotInDiff => "file not in this diff",
+                NotInline::LineNotInDiff => "line not in the diff",
+            };
+            out.push_str(&format!(
+                "\n- **{}** `{}` line {} ({why}): {}",
+                severity_name(f.severity),
+                f.path,
+                f.line,
+                f.body.trim()
+            ));
+        }
+    }
+    let mut notes = Vec::new();
+    if !plan.over_cap.is_empty() {
+        notes.push(format!(
+            "{} more finding(s) over this repository's limit of inline comments",
+            plan.over_cap.len()
+        ));
+    }
+    if plan.already_posted > 0 {
+        notes.push(format!(
+            "{} finding(s) already posted earlier, not repeated",
+            plan.already_posted
+        ));
+    }
+    if plan.below_threshold > 0 {
+        notes.push(format!(
+            "{} finding(s) below this repository's minimum severity",
+            plan.below_threshold
+        ));
+    }
+    if !notes.is_empty() {
+        out.push_str(&format!("\n\n_{}._", notes.join("; ")));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PATCH: &str =
+        "@@ -1,3 +1,4 @@\n fn main() {\n-    old();\n+    new();\n+    more();\n }\n";
+
+    fn patches() -> HashMap<String, Patch> {
+        HashMap::from([("src/main.rs".to_string(), Patch::parse(PATCH).unwrap())])
+    }
+
+    fn finding(line: u32, severity: Severity, body: &str) -> Finding {
+        Finding {
+            path: "src/main.rs".into(),
+            line,
+            start_line: None,
+            severity,
+            body: body.into(),
+            suggestion: None,
+        }
+    }
+
+    #[test]
+    fn arguments_are_checked_and_errors_speak_to_the_model() {
+        let ok = parse_submission(
+            r#"{"summary":"s","comments":[{"path":"a","line":2,"severity":"major","body":"b","suggestion":"x"}]}"#,
+        )
+        .unwrap();
+        assert_eq!(ok.comments[0].severity, Severity::Major);
+        assert_eq!(parse_submission(r#"{"summary":"s"}"#).unwrap().comments, []);
+        let e = parse_submission(r#"{"summary":"s","comments":[{"path":"a","line":"two","severity":"major","body":"b"}]}"#)
+            .unwrap_err();
+        assert!(e.contains("`comments[0].line`"), "{e}");
+        let e = parse_submission(
+            r#"{"summary":"s","comments":[{"path":"a","line":2,"severity":"blocker","body":"b"}]}"#,
+        )
+        .unwrap_err();
+        assert!(
+            e.contains("`comments[0].severity`") && e.contains("critical"),
+            "{e}"
+        );
+        let e = parse_submission(r#"{"summary":"s","verdict":"approve"}"#).unwrap_err();
+        assert!(e.contains("unknown field `verdict`"), "{e}");
+        let e = parse_submission(r#"{"summary":"s","comments":[{"path":"a","line":2,"start_line":5,"severity":"nit","body":"b"}]}"#)
+            .unwrap_err();
+        assert!(e.contains("comments[0]"), "{e}");
+    }
+
+    #[test]
+    fn findings_go_inline_only_on_lines_of_the_diff() {
+        let config = ReviewConfig::default();
+        let mut range = finding(3, Severity::Major, "two calls");
+        range.start_line = Some(2);
+        let plan = plan(
+            vec![
+                finding(2, Severity::Minor, "prefer `new_v2`"),
+                finding(9, Severity::Critical, "far away"),
+                range,
+                Finding {
+                    path: "other.rs".into(),
+                    ..finding(1, Severity::Major, "not here")
+                },
+                finding(2, Severity::Nit, "style"),
+            ],
+            &patches(),
+            &config,
+            &HashSet::new(),
+        );
+        let inline: Vec<(u32, Severity)> =
+            plan.inline.iter().map(|c| (c.line, c.severity)).collect();
+        assert_eq!(
+            inline,
+            [(3, Severity::Major), (2, Severity::Minor)],
+            "highest first"
+        );
+        assert_eq!(plan.inline[0].to_json()["start_line"], 2);
+        assert_eq!(plan.in_summary.len(), 2);
+        assert_eq!(plan.in_summary[0].1, NotInline::LineNotInDiff);
+        assert_eq!(plan.in_summary[1].1, NotInline::FileNotInDiff);
+        assert_eq!(plan.below_threshold, 1, "nit is below the default minimum");
+        let text = summary("Looks fine.", &plan);
+        assert!(
+            text.contains("**Critical** `src/main.rs` line 9 (line not in the diff): far away"),
+            "{text}"
+        );
+        assert!(
+            text.contains("1 finding(s) below this repository's minimum severity"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn the_cap_keeps_the_most_severe_and_counts_the_rest() {
+        let config = ReviewConfig {
+            max_comments: 1,
+            ..ReviewConfig::default()
+        };
+        let plan = plan(
+            vec![
+                finding(2, Severity::Minor, "a"),
+                finding(3, Severity::Critical, "b"),
+            ],
+            &patches(),
+            &config,
+            &HashSet::new(),
+        );
+        assert_eq!(plan.inline.len(), 1);
+        assert_eq!(plan.inline[0].severity, Severity::Critical);
+        assert_eq!(plan.over_cap.len(), 1);
+        assert!(summary("", &plan).contains("1 more finding(s) over"));
+    }
+
+    #[test]
+    fn a_finding_already_posted_is_not_repeated_even_if_its_line_moved() {
+        let config = ReviewConfig::default();
+        let first = plan(
+            vec![finding(2, Severity::Major, "Use  `try_new`")],
+            &patches(),
+            &config,
+            &HashSet::new(),
+        );
+        let posted = posted_fingerprints(first.inline.iter().map(|c| c.body.as_str()));
+        assert_eq!(posted.len(), 1);
+        // After a push the same line is one further down.
+        let moved = Patch::parse("@@ -1,3 +1,5 @@\n fn main() {\n+    // note\n-    old();\n+    new();\n+    more();\n }\n").unwrap();
+        let again = plan(
+            vec![
+                finding(3, Severity::Major, "use `try_new`"),
+                finding(4, Severity::Major, "another"),
+            ],
+            &HashMap::from([("src/main.rs".to_string(), moved)]),
+            &config,
+            &posted,
+        );
+        assert_eq!(again.already_posted, 1);
+        assert_eq!(again.inline.len(), 1);
+        assert_eq!(again.inline[0].line, 4);
+    }
+
+    #[test]
+    fn suggestions_become_blocks_with_a_longer_fence_when_needed() {
+        let mut f = finding(2, Severity::Minor, "rename");
+        f.suggestion = Some("    new_v2();".into());
+        let body = render_body(&f, "00112233445566778899");
+        assert_eq!(
+            body,
+            "**Minor:** rename\n\n```suggestion\n    new_v2();\n```\n\n<!-- agentic:finding=00112233445566778899 -->"
+        );
+        f.suggestion = Some("/// ```\n/// x\n/// ```".into());
+        assert!(render_body(&f, "ab").contains("````suggestion\n/// ```\n/// x\n/// ```\n````"));
+        f.suggestion = Some(String::new());
+        assert!(
+            render_body(&f, "ab").contains("```suggestion\n```"),
+            "an empty block deletes the lines"
+        );
+    }
+}
