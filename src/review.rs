@@ -234,7 +234,7 @@ pub fn plan(
         })
         .collect();
     // Highest severity first; the model's order within a severity.
-    findings.sort_by(|a, b| b.severity.cmp(&a.severity));
+    findings.sort_by_key(|f| std::cmp::Reverse(f.severity));
     let mut seen = HashSet::new();
     for f in findings {
         let Some(patch) = patches.get(&f.path) else {
