@@ -13,8 +13,9 @@ use crate::store::{Admission, Store};
 
 /// A sender over the limit is told so at most once in this long.
 const NOTICE_EVERY: Duration = Duration::from_secs(60);
-/// Replies to people without a role, all of them together, per installation
-/// and notice window: a crowd of new accounts costs at most this many posts.
+/// Refusals and replies to people without a role, all of them together, per
+/// installation and notice window: a crowd of new accounts costs at most
+/// this many posts.
 pub const OUTSIDER_NOTICES_PER_WINDOW: u32 = 20;
 
 /// What to do with a command.
@@ -97,10 +98,11 @@ impl CommandLimits {
         })
     }
 
-    /// May someone without a role be answered now? True at most once per
-    /// notice window and sender, and [`OUTSIDER_NOTICES_PER_WINDOW`] times
-    /// per window and installation.
-    pub async fn notify_outsider(&self, installation: u64, sender: &str) -> anyhow::Result<bool> {
+    /// May someone be told (again) that they lack the role, or be answered
+    /// at all without a role? True at most once per notice window and
+    /// sender, and [`OUTSIDER_NOTICES_PER_WINDOW`] times per window and
+    /// installation.
+    pub async fn notify_refused(&self, installation: u64, sender: &str) -> anyhow::Result<bool> {
         let sender = sender.to_lowercase();
         if !self
             .once_per(

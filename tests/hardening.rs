@@ -703,3 +703,40 @@ async fn a_broken_repository_config_is_reported_and_the_defaults_apply() {
     gh.assert_all_seen();
     app.stop().await;
 }
+
+/// Item 2: a member without the role a command needs is told once per
+/// window too (no reaction and silence: nothing at all the second time).
+#[tokio::test]
+async fn a_refusal_is_said_once_per_window_to_members_too() {
+    let (gh, llm) = world().await;
+    gh.role("tina-triager", "triage");
+    let app = TestApp::start(app_options(&gh, &llm)).await;
+    say(
+        &app,
+        57,
+        950_020,
+        "tina-triager",
+        "/agentic plan stop the builders",
+    )
+    .await;
+    app.wait_for_jobs(1).await;
+    let writes = gh.take_writes();
+    assert_eq!(writes.len(), 2, "a reaction and the refusal: {writes:#?}");
+    assert!(writes[1].body["body"]
+        .as_str()
+        .unwrap()
+        .contains("`/agentic plan` needs the **write** role"));
+    say(&app, 57, 950_021, "tina-triager", "/agentic apply").await;
+    let jobs = app.wait_for_jobs(2).await;
+    assert_eq!(jobs[1].state, "done");
+    assert!(
+        gh.take_writes().is_empty(),
+        "the second refusal is not posted"
+    );
+    // What the member may run is still answered.
+    say(&app, 57, 950_022, "tina-triager", "/agentic help").await;
+    app.wait_for_jobs(3).await;
+    assert_eq!(gh.take_writes().len(), 2);
+    gh.assert_all_seen();
+    app.stop().await;
+}

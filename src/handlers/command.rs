@@ -102,26 +102,32 @@ async fn commands(
         tracing::debug!("every command of this comment already ran");
         return Ok(());
     }
-    if outsider {
-        // Someone who may run nothing but help: one reply per window,
-        // whatever they send, and it costs the installation's command
-        // budget nothing.
+    // A comment whose every command needs more than the sender has: the
+    // refusal is a notice, and a sender gets one notice per window.
+    let all_refused = todo
+        .iter()
+        .all(|p| matches!(p, Ok(cmd) if role < settings.config.required_role(cmd)));
+    if outsider || all_refused {
+        // Someone who may run nothing here (an outsider may run nothing but
+        // help): one reply per window, whatever they send, at no cost to the
+        // installation's command budget.
         if fresh > 0
             && !ctx
                 .limits
-                .notify_outsider(ev.installation_id, author)
+                .notify_refused(ev.installation_id, author)
                 .await?
         {
             tracing::debug!(
                 user = author,
                 role = role.as_str(),
-                "no role; already answered in this window"
+                "already told in this window"
             );
-            let detail = serde_json::json!({ "role": role.as_str(), "why": "already answered in the notice window" });
+            let detail = serde_json::json!({ "role": role.as_str(), "why": "already told in the notice window" });
             audit_refusal(ctx, job, author, detail).await?;
             return Ok(());
         }
-    } else if fresh > 0 {
+    }
+    if !outsider && fresh > 0 {
         match ctx.limits.check(ev.installation_id, author, fresh).await? {
             Verdict::Run => {}
             Verdict::TellSender => {
