@@ -11,7 +11,9 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use super::auth::AppAuth;
-use super::types::{Comment, Content, Issue, Permission, PullFile, PullRequest};
+use super::types::{
+    Comment, Content, Created, Issue, Permission, PullFile, PullRequest, ReviewComment,
+};
 use super::{GitHubError, Role, Shared, TokenScope};
 
 /// Tries of one idempotent request, the first included.
@@ -399,6 +401,91 @@ impl GitHub {
                 &format!("/repos/{repo}/issues/comments/{comment_id}/reactions"),
                 &serde_json::json!({ "content": content }),
                 &format!("POST reaction to comment {comment_id} in {repo}"),
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// The inline review comments of a pull request, oldest first.
+    pub async fn review_comments(
+        &self,
+        repo: &str,
+        number: u64,
+    ) -> Result<Vec<ReviewComment>, GitHubError> {
+        self.list(
+            &format!("/repos/{repo}/pulls/{number}/comments"),
+            &format!("GET review comments of {repo}#{number}"),
+        )
+        .await
+    }
+
+    /// Post a review with its inline comments, in one request (GitHub takes
+    /// all of them or none). The event is always `COMMENT`: the bot never
+    /// approves or requests changes, whatever it was told. `comments` are
+    /// in GitHub's shape (`path`, `line`, `side`, `start_line`, `body`).
+    /// Returns the review's id. Not retried blindly: a POST.
+    pub async fn create_review(
+        &self,
+        repo: &str,
+        number: u64,
+        commit_id: &str,
+        body: &str,
+        comments: &[serde_json::Value],
+    ) -> Result<u64, GitHubError> {
+        let created: Created = self
+            .write(
+                Method::Post,
+                &format!("/repos/{repo}/pulls/{number}/reviews"),
+                &serde_json::json!({
+                    "commit_id": commit_id,
+                    "body": body,
+                    "event": "COMMENT",
+                    "comments": comments,
+                }),
+                &format!("POST review on {repo}#{number}"),
+            )
+            .await?;
+        Ok(created.id)
+    }
+
+    /// Start a check run on `head_sha` (`in_progress`); its id.
+    pub async fn create_check_run(
+        &self,
+        repo: &str,
+        name: &str,
+        head_sha: &str,
+        external_id: &str,
+    ) -> Result<u64, GitHubError> {
+        let created: Created = self
+            .write(
+                Method::Post,
+                &format!("/repos/{repo}/check-runs"),
+                &serde_json::json!({
+                    "name": name,
+                    "head_sha": head_sha,
+                    "status": "in_progress",
+                    "external_id": external_id,
+                }),
+                &format!("POST check run {name} in {repo}"),
+            )
+            .await?;
+        Ok(created.id)
+    }
+
+    /// Update a check run (status, conclusion, output with at most 50
+    /// annotations — GitHub appends them across updates — and actions).
+    pub async fn update_check_run(
+        &self,
+        repo: &str,
+        id: u64,
+        update: &serde_json::Value,
+    ) -> Result<(), GitHubError> {
+        let _: serde_json::Value = self
+            .write(
+                Method::Patch,
+                &format!("/repos/{repo}/check-runs/{id}"),
+                update,
+                &format!("PATCH check run {id} in {repo}"),
             )
             .await?;
         Ok(())

@@ -101,3 +101,23 @@ pub struct Permission {
     #[serde(default)]
     pub role_name: Option<String>,
 }
+
+/// An inline review comment on a pull request.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct ReviewComment {
+    pub id: u64,
+    #[serde(default)]
+    pub body: String,
+    #[serde(default)]
+    pub path: String,
+    #[serde(default)]
+    pub line: Option<u64>,
+    #[serde(default)]
+    pub user: Option<User>,
+}
+
+/// What creating a review or a check run answers with (the parts we keep).
+#[derive(Debug, Clone, Deserialize)]
+pub struct Created {
+    pub id: u64,
+}

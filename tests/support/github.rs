@@ -127,6 +127,10 @@ pub struct Inner {
     pub hide_app: bool,
     /// The repositories' default branch (`main` when empty).
     pub default_branch: String,
+    /// Inline review comments by pull request.
+    pub review_comments: HashMap<u64, Vec<Value>>,
+    /// Check runs by id, with their annotations accumulated.
+    pub check_runs: HashMap<u64, Value>,
     /// (method, path prefix, latency) added to every matching request.
     pub delays: Vec<(String, String, std::time::Duration)>,
     pub unexpected: Vec<String>,
@@ -321,6 +325,55 @@ fn comment_body(json: &Value) -> Result<String, &'static str> {
         return Err("Body is too long (maximum is 65536 characters)");
     }
     Ok(text.to_string())
+}
+
+/// The lines of a patch GitHub takes a review comment on, with their hunk:
+/// (right side?, line) → hunk. Written for the fake, apart from the code
+/// under test: added and context lines on the right, removed on the left.
+fn commentable(patch: &str) -> HashMap<(bool, u64), usize> {
+    let mut out = HashMap::new();
+    let (mut old, mut new, mut hunk) = (0u64, 0u64, 0usize);
+    for l in patch.lines() {
+        if let Some(h) = l.strip_prefix("@@ -") {
+            let mut parts = h.split(' ');
+            let first = |p: Option<&str>| -> u64 {
+                p.and_then(|x| x.trim_start_matches('+').split(',').next())
+                    .and_then(|x| x.parse().ok())
+                    .unwrap_or(0)
+            };
+            old = first(parts.next());
+            new = first(parts.next());
+            hunk += 1;
+            continue;
+        }
+        match l.chars().next() {
+            Some('+') => {
+                out.insert((true, new), hunk);
+                new += 1;
+            }
+            Some('-') => {
+                out.insert((false, old), hunk);
+                old += 1;
+            }
+            Some('\\') => {}
+            _ => {
+                out.insert((true, new), hunk);
+                old += 1;
+                new += 1;
+            }
+        }
+    }
+    out
+}
+
+/// GitHub's 422 for a review, all or nothing.
+fn unprocessable(message: &str) -> Response {
+    (
+        StatusCode::UNPROCESSABLE_ENTITY,
+        Json(json!({ "message": "Unprocessable Entity", "errors": [message],
+                     "documentation_url": "https://docs.github.com/rest/pulls/reviews#create-a-review-for-a-pull-request" })),
+    )
+        .into_response()
 }
 
 fn verify_jwt(headers: &HeaderMap) -> Result<(), String> {
@@ -583,6 +636,146 @@ fn route(
                 "private": true, "owner": user_json(&owner, "Organization"), "default_branch": branch,
                 "html_url": format!("https://github.com/{full}") }))
             .into_response()
+        }
+        ("POST", ["pulls", n, "reviews"]) => {
+            let n: u64 = n.parse().unwrap_or(0);
+            let Some(pull) = st.threads.get(&n).and_then(|t| t.pull.clone()) else {
+                return error(StatusCode::NOT_FOUND, "Not Found");
+            };
+            let event = json_body["event"].as_str().unwrap_or("");
+            if !["COMMENT", "APPROVE", "REQUEST_CHANGES"].contains(&event) {
+                return unprocessable("event must be COMMENT, APPROVE or REQUEST_CHANGES");
+            }
+            if json_body["commit_id"]
+                .as_str()
+                .is_none_or(|c| c.len() != 40)
+            {
+                return unprocessable("commit_id is not a commit");
+            }
+            let files: HashMap<&str, HashMap<(bool, u64), usize>> = pull
+                .files
+                .iter()
+                .map(|(f, p)| (f.as_str(), commentable(p)))
+                .collect();
+            let comments = json_body["comments"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            for c in &comments {
+                let Some(lines) = c["path"].as_str().and_then(|p| files.get(p)) else {
+                    return unprocessable("Path could not be resolved");
+                };
+                let right = c["side"].as_str().unwrap_or("RIGHT") == "RIGHT";
+                let Some(&hunk) = c["line"].as_u64().and_then(|l| lines.get(&(right, l))) else {
+                    return unprocessable("Line could not be resolved");
+                };
+                if let Some(start) = c["start_line"].as_u64() {
+                    let ok = start < c["line"].as_u64().unwrap_or(0)
+                        && lines.get(&(right, start)) == Some(&hunk);
+                    if !ok {
+                        return unprocessable(
+                            "start_line must be part of the same hunk as the line",
+                        );
+                    }
+                }
+            }
+            st.writes.push(Write {
+                method: "POST".into(),
+                path: path.clone(),
+                body: json_body.clone(),
+            });
+            st.next_id += 1;
+            let review_id = st.next_id;
+            for c in comments {
+                st.next_id += 1;
+                let id = st.next_id;
+                let mut stored = c.clone();
+                stored["id"] = json!(id);
+                stored["pull_request_review_id"] = json!(review_id);
+                stored["user"] = user_json(BOT, "Bot");
+                st.review_comments.entry(n).or_default().push(stored);
+            }
+            Json(json!({ "id": review_id, "node_id": "PRR_1", "user": user_json(BOT, "Bot"), "body": json_body["body"],
+                "state": if event == "COMMENT" { "COMMENTED" } else { event }, "commit_id": json_body["commit_id"] }))
+            .into_response()
+        }
+        ("GET", ["pulls", n, "comments"]) => {
+            let n: u64 = n.parse().unwrap_or(0);
+            page(st.review_comments.get(&n).cloned().unwrap_or_default())
+        }
+        ("POST", ["check-runs"]) | ("PATCH", ["check-runs", _]) => {
+            let annotations = json_body["output"]["annotations"]
+                .as_array()
+                .map_or(0, |a| a.len());
+            if annotations > 50 {
+                return unprocessable("Only 50 annotations may be sent in one request");
+            }
+            let status = json_body["status"].as_str();
+            if status == Some("completed") && json_body["conclusion"].as_str().is_none() {
+                return unprocessable("conclusion is required when status is completed");
+            }
+            for a in json_body["actions"].as_array().into_iter().flatten() {
+                let len = |k: &str| a[k].as_str().map_or(0, |v| v.chars().count());
+                if len("label") > 20 || len("identifier") > 20 || len("description") > 40 {
+                    return unprocessable("actions: label and identifier at most 20 characters, description at most 40");
+                }
+            }
+            if json_body["actions"].as_array().is_some_and(|a| a.len() > 3) {
+                return unprocessable("at most 3 actions");
+            }
+            let id = match rest {
+                ["check-runs", id] => {
+                    let id: u64 = id.parse().unwrap_or(0);
+                    if !st.check_runs.contains_key(&id) {
+                        return error(StatusCode::NOT_FOUND, "Not Found");
+                    }
+                    id
+                }
+                _ => {
+                    if json_body["name"].as_str().is_none()
+                        || json_body["head_sha"].as_str().is_none()
+                    {
+                        return unprocessable("name and head_sha are required");
+                    }
+                    st.next_id += 1;
+                    let id = st.next_id;
+                    st.check_runs
+                        .insert(id, json!({ "id": id, "annotations": [] }));
+                    id
+                }
+            };
+            st.writes.push(Write {
+                method: method.to_string(),
+                path: path.clone(),
+                body: json_body.clone(),
+            });
+            let run = st.check_runs.get_mut(&id).unwrap();
+            for key in [
+                "name",
+                "head_sha",
+                "status",
+                "conclusion",
+                "external_id",
+                "actions",
+            ] {
+                if !json_body[key].is_null() {
+                    run[key] = json_body[key].clone();
+                }
+            }
+            if let Some(output) = json_body.get("output") {
+                for key in ["title", "summary", "text"] {
+                    if !output[key].is_null() {
+                        run["output"][key] = output[key].clone();
+                    }
+                }
+                // GitHub appends annotations across updates.
+                let more = output["annotations"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default();
+                run["annotations"].as_array_mut().unwrap().extend(more);
+            }
+            Json(run.clone()).into_response()
         }
         ("GET", ["collaborators", user, "permission"]) => match st.roles.get(*user) {
             Some(role) => {
