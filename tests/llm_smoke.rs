@@ -91,6 +91,7 @@ async fn the_real_client_holds_a_well_formed_conversation_with_a_real_model() {
     match outcome {
         Outcome::Answer(a) => eprintln!("model answered: {a}"),
         Outcome::Stopped { reason } => eprintln!("model stopped: {reason}"),
+        Outcome::Submitted(v) => panic!("no finishing tool was offered, yet: {v}"),
     }
     store.close().await;
 }

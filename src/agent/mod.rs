@@ -44,9 +44,12 @@ impl Budget {
 }
 
 /// How a conversation ended.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Outcome {
     Answer(String),
+    /// The model called the conversation's finishing tool with arguments
+    /// that passed its check (see [`Finish`]).
+    Submitted(Value),
     /// A budget ran out before the model answered; `reason` says which.
     Stopped {
         reason: String,
@@ -101,6 +104,20 @@ Answer in concise GitHub-flavoured Markdown. Never reveal secrets, tokens or key
     )
 }
 
+/// A tool that ends the conversation with its arguments (a review's
+/// `submit_review`). Arguments that fail `check` go back to the model with
+/// the error once; a second failure ends the conversation honestly.
+pub struct Finish<'a> {
+    pub name: &'a str,
+    /// Its entry in the model's tool list.
+    pub spec: Value,
+    /// Reads the arguments; the error is written for the model.
+    pub check: &'a (dyn Fn(&str) -> Result<Value, String> + Send + Sync),
+}
+
+/// How many times malformed arguments of the finishing tool are sent back.
+const FINISH_REPAIRS: u32 = 1;
+
 /// Run one conversation to an answer or a budget's end.
 pub async fn converse(
     llm: &Llm,
@@ -111,7 +128,61 @@ pub async fn converse(
     trace: &Trace<'_>,
     progress: &mut dyn Progress,
 ) -> Result<Outcome, LlmError> {
-    let specs = registry.specs();
+    run(
+        llm,
+        registry,
+        subject,
+        budget,
+        user_message,
+        trace,
+        progress,
+        None,
+    )
+    .await
+}
+
+/// Like [`converse`], ending when the model calls `finish` with arguments
+/// that pass its check ([`Outcome::Submitted`]).
+#[allow(clippy::too_many_arguments)]
+pub async fn converse_until(
+    llm: &Llm,
+    registry: &Registry,
+    subject: &Subject,
+    budget: Budget,
+    user_message: String,
+    trace: &Trace<'_>,
+    progress: &mut dyn Progress,
+    finish: &Finish<'_>,
+) -> Result<Outcome, LlmError> {
+    run(
+        llm,
+        registry,
+        subject,
+        budget,
+        user_message,
+        trace,
+        progress,
+        Some(finish),
+    )
+    .await
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn run(
+    llm: &Llm,
+    registry: &Registry,
+    subject: &Subject,
+    budget: Budget,
+    user_message: String,
+    trace: &Trace<'_>,
+    progress: &mut dyn Progress,
+    finish: Option<&Finish<'_>>,
+) -> Result<Outcome, LlmError> {
+    let mut specs = registry.specs();
+    if let Some(f) = finish {
+        specs.push(f.spec.clone());
+    }
+    let mut repairs = FINISH_REPAIRS;
     let mut messages = vec![
         json!({ "role": "system", "content": system_prompt(&subject.fence) }),
         json!({ "role": "user", "content": user_message }),
@@ -178,6 +249,41 @@ pub async fn converse(
         }
         messages.push(llm::assistant_message(&turn));
         for (n, call) in turn.tool_calls.iter().enumerate() {
+            if let Some(f) = finish.filter(|f| f.name == call.name) {
+                match (f.check)(&call.arguments) {
+                    Ok(value) => {
+                        trace
+                            .record("llm.submitted", json!({ "tool": call.name, "step": step }))
+                            .await;
+                        return Ok(Outcome::Submitted(value));
+                    }
+                    Err(problem) if repairs > 0 => {
+                        repairs -= 1;
+                        trace
+                            .record(
+                                "llm.malformed",
+                                json!({ "tool": call.name, "error": problem }),
+                            )
+                            .await;
+                        messages.push(json!({ "role": "tool", "tool_call_id": call.id, "content": format!("error: {problem}") }));
+                        continue;
+                    }
+                    Err(problem) => {
+                        trace
+                            .record(
+                                "llm.malformed",
+                                json!({ "tool": call.name, "error": problem }),
+                            )
+                            .await;
+                        return Ok(Outcome::Stopped {
+                            reason: format!(
+                                "its `{}` arguments were malformed again after one correction ({problem})",
+                                call.name
+                            ),
+                        });
+                    }
+                }
+            }
             if n >= budget.max_tool_calls_per_turn {
                 // Every call gets an answer (the API requires it), but only
                 // the first few run.

@@ -73,6 +73,8 @@ pub fn render(outcome: Outcome) -> String {
     match outcome {
         Outcome::Answer(a) if a.trim().is_empty() => "The model gave an empty answer.".to_string(),
         Outcome::Answer(a) => a,
+        // Questions have no finishing tool; say so rather than guess.
+        Outcome::Submitted(_) => "The model handed in a structured result instead of an answer.".to_string(),
         Outcome::Stopped { reason } => format!(
             "⚠️ I stopped before finding an answer because {reason}. Try a narrower question, or ask an operator to raise the limit."
         ),
