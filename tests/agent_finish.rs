@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use agentic::agent::tools::{Fence, Registry, Subject};
-use agentic::agent::{converse_until, Budget, Finish, Outcome, Progress, Trace};
+use agentic::agent::{converse, Budget, Finish, Outcome, Progress, Trace};
 use agentic::review::{parse_submission, tool_spec, SUBMIT_REVIEW};
 use serde_json::json;
 use support::github::{FakeGitHub, Thread, REPO};
@@ -81,7 +81,7 @@ async fn run(llm: &FakeLlm) -> Outcome {
         spec: tool_spec(),
         check: &check,
     };
-    converse_until(
+    converse(
         &model,
         &Registry::for_issue(),
         &subject,
@@ -89,7 +89,7 @@ async fn run(llm: &FakeLlm) -> Outcome {
         "Review it.".into(),
         &trace,
         &mut Quiet,
-        &finish,
+        Some(&finish),
     )
     .await
     .unwrap()

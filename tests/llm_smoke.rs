@@ -85,6 +85,7 @@ async fn the_real_client_holds_a_well_formed_conversation_with_a_real_model() {
             .into(),
         &trace,
         &mut Quiet,
+        None,
     )
     .await
     .expect("every request was accepted by llama.cpp's server");

@@ -118,57 +118,11 @@ pub struct Finish<'a> {
 /// How many times malformed arguments of the finishing tool are sent back.
 const FINISH_REPAIRS: u32 = 1;
 
-/// Run one conversation to an answer or a budget's end.
+/// Run one conversation to an answer or a budget's end — or, when a
+/// `finish` tool is offered, until the model calls it with arguments that
+/// pass its check ([`Outcome::Submitted`]).
+#[allow(clippy::too_many_arguments)]
 pub async fn converse(
-    llm: &Llm,
-    registry: &Registry,
-    subject: &Subject,
-    budget: Budget,
-    user_message: String,
-    trace: &Trace<'_>,
-    progress: &mut dyn Progress,
-) -> Result<Outcome, LlmError> {
-    run(
-        llm,
-        registry,
-        subject,
-        budget,
-        user_message,
-        trace,
-        progress,
-        None,
-    )
-    .await
-}
-
-/// Like [`converse`], ending when the model calls `finish` with arguments
-/// that pass its check ([`Outcome::Submitted`]).
-#[allow(clippy::too_many_arguments)]
-pub async fn converse_until(
-    llm: &Llm,
-    registry: &Registry,
-    subject: &Subject,
-    budget: Budget,
-    user_message: String,
-    trace: &Trace<'_>,
-    progress: &mut dyn Progress,
-    finish: &Finish<'_>,
-) -> Result<Outcome, LlmError> {
-    run(
-        llm,
-        registry,
-        subject,
-        budget,
-        user_message,
-        trace,
-        progress,
-        Some(finish),
-    )
-    .await
-}
-
-#[allow(clippy::too_many_arguments)]
-async fn run(
     llm: &Llm,
     registry: &Registry,
     subject: &Subject,

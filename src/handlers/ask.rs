@@ -65,7 +65,10 @@ pub async fn ask(
         "This is about {what} #{} in the repository {}. @{} asks:\n\n{}",
         q.number, q.repo, q.asked_by, q.text
     );
-    Ok(agent::converse(llm, &registry, &subject, budget, message, trace, progress).await?)
+    Ok(agent::converse(
+        llm, &registry, &subject, budget, message, trace, progress, None,
+    )
+    .await?)
 }
 
 /// The text posted for an outcome.
