@@ -220,7 +220,10 @@ impl Store {
                 } else {
                     with_param(&url, "mode", "rwc")
                 };
-                let write = sqlite_pool(1, !memory)
+                // The writer's one connection is kept forever: for an
+                // in-memory database it *is* the database. (WAL is a no-op
+                // there; SQLite keeps the `memory` journal.)
+                let write = sqlite_pool(1, true)
                     .connect(&rwc)
                     .await
                     .with_context(|| format!("opening database `{url}`"))?;
