@@ -10,8 +10,9 @@ use crate::github::Role;
 pub fn required_role(command: &Command) -> Role {
     match command {
         Command::Help => Role::None,
-        Command::Ask { .. } | Command::Status => Role::Triage,
-        Command::Review | Command::Describe => Role::Triage,
+        Command::Ask { .. } | Command::Status | Command::Review => Role::Triage,
+        // It edits the author's pull request body.
+        Command::Describe => Role::Write,
         Command::Plan { .. } | Command::Apply | Command::Cancel => Role::Write,
         // Approving is checked again against the plan's risk (two-person
         // rule for destructive steps) when plans exist.

@@ -89,6 +89,12 @@ pub struct Config {
     pub max_tool_calls_per_turn: usize,
     /// `max_tokens` sent with every model call (the answer's length).
     pub llm_max_tokens: u32,
+    /// Tokens one review may spend, all model calls together: the bound on
+    /// a review's cost, however large the pull request.
+    pub review_max_tokens: u64,
+    /// Tokens of diff put before the model in one review; files beyond it
+    /// are listed as not reviewed.
+    pub review_diff_tokens: usize,
     /// Someone without a role on the repository gets at most one reply (a
     /// denial, or the help text) in this long.
     pub notice_window: Duration,
@@ -303,6 +309,16 @@ impl Config {
         let max_tool_calls_per_turn =
             positive(&vars, "AGENTIC_MAX_TOOL_CALLS_PER_TURN", "8", NUMBER)?;
         let llm_max_tokens = positive(&vars, "AGENTIC_LLM_MAX_TOKENS", "4096", NUMBER)?;
+        let review_max_tokens: u64 =
+            positive(&vars, "AGENTIC_REVIEW_MAX_TOKENS", "120000", NUMBER)?;
+        let review_diff_tokens: usize =
+            positive(&vars, "AGENTIC_REVIEW_DIFF_TOKENS", "24000", NUMBER)?;
+        if review_diff_tokens as u64 * 2 > review_max_tokens {
+            return Err(bad(
+                "AGENTIC_REVIEW_DIFF_TOKENS",
+                format!("must be at most half of AGENTIC_REVIEW_MAX_TOKENS ({review_max_tokens}): the diff is sent with every model call of a review"),
+            ));
+        }
         let notice_window = Duration::from_secs(positive(
             &vars,
             "AGENTIC_NOTICE_WINDOW_SECS",
@@ -395,6 +411,8 @@ impl Config {
             max_commands_per_comment,
             max_tool_calls_per_turn,
             llm_max_tokens,
+            review_max_tokens,
+            review_diff_tokens,
             notice_window,
             max_jobs_per_installation,
             webhook_body_timeout,

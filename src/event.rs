@@ -102,6 +102,14 @@ pub struct CheckRun {
     /// The button's identifier, for `requested_action`.
     pub requested_action: Option<String>,
     pub pull_requests: Vec<u64>,
+    /// The id the creating App gave the check run (ours: `pr:<number>`,
+    /// which also names a fork's pull request, for which GitHub sends an
+    /// empty `pull_requests`).
+    #[serde(default)]
+    pub external_id: Option<String>,
+    /// The App that created the check run: only our own are acted on.
+    #[serde(default)]
+    pub app_id: Option<u64>,
     pub sender: Actor,
 }
 
@@ -193,9 +201,21 @@ impl Event {
             Event::IssueComment(e) => Some(e.number),
             Event::PullRequest(e) => Some(e.number),
             Event::Issue(e) => Some(e.number),
-            Event::CheckRun(e) => e.pull_requests.first().copied(),
+            Event::CheckRun(e) => e.pull_number(),
             Event::Installation(_) => None,
         }
+    }
+}
+
+impl CheckRun {
+    /// The pull request a check run is about: ours say it in their
+    /// external id; others by GitHub's `pull_requests` (empty for forks).
+    pub fn pull_number(&self) -> Option<u64> {
+        self.external_id
+            .as_deref()
+            .and_then(|x| x.strip_prefix("pr:"))
+            .and_then(|n| n.parse().ok())
+            .or_else(|| self.pull_requests.first().copied())
     }
 }
 
@@ -307,6 +327,10 @@ struct WireCheckRun {
     name: String,
     #[serde(default)]
     pull_requests: Vec<WirePullRef>,
+    #[serde(default)]
+    external_id: Option<String>,
+    #[serde(default)]
+    app: Option<WireInstallationRef>,
 }
 
 #[derive(Deserialize)]
@@ -531,6 +555,8 @@ pub fn parse(event: &str, body: &[u8]) -> Result<Parsed, ParseError> {
                 .into_iter()
                 .map(|p| p.number)
                 .collect(),
+            external_id: w.check_run.external_id.filter(|e| !e.is_empty()),
+            app_id: w.check_run.app.map(|a| a.id),
             sender: w.sender,
         }),
         Wire::Installation(w) => Event::Installation(Installation {

@@ -311,6 +311,222 @@ pub fn summary(model_summary: &str, plan: &Plan) -> String {
     out
 }
 
+/// One changed file as the review sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChangedFile {
+    pub path: String,
+    /// `added`, `removed`, `modified`, `renamed`… as the files API says.
+    pub status: String,
+    pub previous_path: Option<String>,
+    pub additions: u64,
+    pub deletions: u64,
+    /// `None` where GitHub sent no patch (binary, or too large a diff).
+    pub patch: Option<String>,
+}
+
+impl From<crate::github::types::PullFile> for ChangedFile {
+    fn from(f: crate::github::types::PullFile) -> Self {
+        ChangedFile {
+            path: f.filename,
+            status: f.status,
+            previous_path: f.previous_filename,
+            additions: f.additions,
+            deletions: f.deletions,
+            patch: f.patch,
+        }
+    }
+}
+
+/// Why a changed file was not put before the model.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Omission {
+    /// It matches a `review.ignore` glob.
+    Ignored,
+    /// GitHub sent no patch for it: a binary file or a diff too large for
+    /// the API. Nothing is guessed about it.
+    NoPatch,
+    /// Its patch could not be read (the reason).
+    Unreadable(String),
+    /// It did not fit in the review's token budget (its size in tokens).
+    OverBudget(usize),
+    /// Only removed: nothing on the new side to comment on.
+    Deleted,
+}
+
+impl Omission {
+    pub fn describe(&self) -> String {
+        match self {
+            Omission::Ignored => "matches `review.ignore`".into(),
+            Omission::NoPatch => "GitHub sent no diff for it (binary, or too large)".into(),
+            Omission::Unreadable(why) => format!("its diff could not be read ({why})"),
+            Omission::OverBudget(tokens) => {
+                format!("did not fit in this review's budget ({tokens} tokens)")
+            }
+            Omission::Deleted => "deleted".into(),
+        }
+    }
+}
+
+/// The diff as put before the model, and what was left out.
+#[derive(Debug, Clone, Default)]
+pub struct Assembled {
+    /// Every file's patch, each fenced as untrusted data.
+    pub text: String,
+    /// Tokens of `text` in the model's encoding.
+    pub tokens: usize,
+    /// Paths put before the model.
+    pub included: Vec<String>,
+    /// Paths left out, with why, in the order of the files.
+    pub omitted: Vec<(String, Omission)>,
+}
+
+/// The tokenizer of `model` where tiktoken knows it, `o200k_base`
+/// otherwise (the encoding of current OpenAI models; for other families a
+/// close enough estimate of length).
+pub fn tokenizer(model: &str) -> &'static tiktoken_rs::CoreBPE {
+    tiktoken_rs::bpe_for_model(model).unwrap_or_else(|_| tiktoken_rs::o200k_base_singleton())
+}
+
+/// How soon a file is reviewed when not everything fits: code first,
+/// then tests, then configuration, then documentation.
+fn kind_rank(path: &str) -> u8 {
+    let lower = path.to_ascii_lowercase();
+    let name = lower.rsplit('/').next().unwrap_or(&lower);
+    let ext = name.rsplit_once('.').map(|(_, e)| e).unwrap_or("");
+    if matches!(ext, "md" | "rst" | "txt" | "adoc") || lower.starts_with("docs/") {
+        3
+    } else if lower.contains("test") || lower.contains("spec.") || lower.contains("fixtures/") {
+        1
+    } else if matches!(
+        ext,
+        "json" | "yml" | "yaml" | "toml" | "ini" | "cfg" | "xml" | "csv"
+    ) {
+        2
+    } else {
+        0
+    }
+}
+
+/// Put the changed files before the model within `budget` tokens: files
+/// the config ignores, files without a patch and deleted files are left
+/// out and named; the rest go in by kind (code, tests, configuration,
+/// documentation) and, within a kind, smallest change first, so that as
+/// many files as possible are reviewed; what does not fit is named too.
+/// `parsed` receives each reviewed file's parsed patch.
+pub fn assemble(
+    files: &[ChangedFile],
+    ignore: &globset::GlobSet,
+    budget: usize,
+    bpe: &tiktoken_rs::CoreBPE,
+    fence: &crate::agent::tools::Fence,
+) -> Assembled {
+    let mut out = Assembled::default();
+    let mut candidates = Vec::new();
+    for f in files {
+        let omission = if ignore.is_match(&f.path) {
+            Some(Omission::Ignored)
+        } else if f.status == "removed" {
+            Some(Omission::Deleted)
+        } else {
+            match &f.patch {
+                None => Some(Omission::NoPatch),
+                Some(p) => match Patch::parse(p) {
+                    Err(e) => Some(Omission::Unreadable(e.to_string())),
+                    Ok(_) => None,
+                },
+            }
+        };
+        match omission {
+            Some(o) => out.omitted.push((f.path.clone(), o)),
+            None => candidates.push(f),
+        }
+    }
+    candidates.sort_by_key(|f| (kind_rank(&f.path), f.additions + f.deletions));
+    let mut chosen = HashSet::new();
+    let mut over = HashMap::new();
+    for f in &candidates {
+        let mut about = format!("{} ({}", f.path, f.status);
+        if let Some(prev) = &f.previous_path {
+            about.push_str(&format!(", renamed from {prev}"));
+        }
+        about.push_str(&format!(", +{} -{})\n", f.additions, f.deletions));
+        let piece = fence.wrap(
+            "changed file: path, then its diff",
+            &format!("{about}{}", f.patch.as_deref().unwrap_or("")),
+        );
+        let tokens = bpe.count_ordinary(&piece);
+        if out.tokens + tokens > budget {
+            over.insert(f.path.clone(), tokens);
+            continue;
+        }
+        out.tokens += tokens;
+        out.text.push_str(&piece);
+        out.text.push('\n');
+        chosen.insert(f.path.clone());
+    }
+    // Report in the order GitHub listed the files.
+    for f in files {
+        if chosen.contains(&f.path) {
+            out.included.push(f.path.clone());
+        } else if let Some(tokens) = over.get(&f.path) {
+            out.omitted
+                .push((f.path.clone(), Omission::OverBudget(*tokens)));
+        }
+    }
+    let order: HashMap<&str, usize> = files
+        .iter()
+        .enumerate()
+        .map(|(i, f)| (f.path.as_str(), i))
+        .collect();
+    out.omitted
+        .sort_by_key(|(p, _)| order.get(p.as_str()).copied().unwrap_or(usize::MAX));
+    out
+}
+
+/// Most names of left-out files told to the model: the list must not grow
+/// the prompt past its budget.
+const MAX_OMITTED_FOR_MODEL: usize = 40;
+
+/// The files left out, for the model's prompt (fenced: file names are
+/// other people's text), or nothing.
+pub fn omitted_for_model(assembled: &Assembled, fence: &crate::agent::tools::Fence) -> String {
+    if assembled.omitted.is_empty() {
+        return String::new();
+    }
+    let mut names: Vec<String> = assembled
+        .omitted
+        .iter()
+        .take(MAX_OMITTED_FOR_MODEL)
+        .map(|(p, why)| format!("{p}: {}", why.describe()))
+        .collect();
+    if assembled.omitted.len() > MAX_OMITTED_FOR_MODEL {
+        names.push(format!(
+            "… and {} more",
+            assembled.omitted.len() - MAX_OMITTED_FOR_MODEL
+        ));
+    }
+    format!(
+        "\nChanged files not shown below ({}):\n{}\n",
+        assembled.omitted.len(),
+        fence.wrap("file names", &names.join("\n"))
+    )
+}
+
+/// The summary's list of files that were not reviewed, and why.
+pub fn omissions(omitted: &[(String, Omission)]) -> String {
+    if omitted.is_empty() {
+        return String::new();
+    }
+    let mut out = format!("**Not reviewed ({} file(s))**\n", omitted.len());
+    for (path, why) in omitted.iter().take(100) {
+        out.push_str(&format!("\n- `{path}`: {}", why.describe()));
+    }
+    if omitted.len() > 100 {
+        out.push_str(&format!("\n- … and {} more", omitted.len() - 100));
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

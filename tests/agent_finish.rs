@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use agentic::agent::tools::{Fence, Registry, Subject};
-use agentic::agent::{converse, Budget, Finish, Outcome, Progress, Trace};
+use agentic::agent::{converse, Budget, Finish, Outcome, Progress, Purpose, Task, Trace};
 use agentic::review::{parse_submission, tool_spec, SUBMIT_REVIEW};
 use serde_json::json;
 use support::github::{FakeGitHub, Thread, REPO};
@@ -86,10 +86,13 @@ async fn run(llm: &FakeLlm) -> Outcome {
         &Registry::for_issue(),
         &subject,
         budget,
-        "Review it.".into(),
+        Task {
+            purpose: Purpose::Review,
+            message: "Review it.".into(),
+            finish: Some(&finish),
+        },
         &trace,
         &mut Quiet,
-        Some(&finish),
     )
     .await
     .unwrap()

@@ -37,11 +37,13 @@ async fn killed_mid_answer_and_restarted_leaves_one_comment_with_the_answer() {
             title: "t".into(),
             body: "b".into(),
             author: "alice-ops".into(),
+            author_type: String::new(),
             pull: Some(Pull {
                 head_sha: "9f1c".into(),
                 head_ref: "x".into(),
                 base_ref: "main".into(),
                 files: vec![],
+                ..Default::default()
             }),
             comments: vec![],
         },

@@ -180,6 +180,7 @@ async fn ask_from_the_command_line_prints_and_posts_the_answer() {
             title: "Stop the builders".into(),
             body: "b".into(),
             author: "alice-ops".into(),
+            author_type: String::new(),
             pull: None,
             comments: vec![],
         },

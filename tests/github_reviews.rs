@@ -28,11 +28,13 @@ async fn client() -> (FakeGitHub, GitHub) {
             title: "t".into(),
             body: "b".into(),
             author: "alice-ops".into(),
+            author_type: String::new(),
             pull: Some(Pull {
                 head_sha: HEAD.into(),
                 head_ref: "topic".into(),
                 base_ref: "main".into(),
                 files: vec![("src/main.rs".into(), PATCH.into())],
+                ..Default::default()
             }),
             comments: vec![],
         },
@@ -128,7 +130,13 @@ async fn one_comment_off_the_diff_fails_the_whole_review_so_plan_keeps_it_out() 
 async fn check_runs_take_fifty_annotations_a_request_and_need_a_conclusion() {
     let (gh, github) = client().await;
     let id = github
-        .create_check_run(REPO, "agentic review", HEAD, "pr:44")
+        .create_check_run(
+            REPO,
+            "agentic review",
+            HEAD,
+            "pr:44",
+            &json!({ "title": "Reviewing…", "summary": "Reviewing 1 file." }),
+        )
         .await
         .unwrap();
     let annotation = |n: u32| json!({ "path": "src/main.rs", "start_line": n, "end_line": n, "annotation_level": "warning", "message": "m" });

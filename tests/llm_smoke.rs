@@ -81,11 +81,15 @@ async fn the_real_client_holds_a_well_formed_conversation_with_a_real_model() {
         &Registry::for_issue(),
         &subject,
         budget,
-        "Use the get_issue tool to read issue #57, then say in one sentence what it asks for."
-            .into(),
+        agent::Task {
+            purpose: agent::Purpose::Answer,
+            message:
+                "Use the get_issue tool to read issue #57, then say in one sentence what it asks for."
+                    .into(),
+            finish: None,
+        },
         &trace,
         &mut Quiet,
-        None,
     )
     .await
     .expect("every request was accepted by llama.cpp's server");

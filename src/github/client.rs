@@ -12,7 +12,8 @@ use serde::Serialize;
 
 use super::auth::AppAuth;
 use super::types::{
-    Comment, Content, Created, Issue, Permission, PullFile, PullRequest, ReviewComment,
+    Comment, Comparison, Content, Created, Issue, Permission, PullFile, PullRequest, Review,
+    ReviewComment,
 };
 use super::{GitHubError, Role, Shared, TokenScope};
 
@@ -295,6 +296,59 @@ impl GitHub {
         .await
     }
 
+    /// How `head` relates to `base`, with the files changed between them;
+    /// `None` when GitHub does not know `base` (a force-push rewrote it
+    /// and it was collected).
+    pub async fn compare(
+        &self,
+        repo: &str,
+        base: &str,
+        head: &str,
+    ) -> Result<Option<Comparison>, GitHubError> {
+        let result = self
+            .get(
+                &format!(
+                    "/repos/{repo}/compare/{}...{}",
+                    urlencode(base),
+                    urlencode(head)
+                ),
+                &format!("GET compare {base}...{head} in {repo}"),
+            )
+            .await;
+        match result {
+            Ok(c) => Ok(Some(c)),
+            Err(e) if e.status() == Some(404) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The reviews of a pull request, oldest first.
+    pub async fn reviews(&self, repo: &str, number: u64) -> Result<Vec<Review>, GitHubError> {
+        self.list(
+            &format!("/repos/{repo}/pulls/{number}/reviews"),
+            &format!("GET reviews of {repo}#{number}"),
+        )
+        .await
+    }
+
+    /// Replace a pull request's description.
+    pub async fn update_pull_body(
+        &self,
+        repo: &str,
+        number: u64,
+        body: &str,
+    ) -> Result<(), GitHubError> {
+        let _: serde_json::Value = self
+            .write(
+                Method::Patch,
+                &format!("/repos/{repo}/pulls/{number}"),
+                &serde_json::json!({ "body": body }),
+                &format!("PATCH description of {repo}#{number}"),
+            )
+            .await?;
+        Ok(())
+    }
+
     pub async fn issue(&self, repo: &str, number: u64) -> Result<Issue, GitHubError> {
         self.get(
             &format!("/repos/{repo}/issues/{number}"),
@@ -448,13 +502,15 @@ impl GitHub {
         Ok(created.id)
     }
 
-    /// Start a check run on `head_sha` (`in_progress`); its id.
+    /// Start a check run on `head_sha` (`in_progress`, with `output`'s
+    /// title and summary); its id.
     pub async fn create_check_run(
         &self,
         repo: &str,
         name: &str,
         head_sha: &str,
         external_id: &str,
+        output: &serde_json::Value,
     ) -> Result<u64, GitHubError> {
         let created: Created = self
             .write(
@@ -465,6 +521,7 @@ impl GitHub {
                     "head_sha": head_sha,
                     "status": "in_progress",
                     "external_id": external_id,
+                    "output": output,
                 }),
                 &format!("POST check run {name} in {repo}"),
             )

@@ -256,11 +256,11 @@ impl TokenScope {
             Access::Read => "read",
             Access::Write => "write",
         };
-        // Only what the workflows use today: comments and reactions
-        // (issues, pull requests), reading code and metadata.
+        // Only what the workflows use: comments, reactions and reviews
+        // (issues, pull requests), check runs, reading code and metadata.
         let mut body = serde_json::json!({
             "permissions": {
-                "issues": level, "pull_requests": level,
+                "issues": level, "pull_requests": level, "checks": level,
                 "contents": "read", "metadata": "read"
             }
         });

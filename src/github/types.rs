@@ -60,6 +60,31 @@ pub struct PullFile {
     /// Absent for binary files and very large diffs.
     #[serde(default)]
     pub patch: Option<String>,
+    /// The old name of a renamed file.
+    #[serde(default)]
+    pub previous_filename: Option<String>,
+}
+
+/// `GET /repos/{repo}/compare/{base}...{head}`: how `head` relates to
+/// `base` (`ahead`, `behind`, `identical`, `diverged`) and the files that
+/// changed between them.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct Comparison {
+    pub status: String,
+    #[serde(default)]
+    pub ahead_by: u64,
+    #[serde(default)]
+    pub files: Vec<PullFile>,
+}
+
+/// A pull request review (the parts we read back).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct Review {
+    pub id: u64,
+    #[serde(default)]
+    pub body: Option<String>,
+    #[serde(default)]
+    pub user: Option<User>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]

@@ -65,10 +65,12 @@ pub async fn ask(
         "This is about {what} #{} in the repository {}. @{} asks:\n\n{}",
         q.number, q.repo, q.asked_by, q.text
     );
-    Ok(agent::converse(
-        llm, &registry, &subject, budget, message, trace, progress, None,
-    )
-    .await?)
+    let task = agent::Task {
+        purpose: agent::Purpose::Answer,
+        message,
+        finish: None,
+    };
+    Ok(agent::converse(llm, &registry, &subject, budget, task, trace, progress).await?)
 }
 
 /// The text posted for an outcome.
@@ -84,9 +86,10 @@ pub fn render(outcome: Outcome) -> String {
     }
 }
 
-struct CommentProgress<'a> {
-    status: &'a mut StatusComment,
-    before: String,
+/// Shows a conversation's steps in the status comment, after `before`.
+pub(super) struct CommentProgress<'a> {
+    pub(super) status: &'a mut StatusComment,
+    pub(super) before: String,
 }
 
 impl Progress for CommentProgress<'_> {

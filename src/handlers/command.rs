@@ -176,9 +176,31 @@ async fn commands(
                         Command::Ask { question } => {
                             ask::answer(ctx, job, ev, &question, status, &sections).await?
                         }
-                        other @ (Command::Review
-                        | Command::Describe
-                        | Command::Plan { .. }
+                        Command::Review if !ev.on_pull_request => {
+                            "`/agentic review` works on pull requests only.".to_string()
+                        }
+                        Command::Review => {
+                            status
+                                .show(&progress_text(&sections, "⏳ Reviewing…"))
+                                .await?;
+                            super::review::run(
+                                ctx,
+                                job,
+                                super::review::Request {
+                                    installation: ev.installation_id,
+                                    repo,
+                                    number: ev.number,
+                                    head_sha: None,
+                                    trigger: super::review::Trigger::Command,
+                                },
+                            )
+                            .await?
+                            .describe()
+                        }
+                        Command::Describe => {
+                            super::describe::describe(ctx, job, ev, status, &sections).await?
+                        }
+                        other @ (Command::Plan { .. }
                         | Command::Approve
                         | Command::Apply
                         | Command::Cancel
@@ -199,6 +221,16 @@ async fn commands(
     }
     status.show(&sections.join(SECTION_BREAK)).await?;
     Ok(())
+}
+
+/// What the status comment says while a command works: the sections
+/// already done, then `working`.
+pub(super) fn progress_text(done: &[String], working: &str) -> String {
+    if done.is_empty() {
+        working.to_string()
+    } else {
+        format!("{}{SECTION_BREAK}{working}", done.join(SECTION_BREAK))
+    }
 }
 
 async fn audit_refusal(

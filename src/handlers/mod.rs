@@ -1,11 +1,14 @@
 //! One handler per workflow, dispatched by job kind with an exhaustive
-//! match. `command` runs `/agentic` commands; `installation` logs the change
-//! and forgets an uninstalled installation's cached token; the other kinds
-//! (automatic review, infrastructure tasks, check-run buttons) arrive in
-//! later issues and until then only record that they ran.
+//! match. `command` runs `/agentic` commands; `review` reviews pull
+//! requests (automatically, on command, and from the check run's button);
+//! `installation` logs the change and forgets an uninstalled installation's
+//! cached token; infrastructure tasks arrive in a later issue and until
+//! then only record that they ran.
 
 pub mod ask;
 pub mod command;
+pub mod describe;
+pub mod review;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -236,11 +239,96 @@ pub async fn run(ctx: &JobContext, job: &LeasedJob) -> Result<(), JobError> {
             tracing::info!(installation = i.installation_id, account = %i.account, action = %i.action, "installation changed");
             Ok(())
         }
+        (JobKind::Review, Event::PullRequest(pr)) => {
+            let done = review::run(
+                ctx,
+                job,
+                review::Request {
+                    installation: pr.installation_id,
+                    repo: &pr.repo.full_name,
+                    number: pr.number,
+                    head_sha: Some(&pr.head_sha),
+                    trigger: review::Trigger::Auto,
+                },
+            )
+            .await?;
+            tracing::info!(repo = %pr.repo.full_name, number = pr.number, outcome = ?done, "review job ended");
+            Ok(())
+        }
+        (JobKind::CheckRunAction, Event::CheckRun(run)) => check_run_action(ctx, job, run).await,
         (
-            JobKind::Review | JobKind::InfraTask | JobKind::CheckRunAction | JobKind::Installation,
+            JobKind::Review | JobKind::CheckRunAction | JobKind::InfraTask | JobKind::Installation,
             _,
         ) => receive(ctx, kind, &event).await,
     }
+}
+
+/// The Re-run button of our review check run, or GitHub's re-run of it:
+/// a fresh full review, for someone who may ask for one.
+async fn check_run_action(
+    ctx: &JobContext,
+    job: &LeasedJob,
+    ev: &crate::event::CheckRun,
+) -> Result<(), JobError> {
+    let ours = ctx
+        .github
+        .load_full()
+        .is_some_and(|app| ev.app_id == Some(app.app_id));
+    let rerun = match ev.action.as_str() {
+        "rerequested" => true,
+        "requested_action" => ev.requested_action.as_deref() == Some(review::RERUN_ACTION),
+        _ => false,
+    };
+    if !ours || ev.name != review::CHECK_NAME || !rerun {
+        tracing::debug!(name = %ev.name, action = %ev.action, "not a re-run of our review check run");
+        return Ok(());
+    }
+    let Some(number) = ev.pull_number() else {
+        tracing::info!(
+            check_run = ev.check_run_id,
+            "a re-run of a check run with no pull request"
+        );
+        return Ok(());
+    };
+    let repo = ev.repo.full_name.as_str();
+    let github = ctx
+        .repo_client(ev.installation_id, repo, Access::Read)
+        .await?;
+    let role = github.role(repo, &ev.sender.login).await?;
+    let needed = ctx
+        .repo_config(&github, repo)
+        .await?
+        .config
+        .required_role(&crate::command::Command::Review);
+    if role < needed {
+        tracing::info!(user = %ev.sender.login, role = role.as_str(), "re-run refused");
+        ctx.store
+            .audit(crate::store::AuditEntry {
+                job_id: Some(job.id),
+                delivery_id: Some(job.delivery_id.clone()),
+                actor: Some(ev.sender.login.clone()),
+                action: "review.rerun_refused".into(),
+                detail: Some(
+                    serde_json::json!({ "role": role.as_str(), "needed": needed.as_str() }),
+                ),
+            })
+            .await?;
+        return Ok(());
+    }
+    let done = review::run(
+        ctx,
+        job,
+        review::Request {
+            installation: ev.installation_id,
+            repo,
+            number,
+            head_sha: None,
+            trigger: review::Trigger::Rerun,
+        },
+    )
+    .await?;
+    tracing::info!(repo, number, outcome = ?done, "re-run review ended");
+    Ok(())
 }
 
 /// Accept a job of `kind` whose workflow does not exist yet. The worker's

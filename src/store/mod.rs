@@ -12,6 +12,7 @@
 mod intake;
 mod limits;
 mod retention;
+mod reviews;
 
 use std::time::Duration;
 
@@ -22,6 +23,7 @@ use sqlx::{AnyConnection, AnyPool, Executor, Row};
 
 pub use limits::Admission;
 pub use retention::{PruneReport, Retention};
+pub use reviews::{ReviewRun, ReviewStart};
 
 pub use intake::{DeliveryOutcome, NewDelivery, NewJob};
 

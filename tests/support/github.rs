@@ -57,6 +57,8 @@ pub struct Thread {
     pub title: String,
     pub body: String,
     pub author: String,
+    /// `User` when empty; `Bot` for a bot-authored pull request.
+    pub author_type: String,
     pub pull: Option<Pull>,
     pub comments: Vec<CommentData>,
 }
@@ -68,19 +70,30 @@ impl Thread {
             title: "Stop the idle staging builders".into(),
             body: "The builders tagged env=staging run all weekend.".into(),
             author: "alice-ops".into(),
+            author_type: String::new(),
             pull: None,
             comments: vec![],
         }
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Pull {
     pub head_sha: String,
     pub head_ref: String,
     pub base_ref: String,
-    /// (filename, patch)
+    /// (filename, patch): the pull request's whole diff at its head.
     pub files: Vec<(String, String)>,
+    pub draft: bool,
+    /// Files GitHub lists without a `patch` (binary, or too large a diff).
+    pub no_patch: Vec<String>,
+    /// Pushes, oldest first: (head sha, the files that push changed), for
+    /// the compare API. Empty until the first [`FakeGitHub::push`].
+    pub history: Vec<(String, Vec<(String, String)>)>,
+    /// Heads a force-push rewrote: compare answers `diverged` for them.
+    pub rewritten: Vec<String>,
+    /// `closed` when set.
+    pub state: String,
 }
 
 /// What a token may do, as GitHub scoped it when minting.
@@ -129,6 +142,8 @@ pub struct Inner {
     pub default_branch: String,
     /// Inline review comments by pull request.
     pub review_comments: HashMap<u64, Vec<Value>>,
+    /// Reviews by pull request, as GitHub lists them.
+    pub reviews: HashMap<u64, Vec<Value>>,
     /// Check runs by id, with their annotations accumulated.
     pub check_runs: HashMap<u64, Value>,
     /// (method, path prefix, latency) added to every matching request.
@@ -221,6 +236,81 @@ impl FakeGitHub {
             .files
             .insert((git_ref.into(), path.into()), text.into());
         self
+    }
+
+    /// A push to pull request `number`: `sha` becomes its head, `changed`
+    /// is what the push changed (for compare), `files` the pull request's
+    /// whole diff afterwards.
+    pub fn push(
+        &self,
+        number: u64,
+        sha: &str,
+        changed: Vec<(String, String)>,
+        files: Vec<(String, String)>,
+    ) -> &Self {
+        let mut inner = self.inner.lock().unwrap();
+        let pull = inner
+            .threads
+            .get_mut(&number)
+            .and_then(|t| t.pull.as_mut())
+            .expect("the pull request exists");
+        if pull.history.is_empty() {
+            pull.history
+                .push((pull.head_sha.clone(), pull.files.clone()));
+        }
+        pull.history.push((sha.into(), changed));
+        pull.head_sha = sha.into();
+        pull.files = files;
+        self
+    }
+
+    /// A force-push: the old heads leave the branch's history.
+    pub fn force_push(&self, number: u64, sha: &str, files: Vec<(String, String)>) -> &Self {
+        let mut inner = self.inner.lock().unwrap();
+        let pull = inner
+            .threads
+            .get_mut(&number)
+            .and_then(|t| t.pull.as_mut())
+            .expect("the pull request exists");
+        let mut old: Vec<String> = pull.history.drain(..).map(|(s, _)| s).collect();
+        old.push(pull.head_sha.clone());
+        pull.rewritten.extend(old);
+        pull.history = vec![(sha.into(), files.clone())];
+        pull.head_sha = sha.into();
+        pull.files = files;
+        self
+    }
+
+    /// The check runs, by id.
+    pub fn check_runs(&self) -> HashMap<u64, Value> {
+        self.inner.lock().unwrap().check_runs.clone()
+    }
+
+    /// Reviews posted on pull request `number`.
+    pub fn reviews(&self, number: u64) -> Vec<Value> {
+        self.inner
+            .lock()
+            .unwrap()
+            .reviews
+            .get(&number)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// Inline comments on pull request `number`.
+    pub fn review_comments(&self, number: u64) -> Vec<Value> {
+        self.inner
+            .lock()
+            .unwrap()
+            .review_comments
+            .get(&number)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// A thread's body (a pull request's description) as it is now.
+    pub fn body(&self, number: u64) -> String {
+        self.inner.lock().unwrap().threads[&number].body.clone()
     }
 
     /// Answer the next request matching `method` and `path_prefix` with `status`.
@@ -695,9 +785,84 @@ fn route(
                 stored["user"] = user_json(BOT, "Bot");
                 st.review_comments.entry(n).or_default().push(stored);
             }
-            Json(json!({ "id": review_id, "node_id": "PRR_1", "user": user_json(BOT, "Bot"), "body": json_body["body"],
-                "state": if event == "COMMENT" { "COMMENTED" } else { event }, "commit_id": json_body["commit_id"] }))
-            .into_response()
+            let review = json!({ "id": review_id, "node_id": "PRR_1", "user": user_json(BOT, "Bot"), "body": json_body["body"],
+                "state": if event == "COMMENT" { "COMMENTED" } else { event }, "commit_id": json_body["commit_id"] });
+            st.reviews.entry(n).or_default().push(review.clone());
+            Json(review).into_response()
+        }
+        ("GET", ["pulls", n, "reviews"]) => {
+            let n: u64 = n.parse().unwrap_or(0);
+            page(st.reviews.get(&n).cloned().unwrap_or_default())
+        }
+        ("PATCH", ["pulls", n]) => {
+            let n: u64 = n.parse().unwrap_or(0);
+            let Some(t) = st.threads.get_mut(&n).filter(|t| t.pull.is_some()) else {
+                return error(StatusCode::NOT_FOUND, "Not Found");
+            };
+            if let Some(body) = json_body.get("body") {
+                let Some(text) = body.as_str() else {
+                    return unprocessable("body must be a string");
+                };
+                if text.chars().count() > 65_536 {
+                    return unprocessable("body is too long (maximum is 65536 characters)");
+                }
+                t.body = text.to_string();
+            }
+            st.writes.push(Write {
+                method: "PATCH".into(),
+                path: path.clone(),
+                body: json_body.clone(),
+            });
+            Json(json!({ "number": n, "body": st.threads[&n].body })).into_response()
+        }
+        ("GET", ["compare", range]) => {
+            let Some((base, head)) = range.split_once("...") else {
+                return error(StatusCode::NOT_FOUND, "Not Found");
+            };
+            let found = st
+                .threads
+                .values()
+                .filter_map(|t| t.pull.as_ref())
+                .find(|p| p.head_sha == head || p.history.iter().any(|(s, _)| s == head));
+            let Some(pull) = found else {
+                return error(StatusCode::NOT_FOUND, "Not Found");
+            };
+            let at = |sha: &str| pull.history.iter().position(|(s, _)| s == sha);
+            let file = |(f, patch): &(String, String)| {
+                json!({ "sha": "abc", "filename": f, "status": "modified",
+                "additions": patch.lines().filter(|l| l.starts_with('+')).count(),
+                "deletions": patch.lines().filter(|l| l.starts_with('-')).count(), "patch": patch })
+            };
+            if base == head {
+                return Json(
+                    json!({ "status": "identical", "ahead_by": 0, "behind_by": 0, "files": [] }),
+                )
+                .into_response();
+            }
+            match (at(base), at(head)) {
+                (Some(b), Some(h)) if b < h => {
+                    // What the pushes after `base` changed, the latest
+                    // patch of each file.
+                    let mut files: Vec<(String, String)> = Vec::new();
+                    for (_, changed) in &pull.history[b + 1..=h] {
+                        for (f, p) in changed {
+                            files.retain(|(g, _)| g != f);
+                            files.push((f.clone(), p.clone()));
+                        }
+                    }
+                    Json(
+                        json!({ "status": "ahead", "ahead_by": h - b, "behind_by": 0,
+                        "files": files.iter().map(file).collect::<Vec<_>>() }),
+                    )
+                    .into_response()
+                }
+                _ if pull.rewritten.iter().any(|s| s == base) => {
+                    Json(json!({ "status": "diverged", "ahead_by": 1, "behind_by": 1,
+                    "files": pull.files.iter().map(file).collect::<Vec<_>>() }))
+                    .into_response()
+                }
+                _ => error(StatusCode::NOT_FOUND, "Not Found"),
+            }
         }
         ("GET", ["pulls", n, "comments"]) => {
             let n: u64 = n.parse().unwrap_or(0);
@@ -889,8 +1054,18 @@ fn route(
             let Some(p) = &t.pull else {
                 return error(StatusCode::NOT_FOUND, "Not Found");
             };
-            Json(json!({ "id": 2100000000u64 + n, "number": n, "title": t.title, "body": t.body, "state": "open", "draft": false,
-                "user": user_json(&t.author, "User"), "head": { "ref": p.head_ref, "sha": p.head_sha, "label": "x" },
+            let author_type = if t.author_type.is_empty() {
+                "User"
+            } else {
+                t.author_type.as_str()
+            };
+            let state = if p.state.is_empty() {
+                "open"
+            } else {
+                p.state.as_str()
+            };
+            Json(json!({ "id": 2100000000u64 + n, "number": n, "title": t.title, "body": t.body, "state": state, "draft": p.draft,
+                "user": user_json(&t.author, author_type), "head": { "ref": p.head_ref, "sha": p.head_sha, "label": "x" },
                 "base": { "ref": p.base_ref, "sha": "1a2b3c4d5e6f708192a3b4c5d6e7f80910111213", "label": "y" },
                 "additions": 41, "deletions": 12, "changed_files": p.files.len(), "merged": false, "mergeable": null,
                 "html_url": format!("https://github.com/{REPO}/pull/{n}") })).into_response()
@@ -900,15 +1075,21 @@ fn route(
             let Some(p) = st.threads.get(&n).and_then(|t| t.pull.clone()) else {
                 return error(StatusCode::NOT_FOUND, "Not Found");
             };
-            page(
-                p.files
-                    .iter()
-                    .map(|(f, patch)| {
-                        json!({ "sha": "abc", "filename": f, "status": "modified",
-                "additions": 3, "deletions": 1, "changes": 4, "patch": patch })
-                    })
-                    .collect(),
-            )
+            let mut files: Vec<Value> = p
+                .files
+                .iter()
+                .map(|(f, patch)| {
+                    let added = patch.lines().filter(|l| l.starts_with('+')).count();
+                    let removed = patch.lines().filter(|l| l.starts_with('-')).count();
+                    json!({ "sha": "abc", "filename": f, "status": "modified",
+                        "additions": added, "deletions": removed, "changes": added + removed, "patch": patch })
+                })
+                .collect();
+            // Binary files and very large diffs come without `patch`.
+            files.extend(p.no_patch.iter().map(|f| {
+                json!({ "sha": "abc", "filename": f, "status": "modified", "additions": 0, "deletions": 0, "changes": 0 })
+            }));
+            page(files)
         }
         ("GET", ["contents", path @ ..]) => {
             // Without `ref`, GitHub reads the default branch.

@@ -326,6 +326,7 @@ pub async fn world() -> (github::FakeGitHub, llm::FakeLlm) {
             title: "batch: move workers to the shared-services subnet".into(),
             body: "Moves the batch workers.".into(),
             author: "alice-ops".into(),
+            author_type: String::new(),
             pull: Some(github::Pull {
                 head_sha: HEAD.into(),
                 head_ref: "batch-subnet".into(),
@@ -335,6 +336,7 @@ pub async fn world() -> (github::FakeGitHub, llm::FakeLlm) {
                     "@@ -1,3 +1,3 @@\n-  subnet_id = var.subnet_a\n+  subnet_id = var.subnet_b"
                         .into(),
                 )],
+                ..Default::default()
             }),
             comments: vec![],
         },

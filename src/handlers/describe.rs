@@ -1,0 +1,227 @@
+//! `/agentic describe`: the model writes a summary of the change into a
+//! marked section of the pull request's body. The author's text outside
+//! the markers is never touched; a second run replaces the section.
+
+use crate::agent::tools::{Fence, Registry, Subject};
+use crate::agent::{self, Budget, Outcome, Purpose, Task, Trace};
+use crate::event::IssueComment;
+use crate::github::Access;
+use crate::output::StatusComment;
+use crate::review::{self, ChangedFile};
+use crate::store::LeasedJob;
+
+use super::{JobContext, JobError};
+
+/// The markers around the bot's section of a pull request's body.
+pub const START: &str = "<!-- agentic:describe:start -->";
+pub const END: &str = "<!-- agentic:describe:end -->";
+/// GitHub's limit on a pull request's body.
+const MAX_BODY_CHARS: usize = 65_536;
+
+/// `body` with its agentic section set to `section`: replaced where the
+/// markers are, else appended after the author's text.
+pub fn with_section(body: &str, section: &str) -> String {
+    let block = format!("{START}\n{}\n{END}", section.trim());
+    if let Some(start) = body.find(START) {
+        if let Some(end_rel) = body[start..].find(END) {
+            let end = start + end_rel + END.len();
+            return format!("{}{block}{}", &body[..start], &body[end..]);
+        }
+    }
+    let author = body.trim_end();
+    if author.is_empty() {
+        block
+    } else {
+        format!("{author}\n\n{block}")
+    }
+}
+
+/// The model's description, made safe to put between the markers: the
+/// markers themselves cannot appear inside it.
+fn clean(text: &str) -> String {
+    text.replace(START, "")
+        .replace(END, "")
+        .replace("<!-- agentic:", "<!-- ")
+        .trim()
+        .to_string()
+}
+
+/// Describe the pull request of `ev`; the reply for the thread.
+pub async fn describe(
+    ctx: &JobContext,
+    job: &LeasedJob,
+    ev: &IssueComment,
+    status: &mut StatusComment,
+    previous: &[String],
+) -> Result<String, JobError> {
+    if !ev.on_pull_request {
+        return Ok("`/agentic describe` works on pull requests only.".into());
+    }
+    let repo = ev.repo.full_name.as_str();
+    let settings = ctx.repo_config(&status.github, repo).await?;
+    if !settings.config.describe.enabled {
+        return Ok(format!(
+            "`/agentic describe` is turned off in this repository (`describe.enabled` in `{}`).",
+            crate::repo_config::PATH
+        ));
+    }
+    let before = super::command::progress_text(previous, "");
+    status
+        .show(&format!("{before}{}", super::ask::WORKING))
+        .await?;
+    let reader = ctx
+        .repo_client(ev.installation_id, repo, Access::Read)
+        .await?;
+    let pr = reader.pull_request(repo, ev.number).await?;
+    let files: Vec<ChangedFile> = reader
+        .pull_files(repo, ev.number)
+        .await?
+        .into_iter()
+        .map(ChangedFile::from)
+        .collect();
+    let fence = Fence::new();
+    let assembled = review::assemble(
+        &files,
+        &settings.config.ignored(),
+        ctx.config.review_diff_tokens,
+        review::tokenizer(&ctx.llm.model),
+        &fence,
+    );
+    let about = format!(
+        "title: {}\nbranches: {} into {}\n\n{}",
+        pr.title,
+        pr.head.name,
+        pr.base.name,
+        pr.body.as_deref().unwrap_or("")
+    );
+    let mut message = format!(
+        "Write the description of pull request #{} in {repo} (commit {}).\n\nWhat its author wrote:\n{}\n",
+        pr.number,
+        pr.head.sha,
+        fence.wrap("pull request title, branches and description", &about)
+    );
+    message.push_str(&review::omitted_for_model(&assembled, &fence));
+    message.push_str(&format!("\nThe diff:\n{}", assembled.text));
+    let subject = Subject {
+        github: reader.clone(),
+        repo: repo.to_string(),
+        number: pr.number,
+        head_sha: Some(pr.head.sha.clone()),
+        fence,
+    };
+    let trace = Trace {
+        store: &ctx.store,
+        job_id: Some(job.id),
+        delivery_id: Some(job.delivery_id.clone()),
+        actor: Some(ev.author.login.clone()),
+        redactor: &ctx.redactor,
+    };
+    let budget = Budget {
+        max_tokens: ctx.config.review_max_tokens,
+        ..Budget::from_config(&ctx.config)
+    };
+    let task = Task {
+        purpose: Purpose::Describe,
+        message,
+        finish: None,
+    };
+    let mut progress = super::ask::CommentProgress { status, before };
+    let outcome = match agent::converse(
+        &ctx.llm,
+        &Registry::for_pull_request(),
+        &subject,
+        budget,
+        task,
+        &trace,
+        &mut progress,
+    )
+    .await
+    {
+        Ok(o) => o,
+        Err(e) if e.is_transient() && !ctx.last_attempt(job) => {
+            return Err(JobError::Transient {
+                reason: e.to_string(),
+                retry_after: None,
+            })
+        }
+        Err(e) => {
+            return Ok(format!(
+                "❌ I could not get a description from the model: {e}. Reference: `job {} of delivery {}`.",
+                job.id, job.delivery_id
+            ))
+        }
+    };
+    let text = match outcome {
+        Outcome::Answer(a) if !a.trim().is_empty() => clean(&ctx.redactor.redact(&a)),
+        Outcome::Answer(_) | Outcome::Submitted(_) => {
+            return Ok("The model gave no description; the pull request's body is unchanged.".into())
+        }
+        Outcome::Stopped { reason } => {
+            return Ok(format!(
+                "⚠️ I stopped before finishing the description because {reason}; the pull request's body is unchanged."
+            ))
+        }
+    };
+    let mut section = format!("## Summary by agentic\n\n{text}");
+    if !assembled.omitted.is_empty() {
+        section.push_str(&format!("\n\n{}", review::omissions(&assembled.omitted)));
+    }
+    let status = progress.status;
+    // Read the body again just before writing: the author may have edited
+    // it while the model worked.
+    let current = status.github.pull_request(repo, ev.number).await?;
+    let body = with_section(current.body.as_deref().unwrap_or(""), &section);
+    if body.chars().count() > MAX_BODY_CHARS {
+        return Ok(format!(
+            "The description would make the pull request's body longer than GitHub's {MAX_BODY_CHARS} characters; the body is unchanged."
+        ));
+    }
+    if !ctx.store.holds_lease(job).await? {
+        return Err(JobError::LeaseLost);
+    }
+    status
+        .github
+        .update_pull_body(repo, ev.number, &body)
+        .await?;
+    ctx.store
+        .audit(crate::store::AuditEntry {
+            job_id: Some(job.id),
+            delivery_id: Some(job.delivery_id.clone()),
+            actor: Some(ev.author.login.clone()),
+            action: "describe.updated".into(),
+            detail: Some(serde_json::json!({ "repo": repo, "number": ev.number, "chars": text.chars().count() })),
+        })
+        .await?;
+    Ok("📝 I updated the summary in this pull request's description (between agentic's markers; the rest of the description is untouched).".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_section_is_replaced_and_the_authors_text_kept() {
+        let first = with_section("Fixes the flaky test.\n", "It retries.");
+        assert_eq!(
+            first,
+            format!("Fixes the flaky test.\n\n{START}\nIt retries.\n{END}")
+        );
+        let edited = format!("{first}\n\nAuthor's note after.");
+        let second = with_section(&edited, "It retries twice.");
+        assert_eq!(
+            second,
+            format!("Fixes the flaky test.\n\n{START}\nIt retries twice.\n{END}\n\nAuthor's note after.")
+        );
+        assert_eq!(with_section("", "x"), format!("{START}\nx\n{END}"));
+    }
+
+    #[test]
+    fn the_model_cannot_write_the_markers() {
+        let sneaky = format!("a {END} b {START} c <!-- agentic:job=1 -->");
+        let c = clean(&sneaky);
+        assert!(
+            !c.contains(START) && !c.contains(END) && !c.contains("agentic:"),
+            "{c}"
+        );
+    }
+}

@@ -1,0 +1,995 @@
+//! Pull-request review: automatic on `pull_request` events, on command
+//! (`/agentic review`), and from the check run's **Re-run review** button.
+//!
+//! One run per job, recorded in the store before anything is posted (see
+//! `store::reviews`): a newer run of the same pull request supersedes an
+//! older one (whose check run is closed as `cancelled`); a retried job
+//! finds its run again and never posts its review twice; an incremental
+//! review starts from the head the last finished run covered.
+//!
+//! The review is one GitHub review, event `COMMENT`, whose inline comments
+//! were each checked against the pull request's parsed diff (GitHub
+//! refuses the whole review for one line off the diff), plus the check run
+//! `agentic review` with one annotation per finding.
+
+use std::collections::{HashMap, HashSet};
+use std::future::Future;
+use std::pin::Pin;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use crate::agent::llm::LlmError;
+use crate::agent::tools::{Fence, Registry, Subject};
+use crate::agent::{self, Budget, Finish, Outcome, Progress, Purpose, Task, Trace};
+use crate::diff::Patch;
+use crate::github::types::PullRequest;
+use crate::github::{Access, GitHub, GitHubError};
+use crate::redact::Redactor;
+use crate::repo_config::{RepoConfig, Severity};
+use crate::review::{self, Assembled, ChangedFile, Finding, Plan, Submission};
+use crate::store::{LeasedJob, ReviewRun, ReviewStart};
+
+use super::{JobContext, JobError};
+
+/// The check run's name.
+pub const CHECK_NAME: &str = "agentic review";
+/// The Re-run button's identifier (GitHub allows 20 characters).
+pub const RERUN_ACTION: &str = "rerun-review";
+/// The hidden mark on a review's body that names its run, so a retry can
+/// find a review it posted but did not record.
+const RUN_MARK: &str = "agentic:review-run=";
+/// GitHub takes at most this many annotations in one check-run request.
+const ANNOTATIONS_PER_REQUEST: usize = 50;
+/// GitHub's limit on a check run's summary and text.
+const MAX_OUTPUT_CHARS: usize = 65_535;
+/// How often a running review looks whether a newer one replaced it.
+const SUPERSEDE_POLL: Duration = Duration::from_secs(1);
+
+/// What asked for a review.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trigger {
+    /// A `pull_request` event (opened, reopened, synchronize,
+    /// ready_for_review): the repository's config decides, and a push is
+    /// reviewed incrementally.
+    Auto,
+    /// `/agentic review`: a full review now, whatever the config says.
+    Command,
+    /// The check run's Re-run button or GitHub's re-run: a full review.
+    Rerun,
+}
+
+impl Trigger {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Trigger::Auto => "auto",
+            Trigger::Command => "command",
+            Trigger::Rerun => "rerun",
+        }
+    }
+}
+
+/// One review to do.
+#[derive(Debug, Clone)]
+pub struct Request<'a> {
+    pub installation: u64,
+    pub repo: &'a str,
+    pub number: u64,
+    /// The head the triggering event saw; a newer head means a newer event
+    /// will review it. `None`: the head as it is now.
+    pub head_sha: Option<&'a str>,
+    pub trigger: Trigger,
+}
+
+/// How a review run ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reviewed {
+    Posted {
+        head_sha: String,
+        review_id: u64,
+        inline: usize,
+        findings: usize,
+    },
+    /// Nothing changed since the last review, or nothing reviewable.
+    NothingNew(String),
+    /// Not reviewed, and why (config, draft, closed, outdated event).
+    Skipped(String),
+    /// A newer run of the same pull request replaced this one.
+    Superseded,
+    /// The model could not produce a review; the check run says so.
+    Failed(String),
+}
+
+impl Reviewed {
+    /// A reply for the person who asked.
+    pub fn describe(&self) -> String {
+        match self {
+            Reviewed::Posted {
+                head_sha,
+                inline,
+                findings,
+                ..
+            } => format!(
+                "Reviewed `{}`: {findings} finding(s), {inline} of them as inline comments. The review and the **{CHECK_NAME}** check run have the details.",
+                short(head_sha)
+            ),
+            Reviewed::NothingNew(why) | Reviewed::Skipped(why) => format!("No review: {why}."),
+            Reviewed::Superseded => {
+                "A newer review of this pull request replaced this one.".to_string()
+            }
+            Reviewed::Failed(why) => format!("❌ The review could not be completed: {why}."),
+        }
+    }
+}
+
+fn short(sha: &str) -> &str {
+    &sha[..sha.len().min(7)]
+}
+
+/// What the review covers: the whole pull request, or what changed since
+/// the last reviewed head.
+#[derive(Debug, Clone)]
+pub struct Scope {
+    /// The files put before the model.
+    pub files: Vec<ChangedFile>,
+    /// The head an incremental review compares from.
+    pub base: Option<String>,
+    /// Said in the summary (a force-push made a full review necessary…).
+    pub note: Option<String>,
+}
+
+/// The pull request's diff, parsed: where inline comments may go.
+pub fn patches_of(files: &[ChangedFile]) -> HashMap<String, Patch> {
+    files
+        .iter()
+        .filter_map(|f| {
+            let patch = Patch::parse(f.patch.as_deref()?).ok()?;
+            Some((f.path.clone(), patch))
+        })
+        .collect()
+}
+
+/// The first message of a review conversation.
+pub fn review_message(
+    pr: &PullRequest,
+    repo: &str,
+    scope: &Scope,
+    assembled: &Assembled,
+    config: &RepoConfig,
+    fence: &Fence,
+) -> String {
+    let about = format!(
+        "title: {}\nauthor: {}\nbranches: {} into {}\n\n{}",
+        pr.title,
+        pr.user.as_ref().map(|u| u.login.as_str()).unwrap_or(""),
+        pr.head.name,
+        pr.base.name,
+        pr.body.as_deref().unwrap_or("")
+    );
+    let mut m = format!(
+        "Review pull request #{} in the repository {repo}, at commit {}.\n\nThe pull request as its author describes it:\n{}\n",
+        pr.number,
+        pr.head.sha,
+        fence.wrap("pull request title, author, branches and description", &about)
+    );
+    if let Some(base) = &scope.base {
+        m.push_str(&format!(
+            "\nThis is an incremental review: the diff below is only what changed from commit {base} to {}, pushed since the last review. Line numbers are those of the files at {}.\n",
+            pr.head.sha, pr.head.sha
+        ));
+    }
+    let guidance = config.review.instructions.trim();
+    if !guidance.is_empty() {
+        m.push_str(&format!(
+            "\nGuidance from the repository's owners (from `.github/agentic.yml` on the default branch):\n{guidance}\n"
+        ));
+    }
+    m.push_str(&review::omitted_for_model(assembled, fence));
+    m.push_str(&format!(
+        "\nThe diff, one file per block:\n{}\nSeverities: critical (a security hole, data loss, an outage), major (a bug or a real risk), minor (worth fixing), nit (style). \
+Report only what you are confident about, on lines of the new side of this diff, with a `suggestion` only when it is the exact replacement text. \
+Then call submit_review once.",
+        assembled.text
+    ));
+    m
+}
+
+/// Ask the model for a review of `assembled`; the submission, or why there
+/// is none. Transport failures of the model come back as `Err`.
+#[allow(clippy::too_many_arguments)]
+pub async fn think(
+    llm: &crate::agent::llm::Llm,
+    reader: &GitHub,
+    budget: Budget,
+    repo: &str,
+    pr: &PullRequest,
+    message: String,
+    fence: Fence,
+    trace: &Trace<'_>,
+    progress: &mut dyn Progress,
+) -> Result<Result<Submission, String>, LlmError> {
+    let subject = Subject {
+        github: reader.clone(),
+        repo: repo.to_string(),
+        number: pr.number,
+        head_sha: Some(pr.head.sha.clone()),
+        fence,
+    };
+    let check = |args: &str| {
+        review::parse_submission(args).map(|_| serde_json::from_str(args).unwrap_or(Value::Null))
+    };
+    let finish = Finish {
+        name: review::SUBMIT_REVIEW,
+        spec: review::tool_spec(),
+        check: &check,
+    };
+    let task = Task {
+        purpose: Purpose::Review,
+        message,
+        finish: Some(&finish),
+    };
+    let outcome = agent::converse(
+        llm,
+        &Registry::for_pull_request(),
+        &subject,
+        budget,
+        task,
+        trace,
+        progress,
+    )
+    .await?;
+    Ok(match outcome {
+        Outcome::Submitted(v) => review::parse_submission(&v.to_string()),
+        Outcome::Answer(_) => Err(
+            "the model answered in text instead of handing in a review with submit_review".into(),
+        ),
+        Outcome::Stopped { reason } => Err(format!("the model stopped because {reason}")),
+    })
+}
+
+/// The review's body: the model's summary, what could not be inline, what
+/// was not reviewed, and the hidden mark of the run.
+pub fn review_body(
+    submission: &Submission,
+    plan: &Plan,
+    scope: &Scope,
+    assembled: &Assembled,
+    run_id: Option<i64>,
+) -> String {
+    let mut body = format!(
+        "### 🔍 agentic review\n\n{}",
+        review::summary(&submission.summary, plan)
+    );
+    if let Some(note) = &scope.note {
+        body.push_str(&format!("\n\n_{note}_"));
+    }
+    let omitted = review::omissions(&assembled.omitted);
+    if !omitted.is_empty() {
+        body.push_str(&format!("\n\n{omitted}"));
+    }
+    if let Some(id) = run_id {
+        body.push_str(&format!("\n\n<!-- {RUN_MARK}{id} -->"));
+    }
+    crate::output::fit(&body, crate::output::MAX_COMMENT_CHARS)
+}
+
+fn severity_name(s: Severity) -> &'static str {
+    match s {
+        Severity::Critical => "Critical",
+        Severity::Major => "Major",
+        Severity::Minor => "Minor",
+        Severity::Nit => "Nit",
+    }
+}
+
+/// One check-run annotation per finding on a file of the pull request.
+fn annotations(findings: &[&Finding], files: &HashSet<&str>, redactor: &Redactor) -> Vec<Value> {
+    findings
+        .iter()
+        .filter(|f| files.contains(f.path.as_str()))
+        .map(|f| {
+            let level = match f.severity {
+                Severity::Critical | Severity::Major => "failure",
+                Severity::Minor => "warning",
+                Severity::Nit => "notice",
+            };
+            json!({
+                "path": f.path,
+                "start_line": f.start_line.unwrap_or(f.line).min(f.line),
+                "end_line": f.line,
+                "annotation_level": level,
+                "title": format!("{}: agentic review", severity_name(f.severity)),
+                "message": crate::output::fit(&redactor.redact(f.body.trim()), 60_000),
+            })
+        })
+        .collect()
+}
+
+/// The check run's conclusion for these findings: `success` with nothing
+/// to report, `failure` when one meets `review.fail_on`, else `neutral`.
+pub fn conclusion(findings: &[&Finding], config: &RepoConfig) -> &'static str {
+    if findings.is_empty() {
+        "success"
+    } else if config
+        .review
+        .fail_on
+        .threshold()
+        .is_some_and(|t| findings.iter().any(|f| f.severity >= t))
+    {
+        "failure"
+    } else {
+        "neutral"
+    }
+}
+
+/// Where review writes go, fenced by the job's lease.
+struct Writer<'a> {
+    ctx: &'a JobContext,
+    job: &'a LeasedJob,
+    github: &'a GitHub,
+    repo: &'a str,
+}
+
+impl Writer<'_> {
+    async fn fence(&self) -> Result<(), JobError> {
+        if self.ctx.store.holds_lease(self.job).await? {
+            Ok(())
+        } else {
+            Err(JobError::LeaseLost)
+        }
+    }
+
+    async fn check_run(&self, id: u64, update: Value) -> Result<(), JobError> {
+        self.fence().await?;
+        self.github.update_check_run(self.repo, id, &update).await?;
+        Ok(())
+    }
+
+    /// Close a check run with `conclusion`, its annotations sent 50 to a
+    /// request (GitHub appends them across updates), the last request
+    /// completing it with the Re-run button.
+    async fn complete(
+        &self,
+        id: u64,
+        conclusion: &str,
+        title: &str,
+        summary: &str,
+        annotations: Vec<Value>,
+    ) -> Result<(), JobError> {
+        let summary =
+            crate::output::fit(&self.ctx.redactor.redact(summary), MAX_OUTPUT_CHARS - 100);
+        let mut batches: Vec<Vec<Value>> = annotations
+            .chunks(ANNOTATIONS_PER_REQUEST)
+            .map(<[Value]>::to_vec)
+            .collect();
+        let last = batches.pop().unwrap_or_default();
+        for batch in batches {
+            self.check_run(
+                id,
+                json!({ "output": { "title": title, "summary": summary, "annotations": batch } }),
+            )
+            .await?;
+        }
+        self.check_run(
+            id,
+            json!({
+                "status": "completed",
+                "conclusion": conclusion,
+                "output": { "title": title, "summary": summary, "annotations": last },
+                "actions": [{ "label": "Re-run review", "description": "Review the whole pull request again", "identifier": RERUN_ACTION }],
+            }),
+        )
+        .await
+    }
+}
+
+/// Shows the conversation's steps on the check run, at most once per
+/// progress interval.
+struct CheckProgress<'a> {
+    writer: &'a Writer<'a>,
+    id: u64,
+    files: usize,
+    last: Option<Instant>,
+    interval: Duration,
+}
+
+impl Progress for CheckProgress<'_> {
+    fn step(&mut self, text: String) -> Pin<Box<dyn Future<Output = ()> + Send + '_>> {
+        Box::pin(async move {
+            if self.last.is_some_and(|t| t.elapsed() < self.interval) {
+                return;
+            }
+            self.last = Some(Instant::now());
+            let update = json!({ "output": { "title": "Reviewing…", "summary": format!("Reviewing {} file(s); {text}.", self.files) } });
+            if let Err(e) = self.writer.check_run(self.id, update).await {
+                tracing::warn!(error = %e, "cannot show the review's progress");
+            }
+        })
+    }
+}
+
+/// Review a pull request as `job`. Every outcome that ends the run is
+/// `Ok`; `Err` is for the job to retry (or a lost lease).
+pub async fn run(
+    ctx: &JobContext,
+    job: &LeasedJob,
+    req: Request<'_>,
+) -> Result<Reviewed, JobError> {
+    let repo = req.repo;
+    let github = ctx
+        .repo_client(req.installation, repo, Access::Write)
+        .await?;
+    let pr = github.pull_request(repo, req.number).await?;
+    let skip = |why: &str| {
+        tracing::info!(repo, number = req.number, why, "review skipped");
+        Ok(Reviewed::Skipped(why.to_string()))
+    };
+    if pr.state != "open" {
+        return skip("the pull request is not open");
+    }
+    if req.head_sha.is_some_and(|seen| seen != pr.head.sha) {
+        return skip("a newer commit was pushed since this event; its own event reviews it");
+    }
+    let settings = ctx.repo_config(&github, repo).await?;
+    let config = &settings.config;
+    if req.trigger == Trigger::Auto {
+        let author_is_bot = pr
+            .user
+            .as_ref()
+            .is_some_and(|u| u.kind == "Bot" || u.login.ends_with("[bot]"));
+        if !config.review.auto {
+            return skip("`review.auto` is off in this repository's `.github/agentic.yml`");
+        }
+        if pr.draft.unwrap_or(false) && !config.review.drafts {
+            return skip("the pull request is a draft (`review.drafts` is off)");
+        }
+        if author_is_bot && !config.review.bots {
+            return skip("the pull request was opened by a bot (`review.bots` is off)");
+        }
+    }
+    let writer = Writer {
+        ctx,
+        job,
+        github: &github,
+        repo,
+    };
+    if let Some(problem) = &settings.problem {
+        tell_config_problem(&writer, req.number, &problem.to_string()).await?;
+    }
+    let (run, superseded) = match ctx
+        .store
+        .start_review(job.id, repo, req.number, &pr.head.sha, req.trigger.as_str())
+        .await?
+    {
+        ReviewStart::Outdated { newer } => {
+            tracing::info!(
+                repo,
+                number = req.number,
+                newer_job = newer.job_id,
+                "a newer review run exists"
+            );
+            return Ok(Reviewed::Superseded);
+        }
+        ReviewStart::Started { run, superseded } => (run, superseded),
+    };
+    for old in &superseded {
+        cancel_superseded(&writer, old, &pr.head.sha).await?;
+    }
+    match run.state.as_str() {
+        "cancelled" => return Ok(Reviewed::Superseded),
+        "done" | "skipped" | "failed" => {
+            return Ok(Reviewed::Skipped(format!(
+                "this run already ended ({})",
+                run.state
+            )))
+        }
+        _ => {}
+    }
+    if run.state == "posting" {
+        if let Some(done) = recover_posted(&writer, &run, &pr).await? {
+            return Ok(done);
+        }
+    }
+    match review_run(&writer, &run, &pr, req, &settings.config).await {
+        Ok(done) => Ok(done),
+        Err(e @ (JobError::LeaseLost | JobError::Deferred { .. })) => Err(e),
+        Err(e) if e.is_transient() && !ctx.last_attempt(job) => Err(e),
+        Err(e) => {
+            // The last try: the check run must not stay "in progress".
+            let reason = e.to_string();
+            fail(&writer, &run, &reason).await?;
+            Ok(Reviewed::Failed(reason))
+        }
+    }
+}
+
+/// The body of the run: scope, model, post, check run.
+async fn review_run(
+    w: &Writer<'_>,
+    run: &ReviewRun,
+    pr: &PullRequest,
+    req: Request<'_>,
+    config: &RepoConfig,
+) -> Result<Reviewed, JobError> {
+    let ctx = w.ctx;
+    let repo = req.repo;
+    let head = pr.head.sha.as_str();
+    let pr_files: Vec<ChangedFile> = w
+        .github
+        .pull_files(repo, pr.number)
+        .await?
+        .into_iter()
+        .map(ChangedFile::from)
+        .collect();
+    let scope = match scope(w, run, pr, req.trigger, &pr_files).await? {
+        Ok(scope) => scope,
+        Err(nothing) => {
+            ctx.store
+                .finish_review(run.id, "skipped", Some(&nothing))
+                .await?;
+            return Ok(Reviewed::NothingNew(nothing));
+        }
+    };
+    ctx.store
+        .set_review_base(run.id, scope.base.as_deref())
+        .await?;
+    let fence = Fence::new();
+    let bpe = review::tokenizer(&ctx.llm.model);
+    let assembled = review::assemble(
+        &scope.files,
+        &config.ignored(),
+        ctx.config.review_diff_tokens,
+        bpe,
+        &fence,
+    );
+    let check_run = match run.check_run_id {
+        Some(id) => id,
+        None => {
+            w.fence().await?;
+            let id = w
+                .github
+                .create_check_run(
+                    repo,
+                    CHECK_NAME,
+                    head,
+                    &format!("pr:{}", pr.number),
+                    &json!({ "title": "Reviewing…", "summary": format!("Reviewing {} changed file(s) of `{}`.", assembled.included.len(), short(head)) }),
+                )
+                .await?;
+            ctx.store.set_review_check_run(run.id, id).await?;
+            id
+        }
+    };
+    if assembled.included.is_empty() {
+        let why = "no changed file could be reviewed";
+        let summary = format!(
+            "Nothing to review: {why}.\n\n{}",
+            review::omissions(&assembled.omitted)
+        );
+        w.complete(check_run, "neutral", "Nothing to review", &summary, vec![])
+            .await?;
+        ctx.store.finish_review(run.id, "done", Some(why)).await?;
+        return Ok(Reviewed::NothingNew(why.to_string()));
+    }
+    let reader = ctx
+        .repo_client(req.installation, repo, Access::Read)
+        .await?;
+    let message = review_message(pr, repo, &scope, &assembled, config, &fence);
+    let trace = Trace {
+        store: &ctx.store,
+        job_id: Some(w.job.id),
+        delivery_id: Some(w.job.delivery_id.clone()),
+        actor: pr.user.as_ref().map(|u| u.login.clone()),
+        redactor: &ctx.redactor,
+    };
+    let budget = Budget {
+        max_tokens: ctx.config.review_max_tokens,
+        ..Budget::from_config(&ctx.config)
+    };
+    let mut progress = CheckProgress {
+        writer: w,
+        id: check_run,
+        files: assembled.included.len(),
+        last: Some(Instant::now()),
+        interval: ctx.config.progress_interval,
+    };
+    let thinking = think(
+        &ctx.llm,
+        &reader,
+        budget,
+        repo,
+        pr,
+        message,
+        fence,
+        &trace,
+        &mut progress,
+    );
+    // A newer run marks this one cancelled: stop thinking at once.
+    let superseded = async {
+        loop {
+            tokio::time::sleep(SUPERSEDE_POLL).await;
+            match ctx.store.review_run(run.id).await {
+                Ok(Some(r)) if r.state == "cancelled" => return,
+                _ => {}
+            }
+        }
+    };
+    let submission = tokio::select! {
+        outcome = thinking => outcome,
+        () = superseded => return Ok(Reviewed::Superseded),
+    };
+    let submission = match submission {
+        Ok(Ok(s)) => s,
+        Ok(Err(reason)) => {
+            fail(w, run, &reason).await?;
+            return Ok(Reviewed::Failed(reason));
+        }
+        Err(e) if e.is_transient() && !ctx.last_attempt(w.job) => {
+            w.check_run(check_run, json!({ "output": { "title": "Reviewing…", "summary": format!("The model did not answer ({e}); trying again shortly.") } }))
+                .await?;
+            return Err(JobError::Transient {
+                reason: e.to_string(),
+                retry_after: None,
+            });
+        }
+        Err(e) => {
+            let reason = format!("the model did not answer ({e})");
+            fail(w, run, &reason).await?;
+            return Ok(Reviewed::Failed(reason));
+        }
+    };
+    let patches = patches_of(&pr_files);
+    let mut posted = ctx.store.review_fingerprints(repo, pr.number).await?;
+    posted.extend(fingerprints_on_github(w.github, repo, pr.number).await?);
+    let plan = review::plan(
+        submission.comments.clone(),
+        &patches,
+        &config.review,
+        &posted,
+    );
+    let reported: Vec<&Finding> = submission
+        .comments
+        .iter()
+        .filter(|f| f.severity >= config.review.min_severity)
+        .collect();
+    let body = ctx
+        .redactor
+        .redact(&review_body(
+            &submission,
+            &plan,
+            &scope,
+            &assembled,
+            Some(run.id),
+        ))
+        .into_owned();
+    let comments: Vec<Value> = plan
+        .inline
+        .iter()
+        .map(|c| {
+            let mut v = c.to_json();
+            v["body"] = json!(ctx.redactor.redact(&c.body));
+            v
+        })
+        .collect();
+    if !ctx.store.begin_review_post(run.id).await? {
+        return Ok(Reviewed::Superseded);
+    }
+    w.fence().await?;
+    let (review_id, inline) = match w
+        .github
+        .create_review(repo, pr.number, head, &body, &comments)
+        .await
+    {
+        Ok(id) => (id, plan.inline.len()),
+        Err(e) if e.status() == Some(422) && !comments.is_empty() => {
+            // GitHub refused a line our parser took for commentable: post
+            // every finding in the summary rather than lose the review.
+            tracing::warn!(error = %e, "GitHub refused the inline comments; posting them in the summary");
+            let everything = Plan {
+                in_summary: plan
+                    .inline
+                    .iter()
+                    .filter_map(|c| {
+                        submission
+                            .comments
+                            .iter()
+                            .find(|f| f.path == c.path && f.line == c.line)
+                    })
+                    .map(|f| (f.clone(), review::NotInline::LineNotInDiff))
+                    .chain(plan.in_summary.iter().cloned())
+                    .collect(),
+                inline: vec![],
+                ..plan.clone()
+            };
+            let body = ctx
+                .redactor
+                .redact(&review_body(
+                    &submission,
+                    &everything,
+                    &scope,
+                    &assembled,
+                    Some(run.id),
+                ))
+                .into_owned();
+            (
+                w.github
+                    .create_review(repo, pr.number, head, &body, &[])
+                    .await?,
+                0,
+            )
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let fingerprints: Vec<String> = if inline > 0 {
+        plan.inline.iter().map(|c| c.fingerprint.clone()).collect()
+    } else {
+        vec![]
+    };
+    ctx.store
+        .record_review_posted(run.id, review_id, &fingerprints)
+        .await?;
+    let files: HashSet<&str> = pr_files.iter().map(|f| f.path.as_str()).collect();
+    let annotated: Vec<&Finding> = plan
+        .inline
+        .iter()
+        .filter_map(|c| {
+            submission
+                .comments
+                .iter()
+                .find(|f| f.path == c.path && f.line == c.line && f.severity == c.severity)
+        })
+        .chain(plan.in_summary.iter().map(|(f, _)| f))
+        .chain(plan.over_cap.iter())
+        .collect();
+    let conclusion = conclusion(&reported, config);
+    let title = match reported.len() {
+        0 => "No findings".to_string(),
+        n => format!("{n} finding(s)"),
+    };
+    let summary = review_body(&submission, &plan, &scope, &assembled, None);
+    w.complete(
+        check_run,
+        conclusion,
+        &title,
+        &summary,
+        annotations(&annotated, &files, &ctx.redactor),
+    )
+    .await?;
+    ctx.store
+        .finish_review(run.id, "done", Some(&title))
+        .await?;
+    ctx.store
+        .audit(crate::store::AuditEntry {
+            job_id: Some(w.job.id),
+            delivery_id: Some(w.job.delivery_id.clone()),
+            actor: None,
+            action: "review.posted".into(),
+            detail: Some(json!({
+                "repo": repo, "number": pr.number, "head_sha": head, "review_id": review_id,
+                "inline": inline, "findings": reported.len(), "incremental_from": scope.base,
+                "conclusion": conclusion,
+                "omitted": assembled.omitted.len(),
+            })),
+        })
+        .await?;
+    Ok(Reviewed::Posted {
+        head_sha: head.to_string(),
+        review_id,
+        inline,
+        findings: reported.len(),
+    })
+}
+
+/// What this run reviews, or why there is nothing to review.
+async fn scope(
+    w: &Writer<'_>,
+    run: &ReviewRun,
+    pr: &PullRequest,
+    trigger: Trigger,
+    pr_files: &[ChangedFile],
+) -> Result<Result<Scope, String>, JobError> {
+    let full = |note: Option<String>| {
+        Ok(Ok(Scope {
+            files: pr_files.to_vec(),
+            base: None,
+            note,
+        }))
+    };
+    if trigger != Trigger::Auto {
+        return full(None);
+    }
+    let Some(last) = w.ctx.store.last_review(w.repo, pr.number).await? else {
+        return full(None);
+    };
+    if last.id == run.id {
+        return full(None);
+    }
+    if last.head_sha == pr.head.sha {
+        return Ok(Err(format!(
+            "commit `{}` was already reviewed",
+            short(&pr.head.sha)
+        )));
+    }
+    match w.github.compare(w.repo, &last.head_sha, &pr.head.sha).await? {
+        Some(c) if c.status == "ahead" => Ok(Ok(Scope {
+            files: c.files.into_iter().map(ChangedFile::from).collect(),
+            base: Some(last.head_sha.clone()),
+            note: Some(format!(
+                "Incremental review: the changes from `{}` to `{}`.",
+                short(&last.head_sha),
+                short(&pr.head.sha)
+            )),
+        })),
+        Some(c) if c.status == "identical" => Ok(Err(format!(
+            "nothing changed since the review of `{}`",
+            short(&last.head_sha)
+        ))),
+        _ => full(Some(format!(
+            "The commit reviewed last (`{}`) is no longer in this branch's history (a force-push?), so this is a full review.",
+            short(&last.head_sha)
+        ))),
+    }
+}
+
+/// Fingerprints in inline comments this App posted on the pull request.
+async fn fingerprints_on_github(
+    github: &GitHub,
+    repo: &str,
+    number: u64,
+) -> Result<HashSet<String>, GitHubError> {
+    let bot = github.bot_login().await?;
+    let comments = github.review_comments(repo, number).await?;
+    Ok(review::posted_fingerprints(
+        comments
+            .iter()
+            .filter(|c| match (&bot, &c.user) {
+                (Some(bot), Some(u)) => &u.login == bot,
+                (Some(_), None) => false,
+                // A personal token (the CLI) has no bot user.
+                (None, _) => true,
+            })
+            .map(|c| c.body.as_str()),
+    ))
+}
+
+/// A run that may have posted before the process died: if its review is on
+/// GitHub (recorded, or found by its mark), finish the run without posting
+/// again.
+async fn recover_posted(
+    w: &Writer<'_>,
+    run: &ReviewRun,
+    pr: &PullRequest,
+) -> Result<Option<Reviewed>, JobError> {
+    let review_id = match run.review_id {
+        Some(id) => Some(id),
+        None => {
+            let mark = format!("<!-- {RUN_MARK}{} -->", run.id);
+            let bot = w.github.bot_login().await?;
+            w.github
+                .reviews(w.repo, pr.number)
+                .await?
+                .into_iter()
+                .find(|r| {
+                    r.body.as_deref().is_some_and(|b| b.contains(&mark))
+                        && match (&bot, &r.user) {
+                            (Some(bot), Some(u)) => &u.login == bot,
+                            (None, _) => true,
+                            _ => false,
+                        }
+                })
+                .map(|r| r.id)
+        }
+    };
+    let Some(review_id) = review_id else {
+        return Ok(None);
+    };
+    tracing::info!(
+        run = run.id,
+        review_id,
+        "the review was posted before a restart; not posting it again"
+    );
+    if run.review_id.is_none() {
+        w.ctx
+            .store
+            .record_review_posted(run.id, review_id, &[])
+            .await?;
+    }
+    if let Some(id) = run.check_run_id {
+        w.complete(
+            id,
+            "neutral",
+            "Review posted",
+            "The review was posted; its details are in the pull request's review.",
+            vec![],
+        )
+        .await?;
+    }
+    w.ctx
+        .store
+        .finish_review(run.id, "done", Some("recovered after a restart"))
+        .await?;
+    Ok(Some(Reviewed::Posted {
+        head_sha: run.head_sha.clone(),
+        review_id,
+        inline: 0,
+        findings: 0,
+    }))
+}
+
+/// Close a superseded run's check run as cancelled.
+async fn cancel_superseded(
+    w: &Writer<'_>,
+    old: &ReviewRun,
+    newer_head: &str,
+) -> Result<(), JobError> {
+    tracing::info!(run = old.id, job = old.job_id, "review run superseded");
+    w.ctx
+        .store
+        .audit(crate::store::AuditEntry {
+            job_id: Some(old.job_id),
+            delivery_id: None,
+            actor: None,
+            action: "review.superseded".into(),
+            detail: Some(json!({ "by_job": w.job.id, "head_sha": newer_head })),
+        })
+        .await?;
+    if let Some(id) = old.check_run_id {
+        w.check_run(
+            id,
+            json!({
+                "status": "completed",
+                "conclusion": "cancelled",
+                "output": {
+                    "title": "Superseded",
+                    "summary": format!("A newer review (of `{}`) replaced this one.", short(newer_head)),
+                },
+            }),
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// End a run that could not produce a review, saying why on its check run.
+async fn fail(w: &Writer<'_>, run: &ReviewRun, reason: &str) -> Result<(), JobError> {
+    tracing::warn!(run = run.id, %reason, "review failed");
+    let current = w.ctx.store.review_run(run.id).await?;
+    if let Some(id) = current.as_ref().and_then(|r| r.check_run_id) {
+        let summary = format!(
+            "The review could not be completed: {reason}.\n\nReference: `job {} of delivery {}`. Use **Re-run review** to try again.",
+            w.job.id, w.job.delivery_id
+        );
+        w.complete(id, "failure", "Review failed", &summary, vec![])
+            .await?;
+    }
+    w.ctx
+        .store
+        .finish_review(run.id, "failed", Some(reason))
+        .await?;
+    Ok(())
+}
+
+/// Say once on the pull request what is wrong with the config (a comment
+/// marked with a hash of the problem; the same problem is not said again).
+async fn tell_config_problem(w: &Writer<'_>, number: u64, problem: &str) -> Result<(), JobError> {
+    use sha2::{Digest, Sha256};
+    let hash = hex::encode(&Sha256::digest(problem.as_bytes())[..8]);
+    let mark = format!("<!-- agentic:config-problem={hash} -->");
+    let bot = w.github.bot_login().await?;
+    let said = w.github.comments(w.repo, number).await?.iter().any(|c| {
+        c.body.as_deref().is_some_and(|b| b.contains(&mark))
+            && c.user
+                .as_ref()
+                .map(|u| Some(&u.login) == bot.as_ref())
+                .unwrap_or(false)
+    });
+    if said {
+        return Ok(());
+    }
+    w.fence().await?;
+    let body = format!("⚠️ {problem}.\n\n{mark}");
+    w.github
+        .create_comment(w.repo, number, &w.ctx.redactor.redact(&body))
+        .await?;
+    Ok(())
+}

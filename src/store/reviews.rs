@@ -1,0 +1,318 @@
+//! Review runs of pull requests: one row per run, so that a restarted job
+//! finds what it already did, a newer push supersedes an older run, and an
+//! incremental review knows which commit the last one covered.
+
+use std::collections::HashSet;
+
+use anyhow::Context;
+use sqlx::Row;
+
+use super::{now_ms, Store};
+
+/// One review run, as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReviewRun {
+    pub id: i64,
+    pub repo: String,
+    pub number: u64,
+    pub head_sha: String,
+    pub job_id: i64,
+    pub trigger: String,
+    /// running, posting, done, skipped, cancelled, failed.
+    pub state: String,
+    /// The commit an incremental review compared from; `None` for a full one.
+    pub base_sha: Option<String>,
+    pub check_run_id: Option<u64>,
+    /// GitHub's id of the review this run posted.
+    pub review_id: Option<u64>,
+    /// Fingerprints of the inline comments this run posted.
+    pub fingerprints: Vec<String>,
+    pub detail: Option<String>,
+}
+
+/// What starting a run found.
+#[derive(Debug, Clone)]
+pub enum ReviewStart {
+    /// A new run (or this job's own run again, on a retry), and the older
+    /// runs of the same pull request it superseded: their check runs are
+    /// the caller's to close as cancelled.
+    Started {
+        run: ReviewRun,
+        superseded: Vec<ReviewRun>,
+    },
+    /// A run for a newer request of the same pull request exists: this
+    /// one is recorded as cancelled and does nothing.
+    Outdated { newer: ReviewRun },
+}
+
+const COLUMNS: &str = "id, repo, number, head_sha, job_id, trigger, state, base_sha, check_run_id, review_id, fingerprints, detail";
+
+fn run_of(r: &sqlx::any::AnyRow) -> ReviewRun {
+    let fingerprints: String = r.get("fingerprints");
+    ReviewRun {
+        id: r.get("id"),
+        repo: r.get("repo"),
+        number: r.get::<i64, _>("number") as u64,
+        head_sha: r.get("head_sha"),
+        job_id: r.get("job_id"),
+        trigger: r.get("trigger"),
+        state: r.get("state"),
+        base_sha: r.get("base_sha"),
+        check_run_id: r.get::<Option<i64>, _>("check_run_id").map(|v| v as u64),
+        review_id: r.get::<Option<i64>, _>("review_id").map(|v| v as u64),
+        fingerprints: fingerprints
+            .split_whitespace()
+            .map(str::to_string)
+            .collect(),
+        detail: r.get("detail"),
+    }
+}
+
+/// States of a run that is still working.
+const ACTIVE: &str = "('running', 'posting')";
+
+impl Store {
+    /// Start (or, for a retried job, resume) the review run of `job_id` on
+    /// `repo#number` at `head_sha`. Runs of the same pull request by older
+    /// jobs that are still working are marked cancelled (superseded) in the
+    /// same transaction; if a newer job already has a run, this one is
+    /// recorded as cancelled instead. Jobs are ordered by id, which is the
+    /// order GitHub's deliveries were received in.
+    pub async fn start_review(
+        &self,
+        job_id: i64,
+        repo: &str,
+        number: u64,
+        head_sha: &str,
+        trigger: &str,
+    ) -> anyhow::Result<ReviewStart> {
+        let now = now_ms();
+        let mut tx = self.write.begin().await.context("starting a transaction")?;
+        // A write first: SQLite's lock is taken by it, not upgraded later.
+        sqlx::query(
+            "INSERT INTO reviews (repo, number, head_sha, job_id, trigger, state, created_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, 'running', $6, $6) ON CONFLICT (job_id) DO NOTHING",
+        )
+        .bind(repo)
+        .bind(number as i64)
+        .bind(head_sha)
+        .bind(job_id)
+        .bind(trigger)
+        .bind(now)
+        .execute(&mut *tx)
+        .await
+        .context("recording a review run")?;
+        let own = sqlx::query(&format!("SELECT {COLUMNS} FROM reviews WHERE job_id = $1"))
+            .bind(job_id)
+            .fetch_one(&mut *tx)
+            .await
+            .context("reading a review run")?;
+        let mut run = run_of(&own);
+        let newer = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM reviews WHERE repo = $1 AND number = $2 AND job_id > $3
+             ORDER BY job_id DESC LIMIT 1"
+        ))
+        .bind(repo)
+        .bind(number as i64)
+        .bind(job_id)
+        .fetch_optional(&mut *tx)
+        .await
+        .context("looking for a newer review run")?;
+        if let Some(newer) = newer {
+            let newer = run_of(&newer);
+            if run.state == "running" || run.state == "posting" {
+                sqlx::query(
+                    "UPDATE reviews SET state = 'cancelled', detail = $1, updated_at = $2 WHERE id = $3",
+                )
+                .bind(format!("superseded by the review run of job {}", newer.job_id))
+                .bind(now)
+                .bind(run.id)
+                .execute(&mut *tx)
+                .await
+                .context("cancelling an outdated review run")?;
+            }
+            tx.commit().await.context("committing a review run")?;
+            return Ok(ReviewStart::Outdated { newer });
+        }
+        if run.state != "running" && run.state != "posting" {
+            // This job's run already ended (a retry after the end was
+            // recorded, or it was superseded meanwhile).
+            tx.commit().await.context("committing a review run")?;
+            return Ok(ReviewStart::Started {
+                run,
+                superseded: vec![],
+            });
+        }
+        let superseded = sqlx::query(&format!(
+            "UPDATE reviews SET state = 'cancelled', detail = $1, updated_at = $2
+             WHERE repo = $3 AND number = $4 AND job_id < $5 AND state IN {ACTIVE}
+             RETURNING {COLUMNS}"
+        ))
+        .bind(format!("superseded by the review run of job {job_id}"))
+        .bind(now)
+        .bind(repo)
+        .bind(number as i64)
+        .bind(job_id)
+        .fetch_all(&mut *tx)
+        .await
+        .context("superseding older review runs")?
+        .iter()
+        .map(run_of)
+        .collect();
+        // A retry may run against a newer head than its first attempt saw.
+        if run.head_sha != head_sha {
+            sqlx::query("UPDATE reviews SET head_sha = $1, updated_at = $2 WHERE id = $3")
+                .bind(head_sha)
+                .bind(now)
+                .bind(run.id)
+                .execute(&mut *tx)
+                .await
+                .context("updating a review run")?;
+            run.head_sha = head_sha.to_string();
+        }
+        tx.commit().await.context("committing a review run")?;
+        Ok(ReviewStart::Started { run, superseded })
+    }
+
+    /// A run as it is now.
+    pub async fn review_run(&self, id: i64) -> anyhow::Result<Option<ReviewRun>> {
+        let row = sqlx::query(&format!("SELECT {COLUMNS} FROM reviews WHERE id = $1"))
+            .bind(id)
+            .fetch_optional(&self.write)
+            .await
+            .context("reading a review run")?;
+        Ok(row.as_ref().map(run_of))
+    }
+
+    /// Every run of a pull request, oldest first.
+    pub async fn review_runs(&self, repo: &str, number: u64) -> anyhow::Result<Vec<ReviewRun>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM reviews WHERE repo = $1 AND number = $2 ORDER BY id"
+        ))
+        .bind(repo)
+        .bind(number as i64)
+        .fetch_all(&self.write)
+        .await
+        .context("reading review runs")?;
+        Ok(rows.iter().map(run_of).collect())
+    }
+
+    /// The last run of a pull request that finished a review (posted one,
+    /// or found nothing to post): where an incremental review starts from.
+    pub async fn last_review(&self, repo: &str, number: u64) -> anyhow::Result<Option<ReviewRun>> {
+        let row = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM reviews WHERE repo = $1 AND number = $2 AND state = 'done'
+             ORDER BY id DESC LIMIT 1"
+        ))
+        .bind(repo)
+        .bind(number as i64)
+        .fetch_optional(&self.write)
+        .await
+        .context("reading the last review")?;
+        Ok(row.as_ref().map(run_of))
+    }
+
+    /// Fingerprints of every inline comment posted on a pull request.
+    pub async fn review_fingerprints(
+        &self,
+        repo: &str,
+        number: u64,
+    ) -> anyhow::Result<HashSet<String>> {
+        Ok(self
+            .review_runs(repo, number)
+            .await?
+            .into_iter()
+            .flat_map(|r| r.fingerprints)
+            .collect())
+    }
+
+    /// Record the run's check run.
+    pub async fn set_review_check_run(&self, id: i64, check_run_id: u64) -> anyhow::Result<()> {
+        self.update_review(
+            "UPDATE reviews SET check_run_id = $1, updated_at = $2 WHERE id = $3",
+            check_run_id as i64,
+            id,
+        )
+        .await
+    }
+
+    /// Record the commit an incremental review compares from.
+    pub async fn set_review_base(&self, id: i64, base_sha: Option<&str>) -> anyhow::Result<()> {
+        sqlx::query("UPDATE reviews SET base_sha = $1, updated_at = $2 WHERE id = $3")
+            .bind(base_sha)
+            .bind(now_ms())
+            .bind(id)
+            .execute(&self.write)
+            .await
+            .context("recording a review's base")?;
+        Ok(())
+    }
+
+    /// Move a working run to `posting` (its review is about to be sent),
+    /// unless it was cancelled meanwhile: `false` then, and nothing is sent.
+    pub async fn begin_review_post(&self, id: i64) -> anyhow::Result<bool> {
+        let r = sqlx::query(&format!(
+            "UPDATE reviews SET state = 'posting', updated_at = $1 WHERE id = $2 AND state IN {ACTIVE}"
+        ))
+        .bind(now_ms())
+        .bind(id)
+        .execute(&self.write)
+        .await
+        .context("recording a review's intent to post")?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    /// Record the review GitHub took, with the fingerprints of its inline
+    /// comments.
+    pub async fn record_review_posted(
+        &self,
+        id: i64,
+        review_id: u64,
+        fingerprints: &[String],
+    ) -> anyhow::Result<()> {
+        sqlx::query(
+            "UPDATE reviews SET review_id = $1, fingerprints = $2, updated_at = $3 WHERE id = $4",
+        )
+        .bind(review_id as i64)
+        .bind(fingerprints.join(" "))
+        .bind(now_ms())
+        .bind(id)
+        .execute(&self.write)
+        .await
+        .context("recording a posted review")?;
+        Ok(())
+    }
+
+    /// End a run in `state` (done, skipped, failed, cancelled), with why.
+    /// A run already cancelled stays cancelled.
+    pub async fn finish_review(
+        &self,
+        id: i64,
+        state: &str,
+        detail: Option<&str>,
+    ) -> anyhow::Result<()> {
+        sqlx::query(
+            "UPDATE reviews SET state = $1, detail = $2, updated_at = $3
+             WHERE id = $4 AND state <> 'cancelled'",
+        )
+        .bind(state)
+        .bind(detail)
+        .bind(now_ms())
+        .bind(id)
+        .execute(&self.write)
+        .await
+        .context("finishing a review run")?;
+        Ok(())
+    }
+
+    async fn update_review(&self, sql: &str, value: i64, id: i64) -> anyhow::Result<()> {
+        sqlx::query(sql)
+            .bind(value)
+            .bind(now_ms())
+            .bind(id)
+            .execute(&self.write)
+            .await
+            .context("updating a review run")?;
+        Ok(())
+    }
+}

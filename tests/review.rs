@@ -1,0 +1,817 @@
+//! Pull-request review end to end: signed `pull_request`, `issue_comment`
+//! and `check_run` deliveries into the real router; the real octocrab and
+//! async-openai clients against the fake GitHub (strict as GitHub: 422 for
+//! a line off the diff, 50 annotations a request) and the scripted model;
+//! assertions on what was posted, sent to the model and stored.
+
+mod support;
+
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use support::github::{Failure, FakeGitHub, Thread, Write, APP_ID, BOT, REPO};
+use support::llm::{FakeLlm, Step};
+use support::{app_options, comment_payload, delivery_id, fixture, TestApp};
+
+/// Pull request 44: a change to `src/retry.rs`, a lock file, an image.
+const PR: u64 = 44;
+const HEAD1: &str = "44aa000000000000000000000000000000000001";
+const HEAD2: &str = "44aa000000000000000000000000000000000002";
+const HEAD3: &str = "44aa000000000000000000000000000000000003";
+const RETRY_PATCH: &str = "@@ -1,5 +1,8 @@\n use std::time::Duration;\n \n-pub fn backoff(attempt: u32) -> Duration {\n-    Duration::from_millis(100 * attempt as u64)\n+pub fn backoff(attempt: u32) -> Duration {\n+    let base = 100u64;\n+    Duration::from_millis(base * 2u64.pow(attempt))\n }\n+\n+pub const MAX_ATTEMPTS: u32 = 10;";
+const LOCK_PATCH: &str =
+    "@@ -1,2 +1,2 @@\n [[package]]\n-name = \"rand\" # LOCKFILE-OLD\n+name = \"rand\" # LOCKFILE-NEW";
+/// The second push: a new file.
+const JITTER_PATCH: &str =
+    "@@ -0,0 +1,3 @@\n+pub fn jitter(d: u64) -> u64 {\n+    d / 2 + fastrand::u64(..d / 2)\n+}";
+
+fn pr_files() -> Vec<(String, String)> {
+    vec![
+        ("src/retry.rs".into(), RETRY_PATCH.into()),
+        ("Cargo.lock".into(), LOCK_PATCH.into()),
+    ]
+}
+
+async fn world() -> (FakeGitHub, FakeLlm) {
+    let (gh, llm) = support::world().await;
+    gh.role("tina-triage", "triage")
+        .role("mia-maintainer", "maintain");
+    gh.thread(
+        PR,
+        Thread {
+            title: "retry: exponential backoff".into(),
+            body: "Backoff doubles now.".into(),
+            author: "alice-ops".into(),
+            pull: Some(support::github::Pull {
+                head_sha: HEAD1.into(),
+                head_ref: "exp-backoff".into(),
+                base_ref: "main".into(),
+                files: pr_files(),
+                no_patch: vec!["docs/diagram.png".into()],
+                ..Default::default()
+            }),
+            ..Default::default()
+        },
+    );
+    (gh, llm)
+}
+
+async fn start(gh: &FakeGitHub, llm: &FakeLlm) -> TestApp {
+    TestApp::start(app_options(gh, llm)).await
+}
+
+/// A `pull_request` delivery for pull request `number` at `head`.
+fn pr_event(action: &str, number: u64, head: &str) -> Vec<u8> {
+    let mut v: Value = serde_json::from_slice(&fixture("pull_request.opened.json")).unwrap();
+    v["action"] = action.into();
+    v["number"] = number.into();
+    v["pull_request"]["number"] = number.into();
+    v["pull_request"]["head"]["sha"] = head.into();
+    serde_json::to_vec(&v).unwrap()
+}
+
+async fn deliver_pr(app: &TestApp, action: &str, head: &str) {
+    let res = app
+        .deliver("pull_request", &delivery_id(), &pr_event(action, PR, head))
+        .await;
+    assert_eq!(res.status(), 202);
+}
+
+/// A `check_run` delivery for our review check run `id` of pull request 44.
+fn check_run_event(action: &str, id: u64, sender: &str, app_id: u64) -> Vec<u8> {
+    let mut v: Value = serde_json::from_slice(&fixture("check_run.requested_action.json")).unwrap();
+    v["action"] = action.into();
+    v["check_run"]["id"] = id.into();
+    v["check_run"]["name"] = "agentic review".into();
+    v["check_run"]["external_id"] = "pr:44".into();
+    v["check_run"]["app"]["id"] = app_id.into();
+    v["check_run"]["head_sha"] = HEAD1.into();
+    // A fork's check run: GitHub sends no pull requests.
+    v["check_run"]["pull_requests"] = json!([]);
+    v["sender"]["login"] = sender.into();
+    if action == "requested_action" {
+        v["requested_action"] = json!({ "identifier": "rerun-review" });
+    } else {
+        v.as_object_mut().unwrap().remove("requested_action");
+    }
+    serde_json::to_vec(&v).unwrap()
+}
+
+/// `user` comments `body` on pull request 44.
+async fn say(app: &TestApp, _pr: u64, comment_id: u64, user: &str, body: &str) {
+    let payload = comment_payload("created", PR, true, comment_id, user, body);
+    let res = app.deliver("issue_comment", &delivery_id(), &payload).await;
+    assert_eq!(res.status(), 202);
+}
+
+fn finding(path: &str, line: u32, severity: &str, body: &str) -> Value {
+    json!({ "path": path, "line": line, "severity": severity, "body": body })
+}
+
+fn submit(summary: &str, comments: Vec<Value>) -> Step {
+    Step::Tool(
+        "submit_review",
+        json!({ "summary": summary, "comments": comments }),
+    )
+}
+
+fn writes_to<'a>(writes: &'a [Write], method: &str, suffix: &str) -> Vec<&'a Write> {
+    writes
+        .iter()
+        .filter(|w| w.method == method && w.path.contains(suffix))
+        .collect()
+}
+
+/// The user message of the `n`th model request.
+fn prompt(llm: &FakeLlm, n: usize) -> String {
+    llm.requests()[n]["messages"][1]["content"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+fn only_check_run(gh: &FakeGitHub) -> Value {
+    let runs = gh.check_runs();
+    assert_eq!(runs.len(), 1, "{runs:#?}");
+    runs.into_values().next().unwrap()
+}
+
+#[tokio::test]
+async fn an_opened_pull_request_gets_one_review_inline_and_a_check_run_with_annotations() {
+    let (gh, llm) = world().await;
+    let overflow = "`2u64.pow(attempt)` overflows (and panics in debug) once `attempt` reaches 64.";
+    let mut with_suggestion = finding("src/retry.rs", 5, "major", overflow);
+    with_suggestion["suggestion"] =
+        json!("    Duration::from_millis(base.saturating_mul(2u64.saturating_pow(attempt)))");
+    let mut range = finding(
+        "src/retry.rs",
+        8,
+        "minor",
+        "Ten attempts wait 102 s in all; say so.",
+    );
+    range["start_line"] = json!(7);
+    llm.script([
+        Step::Tool("read_file", json!({ "path": "src/retry.rs" })),
+        submit(
+            "Backoff becomes exponential.",
+            vec![
+                with_suggestion,
+                range,
+                finding(
+                    "src/retry.rs",
+                    40,
+                    "critical",
+                    "Callers far below still assume linear backoff.",
+                ),
+                finding("src/retry.rs", 4, "nit", "Name it `BASE_MS`."),
+            ],
+        ),
+    ]);
+    gh.file(HEAD1, "src/retry.rs", "use std::time::Duration;\n");
+    let app = start(&gh, &llm).await;
+    deliver_pr(&app, "opened", HEAD1).await;
+    let jobs = app.wait_for_jobs(1).await;
+    assert_eq!(jobs[0].state, "done", "{jobs:?}");
+
+    let writes = gh.take_writes();
+    let created = writes_to(&writes, "POST", "/check-runs");
+    assert_eq!(created.len(), 1);
+    assert_eq!(created[0].body["name"], "agentic review");
+    assert_eq!(created[0].body["head_sha"], HEAD1);
+    assert_eq!(created[0].body["status"], "in_progress");
+    assert_eq!(created[0].body["external_id"], "pr:44");
+
+    let reviews = writes_to(&writes, "POST", &format!("/pulls/{PR}/reviews"));
+    assert_eq!(reviews.len(), 1);
+    let review = &reviews[0].body;
+    assert_eq!(review["event"], "COMMENT");
+    assert_eq!(review["commit_id"], HEAD1);
+    let comments = review["comments"].as_array().unwrap();
+    assert_eq!(comments.len(), 2, "{comments:#?}");
+    // Highest severity first; on the right side; the range kept.
+    assert_eq!(comments[0]["line"], 5);
+    assert_eq!(comments[0]["side"], "RIGHT");
+    let body = comments[0]["body"].as_str().unwrap();
+    assert!(
+        body.starts_with("**Major:** `2u64.pow(attempt)` overflows"),
+        "{body}"
+    );
+    assert!(
+        body.contains("```suggestion\n    Duration::from_millis(base.saturating_mul(2u64.saturating_pow(attempt)))\n```"),
+        "{body}"
+    );
+    assert!(body.contains("<!-- agentic:finding="), "{body}");
+    assert_eq!(
+        (
+            comments[1]["start_line"].clone(),
+            comments[1]["line"].clone()
+        ),
+        (json!(7), json!(8))
+    );
+    // The line off the diff is in the summary, and GitHub took the review.
+    let summary = review["body"].as_str().unwrap();
+    assert!(
+        summary.contains(
+            "**Critical** `src/retry.rs` line 40 (line not in the diff): Callers far below"
+        ),
+        "{summary}"
+    );
+    assert!(
+        summary.contains("1 finding(s) below this repository's minimum severity"),
+        "{summary}"
+    );
+    // What was not reviewed, and why.
+    assert!(
+        summary.contains("`Cargo.lock`: matches `review.ignore`"),
+        "{summary}"
+    );
+    assert!(
+        summary.contains("`docs/diagram.png`: GitHub sent no diff for it (binary, or too large)"),
+        "{summary}"
+    );
+    assert_eq!(gh.review_comments(PR).len(), 2);
+
+    let run = only_check_run(&gh);
+    assert_eq!(run["status"], "completed");
+    assert_eq!(run["conclusion"], "neutral");
+    assert_eq!(run["output"]["title"], "3 finding(s)");
+    let annotations = run["annotations"].as_array().unwrap();
+    assert_eq!(annotations.len(), 3, "{annotations:#?}");
+    let lines: Vec<(u64, u64, &str)> = annotations
+        .iter()
+        .map(|a| {
+            (
+                a["start_line"].as_u64().unwrap(),
+                a["end_line"].as_u64().unwrap(),
+                a["annotation_level"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        lines,
+        [(5, 5, "failure"), (7, 8, "warning"), (40, 40, "failure")]
+    );
+    assert_eq!(run["actions"][0]["identifier"], "rerun-review");
+    let completed = writes_to(&writes, "PATCH", "/check-runs/");
+    assert_eq!(completed.len(), 1);
+
+    // The model saw the diff fenced, the lock file not at all.
+    let first = prompt(&llm, 0);
+    assert!(first.contains("+    Duration::from_millis(base * 2u64.pow(attempt))"));
+    assert!(
+        !first.contains("LOCKFILE-NEW"),
+        "ignored files are not sent"
+    );
+    let requests = llm.requests();
+    let tools: Vec<&str> = requests[0]["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["function"]["name"].as_str().unwrap())
+        .collect();
+    assert!(
+        tools.contains(&"submit_review") && tools.contains(&"read_file"),
+        "{tools:?}"
+    );
+
+    let runs = app.store().review_runs(REPO, PR).await.unwrap();
+    assert_eq!(runs.len(), 1);
+    assert_eq!(runs[0].state, "done");
+    assert_eq!(runs[0].head_sha, HEAD1);
+    assert_eq!(runs[0].fingerprints.len(), 2);
+    assert!(runs[0].check_run_id.is_some() && runs[0].review_id.is_some());
+    gh.assert_all_seen();
+    llm.assert_clean();
+}
+
+#[tokio::test]
+async fn more_than_fifty_findings_are_batched_as_annotations_and_capped_inline() {
+    let (gh, llm) = world().await;
+    let many: Vec<Value> = (0..60)
+        .map(|i| {
+            finding(
+                "src/retry.rs",
+                3 + (i % 6),
+                "minor",
+                &format!("Finding number {i}."),
+            )
+        })
+        .collect();
+    llm.script([submit("Many things.", many)]);
+    let app = start(&gh, &llm).await;
+    deliver_pr(&app, "opened", HEAD1).await;
+    app.wait_for_jobs(1).await;
+    let writes = gh.take_writes();
+    let review = &writes_to(&writes, "POST", "/reviews")[0].body;
+    assert_eq!(
+        review["comments"].as_array().unwrap().len(),
+        20,
+        "the default cap"
+    );
+    assert!(review["body"]
+        .as_str()
+        .unwrap()
+        .contains("40 more finding(s) over this repository's limit of inline comments"));
+    let patches = writes_to(&writes, "PATCH", "/check-runs/");
+    let sizes: Vec<usize> = patches
+        .iter()
+        .map(|w| w.body["output"]["annotations"].as_array().unwrap().len())
+        .collect();
+    assert_eq!(sizes, [50, 10]);
+    assert!(
+        patches[0].body.get("conclusion").is_none(),
+        "completed only with the last batch"
+    );
+    assert_eq!(patches[1].body["conclusion"], "neutral");
+    assert_eq!(
+        only_check_run(&gh)["annotations"].as_array().unwrap().len(),
+        60
+    );
+    gh.assert_all_seen();
+}
+
+#[tokio::test]
+async fn malformed_review_arguments_are_repaired_once_then_fail_honestly_on_the_check_run() {
+    let (gh, llm) = world().await;
+    llm.script([
+        Step::Tool("submit_review", json!({ "summary": "s", "comments": [{ "path": "src/retry.rs", "line": "five", "severity": "major", "body": "b" }] })),
+        Step::Tool("submit_review", json!({ "summary": "s", "verdict": "APPROVE" })),
+    ]);
+    let app = start(&gh, &llm).await;
+    deliver_pr(&app, "opened", HEAD1).await;
+    let jobs = app.wait_for_jobs(1).await;
+    assert_eq!(jobs[0].state, "done");
+    // The error went back to the model once.
+    let second = &llm.requests()[1]["messages"];
+    let repair = second.as_array().unwrap().last().unwrap()["content"]
+        .as_str()
+        .unwrap();
+    assert!(repair.contains("`comments[0].line`"), "{repair}");
+    let writes = gh.take_writes();
+    assert!(
+        writes_to(&writes, "POST", "/reviews").is_empty(),
+        "nothing half-made is posted"
+    );
+    let run = only_check_run(&gh);
+    assert_eq!(run["status"], "completed");
+    assert_eq!(run["conclusion"], "failure");
+    assert_eq!(run["output"]["title"], "Review failed");
+    let summary = run["output"]["summary"].as_str().unwrap();
+    assert!(
+        summary.contains("malformed again after one correction"),
+        "{summary}"
+    );
+    assert!(summary.contains("unknown field `verdict`"), "{summary}");
+    assert_eq!(
+        app.store().review_runs(REPO, PR).await.unwrap()[0].state,
+        "failed"
+    );
+    llm.assert_clean();
+}
+
+#[tokio::test]
+async fn a_push_is_reviewed_incrementally_and_a_finding_is_not_posted_twice() {
+    let (gh, llm) = world().await;
+    let same = finding("src/retry.rs", 5, "major", "This overflows at 64 attempts.");
+    llm.script([submit("First look.", vec![same.clone()])]);
+    let app = start(&gh, &llm).await;
+    deliver_pr(&app, "opened", HEAD1).await;
+    app.wait_for_jobs(1).await;
+    gh.take_writes();
+
+    // A push adds a file; the old change is untouched.
+    let mut all = pr_files();
+    all.push(("src/jitter.rs".into(), JITTER_PATCH.into()));
+    gh.push(
+        PR,
+        HEAD2,
+        vec![("src/jitter.rs".into(), JITTER_PATCH.into())],
+        all,
+    );
+    llm.script([submit(
+        "Adds jitter.",
+        vec![
+            same.clone(),
+            finding(
+                "src/jitter.rs",
+                2,
+                "major",
+                "`fastrand::u64(..0)` panics when `d` < 2.",
+            ),
+        ],
+    )]);
+    deliver_pr(&app, "synchronize", HEAD2).await;
+    app.wait_for_jobs(2).await;
+    let second = prompt(&llm, 1);
+    assert!(second.contains("incremental review"), "{second}");
+    assert!(second.contains("+pub fn jitter(d: u64) -> u64 {"));
+    assert!(
+        !second.contains("2u64.pow(attempt)"),
+        "only the new commit's changes are sent"
+    );
+    let writes = gh.take_writes();
+    let review = &writes_to(&writes, "POST", "/reviews")[0].body;
+    let comments = review["comments"].as_array().unwrap();
+    assert_eq!(
+        comments.len(),
+        1,
+        "the repeated finding is not posted again: {comments:#?}"
+    );
+    assert_eq!(comments[0]["path"], "src/jitter.rs");
+    assert!(review["body"]
+        .as_str()
+        .unwrap()
+        .contains("1 finding(s) already posted earlier, not repeated"));
+    assert_eq!(gh.review_comments(PR).len(), 2);
+    let runs = app.store().review_runs(REPO, PR).await.unwrap();
+    assert_eq!(runs[1].base_sha.as_deref(), Some(HEAD1));
+
+    // A force-push rewrites the reviewed commits: a full review.
+    gh.force_push(PR, HEAD3, pr_files());
+    llm.script([submit("Whole thing again.", vec![])]);
+    deliver_pr(&app, "synchronize", HEAD3).await;
+    app.wait_for_jobs(3).await;
+    let third = prompt(&llm, 2);
+    assert!(!third.contains("incremental review"));
+    assert!(third.contains("2u64.pow(attempt)"), "the whole diff");
+    let writes = gh.take_writes();
+    let body = writes_to(&writes, "POST", "/reviews")[0].body["body"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        body.contains("no longer in this branch's history"),
+        "{body}"
+    );
+    let last = gh
+        .check_runs()
+        .into_values()
+        .max_by_key(|r| r["id"].as_u64())
+        .unwrap();
+    assert_eq!(last["conclusion"], "success", "nothing to report");
+    llm.assert_clean();
+}
+
+#[tokio::test]
+async fn drafts_and_bot_pull_requests_are_skipped_unless_the_config_says_otherwise() {
+    let (gh, llm) = world().await;
+    let app = start(&gh, &llm).await;
+    gh.inner
+        .lock()
+        .unwrap()
+        .threads
+        .get_mut(&PR)
+        .unwrap()
+        .pull
+        .as_mut()
+        .unwrap()
+        .draft = true;
+    deliver_pr(&app, "opened", HEAD1).await;
+    app.wait_for_jobs(1).await;
+    {
+        let mut inner = gh.inner.lock().unwrap();
+        let t = inner.threads.get_mut(&PR).unwrap();
+        t.pull.as_mut().unwrap().draft = false;
+        t.author = "dependabot[bot]".into();
+        t.author_type = "Bot".into();
+    }
+    deliver_pr(&app, "reopened", HEAD1).await;
+    app.wait_for_jobs(2).await;
+    assert!(gh.take_writes().is_empty(), "no check run, no review");
+    assert!(llm.requests().is_empty(), "no model call");
+    assert!(app.store().review_runs(REPO, PR).await.unwrap().is_empty());
+
+    // The repository opts in to bots: now it is reviewed.
+    gh.file("main", ".github/agentic.yml", "review:\n  bots: true\n");
+    llm.script([submit("Dependency bump.", vec![])]);
+    let app2 = start(&gh, &llm).await;
+    deliver_pr(&app2, "synchronize", HEAD1).await;
+    app2.wait_for_jobs(1).await;
+    assert_eq!(gh.reviews(PR).len(), 1);
+    gh.take_writes();
+    llm.assert_clean();
+}
+
+#[tokio::test]
+async fn the_config_comes_from_the_default_branch_never_from_the_pull_request() {
+    let (gh, llm) = world().await;
+    // The pull request's head turns auto-review off: it is not heeded.
+    gh.file(HEAD1, ".github/agentic.yml", "review:\n  auto: false\n");
+    llm.script([submit("Fine.", vec![])]);
+    let app = start(&gh, &llm).await;
+    deliver_pr(&app, "opened", HEAD1).await;
+    app.wait_for_jobs(1).await;
+    assert_eq!(gh.reviews(PR).len(), 1);
+    assert!(
+        gh.requests()
+            .iter()
+            .all(|(_, p)| !p.contains(".github/agentic.yml?ref=")),
+        "the config is read without a ref (the default branch)"
+    );
+    gh.take_writes();
+    llm.assert_clean();
+}
+
+#[tokio::test]
+async fn a_broken_config_is_said_once_on_the_pull_request_and_the_defaults_are_used() {
+    let (gh, llm) = world().await;
+    gh.file(
+        "main",
+        ".github/agentic.yml",
+        "review:\n  auto: true\n  max_coments: 3\n",
+    );
+    llm.script([submit("Fine.", vec![]), submit("Still fine.", vec![])]);
+    let app = start(&gh, &llm).await;
+    deliver_pr(&app, "opened", HEAD1).await;
+    app.wait_for_jobs(1).await;
+    let said = gh.comments(PR);
+    assert_eq!(said.len(), 1);
+    assert!(
+        said[0].body.contains("line 3") && said[0].body.contains("`review.max_coments`"),
+        "{}",
+        said[0].body
+    );
+    assert!(said[0].body.contains("I am using the defaults"));
+    assert_eq!(gh.reviews(PR).len(), 1, "reviewed with the defaults");
+    // A re-run does not say it again.
+    let mut all = pr_files();
+    all.push(("src/jitter.rs".into(), JITTER_PATCH.into()));
+    gh.push(
+        PR,
+        HEAD2,
+        vec![("src/jitter.rs".into(), JITTER_PATCH.into())],
+        all,
+    );
+    deliver_pr(&app, "synchronize", HEAD2).await;
+    app.wait_for_jobs(2).await;
+    assert_eq!(gh.comments(PR).len(), 1);
+    assert_eq!(gh.reviews(PR).len(), 2);
+    gh.take_writes();
+    llm.assert_clean();
+}
+
+#[tokio::test]
+async fn a_diff_over_the_budget_is_trimmed_and_what_was_left_out_is_listed() {
+    let (gh, llm) = world().await;
+    let mut files = pr_files();
+    for i in 0..300 {
+        files.push((
+            format!("docs/runbook/page_{i:03}.md"),
+            format!("@@ -0,0 +1,2 @@\n+# Page {i}\n+Restart the workers."),
+        ));
+    }
+    gh.inner
+        .lock()
+        .unwrap()
+        .threads
+        .get_mut(&PR)
+        .unwrap()
+        .pull
+        .as_mut()
+        .unwrap()
+        .files = files;
+    llm.script([submit("Partial.", vec![])]);
+    let app = TestApp::start(
+        app_options(&gh, &llm)
+            .var("AGENTIC_REVIEW_DIFF_TOKENS", "2000")
+            .var("AGENTIC_REVIEW_MAX_TOKENS", "8000"),
+    )
+    .await;
+    deliver_pr(&app, "opened", HEAD1).await;
+    app.wait_for_jobs(1).await;
+    let writes = gh.take_writes();
+    let body = writes_to(&writes, "POST", "/reviews")[0].body["body"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        body.contains("did not fit in this review's budget"),
+        "{body}"
+    );
+    let first = prompt(&llm, 0);
+    let tokens = agentic::review::tokenizer("test-model").count_ordinary(&first);
+    assert!(
+        tokens < 4000,
+        "the prompt stays near its budget: {tokens} tokens"
+    );
+    assert!(
+        first.contains("+    Duration::from_millis"),
+        "code goes before documentation"
+    );
+    assert!(
+        first.contains("did not fit in this review's budget"),
+        "the model is told too"
+    );
+    llm.assert_clean();
+}
+
+#[tokio::test]
+async fn a_push_during_a_review_supersedes_it_and_its_check_run_is_cancelled() {
+    let (gh, llm) = world().await;
+    llm.script([
+        Step::Slow(Duration::from_secs(3), String::new()),
+        submit("The newer head.", vec![]),
+    ]);
+    let app = TestApp::start(
+        app_options(&gh, &llm)
+            .var("AGENTIC_WORKER_CONCURRENCY", "2")
+            .var("AGENTIC_MAX_JOBS_PER_INSTALLATION", "2"),
+    )
+    .await;
+    deliver_pr(&app, "opened", HEAD1).await;
+    // The first review is thinking when the push comes.
+    support::wait_until("the first review to start", || async {
+        (!gh.check_runs().is_empty()).then_some(())
+    })
+    .await;
+    let mut all = pr_files();
+    all.push(("src/jitter.rs".into(), JITTER_PATCH.into()));
+    gh.push(
+        PR,
+        HEAD2,
+        vec![("src/jitter.rs".into(), JITTER_PATCH.into())],
+        all,
+    );
+    deliver_pr(&app, "synchronize", HEAD2).await;
+    app.wait_for_jobs(2).await;
+    let runs = gh.check_runs();
+    assert_eq!(runs.len(), 2);
+    let mut by_head: Vec<(String, String)> = runs
+        .values()
+        .map(|r| {
+            (
+                r["head_sha"].as_str().unwrap().to_string(),
+                r["conclusion"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect();
+    by_head.sort();
+    assert_eq!(
+        by_head,
+        [
+            (HEAD1.to_string(), "cancelled".to_string()),
+            (HEAD2.to_string(), "success".to_string())
+        ]
+    );
+    let reviews = gh.reviews(PR);
+    assert_eq!(reviews.len(), 1, "only the newer head is reviewed");
+    assert_eq!(reviews[0]["commit_id"], HEAD2);
+    let states: Vec<String> = app
+        .store()
+        .review_runs(REPO, PR)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.state)
+        .collect();
+    assert_eq!(states, ["cancelled", "done"]);
+    gh.take_writes();
+}
+
+#[tokio::test]
+async fn the_rerun_button_and_rerequest_start_a_full_review_for_those_allowed() {
+    let (gh, llm) = world().await;
+    llm.script([
+        submit("First.", vec![]),
+        submit("Again.", vec![]),
+        submit("Third.", vec![]),
+    ]);
+    let app = start(&gh, &llm).await;
+    deliver_pr(&app, "opened", HEAD1).await;
+    app.wait_for_jobs(1).await;
+    let id = *gh.check_runs().keys().next().unwrap();
+    gh.take_writes();
+
+    let press = |action: &'static str, who: &'static str, app_id: u64| {
+        let body = check_run_event(action, id, who, app_id);
+        let app = &app;
+        async move {
+            let res = app.deliver("check_run", &delivery_id(), &body).await;
+            assert_eq!(res.status(), 202);
+        }
+    };
+    press("requested_action", "bob-reviewer", APP_ID).await;
+    app.wait_for_jobs(2).await;
+    assert_eq!(
+        gh.reviews(PR).len(),
+        2,
+        "the button reviews again (a full review)"
+    );
+    press("rerequested", "tina-triage", APP_ID).await;
+    app.wait_for_jobs(3).await;
+    assert_eq!(gh.reviews(PR).len(), 3);
+    assert!(prompt(&llm, 2).contains("2u64.pow(attempt)"));
+    // Someone with only read, and another App's check run: nothing.
+    press("rerequested", "carol-reader", APP_ID).await;
+    press("rerequested", "bob-reviewer", 999).await;
+    app.wait_for_jobs(5).await;
+    assert_eq!(gh.reviews(PR).len(), 3);
+    assert_eq!(gh.check_runs().len(), 3);
+    gh.take_writes();
+    llm.assert_clean();
+}
+
+#[tokio::test]
+async fn review_on_command_needs_triage_and_reviews_whatever_the_config() {
+    let (gh, llm) = world().await;
+    gh.file("main", ".github/agentic.yml", "review:\n  auto: false\n");
+    let app = start(&gh, &llm).await;
+    say(&app, PR, 700001, "carol-reader", "/agentic review").await;
+    app.wait_for_jobs(1).await;
+    let said = gh.comments(PR);
+    assert_eq!(said.len(), 1);
+    assert!(
+        said[0].body.contains("needs the **triage** role"),
+        "{}",
+        said[0].body
+    );
+    assert!(gh.reviews(PR).is_empty());
+    gh.take_writes();
+
+    llm.script([submit(
+        "On request.",
+        vec![finding("src/retry.rs", 5, "major", "Overflows.")],
+    )]);
+    say(&app, PR, 700002, "tina-triage", "/agentic review").await;
+    app.wait_for_jobs(2).await;
+    assert_eq!(gh.reviews(PR).len(), 1, "{:#?}", gh.comments(PR));
+    let reply = gh.comments(PR).last().unwrap().body.clone();
+    assert!(
+        reply.starts_with("Reviewed `44aa000`: 1 finding(s), 1 of them as inline comments."),
+        "{reply}"
+    );
+    gh.take_writes();
+    llm.assert_clean();
+}
+
+#[tokio::test]
+async fn describe_writes_its_section_twice_without_touching_the_authors_text() {
+    let (gh, llm) = world().await;
+    llm.script([
+        Step::Answer("Backoff doubles on each attempt.".into()),
+        Step::Answer("Backoff doubles, capped at ten attempts.".into()),
+    ]);
+    let app = start(&gh, &llm).await;
+    say(&app, PR, 700010, "tina-triage", "/agentic describe").await;
+    app.wait_for_jobs(1).await;
+    assert!(gh.comments(PR)[0].body.contains("needs the **write** role"));
+    assert_eq!(gh.body(PR), "Backoff doubles now.");
+    say(&app, PR, 700011, "bob-reviewer", "/agentic describe").await;
+    app.wait_for_jobs(2).await;
+    let first = gh.body(PR);
+    assert!(gh.comments(PR).len() == 2, "{:#?}", gh.comments(PR));
+    assert!(
+        first.starts_with("Backoff doubles now.\n\n<!-- agentic:describe:start -->"),
+        "{first}"
+    );
+    assert!(first.contains("Backoff doubles on each attempt."));
+    // The author edits their part; a second describe replaces only ours.
+    let edited = first.replace("Backoff doubles now.", "Backoff doubles now. Fixes #12.");
+    gh.inner.lock().unwrap().threads.get_mut(&PR).unwrap().body = format!("{edited}\n\nThanks!");
+    say(&app, PR, 700012, "bob-reviewer", "/agentic describe").await;
+    app.wait_for_jobs(3).await;
+    let second = gh.body(PR);
+    assert!(
+        second.starts_with("Backoff doubles now. Fixes #12.\n\n<!-- agentic:describe:start -->")
+    );
+    assert!(second.contains("capped at ten attempts") && !second.contains("on each attempt"));
+    assert!(
+        second.ends_with("<!-- agentic:describe:end -->\n\nThanks!"),
+        "{second}"
+    );
+    assert_eq!(second.matches("agentic:describe:start").count(), 1);
+    gh.take_writes();
+    llm.assert_clean();
+}
+
+#[tokio::test]
+async fn a_review_posted_but_not_recorded_is_not_posted_again() {
+    let (gh, llm) = world().await;
+    // GitHub takes the review, but the answer is lost (as when the process
+    // dies right after the POST): the retry finds it by its mark.
+    gh.inject(Failure {
+        method: "POST".into(),
+        path_prefix: format!("/repos/{REPO}/pulls/{PR}/reviews"),
+        status: 502,
+        retry_after: 0,
+        after_doing: true,
+    });
+    llm.script([submit(
+        "Once.",
+        vec![finding("src/retry.rs", 5, "major", "Overflows.")],
+    )]);
+    let app = start(&gh, &llm).await;
+    deliver_pr(&app, "opened", HEAD1).await;
+    let jobs = app.wait_for_jobs(1).await;
+    assert_eq!(jobs[0].state, "done", "{jobs:?}");
+    assert_eq!(gh.reviews(PR).len(), 1, "one review");
+    assert_eq!(gh.review_comments(PR).len(), 1);
+    let run = only_check_run(&gh);
+    assert_eq!(run["status"], "completed");
+    let runs = app.store().review_runs(REPO, PR).await.unwrap();
+    assert_eq!(runs[0].state, "done");
+    assert_eq!(runs[0].review_id, gh.reviews(PR)[0]["id"].as_u64());
+    assert!(BOT.ends_with("[bot]"));
+    gh.take_writes();
+    llm.assert_clean();
+}
