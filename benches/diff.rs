@@ -1,4 +1,5 @@
-//! Patch parsing and line validation on a real diff of 4,863 lines
+//! Patch parsing, line validation and prompt assembly (with o200k_base
+//! token counting) on a real diff of 4,863 lines
 //! (`fixtures/diffs/pip-23.2.1-to-26.3.diff`: six files, 3,900 lines of
 //! them one file's change). Our own work per review should be a few
 //! milliseconds, negligible next to the model.
@@ -41,5 +42,42 @@ fn parse_and_validate(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, parse_and_validate);
+fn assemble_prompt(c: &mut Criterion) {
+    let files: Vec<agentic::review::ChangedFile> = split_git_diff(&diff_text())
+        .into_iter()
+        .map(|f| {
+            let (additions, deletions) = f
+                .patch
+                .as_deref()
+                .and_then(|p| Patch::parse(p).ok())
+                .map_or((0, 0), |p| p.counts());
+            agentic::review::ChangedFile {
+                path: f.path,
+                status: "modified".into(),
+                previous_path: f.previous_path,
+                additions: additions as u64,
+                deletions: deletions as u64,
+                patch: f.patch,
+            }
+        })
+        .collect();
+    let ignore = agentic::repo_config::RepoConfig::default().ignored();
+    let bpe = agentic::review::tokenizer("gpt-4o");
+    let fence = agentic::agent::tools::Fence::new();
+    // Warm the tokenizer once (its tables load on first use).
+    black_box(bpe.count_ordinary("warm"));
+    c.bench_function("assemble the prompt with token counting", |b| {
+        b.iter(|| {
+            black_box(agentic::review::assemble(
+                black_box(&files),
+                &ignore,
+                24_000,
+                bpe,
+                &fence,
+            ))
+        })
+    });
+}
+
+criterion_group!(benches, parse_and_validate, assemble_prompt);
 criterion_main!(benches);

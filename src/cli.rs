@@ -1,5 +1,5 @@
-//! The command line: `serve`, `replay`, `ask`, `manifest`, and the
-//! operator's `migrate`, `jobs` and `prune`.
+//! The command line: `serve`, `replay`, `ask`, `review`, `manifest`, and
+//! the operator's `migrate`, `jobs` and `prune`.
 
 use std::path::PathBuf;
 
@@ -56,6 +56,19 @@ pub enum Command {
         post: bool,
         /// The question.
         question: String,
+    },
+    /// Review a pull request from this machine, with the token in
+    /// GITHUB_TOKEN, as the App would; prints the review.
+    Review {
+        /// The repository, `owner/name`.
+        #[arg(long)]
+        repo: String,
+        /// The pull request number.
+        #[arg(long)]
+        number: u64,
+        /// Also post the review (event COMMENT, as the App does).
+        #[arg(long)]
+        post: bool,
     },
     /// Print the GitHub App manifest as JSON.
     Manifest {
@@ -147,6 +160,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             post,
             question,
         } => ask(repo, number, post, question).await,
+        Command::Review { repo, number, post } => review(repo, number, post).await,
         Command::Migrate => {
             let config = operator_config()?;
             let applied = Store::migrate(&config.database_url).await?;
@@ -167,13 +181,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             store.close().await;
             let verb = if dry_run { "would delete" } else { "deleted" };
             println!(
-                "{verb}: {} jobs, {} outputs, {} command claims, {} deliveries, {} audit records, {} idle rate limits",
+                "{verb}: {} jobs, {} outputs, {} command claims, {} deliveries, {} audit records, {} idle rate limits, {} review runs",
                 report.jobs,
                 report.outputs,
                 report.command_runs,
                 report.deliveries,
                 report.audit,
-                report.rate_limits
+                report.rate_limits,
+                report.reviews
             );
             Ok(())
         }
@@ -315,12 +330,20 @@ impl crate::agent::Progress for StderrProgress {
     }
 }
 
-async fn ask(repo: String, number: u64, post: bool, question: String) -> anyhow::Result<()> {
+/// What the `ask` and `review` commands share: a checked `owner/name`, a
+/// client for GITHUB_TOKEN, the settings, a redactor that knows the token,
+/// and the store (for the audit log).
+struct Local {
+    github: crate::github::GitHub,
+    config: Config,
+    redactor: Redactor,
+    store: Store,
+    login: String,
+}
+
+async fn local(repo: &str) -> anyhow::Result<Local> {
     if repo.split('/').count() != 2 || repo.split('/').any(str::is_empty) {
         anyhow::bail!("--repo must be `owner/name`, not `{repo}`");
-    }
-    if question.trim().is_empty() {
-        anyhow::bail!("the question is empty");
     }
     let token = std::env::var("GITHUB_TOKEN")
         .ok()
@@ -334,10 +357,150 @@ async fn ask(repo: String, number: u64, post: bool, question: String) -> anyhow:
     let github =
         crate::github::with_token(&config.github_api_url, secrecy::SecretString::from(token))?;
     let store = Store::open(&config.database_url).await?;
+    Ok(Local {
+        github,
+        config,
+        redactor,
+        store,
+        login: std::env::var("USER").unwrap_or_else(|_| "cli".into()),
+    })
+}
+
+async fn review(repo: String, number: u64, post: bool) -> anyhow::Result<()> {
+    use crate::handlers::review as flow;
+    let Local {
+        github,
+        config,
+        redactor,
+        store,
+        login,
+    } = local(&repo).await?;
+    eprintln!("… reading {repo}#{number}");
+    let pr = github.pull_request(&repo, number).await?;
+    let settings = match github.file(&repo, crate::repo_config::PATH, None).await? {
+        None => crate::repo_config::RepoConfig::default(),
+        Some((text, _)) => crate::repo_config::RepoConfig::parse(&text).unwrap_or_else(|what| {
+            eprintln!("warning: {}", crate::repo_config::ConfigProblem { what });
+            crate::repo_config::RepoConfig::default()
+        }),
+    };
+    let files: Vec<crate::review::ChangedFile> = github
+        .pull_files(&repo, number)
+        .await?
+        .into_iter()
+        .map(Into::into)
+        .collect();
+    let scope = flow::Scope {
+        files: files.clone(),
+        base: None,
+        note: None,
+    };
+    let fence = crate::agent::tools::Fence::new();
+    let llm = crate::agent::llm::Llm::new(&config);
+    let assembled = crate::review::assemble(
+        &files,
+        &settings.ignored(),
+        config.review_diff_tokens,
+        crate::review::tokenizer(&llm.model),
+        &fence,
+    );
+    eprintln!(
+        "… reviewing {} of {} changed file(s) at {} ({} tokens of diff)",
+        assembled.included.len(),
+        files.len(),
+        &pr.head.sha[..pr.head.sha.len().min(7)],
+        assembled.tokens
+    );
+    if assembled.included.is_empty() {
+        println!(
+            "Nothing to review.\n\n{}",
+            crate::review::omissions(&assembled.omitted)
+        );
+        store.close().await;
+        return Ok(());
+    }
+    let message = flow::review_message(&pr, &repo, &scope, &assembled, &settings, &fence);
+    let trace = crate::agent::Trace {
+        store: &store,
+        job_id: None,
+        delivery_id: None,
+        actor: Some(format!("cli:{login}")),
+        redactor: &redactor,
+    };
+    let budget = crate::agent::Budget {
+        max_tokens: config.review_max_tokens,
+        ..crate::agent::Budget::from_config(&config)
+    };
+    let submission = flow::think(
+        &llm,
+        &github,
+        budget,
+        &repo,
+        &pr,
+        message,
+        fence,
+        &trace,
+        &mut StderrProgress,
+    )
+    .await?
+    .map_err(|reason| anyhow::anyhow!("the review could not be completed: {reason}"))?;
+    let posted = flow::fingerprints_on_github(&github, &repo, number).await?;
+    let plan = crate::review::plan(
+        submission.comments.clone(),
+        &flow::patches_of(&files),
+        &settings.review,
+        &posted,
+    );
+    let body = redactor
+        .redact(&flow::review_body(
+            &submission,
+            &plan,
+            &scope,
+            &assembled,
+            None,
+        ))
+        .into_owned();
+    println!("{body}");
+    for c in &plan.inline {
+        let lines = match c.start_line {
+            Some(s) if s < c.line => format!("{s}-{}", c.line),
+            _ => c.line.to_string(),
+        };
+        println!("\n--- {}:{lines}\n{}", c.path, redactor.redact(&c.body));
+    }
+    if post {
+        let comments: Vec<serde_json::Value> = plan
+            .inline
+            .iter()
+            .map(|c| {
+                let mut v = c.to_json();
+                v["body"] = serde_json::json!(redactor.redact(&c.body));
+                v
+            })
+            .collect();
+        let id = github
+            .create_review(&repo, number, &pr.head.sha, &body, &comments)
+            .await?;
+        eprintln!("posted review {id}");
+    }
+    store.close().await;
+    Ok(())
+}
+
+async fn ask(repo: String, number: u64, post: bool, question: String) -> anyhow::Result<()> {
+    if question.trim().is_empty() {
+        anyhow::bail!("the question is empty");
+    }
+    let Local {
+        github,
+        config,
+        redactor,
+        store,
+        login,
+    } = local(&repo).await?;
     eprintln!("… reading {repo}#{number}");
     let issue = github.issue(&repo, number).await?;
     let llm = crate::agent::llm::Llm::new(&config);
-    let login = std::env::var("USER").unwrap_or_else(|_| "cli".into());
     let q = crate::handlers::ask::Question {
         repo: &repo,
         number,

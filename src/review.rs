@@ -351,6 +351,8 @@ pub enum Omission {
     OverBudget(usize),
     /// Only removed: nothing on the new side to comment on.
     Deleted,
+    /// Renamed (or copied) without a change to its content.
+    Unchanged,
 }
 
 impl Omission {
@@ -363,6 +365,7 @@ impl Omission {
                 format!("did not fit in this review's budget ({tokens} tokens)")
             }
             Omission::Deleted => "deleted".into(),
+            Omission::Unchanged => "renamed without changes".into(),
         }
     }
 }
@@ -427,6 +430,8 @@ pub fn assemble(
             Some(Omission::Ignored)
         } else if f.status == "removed" {
             Some(Omission::Deleted)
+        } else if f.patch.is_none() && f.additions + f.deletions == 0 && f.previous_path.is_some() {
+            Some(Omission::Unchanged)
         } else {
             match &f.patch {
                 None => Some(Omission::NoPatch),
@@ -682,5 +687,65 @@ mod tests {
             render_body(&f, "ab").contains("```suggestion\n```"),
             "an empty block deletes the lines"
         );
+    }
+
+    fn changed(path: &str, status: &str, patch: Option<&str>) -> ChangedFile {
+        let (additions, deletions) = patch
+            .and_then(|p| Patch::parse(p).ok())
+            .map_or((0, 0), |p| p.counts());
+        ChangedFile {
+            path: path.into(),
+            status: status.into(),
+            previous_path: (status == "renamed").then(|| format!("old/{path}")),
+            additions: additions as u64,
+            deletions: deletions as u64,
+            patch: patch.map(str::to_string),
+        }
+    }
+
+    #[test]
+    fn assembly_leaves_out_what_it_must_and_names_why() {
+        let big: String = (0..400).map(|i| format!("+let x{i} = {i};\n")).collect();
+        let big = format!("@@ -0,0 +1,400 @@\n{big}");
+        let files = vec![
+            changed("README.md", "modified", Some("@@ -1 +1 @@\n-a\n+b")),
+            changed("Cargo.lock", "modified", Some(PATCH)),
+            changed("logo.png", "modified", None),
+            changed("src/gone.rs", "removed", Some("@@ -1 +0,0 @@\n-x")),
+            changed("src/moved.rs", "renamed", None),
+            changed("src/huge.rs", "added", Some(&big)),
+            changed("src/main.rs", "modified", Some(PATCH)),
+            changed("src/broken.rs", "modified", Some("@@ nonsense")),
+        ];
+        let ignore = crate::repo_config::RepoConfig::default().ignored();
+        let fence = crate::agent::tools::Fence::new();
+        let bpe = tokenizer("gpt-4o");
+        let out = assemble(&files, &ignore, 400, bpe, &fence);
+        assert_eq!(out.included, ["README.md", "src/main.rs"]);
+        assert!(out.tokens <= 400 && out.tokens == bpe.count_ordinary(&out.text));
+        let why: Vec<(&str, String)> = out
+            .omitted
+            .iter()
+            .map(|(p, o)| (p.as_str(), o.describe()))
+            .collect();
+        assert_eq!(
+            why[0],
+            ("Cargo.lock", "matches `review.ignore`".to_string())
+        );
+        assert_eq!(why[1].0, "logo.png");
+        assert_eq!(why[2], ("src/gone.rs", "deleted".to_string()));
+        assert_eq!(
+            why[3],
+            ("src/moved.rs", "renamed without changes".to_string())
+        );
+        assert_eq!(why[4].0, "src/huge.rs");
+        assert!(why[4].1.starts_with("did not fit"), "{why:?}");
+        assert!(
+            why[5].1.starts_with("its diff could not be read"),
+            "{why:?}"
+        );
+        // Code goes before documentation in the prompt.
+        assert!(out.text.find("src/main.rs").unwrap() < out.text.find("README.md").unwrap());
+        assert!(omissions(&out.omitted).starts_with("**Not reviewed (6 file(s))**"));
     }
 }

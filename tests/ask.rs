@@ -613,7 +613,7 @@ async fn progress_is_shown_in_the_same_comment_and_rate_limits_are_waited_out() 
     let tag = fence_tag(&llm.requests()[0]);
     assert!(
         diff.contains(&format!(
-            "<{tag} source=\"changed file and its diff\">\nfile: modules/batch/main.tf\nstatus: modified, +3 −1\n@@ -1,3 +1,3 @@"
+            "<{tag} source=\"changed file and its diff\">\nfile: modules/batch/main.tf\nstatus: modified, +1 −1\n@@ -1,3 +1,3 @@"
         )),
         "{diff}"
     );

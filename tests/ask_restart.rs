@@ -1,5 +1,6 @@
-//! The real binary killed with SIGKILL while `/agentic ask` waits for the
-//! model, then restarted: exactly one status comment, holding the answer.
+//! The real binary killed with SIGKILL while `/agentic ask` or a review
+//! waits for the model, then restarted: exactly one status comment holding
+//! the answer; exactly one review and one check run, completed.
 
 mod support;
 
@@ -116,5 +117,88 @@ async fn killed_mid_answer_and_restarted_leaves_one_comment_with_the_answer() {
     let edits: Vec<_> = writes.iter().filter(|w| w.method == "PATCH").collect();
     assert_eq!(edits.last().unwrap().body["body"], answered[0].body);
     assert_eq!(writes.len(), 1 + reactions + edits.len());
+    gh.assert_all_seen();
+}
+
+#[tokio::test]
+async fn killed_mid_review_and_restarted_posts_one_review_on_one_check_run() {
+    agentic::install_crypto_provider();
+    let gh = FakeGitHub::start().await;
+    let head = "44aa000000000000000000000000000000000001";
+    gh.thread(
+        44,
+        Thread {
+            title: "retry: exponential backoff".into(),
+            body: "b".into(),
+            author: "alice-ops".into(),
+            pull: Some(Pull {
+                head_sha: head.into(),
+                head_ref: "exp-backoff".into(),
+                base_ref: "main".into(),
+                files: vec![(
+                    "src/retry.rs".into(),
+                    "@@ -1,2 +1,2 @@\n fn a() {}\n-fn b() {}\n+fn b() { panic!() }".into(),
+                )],
+                ..Default::default()
+            }),
+            ..Default::default()
+        },
+    );
+    let llm = FakeLlm::start().await;
+    let submit = Step::Tool(
+        "submit_review",
+        json!({ "summary": "One risk.", "comments": [{ "path": "src/retry.rs", "line": 2, "severity": "major", "body": "`b` panics." }] }),
+    );
+    llm.script([Step::Stall(Duration::from_secs(20)), submit]);
+    let dir = tempfile::tempdir().unwrap();
+    let port = support::free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let http = reqwest::Client::new();
+    let mut child = spawn(dir.path(), port, &gh, &llm);
+    support::wait_healthy(&http, &base).await;
+    let mut event: serde_json::Value =
+        serde_json::from_slice(&support::fixture("pull_request.opened.json")).unwrap();
+    event["number"] = 44.into();
+    event["pull_request"]["number"] = 44.into();
+    event["pull_request"]["head"]["sha"] = head.into();
+    let body = serde_json::to_vec(&event).unwrap();
+    let res = support::post_delivery(
+        &http,
+        &base,
+        "pull_request",
+        &delivery_id(),
+        &body,
+        &sign(SECRET, &body),
+    )
+    .await;
+    assert_eq!(res.status(), 202);
+    wait_until("the model call to be in flight", || async {
+        (llm.requests().len() == 1).then_some(())
+    })
+    .await;
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(gh.check_runs().len(), 1, "the check run was started");
+
+    let mut child = spawn(dir.path(), port, &gh, &llm);
+    wait_until("the review after the restart", || async {
+        let done = gh.check_runs().values().all(|r| r["status"] == "completed");
+        (done && !gh.reviews(44).is_empty()).then_some(())
+    })
+    .await;
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(gh.reviews(44).len(), 1, "exactly one review");
+    assert_eq!(gh.review_comments(44).len(), 1);
+    let runs = gh.check_runs();
+    assert_eq!(
+        runs.len(),
+        1,
+        "the restarted run finished the same check run"
+    );
+    let run = runs.values().next().unwrap();
+    assert_eq!(run["conclusion"], "neutral");
+    assert_eq!(run["annotations"].as_array().unwrap().len(), 1);
+    gh.take_writes();
     gh.assert_all_seen();
 }

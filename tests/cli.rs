@@ -130,12 +130,14 @@ fn replay_runs_the_job_through_the_same_pipeline_and_dedupes() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(
         text(&out.stdout),
-        "delivery d-2 (pull_request opened)\n  job review for acme-platform/infra-live#42\n  job 1 review: done after 1 attempt(s)\n"
+        // The review runs for real: without an App there is no one to
+        // review as, and the replay says so.
+        "delivery d-2 (pull_request opened)\n  job review for acme-platform/infra-live#42\n  job 1 review: dead after 1 attempt(s): no GitHub App is configured\n"
     );
     let again = agentic(dir.path(), &args, &[("RUST_LOG", "off")]);
     assert!(text(&again.stdout)
         .contains("already stored: delivery d-2 was received before; nothing queued"));
-    assert!(text(&again.stdout).contains("job 1 review: done after 1 attempt(s)"));
+    assert!(text(&again.stdout).contains("job 1 review: dead after 1 attempt(s)"));
 }
 
 #[test]
@@ -233,6 +235,98 @@ async fn ask_from_the_command_line_prints_and_posts_the_answer() {
     llm.assert_clean();
 }
 
+#[tokio::test]
+async fn review_from_the_command_line_prints_the_review_and_posts_it_with_post() {
+    let gh = fake_github::FakeGitHub::start().await;
+    let token = "ghp_clitoken0123456789abcdefghijklmnopqr";
+    gh.accept_token(token);
+    let head = "44aa000000000000000000000000000000000001";
+    gh.thread(
+        44,
+        fake_github::Thread {
+            title: "retry".into(),
+            body: "b".into(),
+            author: "alice-ops".into(),
+            pull: Some(fake_github::Pull {
+                head_sha: head.into(),
+                head_ref: "x".into(),
+                base_ref: "main".into(),
+                files: vec![(
+                    "src/retry.rs".into(),
+                    "@@ -1,2 +1,2 @@\n fn a() {}\n-fn b() {}\n+fn b() { panic!() }".into(),
+                )],
+                ..Default::default()
+            }),
+            ..Default::default()
+        },
+    );
+    let llm = fake_llm::FakeLlm::start().await;
+    let submit = || {
+        fake_llm::Step::Tool(
+            "submit_review",
+            serde_json::json!({ "summary": "One risk.", "comments": [
+                { "path": "src/retry.rs", "line": 2, "severity": "major", "body": "`b` panics." },
+                { "path": "src/retry.rs", "line": 9, "severity": "minor", "body": "Off the diff." }
+            ] }),
+        )
+    };
+    llm.script([submit(), submit()]);
+    let dir = tempfile::tempdir().unwrap();
+    let (gh_url, llm_url) = (gh.url.clone(), llm.url.clone());
+    let path = dir.path().to_path_buf();
+    let run = move |post: bool| {
+        let (gh_url, llm_url, path) = (gh_url.clone(), llm_url.clone(), path.clone());
+        tokio::task::spawn_blocking(move || {
+            let mut args = vec![
+                "review",
+                "--repo",
+                "acme-platform/infra-live",
+                "--number",
+                "44",
+            ];
+            if post {
+                args.push("--post");
+            }
+            agentic(
+                &path,
+                &args,
+                &[
+                    ("GITHUB_TOKEN", token),
+                    ("AGENTIC_GITHUB_API_URL", &gh_url),
+                    ("OPENAI_BASE_URL", &llm_url),
+                    ("RUST_LOG", "off"),
+                ],
+            )
+        })
+    };
+    let out = run(false).await.unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let printed = text(&out.stdout);
+    assert!(printed.contains("One risk."), "{printed}");
+    assert!(
+        printed.contains("**Minor** `src/retry.rs` line 9 (line not in the diff): Off the diff."),
+        "{printed}"
+    );
+    assert!(
+        printed.contains("--- src/retry.rs:2\n**Major:** `b` panics."),
+        "{printed}"
+    );
+    assert!(gh.take_writes().is_empty(), "nothing posted without --post");
+
+    let out = run(true).await.unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let writes = gh.take_writes();
+    assert_eq!(writes.len(), 1);
+    assert_eq!(
+        writes[0].path,
+        "/repos/acme-platform/infra-live/pulls/44/reviews"
+    );
+    assert_eq!(writes[0].body["event"], "COMMENT");
+    assert_eq!(writes[0].body["comments"].as_array().unwrap().len(), 1);
+    gh.assert_all_seen();
+    llm.assert_clean();
+}
+
 #[test]
 fn ask_without_a_token_says_so() {
     let dir = tempfile::tempdir().unwrap();
@@ -266,7 +360,7 @@ async fn operators_migrate_list_retry_and_prune_on_both_backends() {
         assert!(out.status.success(), "{url}: {}", text(&out.stderr));
         assert_eq!(
             text(&out.stdout),
-            "applied 5 migration(s); the schema is up to date\n",
+            "applied 6 migration(s); the schema is up to date\n",
             "{url}"
         );
         let out = run(&["migrate"]);

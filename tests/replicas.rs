@@ -97,18 +97,18 @@ async fn three_replicas_on_one_postgres_run_every_job_once() {
     let mut a = replica(dir.path(), port_a, &db.url, &gh, &llm, &slow);
     let base_a = format!("http://127.0.0.1:{port_a}");
     wait_healthy(&http, &base_a).await;
-    let body = fixture("pull_request.opened.json");
+    let body = fixture("issues.opened.json");
     let res = post_delivery(
         &http,
         &base_a,
-        "pull_request",
-        "review-1",
+        "issues",
+        "task-1",
         &body,
         &sign(SECRET, &body),
     )
     .await;
     assert_eq!(res.status(), 202);
-    wait_until("the review to be running on A", || async {
+    wait_until("the task to be running on A", || async {
         (jobs(&pool).await.first()?.1 == "running").then_some(())
     })
     .await;
@@ -319,11 +319,11 @@ async fn while_the_database_is_away_intake_says_503_and_nothing_accepted_is_lost
             .var("AGENTIC_JOB_LEASE_SECS", "2"),
     )
     .await;
-    let body = fixture("pull_request.opened.json");
+    let body = fixture("issues.opened.json");
     let mut accepted = Vec::new();
     for _ in 0..5 {
         let id = delivery_id();
-        assert_eq!(app.deliver("pull_request", &id, &body).await.status(), 202);
+        assert_eq!(app.deliver("issues", &id, &body).await.status(), 202);
         accepted.push(id);
     }
     proxy.down.store(true, Ordering::SeqCst);
@@ -350,12 +350,7 @@ async fn while_the_database_is_away_intake_says_503_and_nothing_accepted_is_lost
             "the outage was never seen"
         );
         let id = delivery_id();
-        match app
-            .deliver("pull_request", &id, &body)
-            .await
-            .status()
-            .as_u16()
-        {
+        match app.deliver("issues", &id, &body).await.status().as_u16() {
             202 => {
                 accepted.push(id);
                 refused.clear();
@@ -368,7 +363,7 @@ async fn while_the_database_is_away_intake_says_503_and_nothing_accepted_is_lost
     wait_healthy(&app.http, &app.url).await;
     for _ in 0..5 {
         let id = delivery_id();
-        assert_eq!(app.deliver("pull_request", &id, &body).await.status(), 202);
+        assert_eq!(app.deliver("issues", &id, &body).await.status(), 202);
         accepted.push(id);
     }
     let jobs = app.wait_for_jobs(accepted.len()).await;

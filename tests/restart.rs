@@ -42,18 +42,11 @@ async fn sigkill_mid_job_then_restart_completes_every_job_once() {
     let mut child = spawn(dir.path(), port);
     support::wait_healthy(&http, &base).await;
 
-    let body = fixture("pull_request.synchronize.json");
+    let body = fixture("issues.opened.json");
     let ids: Vec<String> = (0..10).map(|_| delivery_id()).collect();
     for id in &ids {
-        let res = support::post_delivery(
-            &http,
-            &base,
-            "pull_request",
-            id,
-            &body,
-            &sign(SECRET, &body),
-        )
-        .await;
+        let res =
+            support::post_delivery(&http, &base, "issues", id, &body, &sign(SECRET, &body)).await;
         assert_eq!(res.status(), 202);
     }
     wait_until("jobs to be running", || async {

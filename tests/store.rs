@@ -395,6 +395,16 @@ async fn retention_prunes_what_is_old_and_finished_only() {
         }
         assert!(store.complete_job(&jobs[0]).await.unwrap());
         assert!(store.complete_job(&jobs[2]).await.unwrap());
+        // Two review runs, both untouched for 40 days: one ended, one
+        // still working (never pruned).
+        for (job, number) in [(1000, 1), (1001, 2)] {
+            store
+                .start_review(job, "acme/x", number, "abc", "auto")
+                .await
+                .unwrap();
+        }
+        let ended = store.review_runs("acme/x", 1).await.unwrap()[0].id;
+        store.finish_review(ended, "done", None).await.unwrap();
         // The first two deliveries came 40 days ago; the first job finished
         // 20 days ago (a retry); the audit records are 40 days old.
         let day = 24 * 3600 * 1000i64;
@@ -403,6 +413,7 @@ async fn retention_prunes_what_is_old_and_finished_only() {
             ("UPDATE jobs SET finished_at = finished_at - $1 WHERE delivery_id = 'old-done'", 20),
             ("UPDATE deliveries SET received_at = received_at - $1 WHERE id IN ('old-done', 'old-running')", 40),
             ("UPDATE audit SET at = at - $1", 40),
+            ("UPDATE reviews SET updated_at = updated_at - $1", 40),
         ] {
             sqlx::query(sql).bind(days * day).execute(&mut conn).await.unwrap();
         }
@@ -425,6 +436,9 @@ async fn retention_prunes_what_is_old_and_finished_only() {
             db.backend
         );
         assert!(done.audit >= 1, "{}", db.backend);
+        assert_eq!(done.reviews, 1, "{}", db.backend);
+        assert!(store.review_runs("acme/x", 1).await.unwrap().is_empty());
+        assert_eq!(store.review_runs("acme/x", 2).await.unwrap().len(), 1);
         let left: Vec<String> = store
             .jobs()
             .await
@@ -550,4 +564,98 @@ async fn replicas_starting_at_once_migrate_once() {
         0,
         "nothing left to apply"
     );
+}
+
+/// Review runs: a newer job's run supersedes an older one that is still
+/// working; an older job that starts late finds the newer run and stops; a
+/// retried job finds its own run; a run cancelled meanwhile cannot post.
+#[tokio::test]
+async fn review_runs_supersede_by_job_order_on_both_backends() {
+    use agentic::store::ReviewStart;
+    for db in test_dbs().await {
+        let store = open(&db).await;
+        let first = match store
+            .start_review(10, "acme/x", 7, "aaa", "auto")
+            .await
+            .unwrap()
+        {
+            ReviewStart::Started { run, superseded } => {
+                assert!(superseded.is_empty(), "{}", db.backend);
+                run
+            }
+            other => panic!("{}: {other:?}", db.backend),
+        };
+        store.set_review_check_run(first.id, 501).await.unwrap();
+        // The job retried: the same run again.
+        match store
+            .start_review(10, "acme/x", 7, "aaa", "auto")
+            .await
+            .unwrap()
+        {
+            ReviewStart::Started { run, .. } => assert_eq!(run.id, first.id, "{}", db.backend),
+            other => panic!("{}: {other:?}", db.backend),
+        }
+        // A newer push: the first run is superseded, with its check run.
+        let second = match store
+            .start_review(12, "acme/x", 7, "bbb", "auto")
+            .await
+            .unwrap()
+        {
+            ReviewStart::Started { run, superseded } => {
+                assert_eq!(superseded.len(), 1, "{}", db.backend);
+                assert_eq!(superseded[0].check_run_id, Some(501), "{}", db.backend);
+                run
+            }
+            other => panic!("{}: {other:?}", db.backend),
+        };
+        assert!(
+            !store.begin_review_post(first.id).await.unwrap(),
+            "{}: a cancelled run cannot post",
+            db.backend
+        );
+        // An older job that starts only now: the newer run wins.
+        match store
+            .start_review(11, "acme/x", 7, "aaa", "auto")
+            .await
+            .unwrap()
+        {
+            ReviewStart::Outdated { newer } => assert_eq!(newer.job_id, 12, "{}", db.backend),
+            other => panic!("{}: {other:?}", db.backend),
+        }
+        // Another pull request is not touched.
+        match store
+            .start_review(13, "acme/x", 8, "ccc", "auto")
+            .await
+            .unwrap()
+        {
+            ReviewStart::Started { superseded, .. } => assert!(superseded.is_empty()),
+            other => panic!("{}: {other:?}", db.backend),
+        }
+        assert!(store.begin_review_post(second.id).await.unwrap());
+        store
+            .record_review_posted(second.id, 9001, &["f1".into(), "f2".into()])
+            .await
+            .unwrap();
+        store.finish_review(second.id, "done", None).await.unwrap();
+        let last = store.last_review("acme/x", 7).await.unwrap().unwrap();
+        assert_eq!(
+            (last.head_sha.as_str(), last.review_id),
+            ("bbb", Some(9001))
+        );
+        let states: Vec<String> = store
+            .review_runs("acme/x", 7)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|r| r.state)
+            .collect();
+        assert_eq!(states, ["cancelled", "done", "cancelled"], "{}", db.backend);
+        assert_eq!(
+            store.review_fingerprints("acme/x", 7).await.unwrap().len(),
+            2,
+            "{}",
+            db.backend
+        );
+        store.close().await;
+    }
 }

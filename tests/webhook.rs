@@ -8,8 +8,10 @@ use support::{delivery_id, fixture, sign, Options, TestApp, SECRET};
 async fn valid_delivery_is_stored_queued_and_run() {
     let app = TestApp::start(Options::default()).await;
     let id = delivery_id();
+    // An infrastructure task: its workflow needs nothing from GitHub yet,
+    // so the job runs to the end on a server without an App.
     let res = app
-        .deliver("pull_request", &id, &fixture("pull_request.opened.json"))
+        .deliver("issues", &id, &fixture("issues.opened.json"))
         .await;
     assert_eq!(res.status(), 202);
     assert_eq!(res.text().await.unwrap(), "accepted\n");
@@ -20,15 +22,15 @@ async fn valid_delivery_is_stored_queued_and_run() {
         .await
         .unwrap()
         .expect("delivery stored");
-    assert_eq!(stored.event, "pull_request");
+    assert_eq!(stored.event, "issues");
     assert_eq!(stored.action.as_deref(), Some("opened"));
     assert_eq!(stored.installation_id, Some(48151623));
     assert_eq!(stored.repo.as_deref(), Some("acme-platform/infra-live"));
     assert_eq!(stored.outcome, "accepted");
 
     let jobs = app.wait_for_jobs(1).await;
-    assert_eq!(jobs[0].kind, "review");
-    assert_eq!(jobs[0].subject, "acme-platform/infra-live#42");
+    assert_eq!(jobs[0].kind, "infra_task");
+    assert_eq!(jobs[0].subject, "acme-platform/infra-live#57");
     assert_eq!(jobs[0].state, "done");
     assert_eq!(jobs[0].attempts, 1);
     assert_eq!(
@@ -334,8 +336,8 @@ async fn every_fixture_is_answered_2xx_and_becomes_the_right_job() {
     }
     let jobs = app.wait_for_jobs(expected_jobs).await;
     for job in &jobs {
-        if job.kind == "command" {
-            // Commands talk to GitHub; this server has no App configured.
+        if job.kind == "command" || job.kind == "review" {
+            // These talk to GitHub; this server has no App configured.
             assert_eq!(
                 (job.state.as_str(), job.last_error.as_deref()),
                 ("dead", Some("no GitHub App is configured"))
@@ -376,13 +378,13 @@ async fn concurrent_deliveries_are_all_stored_once() {
     // 600 at once, more than the cap on deliveries in flight: the burst
     // waits its turn rather than being refused.
     let app = TestApp::start(Options::default()).await;
-    let body = fixture("pull_request.synchronize.json");
+    let body = fixture("issues.opened.json");
     let ids: Vec<String> = (0..300).map(|_| delivery_id()).collect();
     // Every id twice, all at once: group commit must still dedupe exactly.
     let requests = ids
         .iter()
         .chain(ids.iter())
-        .map(|id| app.deliver("pull_request", id, &body));
+        .map(|id| app.deliver("issues", id, &body));
     let responses = futures::future::join_all(requests).await;
     assert!(responses.iter().all(|r| r.status() == 202));
     assert_eq!(app.store().delivery_count().await.unwrap(), 300);
@@ -401,12 +403,8 @@ async fn health_and_metrics() {
         .await
         .unwrap();
     assert_eq!(health.status(), 200);
-    app.deliver(
-        "pull_request",
-        &delivery_id(),
-        &fixture("pull_request.opened.json"),
-    )
-    .await;
+    app.deliver("issues", &delivery_id(), &fixture("issues.opened.json"))
+        .await;
     app.deliver("push", &delivery_id(), &fixture("push.json"))
         .await;
     app.deliver_signed("push", &delivery_id(), b"{}", "sha256=00")
@@ -427,7 +425,7 @@ async fn health_and_metrics() {
         "agentic_webhook_deliveries_total{outcome=\"duplicate\"} 0",
         "agentic_jobs{state=\"done\"} 1",
         "agentic_jobs{state=\"queued\"} 0",
-        "agentic_job_attempts_total{kind=\"review\",result=\"done\"} 1",
+        "agentic_job_attempts_total{kind=\"infra_task\",result=\"done\"} 1",
         "agentic_webhook_intake_duration_seconds_count 2",
     ] {
         assert!(text.contains(line), "missing `{line}` in:\n{text}");

@@ -95,14 +95,12 @@ async fn a_job_whose_worker_keeps_dying_is_given_up() {
     app.stop().await;
 }
 
-/// Deliver one pull request and wait until its job is running.
+/// Deliver one issue (an infrastructure task, whose workflow does not
+/// exist yet: it only takes `AGENTIC_TEST_JOB_DELAY_MS`) and wait until
+/// its job is running.
 async fn start_one_job(app: &TestApp) {
-    app.deliver(
-        "pull_request",
-        &delivery_id(),
-        &fixture("pull_request.opened.json"),
-    )
-    .await;
+    app.deliver("issues", &delivery_id(), &fixture("issues.opened.json"))
+        .await;
     support::wait_until("the job to start", || async {
         let jobs = app.store().jobs().await.unwrap();
         (jobs.first().map(|j| j.state.as_str()) == Some("running")).then_some(())

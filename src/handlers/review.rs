@@ -832,7 +832,7 @@ async fn scope(
 }
 
 /// Fingerprints in inline comments this App posted on the pull request.
-async fn fingerprints_on_github(
+pub async fn fingerprints_on_github(
     github: &GitHub,
     repo: &str,
     number: u64,

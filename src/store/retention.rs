@@ -35,6 +35,8 @@ pub struct PruneReport {
     pub deliveries: u64,
     pub audit: u64,
     pub rate_limits: u64,
+    /// Review runs that ended and were not touched since.
+    pub reviews: u64,
 }
 
 impl Store {
@@ -115,6 +117,36 @@ impl Store {
                     tokio::time::sleep(pause).await;
                 }
             }
+        }
+        if retention.days > 0 {
+            let before = now - i64::from(retention.days) * DAY_MS;
+            // A run still working is never pruned, however old.
+            report.reviews = if dry_run {
+                self.count(
+                    "SELECT COUNT(*) FROM reviews WHERE updated_at < $1 AND state NOT IN ('running', 'posting')",
+                    &[before],
+                )
+                .await?
+            } else {
+                let mut total = 0;
+                loop {
+                    let n = self
+                        .delete(
+                            "DELETE FROM reviews WHERE id IN (
+                                 SELECT id FROM reviews WHERE updated_at < $1
+                                   AND state NOT IN ('running', 'posting') ORDER BY id LIMIT $2)",
+                            before,
+                            batch,
+                        )
+                        .await?;
+                    total += n;
+                    if n < batch as u64 {
+                        break;
+                    }
+                    tokio::time::sleep(pause).await;
+                }
+                total
+            };
         }
         if retention.audit_days > 0 {
             let before = now - i64::from(retention.audit_days) * DAY_MS;

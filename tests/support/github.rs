@@ -875,6 +875,34 @@ fn route(
             if annotations > 50 {
                 return unprocessable("Only 50 annotations may be sent in one request");
             }
+            if let Some(output) = json_body.get("output") {
+                if output["title"].as_str().is_none() || output["summary"].as_str().is_none() {
+                    return unprocessable("output needs a title and a summary");
+                }
+                if output["summary"]
+                    .as_str()
+                    .is_some_and(|s| s.chars().count() > 65_535)
+                {
+                    return unprocessable(
+                        "output.summary is too long (maximum is 65535 characters)",
+                    );
+                }
+            }
+            for a in json_body["output"]["annotations"]
+                .as_array()
+                .into_iter()
+                .flatten()
+            {
+                let (start, end) = (a["start_line"].as_u64(), a["end_line"].as_u64());
+                let level = a["annotation_level"].as_str().unwrap_or("");
+                let ok = a["path"].as_str().is_some_and(|p| !p.is_empty())
+                    && a["message"].as_str().is_some()
+                    && ["notice", "warning", "failure"].contains(&level)
+                    && matches!((start, end), (Some(s), Some(e)) if s >= 1 && s <= e);
+                if !ok {
+                    return unprocessable("annotations need path, start_line <= end_line, annotation_level and message");
+                }
+            }
             let status = json_body["status"].as_str();
             if status == Some("completed") && json_body["conclusion"].as_str().is_none() {
                 return unprocessable("conclusion is required when status is completed");
