@@ -182,26 +182,15 @@ impl StatusComment {
     /// comments of this App's bot user. A marker anyone else wrote is not
     /// ours, and leads to a new comment.
     async fn find_posted(&mut self) -> Result<Option<u64>, OutputError> {
-        // Our bot's login; if GitHub will not say, any App's bot user (an
-        // outsider cannot write as one: installing an App takes an admin).
-        let bot = match self.github.bot_login().await {
-            Ok(Some(login)) => Some(login),
-            Ok(None) => return Ok(None),
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot learn the App's bot login; trusting bot users only");
-                None
-            }
-        };
+        let own = self.github.own().await;
+        if own == crate::github::Own::Anyone {
+            // A personal token has no bot user to recover comments of.
+            return Ok(None);
+        }
         let marker = marker(self.job_id);
         let comments = self.github.comments(&self.repo, self.number).await?;
         let ours = comments.iter().rev().find(|c| {
-            c.user.as_ref().is_some_and(|u| {
-                u.kind == "Bot"
-                    && match &bot {
-                        Some(login) => u.login == *login,
-                        None => u.login.ends_with("[bot]"),
-                    }
-            }) && c.body.as_deref().is_some_and(|b| b.contains(&marker))
+            own.wrote(c.user.as_ref()) && c.body.as_deref().is_some_and(|b| b.contains(&marker))
         });
         match ours {
             Some(c) => {

@@ -815,3 +815,38 @@ async fn a_review_posted_but_not_recorded_is_not_posted_again() {
     gh.take_writes();
     llm.assert_clean();
 }
+
+#[tokio::test]
+async fn reviews_work_when_github_will_not_say_who_the_bot_is() {
+    let (gh, llm) = world().await;
+    // `GET /app` answers 404: the bot's own comments are then any bot's.
+    gh.inner.lock().unwrap().hide_app = true;
+    let same = finding("src/retry.rs", 5, "major", "This overflows at 64 attempts.");
+    llm.script([
+        submit("First.", vec![same.clone()]),
+        submit("Again.", vec![same.clone()]),
+    ]);
+    let app = start(&gh, &llm).await;
+    deliver_pr(&app, "opened", HEAD1).await;
+    app.wait_for_jobs(1).await;
+    let id = *gh.check_runs().keys().next().unwrap();
+    let res = app
+        .deliver(
+            "check_run",
+            &delivery_id(),
+            &check_run_event("rerequested", id, "bob-reviewer", APP_ID),
+        )
+        .await;
+    assert_eq!(res.status(), 202);
+    app.wait_for_jobs(2).await;
+    assert_eq!(gh.reviews(PR).len(), 2);
+    assert_eq!(
+        gh.review_comments(PR).len(),
+        1,
+        "the finding is not posted twice"
+    );
+    let runs = gh.check_runs();
+    assert!(runs.values().all(|r| r["status"] == "completed"));
+    gh.take_writes();
+    llm.assert_clean();
+}

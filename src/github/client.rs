@@ -38,6 +38,26 @@ pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 const READ_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// Whose writing counts as ours (see [`GitHub::own`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Own {
+    Login(String),
+    AnyBot,
+    /// A personal token: there is no bot user.
+    Anyone,
+}
+
+impl Own {
+    /// Whether `user` wrote as this App.
+    pub fn wrote(&self, user: Option<&super::types::User>) -> bool {
+        match self {
+            Own::Anyone => true,
+            Own::Login(login) => user.is_some_and(|u| u.kind == "Bot" && u.login == *login),
+            Own::AnyBot => user.is_some_and(|u| u.kind == "Bot" && u.login.ends_with("[bot]")),
+        }
+    }
+}
+
 /// A client acting as one installation (or as a personal token).
 #[derive(Clone)]
 pub struct GitHub {
@@ -131,6 +151,21 @@ impl GitHub {
         match &self.app {
             Some(link) => Ok(Some(link.auth.bot_login().await?)),
             None => Ok(None),
+        }
+    }
+
+    /// Whose comments and reviews are this App's own: its bot user's;
+    /// when GitHub will not say which that is, any App's bot user (an
+    /// outsider cannot write as one: installing an App takes an admin); for
+    /// a personal token, anyone's.
+    pub async fn own(&self) -> Own {
+        match self.bot_login().await {
+            Ok(Some(login)) => Own::Login(login),
+            Ok(None) => Own::Anyone,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot learn the App's bot login; trusting bot users only");
+                Own::AnyBot
+            }
         }
     }
 

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use secrecy::SecretString;
 
-pub use client::GitHub;
+pub use client::{GitHub, Own};
 
 /// Sent on every request, as GitHub asks.
 pub const USER_AGENT: &str = concat!("agentic/", env!("CARGO_PKG_VERSION"));

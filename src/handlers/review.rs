@@ -837,17 +837,12 @@ pub async fn fingerprints_on_github(
     repo: &str,
     number: u64,
 ) -> Result<HashSet<String>, GitHubError> {
-    let bot = github.bot_login().await?;
+    let own = github.own().await;
     let comments = github.review_comments(repo, number).await?;
     Ok(review::posted_fingerprints(
         comments
             .iter()
-            .filter(|c| match (&bot, &c.user) {
-                (Some(bot), Some(u)) => &u.login == bot,
-                (Some(_), None) => false,
-                // A personal token (the CLI) has no bot user.
-                (None, _) => true,
-            })
+            .filter(|c| own.wrote(c.user.as_ref()))
             .map(|c| c.body.as_str()),
     ))
 }
@@ -864,18 +859,14 @@ async fn recover_posted(
         Some(id) => Some(id),
         None => {
             let mark = format!("<!-- {RUN_MARK}{} -->", run.id);
-            let bot = w.github.bot_login().await?;
+            let own = w.github.own().await;
             w.github
                 .reviews(w.repo, pr.number)
                 .await?
                 .into_iter()
                 .find(|r| {
                     r.body.as_deref().is_some_and(|b| b.contains(&mark))
-                        && match (&bot, &r.user) {
-                            (Some(bot), Some(u)) => &u.login == bot,
-                            (None, _) => true,
-                            _ => false,
-                        }
+                        && own.wrote(r.user.as_ref())
                 })
                 .map(|r| r.id)
         }
@@ -975,13 +966,9 @@ async fn tell_config_problem(w: &Writer<'_>, number: u64, problem: &str) -> Resu
     use sha2::{Digest, Sha256};
     let hash = hex::encode(&Sha256::digest(problem.as_bytes())[..8]);
     let mark = format!("<!-- agentic:config-problem={hash} -->");
-    let bot = w.github.bot_login().await?;
+    let own = w.github.own().await;
     let said = w.github.comments(w.repo, number).await?.iter().any(|c| {
-        c.body.as_deref().is_some_and(|b| b.contains(&mark))
-            && c.user
-                .as_ref()
-                .map(|u| Some(&u.login) == bot.as_ref())
-                .unwrap_or(false)
+        c.body.as_deref().is_some_and(|b| b.contains(&mark)) && own.wrote(c.user.as_ref())
     });
     if said {
         return Ok(());
