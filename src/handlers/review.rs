@@ -980,3 +980,32 @@ async fn tell_config_problem(w: &Writer<'_>, number: u64, problem: &str) -> Resu
         .await?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn finding(severity: Severity) -> Finding {
+        Finding {
+            path: "a.rs".into(),
+            line: 1,
+            start_line: None,
+            severity,
+            body: "b".into(),
+            suggestion: None,
+        }
+    }
+
+    #[test]
+    fn the_check_run_fails_only_when_fail_on_is_met() {
+        let defaults = RepoConfig::default();
+        let (major, nit) = (finding(Severity::Major), finding(Severity::Nit));
+        assert_eq!(conclusion(&[], &defaults), "success");
+        assert_eq!(conclusion(&[&major], &defaults), "neutral", "fail_on: none");
+        let strict = RepoConfig::parse("review:\n  fail_on: major\n").unwrap();
+        assert_eq!(conclusion(&[&nit], &strict), "neutral");
+        assert_eq!(conclusion(&[&nit, &major], &strict), "failure");
+        let critical = RepoConfig::parse("review:\n  fail_on: critical\n").unwrap();
+        assert_eq!(conclusion(&[&major], &critical), "neutral");
+    }
+}
