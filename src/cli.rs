@@ -427,10 +427,7 @@ async fn review(repo: String, number: u64, post: bool) -> anyhow::Result<()> {
         actor: Some(format!("cli:{login}")),
         redactor: &redactor,
     };
-    let budget = crate::agent::Budget {
-        max_tokens: config.review_max_tokens,
-        ..crate::agent::Budget::from_config(&config)
-    };
+    let budget = crate::agent::Budget::for_review(&config);
     let submission = flow::think(
         &llm,
         &github,

@@ -41,8 +41,14 @@ impl Actor {
     /// Bots (including this App itself, whose comments arrive as a `Bot`
     /// sender) never drive the bot.
     pub fn is_bot(&self) -> bool {
-        self.kind == "Bot" || self.login.ends_with("[bot]")
+        is_bot_account(&self.login, &self.kind)
     }
+}
+
+/// Whether a GitHub account is a bot: its type says so, or its login has
+/// the `[bot]` suffix every App's bot user has.
+pub fn is_bot_account(login: &str, kind: &str) -> bool {
+    kind == "Bot" || login.ends_with("[bot]")
 }
 
 /// A comment on an issue or on a pull request's conversation tab.

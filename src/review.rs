@@ -138,7 +138,8 @@ pub fn posted_fingerprints<'a>(bodies: impl IntoIterator<Item = &'a str>) -> Has
         .collect()
 }
 
-fn severity_name(s: Severity) -> &'static str {
+/// How a severity is shown ("Major").
+pub fn severity_name(s: Severity) -> &'static str {
     match s {
         Severity::Critical => "Critical",
         Severity::Major => "Major",

@@ -60,6 +60,15 @@ async fn start(gh: &FakeGitHub, llm: &FakeLlm) -> TestApp {
     TestApp::start(app_options(gh, llm)).await
 }
 
+/// The second push: `src/jitter.rs` is added, the rest untouched; the
+/// head becomes `HEAD2`.
+fn push_jitter(gh: &FakeGitHub) {
+    let jitter = ("src/jitter.rs".to_string(), JITTER_PATCH.to_string());
+    let mut all = pr_files();
+    all.push(jitter.clone());
+    gh.push(PR, HEAD2, vec![jitter], all);
+}
+
 /// A `pull_request` delivery for pull request `number` at `head`.
 fn pr_event(action: &str, number: u64, head: &str) -> Vec<u8> {
     let mut v: Value = serde_json::from_slice(&fixture("pull_request.opened.json")).unwrap();
@@ -98,7 +107,7 @@ fn check_run_event(action: &str, id: u64, sender: &str, app_id: u64) -> Vec<u8> 
 }
 
 /// `user` comments `body` on pull request 44.
-async fn say(app: &TestApp, _pr: u64, comment_id: u64, user: &str, body: &str) {
+async fn say(app: &TestApp, comment_id: u64, user: &str, body: &str) {
     let payload = comment_payload("created", PR, true, comment_id, user, body);
     let res = app.deliver("issue_comment", &delivery_id(), &payload).await;
     assert_eq!(res.status(), 202);
@@ -380,14 +389,7 @@ async fn a_push_is_reviewed_incrementally_and_a_finding_is_not_posted_twice() {
     gh.take_writes();
 
     // A push adds a file; the old change is untouched.
-    let mut all = pr_files();
-    all.push(("src/jitter.rs".into(), JITTER_PATCH.into()));
-    gh.push(
-        PR,
-        HEAD2,
-        vec![("src/jitter.rs".into(), JITTER_PATCH.into())],
-        all,
-    );
+    push_jitter(&gh);
     llm.script([submit(
         "Adds jitter.",
         vec![
@@ -534,14 +536,7 @@ async fn a_broken_config_is_said_once_on_the_pull_request_and_the_defaults_are_u
     assert!(said[0].body.contains("I am using the defaults"));
     assert_eq!(gh.reviews(PR).len(), 1, "reviewed with the defaults");
     // A re-run does not say it again.
-    let mut all = pr_files();
-    all.push(("src/jitter.rs".into(), JITTER_PATCH.into()));
-    gh.push(
-        PR,
-        HEAD2,
-        vec![("src/jitter.rs".into(), JITTER_PATCH.into())],
-        all,
-    );
+    push_jitter(&gh);
     deliver_pr(&app, "synchronize", HEAD2).await;
     app.wait_for_jobs(2).await;
     assert_eq!(gh.comments(PR).len(), 1);
@@ -624,14 +619,7 @@ async fn a_push_during_a_review_supersedes_it_and_its_check_run_is_cancelled() {
         (!gh.check_runs().is_empty()).then_some(())
     })
     .await;
-    let mut all = pr_files();
-    all.push(("src/jitter.rs".into(), JITTER_PATCH.into()));
-    gh.push(
-        PR,
-        HEAD2,
-        vec![("src/jitter.rs".into(), JITTER_PATCH.into())],
-        all,
-    );
+    push_jitter(&gh);
     deliver_pr(&app, "synchronize", HEAD2).await;
     app.wait_for_jobs(2).await;
     let runs = gh.check_runs();
@@ -716,7 +704,7 @@ async fn review_on_command_needs_triage_and_reviews_whatever_the_config() {
     let (gh, llm) = world().await;
     gh.file("main", ".github/agentic.yml", "review:\n  auto: false\n");
     let app = start(&gh, &llm).await;
-    say(&app, PR, 700001, "carol-reader", "/agentic review").await;
+    say(&app, 700001, "carol-reader", "/agentic review").await;
     app.wait_for_jobs(1).await;
     let said = gh.comments(PR);
     assert_eq!(said.len(), 1);
@@ -732,7 +720,7 @@ async fn review_on_command_needs_triage_and_reviews_whatever_the_config() {
         "On request.",
         vec![finding("src/retry.rs", 5, "major", "Overflows.")],
     )]);
-    say(&app, PR, 700002, "tina-triage", "/agentic review").await;
+    say(&app, 700002, "tina-triage", "/agentic review").await;
     app.wait_for_jobs(2).await;
     assert_eq!(gh.reviews(PR).len(), 1, "{:#?}", gh.comments(PR));
     let reply = gh.comments(PR).last().unwrap().body.clone();
@@ -752,11 +740,11 @@ async fn describe_writes_its_section_twice_without_touching_the_authors_text() {
         Step::Answer("Backoff doubles, capped at ten attempts.".into()),
     ]);
     let app = start(&gh, &llm).await;
-    say(&app, PR, 700010, "tina-triage", "/agentic describe").await;
+    say(&app, 700010, "tina-triage", "/agentic describe").await;
     app.wait_for_jobs(1).await;
     assert!(gh.comments(PR)[0].body.contains("needs the **write** role"));
     assert_eq!(gh.body(PR), "Backoff doubles now.");
-    say(&app, PR, 700011, "bob-reviewer", "/agentic describe").await;
+    say(&app, 700011, "bob-reviewer", "/agentic describe").await;
     app.wait_for_jobs(2).await;
     let first = gh.body(PR);
     assert!(gh.comments(PR).len() == 2, "{:#?}", gh.comments(PR));
@@ -768,7 +756,7 @@ async fn describe_writes_its_section_twice_without_touching_the_authors_text() {
     // The author edits their part; a second describe replaces only ours.
     let edited = first.replace("Backoff doubles now.", "Backoff doubles now. Fixes #12.");
     gh.inner.lock().unwrap().threads.get_mut(&PR).unwrap().body = format!("{edited}\n\nThanks!");
-    say(&app, PR, 700012, "bob-reviewer", "/agentic describe").await;
+    say(&app, 700012, "bob-reviewer", "/agentic describe").await;
     app.wait_for_jobs(3).await;
     let second = gh.body(PR);
     assert!(

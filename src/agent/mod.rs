@@ -41,6 +41,15 @@ impl Budget {
             max_tool_calls_per_turn: config.max_tool_calls_per_turn,
         }
     }
+
+    /// A review's or a description's budgets: the question's, with the
+    /// larger token budget a diff needs (`AGENTIC_REVIEW_MAX_TOKENS`).
+    pub fn for_review(config: &crate::config::Config) -> Budget {
+        Budget {
+            max_tokens: config.review_max_tokens,
+            ..Budget::from_config(config)
+        }
+    }
 }
 
 /// How a conversation ended.

@@ -10,6 +10,12 @@ pub struct User {
     pub kind: String,
 }
 
+impl User {
+    pub fn is_bot(&self) -> bool {
+        crate::event::is_bot_account(&self.login, &self.kind)
+    }
+}
+
 #[derive(Debug, Clone, Deserialize, Serialize)]
 pub struct Comment {
     pub id: u64,

@@ -116,10 +116,7 @@ pub async fn describe(
         actor: Some(ev.author.login.clone()),
         redactor: &ctx.redactor,
     };
-    let budget = Budget {
-        max_tokens: ctx.config.review_max_tokens,
-        ..Budget::from_config(&ctx.config)
-    };
+    let budget = Budget::for_review(&ctx.config);
     let task = Task {
         purpose: Purpose::Describe,
         message,

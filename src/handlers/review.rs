@@ -273,15 +273,6 @@ pub fn review_body(
     crate::output::fit(&body, crate::output::MAX_COMMENT_CHARS)
 }
 
-fn severity_name(s: Severity) -> &'static str {
-    match s {
-        Severity::Critical => "Critical",
-        Severity::Major => "Major",
-        Severity::Minor => "Minor",
-        Severity::Nit => "Nit",
-    }
-}
-
 /// One check-run annotation per finding on a file of the pull request.
 fn annotations(findings: &[&Finding], files: &HashSet<&str>, redactor: &Redactor) -> Vec<Value> {
     findings
@@ -298,7 +289,7 @@ fn annotations(findings: &[&Finding], files: &HashSet<&str>, redactor: &Redactor
                 "start_line": f.start_line.unwrap_or(f.line).min(f.line),
                 "end_line": f.line,
                 "annotation_level": level,
-                "title": format!("{}: agentic review", severity_name(f.severity)),
+                "title": format!("{}: agentic review", review::severity_name(f.severity)),
                 "message": crate::output::fit(&redactor.redact(f.body.trim()), 60_000),
             })
         })
@@ -433,10 +424,7 @@ pub async fn run(
     let settings = ctx.repo_config(&github, repo).await?;
     let config = &settings.config;
     if req.trigger == Trigger::Auto {
-        let author_is_bot = pr
-            .user
-            .as_ref()
-            .is_some_and(|u| u.kind == "Bot" || u.login.ends_with("[bot]"));
+        let author_is_bot = pr.user.as_ref().is_some_and(|u| u.is_bot());
         if !config.review.auto {
             return skip("`review.auto` is off in this repository's `.github/agentic.yml`");
         }
@@ -582,10 +570,7 @@ async fn review_run(
         actor: pr.user.as_ref().map(|u| u.login.clone()),
         redactor: &ctx.redactor,
     };
-    let budget = Budget {
-        max_tokens: ctx.config.review_max_tokens,
-        ..Budget::from_config(&ctx.config)
-    };
+    let budget = Budget::for_review(&ctx.config);
     let mut progress = CheckProgress {
         writer: w,
         id: check_run,
