@@ -1,6 +1,6 @@
-//! The patch parser on real diffs (`fixtures/diffs`, from pip's releases):
-//! a rename with changes, deletions, a new file without a final newline, a
-//! 3,900-line change and a binary file.
+//! The patch parser on real diffs (`fixtures/diffs`, from pip's and the
+//! base64 crate's releases): a rename with changes, deletions, new files,
+//! files without a final newline, a 3,900-line change and a binary file.
 
 use agentic::diff::{split_git_diff, FileStatus, LineKind, Patch, Side};
 
@@ -10,6 +10,34 @@ fn pip_diff() -> String {
         "/fixtures/diffs/pip-23.2.1-to-26.3.diff"
     ))
     .unwrap()
+}
+
+fn base64_diff() -> String {
+    std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/fixtures/diffs/base64-0.22.1-to-0.23.1.diff"
+    ))
+    .unwrap()
+}
+
+#[test]
+fn a_second_real_diff_splits_into_its_thirty_two_files() {
+    let files = split_git_diff(&base64_diff());
+    assert_eq!(files.len(), 32);
+    let simd = files
+        .iter()
+        .find(|f| f.path == "base64/src/engine/simd.rs")
+        .unwrap();
+    assert_eq!(simd.status, FileStatus::Added);
+    assert!(
+        files.iter().all(|f| f.patch.is_some()),
+        "no binary file here"
+    );
+    let lock = files
+        .iter()
+        .find(|f| f.path == "base64/Cargo.lock")
+        .unwrap();
+    assert_eq!(lock.status, FileStatus::Modified);
 }
 
 #[test]
@@ -66,7 +94,10 @@ fn a_real_git_diff_splits_into_files_as_the_api_shows_them() {
 
 #[test]
 fn every_real_patch_parses_and_its_counts_match_its_headers() {
-    for file in split_git_diff(&pip_diff()) {
+    let files = split_git_diff(&pip_diff())
+        .into_iter()
+        .chain(split_git_diff(&base64_diff()));
+    for file in files {
         let Some(text) = &file.patch else { continue };
         let patch = Patch::parse(text).unwrap_or_else(|e| panic!("{}: {e}", file.path));
         assert!(!patch.hunks.is_empty(), "{}", file.path);

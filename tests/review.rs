@@ -264,8 +264,22 @@ async fn an_opened_pull_request_gets_one_review_inline_and_a_check_run_with_anno
     let completed = writes_to(&writes, "PATCH", "/check-runs/");
     assert_eq!(completed.len(), 1);
 
-    // The model saw the diff fenced, the lock file not at all.
+    // The model saw the pull request's own words and the diff fenced as
+    // untrusted data, the lock file not at all.
     let first = prompt(&llm, 0);
+    let tag = support::fence_tag(&llm.requests()[0]);
+    assert!(
+        first.contains(&format!(
+            "<{tag} source=\"pull request title, author, branches and description\">\ntitle: retry: exponential backoff\n"
+        )),
+        "{first}"
+    );
+    assert!(
+        first.contains(&format!(
+            "<{tag} source=\"changed file: path, then its diff\">\nsrc/retry.rs (modified, +5 -2)\n@@ -1,5 +1,8 @@"
+        )),
+        "{first}"
+    );
     assert!(first.contains("+    Duration::from_millis(base * 2u64.pow(attempt))"));
     assert!(
         !first.contains("LOCKFILE-NEW"),
