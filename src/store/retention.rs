@@ -99,23 +99,17 @@ impl Store {
                     }
                     tokio::time::sleep(pause).await;
                 }
-                loop {
-                    let n = self
-                        .delete(
-                            "DELETE FROM deliveries WHERE id IN (
-                                 SELECT d.id FROM deliveries d WHERE d.received_at < $1
-                                   AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.delivery_id = d.id)
-                                 LIMIT $2)",
-                            deliveries_before,
-                            batch,
-                        )
-                        .await?;
-                    report.deliveries += n;
-                    if n < batch as u64 {
-                        break;
-                    }
-                    tokio::time::sleep(pause).await;
-                }
+                report.deliveries = self
+                    .delete_batches(
+                        "DELETE FROM deliveries WHERE id IN (
+                             SELECT d.id FROM deliveries d WHERE d.received_at < $1
+                               AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.delivery_id = d.id)
+                             LIMIT $2)",
+                        deliveries_before,
+                        batch,
+                        pause,
+                    )
+                    .await?;
             }
         }
         if retention.days > 0 {
@@ -128,24 +122,15 @@ impl Store {
                 )
                 .await?
             } else {
-                let mut total = 0;
-                loop {
-                    let n = self
-                        .delete(
-                            "DELETE FROM reviews WHERE id IN (
-                                 SELECT id FROM reviews WHERE updated_at < $1
-                                   AND state NOT IN ('running', 'posting') ORDER BY id LIMIT $2)",
-                            before,
-                            batch,
-                        )
-                        .await?;
-                    total += n;
-                    if n < batch as u64 {
-                        break;
-                    }
-                    tokio::time::sleep(pause).await;
-                }
-                total
+                self.delete_batches(
+                    "DELETE FROM reviews WHERE id IN (
+                         SELECT id FROM reviews WHERE updated_at < $1
+                           AND state NOT IN ('running', 'posting') ORDER BY id LIMIT $2)",
+                    before,
+                    batch,
+                    pause,
+                )
+                .await?
             };
         }
         if retention.audit_days > 0 {
@@ -155,21 +140,15 @@ impl Store {
                     .count("SELECT COUNT(*) FROM audit WHERE at < $1", &[before])
                     .await?;
             } else {
-                loop {
-                    let n = self
-                        .delete(
-                            "DELETE FROM audit WHERE id IN (
-                                 SELECT id FROM audit WHERE at < $1 ORDER BY id LIMIT $2)",
-                            before,
-                            batch,
-                        )
-                        .await?;
-                    report.audit += n;
-                    if n < batch as u64 {
-                        break;
-                    }
-                    tokio::time::sleep(pause).await;
-                }
+                report.audit = self
+                    .delete_batches(
+                        "DELETE FROM audit WHERE id IN (
+                             SELECT id FROM audit WHERE at < $1 ORDER BY id LIMIT $2)",
+                        before,
+                        batch,
+                        pause,
+                    )
+                    .await?;
             }
         }
         let idle = now - RATE_LIMIT_IDLE.as_millis() as i64;
@@ -236,6 +215,26 @@ impl Store {
             .await
             .context("counting what a prune would delete")?;
         Ok(n as u64)
+    }
+
+    /// Run a `DELETE … LIMIT $2` batch after batch, pausing between two,
+    /// until a batch deletes fewer than `batch` rows; how many went.
+    async fn delete_batches(
+        &self,
+        sql: &str,
+        before: i64,
+        batch: usize,
+        pause: Duration,
+    ) -> anyhow::Result<u64> {
+        let mut total = 0;
+        loop {
+            let n = self.delete(sql, before, batch).await?;
+            total += n;
+            if n < batch as u64 {
+                return Ok(total);
+            }
+            tokio::time::sleep(pause).await;
+        }
     }
 
     async fn delete(&self, sql: &str, before: i64, batch: usize) -> anyhow::Result<u64> {
