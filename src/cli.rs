@@ -341,6 +341,22 @@ struct Local {
     login: String,
 }
 
+/// Where a command-line conversation records its model and tool calls: the
+/// same audit log as the bot's, with `cli:<user>` as the actor.
+fn local_trace<'a>(
+    store: &'a Store,
+    redactor: &'a Redactor,
+    login: &str,
+) -> crate::agent::Trace<'a> {
+    crate::agent::Trace {
+        store,
+        job_id: None,
+        delivery_id: None,
+        actor: Some(format!("cli:{login}")),
+        redactor,
+    }
+}
+
 async fn local(repo: &str) -> anyhow::Result<Local> {
     if repo.split('/').count() != 2 || repo.split('/').any(str::is_empty) {
         anyhow::bail!("--repo must be `owner/name`, not `{repo}`");
@@ -420,13 +436,7 @@ async fn review(repo: String, number: u64, post: bool) -> anyhow::Result<()> {
         return Ok(());
     }
     let message = flow::review_message(&pr, &repo, &scope, &assembled, &settings, &fence);
-    let trace = crate::agent::Trace {
-        store: &store,
-        job_id: None,
-        delivery_id: None,
-        actor: Some(format!("cli:{login}")),
-        redactor: &redactor,
-    };
+    let trace = local_trace(&store, &redactor, &login);
     let budget = crate::agent::Budget::for_review(&config);
     let submission = flow::think(
         &llm,
@@ -505,13 +515,7 @@ async fn ask(repo: String, number: u64, post: bool, question: String) -> anyhow:
         asked_by: &login,
         text: &question,
     };
-    let trace = crate::agent::Trace {
-        store: &store,
-        job_id: None,
-        delivery_id: None,
-        actor: Some(format!("cli:{login}")),
-        redactor: &redactor,
-    };
+    let trace = local_trace(&store, &redactor, &login);
     let budget = crate::agent::Budget::from_config(&config);
     let outcome =
         crate::handlers::ask::ask(&llm, &github, budget, &q, &trace, &mut StderrProgress).await?;
