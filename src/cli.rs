@@ -469,11 +469,12 @@ async fn review(repo: String, number: u64, post: bool) -> anyhow::Result<()> {
         .into_owned();
     println!("{body}");
     for c in &plan.inline {
-        let lines = match c.start_line {
-            Some(s) if s < c.line => format!("{s}-{}", c.line),
-            _ => c.line.to_string(),
+        let f = &c.finding;
+        let lines = match f.start_line {
+            Some(s) if s < f.line => format!("{s}-{}", f.line),
+            _ => f.line.to_string(),
         };
-        println!("\n--- {}:{lines}\n{}", c.path, redactor.redact(&c.body));
+        println!("\n--- {}:{lines}\n{}", f.path, redactor.redact(&c.body));
     }
     if post {
         let comments: Vec<serde_json::Value> = plan

@@ -169,13 +169,11 @@ pub fn render_body(finding: &Finding, fingerprint: &str) -> String {
     out
 }
 
-/// An inline comment GitHub will take: on a line of the diff's new side.
+/// An inline comment GitHub will take: a finding on a line of the diff's
+/// new side, with its rendered body.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InlineComment {
-    pub path: String,
-    pub line: u32,
-    pub start_line: Option<u32>,
-    pub severity: Severity,
+    pub finding: Finding,
     pub body: String,
     pub fingerprint: String,
 }
@@ -183,9 +181,9 @@ pub struct InlineComment {
 impl InlineComment {
     /// As `POST /pulls/{n}/reviews` takes it in `comments`.
     pub fn to_json(&self) -> Value {
-        let mut v =
-            json!({ "path": self.path, "line": self.line, "side": "RIGHT", "body": self.body });
-        if let Some(start) = self.start_line.filter(|s| *s < self.line) {
+        let f = &self.finding;
+        let mut v = json!({ "path": f.path, "line": f.line, "side": "RIGHT", "body": self.body });
+        if let Some(start) = f.start_line.filter(|s| *s < f.line) {
             v["start_line"] = json!(start);
             v["start_side"] = json!("RIGHT");
         }
@@ -258,10 +256,7 @@ pub fn plan(
         }
         out.inline.push(InlineComment {
             body: render_body(&f, &fp),
-            path: f.path,
-            line: f.line,
-            start_line: f.start_line,
-            severity: f.severity,
+            finding: f,
             fingerprint: fp,
         });
     }
@@ -601,8 +596,11 @@ mod tests {
             &config,
             &HashSet::new(),
         );
-        let inline: Vec<(u32, Severity)> =
-            plan.inline.iter().map(|c| (c.line, c.severity)).collect();
+        let inline: Vec<(u32, Severity)> = plan
+            .inline
+            .iter()
+            .map(|c| (c.finding.line, c.finding.severity))
+            .collect();
         assert_eq!(
             inline,
             [(3, Severity::Major), (2, Severity::Minor)],
@@ -640,7 +638,7 @@ mod tests {
             &HashSet::new(),
         );
         assert_eq!(plan.inline.len(), 1);
-        assert_eq!(plan.inline[0].severity, Severity::Critical);
+        assert_eq!(plan.inline[0].finding.severity, Severity::Critical);
         assert_eq!(plan.over_cap.len(), 1);
         assert!(summary("", &plan).contains("1 more finding(s) over"));
     }
@@ -669,7 +667,7 @@ mod tests {
         );
         assert_eq!(again.already_posted, 1);
         assert_eq!(again.inline.len(), 1);
-        assert_eq!(again.inline[0].line, 4);
+        assert_eq!(again.inline[0].finding.line, 4);
     }
 
     #[test]

@@ -852,3 +852,34 @@ async fn reviews_work_when_github_will_not_say_who_the_bot_is() {
     gh.take_writes();
     llm.assert_clean();
 }
+
+#[tokio::test]
+async fn a_review_github_refuses_inline_is_posted_with_every_finding_in_its_summary() {
+    let (gh, llm) = world().await;
+    // GitHub disagrees with our parser about a line (422): the review
+    // still goes out, its findings in the summary, none lost.
+    gh.fail_once("POST", &format!("/repos/{REPO}/pulls/{PR}/reviews"), 422);
+    llm.script([submit(
+        "One risk.",
+        vec![
+            finding("src/retry.rs", 5, "major", "Overflows."),
+            finding("src/retry.rs", 40, "minor", "Far away."),
+        ],
+    )]);
+    let app = start(&gh, &llm).await;
+    deliver_pr(&app, "opened", HEAD1).await;
+    let jobs = app.wait_for_jobs(1).await;
+    assert_eq!(jobs[0].state, "done");
+    let reviews = gh.reviews(PR);
+    assert_eq!(reviews.len(), 1);
+    let body = reviews[0]["body"].as_str().unwrap();
+    assert!(body.contains("**Major** `src/retry.rs` line 5"), "{body}");
+    assert!(body.contains("**Minor** `src/retry.rs` line 40"), "{body}");
+    assert!(gh.review_comments(PR).is_empty());
+    let run = only_check_run(&gh);
+    assert_eq!(run["annotations"].as_array().unwrap().len(), 2);
+    let runs = app.store().review_runs(REPO, PR).await.unwrap();
+    assert!(runs[0].fingerprints.is_empty(), "nothing was posted inline");
+    gh.take_writes();
+    llm.assert_clean();
+}

@@ -674,13 +674,7 @@ async fn review_run(
                 in_summary: plan
                     .inline
                     .iter()
-                    .filter_map(|c| {
-                        submission
-                            .comments
-                            .iter()
-                            .find(|f| f.path == c.path && f.line == c.line)
-                    })
-                    .map(|f| (f.clone(), review::NotInline::LineNotInDiff))
+                    .map(|c| (c.finding.clone(), review::NotInline::LineNotInDiff))
                     .chain(plan.in_summary.iter().cloned())
                     .collect(),
                 inline: vec![],
@@ -717,12 +711,7 @@ async fn review_run(
     let annotated: Vec<&Finding> = plan
         .inline
         .iter()
-        .filter_map(|c| {
-            submission
-                .comments
-                .iter()
-                .find(|f| f.path == c.path && f.line == c.line && f.severity == c.severity)
-        })
+        .map(|c| &c.finding)
         .chain(plan.in_summary.iter().map(|(f, _)| f))
         .chain(plan.over_cap.iter())
         .collect();
