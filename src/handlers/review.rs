@@ -502,6 +502,25 @@ async fn review_run(
     let ctx = w.ctx;
     let repo = req.repo;
     let head = pr.head.sha.as_str();
+    let (base, changed, note) = match since(w, pr, req.trigger).await? {
+        Since::Nothing(nothing) => {
+            ctx.store
+                .finish_review(run.id, "skipped", Some(&nothing))
+                .await?;
+            return Ok(Reviewed::NothingNew(nothing));
+        }
+        Since::Start(note) => (None, None, note),
+        Since::Base { base, files } => {
+            let note = format!(
+                "Incremental review: the changes from `{}` to `{}`.",
+                short(&base),
+                short(head)
+            );
+            (Some(base), Some(files), Some(note))
+        }
+    };
+    // The whole diff: what an incremental review's comments are checked
+    // against too, since GitHub checks them against it.
     let pr_files: Vec<ChangedFile> = w
         .github
         .pull_files(repo, pr.number)
@@ -509,14 +528,10 @@ async fn review_run(
         .into_iter()
         .map(ChangedFile::from)
         .collect();
-    let scope = match scope(w, run, pr, req.trigger, &pr_files).await? {
-        Ok(scope) => scope,
-        Err(nothing) => {
-            ctx.store
-                .finish_review(run.id, "skipped", Some(&nothing))
-                .await?;
-            return Ok(Reviewed::NothingNew(nothing));
-        }
+    let scope = Scope {
+        files: changed.unwrap_or_else(|| pr_files.clone()),
+        base,
+        note,
     };
     ctx.store
         .set_review_base(run.id, scope.base.as_deref())
@@ -754,55 +769,51 @@ async fn review_run(
     })
 }
 
-/// What this run reviews, or why there is nothing to review.
-async fn scope(
-    w: &Writer<'_>,
-    run: &ReviewRun,
-    pr: &PullRequest,
-    trigger: Trigger,
-    pr_files: &[ChangedFile],
-) -> Result<Result<Scope, String>, JobError> {
-    let full = |note: Option<String>| {
-        Ok(Ok(Scope {
-            files: pr_files.to_vec(),
-            base: None,
-            note,
-        }))
-    };
+/// Where a review starts from.
+enum Since {
+    /// The whole pull request, with why when a note is due.
+    Start(Option<String>),
+    /// What changed from `base` (the last reviewed head) to the head.
+    Base {
+        base: String,
+        files: Vec<ChangedFile>,
+    },
+    /// Nothing to review, and why.
+    Nothing(String),
+}
+
+/// Where this run starts: a command or a re-run reviews everything; a
+/// push, what changed since the last reviewed head (GitHub's compare API),
+/// unless a force-push rewrote that commit.
+async fn since(w: &Writer<'_>, pr: &PullRequest, trigger: Trigger) -> Result<Since, JobError> {
     if trigger != Trigger::Auto {
-        return full(None);
+        return Ok(Since::Start(None));
     }
     let Some(last) = w.ctx.store.last_review(w.repo, pr.number).await? else {
-        return full(None);
+        return Ok(Since::Start(None));
     };
-    if last.id == run.id {
-        return full(None);
-    }
     if last.head_sha == pr.head.sha {
-        return Ok(Err(format!(
+        return Ok(Since::Nothing(format!(
             "commit `{}` was already reviewed",
             short(&pr.head.sha)
         )));
     }
-    match w.github.compare(w.repo, &last.head_sha, &pr.head.sha).await? {
-        Some(c) if c.status == "ahead" => Ok(Ok(Scope {
-            files: c.files.into_iter().map(ChangedFile::from).collect(),
-            base: Some(last.head_sha.clone()),
-            note: Some(format!(
-                "Incremental review: the changes from `{}` to `{}`.",
-                short(&last.head_sha),
-                short(&pr.head.sha)
+    Ok(
+        match w.github.compare(w.repo, &last.head_sha, &pr.head.sha).await? {
+            Some(c) if c.status == "ahead" => Since::Base {
+                base: last.head_sha,
+                files: c.files.into_iter().map(ChangedFile::from).collect(),
+            },
+            Some(c) if c.status == "identical" => Since::Nothing(format!(
+                "nothing changed since the review of `{}`",
+                short(&last.head_sha)
             )),
-        })),
-        Some(c) if c.status == "identical" => Ok(Err(format!(
-            "nothing changed since the review of `{}`",
-            short(&last.head_sha)
-        ))),
-        _ => full(Some(format!(
-            "The commit reviewed last (`{}`) is no longer in this branch's history (a force-push?), so this is a full review.",
-            short(&last.head_sha)
-        ))),
-    }
+            _ => Since::Start(Some(format!(
+                "The commit reviewed last (`{}`) is no longer in this branch's history (a force-push?), so this is a full review.",
+                short(&last.head_sha)
+            ))),
+        },
+    )
 }
 
 /// Fingerprints in inline comments this App posted on the pull request.
