@@ -41,13 +41,31 @@ LLM_LOG="$(mktemp)"
     --chat_format chatml-function-calling --n_ctx 4096 \
     --host 127.0.0.1 --port "$LLM_PORT" >"$LLM_LOG" 2>&1 &
 LLM_PID=$!
+# moto in server mode for the AWS tests: pinned, in a venv built once and
+# kept in the cache, started on a free loopback port. The SDK reaches it by
+# AWS_ENDPOINT_URL with dummy credentials; nothing asks the metadata address.
+MOTO_VENV="${AGENTIC_MOTO_VENV:-$HOME/.cache/agentic/moto-venv}"
+MOTO_VERSION="5.2.5"
+if [ ! -f "$MOTO_VENV/.complete-$MOTO_VERSION" ]; then
+    echo "== building the moto venv in $MOTO_VENV (first run only)"
+    rm -rf "$MOTO_VENV"
+    python3 -m venv "$MOTO_VENV"
+    "$MOTO_VENV/bin/pip" install -q --upgrade pip
+    "$MOTO_VENV/bin/pip" install -q "moto[server]==$MOTO_VERSION"
+    touch "$MOTO_VENV/.complete-$MOTO_VERSION"
+fi
+MOTO_PORT="$(free_port)"
+MOTO_LOG="$(mktemp)"
+"$MOTO_VENV/bin/moto_server" -H 127.0.0.1 -p "$MOTO_PORT" >"$MOTO_LOG" 2>&1 &
+MOTO_PID=$!
+export NO_PROXY="127.0.0.1,localhost" no_proxy="127.0.0.1,localhost"
 # PostgreSQL for the store's second backend: the one given in
 # AGENTIC_TEST_POSTGRES_URL, or a throwaway cluster (scripts/lib/postgres.sh).
 # Tests fail (never skip) without one.
 source scripts/lib/postgres.sh
 cleanup() {
-    kill "$LLM_PID" 2>/dev/null || true
-    rm -f "$LLM_LOG"
+    kill "$LLM_PID" "$MOTO_PID" 2>/dev/null || true
+    rm -f "$LLM_LOG" "$MOTO_LOG"
     stop_throwaway_postgres
 }
 trap cleanup EXIT
@@ -61,6 +79,20 @@ for _ in $(seq 1 300); do
     sleep 0.2
 done
 export AGENTIC_SMOKE_LLM_URL="http://127.0.0.1:$LLM_PORT/v1"
+for _ in $(seq 1 150); do
+    curl -fsS -o /dev/null "http://127.0.0.1:$MOTO_PORT/moto-api/" 2>/dev/null && break
+    kill -0 "$MOTO_PID" 2>/dev/null || { echo "moto died:" >&2; cat "$MOTO_LOG" >&2; exit 1; }
+    sleep 0.2
+done
+export AGENTIC_TEST_MOTO_URL="http://127.0.0.1:$MOTO_PORT"
+
+echo "== ring is the only TLS crypto provider (no aws-lc-rs in the tree)"
+# (`cargo tree -i` prints nothing, and exits 0, for a crate not in the tree.)
+if [ -n "$(cargo tree --locked -i aws-lc-rs 2>/dev/null)$(cargo tree --locked -i aws-lc-sys 2>/dev/null)" ]; then
+    echo "aws-lc is in the dependency tree; every aws crate must have default-features = false" >&2
+    cargo tree --locked -i aws-lc-rs >&2 || true
+    exit 1
+fi
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check

@@ -70,6 +70,12 @@ pub enum Command {
         #[arg(long)]
         post: bool,
     },
+    /// Look at AWS with the same read tools the model has (the SDK's
+    /// standard environment: AWS_REGION, AWS_ENDPOINT_URL, credentials).
+    Aws {
+        #[command(subcommand)]
+        command: crate::aws::cli::AwsCommand,
+    },
     /// Print the GitHub App manifest as JSON.
     Manifest {
         /// The URL GitHub reaches this service at (default AGENTIC_PUBLIC_URL).
@@ -136,6 +142,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let redactor = Redactor::new(config.secret_values());
             crate::telemetry::init(config.log_format, redactor.clone());
             crate::server::serve(config, redactor).await
+        }
+        Command::Aws { command } => {
+            if crate::aws::cli::run(command).await? {
+                Ok(())
+            } else {
+                std::process::exit(1)
+            }
         }
         Command::Manifest { public_url } => {
             let public_url = match public_url {

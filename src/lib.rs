@@ -8,6 +8,7 @@
 pub mod agent;
 pub mod app_credentials;
 pub mod authz;
+pub mod aws;
 pub mod backoff;
 pub mod cli;
 pub mod command;

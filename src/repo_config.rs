@@ -35,7 +35,7 @@ pub const DEFAULT_IGNORE: &[&str] = &[
 ];
 
 /// How serious a finding is, weakest first.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
     Nit,

@@ -4,6 +4,7 @@
 
 pub mod github;
 pub mod llm;
+pub mod moto;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

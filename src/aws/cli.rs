@@ -1,0 +1,258 @@
+//! `agentic aws …`: the read tools from the command line, with the SDK's
+//! standard environment (`AWS_REGION`, `AWS_ENDPOINT_URL`, the credential
+//! chain). Each prints a table, or JSON with `--json`.
+
+use clap::Subcommand;
+use serde::Serialize;
+
+use super::read::{self, Holder, InstanceFilter};
+use super::Aws;
+
+#[derive(Debug, Subcommand)]
+pub enum AwsCommand {
+    /// EC2: instances and security groups.
+    Ec2 {
+        #[command(subcommand)]
+        command: Ec2Command,
+    },
+    /// S3: buckets, their policies and public-access blocks.
+    S3 {
+        #[command(subcommand)]
+        command: S3Command,
+    },
+    /// IAM: users, roles, attached policies, and a least-privilege check.
+    Iam {
+        #[command(subcommand)]
+        command: IamCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Ec2Command {
+    /// List instances.
+    List {
+        /// Only instances with this tag, `key=value` (repeatable).
+        #[arg(long, value_parser = parse_tag)]
+        tag: Vec<(String, String)>,
+        /// Only instances in this state (running, stopped, …).
+        #[arg(long)]
+        state: Option<String>,
+        /// Another region than AWS_REGION.
+        #[arg(long)]
+        region: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Describe instances by id.
+    Describe {
+        #[arg(required = true)]
+        ids: Vec<String>,
+        #[arg(long)]
+        region: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List security groups, with the ingress rules open to the internet.
+    SecurityGroups {
+        #[arg(long)]
+        region: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum S3Command {
+    /// List buckets.
+    Ls {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print a bucket's policy.
+    Policy { bucket: String },
+    /// Show a bucket's public-access block.
+    PublicAccess {
+        bucket: String,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum IamCommand {
+    Users {
+        #[arg(long)]
+        json: bool,
+    },
+    Roles {
+        #[arg(long)]
+        json: bool,
+    },
+    /// The managed policies attached to a user or a role.
+    Policies {
+        #[arg(long, conflicts_with = "role", required_unless_present = "role")]
+        user: Option<String>,
+        #[arg(long)]
+        role: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check a policy document (a file, or - for stdin) for grants wider
+    /// than they need be. Exits 1 when it finds something.
+    CheckPolicy {
+        file: String,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn parse_tag(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+        _ => Err(format!("`{s}` is not `key=value`")),
+    }
+}
+
+/// Print `rows` as JSON or as lines made by `line`.
+fn print<T: Serialize>(rows: &[T], json: bool, empty: &str, line: impl Fn(&T) -> String) {
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(rows).unwrap_or_else(|_| "[]".into())
+        );
+    } else if rows.is_empty() {
+        println!("{empty}");
+    } else {
+        for r in rows {
+            println!("{}", line(r));
+        }
+    }
+}
+
+fn instance_line(i: &read::Instance) -> String {
+    let tags: Vec<String> = i.tags.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    format!(
+        "{}  {}  {}  {}  {}",
+        i.id,
+        i.state,
+        i.instance_type,
+        i.availability_zone,
+        tags.join(",")
+    )
+}
+
+fn principal_line(p: &read::Principal) -> String {
+    format!("{}  {}", p.name, p.arn)
+}
+
+/// Run one `agentic aws …` command. `Ok(false)` when a check found
+/// something (the exit status says so).
+pub async fn run(command: AwsCommand) -> anyhow::Result<bool> {
+    if let AwsCommand::Iam {
+        command: IamCommand::CheckPolicy { file, json },
+    } = &command
+    {
+        // Done on our side: no AWS call, no credentials needed.
+        let text = if file == "-" {
+            std::io::read_to_string(std::io::stdin())?
+        } else {
+            std::fs::read_to_string(file)
+                .map_err(|e| anyhow::anyhow!("cannot read `{file}`: {e}"))?
+        };
+        let findings = super::policy::check(&text)
+            .map_err(|e| anyhow::anyhow!("`{file}` is not an IAM policy document: {e}"))?;
+        print(&findings, *json, "no findings", |f| {
+            let sid = f
+                .sid
+                .as_deref()
+                .map(|s| format!(" ({s})"))
+                .unwrap_or_default();
+            format!(
+                "{}  statement {}{sid}: {}",
+                crate::review::severity_name(f.severity),
+                f.statement,
+                f.message
+            )
+        });
+        return Ok(findings.is_empty());
+    }
+    let aws = Aws::from_env().await;
+    match command {
+        AwsCommand::Ec2 { command } => match command {
+            Ec2Command::List {
+                tag,
+                state,
+                region,
+                json,
+            } => {
+                let filter = InstanceFilter {
+                    tags: tag,
+                    state,
+                    ids: vec![],
+                };
+                let rows = read::instances(&aws, region.as_deref(), &filter).await?;
+                print(&rows, json, "no instances", instance_line);
+            }
+            Ec2Command::Describe { ids, region, json } => {
+                let filter = InstanceFilter {
+                    ids,
+                    ..InstanceFilter::default()
+                };
+                let rows = read::instances(&aws, region.as_deref(), &filter).await?;
+                print(&rows, json, "no instances", instance_line);
+            }
+            Ec2Command::SecurityGroups { region, json } => {
+                let rows = read::security_groups(&aws, region.as_deref()).await?;
+                print(&rows, json, "no security groups", |g| {
+                    let open = if g.open_to_world.is_empty() {
+                        "closed to the internet".to_string()
+                    } else {
+                        format!("OPEN: {}", g.open_to_world.join("; "))
+                    };
+                    format!("{}  {}  {}  {open}", g.id, g.name, g.vpc_id)
+                });
+            }
+        },
+        AwsCommand::S3 { command } => match command {
+            S3Command::Ls { json } => {
+                let rows = read::buckets(&aws).await?;
+                print(&rows, json, "no buckets", String::clone);
+            }
+            S3Command::Policy { bucket } => match read::bucket_policy(&aws, &bucket).await? {
+                Some(policy) => println!("{policy}"),
+                None => println!("`{bucket}` has no bucket policy"),
+            },
+            S3Command::PublicAccess { bucket, json } => {
+                let block = read::public_access_block(&aws, &bucket).await?;
+                if json {
+                    println!("{}", serde_json::to_string_pretty(&block)?);
+                } else {
+                    match block {
+                        None => println!("`{bucket}` has no public-access block: its policy and ACLs alone decide"),
+                        Some(b) if b.blocks_everything() => println!("`{bucket}` blocks all public access"),
+                        Some(b) => println!("`{bucket}` blocks public access only in part: {b:?}"),
+                    }
+                }
+            }
+        },
+        AwsCommand::Iam { command } => match command {
+            IamCommand::Users { json } => {
+                print(&read::users(&aws).await?, json, "no users", principal_line)
+            }
+            IamCommand::Roles { json } => {
+                print(&read::roles(&aws).await?, json, "no roles", principal_line)
+            }
+            IamCommand::Policies { user, role, json } => {
+                let holder = match (user, role) {
+                    (Some(u), _) => Holder::User(u),
+                    (None, Some(r)) => Holder::Role(r),
+                    (None, None) => anyhow::bail!("--user or --role"),
+                };
+                let rows = read::attached_policies(&aws, &holder).await?;
+                print(&rows, json, "no attached policies", principal_line);
+            }
+            IamCommand::CheckPolicy { .. } => unreachable!("handled above"),
+        },
+    }
+    Ok(true)
+}

@@ -1,0 +1,326 @@
+//! Operations that only look (risk tier `read`): EC2 instances and
+//! security groups, S3 buckets with their policy and public-access block,
+//! IAM users, roles and attached policies. Each returns our own small,
+//! serializable type, so the command line, the model's tools and the scope
+//! checks read the same facts.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use super::{Aws, AwsError};
+
+/// One EC2 instance.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Instance {
+    pub id: String,
+    pub instance_type: String,
+    pub state: String,
+    pub region: String,
+    pub availability_zone: String,
+    pub image_id: String,
+    pub tags: BTreeMap<String, String>,
+}
+
+/// Which instances to list: every given tag must match, and the state when
+/// given.
+#[derive(Debug, Clone, Default)]
+pub struct InstanceFilter {
+    pub tags: Vec<(String, String)>,
+    pub state: Option<String>,
+    pub ids: Vec<String>,
+}
+
+/// Instances in `region` (the configured one when `None`) that match.
+pub async fn instances(
+    aws: &Aws,
+    region: Option<&str>,
+    filter: &InstanceFilter,
+) -> Result<Vec<Instance>, AwsError> {
+    use aws_sdk_ec2::types::Filter;
+    let client = aws.ec2_in(region);
+    let region = region.or(aws.region()).unwrap_or("(no region)").to_string();
+    let mut request = client.describe_instances();
+    for (k, v) in &filter.tags {
+        request = request.filters(Filter::builder().name(format!("tag:{k}")).values(v).build());
+    }
+    if let Some(state) = &filter.state {
+        request = request.filters(
+            Filter::builder()
+                .name("instance-state-name")
+                .values(state)
+                .build(),
+        );
+    }
+    for id in &filter.ids {
+        request = request.instance_ids(id);
+    }
+    let pages = request
+        .into_paginator()
+        .send()
+        .collect::<Result<Vec<_>, _>>()
+        .await
+        .map_err(|e| AwsError::from_sdk(format!("EC2 DescribeInstances in {region}"), e))?;
+    let mut out = Vec::new();
+    for page in pages {
+        for reservation in page.reservations() {
+            for i in reservation.instances() {
+                out.push(Instance {
+                    id: i.instance_id().unwrap_or_default().to_string(),
+                    instance_type: i
+                        .instance_type()
+                        .map(|t| t.as_str().to_string())
+                        .unwrap_or_default(),
+                    state: i
+                        .state()
+                        .and_then(|s| s.name())
+                        .map(|n| n.as_str().to_string())
+                        .unwrap_or_default(),
+                    region: region.clone(),
+                    availability_zone: i
+                        .placement()
+                        .and_then(|p| p.availability_zone())
+                        .unwrap_or_default()
+                        .to_string(),
+                    image_id: i.image_id().unwrap_or_default().to_string(),
+                    tags: i
+                        .tags()
+                        .iter()
+                        .map(|t| {
+                            (
+                                t.key().unwrap_or_default().to_string(),
+                                t.value().unwrap_or_default().to_string(),
+                            )
+                        })
+                        .collect(),
+                });
+            }
+        }
+    }
+    out.sort_by(|a, b| a.id.cmp(&b.id));
+    Ok(out)
+}
+
+/// One security group, with the ingress rules open to the whole internet.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SecurityGroup {
+    pub id: String,
+    pub name: String,
+    pub vpc_id: String,
+    /// `tcp 22 from 0.0.0.0/0`, …
+    pub open_to_world: Vec<String>,
+}
+
+/// Security groups in `region`.
+pub async fn security_groups(
+    aws: &Aws,
+    region: Option<&str>,
+) -> Result<Vec<SecurityGroup>, AwsError> {
+    let client = aws.ec2_in(region);
+    let pages = client
+        .describe_security_groups()
+        .into_paginator()
+        .send()
+        .collect::<Result<Vec<_>, _>>()
+        .await
+        .map_err(|e| AwsError::from_sdk("EC2 DescribeSecurityGroups", e))?;
+    let mut out = Vec::new();
+    for page in pages {
+        for g in page.security_groups() {
+            let mut open = Vec::new();
+            for p in g.ip_permissions() {
+                let ports = match (p.from_port(), p.to_port()) {
+                    (Some(a), Some(b)) if a == b => a.to_string(),
+                    (Some(a), Some(b)) if a >= 0 => format!("{a}-{b}"),
+                    _ => "all ports".to_string(),
+                };
+                let proto = match p.ip_protocol().unwrap_or("-1") {
+                    "-1" => "all protocols",
+                    other => other,
+                };
+                let world = p
+                    .ip_ranges()
+                    .iter()
+                    .filter_map(|r| r.cidr_ip())
+                    .chain(p.ipv6_ranges().iter().filter_map(|r| r.cidr_ipv6()))
+                    .filter(|c| *c == "0.0.0.0/0" || *c == "::/0");
+                for cidr in world {
+                    open.push(format!("{proto} {ports} from {cidr}"));
+                }
+            }
+            out.push(SecurityGroup {
+                id: g.group_id().unwrap_or_default().to_string(),
+                name: g.group_name().unwrap_or_default().to_string(),
+                vpc_id: g.vpc_id().unwrap_or_default().to_string(),
+                open_to_world: open,
+            });
+        }
+    }
+    out.sort_by(|a, b| a.id.cmp(&b.id));
+    Ok(out)
+}
+
+/// The names of every bucket the credentials can list.
+pub async fn buckets(aws: &Aws) -> Result<Vec<String>, AwsError> {
+    let out = aws
+        .s3
+        .list_buckets()
+        .send()
+        .await
+        .map_err(|e| AwsError::from_sdk("S3 ListBuckets", e))?;
+    let mut names: Vec<String> = out
+        .buckets()
+        .iter()
+        .filter_map(|b| b.name().map(str::to_string))
+        .collect();
+    names.sort();
+    Ok(names)
+}
+
+/// A bucket's policy document, or `None` when it has none.
+pub async fn bucket_policy(aws: &Aws, bucket: &str) -> Result<Option<String>, AwsError> {
+    match aws.s3.get_bucket_policy().bucket(bucket).send().await {
+        Ok(out) => Ok(out.policy().map(str::to_string)),
+        Err(e) => {
+            let e = AwsError::from_sdk(format!("S3 GetBucketPolicy of {bucket}"), e);
+            if e.code.as_deref() == Some("NoSuchBucketPolicy") {
+                Ok(None)
+            } else {
+                Err(e)
+            }
+        }
+    }
+}
+
+/// A bucket's public-access block; `None` when it has none (public access
+/// is then decided by its policy and ACLs alone).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PublicAccessBlock {
+    pub block_public_acls: bool,
+    pub ignore_public_acls: bool,
+    pub block_public_policy: bool,
+    pub restrict_public_buckets: bool,
+}
+
+impl PublicAccessBlock {
+    /// All four settings on: nothing in the bucket can be made public.
+    pub fn blocks_everything(&self) -> bool {
+        self.block_public_acls
+            && self.ignore_public_acls
+            && self.block_public_policy
+            && self.restrict_public_buckets
+    }
+}
+
+pub async fn public_access_block(
+    aws: &Aws,
+    bucket: &str,
+) -> Result<Option<PublicAccessBlock>, AwsError> {
+    match aws.s3.get_public_access_block().bucket(bucket).send().await {
+        Ok(out) => Ok(out
+            .public_access_block_configuration()
+            .map(|c| PublicAccessBlock {
+                block_public_acls: c.block_public_acls().unwrap_or(false),
+                ignore_public_acls: c.ignore_public_acls().unwrap_or(false),
+                block_public_policy: c.block_public_policy().unwrap_or(false),
+                restrict_public_buckets: c.restrict_public_buckets().unwrap_or(false),
+            })),
+        Err(e) => {
+            let e = AwsError::from_sdk(format!("S3 GetPublicAccessBlock of {bucket}"), e);
+            if e.code.as_deref() == Some("NoSuchPublicAccessBlockConfiguration") {
+                Ok(None)
+            } else {
+                Err(e)
+            }
+        }
+    }
+}
+
+/// An IAM user or role.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Principal {
+    pub name: String,
+    pub arn: String,
+}
+
+pub async fn users(aws: &Aws) -> Result<Vec<Principal>, AwsError> {
+    let pages = aws
+        .iam
+        .list_users()
+        .into_paginator()
+        .send()
+        .collect::<Result<Vec<_>, _>>()
+        .await
+        .map_err(|e| AwsError::from_sdk("IAM ListUsers", e))?;
+    Ok(pages
+        .iter()
+        .flat_map(|p| p.users())
+        .map(|u| Principal {
+            name: u.user_name().to_string(),
+            arn: u.arn().to_string(),
+        })
+        .collect())
+}
+
+pub async fn roles(aws: &Aws) -> Result<Vec<Principal>, AwsError> {
+    let pages = aws
+        .iam
+        .list_roles()
+        .into_paginator()
+        .send()
+        .collect::<Result<Vec<_>, _>>()
+        .await
+        .map_err(|e| AwsError::from_sdk("IAM ListRoles", e))?;
+    Ok(pages
+        .iter()
+        .flat_map(|p| p.roles())
+        .map(|r| Principal {
+            name: r.role_name().to_string(),
+            arn: r.arn().to_string(),
+        })
+        .collect())
+}
+
+/// Whose attached policies to list.
+#[derive(Debug, Clone)]
+pub enum Holder {
+    User(String),
+    Role(String),
+}
+
+/// The managed policies attached to a user or a role: (name, ARN).
+pub async fn attached_policies(aws: &Aws, holder: &Holder) -> Result<Vec<Principal>, AwsError> {
+    let attached: Vec<aws_sdk_iam::types::AttachedPolicy> = match holder {
+        Holder::User(u) => aws
+            .iam
+            .list_attached_user_policies()
+            .user_name(u)
+            .into_paginator()
+            .send()
+            .collect::<Result<Vec<_>, _>>()
+            .await
+            .map_err(|e| AwsError::from_sdk(format!("IAM ListAttachedUserPolicies of {u}"), e))?
+            .into_iter()
+            .flat_map(|p| p.attached_policies.unwrap_or_default())
+            .collect(),
+        Holder::Role(r) => aws
+            .iam
+            .list_attached_role_policies()
+            .role_name(r)
+            .into_paginator()
+            .send()
+            .collect::<Result<Vec<_>, _>>()
+            .await
+            .map_err(|e| AwsError::from_sdk(format!("IAM ListAttachedRolePolicies of {r}"), e))?
+            .into_iter()
+            .flat_map(|p| p.attached_policies.unwrap_or_default())
+            .collect(),
+    };
+    Ok(attached
+        .iter()
+        .map(|a| Principal {
+            name: a.policy_name().unwrap_or_default().to_string(),
+            arn: a.policy_arn().unwrap_or_default().to_string(),
+        })
+        .collect())
+}
