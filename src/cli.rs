@@ -96,6 +96,23 @@ pub enum Command {
         #[command(subcommand)]
         action: Option<JobsAction>,
     },
+    /// Print the audit log: every model and tool call, refusal, plan,
+    /// approval and applied step, oldest first.
+    Audit {
+        /// Only records of deliveries about this repository (`owner/name`).
+        #[arg(long)]
+        repo: Option<String>,
+        /// Only records since this time: RFC 3339 (2026-11-30T08:00:00Z) or
+        /// an age (90m, 24h, 7d).
+        #[arg(long, value_parser = parse_since)]
+        since: Option<i64>,
+        /// At most this many of the newest records.
+        #[arg(long, default_value_t = 1000)]
+        limit: i64,
+        /// One JSON array instead of lines.
+        #[arg(long)]
+        json: bool,
+    },
     /// Delete what the retention settings no longer keep (serve does it
     /// hourly in the background).
     Prune {
@@ -112,6 +129,30 @@ pub enum JobsAction {
         /// The job's id (from `agentic jobs --state dead`).
         id: i64,
     },
+}
+
+/// `--since`: an RFC 3339 time or an age like `90m`, `24h`, `7d`, as
+/// milliseconds since the epoch.
+fn parse_since(s: &str) -> Result<i64, String> {
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(s) {
+        return Ok(t.timestamp_millis());
+    }
+    let (n, unit) = s.split_at(s.len().saturating_sub(1));
+    let secs = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => 0,
+    };
+    match n.parse::<i64>() {
+        Ok(n) if secs > 0 && n >= 0 => {
+            Ok(chrono::Utc::now().timestamp_millis() - n.saturating_mul(secs * 1000))
+        }
+        _ => Err(format!(
+            "`{s}` is neither an RFC 3339 time nor an age like 90m, 24h or 7d"
+        )),
+    }
 }
 
 /// A job state, as the store names it.
@@ -142,6 +183,38 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let redactor = Redactor::new(config.secret_values());
             crate::telemetry::init(config.log_format, redactor.clone());
             crate::server::serve(config, redactor).await
+        }
+        Command::Audit {
+            repo,
+            since,
+            limit,
+            json,
+        } => {
+            let config = operator_config()?;
+            let store = Store::open(&config.database_url).await?;
+            let rows = store.audit_log(repo.as_deref(), since, limit).await?;
+            store.close().await;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&rows)?);
+            } else {
+                for r in &rows {
+                    let at = chrono::DateTime::from_timestamp_millis(r.at)
+                        .map(|t| t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string())
+                        .unwrap_or_default();
+                    let job = r
+                        .job_id
+                        .map(|j| format!("job {j}"))
+                        .unwrap_or_else(|| "-".into());
+                    println!(
+                        "{at}  {job}  {}  {}  {}  {}",
+                        r.repo.as_deref().unwrap_or("-"),
+                        r.actor.as_deref().unwrap_or("-"),
+                        r.action,
+                        r.detail.as_ref().map(|d| d.to_string()).unwrap_or_default()
+                    );
+                }
+            }
+            Ok(())
         }
         Command::Aws { command } => {
             if crate::aws::cli::run(command).await? {
@@ -528,6 +601,7 @@ async fn ask(repo: String, number: u64, post: bool, question: String) -> anyhow:
         on_pull_request: issue.pull_request.is_some(),
         asked_by: &login,
         text: &question,
+        aws: None,
     };
     let trace = local_trace(&store, &redactor, &login);
     let budget = crate::agent::Budget::from_config(&config);

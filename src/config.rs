@@ -89,6 +89,11 @@ pub struct Config {
     pub max_tool_calls_per_turn: usize,
     /// `max_tokens` sent with every model call (the answer's length).
     pub llm_max_tokens: u32,
+    /// The AWS SDK's `AWS_ENDPOINT_URL` and `AWS_REGION`, read here too
+    /// so that the file can set them; credentials stay with the SDK's own
+    /// chain.
+    pub aws_endpoint_url: Option<String>,
+    pub aws_region: Option<String>,
     /// Tokens one review may spend, all model calls together: the bound on
     /// a review's cost, however large the pull request.
     pub review_max_tokens: u64,
@@ -159,6 +164,8 @@ const KEYS: &[&str] = &[
     "AGENTIC_MIGRATE",
     "AGENTIC_RETENTION_DAYS",
     "AGENTIC_AUDIT_RETENTION_DAYS",
+    "AWS_ENDPOINT_URL",
+    "AWS_REGION",
     "RUST_LOG",
 ];
 
@@ -413,6 +420,8 @@ impl Config {
             llm_max_tokens,
             review_max_tokens,
             review_diff_tokens,
+            aws_endpoint_url: vars.get("AWS_ENDPOINT_URL").map(str::to_string),
+            aws_region: vars.get("AWS_REGION").map(str::to_string),
             notice_window,
             max_jobs_per_installation,
             webhook_body_timeout,

@@ -159,6 +159,61 @@ impl CommandName {
     }
 }
 
+/// `aws:`: what this repository's requests may touch. Without it, every
+/// AWS tool is refused. Nothing here is taken from a model or a pull
+/// request: the file is read from the default branch.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AwsScope {
+    /// The AWS account id the bot's credentials must be in.
+    #[serde(default)]
+    pub account: Option<String>,
+    /// Regions that may be read or changed (at least one).
+    pub regions: Vec<String>,
+    /// Instance types that may be launched.
+    #[serde(default)]
+    pub instance_types: Vec<String>,
+    /// Images instances may be launched from.
+    #[serde(default)]
+    pub amis: Vec<String>,
+    /// Most instances one plan may launch.
+    #[serde(default)]
+    pub max_instances: u32,
+    /// `key=value`: a resource may be touched only if it carries this tag,
+    /// read from AWS (never taken from the model).
+    #[serde(default)]
+    pub required_tag: Option<String>,
+    /// Bucket-name globs that may be read or changed.
+    #[serde(default)]
+    pub buckets: Vec<String>,
+}
+
+impl AwsScope {
+    /// The required tag as (key, value).
+    pub fn tag(&self) -> Option<(&str, &str)> {
+        self.required_tag.as_deref().and_then(|t| t.split_once('='))
+    }
+
+    fn check(&self) -> Result<(), String> {
+        if self.regions.is_empty() {
+            return Err("does not parse: `aws.regions`: name at least one region".into());
+        }
+        if let Some(t) = &self.required_tag {
+            if t.split_once('=').is_none_or(|(k, _)| k.is_empty()) {
+                return Err(format!(
+                    "does not parse: `aws.required_tag`: `{t}` is not `key=value`"
+                ));
+            }
+        }
+        for glob in &self.buckets {
+            Glob::new(glob).map_err(|e| {
+                format!("does not parse: `aws.buckets`: `{glob}` is not a glob ({e})")
+            })?;
+        }
+        Ok(())
+    }
+}
+
 /// The whole file.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -166,6 +221,7 @@ pub struct RepoConfig {
     pub review: ReviewConfig,
     pub describe: DescribeConfig,
     pub commands: BTreeMap<CommandName, CommandConfig>,
+    pub aws: Option<AwsScope>,
 }
 
 /// Why the file was not used: said to the people on the thread.
@@ -208,6 +264,9 @@ impl RepoConfig {
             Glob::new(glob).map_err(|e| {
                 format!("does not parse: `review.ignore`: `{glob}` is not a glob ({e})")
             })?;
+        }
+        if let Some(aws) = &config.aws {
+            aws.check()?;
         }
         Ok(config)
     }
@@ -273,6 +332,25 @@ mod tests {
         assert_eq!(c.required_role(&ask), Role::Maintain);
         assert_eq!(c.required_role(&Command::Apply), Role::Write, "not lowered");
         assert_eq!(c.required_role(&Command::Help), Role::None);
+    }
+
+    #[test]
+    fn the_aws_scope_is_checked_and_absent_by_default() {
+        assert_eq!(RepoConfig::default().aws, None);
+        let c = RepoConfig::parse(
+            "aws:\n  regions: [eu-west-1]\n  required_tag: agentic:repo=acme/infra\n  buckets: ['acme-*']\n",
+        )
+        .unwrap();
+        let aws = c.aws.unwrap();
+        assert_eq!(aws.tag(), Some(("agentic:repo", "acme/infra")));
+        assert_eq!(aws.max_instances, 0);
+        let e = RepoConfig::parse("aws:\n  regions: []\n").unwrap_err();
+        assert!(e.contains("`aws.regions`"), "{e}");
+        let e =
+            RepoConfig::parse("aws:\n  regions: [eu-west-1]\n  required_tag: nope\n").unwrap_err();
+        assert!(e.contains("`aws.required_tag`"), "{e}");
+        let e = RepoConfig::parse("aws:\n  regions: [eu-west-1]\n  region: x\n").unwrap_err();
+        assert!(e.contains("unknown field `region`"), "{e}");
     }
 
     #[test]

@@ -54,6 +54,7 @@ async fn run(llm: &FakeLlm) -> Outcome {
         number: 57,
         head_sha: None,
         fence: Fence::new(),
+        aws: None,
     };
     let store = agentic::store::Store::open("sqlite::memory:")
         .await

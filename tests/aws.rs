@@ -106,6 +106,26 @@ async fn instances_are_listed_by_tag_state_and_region() {
         "{}",
         text(&described)
     );
+    let image = here
+        .ec2
+        .create_image()
+        .instance_id(&tagged)
+        .name("batch-worker-2026-11")
+        .send()
+        .await
+        .unwrap()
+        .image_id()
+        .unwrap()
+        .to_string();
+    let images = json(&agentic_aws(&["ec2", "images", "--json"]));
+    assert!(
+        images
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|i| i["id"] == image.as_str() && i["name"] == "batch-worker-2026-11"),
+        "{images}"
+    );
     let bad = agentic_aws(&["ec2", "list", "--tag", "novalue"]);
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("`novalue` is not `key=value`"));
@@ -225,6 +245,56 @@ async fn buckets_their_policies_and_public_access_blocks() {
         text(&agentic_aws(&["s3", "public-access", "acme-site"])),
         "`acme-site` has no public-access block: its policy and ACLs alone decide\n"
     );
+    for key in ["2026/11/30.log", "2026/12/01.log"] {
+        aws.s3
+            .put_object()
+            .bucket("acme-logs")
+            .key(key)
+            .body(aws_sdk_s3::primitives::ByteStream::from_static(b"line\n"))
+            .send()
+            .await
+            .unwrap();
+    }
+    let objects = json(&agentic_aws(&[
+        "s3",
+        "objects",
+        "acme-logs",
+        "--prefix",
+        "2026/12",
+        "--json",
+    ]));
+    assert_eq!(
+        objects,
+        serde_json::json!([{ "key": "2026/12/01.log", "size": 5 }])
+    );
+    // `s3 versioning` is not asked here: moto 5.2.5 answers
+    // GetBucketVersioning with a `GetBucketVersioningResponse` root, which
+    // S3 never sends and the Rust SDK (unlike botocore) refuses to parse.
+    aws.s3
+        .put_bucket_encryption()
+        .bucket("acme-site")
+        .server_side_encryption_configuration(
+            aws_sdk_s3::types::ServerSideEncryptionConfiguration::builder()
+                .rules(
+                    aws_sdk_s3::types::ServerSideEncryptionRule::builder()
+                        .apply_server_side_encryption_by_default(
+                            aws_sdk_s3::types::ServerSideEncryptionByDefault::builder()
+                                .sse_algorithm(aws_sdk_s3::types::ServerSideEncryption::AwsKms)
+                                .build()
+                                .unwrap(),
+                        )
+                        .build(),
+                )
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        text(&agentic_aws(&["s3", "encryption", "acme-site"])),
+        "`acme-site` encrypts new objects with aws:kms\n"
+    );
     // A bucket that does not exist is an error that says so.
     let missing = agentic_aws(&["s3", "policy", "no-such-bucket"]);
     assert!(!missing.status.success());
@@ -295,6 +365,22 @@ async fn iam_users_roles_and_their_attached_policies() {
     );
     let none = agentic_aws(&["iam", "policies", "--role", "batch"]);
     assert_eq!(text(&none), "no attached policies\n");
+    let created = aws
+        .iam
+        .create_access_key()
+        .user_name("ci-deployer")
+        .send()
+        .await
+        .unwrap();
+    let key = created.access_key().unwrap();
+    let out = agentic_aws(&["iam", "access-keys", "--user", "ci-deployer", "--json"]);
+    assert!(
+        !text(&out).contains(key.secret_access_key()),
+        "never the secret"
+    );
+    let keys = json(&out);
+    assert_eq!(keys[0]["id"], key.access_key_id());
+    assert_eq!(keys[0]["status"], "Active");
 }
 
 #[test]
@@ -325,4 +411,123 @@ fn a_policy_is_checked_on_our_side_and_the_exit_status_says_if_it_is_too_wide() 
     let out = agentic_aws(&["iam", "check-policy", "/nonexistent.json"]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read `/nonexistent.json`"));
+}
+
+/// `/agentic ask` with the AWS read tools, through the real router: the
+/// model sees this repository's tagged instances in its allowed region
+/// only, and is refused another region; a repository without an `aws`
+/// section is not offered any AWS tool, and a call to one runs nothing.
+#[tokio::test]
+async fn ask_reads_aws_within_the_repositorys_scope_only() {
+    use support::llm::Step;
+    let _turn = MOTO.lock().await;
+    moto::reset().await;
+    let here = moto::aws(REGION).await;
+    let there = moto::aws(OTHER_REGION).await;
+    let repo_tag = ("agentic:repo", support::github::REPO);
+    let ours = moto::instance(&here, &[repo_tag, ("env", "staging")]).await;
+    let theirs = moto::instance(&here, &[("env", "staging")]).await;
+    let far = moto::instance(&there, &[repo_tag]).await;
+
+    let (gh, llm) = support::world().await;
+    gh.file(
+        "main",
+        ".github/agentic.yml",
+        &format!(
+            "aws:\n  regions: [{REGION}]\n  required_tag: agentic:repo={}\n",
+            support::github::REPO
+        ),
+    );
+    llm.script([
+        Step::Tool("aws_list_instances", serde_json::json!({})),
+        Step::Tool(
+            "aws_list_instances",
+            serde_json::json!({ "region": OTHER_REGION }),
+        ),
+        Step::Answer("One instance is ours.".into()),
+    ]);
+    let options = support::app_options(&gh, &llm)
+        .var("AWS_ENDPOINT_URL", moto::url())
+        .var("AWS_REGION", REGION);
+    let app = support::TestApp::start(options).await;
+    support::say(
+        &app,
+        57,
+        990001,
+        "bob-reviewer",
+        "/agentic ask which instances are ours?",
+    )
+    .await;
+    app.wait_for_jobs(1).await;
+    let requests = llm.requests();
+    let tools: Vec<&str> = requests[0]["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["function"]["name"].as_str().unwrap())
+        .collect();
+    assert!(tools.contains(&"aws_list_instances"), "{tools:?}");
+    let answer = |n: usize| {
+        requests[n]["messages"].as_array().unwrap().last().unwrap()["content"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let listed = answer(1);
+    assert!(
+        listed.starts_with(&format!("1 instance(s) in {REGION} tagged agentic:repo=")),
+        "{listed}"
+    );
+    assert!(listed.contains(&ours), "{listed}");
+    assert!(
+        !listed.contains(&theirs) && !listed.contains(&far),
+        "{listed}"
+    );
+    let refused = answer(2);
+    assert!(
+        refused.starts_with(&format!(
+            "refused: region `{OTHER_REGION}` is not in this repository's `aws.regions`"
+        )),
+        "{refused}"
+    );
+    assert_eq!(
+        gh.comments(57)
+            .last()
+            .unwrap()
+            .body
+            .split("\n\n<!--")
+            .next(),
+        Some("One instance is ours.")
+    );
+    app.stop().await;
+
+    // Without an `aws` section, no AWS tool is offered, and one called all
+    // the same runs nothing.
+    let (gh, llm) = support::world().await;
+    llm.script([
+        Step::Tool("aws_list_buckets", serde_json::json!({})),
+        Step::Answer("I may not look.".into()),
+    ]);
+    let options = support::app_options(&gh, &llm)
+        .var("AWS_ENDPOINT_URL", moto::url())
+        .var("AWS_REGION", REGION);
+    let app = support::TestApp::start(options).await;
+    support::say(
+        &app,
+        57,
+        990002,
+        "bob-reviewer",
+        "/agentic ask which buckets?",
+    )
+    .await;
+    app.wait_for_jobs(1).await;
+    let requests = llm.requests();
+    let offered = requests[0]["tools"].to_string();
+    assert!(!offered.contains("aws_"), "{offered}");
+    let last = requests[1]["messages"].as_array().unwrap().last().unwrap()["content"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(last, "error: there is no tool named `aws_list_buckets`");
+    app.stop().await;
 }

@@ -414,3 +414,77 @@ async fn operators_migrate_list_retry_and_prune_on_both_backends() {
         );
     }
 }
+
+/// `agentic audit`: by repository and time, as lines or JSON, on both
+/// backends.
+#[tokio::test(flavor = "multi_thread")]
+async fn audit_prints_the_log_by_repository_and_time_on_both_backends() {
+    use agentic::store::{AuditEntry, NewDelivery, Store};
+    for db in support::test_dbs().await {
+        let store = Store::open(&db.url).await.unwrap();
+        for (id, repo) in [("d-acme", "acme/infra"), ("d-globex", "globex/payments")] {
+            store
+                .record_delivery(NewDelivery {
+                    id: id.into(),
+                    event: "issues".into(),
+                    action: Some("opened".into()),
+                    installation_id: Some(1),
+                    repo: Some(repo.into()),
+                    outcome: "ignored",
+                    reason: Some("test".into()),
+                    jobs: vec![],
+                })
+                .await
+                .unwrap();
+            store
+                .audit(AuditEntry {
+                    job_id: Some(7),
+                    delivery_id: Some(id.into()),
+                    actor: Some("bob".into()),
+                    action: "tool.call".into(),
+                    detail: Some(serde_json::json!({ "tool": "aws_list_instances" })),
+                })
+                .await
+                .unwrap();
+        }
+        store.close().await;
+        let dir = tempfile::tempdir().unwrap();
+        let run = |args: &[&str]| {
+            agentic(
+                dir.path(),
+                args,
+                &[
+                    ("AGENTIC_DATABASE_URL", db.url.as_str()),
+                    ("RUST_LOG", "off"),
+                ],
+            )
+        };
+        let out = run(&["audit", "--repo", "acme/infra", "--json"]);
+        assert!(
+            out.status.success(),
+            "{}: {}",
+            db.backend,
+            text(&out.stderr)
+        );
+        let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(rows.as_array().unwrap().len(), 1, "{}", db.backend);
+        assert_eq!(rows[0]["repo"], "acme/infra");
+        assert_eq!(rows[0]["detail"]["tool"], "aws_list_instances");
+        let out = run(&["audit", "--since", "1h"]);
+        let lines = text(&out.stdout);
+        assert_eq!(lines.lines().count(), 2, "{}: {lines}", db.backend);
+        assert!(
+            lines
+                .lines()
+                .next()
+                .unwrap()
+                .contains("  job 7  acme/infra  bob  tool.call  {\"tool\":\"aws_list_instances\"}"),
+            "{lines}"
+        );
+        let out = run(&["audit", "--since", "2999-01-01T00:00:00Z"]);
+        assert_eq!(text(&out.stdout), "", "{}", db.backend);
+        let out = run(&["audit", "--since", "yesterday"]);
+        assert!(!out.status.success());
+        assert!(text(&out.stderr).contains("`yesterday` is neither an RFC 3339 time nor an age"));
+    }
+}

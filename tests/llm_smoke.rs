@@ -57,6 +57,7 @@ async fn the_real_client_holds_a_well_formed_conversation_with_a_real_model() {
         number: 57,
         head_sha: None,
         fence: agentic::agent::tools::Fence::new(),
+        aws: None,
     };
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(&format!("sqlite://{}", dir.path().join("a.db").display()))

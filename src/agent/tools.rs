@@ -40,6 +40,8 @@ pub struct Subject {
     pub head_sha: Option<String>,
     /// The fence of this conversation's untrusted text.
     pub fence: Fence,
+    /// AWS, with the repository's scope, where the bot has it.
+    pub aws: Option<crate::aws::tools::AwsAccess>,
 }
 
 /// The fence around text from other people, with an id drawn at random for
@@ -86,7 +88,7 @@ impl Fence {
 
 /// A tool's failure, shown to the model as the tool's answer.
 pub type ToolResult = Result<String, String>;
-type ToolFuture<'a> = Pin<Box<dyn Future<Output = ToolResult> + Send + 'a>>;
+pub type ToolFuture<'a> = Pin<Box<dyn Future<Output = ToolResult> + Send + 'a>>;
 
 /// A tool the model can call.
 pub trait Tool: Send + Sync {
@@ -356,6 +358,12 @@ impl Registry {
         Registry {
             tools: vec![Box::new(GetIssue), Box::new(ListComments)],
         }
+    }
+
+    /// These tools and the AWS read tools.
+    pub fn with_aws(mut self) -> Registry {
+        self.tools.extend(crate::aws::tools::read_tools());
+        self
     }
 
     pub fn get(&self, name: &str) -> Option<&dyn Tool> {

@@ -52,6 +52,13 @@ pub enum Ec2Command {
         #[arg(long)]
         json: bool,
     },
+    /// List the images (AMIs) this account owns.
+    Images {
+        #[arg(long)]
+        region: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
     /// List security groups, with the ingress rules open to the internet.
     SecurityGroups {
         #[arg(long)]
@@ -68,8 +75,20 @@ pub enum S3Command {
         #[arg(long)]
         json: bool,
     },
+    /// List a bucket's objects (at most 1,000).
+    Objects {
+        bucket: String,
+        #[arg(long)]
+        prefix: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
     /// Print a bucket's policy.
     Policy { bucket: String },
+    /// Show a bucket's default encryption.
+    Encryption { bucket: String },
+    /// Show a bucket's versioning status.
+    Versioning { bucket: String },
     /// Show a bucket's public-access block.
     PublicAccess {
         bucket: String,
@@ -94,6 +113,13 @@ pub enum IamCommand {
         user: Option<String>,
         #[arg(long)]
         role: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// A user's access keys (ids, status, creation; never secrets).
+    AccessKeys {
+        #[arg(long)]
+        user: String,
         #[arg(long)]
         json: bool,
     },
@@ -201,6 +227,12 @@ pub async fn run(command: AwsCommand) -> anyhow::Result<bool> {
                 let rows = read::instances(&aws, region.as_deref(), &filter).await?;
                 print(&rows, json, "no instances", instance_line);
             }
+            Ec2Command::Images { region, json } => {
+                let rows = read::images(&aws, region.as_deref()).await?;
+                print(&rows, json, "no images", |i| {
+                    format!("{}  {}  {}", i.id, i.state, i.name)
+                });
+            }
             Ec2Command::SecurityGroups { region, json } => {
                 let rows = read::security_groups(&aws, region.as_deref()).await?;
                 print(&rows, json, "no security groups", |g| {
@@ -218,9 +250,35 @@ pub async fn run(command: AwsCommand) -> anyhow::Result<bool> {
                 let rows = read::buckets(&aws).await?;
                 print(&rows, json, "no buckets", String::clone);
             }
+            S3Command::Objects {
+                bucket,
+                prefix,
+                json,
+            } => {
+                let (rows, more) = read::objects(&aws, &bucket, prefix.as_deref()).await?;
+                print(&rows, json, "no objects", |o| {
+                    format!("{}  {}", o.size, o.key)
+                });
+                if more && !json {
+                    println!(
+                        "… more than {} objects; narrow with --prefix",
+                        read::MAX_OBJECTS
+                    );
+                }
+            }
             S3Command::Policy { bucket } => match read::bucket_policy(&aws, &bucket).await? {
                 Some(policy) => println!("{policy}"),
                 None => println!("`{bucket}` has no bucket policy"),
+            },
+            S3Command::Encryption { bucket } => match read::bucket_encryption(&aws, &bucket).await?
+            {
+                Some(algorithm) => println!("`{bucket}` encrypts new objects with {algorithm}"),
+                None => println!("`{bucket}` has no default encryption configured"),
+            },
+            S3Command::Versioning { bucket } => match read::bucket_versioning(&aws, &bucket).await?
+            {
+                Some(status) => println!("`{bucket}` versioning: {status}"),
+                None => println!("`{bucket}` versioning was never enabled"),
             },
             S3Command::PublicAccess { bucket, json } => {
                 let block = read::public_access_block(&aws, &bucket).await?;
@@ -250,6 +308,12 @@ pub async fn run(command: AwsCommand) -> anyhow::Result<bool> {
                 };
                 let rows = read::attached_policies(&aws, &holder).await?;
                 print(&rows, json, "no attached policies", principal_line);
+            }
+            IamCommand::AccessKeys { user, json } => {
+                let rows = read::access_keys(&aws, &user).await?;
+                print(&rows, json, "no access keys", |k| {
+                    format!("{}  {}  {}", k.id, k.status, k.created)
+                });
             }
             IamCommand::CheckPolicy { .. } => unreachable!("handled above"),
         },

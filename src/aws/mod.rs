@@ -10,6 +10,8 @@
 pub mod cli;
 pub mod policy;
 pub mod read;
+pub mod scope;
+pub mod tools;
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 
@@ -82,6 +84,19 @@ impl Aws {
     /// on loopback has no DNS for `bucket.host`).
     pub async fn from_env() -> Aws {
         Aws::from_config(loader().load().await)
+    }
+
+    /// Clients from the standard environment, with the endpoint and the
+    /// region of the settings where they are given.
+    pub async fn from_settings(config: &crate::config::Config) -> Aws {
+        let mut loader = loader();
+        if let Some(url) = &config.aws_endpoint_url {
+            loader = loader.endpoint_url(url);
+        }
+        if let Some(region) = &config.aws_region {
+            loader = loader.region(Region::new(region.clone()));
+        }
+        Aws::from_config(loader.load().await)
     }
 
     /// Clients from a loaded configuration (see [`loader`]).

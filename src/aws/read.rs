@@ -324,3 +324,139 @@ pub async fn attached_policies(aws: &Aws, holder: &Holder) -> Result<Vec<Princip
         })
         .collect())
 }
+
+/// An image (AMI) this account owns.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Image {
+    pub id: String,
+    pub name: String,
+    pub state: String,
+}
+
+/// The images this account owns in `region`.
+pub async fn images(aws: &Aws, region: Option<&str>) -> Result<Vec<Image>, AwsError> {
+    let out = aws
+        .ec2_in(region)
+        .describe_images()
+        .owners("self")
+        .send()
+        .await
+        .map_err(|e| AwsError::from_sdk("EC2 DescribeImages", e))?;
+    let mut images: Vec<Image> = out
+        .images()
+        .iter()
+        .map(|i| Image {
+            id: i.image_id().unwrap_or_default().to_string(),
+            name: i.name().unwrap_or_default().to_string(),
+            state: i
+                .state()
+                .map(|s| s.as_str().to_string())
+                .unwrap_or_default(),
+        })
+        .collect();
+    images.sort_by(|a, b| a.id.cmp(&b.id));
+    Ok(images)
+}
+
+/// One object of a bucket.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Object {
+    pub key: String,
+    pub size: i64,
+}
+
+/// Most objects one listing returns: a look, not an inventory.
+pub const MAX_OBJECTS: i32 = 1000;
+
+/// Up to [`MAX_OBJECTS`] objects of `bucket` under `prefix`, and whether
+/// there are more.
+pub async fn objects(
+    aws: &Aws,
+    bucket: &str,
+    prefix: Option<&str>,
+) -> Result<(Vec<Object>, bool), AwsError> {
+    let out = aws
+        .s3
+        .list_objects_v2()
+        .bucket(bucket)
+        .set_prefix(prefix.map(str::to_string))
+        .max_keys(MAX_OBJECTS)
+        .send()
+        .await
+        .map_err(|e| AwsError::from_sdk(format!("S3 ListObjectsV2 of {bucket}"), e))?;
+    let objects = out
+        .contents()
+        .iter()
+        .map(|o| Object {
+            key: o.key().unwrap_or_default().to_string(),
+            size: o.size().unwrap_or(0),
+        })
+        .collect();
+    Ok((objects, out.is_truncated().unwrap_or(false)))
+}
+
+/// The default encryption of a bucket (`AES256`, `aws:kms`…), `None` when
+/// it has none configured.
+pub async fn bucket_encryption(aws: &Aws, bucket: &str) -> Result<Option<String>, AwsError> {
+    match aws.s3.get_bucket_encryption().bucket(bucket).send().await {
+        Ok(out) => Ok(out
+            .server_side_encryption_configuration()
+            .and_then(|c| c.rules().first())
+            .and_then(|r| r.apply_server_side_encryption_by_default())
+            .map(|d| d.sse_algorithm().as_str().to_string())),
+        Err(e) => {
+            let e = AwsError::from_sdk(format!("S3 GetBucketEncryption of {bucket}"), e);
+            if e.code.as_deref() == Some("ServerSideEncryptionConfigurationNotFoundError") {
+                Ok(None)
+            } else {
+                Err(e)
+            }
+        }
+    }
+}
+
+/// A bucket's versioning status (`Enabled`, `Suspended`), `None` when it
+/// was never turned on.
+pub async fn bucket_versioning(aws: &Aws, bucket: &str) -> Result<Option<String>, AwsError> {
+    let out = aws
+        .s3
+        .get_bucket_versioning()
+        .bucket(bucket)
+        .send()
+        .await
+        .map_err(|e| AwsError::from_sdk(format!("S3 GetBucketVersioning of {bucket}"), e))?;
+    Ok(out.status().map(|s| s.as_str().to_string()))
+}
+
+/// An access key's metadata (never its secret, which AWS does not give
+/// out after creation anyway).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AccessKey {
+    pub id: String,
+    pub status: String,
+    pub created: String,
+}
+
+pub async fn access_keys(aws: &Aws, user: &str) -> Result<Vec<AccessKey>, AwsError> {
+    let pages = aws
+        .iam
+        .list_access_keys()
+        .user_name(user)
+        .into_paginator()
+        .send()
+        .collect::<Result<Vec<_>, _>>()
+        .await
+        .map_err(|e| AwsError::from_sdk(format!("IAM ListAccessKeys of {user}"), e))?;
+    Ok(pages
+        .iter()
+        .flat_map(|p| p.access_key_metadata())
+        .map(|k| AccessKey {
+            id: k.access_key_id().unwrap_or_default().to_string(),
+            status: k
+                .status()
+                .map(|s| s.as_str().to_string())
+                .unwrap_or_default(),
+            created: k.create_date().map(|d| d.to_string()).unwrap_or_default(),
+        })
+        .collect())
+}

@@ -24,6 +24,9 @@ pub struct Question<'a> {
     pub on_pull_request: bool,
     pub asked_by: &'a str,
     pub text: &'a str,
+    /// AWS with the repository's scope (`None` without an `aws` section):
+    /// its read tools are offered then.
+    pub aws: Option<crate::aws::tools::AwsAccess>,
 }
 
 /// Why an answer could not be had.
@@ -54,12 +57,18 @@ pub async fn ask(
     } else {
         (Registry::for_issue(), None, "issue")
     };
+    let registry = if q.aws.is_some() {
+        registry.with_aws()
+    } else {
+        registry
+    };
     let subject = Subject {
         github: github.clone(),
         repo: q.repo.to_string(),
         number: q.number,
         head_sha,
         fence: crate::agent::tools::Fence::new(),
+        aws: q.aws.clone(),
     };
     let message = format!(
         "This is about {what} #{} in the repository {}. @{} asks:\n\n{}",
@@ -120,12 +129,25 @@ pub async fn answer(
         format!("{}{SECTION_BREAK}", previous.join(SECTION_BREAK))
     };
     status.show(&format!("{before}{WORKING}")).await?;
+    let scope = ctx
+        .repo_config(&status.github, &ev.repo.full_name)
+        .await?
+        .config
+        .aws
+        .clone();
     let q = Question {
         repo: &ev.repo.full_name,
         number: ev.number,
         on_pull_request: ev.on_pull_request,
         asked_by: &ev.author.login,
         text: question,
+        aws: match scope {
+            Some(scope) => Some(crate::aws::tools::AwsAccess {
+                aws: ctx.aws().await,
+                scope,
+            }),
+            None => None,
+        },
     };
     let trace = Trace {
         store: &ctx.store,

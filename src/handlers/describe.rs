@@ -108,6 +108,7 @@ pub async fn describe(
         number: pr.number,
         head_sha: Some(pr.head.sha.clone()),
         fence,
+        aws: None,
     };
     let trace = Trace {
         store: &ctx.store,

@@ -38,6 +38,9 @@ pub struct JobContext {
     pub limits: Arc<CommandLimits>,
     /// Repository settings by repository, with when they were read.
     repo_configs: Arc<Mutex<HashMap<String, CachedConfig>>>,
+    /// The AWS clients, built on first use (no cost for a bot that never
+    /// touches AWS).
+    aws: Arc<tokio::sync::OnceCell<crate::aws::Aws>>,
 }
 
 /// A repository's settings and when they were read.
@@ -75,7 +78,16 @@ impl JobContext {
             config,
             github,
             repo_configs: Arc::new(Mutex::new(HashMap::new())),
+            aws: Arc::new(tokio::sync::OnceCell::new()),
         }
+    }
+
+    /// The AWS clients, from the settings and the SDK's environment.
+    pub async fn aws(&self) -> crate::aws::Aws {
+        self.aws
+            .get_or_init(|| crate::aws::Aws::from_settings(&self.config))
+            .await
+            .clone()
     }
 
     /// `.github/agentic.yml` from `repo`'s default branch — never from a

@@ -214,6 +214,7 @@ pub async fn think(
         number: pr.number,
         head_sha: Some(pr.head.sha.clone()),
         fence,
+        aws: None,
     };
     let check = |args: &str| {
         review::parse_submission(args).map(|_| serde_json::from_str(args).unwrap_or(Value::Null))

@@ -750,6 +750,45 @@ impl Store {
             .collect())
     }
 
+    /// The audit log, oldest first: records at or after `since` (ms since
+    /// the epoch), of jobs whose delivery was about `repo` when given, at
+    /// most `limit` of the newest.
+    pub async fn audit_log(
+        &self,
+        repo: Option<&str>,
+        since: Option<i64>,
+        limit: i64,
+    ) -> anyhow::Result<Vec<AuditRow>> {
+        let rows = sqlx::query(
+            "SELECT * FROM (
+                 SELECT a.id, a.at, a.job_id, a.delivery_id, a.actor, a.action, a.detail, d.repo
+                 FROM audit a LEFT JOIN deliveries d ON d.id = a.delivery_id
+                 WHERE a.at >= $1 AND ($2 = '' OR d.repo = $2)
+                 ORDER BY a.id DESC LIMIT $3) newest
+             ORDER BY id",
+        )
+        .bind(since.unwrap_or(0))
+        .bind(repo.unwrap_or(""))
+        .bind(limit)
+        .fetch_all(&self.read)
+        .await
+        .context("reading the audit log")?;
+        Ok(rows
+            .iter()
+            .map(|r| AuditRow {
+                at: r.get("at"),
+                job_id: r.get("job_id"),
+                delivery_id: r.get("delivery_id"),
+                actor: r.get("actor"),
+                action: r.get("action"),
+                detail: r
+                    .get::<Option<String>, _>("detail")
+                    .and_then(|d| serde_json::from_str(&d).ok()),
+                repo: r.get("repo"),
+            })
+            .collect())
+    }
+
     /// Whether the store can take writes now: the group-commit writer runs
     /// and the database answers.
     pub async fn ready(&self) -> anyhow::Result<()> {
@@ -780,6 +819,19 @@ impl Store {
         self.read.close().await;
         self.write.close().await;
     }
+}
+
+/// One audit record, with the repository its delivery was about.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct AuditRow {
+    /// Milliseconds since the epoch.
+    pub at: i64,
+    pub job_id: Option<i64>,
+    pub delivery_id: Option<String>,
+    pub actor: Option<String>,
+    pub action: String,
+    pub detail: Option<serde_json::Value>,
+    pub repo: Option<String>,
 }
 
 /// The fair choice of jobs, shared by both backends' lease statements

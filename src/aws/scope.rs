@@ -1,0 +1,136 @@
+//! What a repository's `aws` section allows, checked against facts read
+//! from AWS (a resource's tags come from AWS, never from the model).
+
+use globset::Glob;
+
+use super::read::Instance;
+use crate::repo_config::AwsScope;
+
+/// Why a resource or a region is out of scope, said to people and to the
+/// model.
+pub type Refusal = String;
+
+/// The refusal for a repository without an `aws` section.
+pub fn no_scope() -> Refusal {
+    format!(
+        "this repository's `{}` has no `aws` section, so no AWS tool may run for it",
+        crate::repo_config::PATH
+    )
+}
+
+/// The region may be used.
+pub fn region(scope: &AwsScope, region: &str) -> Result<(), Refusal> {
+    if scope.regions.iter().any(|r| r == region) {
+        Ok(())
+    } else {
+        Err(format!(
+            "region `{region}` is not in this repository's `aws.regions` ({})",
+            scope.regions.join(", ")
+        ))
+    }
+}
+
+/// The instance may be touched: its region is allowed and it carries the
+/// required tag, as AWS reports it.
+pub fn instance(scope: &AwsScope, i: &Instance) -> Result<(), Refusal> {
+    region(scope, &i.region)?;
+    if let Some((key, value)) = scope.tag() {
+        if i.tags.get(key).map(String::as_str) != Some(value) {
+            return Err(format!(
+                "instance `{}` does not carry the tag `{key}={value}` this repository requires",
+                i.id
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The bucket may be read or changed: its name matches `aws.buckets`.
+pub fn bucket(scope: &AwsScope, name: &str) -> Result<(), Refusal> {
+    let allowed = scope
+        .buckets
+        .iter()
+        .filter_map(|g| Glob::new(g).ok())
+        .any(|g| g.compile_matcher().is_match(name));
+    if allowed {
+        Ok(())
+    } else if scope.buckets.is_empty() {
+        Err("this repository's `aws.buckets` names no bucket".into())
+    } else {
+        Err(format!(
+            "bucket `{name}` does not match this repository's `aws.buckets` ({})",
+            scope.buckets.join(", ")
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    fn scope() -> AwsScope {
+        crate::repo_config::RepoConfig::parse(
+            "aws:\n  regions: [eu-west-1]\n  required_tag: agentic:repo=acme/infra\n  buckets: ['acme-*']\n",
+        )
+        .unwrap()
+        .aws
+        .unwrap()
+    }
+
+    fn instance_in(region: &str, tags: &[(&str, &str)]) -> Instance {
+        Instance {
+            id: "i-1".into(),
+            instance_type: "t3.micro".into(),
+            state: "running".into(),
+            region: region.into(),
+            availability_zone: format!("{region}a"),
+            image_id: "ami-1".into(),
+            tags: tags
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect::<BTreeMap<_, _>>(),
+        }
+    }
+
+    #[test]
+    fn instances_need_an_allowed_region_and_the_tag_from_aws() {
+        let s = scope();
+        assert!(instance(
+            &s,
+            &instance_in("eu-west-1", &[("agentic:repo", "acme/infra")])
+        )
+        .is_ok());
+        let e = instance(
+            &s,
+            &instance_in("eu-west-1", &[("agentic:repo", "other/repo")]),
+        )
+        .unwrap_err();
+        assert!(
+            e.contains("does not carry the tag `agentic:repo=acme/infra`"),
+            "{e}"
+        );
+        let e = instance(
+            &s,
+            &instance_in("us-west-2", &[("agentic:repo", "acme/infra")]),
+        )
+        .unwrap_err();
+        assert!(e.contains("region `us-west-2` is not in"), "{e}");
+    }
+
+    #[test]
+    fn buckets_match_the_globs() {
+        let s = scope();
+        assert!(bucket(&s, "acme-logs").is_ok());
+        assert!(bucket(&s, "globex-logs")
+            .unwrap_err()
+            .contains("does not match"));
+        let none = AwsScope {
+            buckets: vec![],
+            ..s
+        };
+        assert!(bucket(&none, "acme-logs")
+            .unwrap_err()
+            .contains("names no bucket"));
+    }
+}
