@@ -428,13 +428,31 @@ async fn ask_reads_aws_within_the_repositorys_scope_only() {
     let ours = moto::instance(&here, &[repo_tag, ("env", "staging")]).await;
     let theirs = moto::instance(&here, &[("env", "staging")]).await;
     let far = moto::instance(&there, &[repo_tag]).await;
+    here.s3
+        .create_bucket()
+        .bucket("acme-site")
+        .create_bucket_configuration(
+            aws_sdk_s3::types::CreateBucketConfiguration::builder()
+                .location_constraint(aws_sdk_s3::types::BucketLocationConstraint::EuWest1)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    here.s3
+        .put_bucket_policy()
+        .bucket("acme-site")
+        .policy(r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::acme-site/*"}]}"#)
+        .send()
+        .await
+        .unwrap();
 
     let (gh, llm) = support::world().await;
     gh.file(
         "main",
         ".github/agentic.yml",
         &format!(
-            "aws:\n  regions: [{REGION}]\n  required_tag: agentic:repo={}\n",
+            "aws:\n  regions: [{REGION}]\n  required_tag: agentic:repo={}\n  buckets: ['acme-*']\n",
             support::github::REPO
         ),
     );

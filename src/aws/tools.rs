@@ -47,11 +47,15 @@ fn region<'a>(scope: &'a AwsScope, args: &'a Value) -> Result<&'a str, String> {
     Ok(region)
 }
 
-fn bucket_arg(args: &Value) -> Result<&str, String> {
-    args["bucket"]
+/// The clients and the bucket an argument names, once the scope allows it.
+fn allowed_bucket<'a>(s: &'a Subject, args: &'a Value) -> Result<(&'a Aws, &'a str), String> {
+    let (aws, scope) = access(s)?;
+    let bucket = args["bucket"]
         .as_str()
         .filter(|b| !b.is_empty())
-        .ok_or_else(|| "error: `bucket` is required".to_string())
+        .ok_or("error: `bucket` is required")?;
+    scope::bucket(scope, bucket).map_err(|e| format!("refused: {e}"))?;
+    Ok((aws, bucket))
 }
 
 fn fenced(s: &Subject, label: &'static str, value: &impl serde::Serialize) -> String {
@@ -213,9 +217,7 @@ impl Tool for BucketPolicy {
         Box::pin(async move {
             answer(
                 async {
-                    let (aws, scope) = access(s)?;
-                    let bucket = bucket_arg(&args)?;
-                    scope::bucket(scope, bucket).map_err(|e| format!("refused: {e}"))?;
+                    let (aws, bucket) = allowed_bucket(s, &args)?;
                     match read::bucket_policy(aws, bucket)
                         .await
                         .map_err(|e| format!("error: {e}"))?
@@ -255,9 +257,7 @@ impl Tool for PublicAccessBlock {
         Box::pin(async move {
             answer(
                 async {
-                    let (aws, scope) = access(s)?;
-                    let bucket = bucket_arg(&args)?;
-                    scope::bucket(scope, bucket).map_err(|e| format!("refused: {e}"))?;
+                    let (aws, bucket) = allowed_bucket(s, &args)?;
                     let block = read::public_access_block(aws, bucket)
                         .await
                         .map_err(|e| format!("error: {e}"))?;
