@@ -23,6 +23,7 @@ pub mod limits;
 pub mod manifest;
 pub mod metrics;
 pub mod output;
+pub mod plan;
 pub mod redact;
 pub mod repo_config;
 pub mod review;

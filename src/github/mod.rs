@@ -89,9 +89,11 @@ impl GitHubError {
     }
 }
 
-/// A user's role on a repository, weakest first. Deserialized from the
-/// lower-case names a repository's settings use (`min_role: maintain`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Deserialize)]
+/// A user's role on a repository, weakest first, by the lower-case names a
+/// repository's settings use (`min_role: maintain`).
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Deserialize, serde::Serialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     /// Not a collaborator.

@@ -1,0 +1,390 @@
+//! Plans, without I/O: the steps a plan is made of, the hash an approval
+//! binds to, the approval rules, and the inline session policy an apply
+//! would assume its role with (allowing exactly the approved actions on
+//! the approved resources).
+//!
+//! Groundwork for issue 9's plan → approve → apply workflow: the rules
+//! live here, tested on their own, so that the workflow only gathers facts
+//! (roles from GitHub, the head from the pull request, live state from
+//! AWS) and asks.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+
+use crate::agent::tools::RiskTier;
+use crate::github::Role;
+
+/// One operation of a plan, with its exact arguments. Its risk tier comes
+/// from the tool that proposed it (declared in code), never from the model.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlanStep {
+    /// `ec2`, `s3` or `iam`.
+    pub service: String,
+    /// The API action, as IAM names it (`StopInstances`).
+    pub action: String,
+    /// `None` for global services (IAM) and S3 buckets.
+    pub region: Option<String>,
+    /// What it acts on: an instance id, a bucket name, a user name.
+    pub resource: String,
+    pub arguments: Value,
+    #[serde(with = "risk_name")]
+    pub risk: RiskTier,
+}
+
+mod risk_name {
+    use crate::agent::tools::RiskTier;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(r: &RiskTier, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(r.as_str())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<RiskTier, D::Error> {
+        match String::deserialize(d)?.as_str() {
+            "read" => Ok(RiskTier::Read),
+            "write" => Ok(RiskTier::Write),
+            "destructive" => Ok(RiskTier::Destructive),
+            other => Err(serde::de::Error::custom(format!(
+                "unknown risk tier `{other}`"
+            ))),
+        }
+    }
+}
+
+/// The hash an approval binds to: SHA-256 of the steps as JSON (object
+/// keys sorted, so equal plans hash equally). Any change to any step, its
+/// order included, is another plan.
+pub fn hash(steps: &[PlanStep]) -> String {
+    let canonical = serde_json::to_string(steps).unwrap_or_default();
+    hex::encode(Sha256::digest(canonical.as_bytes()))
+}
+
+/// The most severe tier among the steps.
+pub fn risk(steps: &[PlanStep]) -> RiskTier {
+    let rank = |r: &RiskTier| match r {
+        RiskTier::Read => 0,
+        RiskTier::Write => 1,
+        RiskTier::Destructive => 2,
+    };
+    steps
+        .iter()
+        .map(|s| s.risk)
+        .max_by_key(rank)
+        .unwrap_or(RiskTier::Read)
+}
+
+/// A plan as approval sees it.
+#[derive(Debug, Clone)]
+pub struct PlanFacts<'a> {
+    pub steps: &'a [PlanStep],
+    pub hash: &'a str,
+    pub requester: &'a str,
+    /// The requester's role now (from GitHub's permission API).
+    pub requester_role: Role,
+    /// The pull request's head when the plan was made (issues: `None`).
+    pub head_sha: Option<&'a str>,
+    /// Milliseconds since the epoch.
+    pub expires_at: i64,
+}
+
+/// An approval as recorded: who, with the role they had, bound to which
+/// hash and head.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Approval {
+    pub approver: String,
+    pub role: Role,
+    pub hash: String,
+    pub head_sha: Option<String>,
+}
+
+/// What an apply needs that is not there, each said plainly; empty when
+/// the plan may be applied.
+pub fn missing(
+    plan: &PlanFacts<'_>,
+    approvals: &[Approval],
+    current_head: Option<&str>,
+    now: i64,
+) -> Vec<String> {
+    let mut out = Vec::new();
+    if now >= plan.expires_at {
+        out.push("the plan has expired; ask for a new one with `/agentic plan`".to_string());
+    }
+    if plan.head_sha.is_some() && current_head != plan.head_sha {
+        out.push(format!(
+            "the pull request's head moved from `{}` to `{}` since the plan; plan again",
+            short(plan.head_sha.unwrap_or("")),
+            short(current_head.unwrap_or("?"))
+        ));
+    }
+    // Only approvals of this very plan, at this very head, count.
+    let valid: Vec<&Approval> = approvals
+        .iter()
+        .filter(|a| a.hash == plan.hash && a.head_sha.as_deref() == plan.head_sha)
+        .collect();
+    let tier = risk(plan.steps);
+    if tier != RiskTier::Read
+        && plan.requester_role < Role::Write
+        && !valid.iter().any(|a| a.role >= Role::Write)
+    {
+        out.push(
+            "its write steps need the requester or an approver to have the write role or higher"
+                .to_string(),
+        );
+    }
+    if tier == RiskTier::Destructive
+        && !valid
+            .iter()
+            .any(|a| a.approver != plan.requester && a.role >= Role::Maintain)
+    {
+        out.push(format!(
+            "its destructive steps need an approval by someone other than @{} with the maintain or admin role",
+            plan.requester
+        ));
+    }
+    out
+}
+
+fn short(sha: &str) -> &str {
+    &sha[..sha.len().min(7)]
+}
+
+/// The ARN a step's action applies to, or why a policy cannot be made
+/// for it (an action this function does not know is refused: a session
+/// policy is never made wider than what it can name).
+fn resource_arn(step: &PlanStep, account: &str) -> Result<String, String> {
+    let region = step.region.as_deref().unwrap_or("*");
+    match (step.service.as_str(), step.action.as_str()) {
+        (
+            "ec2",
+            "StartInstances" | "StopInstances" | "RebootInstances" | "TerminateInstances"
+            | "CreateTags",
+        ) => Ok(format!(
+            "arn:aws:ec2:{region}:{account}:instance/{}",
+            step.resource
+        )),
+        ("ec2", "AuthorizeSecurityGroupIngress") => Ok(format!(
+            "arn:aws:ec2:{region}:{account}:security-group/{}",
+            step.resource
+        )),
+        (
+            "s3",
+            "PutBucketVersioning"
+            | "PutBucketPublicAccessBlock"
+            | "PutBucketPolicy"
+            | "DeleteBucket",
+        ) => Ok(format!("arn:aws:s3:::{}", step.resource)),
+        ("s3", "DeleteObject") => Ok(format!("arn:aws:s3:::{}", step.resource)),
+        ("iam", _) => Ok(format!("arn:aws:iam::{account}:user/{}", step.resource)),
+        (service, action) => Err(format!(
+            "no session policy can be made for `{service}:{action}`"
+        )),
+    }
+}
+
+/// The inline session policy of an apply: one statement per action,
+/// allowing it on exactly the resources the approved steps name (an
+/// `s3:DeleteObject` step names `bucket/key`). `account` is the account
+/// id when known (`*` otherwise, still bound to the resource's id).
+pub fn session_policy(steps: &[PlanStep], account: Option<&str>) -> Result<Value, String> {
+    let account = account.unwrap_or("*");
+    let mut by_action: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for step in steps {
+        let arn = resource_arn(step, account)?;
+        let resources = by_action
+            .entry(format!("{}:{}", step.service, step.action))
+            .or_default();
+        if !resources.contains(&arn) {
+            resources.push(arn);
+        }
+    }
+    let statements: Vec<Value> = by_action
+        .into_iter()
+        .map(|(action, resources)| {
+            json!({ "Effect": "Allow", "Action": [action], "Resource": resources })
+        })
+        .collect();
+    Ok(json!({ "Version": "2012-10-17", "Statement": statements }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn step(action: &str, resource: &str, risk: RiskTier) -> PlanStep {
+        PlanStep {
+            service: "ec2".into(),
+            action: action.into(),
+            region: Some("eu-west-1".into()),
+            resource: resource.into(),
+            arguments: json!({ "instance_ids": [resource], "z": 1, "a": 2 }),
+            risk,
+        }
+    }
+
+    const HOUR: i64 = 3_600_000;
+
+    fn facts<'a>(steps: &'a [PlanStep], hash: &'a str, role: Role) -> PlanFacts<'a> {
+        PlanFacts {
+            steps,
+            hash,
+            requester: "alice",
+            requester_role: role,
+            head_sha: Some("aaaaaaa111"),
+            expires_at: 24 * HOUR,
+        }
+    }
+
+    fn approval(who: &str, role: Role, hash: &str, head: &str) -> Approval {
+        Approval {
+            approver: who.into(),
+            role,
+            hash: hash.into(),
+            head_sha: Some(head.into()),
+        }
+    }
+
+    #[test]
+    fn the_hash_changes_with_any_step_and_not_with_key_order() {
+        let a = vec![step("StopInstances", "i-1", RiskTier::Write)];
+        let mut b = a.clone();
+        b[0].arguments = json!({ "a": 2, "z": 1, "instance_ids": ["i-1"] });
+        assert_eq!(hash(&a), hash(&b), "keys are sorted");
+        b[0].resource = "i-2".into();
+        assert_ne!(hash(&a), hash(&b));
+        let two = vec![
+            step("StopInstances", "i-1", RiskTier::Write),
+            step("StartInstances", "i-2", RiskTier::Write),
+        ];
+        let swapped = vec![two[1].clone(), two[0].clone()];
+        assert_ne!(hash(&two), hash(&swapped), "order matters");
+        let json = serde_json::to_value(&a[0]).unwrap();
+        assert_eq!(json["risk"], "write");
+        assert_eq!(serde_json::from_value::<PlanStep>(json).unwrap(), a[0]);
+    }
+
+    #[test]
+    fn a_writer_may_apply_their_own_write_plan() {
+        let steps = [step("StopInstances", "i-1", RiskTier::Write)];
+        let h = hash(&steps);
+        assert!(missing(
+            &facts(&steps, &h, Role::Write),
+            &[],
+            Some("aaaaaaa111"),
+            HOUR
+        )
+        .is_empty());
+        // A triager needs a writer's approval; a triager's does not count.
+        let f = facts(&steps, &h, Role::Triage);
+        assert_eq!(
+            missing(
+                &f,
+                &[approval("tom", Role::Triage, &h, "aaaaaaa111")],
+                Some("aaaaaaa111"),
+                HOUR
+            )
+            .len(),
+            1
+        );
+        assert!(missing(
+            &f,
+            &[approval("bob", Role::Write, &h, "aaaaaaa111")],
+            Some("aaaaaaa111"),
+            HOUR
+        )
+        .is_empty());
+    }
+
+    #[test]
+    fn destructive_steps_need_a_second_person_with_maintain() {
+        let steps = [step("TerminateInstances", "i-1", RiskTier::Destructive)];
+        let h = hash(&steps);
+        let f = facts(&steps, &h, Role::Admin);
+        let alone = missing(
+            &f,
+            &[approval("alice", Role::Admin, &h, "aaaaaaa111")],
+            Some("aaaaaaa111"),
+            HOUR,
+        );
+        assert_eq!(
+            alone.len(),
+            1,
+            "the requester's own approval does not count"
+        );
+        assert!(alone[0].contains("someone other than @alice"), "{alone:?}");
+        let writer = missing(
+            &f,
+            &[approval("bob", Role::Write, &h, "aaaaaaa111")],
+            Some("aaaaaaa111"),
+            HOUR,
+        );
+        assert_eq!(writer.len(), 1, "write is not enough");
+        assert!(missing(
+            &f,
+            &[approval("mia", Role::Maintain, &h, "aaaaaaa111")],
+            Some("aaaaaaa111"),
+            HOUR
+        )
+        .is_empty());
+    }
+
+    #[test]
+    fn a_push_a_changed_plan_or_expiry_voids_approvals() {
+        let steps = [step("TerminateInstances", "i-1", RiskTier::Destructive)];
+        let h = hash(&steps);
+        let f = facts(&steps, &h, Role::Write);
+        let mia = approval("mia", Role::Maintain, &h, "aaaaaaa111");
+        let pushed = missing(&f, std::slice::from_ref(&mia), Some("bbbbbbb222"), HOUR);
+        assert!(
+            pushed[0].contains("moved from `aaaaaaa` to `bbbbbbb`"),
+            "{pushed:?}"
+        );
+        let other_plan = approval("mia", Role::Maintain, "0000", "aaaaaaa111");
+        assert_eq!(
+            missing(&f, &[other_plan], Some("aaaaaaa111"), HOUR).len(),
+            1
+        );
+        let old_head = approval("mia", Role::Maintain, &h, "ccccccc333");
+        assert_eq!(missing(&f, &[old_head], Some("aaaaaaa111"), HOUR).len(), 1);
+        let expired = missing(&f, &[mia], Some("aaaaaaa111"), 25 * HOUR);
+        assert!(expired[0].contains("expired"), "{expired:?}");
+    }
+
+    #[test]
+    fn the_session_policy_allows_exactly_the_approved_actions_on_the_approved_resources() {
+        let steps = [
+            step("StopInstances", "i-1", RiskTier::Write),
+            step("StopInstances", "i-2", RiskTier::Write),
+            step("TerminateInstances", "i-3", RiskTier::Destructive),
+        ];
+        let policy = session_policy(&steps, Some("123456789012")).unwrap();
+        assert_eq!(
+            policy,
+            json!({ "Version": "2012-10-17", "Statement": [
+                { "Effect": "Allow", "Action": ["ec2:StopInstances"], "Resource": [
+                    "arn:aws:ec2:eu-west-1:123456789012:instance/i-1",
+                    "arn:aws:ec2:eu-west-1:123456789012:instance/i-2"] },
+                { "Effect": "Allow", "Action": ["ec2:TerminateInstances"], "Resource": [
+                    "arn:aws:ec2:eu-west-1:123456789012:instance/i-3"] }
+            ]})
+        );
+        // Our own least-privilege check finds nothing wide in it.
+        let findings = crate::aws::policy::check(&policy.to_string()).unwrap();
+        assert!(
+            findings
+                .iter()
+                .all(|f| f.severity < crate::repo_config::Severity::Major),
+            "{findings:?}"
+        );
+        // An action it cannot name is refused, never widened to `*`.
+        let unknown = PlanStep {
+            action: "RunInstances".into(),
+            ..steps[0].clone()
+        };
+        assert!(session_policy(&[unknown], None)
+            .unwrap_err()
+            .contains("ec2:RunInstances"));
+    }
+}
