@@ -91,6 +91,7 @@ async fn run(llm: &FakeLlm) -> Outcome {
             purpose: Purpose::Review,
             message: "Review it.".into(),
             finish: Some(&finish),
+            plan: None,
         },
         &trace,
         &mut Quiet,

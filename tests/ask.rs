@@ -350,10 +350,7 @@ async fn an_edited_comment_runs_only_commands_it_did_not_run() {
     assert_eq!(writes.len(), 2, "{writes:#?}");
     assert_eq!(
         writes[1].body["body"],
-        format!(
-            "`/agentic status` is not available yet in this version of agentic.{}",
-            marker(jobs[2].id)
-        )
+        format!("There are no plans here.{}", marker(jobs[2].id))
     );
     gh.assert_all_seen();
     app.stop().await;

@@ -360,7 +360,7 @@ async fn operators_migrate_list_retry_and_prune_on_both_backends() {
         assert!(out.status.success(), "{url}: {}", text(&out.stderr));
         assert_eq!(
             text(&out.stdout),
-            "applied 6 migration(s); the schema is up to date\n",
+            "applied 7 migration(s); the schema is up to date\n",
             "{url}"
         );
         let out = run(&["migrate"]);

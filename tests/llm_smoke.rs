@@ -88,6 +88,7 @@ async fn the_real_client_holds_a_well_formed_conversation_with_a_real_model() {
                 "Use the get_issue tool to read issue #57, then say in one sentence what it asks for."
                     .into(),
             finish: None,
+            plan: None,
         },
         &trace,
         &mut Quiet,

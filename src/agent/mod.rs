@@ -107,6 +107,8 @@ pub enum Purpose {
     Review,
     /// Write a pull request's description.
     Describe,
+    /// Investigate an infrastructure request and propose the changes.
+    Plan,
 }
 
 /// Instructions that frame every conversation; `fence` is the tag that
@@ -120,6 +122,10 @@ Use the tools to read what you need before answering; do not guess.",
 correctness, security, reliability and clarity first, style last. Every finding must be about a line on the new (right) side of the diff you are shown, \
 with the exact line number from the diff; say nothing you have not checked. Use the tools to read more of the code when you need it. \
 Hand in the review by calling submit_review exactly once; do not answer in plain text.",
+        Purpose::Plan => "You plan infrastructure changes on AWS for the people who maintain one GitHub repository. \
+Investigate with the read tools first; do not guess resource ids. Propose each change by calling the tool that would make it: \
+such calls are only recorded as plan steps, nothing runs now, and people with the right role must approve the plan before it is applied. \
+Propose only what the request needs, within what the tools allow. Then answer with a short summary of the plan and why.",
         Purpose::Describe => "You write the description of one GitHub pull request for its reviewers: what it changes, why, and what to look at, \
 from its diff and code. Use the tools to read what you need. Answer with the description only, in Markdown, without a title.",
     };
@@ -139,6 +145,9 @@ pub struct Task<'a> {
     pub message: String,
     /// The tool that ends the conversation with a structured result.
     pub finish: Option<&'a Finish<'a>>,
+    /// Where a planning conversation collects the steps that tools which
+    /// change things propose. Without it such a call is refused.
+    pub plan: Option<&'a std::sync::Mutex<Vec<crate::plan::PlanStep>>>,
 }
 
 /// A tool that ends the conversation with its arguments (a review's
@@ -294,7 +303,7 @@ pub async fn converse(
             };
             let Ok((risk, result)) = tokio::time::timeout(
                 left,
-                run_tool(registry, subject, &call.name, &call.arguments),
+                run_tool(registry, subject, &call.name, &call.arguments, task.plan),
             )
             .await
             else {
@@ -326,34 +335,59 @@ async fn run_tool(
     subject: &Subject,
     name: &str,
     arguments: &str,
+    plan: Option<&std::sync::Mutex<Vec<crate::plan::PlanStep>>>,
 ) -> (Option<RiskTier>, String) {
     let Some(tool) = registry.get(name) else {
         return (None, format!("error: there is no tool named `{name}`"));
     };
-    if tool.risk() != RiskTier::Read {
-        // Changes are never made from a conversation; they become plan
-        // steps that people approve (a later workflow).
-        return (
-            Some(tool.risk()),
-            format!("refused: `{name}` changes things and cannot run here"),
-        );
+    let risk = tool.risk();
+    let Some(plan) = plan.filter(|_| risk != RiskTier::Read) else {
+        if risk != RiskTier::Read {
+            // Changes are never made from a conversation: only a planning
+            // one records them, as steps people approve.
+            return (
+                Some(risk),
+                format!("refused: `{name}` changes things and cannot run here"),
+            );
+        }
+        return match parse_arguments(arguments) {
+            Err(e) => (Some(risk), e),
+            Ok(args) => match tool.call(subject, args).await {
+                Ok(text) => (Some(risk), text),
+                Err(e) => (Some(risk), format!("error: {e}")),
+            },
+        };
+    };
+    let args = match parse_arguments(arguments) {
+        Ok(args) => args,
+        Err(e) => return (Some(risk), e),
+    };
+    match tool.propose(subject, args).await {
+        Err(refusal) => (Some(risk), refusal),
+        Ok(steps) => {
+            let mut plan = plan.lock().unwrap_or_else(|p| p.into_inner());
+            let first = plan.len() + 1;
+            let count = steps.len();
+            plan.extend(steps);
+            (
+                Some(risk),
+                format!(
+                    "recorded as plan step(s) {first}–{}, not run: people must approve the plan before it is applied",
+                    first + count - 1
+                ),
+            )
+        }
     }
-    let args: Value = match serde_json::from_str(if arguments.trim().is_empty() {
+}
+
+/// A tool call's arguments: a JSON object (empty when none were given).
+fn parse_arguments(arguments: &str) -> Result<Value, String> {
+    match serde_json::from_str(if arguments.trim().is_empty() {
         "{}"
     } else {
         arguments
     }) {
-        Ok(v @ Value::Object(_)) => v,
-        _ => {
-            return (
-                Some(tool.risk()),
-                "error: the arguments must be a JSON object".to_string(),
-            )
-        }
-    };
-    let result = match tool.call(subject, args).await {
-        Ok(text) => text,
-        Err(e) => format!("error: {e}"),
-    };
-    (Some(tool.risk()), result)
+        Ok(v @ Value::Object(_)) => Ok(v),
+        _ => Err("error: the arguments must be a JSON object".to_string()),
+    }
 }

@@ -88,6 +88,9 @@ impl Fence {
 
 /// A tool's failure, shown to the model as the tool's answer.
 pub type ToolResult = Result<String, String>;
+/// What proposing a change gives: its plan steps, or the refusal to say.
+pub type ProposeFuture<'a> =
+    Pin<Box<dyn Future<Output = Result<Vec<crate::plan::PlanStep>, String>> + Send + 'a>>;
 pub type ToolFuture<'a> = Pin<Box<dyn Future<Output = ToolResult> + Send + 'a>>;
 
 /// A tool the model can call.
@@ -98,6 +101,13 @@ pub trait Tool: Send + Sync {
     fn parameters(&self) -> Value;
     fn risk(&self) -> RiskTier;
     fn call<'a>(&'a self, subject: &'a Subject, args: Value) -> ToolFuture<'a>;
+    /// For a tool that changes things: the plan steps a call proposes,
+    /// checked against the repository's scope and AWS's live state. Never
+    /// changes anything; people approve the steps, an apply runs them.
+    fn propose<'a>(&'a self, _subject: &'a Subject, _args: Value) -> ProposeFuture<'a> {
+        let name = self.name();
+        Box::pin(async move { Err(format!("refused: `{name}` cannot be planned")) })
+    }
 }
 
 /// Largest piece of one file, patch or body handed to the model.
@@ -363,6 +373,13 @@ impl Registry {
     /// These tools and the AWS read tools.
     pub fn with_aws(mut self) -> Registry {
         self.tools.extend(crate::aws::tools::read_tools());
+        self
+    }
+
+    /// These tools and the AWS tools that change things (only ever
+    /// proposed as plan steps).
+    pub fn with_aws_changes(mut self) -> Registry {
+        self.tools.extend(crate::aws::tools::change_tools());
         self
     }
 

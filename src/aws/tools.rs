@@ -323,3 +323,149 @@ pub fn read_tools() -> Vec<Box<dyn Tool>> {
         Box::new(CheckPolicy),
     ]
 }
+
+/// An EC2 action on instances that changes things. Its risk tier is
+/// declared here: start, stop and reboot are `write`; terminate is
+/// `destructive`. It is never run from a conversation: a call only proposes
+/// plan steps, one per instance, each checked against the scope with the
+/// instance's region and tags as AWS reports them.
+#[derive(Clone, Copy)]
+pub struct InstanceChange {
+    name: &'static str,
+    /// The EC2 API action (`StopInstances`).
+    pub action: &'static str,
+    risk: RiskTier,
+    description: &'static str,
+}
+
+/// The instance changes a plan may propose.
+pub const INSTANCE_CHANGES: [InstanceChange; 4] = [
+    InstanceChange {
+        name: "aws_start_instances",
+        action: "StartInstances",
+        risk: RiskTier::Write,
+        description: "Propose starting stopped instances (a plan step per instance; nothing runs until people approve).",
+    },
+    InstanceChange {
+        name: "aws_stop_instances",
+        action: "StopInstances",
+        risk: RiskTier::Write,
+        description: "Propose stopping running instances (a plan step per instance; nothing runs until people approve).",
+    },
+    InstanceChange {
+        name: "aws_reboot_instances",
+        action: "RebootInstances",
+        risk: RiskTier::Write,
+        description: "Propose rebooting instances (a plan step per instance; nothing runs until people approve).",
+    },
+    InstanceChange {
+        name: "aws_terminate_instances",
+        action: "TerminateInstances",
+        risk: RiskTier::Destructive,
+        description: "Propose terminating instances, which deletes them (a plan step per instance; needs a second person's approval).",
+    },
+];
+
+impl Tool for InstanceChange {
+    fn name(&self) -> &'static str {
+        self.name
+    }
+    fn description(&self) -> &'static str {
+        self.description
+    }
+    fn parameters(&self) -> Value {
+        json!({ "type": "object", "properties": {
+            "instance_ids": { "type": "array", "items": { "type": "string" } },
+            "region": { "type": "string", "description": "Default: the first allowed region" }
+        }, "required": ["instance_ids"], "additionalProperties": false })
+    }
+    fn risk(&self) -> RiskTier {
+        self.risk
+    }
+    fn call<'a>(&'a self, _s: &'a Subject, _args: Value) -> ToolFuture<'a> {
+        Box::pin(async move { Ok("refused: changes run only from an approved plan".to_string()) })
+    }
+    fn propose<'a>(
+        &'a self,
+        s: &'a Subject,
+        args: Value,
+    ) -> crate::agent::tools::ProposeFuture<'a> {
+        Box::pin(async move {
+            let (aws, scope) = access(s)?;
+            let region = region(scope, &args)?;
+            let ids: Vec<String> = args["instance_ids"]
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|v| v.as_str().map(str::to_string))
+                        .collect()
+                })
+                .unwrap_or_default();
+            if ids.is_empty() {
+                return Err("error: `instance_ids` names no instance".into());
+            }
+            let live = live_instances(aws, region, &ids).await?;
+            let mut steps = Vec::new();
+            for id in &ids {
+                let Some(instance) = live.iter().find(|i| &i.id == id) else {
+                    return Err(format!(
+                        "refused: instance `{id}` does not exist in {region}"
+                    ));
+                };
+                scope::instance(scope, instance).map_err(|e| format!("refused: {e}"))?;
+                steps.push(crate::plan::PlanStep {
+                    service: "ec2".into(),
+                    action: self.action.into(),
+                    region: Some(region.to_string()),
+                    resource: id.clone(),
+                    arguments: json!({ "instance_ids": [id] }),
+                    risk: self.risk,
+                });
+            }
+            Ok(steps)
+        })
+    }
+}
+
+/// The instances `ids` in `region` as AWS reports them now; an id AWS
+/// does not know is simply absent.
+pub async fn live_instances(
+    aws: &Aws,
+    region: &str,
+    ids: &[String],
+) -> Result<Vec<read::Instance>, String> {
+    let filter = InstanceFilter {
+        ids: ids.to_vec(),
+        ..InstanceFilter::default()
+    };
+    match read::instances(aws, Some(region), &filter).await {
+        Ok(found) => Ok(found),
+        Err(e)
+            if e.code
+                .as_deref()
+                .is_some_and(|c| c.starts_with("InvalidInstanceID")) =>
+        {
+            // One unknown id fails the whole call: ask one at a time.
+            let mut found = Vec::new();
+            for id in ids {
+                let one = InstanceFilter {
+                    ids: vec![id.clone()],
+                    ..InstanceFilter::default()
+                };
+                if let Ok(mut i) = read::instances(aws, Some(region), &one).await {
+                    found.append(&mut i);
+                }
+            }
+            Ok(found)
+        }
+        Err(e) => Err(format!("error: {e}")),
+    }
+}
+
+/// The AWS tools that change things, for a planning conversation.
+pub fn change_tools() -> Vec<Box<dyn Tool>> {
+    INSTANCE_CHANGES
+        .iter()
+        .map(|c| Box::new(*c) as Box<dyn Tool>)
+        .collect()
+}

@@ -110,17 +110,28 @@ impl Role {
     /// base `permission`).
     pub fn from_api(role_name: Option<&str>, permission: &str) -> Role {
         let parse = |s: &str| match s {
-            "admin" => Some(Role::Admin),
-            "maintain" => Some(Role::Maintain),
-            "write" | "push" => Some(Role::Write),
-            "triage" => Some(Role::Triage),
-            "read" | "pull" => Some(Role::Read),
-            _ => None,
+            "push" => Some(Role::Write),
+            "pull" => Some(Role::Read),
+            other => Role::parse(other),
         };
         role_name
             .and_then(parse)
             .or_else(|| parse(permission))
             .unwrap_or(Role::None)
+    }
+
+    /// A role by the name [`Role::as_str`] gives it.
+    pub fn parse(name: &str) -> Option<Role> {
+        [
+            Role::None,
+            Role::Read,
+            Role::Triage,
+            Role::Write,
+            Role::Maintain,
+            Role::Admin,
+        ]
+        .into_iter()
+        .find(|r| r.as_str() == name)
     }
 
     pub fn as_str(self) -> &'static str {

@@ -78,6 +78,7 @@ pub async fn ask(
         purpose: agent::Purpose::Answer,
         message,
         finish: None,
+        plan: None,
     };
     Ok(agent::converse(llm, &registry, &subject, budget, task, trace, progress).await?)
 }

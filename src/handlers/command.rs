@@ -200,14 +200,17 @@ async fn commands(
                         Command::Describe => {
                             super::describe::describe(ctx, job, ev, status, &sections).await?
                         }
-                        other @ (Command::Plan { .. }
-                        | Command::Approve
-                        | Command::Apply
-                        | Command::Cancel
-                        | Command::Status) => format!(
-                            "`/agentic {}` is not available yet in this version of agentic.",
-                            other.name()
-                        ),
+                        Command::Plan { request } => {
+                            super::plan::propose(ctx, job, ev, &request, status, &sections).await?
+                        }
+                        Command::Approve => {
+                            super::plan::approve(ctx, job, ev, role, &status.github).await?
+                        }
+                        Command::Apply => {
+                            super::plan::apply(ctx, job, ev, status, &sections).await?
+                        }
+                        Command::Cancel => super::plan::cancel(ctx, job, ev).await?,
+                        Command::Status => super::plan::status_of(ctx, ev, &status.github).await?,
                     }
                 }
             }

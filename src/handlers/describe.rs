@@ -122,6 +122,7 @@ pub async fn describe(
         purpose: Purpose::Describe,
         message,
         finish: None,
+        plan: None,
     };
     let mut progress = super::ask::CommentProgress { status, before };
     let outcome = match agent::converse(

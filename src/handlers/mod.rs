@@ -8,6 +8,7 @@
 pub mod ask;
 pub mod command;
 pub mod describe;
+pub mod plan;
 pub mod review;
 
 use std::collections::HashMap;

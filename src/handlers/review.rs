@@ -228,6 +228,7 @@ pub async fn think(
         purpose: Purpose::Review,
         message,
         finish: Some(&finish),
+        plan: None,
     };
     let outcome = agent::converse(
         llm,

@@ -11,6 +11,7 @@
 
 mod intake;
 mod limits;
+mod plans;
 mod retention;
 mod reviews;
 
@@ -22,6 +23,7 @@ use sqlx::any::AnyPoolOptions;
 use sqlx::{AnyConnection, AnyPool, Executor, Row};
 
 pub use limits::Admission;
+pub use plans::{PlanRow, StepRun};
 pub use retention::{PruneReport, Retention};
 pub use reviews::{ReviewRun, ReviewStart};
 

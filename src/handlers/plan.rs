@@ -1,0 +1,549 @@
+//! `/agentic plan`, `approve`, `apply`, `cancel` and `status`: infrastructure
+//! changes that people approve before a deterministic executor runs them.
+//!
+//! The model only investigates and proposes: tools that change things
+//! record plan steps (checked against the repository's `aws` scope with
+//! live state) and run nothing. A plan binds its steps by hash; approvals
+//! bind to that hash and the pull request's head; `crate::plan::missing`
+//! decides whether an apply may start. The apply never calls the model:
+//! each step is checked again, tried with DryRun, run, and its result
+//! stored before the next starts.
+
+use std::sync::Mutex;
+
+use crate::agent::tools::{Fence, Registry, RiskTier, Subject};
+use crate::agent::{self, Budget, Outcome, Purpose, Task, Trace};
+use crate::event::IssueComment;
+use crate::github::{Access, GitHub, Role};
+use crate::output::StatusComment;
+use crate::plan::{self, Approval, PlanFacts, PlanStep};
+use crate::repo_config::AwsScope;
+use crate::store::{LeasedJob, PlanRow};
+
+use super::{JobContext, JobError};
+
+/// How long a plan may wait for its apply.
+pub const PLAN_TTL_MS: i64 = 24 * 3600 * 1000;
+
+fn now() -> i64 {
+    crate::store::now_ms()
+}
+
+/// One step as people read it.
+fn step_line(n: usize, s: &PlanStep) -> String {
+    let effect = match (s.action.as_str(), s.risk) {
+        ("StopInstances", _) => "stops the instance",
+        ("StartInstances", _) => "starts the instance",
+        ("RebootInstances", _) => "reboots the instance",
+        ("TerminateInstances", _) => "deletes the instance and its instance-store data",
+        (_, RiskTier::Destructive) => "cannot be undone",
+        _ => "changes the resource",
+    };
+    format!(
+        "{n}. **{}** `{}:{}` on `{}` in `{}` — {effect}",
+        s.risk.as_str(),
+        s.service,
+        s.action,
+        s.resource,
+        s.region.as_deref().unwrap_or("global")
+    )
+}
+
+/// The plan as posted: its steps, and what it still needs.
+fn render(plan: &PlanRow, needs: &[String]) -> String {
+    let steps: Vec<String> = plan
+        .steps
+        .iter()
+        .enumerate()
+        .map(|(i, s)| step_line(i + 1, s))
+        .collect();
+    let expires = chrono::DateTime::from_timestamp_millis(plan.expires_at)
+        .map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string())
+        .unwrap_or_default();
+    let mut out = format!(
+        "**Plan {}** (hash `{}`, requested by @{}, expires {expires}):\n\n{}",
+        plan.id,
+        &plan.hash[..12],
+        plan.requester,
+        steps.join("\n")
+    );
+    if needs.is_empty() {
+        out.push_str("\n\nReady: `/agentic apply` runs exactly these steps.");
+    } else {
+        out.push_str("\n\nBefore `/agentic apply` can run it:\n");
+        for n in needs {
+            out.push_str(&format!("\n- {n}"));
+        }
+    }
+    out
+}
+
+/// The repository's AWS scope, or the refusal to give.
+async fn scope_of(
+    ctx: &JobContext,
+    github: &GitHub,
+    repo: &str,
+) -> Result<Result<AwsScope, String>, JobError> {
+    Ok(
+        match ctx.repo_config(github, repo).await?.config.aws.clone() {
+            Some(scope) => Ok(scope),
+            None => Err(format!(
+                "I cannot plan AWS changes here: {}.",
+                crate::aws::scope::no_scope()
+            )),
+        },
+    )
+}
+
+/// The pull request's head now (issues: `None`).
+async fn head_of(github: &GitHub, ev: &IssueComment) -> Result<Option<String>, JobError> {
+    if ev.on_pull_request {
+        Ok(Some(
+            github
+                .pull_request(&ev.repo.full_name, ev.number)
+                .await?
+                .head
+                .sha,
+        ))
+    } else {
+        Ok(None)
+    }
+}
+
+/// The newest plan of this thread still waiting for its apply (or being
+/// applied).
+async fn current(ctx: &JobContext, ev: &IssueComment) -> Result<Option<PlanRow>, JobError> {
+    Ok(ctx
+        .store
+        .plans(&ev.repo.full_name, ev.number)
+        .await?
+        .into_iter()
+        .rev()
+        .find(|p| p.status == "proposed" || p.status == "applying"))
+}
+
+async fn audit(
+    ctx: &JobContext,
+    job: &LeasedJob,
+    actor: &str,
+    action: &str,
+    detail: serde_json::Value,
+) -> Result<(), JobError> {
+    ctx.store
+        .audit(crate::store::AuditEntry {
+            job_id: Some(job.id),
+            delivery_id: Some(job.delivery_id.clone()),
+            actor: Some(actor.to_string()),
+            action: action.into(),
+            detail: Some(detail),
+        })
+        .await?;
+    Ok(())
+}
+
+/// `/agentic plan <request>`.
+pub async fn propose(
+    ctx: &JobContext,
+    job: &LeasedJob,
+    ev: &IssueComment,
+    request: &str,
+    status: &mut StatusComment,
+    previous: &[String],
+) -> Result<String, JobError> {
+    let repo = ev.repo.full_name.as_str();
+    let scope = match scope_of(ctx, &status.github, repo).await? {
+        Ok(s) => s,
+        Err(refusal) => return Ok(refusal),
+    };
+    let before = super::command::progress_text(previous, "");
+    status
+        .show(&format!("{before}{}", super::ask::WORKING))
+        .await?;
+    let reader = ctx
+        .repo_client(ev.installation_id, repo, Access::Read)
+        .await?;
+    let head = head_of(&reader, ev).await?;
+    let registry = if ev.on_pull_request {
+        Registry::for_pull_request()
+    } else {
+        Registry::for_issue()
+    }
+    .with_aws()
+    .with_aws_changes();
+    let fence = Fence::new();
+    let subject = Subject {
+        github: reader,
+        repo: repo.to_string(),
+        number: ev.number,
+        head_sha: head.clone(),
+        fence: fence.clone(),
+        aws: Some(crate::aws::tools::AwsAccess {
+            aws: ctx.aws().await,
+            scope: scope.clone(),
+        }),
+    };
+    let steps = Mutex::new(Vec::new());
+    let task = Task {
+        purpose: Purpose::Plan,
+        message: format!(
+            "@{} asks for this change in {repo} #{} (allowed regions: {}):\n{}",
+            ev.author.login,
+            ev.number,
+            scope.regions.join(", "),
+            fence.wrap("the request", request)
+        ),
+        finish: None,
+        plan: Some(&steps),
+    };
+    let trace = Trace {
+        store: &ctx.store,
+        job_id: Some(job.id),
+        delivery_id: Some(job.delivery_id.clone()),
+        actor: Some(ev.author.login.clone()),
+        redactor: &ctx.redactor,
+    };
+    let mut progress = super::ask::CommentProgress { status, before };
+    let outcome = match agent::converse(
+        &ctx.llm,
+        &registry,
+        &subject,
+        Budget::from_config(&ctx.config),
+        task,
+        &trace,
+        &mut progress,
+    )
+    .await
+    {
+        Ok(o) => o,
+        Err(e) if e.is_transient() && !ctx.last_attempt(job) => {
+            return Err(JobError::Transient {
+                reason: e.to_string(),
+                retry_after: None,
+            })
+        }
+        Err(e) => {
+            return Ok(format!(
+            "❌ I could not get a plan from the model: {e}. Reference: `job {} of delivery {}`.",
+            job.id, job.delivery_id
+        ))
+        }
+    };
+    let summary = match outcome {
+        Outcome::Answer(a) => a,
+        Outcome::Submitted(_) => String::new(),
+        Outcome::Stopped { reason } => {
+            return Ok(format!(
+                "⚠️ I stopped before finishing the plan because {reason}; nothing was planned."
+            ))
+        }
+    };
+    let steps = steps.into_inner().unwrap_or_else(|p| p.into_inner());
+    if steps.is_empty() {
+        return Ok(format!("No change proposed.\n\n{}", summary.trim()));
+    }
+    let id = ctx
+        .store
+        .create_plan(
+            job.id,
+            repo,
+            ev.number,
+            &ev.author.login,
+            head.as_deref(),
+            &steps,
+            now() + PLAN_TTL_MS,
+        )
+        .await?;
+    let plan = ctx
+        .store
+        .plan(id)
+        .await?
+        .ok_or_else(|| JobError::Permanent("the plan just stored is gone".into()))?;
+    let role = progress.status.github.role(repo, &ev.author.login).await?;
+    let needs = plan::missing(&facts(&plan, role), &[], head.as_deref(), now());
+    audit(
+        ctx,
+        job,
+        &ev.author.login,
+        "plan.created",
+        serde_json::json!({ "plan": id, "hash": plan.hash, "steps": plan.steps }),
+    )
+    .await?;
+    Ok(format!("{}\n\n{}", summary.trim(), render(&plan, &needs)))
+}
+
+fn facts(plan: &PlanRow, requester_role: Role) -> PlanFacts<'_> {
+    PlanFacts {
+        steps: &plan.steps,
+        hash: &plan.hash,
+        requester: &plan.requester,
+        requester_role,
+        head_sha: plan.head_sha.as_deref(),
+        expires_at: plan.expires_at,
+    }
+}
+
+/// `/agentic approve`: the current plan, approved by the commenter with the
+/// role they have, at the head the pull request has now.
+pub async fn approve(
+    ctx: &JobContext,
+    job: &LeasedJob,
+    ev: &IssueComment,
+    role: Role,
+    github: &GitHub,
+) -> Result<String, JobError> {
+    let Some(plan) = current(ctx, ev).await? else {
+        return Ok("There is no plan waiting here to approve.".into());
+    };
+    if plan.status != "proposed" {
+        return Ok(format!(
+            "Plan {} is being applied; there is nothing left to approve.",
+            plan.id
+        ));
+    }
+    let head = head_of(github, ev).await?;
+    let approval = Approval {
+        approver: ev.author.login.clone(),
+        role,
+        hash: plan.hash.clone(),
+        head_sha: head.clone(),
+    };
+    ctx.store.approve_plan(plan.id, &approval).await?;
+    audit(ctx, job, &ev.author.login, "plan.approved", serde_json::json!({ "plan": plan.id, "hash": plan.hash, "role": role.as_str(), "head_sha": head })).await?;
+    let requester_role = github.role(&ev.repo.full_name, &plan.requester).await?;
+    let approvals = ctx.store.plan_approvals(plan.id).await?;
+    let needs = plan::missing(
+        &facts(&plan, requester_role),
+        &approvals,
+        head.as_deref(),
+        now(),
+    );
+    Ok(format!(
+        "@{} approved plan {} (hash `{}`) with the **{}** role.\n\n{}",
+        ev.author.login,
+        plan.id,
+        &plan.hash[..12],
+        role.as_str(),
+        render(&plan, &needs)
+    ))
+}
+
+/// `/agentic cancel`: withdraw the current plan.
+pub async fn cancel(
+    ctx: &JobContext,
+    job: &LeasedJob,
+    ev: &IssueComment,
+) -> Result<String, JobError> {
+    let Some(plan) = current(ctx, ev).await? else {
+        return Ok("There is no plan waiting here to cancel.".into());
+    };
+    if !ctx
+        .store
+        .move_plan(plan.id, "proposed", "cancelled")
+        .await?
+    {
+        return Ok(format!(
+            "Plan {} is already being applied and cannot be withdrawn.",
+            plan.id
+        ));
+    }
+    audit(
+        ctx,
+        job,
+        &ev.author.login,
+        "plan.cancelled",
+        serde_json::json!({ "plan": plan.id }),
+    )
+    .await?;
+    Ok(format!(
+        "Plan {} is withdrawn; nothing of it will run.",
+        plan.id
+    ))
+}
+
+/// `/agentic status`: the plans of this thread and what each still needs.
+pub async fn status_of(
+    ctx: &JobContext,
+    ev: &IssueComment,
+    github: &GitHub,
+) -> Result<String, JobError> {
+    let plans = ctx.store.plans(&ev.repo.full_name, ev.number).await?;
+    if plans.is_empty() {
+        return Ok("There are no plans here.".into());
+    }
+    let head = head_of(github, ev).await?;
+    let mut out = Vec::new();
+    for plan in plans.iter().rev().take(10) {
+        if plan.status == "proposed" {
+            let role = github.role(&ev.repo.full_name, &plan.requester).await?;
+            let approvals = ctx.store.plan_approvals(plan.id).await?;
+            let needs = plan::missing(&facts(plan, role), &approvals, head.as_deref(), now());
+            let who: Vec<String> = approvals
+                .iter()
+                .map(|a| format!("@{} ({})", a.approver, a.role.as_str()))
+                .collect();
+            out.push(format!(
+                "{}\n\nApprovals: {}",
+                render(plan, &needs),
+                if who.is_empty() {
+                    "none".to_string()
+                } else {
+                    who.join(", ")
+                }
+            ));
+        } else {
+            out.push(format!(
+                "**Plan {}**: {} ({} step(s)).",
+                plan.id,
+                plan.status,
+                plan.steps.len()
+            ));
+        }
+    }
+    Ok(out.join(super::command::SECTION_BREAK))
+}
+
+/// `/agentic apply`: run the current plan, exactly, if it may be.
+pub async fn apply(
+    ctx: &JobContext,
+    job: &LeasedJob,
+    ev: &IssueComment,
+    status: &mut StatusComment,
+    previous: &[String],
+) -> Result<String, JobError> {
+    let repo = ev.repo.full_name.as_str();
+    let Some(plan) = current(ctx, ev).await? else {
+        return Ok("There is no plan waiting here to apply.".into());
+    };
+    let scope = match scope_of(ctx, &status.github, repo).await? {
+        Ok(s) => s,
+        Err(refusal) => return Ok(refusal),
+    };
+    if plan.status == "proposed" {
+        let head = head_of(&status.github, ev).await?;
+        let requester_role = status.github.role(repo, &plan.requester).await?;
+        let approvals = ctx.store.plan_approvals(plan.id).await?;
+        let needs = plan::missing(
+            &facts(&plan, requester_role),
+            &approvals,
+            head.as_deref(),
+            now(),
+        );
+        if !needs.is_empty() {
+            audit(
+                ctx,
+                job,
+                &ev.author.login,
+                "plan.apply_refused",
+                serde_json::json!({ "plan": plan.id, "needs": needs }),
+            )
+            .await?;
+            return Ok(format!(
+                "I cannot apply plan {} yet.\n\n{}",
+                plan.id,
+                render(&plan, &needs)
+            ));
+        }
+        if !ctx.store.move_plan(plan.id, "proposed", "applying").await? {
+            return Ok(format!(
+                "Plan {} changed while I looked; ask again.",
+                plan.id
+            ));
+        }
+        audit(
+            ctx,
+            job,
+            &ev.author.login,
+            "plan.apply_started",
+            serde_json::json!({ "plan": plan.id, "hash": plan.hash }),
+        )
+        .await?;
+    }
+    // From here the plan is ours to run (or to go on running after a
+    // restart): each step once, its result stored before the next.
+    let aws = ctx.aws().await;
+    let before = super::command::progress_text(previous, "");
+    let done = ctx.store.plan_step_runs(plan.id).await?;
+    let mut lines: Vec<String> = Vec::new();
+    for (i, step) in plan.steps.iter().enumerate() {
+        let n = i as i64 + 1;
+        if let Some(run) = done.iter().find(|r| r.step == n && r.state == "done") {
+            lines.push(format!(
+                "✅ {} — {}",
+                step_line(i + 1, step),
+                run.result.as_deref().unwrap_or("")
+            ));
+            continue;
+        }
+        status
+            .show(&format!(
+                "{before}Applying plan {}…\n\n{}\n⏳ {}",
+                plan.id,
+                lines.join("\n"),
+                step_line(i + 1, step)
+            ))
+            .await?;
+        ctx.store.record_step(plan.id, n, "running", None).await?;
+        if !ctx.store.holds_lease(job).await? {
+            return Err(JobError::LeaseLost);
+        }
+        match crate::aws::apply::run_step(&aws, &scope, step).await {
+            Ok(result) => {
+                ctx.store
+                    .record_step(plan.id, n, "done", Some(&result))
+                    .await?;
+                audit(
+                    ctx,
+                    job,
+                    &ev.author.login,
+                    "plan.step_applied",
+                    serde_json::json!({ "plan": plan.id, "step": n, "result": result }),
+                )
+                .await?;
+                lines.push(format!("✅ {} — {result}", step_line(i + 1, step)));
+            }
+            Err(e) => {
+                let reason = e.to_string();
+                ctx.store
+                    .record_step(plan.id, n, "failed", Some(&reason))
+                    .await?;
+                ctx.store.move_plan(plan.id, "applying", "failed").await?;
+                audit(
+                    ctx,
+                    job,
+                    &ev.author.login,
+                    "plan.step_failed",
+                    serde_json::json!({ "plan": plan.id, "step": n, "error": reason }),
+                )
+                .await?;
+                lines.push(format!("❌ {} — {reason}", step_line(i + 1, step)));
+                let rest: Vec<String> = plan
+                    .steps
+                    .iter()
+                    .enumerate()
+                    .skip(i + 1)
+                    .map(|(j, s)| format!("⏭️ {} — not run", step_line(j + 1, s)))
+                    .collect();
+                lines.extend(rest);
+                return Ok(format!(
+                    "Plan {} stopped at step {n}; the steps after it did not run.\n\n{}",
+                    plan.id,
+                    lines.join("\n")
+                ));
+            }
+        }
+    }
+    ctx.store.move_plan(plan.id, "applying", "applied").await?;
+    audit(
+        ctx,
+        job,
+        &ev.author.login,
+        "plan.applied",
+        serde_json::json!({ "plan": plan.id }),
+    )
+    .await?;
+    Ok(format!(
+        "Plan {} is applied.\n\n{}",
+        plan.id,
+        lines.join("\n")
+    ))
+}

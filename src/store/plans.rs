@@ -1,0 +1,212 @@
+//! Plans, their approvals, and what each step of an apply did.
+
+use anyhow::Context;
+use sqlx::Row;
+
+use super::{now_ms, Store};
+use crate::plan::{Approval, PlanStep};
+
+/// A plan as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlanRow {
+    pub id: i64,
+    pub repo: String,
+    pub number: u64,
+    pub requester: String,
+    pub head_sha: Option<String>,
+    pub steps: Vec<PlanStep>,
+    pub hash: String,
+    /// proposed, applying, applied, failed, cancelled.
+    pub status: String,
+    pub created_at: i64,
+    pub expires_at: i64,
+}
+
+/// What one step of an apply did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StepRun {
+    pub step: i64,
+    /// running (it may have happened), done, failed.
+    pub state: String,
+    pub result: Option<String>,
+}
+
+const COLUMNS: &str =
+    "id, repo, number, requester, head_sha, steps, hash, status, created_at, expires_at";
+
+fn plan_of(r: &sqlx::any::AnyRow) -> anyhow::Result<PlanRow> {
+    let steps: String = r.get("steps");
+    Ok(PlanRow {
+        id: r.get("id"),
+        repo: r.get("repo"),
+        number: r.get::<i64, _>("number") as u64,
+        requester: r.get("requester"),
+        head_sha: r.get("head_sha"),
+        steps: serde_json::from_str(&steps).context("a stored plan's steps do not parse")?,
+        hash: r.get("hash"),
+        status: r.get("status"),
+        created_at: r.get("created_at"),
+        expires_at: r.get("expires_at"),
+    })
+}
+
+impl Store {
+    /// Store the plan job `job_id` made (again the same plan when the job
+    /// is retried); its id.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn create_plan(
+        &self,
+        job_id: i64,
+        repo: &str,
+        number: u64,
+        requester: &str,
+        head_sha: Option<&str>,
+        steps: &[PlanStep],
+        expires_at: i64,
+    ) -> anyhow::Result<i64> {
+        let now = now_ms();
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO plans (repo, number, requester, head_sha, steps, hash, status, job_id,
+                                created_at, expires_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6, 'proposed', $7, $8, $9, $8)
+             ON CONFLICT (job_id) DO UPDATE SET job_id = plans.job_id
+             RETURNING id",
+        )
+        .bind(repo)
+        .bind(number as i64)
+        .bind(requester)
+        .bind(head_sha)
+        .bind(serde_json::to_string(steps)?)
+        .bind(crate::plan::hash(steps))
+        .bind(job_id)
+        .bind(now)
+        .bind(expires_at)
+        .fetch_one(&self.write)
+        .await
+        .context("storing a plan")?;
+        Ok(id)
+    }
+
+    pub async fn plan(&self, id: i64) -> anyhow::Result<Option<PlanRow>> {
+        let row = sqlx::query(&format!("SELECT {COLUMNS} FROM plans WHERE id = $1"))
+            .bind(id)
+            .fetch_optional(&self.write)
+            .await
+            .context("reading a plan")?;
+        row.as_ref().map(plan_of).transpose()
+    }
+
+    /// The plans of an issue or pull request, oldest first.
+    pub async fn plans(&self, repo: &str, number: u64) -> anyhow::Result<Vec<PlanRow>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM plans WHERE repo = $1 AND number = $2 ORDER BY id"
+        ))
+        .bind(repo)
+        .bind(number as i64)
+        .fetch_all(&self.write)
+        .await
+        .context("reading plans")?;
+        rows.iter().map(plan_of).collect()
+    }
+
+    /// Move a plan from one status to another; `false` when it was not in
+    /// `from` (someone else moved it first).
+    pub async fn move_plan(&self, id: i64, from: &str, to: &str) -> anyhow::Result<bool> {
+        let r = sqlx::query(
+            "UPDATE plans SET status = $1, updated_at = $2 WHERE id = $3 AND status = $4",
+        )
+        .bind(to)
+        .bind(now_ms())
+        .bind(id)
+        .bind(from)
+        .execute(&self.write)
+        .await
+        .context("changing a plan's status")?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    /// Record (or renew) `approval` of plan `id`.
+    pub async fn approve_plan(&self, id: i64, approval: &Approval) -> anyhow::Result<()> {
+        sqlx::query(
+            "INSERT INTO plan_approvals (plan_id, approver, role, hash, head_sha, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6)
+             ON CONFLICT (plan_id, approver) DO UPDATE SET role = excluded.role,
+                 hash = excluded.hash, head_sha = excluded.head_sha, created_at = excluded.created_at",
+        )
+        .bind(id)
+        .bind(&approval.approver)
+        .bind(approval.role.as_str())
+        .bind(&approval.hash)
+        .bind(&approval.head_sha)
+        .bind(now_ms())
+        .execute(&self.write)
+        .await
+        .context("recording an approval")?;
+        Ok(())
+    }
+
+    pub async fn plan_approvals(&self, id: i64) -> anyhow::Result<Vec<Approval>> {
+        let rows = sqlx::query(
+            "SELECT approver, role, hash, head_sha FROM plan_approvals WHERE plan_id = $1 ORDER BY created_at",
+        )
+        .bind(id)
+        .fetch_all(&self.write)
+        .await
+        .context("reading approvals")?;
+        rows.iter()
+            .map(|r| {
+                let role: String = r.get("role");
+                Ok(Approval {
+                    approver: r.get("approver"),
+                    role: crate::github::Role::parse(&role)
+                        .with_context(|| format!("a stored approval has role `{role}`"))?,
+                    hash: r.get("hash"),
+                    head_sha: r.get("head_sha"),
+                })
+            })
+            .collect()
+    }
+
+    /// What the steps of plan `id` did so far.
+    pub async fn plan_step_runs(&self, id: i64) -> anyhow::Result<Vec<StepRun>> {
+        let rows = sqlx::query(
+            "SELECT step, state, result FROM plan_steps WHERE plan_id = $1 ORDER BY step",
+        )
+        .bind(id)
+        .fetch_all(&self.write)
+        .await
+        .context("reading a plan's steps")?;
+        Ok(rows
+            .iter()
+            .map(|r| StepRun {
+                step: r.get("step"),
+                state: r.get("state"),
+                result: r.get("result"),
+            })
+            .collect())
+    }
+
+    /// Record what step `step` of plan `id` is or did, before going on.
+    pub async fn record_step(
+        &self,
+        id: i64,
+        step: i64,
+        state: &str,
+        result: Option<&str>,
+    ) -> anyhow::Result<()> {
+        sqlx::query(
+            "INSERT INTO plan_steps (plan_id, step, state, result, updated_at) VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT (plan_id, step) DO UPDATE SET state = excluded.state,
+                 result = excluded.result, updated_at = excluded.updated_at",
+        )
+        .bind(id)
+        .bind(step)
+        .bind(state)
+        .bind(result)
+        .bind(now_ms())
+        .execute(&self.write)
+        .await
+        .context("recording a plan step")?;
+        Ok(())
+    }
+}
