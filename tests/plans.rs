@@ -383,3 +383,43 @@ async fn status_lists_plans_and_cancel_withdraws_one() {
     );
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_plan_on_a_resource_another_plan_is_applying_waits_its_turn() {
+    let _turn = MOTO.lock().await;
+    moto::reset().await;
+    let aws = moto::aws(REGION).await;
+    let builder = moto::instance(&aws, &[TAG]).await;
+    let (gh, llm) = support::world().await;
+    llm.script([
+        Step::Tool("aws_stop_instances", json!({ "instance_ids": [builder] })),
+        Step::Answer("Stop it.".into()),
+    ]);
+    let app = app(&gh, &llm).await;
+    say(
+        &app,
+        &gh,
+        57,
+        1,
+        "bob-reviewer",
+        "/agentic plan stop the builder",
+    )
+    .await;
+    // Another plan (elsewhere) is being applied to the same instance.
+    let key = format!("ec2:{REGION}:{builder}");
+    assert_eq!(
+        app.store().lock_resources(77, &[key]).await.unwrap(),
+        Ok(())
+    );
+    let refused = say(&app, &gh, 57, 2, "bob-reviewer", "/agentic apply").await;
+    assert_eq!(
+        refused,
+        "I cannot apply plan 1 now: plan 77 is being applied to the same resources. Try again when it is done."
+    );
+    assert_eq!(state(&aws, &builder).await, "running");
+    app.store().unlock_resources(77).await.unwrap();
+    let applied = say(&app, &gh, 57, 3, "bob-reviewer", "/agentic apply").await;
+    assert!(applied.starts_with("Plan 1 is applied."), "{applied}");
+    assert_eq!(state(&aws, &builder).await, "stopped");
+    app.stop().await;
+}

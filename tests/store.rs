@@ -659,3 +659,50 @@ async fn review_runs_supersede_by_job_order_on_both_backends() {
         store.close().await;
     }
 }
+
+/// Resource locks of plans: all of a plan's resources or none, and free
+/// again once released.
+#[tokio::test]
+async fn plan_locks_are_all_or_nothing_on_both_backends() {
+    for db in test_dbs().await {
+        let store = open(&db).await;
+        let r = |names: &[&str]| names.iter().map(|n| n.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            store
+                .lock_resources(1, &r(&["ec2:a", "ec2:b"]))
+                .await
+                .unwrap(),
+            Ok(())
+        );
+        assert_eq!(
+            store.lock_resources(1, &r(&["ec2:a"])).await.unwrap(),
+            Ok(()),
+            "{}: its own lock",
+            db.backend
+        );
+        assert_eq!(
+            store
+                .lock_resources(2, &r(&["ec2:c", "ec2:b"]))
+                .await
+                .unwrap(),
+            Err(1),
+            "{}",
+            db.backend
+        );
+        // `ec2:c` was not kept: plan 3 takes it.
+        assert_eq!(
+            store.lock_resources(3, &r(&["ec2:c"])).await.unwrap(),
+            Ok(()),
+            "{}",
+            db.backend
+        );
+        store.unlock_resources(1).await.unwrap();
+        assert_eq!(
+            store.lock_resources(2, &r(&["ec2:b"])).await.unwrap(),
+            Ok(()),
+            "{}",
+            db.backend
+        );
+        store.close().await;
+    }
+}

@@ -37,3 +37,9 @@ CREATE TABLE plan_steps (
     updated_at  BIGINT NOT NULL,
     PRIMARY KEY (plan_id, step)
 );
+
+-- A lock per resource while a plan is applied (see migrations/sqlite).
+CREATE TABLE plan_locks (
+    resource    TEXT PRIMARY KEY NOT NULL,
+    plan_id     BIGINT NOT NULL
+);

@@ -38,3 +38,10 @@ CREATE TABLE plan_steps (
     updated_at  INTEGER NOT NULL,
     PRIMARY KEY (plan_id, step)
 );
+
+-- A lock per resource while a plan is applied: two plans that touch the
+-- same instance cannot run at once. Released when the apply ends.
+CREATE TABLE plan_locks (
+    resource    TEXT PRIMARY KEY NOT NULL,
+    plan_id     INTEGER NOT NULL
+);

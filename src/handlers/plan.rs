@@ -29,6 +29,16 @@ fn now() -> i64 {
     crate::store::now_ms()
 }
 
+/// What a step's lock is taken on: the resource, in its service and region.
+fn lock_key(step: &PlanStep) -> String {
+    format!(
+        "{}:{}:{}",
+        step.service,
+        step.region.as_deref().unwrap_or("global"),
+        step.resource
+    )
+}
+
 /// One step as people read it.
 fn step_line(n: usize, s: &PlanStep) -> String {
     let effect = match (s.action.as_str(), s.risk) {
@@ -443,7 +453,24 @@ pub async fn apply(
                 render(&plan, &needs)
             ));
         }
+        // One plan at a time per resource, all of its resources or none.
+        let resources: Vec<String> = plan.steps.iter().map(lock_key).collect();
+        if let Err(other) = ctx.store.lock_resources(plan.id, &resources).await? {
+            audit(
+                ctx,
+                job,
+                &ev.author.login,
+                "plan.apply_refused",
+                serde_json::json!({ "plan": plan.id, "locked_by": other }),
+            )
+            .await?;
+            return Ok(format!(
+                "I cannot apply plan {} now: plan {other} is being applied to the same resources. Try again when it is done.",
+                plan.id
+            ));
+        }
         if !ctx.store.move_plan(plan.id, "proposed", "applying").await? {
+            ctx.store.unlock_resources(plan.id).await?;
             return Ok(format!(
                 "Plan {} changed while I looked; ask again.",
                 plan.id
@@ -507,6 +534,7 @@ pub async fn apply(
                     .record_step(plan.id, n, "failed", Some(&reason))
                     .await?;
                 ctx.store.move_plan(plan.id, "applying", "failed").await?;
+                ctx.store.unlock_resources(plan.id).await?;
                 audit(
                     ctx,
                     job,
@@ -533,6 +561,7 @@ pub async fn apply(
         }
     }
     ctx.store.move_plan(plan.id, "applying", "applied").await?;
+    ctx.store.unlock_resources(plan.id).await?;
     audit(
         ctx,
         job,

@@ -210,3 +210,45 @@ impl Store {
         Ok(())
     }
 }
+
+impl Store {
+    /// Lock `resources` for plan `id`, all or none, in one transaction:
+    /// `Err(other)` names a plan that holds one of them.
+    pub async fn lock_resources(
+        &self,
+        id: i64,
+        resources: &[String],
+    ) -> anyhow::Result<Result<(), i64>> {
+        let mut tx = self.write.begin().await.context("starting a transaction")?;
+        for r in resources {
+            sqlx::query("INSERT INTO plan_locks (resource, plan_id) VALUES ($1, $2) ON CONFLICT (resource) DO NOTHING")
+                .bind(r)
+                .bind(id)
+                .execute(&mut *tx)
+                .await
+                .context("taking a resource lock")?;
+            let holder: i64 =
+                sqlx::query_scalar("SELECT plan_id FROM plan_locks WHERE resource = $1")
+                    .bind(r)
+                    .fetch_one(&mut *tx)
+                    .await
+                    .context("reading a resource lock")?;
+            if holder != id {
+                tx.rollback().await.context("giving up resource locks")?;
+                return Ok(Err(holder));
+            }
+        }
+        tx.commit().await.context("committing resource locks")?;
+        Ok(Ok(()))
+    }
+
+    /// Release every lock plan `id` holds.
+    pub async fn unlock_resources(&self, id: i64) -> anyhow::Result<()> {
+        sqlx::query("DELETE FROM plan_locks WHERE plan_id = $1")
+            .bind(id)
+            .execute(&self.write)
+            .await
+            .context("releasing resource locks")?;
+        Ok(())
+    }
+}
