@@ -186,6 +186,14 @@ pub struct AwsScope {
     /// Bucket-name globs that may be read or changed.
     #[serde(default)]
     pub buckets: Vec<String>,
+    /// The label that turns an issue into a planning request (its title
+    /// and body are the request).
+    #[serde(default = "default_trigger_label")]
+    pub trigger_label: String,
+}
+
+fn default_trigger_label() -> String {
+    "agentic".to_string()
 }
 
 impl AwsScope {

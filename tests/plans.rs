@@ -423,3 +423,79 @@ async fn a_plan_on_a_resource_another_plan_is_applying_waits_its_turn() {
     assert_eq!(state(&aws, &builder).await, "stopped");
     app.stop().await;
 }
+
+/// An `issues` delivery: `login` adds `label` to issue 57.
+fn labeled(label: &str, login: &str) -> Vec<u8> {
+    let mut v: serde_json::Value =
+        serde_json::from_slice(&support::fixture("issues.labeled.json")).unwrap();
+    v["label"]["name"] = label.into();
+    v["sender"]["login"] = login.into();
+    serde_json::to_vec(&v).unwrap()
+}
+
+#[tokio::test]
+async fn labelling_an_issue_asks_for_a_plan_from_its_title_and_body() {
+    let _turn = MOTO.lock().await;
+    moto::reset().await;
+    let aws = moto::aws(REGION).await;
+    let builder = moto::instance(&aws, &[TAG]).await;
+    let (gh, llm) = support::world().await;
+    llm.script([
+        Step::Tool("aws_stop_instances", json!({ "instance_ids": [builder] })),
+        Step::Answer("Stop the builder over the weekend.".into()),
+    ]);
+    let app = app(&gh, &llm).await;
+    // Another label: nothing. A triager's label: one refusal, no model.
+    for (n, (label, who)) in [("bug", "bob-reviewer"), ("agentic", "tina-triage")]
+        .iter()
+        .enumerate()
+    {
+        let res = app
+            .deliver("issues", &delivery_id(), &labeled(label, who))
+            .await;
+        assert_eq!(res.status(), 202);
+        app.wait_for_jobs(n + 1).await;
+    }
+    let said = gh.comments(57);
+    assert_eq!(said.len(), 1);
+    assert!(
+        said[0].body.starts_with(
+            "@tina-triage the `agentic` label asks me for a plan, which needs the **write** role"
+        ),
+        "{}",
+        said[0].body
+    );
+    assert!(llm.requests().is_empty());
+
+    let res = app
+        .deliver(
+            "issues",
+            &delivery_id(),
+            &labeled("agentic", "bob-reviewer"),
+        )
+        .await;
+    assert_eq!(res.status(), 202);
+    app.wait_for_jobs(3).await;
+    let request = llm.requests()[0]["messages"][1]["content"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        request.contains("Stop the idle staging builders"),
+        "the title: {request}"
+    );
+    assert!(
+        request.contains("The builders tagged env=staging run all weekend."),
+        "the body: {request}"
+    );
+    let reply = gh.comments(57).last().unwrap().body.clone();
+    assert!(
+        reply.starts_with("Stop the builder over the weekend.\n\n**Plan 1**"),
+        "{reply}"
+    );
+    let plan = app.store().plan(1).await.unwrap().unwrap();
+    assert_eq!(plan.requester, "bob-reviewer");
+    assert_eq!(state(&aws, &builder).await, "running");
+    app.stop().await;
+    llm.assert_clean();
+}

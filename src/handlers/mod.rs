@@ -269,6 +269,11 @@ pub async fn run(ctx: &JobContext, job: &LeasedJob) -> Result<(), JobError> {
             Ok(())
         }
         (JobKind::CheckRunAction, Event::CheckRun(run)) => check_run_action(ctx, job, run).await,
+        // A label asks for a plan; an issue opened with one also gets a
+        // `labeled` delivery, so `opened` alone starts nothing.
+        (JobKind::InfraTask, Event::Issue(issue)) if issue.action == "labeled" => {
+            plan::from_issue(ctx, job, issue).await
+        }
         (
             JobKind::Review | JobKind::CheckRunAction | JobKind::InfraTask | JobKind::Installation,
             _,

@@ -13,7 +13,7 @@ use std::sync::Mutex;
 
 use crate::agent::tools::{Fence, Registry, RiskTier, Subject};
 use crate::agent::{self, Budget, Outcome, Purpose, Task, Trace};
-use crate::event::IssueComment;
+use crate::event::{Issue, IssueComment};
 use crate::github::{Access, GitHub, Role};
 use crate::output::StatusComment;
 use crate::plan::{self, Approval, PlanFacts, PlanStep};
@@ -575,4 +575,73 @@ pub async fn apply(
         plan.id,
         lines.join("\n")
     ))
+}
+
+/// An issue labelled with the repository's trigger label: its title and
+/// body are a planning request by whoever added the label, who needs the
+/// role `/agentic plan` needs.
+pub async fn from_issue(ctx: &JobContext, job: &LeasedJob, ev: &Issue) -> Result<(), JobError> {
+    if ev.sender.is_bot() {
+        return Ok(());
+    }
+    let repo = ev.repo.full_name.as_str();
+    let github = ctx
+        .repo_client(ev.installation_id, repo, Access::Write)
+        .await?;
+    let settings = ctx.repo_config(&github, repo).await?;
+    let Some(scope) = &settings.config.aws else {
+        return Ok(());
+    };
+    if ev.label.as_deref() != Some(scope.trigger_label.as_str()) {
+        return Ok(());
+    }
+    let login = ev.sender.login.as_str();
+    let role = github.role(repo, login).await?;
+    let request_command = crate::command::Command::Plan {
+        request: String::new(),
+    };
+    let needed = settings.config.required_role(&request_command);
+    let mut status = StatusComment::new(
+        github.clone(),
+        ctx.store.clone(),
+        ctx.redactor.clone(),
+        repo,
+        ev.number,
+        job.id,
+        ctx.config.progress_interval,
+    )
+    .fenced_by(job);
+    if role < needed {
+        // One notice per window, as for a refused command.
+        if ctx.limits.notify_refused(ev.installation_id, login).await? {
+            status
+                .show(&format!(
+                    "@{login} the `{}` label asks me for a plan, which needs the **{}** role or higher on this repository; you have **{}**.",
+                    scope.trigger_label,
+                    needed.as_str(),
+                    role.as_str()
+                ))
+                .await?;
+        }
+        audit(ctx, job, login, "command.refused", serde_json::json!({ "command": "plan", "via": "label", "role": role.as_str(), "needed": needed.as_str() })).await?;
+        return Ok(());
+    }
+    let issue = github.issue(repo, ev.number).await?;
+    let request = format!("{}\n\n{}", issue.title, issue.body.unwrap_or_default());
+    // The request as a comment would carry it: the rest of the plan flow
+    // is the command's.
+    let as_comment = IssueComment {
+        action: "labeled".into(),
+        repo: ev.repo.clone(),
+        installation_id: ev.installation_id,
+        number: ev.number,
+        on_pull_request: false,
+        comment_id: 0,
+        body: request.clone(),
+        author: ev.sender.clone(),
+        sender: ev.sender.clone(),
+    };
+    let text = propose(ctx, job, &as_comment, &request, &mut status, &[]).await?;
+    status.show(&text).await?;
+    Ok(())
 }
