@@ -549,3 +549,64 @@ async fn ask_reads_aws_within_the_repositorys_scope_only() {
     assert_eq!(last, "error: there is no tool named `aws_list_buckets`");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn instance_changes_from_the_command_line_are_scoped_and_confirmed() {
+    let _turn = MOTO.lock().await;
+    moto::reset().await;
+    let aws = moto::aws(REGION).await;
+    let ours = moto::instance(&aws, &[("agentic:repo", "acme/infra")]).await;
+    let theirs = moto::instance(&aws, &[("agentic:repo", "other/team")]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("agentic.yml");
+    std::fs::write(
+        &config,
+        format!("aws:\n  regions: [{REGION}]\n  required_tag: agentic:repo=acme/infra\n"),
+    )
+    .unwrap();
+    let config = config.to_str().unwrap();
+    // No terminal and no --yes: nothing happens.
+    let out = agentic_aws(&["ec2", "stop", &ours, "--config", config]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not confirmed: nothing changed"));
+    assert_eq!(moto::state(&aws, &ours).await, "running");
+    // Out of scope: refused, even with --yes, and all or none.
+    let out = agentic_aws(&["ec2", "stop", &ours, &theirs, "--config", config, "--yes"]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("does not carry the tag `agentic:repo=acme/infra`"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(moto::state(&aws, &ours).await, "running");
+    assert_eq!(moto::state(&aws, &theirs).await, "running");
+    // In scope with --yes: done.
+    let out = agentic_aws(&["ec2", "stop", &ours, "--config", config, "--yes"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text(&out).starts_with(&format!("{ours}: running → ")),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(moto::state(&aws, &ours).await, "stopped");
+    let out = agentic_aws(&["ec2", "terminate", &ours, "--config", config, "--yes"]);
+    assert!(out.status.success());
+    assert_eq!(moto::state(&aws, &ours).await, "terminated");
+    // Without an `aws` section nothing may change.
+    std::fs::write(dir.path().join("empty.yml"), "review:\n  auto: true\n").unwrap();
+    let empty = dir.path().join("empty.yml");
+    let out = agentic_aws(&[
+        "ec2",
+        "stop",
+        &theirs,
+        "--config",
+        empty.to_str().unwrap(),
+        "--yes",
+    ]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("has no `aws` section"));
+}

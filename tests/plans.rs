@@ -17,20 +17,6 @@ static MOTO: Mutex<()> = Mutex::const_new(());
 
 const TAG: (&str, &str) = ("agentic:repo", REPO);
 
-async fn state(aws: &agentic::aws::Aws, id: &str) -> String {
-    let found = agentic::aws::read::instances(
-        aws,
-        None,
-        &agentic::aws::read::InstanceFilter {
-            ids: vec![id.to_string()],
-            ..Default::default()
-        },
-    )
-    .await
-    .unwrap();
-    found[0].state.clone()
-}
-
 async fn app(gh: &support::github::FakeGitHub, llm: &FakeLlm) -> TestApp {
     gh.role("mia-maintainer", "maintain")
         .role("tina-triage", "triage");
@@ -126,7 +112,7 @@ async fn a_writer_plans_and_applies_a_stop_and_planning_changes_nothing() {
         "{told}"
     );
     assert_eq!(
-        state(&aws, &builder).await,
+        moto::state(&aws, &builder).await,
         "running",
         "planning changes nothing"
     );
@@ -138,7 +124,7 @@ async fn a_writer_plans_and_applies_a_stop_and_planning_changes_nothing() {
             || reply.contains(&format!("{builder}: running → stopped")),
         "{reply}"
     );
-    assert_eq!(state(&aws, &builder).await, "stopped");
+    assert_eq!(moto::state(&aws, &builder).await, "stopped");
     let plan = app.store().plan(1).await.unwrap().unwrap();
     assert_eq!(plan.status, "applied");
     let runs = app.store().plan_step_runs(1).await.unwrap();
@@ -188,7 +174,7 @@ async fn a_terminate_needs_a_second_person_with_maintain() {
         refused.starts_with("I cannot apply plan 1 yet."),
         "{refused}"
     );
-    assert_eq!(state(&aws, &old).await, "running");
+    assert_eq!(moto::state(&aws, &old).await, "running");
     // The requester approving their own plan does not count.
     let own = say(&app, &gh, 57, 3, "bob-reviewer", "/agentic approve").await;
     assert!(own.contains("someone other than @bob-reviewer"), "{own}");
@@ -198,14 +184,14 @@ async fn a_terminate_needs_a_second_person_with_maintain() {
     assert!(say(&app, &gh, 57, 5, "bob-reviewer", "/agentic apply")
         .await
         .starts_with("I cannot apply plan 1 yet."));
-    assert_eq!(state(&aws, &old).await, "running");
+    assert_eq!(moto::state(&aws, &old).await, "running");
 
     // A maintainer's approval: now it runs.
     let approved = say(&app, &gh, 57, 6, "mia-maintainer", "/agentic approve").await;
     assert!(approved.contains("Ready: `/agentic apply`"), "{approved}");
     let applied = say(&app, &gh, 57, 7, "bob-reviewer", "/agentic apply").await;
     assert!(applied.starts_with("Plan 1 is applied."), "{applied}");
-    assert_eq!(state(&aws, &old).await, "terminated");
+    assert_eq!(moto::state(&aws, &old).await, "terminated");
     let actions: Vec<String> = app
         .store()
         .audit_log(Some(REPO), None, 1000)
@@ -276,7 +262,7 @@ async fn a_push_after_approval_voids_it() {
         ),
         "{refused}"
     );
-    assert_eq!(state(&aws, &worker).await, "running");
+    assert_eq!(moto::state(&aws, &worker).await, "running");
     app.stop().await;
 }
 
@@ -342,9 +328,9 @@ async fn an_injected_request_can_plan_only_what_the_scope_allows() {
         "a destructive step still needs a second person: {reply}"
     );
     for id in [&ours, &untagged] {
-        assert_eq!(state(&here, id).await, "running");
+        assert_eq!(moto::state(&here, id).await, "running");
     }
-    assert_eq!(state(&there, &far).await, "running");
+    assert_eq!(moto::state(&there, &far).await, "running");
     app.stop().await;
 }
 
@@ -376,7 +362,7 @@ async fn status_lists_plans_and_cancel_withdraws_one() {
     assert_eq!(cancelled, "Plan 1 is withdrawn; nothing of it will run.");
     let apply = say(&app, &gh, 57, 4, "bob-reviewer", "/agentic apply").await;
     assert_eq!(apply, "There is no plan waiting here to apply.");
-    assert_eq!(state(&aws, &builder).await, "running");
+    assert_eq!(moto::state(&aws, &builder).await, "running");
     assert_eq!(
         say(&app, &gh, 57, 5, "tina-triage", "/agentic status").await,
         "**Plan 1**: cancelled (1 step(s))."
@@ -416,11 +402,11 @@ async fn a_plan_on_a_resource_another_plan_is_applying_waits_its_turn() {
         refused,
         "I cannot apply plan 1 now: plan 77 is being applied to the same resources. Try again when it is done."
     );
-    assert_eq!(state(&aws, &builder).await, "running");
+    assert_eq!(moto::state(&aws, &builder).await, "running");
     app.store().unlock_resources(77).await.unwrap();
     let applied = say(&app, &gh, 57, 3, "bob-reviewer", "/agentic apply").await;
     assert!(applied.starts_with("Plan 1 is applied."), "{applied}");
-    assert_eq!(state(&aws, &builder).await, "stopped");
+    assert_eq!(moto::state(&aws, &builder).await, "stopped");
     app.stop().await;
 }
 
@@ -495,7 +481,7 @@ async fn labelling_an_issue_asks_for_a_plan_from_its_title_and_body() {
     );
     let plan = app.store().plan(1).await.unwrap().unwrap();
     assert_eq!(plan.requester, "bob-reviewer");
-    assert_eq!(state(&aws, &builder).await, "running");
+    assert_eq!(moto::state(&aws, &builder).await, "running");
     app.stop().await;
     llm.assert_clean();
 }

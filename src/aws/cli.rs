@@ -7,6 +7,7 @@ use serde::Serialize;
 
 use super::read::{self, Holder, InstanceFilter};
 use super::Aws;
+use crate::agent::tools::RiskTier;
 
 #[derive(Debug, Subcommand)]
 pub enum AwsCommand {
@@ -52,6 +53,14 @@ pub enum Ec2Command {
         #[arg(long)]
         json: bool,
     },
+    /// Start instances (write).
+    Start(Change),
+    /// Stop instances (write).
+    Stop(Change),
+    /// Reboot instances (write).
+    Reboot(Change),
+    /// Terminate instances (destructive).
+    Terminate(Change),
     /// List the images (AMIs) this account owns.
     Images {
         #[arg(long)]
@@ -66,6 +75,24 @@ pub enum Ec2Command {
         #[arg(long)]
         json: bool,
     },
+}
+
+/// A change to instances from the command line: the same scope checks as
+/// the bot's, against the repository settings in `--config`, with live
+/// state read from AWS, DryRun first, and a confirmation unless `--yes`.
+#[derive(Debug, clap::Args)]
+pub struct Change {
+    #[arg(required = true)]
+    ids: Vec<String>,
+    /// Another region than AWS_REGION.
+    #[arg(long)]
+    region: Option<String>,
+    /// The repository settings whose `aws` section is the scope.
+    #[arg(long, default_value = ".github/agentic.yml")]
+    config: String,
+    /// Do it without asking.
+    #[arg(long)]
+    yes: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -227,6 +254,12 @@ pub async fn run(command: AwsCommand) -> anyhow::Result<bool> {
                 let rows = read::instances(&aws, region.as_deref(), &filter).await?;
                 print(&rows, json, "no instances", instance_line);
             }
+            Ec2Command::Start(c) => change(&aws, "StartInstances", RiskTier::Write, c).await?,
+            Ec2Command::Stop(c) => change(&aws, "StopInstances", RiskTier::Write, c).await?,
+            Ec2Command::Reboot(c) => change(&aws, "RebootInstances", RiskTier::Write, c).await?,
+            Ec2Command::Terminate(c) => {
+                change(&aws, "TerminateInstances", RiskTier::Destructive, c).await?
+            }
             Ec2Command::Images { region, json } => {
                 let rows = read::images(&aws, region.as_deref()).await?;
                 print(&rows, json, "no images", |i| {
@@ -319,4 +352,52 @@ pub async fn run(command: AwsCommand) -> anyhow::Result<bool> {
         },
     }
     Ok(true)
+}
+
+/// Ask on the terminal; `false` for anything but yes, or with no terminal.
+fn confirm(question: &str) -> bool {
+    use std::io::{BufRead, IsTerminal, Write};
+    if !std::io::stdin().is_terminal() {
+        return false;
+    }
+    eprint!("{question} [y/N] ");
+    let _ = std::io::stderr().flush();
+    let mut answer = String::new();
+    std::io::stdin().lock().read_line(&mut answer).is_ok()
+        && matches!(answer.trim(), "y" | "Y" | "yes")
+}
+
+/// Run one change to instances: every instance checked against the scope
+/// first (all or none), confirmed unless `--yes`, then each tried with
+/// DryRun and made, as an apply makes a plan step.
+async fn change(aws: &Aws, action: &str, risk: RiskTier, c: Change) -> anyhow::Result<()> {
+    let text = std::fs::read_to_string(&c.config).map_err(|e| {
+        anyhow::anyhow!(
+            "cannot read `{}` (its `aws` section is the scope of changes): {e}",
+            c.config
+        )
+    })?;
+    let config = crate::repo_config::RepoConfig::parse(&text)
+        .map_err(|e| anyhow::anyhow!("`{}` {e}", c.config))?;
+    let scope = config.aws.ok_or_else(|| {
+        anyhow::anyhow!("`{}` has no `aws` section: no change may be made", c.config)
+    })?;
+    let region = c
+        .region
+        .or_else(|| aws.region().map(str::to_string))
+        .ok_or_else(|| anyhow::anyhow!("no region: set AWS_REGION or --region"))?;
+    let steps = super::tools::instance_steps(aws, &scope, &region, &c.ids, action, risk)
+        .await
+        .map_err(|e| anyhow::anyhow!(e))?;
+    let what = format!("{action} ({}) of {}", risk.as_str(), c.ids.join(", "));
+    if !c.yes && !confirm(&format!("{what} in {region}?")) {
+        anyhow::bail!("not confirmed: nothing changed (answer y on a terminal, or pass --yes)");
+    }
+    for step in &steps {
+        let result = super::apply::run_step(aws, &scope, step)
+            .await
+            .map_err(|e| anyhow::anyhow!("{}: {e}", step.resource))?;
+        println!("{result}");
+    }
+    Ok(())
 }

@@ -404,27 +404,42 @@ impl Tool for InstanceChange {
             if ids.is_empty() {
                 return Err("error: `instance_ids` names no instance".into());
             }
-            let live = live_instances(aws, region, &ids).await?;
-            let mut steps = Vec::new();
-            for id in &ids {
-                let Some(instance) = live.iter().find(|i| &i.id == id) else {
-                    return Err(format!(
-                        "refused: instance `{id}` does not exist in {region}"
-                    ));
-                };
-                scope::instance(scope, instance).map_err(|e| format!("refused: {e}"))?;
-                steps.push(crate::plan::PlanStep {
-                    service: "ec2".into(),
-                    action: self.action.into(),
-                    region: Some(region.to_string()),
-                    resource: id.clone(),
-                    arguments: json!({ "instance_ids": [id] }),
-                    risk: self.risk,
-                });
-            }
+            let steps = instance_steps(aws, scope, region, &ids, self.action, self.risk).await?;
             Ok(steps)
         })
     }
+}
+
+/// One plan step per instance of `ids`, all or none: each must exist in
+/// `region` and be in scope as AWS reports it now; else the refusal.
+pub async fn instance_steps(
+    aws: &Aws,
+    scope: &AwsScope,
+    region: &str,
+    ids: &[String],
+    action: &str,
+    risk: RiskTier,
+) -> Result<Vec<crate::plan::PlanStep>, String> {
+    scope::region(scope, region).map_err(|e| format!("refused: {e}"))?;
+    let live = live_instances(aws, region, ids).await?;
+    let mut steps = Vec::new();
+    for id in ids {
+        let Some(instance) = live.iter().find(|i| &i.id == id) else {
+            return Err(format!(
+                "refused: instance `{id}` does not exist in {region}"
+            ));
+        };
+        scope::instance(scope, instance).map_err(|e| format!("refused: {e}"))?;
+        steps.push(crate::plan::PlanStep {
+            service: "ec2".into(),
+            action: action.into(),
+            region: Some(region.to_string()),
+            resource: id.clone(),
+            arguments: json!({ "instance_ids": [id] }),
+            risk,
+        });
+    }
+    Ok(steps)
 }
 
 /// The instances `ids` in `region` as AWS reports them now; an id AWS

@@ -77,3 +77,16 @@ pub async fn instance(aws: &Aws, tags: &[(&str, &str)]) -> String {
         .expect("moto runs the instance");
     out.instances()[0].instance_id().unwrap().to_string()
 }
+
+/// An instance's state (`running`, `stopped`, `terminated`…) as moto has it.
+pub async fn state(aws: &Aws, id: &str) -> String {
+    let filter = agentic::aws::read::InstanceFilter {
+        ids: vec![id.to_string()],
+        ..Default::default()
+    };
+    agentic::aws::read::instances(aws, None, &filter)
+        .await
+        .expect("moto describes the instance")[0]
+        .state
+        .clone()
+}
