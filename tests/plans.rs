@@ -485,3 +485,74 @@ async fn labelling_an_issue_asks_for_a_plan_from_its_title_and_body() {
     app.stop().await;
     llm.assert_clean();
 }
+
+#[tokio::test]
+async fn the_apply_button_of_the_plans_check_run_applies_that_plan() {
+    let _turn = MOTO.lock().await;
+    moto::reset().await;
+    let aws = moto::aws(REGION).await;
+    let builder = moto::instance(&aws, &[TAG]).await;
+    let (gh, llm) = support::world().await;
+    llm.script([
+        Step::Tool("aws_stop_instances", json!({ "instance_ids": [builder] })),
+        Step::Answer("Stop it.".into()),
+    ]);
+    let app = app(&gh, &llm).await;
+    say(
+        &app,
+        &gh,
+        57,
+        1,
+        "bob-reviewer",
+        "/agentic plan stop the builder",
+    )
+    .await;
+    let runs = gh.check_runs();
+    assert_eq!(runs.len(), 1);
+    let (&id, run) = runs.iter().next().unwrap();
+    assert_eq!(run["name"], "agentic plan");
+    assert_eq!(run["external_id"], "plan:1");
+    assert_eq!(
+        run["head_sha"],
+        support::github::DEFAULT_BRANCH_HEAD,
+        "an issue's plan sits on the default branch"
+    );
+    assert_eq!(run["actions"][0]["identifier"], "apply");
+    assert!(run["output"]["summary"]
+        .as_str()
+        .unwrap()
+        .contains("`ec2:StopInstances`"));
+
+    let press = |who: &str| {
+        let mut v: serde_json::Value =
+            serde_json::from_slice(&support::fixture("check_run.requested_action.json")).unwrap();
+        v["check_run"]["id"] = id.into();
+        v["check_run"]["name"] = "agentic plan".into();
+        v["check_run"]["external_id"] = "plan:1".into();
+        v["check_run"]["pull_requests"] = json!([]);
+        v["requested_action"] = json!({ "identifier": "apply" });
+        v["sender"]["login"] = who.into();
+        serde_json::to_vec(&v).unwrap()
+    };
+    // Someone with read only: nothing runs.
+    app.deliver("check_run", &delivery_id(), &press("carol-reader"))
+        .await;
+    app.wait_for_jobs(2).await;
+    assert_eq!(moto::state(&aws, &builder).await, "running");
+    app.deliver("check_run", &delivery_id(), &press("bob-reviewer"))
+        .await;
+    app.wait_for_jobs(3).await;
+    assert_eq!(moto::state(&aws, &builder).await, "stopped");
+    let reply = gh.comments(57).last().unwrap().body.clone();
+    assert!(
+        reply.starts_with("@bob-reviewer pressed **Apply**.\n\nPlan 1 is applied."),
+        "{reply}"
+    );
+    let run = &gh.check_runs()[&id];
+    assert_eq!(run["actions"], json!([]), "no button once applied");
+    assert!(run["output"]["title"]
+        .as_str()
+        .unwrap()
+        .ends_with("applied"));
+    app.stop().await;
+}

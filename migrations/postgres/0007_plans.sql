@@ -10,6 +10,7 @@ CREATE TABLE plans (
     hash        TEXT NOT NULL,
     status      TEXT NOT NULL,
     job_id      BIGINT NOT NULL UNIQUE,
+    check_run_id BIGINT,
     created_at  BIGINT NOT NULL,
     expires_at  BIGINT NOT NULL,
     updated_at  BIGINT NOT NULL

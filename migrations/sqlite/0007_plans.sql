@@ -11,6 +11,7 @@ CREATE TABLE plans (
     hash        TEXT NOT NULL,
     status      TEXT NOT NULL,
     job_id      INTEGER NOT NULL UNIQUE,
+    check_run_id INTEGER,
     created_at  INTEGER NOT NULL,
     expires_at  INTEGER NOT NULL,
     updated_at  INTEGER NOT NULL

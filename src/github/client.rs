@@ -357,6 +357,32 @@ impl GitHub {
         }
     }
 
+    /// The commit at the head of the repository's default branch.
+    pub async fn default_branch_head(&self, repo: &str) -> Result<String, GitHubError> {
+        #[derive(serde::Deserialize)]
+        struct Repository {
+            default_branch: String,
+        }
+        #[derive(serde::Deserialize)]
+        struct Commit {
+            sha: String,
+        }
+        #[derive(serde::Deserialize)]
+        struct Branch {
+            commit: Commit,
+        }
+        let r: Repository = self
+            .get(&format!("/repos/{repo}"), &format!("GET repository {repo}"))
+            .await?;
+        let b: Branch = self
+            .get(
+                &format!("/repos/{repo}/branches/{}", urlencode(&r.default_branch)),
+                &format!("GET branch {} of {repo}", r.default_branch),
+            )
+            .await?;
+        Ok(b.commit.sha)
+    }
+
     /// The reviews of a pull request, oldest first.
     pub async fn reviews(&self, repo: &str, number: u64) -> Result<Vec<Review>, GitHubError> {
         self.list(

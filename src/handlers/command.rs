@@ -207,9 +207,11 @@ async fn commands(
                             super::plan::approve(ctx, job, ev, role, &status.github).await?
                         }
                         Command::Apply => {
-                            super::plan::apply(ctx, job, ev, status, &sections).await?
+                            super::plan::apply(ctx, job, ev, status, &sections, None).await?
                         }
-                        Command::Cancel => super::plan::cancel(ctx, job, ev).await?,
+                        Command::Cancel => {
+                            super::plan::cancel(ctx, job, ev, &status.github).await?
+                        }
                         Command::Status => super::plan::status_of(ctx, ev, &status.github).await?,
                     }
                 }

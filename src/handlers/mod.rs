@@ -292,6 +292,13 @@ async fn check_run_action(
         .github
         .load_full()
         .is_some_and(|app| ev.app_id == Some(app.app_id));
+    if ours
+        && ev.name == plan::CHECK_NAME
+        && ev.action == "requested_action"
+        && ev.requested_action.as_deref() == Some(plan::APPLY_ACTION)
+    {
+        return plan::apply_button(ctx, job, ev).await;
+    }
     let rerun = match ev.action.as_str() {
         "rerequested" => true,
         "requested_action" => ev.requested_action.as_deref() == Some(review::RERUN_ACTION),

@@ -13,7 +13,7 @@ use std::sync::Mutex;
 
 use crate::agent::tools::{Fence, Registry, RiskTier, Subject};
 use crate::agent::{self, Budget, Outcome, Purpose, Task, Trace};
-use crate::event::{Issue, IssueComment};
+use crate::event::{CheckRun, Issue, IssueComment};
 use crate::github::{Access, GitHub, Role};
 use crate::output::StatusComment;
 use crate::plan::{self, Approval, PlanFacts, PlanStep};
@@ -21,6 +21,10 @@ use crate::repo_config::AwsScope;
 use crate::store::{LeasedJob, PlanRow};
 
 use super::{JobContext, JobError};
+
+/// The check run of a plan, and its Apply button's identifier.
+pub const CHECK_NAME: &str = "agentic plan";
+pub const APPLY_ACTION: &str = "apply";
 
 /// How long a plan may wait for its apply.
 pub const PLAN_TTL_MS: i64 = 24 * 3600 * 1000;
@@ -77,7 +81,9 @@ fn render(plan: &PlanRow, needs: &[String]) -> String {
         plan.requester,
         steps.join("\n")
     );
-    if needs.is_empty() {
+    if plan.status != "proposed" {
+        out.push_str(&format!("\n\nStatus: {}.", plan.status));
+    } else if needs.is_empty() {
         out.push_str("\n\nReady: `/agentic apply` runs exactly these steps.");
     } else {
         out.push_str("\n\nBefore `/agentic apply` can run it:\n");
@@ -278,7 +284,85 @@ pub async fn propose(
         serde_json::json!({ "plan": id, "hash": plan.hash, "steps": plan.steps }),
     )
     .await?;
+    check_run(ctx, job, &progress.status.github, &plan, &needs).await?;
     Ok(format!("{}\n\n{}", summary.trim(), render(&plan, &needs)))
+}
+
+/// The plan's check run (`agentic plan`) on the pull request's head, or on
+/// the default branch's for an issue, with the plan, what it needs, and an
+/// **Apply** button; created once, then edited.
+async fn check_run(
+    ctx: &JobContext,
+    job: &LeasedJob,
+    github: &GitHub,
+    plan: &PlanRow,
+    needs: &[String],
+) -> Result<(), JobError> {
+    let title = format!(
+        "Plan {}: {} step(s), {}",
+        plan.id,
+        plan.steps.len(),
+        plan.status
+    );
+    let output = serde_json::json!({
+        "title": title,
+        "summary": crate::output::fit(&ctx.redactor.redact(&render(plan, needs)), 60_000),
+    });
+    // The button only while there is something to apply.
+    let actions = if plan.status == "proposed" {
+        serde_json::json!([{ "label": "Apply", "description": "Apply this plan as approved", "identifier": APPLY_ACTION }])
+    } else {
+        serde_json::json!([])
+    };
+    let update = serde_json::json!({
+        "status": "completed",
+        "conclusion": "neutral",
+        "output": output,
+        "actions": actions,
+    });
+    if !ctx.store.holds_lease(job).await? {
+        return Err(JobError::LeaseLost);
+    }
+    let id = match plan.check_run_id {
+        Some(id) => id,
+        None => {
+            let head = match &plan.head_sha {
+                Some(h) => h.clone(),
+                None => github.default_branch_head(&plan.repo).await?,
+            };
+            let id = github
+                .create_check_run(
+                    &plan.repo,
+                    CHECK_NAME,
+                    &head,
+                    &format!("plan:{}", plan.id),
+                    &output,
+                )
+                .await?;
+            ctx.store.set_plan_check_run(plan.id, id).await?;
+            id
+        }
+    };
+    github.update_check_run(&plan.repo, id, &update).await?;
+    Ok(())
+}
+
+/// Show a plan's new status on its check run, if it has one.
+async fn refresh_check_run(
+    ctx: &JobContext,
+    job: &LeasedJob,
+    github: &GitHub,
+    id: i64,
+) -> Result<(), JobError> {
+    if let Some(plan) = ctx
+        .store
+        .plan(id)
+        .await?
+        .filter(|p| p.check_run_id.is_some())
+    {
+        check_run(ctx, job, github, &plan, &[]).await?;
+    }
+    Ok(())
 }
 
 fn facts(plan: &PlanRow, requester_role: Role) -> PlanFacts<'_> {
@@ -327,6 +411,9 @@ pub async fn approve(
         head.as_deref(),
         now(),
     );
+    if plan.check_run_id.is_some() {
+        check_run(ctx, job, github, &plan, &needs).await?;
+    }
     Ok(format!(
         "@{} approved plan {} (hash `{}`) with the **{}** role.\n\n{}",
         ev.author.login,
@@ -342,6 +429,7 @@ pub async fn cancel(
     ctx: &JobContext,
     job: &LeasedJob,
     ev: &IssueComment,
+    github: &GitHub,
 ) -> Result<String, JobError> {
     let Some(plan) = current(ctx, ev).await? else {
         return Ok("There is no plan waiting here to cancel.".into());
@@ -364,6 +452,7 @@ pub async fn cancel(
         serde_json::json!({ "plan": plan.id }),
     )
     .await?;
+    refresh_check_run(ctx, job, github, plan.id).await?;
     Ok(format!(
         "Plan {} is withdrawn; nothing of it will run.",
         plan.id
@@ -419,11 +508,22 @@ pub async fn apply(
     ev: &IssueComment,
     status: &mut StatusComment,
     previous: &[String],
+    which: Option<i64>,
 ) -> Result<String, JobError> {
     let repo = ev.repo.full_name.as_str();
-    let Some(plan) = current(ctx, ev).await? else {
+    let plan = match which {
+        None => current(ctx, ev).await?,
+        Some(id) => ctx.store.plan(id).await?,
+    };
+    let Some(plan) = plan else {
         return Ok("There is no plan waiting here to apply.".into());
     };
+    if plan.status != "proposed" && plan.status != "applying" {
+        return Ok(format!(
+            "Plan {} is {}; there is nothing to apply.",
+            plan.id, plan.status
+        ));
+    }
     let scope = match scope_of(ctx, &status.github, repo).await? {
         Ok(s) => s,
         Err(refusal) => return Ok(refusal),
@@ -535,6 +635,7 @@ pub async fn apply(
                     .await?;
                 ctx.store.move_plan(plan.id, "applying", "failed").await?;
                 ctx.store.unlock_resources(plan.id).await?;
+                refresh_check_run(ctx, job, &status.github, plan.id).await?;
                 audit(
                     ctx,
                     job,
@@ -562,6 +663,7 @@ pub async fn apply(
     }
     ctx.store.move_plan(plan.id, "applying", "applied").await?;
     ctx.store.unlock_resources(plan.id).await?;
+    refresh_check_run(ctx, job, &status.github, plan.id).await?;
     audit(
         ctx,
         job,
@@ -643,5 +745,69 @@ pub async fn from_issue(ctx: &JobContext, job: &LeasedJob, ev: &Issue) -> Result
     };
     let text = propose(ctx, job, &as_comment, &request, &mut status, &[]).await?;
     status.show(&text).await?;
+    Ok(())
+}
+
+/// The **Apply** button of a plan's check run: the same apply as the
+/// command, of that very plan, for someone with the role the command needs.
+pub async fn apply_button(
+    ctx: &JobContext,
+    job: &LeasedJob,
+    ev: &CheckRun,
+) -> Result<(), JobError> {
+    let Some(id) = ev
+        .external_id
+        .as_deref()
+        .and_then(|x| x.strip_prefix("plan:"))
+        .and_then(|n| n.parse::<i64>().ok())
+    else {
+        return Ok(());
+    };
+    let Some(plan) = ctx.store.plan(id).await? else {
+        return Ok(());
+    };
+    if plan.repo != ev.repo.full_name {
+        return Ok(());
+    }
+    let repo = ev.repo.full_name.as_str();
+    let github = ctx
+        .repo_client(ev.installation_id, repo, Access::Write)
+        .await?;
+    let login = ev.sender.login.as_str();
+    let role = github.role(repo, login).await?;
+    let needed = ctx
+        .repo_config(&github, repo)
+        .await?
+        .config
+        .required_role(&crate::command::Command::Apply);
+    if role < needed {
+        audit(ctx, job, login, "command.refused", serde_json::json!({ "command": "apply", "via": "button", "plan": id, "role": role.as_str(), "needed": needed.as_str() })).await?;
+        return Ok(());
+    }
+    let as_comment = IssueComment {
+        action: "requested_action".into(),
+        repo: ev.repo.clone(),
+        installation_id: ev.installation_id,
+        number: plan.number,
+        on_pull_request: plan.head_sha.is_some(),
+        comment_id: 0,
+        body: String::new(),
+        author: ev.sender.clone(),
+        sender: ev.sender.clone(),
+    };
+    let mut status = StatusComment::new(
+        github,
+        ctx.store.clone(),
+        ctx.redactor.clone(),
+        repo,
+        plan.number,
+        job.id,
+        ctx.config.progress_interval,
+    )
+    .fenced_by(job);
+    let text = apply(ctx, job, &as_comment, &mut status, &[], Some(id)).await?;
+    status
+        .show(&format!("@{login} pressed **Apply**.\n\n{text}"))
+        .await?;
     Ok(())
 }

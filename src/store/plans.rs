@@ -20,6 +20,8 @@ pub struct PlanRow {
     pub status: String,
     pub created_at: i64,
     pub expires_at: i64,
+    /// The `agentic plan` check run with its Apply button.
+    pub check_run_id: Option<u64>,
 }
 
 /// What one step of an apply did.
@@ -31,8 +33,7 @@ pub struct StepRun {
     pub result: Option<String>,
 }
 
-const COLUMNS: &str =
-    "id, repo, number, requester, head_sha, steps, hash, status, created_at, expires_at";
+const COLUMNS: &str = "id, repo, number, requester, head_sha, steps, hash, status, created_at, expires_at, check_run_id";
 
 fn plan_of(r: &sqlx::any::AnyRow) -> anyhow::Result<PlanRow> {
     let steps: String = r.get("steps");
@@ -47,6 +48,7 @@ fn plan_of(r: &sqlx::any::AnyRow) -> anyhow::Result<PlanRow> {
         status: r.get("status"),
         created_at: r.get("created_at"),
         expires_at: r.get("expires_at"),
+        check_run_id: r.get::<Option<i64>, _>("check_run_id").map(|v| v as u64),
     })
 }
 
@@ -107,6 +109,18 @@ impl Store {
         .await
         .context("reading plans")?;
         rows.iter().map(plan_of).collect()
+    }
+
+    /// Record the plan's check run.
+    pub async fn set_plan_check_run(&self, id: i64, check_run_id: u64) -> anyhow::Result<()> {
+        sqlx::query("UPDATE plans SET check_run_id = $1, updated_at = $2 WHERE id = $3")
+            .bind(check_run_id as i64)
+            .bind(now_ms())
+            .bind(id)
+            .execute(&self.write)
+            .await
+            .context("recording a plan's check run")?;
+        Ok(())
     }
 
     /// Move a plan from one status to another; `false` when it was not in

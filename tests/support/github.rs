@@ -35,6 +35,8 @@ fn repo_of(installation: &str) -> Option<&'static str> {
         None
     }
 }
+/// The commit at the head of the repositories' default branch.
+pub const DEFAULT_BRANCH_HEAD: &str = "d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0";
 pub const PUBLIC_KEY: &str = include_str!("test-app-key.pub.pem");
 
 #[derive(Debug, Clone)]
@@ -725,6 +727,19 @@ fn route(
             Json(json!({ "id": 700100, "node_id": "R_1", "name": name, "full_name": full,
                 "private": true, "owner": user_json(&owner, "Organization"), "default_branch": branch,
                 "html_url": format!("https://github.com/{full}") }))
+            .into_response()
+        }
+        ("GET", ["branches", branch]) => {
+            let default = if st.default_branch.is_empty() {
+                "main".to_string()
+            } else {
+                st.default_branch.clone()
+            };
+            if *branch != default {
+                return error(StatusCode::NOT_FOUND, "Branch not found");
+            }
+            Json(json!({ "name": branch, "protected": false,
+                "commit": { "sha": DEFAULT_BRANCH_HEAD, "url": "x" } }))
             .into_response()
         }
         ("POST", ["pulls", n, "reviews"]) => {
