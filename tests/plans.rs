@@ -556,3 +556,133 @@ async fn the_apply_button_of_the_plans_check_run_applies_that_plan() {
         .ends_with("applied"));
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_launch_is_scoped_and_never_creates_twice() {
+    let _turn = MOTO.lock().await;
+    moto::reset().await;
+    let aws = moto::aws(REGION).await;
+    let (gh, llm) = support::world().await;
+    gh.role("mia-maintainer", "maintain");
+    llm.script([
+        Step::Tool(
+            "aws_run_instances",
+            json!({ "image_id": "ami-0000bad", "instance_type": "t3.micro", "count": 1 }),
+        ),
+        Step::Tool(
+            "aws_run_instances",
+            json!({ "image_id": "ami-12c6146b", "instance_type": "t3.micro", "count": 5 }),
+        ),
+        Step::Tool(
+            "aws_run_instances",
+            json!({ "image_id": "ami-12c6146b", "instance_type": "t3.micro", "count": 1 }),
+        ),
+        Step::Answer("Launch one worker.".into()),
+    ]);
+    gh.file(
+        "main",
+        ".github/agentic.yml",
+        &format!("aws:\n  regions: [{REGION}]\n  required_tag: agentic:repo={REPO}\n  amis: [ami-12c6146b]\n  instance_types: [t3.micro]\n  max_instances: 2\n"),
+    );
+    let app = TestApp::start(
+        app_options(&gh, &llm)
+            .var("AWS_ENDPOINT_URL", moto::url())
+            .var("AWS_REGION", REGION),
+    )
+    .await;
+    let reply = say(
+        &app,
+        &gh,
+        57,
+        1,
+        "bob-reviewer",
+        "/agentic plan one more batch worker",
+    )
+    .await;
+    let requests = llm.requests();
+    let told = |n: usize| {
+        requests[n]["messages"].as_array().unwrap().last().unwrap()["content"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(
+        told(1),
+        "refused: image `ami-0000bad` is not in this repository's `aws.amis`"
+    );
+    assert!(
+        told(2).contains("more than this repository's `aws.max_instances` (2)"),
+        "{}",
+        told(2)
+    );
+    assert!(
+        reply.contains("`ec2:RunInstances` on `1 × t3.micro from ami-12c6146b`"),
+        "{reply}"
+    );
+    assert!(
+        moto::instance_ids(&aws).await.is_empty(),
+        "planning launches nothing"
+    );
+
+    // A retry after a crash finds the instance the step already launched.
+    let earlier =
+        moto::instance(&aws, &[TAG, ("agentic:plan-step", "agentic-plan-1-step-1")]).await;
+    let applied = say(&app, &gh, 57, 2, "bob-reviewer", "/agentic apply").await;
+    assert!(
+        applied.contains(&format!("already launched by this step: {earlier}")),
+        "{applied}"
+    );
+    assert_eq!(
+        moto::instance_ids(&aws).await,
+        std::slice::from_ref(&earlier),
+        "nothing launched twice"
+    );
+    app.stop().await;
+
+    // Launched for real: one instance, with the repository's tag and the step's.
+    moto::reset().await;
+    let (gh, llm) = support::world().await;
+    llm.script([
+        Step::Tool(
+            "aws_run_instances",
+            json!({ "image_id": "ami-12c6146b", "instance_type": "t3.micro", "count": 1 }),
+        ),
+        Step::Answer("Launch one worker.".into()),
+    ]);
+    gh.file(
+        "main",
+        ".github/agentic.yml",
+        &format!("aws:\n  regions: [{REGION}]\n  required_tag: agentic:repo={REPO}\n  amis: [ami-12c6146b]\n  instance_types: [t3.micro]\n  max_instances: 2\n"),
+    );
+    let app = TestApp::start(
+        app_options(&gh, &llm)
+            .var("AWS_ENDPOINT_URL", moto::url())
+            .var("AWS_REGION", REGION),
+    )
+    .await;
+    say(
+        &app,
+        &gh,
+        57,
+        1,
+        "bob-reviewer",
+        "/agentic plan one more batch worker",
+    )
+    .await;
+    let applied = say(&app, &gh, 57, 2, "bob-reviewer", "/agentic apply").await;
+    assert!(applied.starts_with("Plan 1 is applied."), "{applied}");
+    let ids = moto::instance_ids(&aws).await;
+    assert_eq!(ids.len(), 1);
+    let found = agentic::aws::read::instances(&aws, None, &Default::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        found[0].tags.get("agentic:repo").map(String::as_str),
+        Some(REPO)
+    );
+    assert_eq!(
+        found[0].tags.get("agentic:plan-step").map(String::as_str),
+        Some("agentic-plan-1-step-1")
+    );
+    app.stop().await;
+}

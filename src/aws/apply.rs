@@ -88,9 +88,111 @@ async fn ec2_call(
     }
 }
 
+/// Try `call` with DryRun: AWS must answer `DryRunOperation`.
+fn dry_run_verdict(result: Result<String, AwsError>) -> Result<(), StepError> {
+    match result {
+        Err(e) if e.code.as_deref() == Some("DryRunOperation") => Ok(()),
+        Err(e)
+            if matches!(
+                e.code.as_deref(),
+                Some("UnauthorizedOperation" | "AccessDenied")
+            ) =>
+        {
+            Err(StepError::Denied(e.message))
+        }
+        Err(e) => Err(StepError::Aws(e)),
+        Ok(_) => Err(StepError::Refused(
+            "AWS ran a DryRun call for real; stopping here".into(),
+        )),
+    }
+}
+
+/// Launch instances for a step, at most once: instances already tagged
+/// with this step's `key` (a retry after a crash) are the step's result;
+/// otherwise the call carries `key` as its client token too.
+async fn launch(
+    aws: &Aws,
+    scope: &AwsScope,
+    step: &PlanStep,
+    region: &str,
+    key: &str,
+) -> Result<String, StepError> {
+    use aws_sdk_ec2::types::{InstanceType, ResourceType, Tag, TagSpecification};
+    let image = step.arguments["image_id"].as_str().unwrap_or_default();
+    let instance_type = step.arguments["instance_type"].as_str().unwrap_or_default();
+    let count = step.arguments["count"]
+        .as_u64()
+        .and_then(|c| i32::try_from(c).ok())
+        .unwrap_or(0);
+    super::tools::check_launch(scope, image, instance_type, count as u32)
+        .map_err(StepError::Refused)?;
+    let filter = super::read::InstanceFilter {
+        tags: vec![(super::tools::PLAN_STEP_TAG.to_string(), key.to_string())],
+        ..Default::default()
+    };
+    let earlier: Vec<String> = super::read::instances(aws, Some(region), &filter)
+        .await?
+        .into_iter()
+        .filter(|i| i.state != "terminated")
+        .map(|i| i.id)
+        .collect();
+    if !earlier.is_empty() {
+        return Ok(format!(
+            "already launched by this step: {}",
+            earlier.join(", ")
+        ));
+    }
+    let client = aws.ec2_in(Some(region));
+    let mut tags = TagSpecification::builder()
+        .resource_type(ResourceType::Instance)
+        .tags(
+            Tag::builder()
+                .key(super::tools::PLAN_STEP_TAG)
+                .value(key)
+                .build(),
+        );
+    if let Some((k, v)) = scope.tag() {
+        tags = tags.tags(Tag::builder().key(k).value(v).build());
+    }
+    let tags = tags.build();
+    let call = |dry: bool| {
+        client
+            .run_instances()
+            .image_id(image)
+            .instance_type(InstanceType::from(instance_type))
+            .min_count(count)
+            .max_count(count)
+            .client_token(key)
+            .tag_specifications(tags.clone())
+            .dry_run(dry)
+            .send()
+    };
+    let what = format!("EC2 RunInstances ({key})");
+    dry_run_verdict(
+        call(true)
+            .await
+            .map(|_| String::new())
+            .map_err(|e| AwsError::from_sdk(what.clone(), e)),
+    )?;
+    let out = call(false).await.map_err(|e| AwsError::from_sdk(what, e))?;
+    let ids: Vec<&str> = out
+        .instances()
+        .iter()
+        .filter_map(|i| i.instance_id())
+        .collect();
+    Ok(format!("launched {}", ids.join(", ")))
+}
+
 /// Run `step` now: check it against `scope` with live state, try it with
-/// DryRun, then make the call. The result says what changed.
-pub async fn run_step(aws: &Aws, scope: &AwsScope, step: &PlanStep) -> Result<String, StepError> {
+/// DryRun, then make the call. `key` names the plan and step (a client
+/// token, and the tag a retried launch looks for). The result says what
+/// changed.
+pub async fn run_step(
+    aws: &Aws,
+    scope: &AwsScope,
+    step: &PlanStep,
+    key: &str,
+) -> Result<String, StepError> {
     if step.service != "ec2" {
         return Err(StepError::Refused(format!(
             "`{}:{}` steps cannot be applied yet",
@@ -99,6 +201,9 @@ pub async fn run_step(aws: &Aws, scope: &AwsScope, step: &PlanStep) -> Result<St
     }
     let region = step.region.as_deref().unwrap_or_default();
     scope::region(scope, region).map_err(StepError::Refused)?;
+    if step.action == "RunInstances" {
+        return launch(aws, scope, step, region, key).await;
+    }
     let live: Vec<Instance> =
         super::tools::live_instances(aws, region, std::slice::from_ref(&step.resource))
             .await
@@ -111,22 +216,6 @@ pub async fn run_step(aws: &Aws, scope: &AwsScope, step: &PlanStep) -> Result<St
     })?;
     scope::instance(scope, instance).map_err(StepError::Refused)?;
     let client = aws.ec2_in(Some(region));
-    match ec2_call(&client, &step.action, &step.resource, true).await {
-        Err(e) if e.code.as_deref() == Some("DryRunOperation") => {}
-        Err(e)
-            if matches!(
-                e.code.as_deref(),
-                Some("UnauthorizedOperation" | "AccessDenied")
-            ) =>
-        {
-            return Err(StepError::Denied(e.message));
-        }
-        Err(e) => return Err(StepError::Aws(e)),
-        Ok(_) => {
-            return Err(StepError::Refused(
-                "AWS ran a DryRun call for real; stopping here".into(),
-            ))
-        }
-    }
+    dry_run_verdict(ec2_call(&client, &step.action, &step.resource, true).await)?;
     Ok(ec2_call(&client, &step.action, &step.resource, false).await?)
 }

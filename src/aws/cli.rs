@@ -394,9 +394,14 @@ async fn change(aws: &Aws, action: &str, risk: RiskTier, c: Change) -> anyhow::R
         anyhow::bail!("not confirmed: nothing changed (answer y on a terminal, or pass --yes)");
     }
     for step in &steps {
-        let result = super::apply::run_step(aws, &scope, step)
-            .await
-            .map_err(|e| anyhow::anyhow!("{}: {e}", step.resource))?;
+        let result = super::apply::run_step(
+            aws,
+            &scope,
+            step,
+            &format!("agentic-cli-{}", uuid::Uuid::new_v4().simple()),
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!("{}: {e}", step.resource))?;
         println!("{result}");
     }
     Ok(())

@@ -477,10 +477,95 @@ pub async fn live_instances(
     }
 }
 
+/// Launching instances (risk tier `write`): only images in `aws.amis`,
+/// types in `aws.instance_types`, at most `aws.max_instances`; the
+/// instances get the repository's required tag, so they are in its scope.
+pub struct RunInstances;
+
+/// The tag every instance a plan launches carries, whose value names the
+/// plan and step: a retried step looks it up before creating anything.
+pub const PLAN_STEP_TAG: &str = "agentic:plan-step";
+
+/// Check a launch against the scope: the image, the type, the count.
+pub fn check_launch(
+    scope: &AwsScope,
+    image: &str,
+    instance_type: &str,
+    count: u32,
+) -> Result<(), String> {
+    if !scope.amis.iter().any(|a| a == image) {
+        return Err(format!(
+            "image `{image}` is not in this repository's `aws.amis`"
+        ));
+    }
+    if !scope.instance_types.iter().any(|t| t == instance_type) {
+        return Err(format!(
+            "instance type `{instance_type}` is not in this repository's `aws.instance_types`"
+        ));
+    }
+    if count == 0 || count > scope.max_instances {
+        return Err(format!(
+            "{count} instance(s) is more than this repository's `aws.max_instances` ({})",
+            scope.max_instances
+        ));
+    }
+    Ok(())
+}
+
+impl Tool for RunInstances {
+    fn name(&self) -> &'static str {
+        "aws_run_instances"
+    }
+    fn description(&self) -> &'static str {
+        "Propose launching instances from an allowed image and type (a plan step; nothing runs until people approve)."
+    }
+    fn parameters(&self) -> Value {
+        json!({ "type": "object", "properties": {
+            "image_id": { "type": "string" },
+            "instance_type": { "type": "string" },
+            "count": { "type": "integer", "minimum": 1 },
+            "region": { "type": "string", "description": "Default: the first allowed region" }
+        }, "required": ["image_id", "instance_type", "count"], "additionalProperties": false })
+    }
+    fn risk(&self) -> RiskTier {
+        RiskTier::Write
+    }
+    fn call<'a>(&'a self, _s: &'a Subject, _args: Value) -> ToolFuture<'a> {
+        Box::pin(async move { Ok("refused: changes run only from an approved plan".to_string()) })
+    }
+    fn propose<'a>(
+        &'a self,
+        s: &'a Subject,
+        args: Value,
+    ) -> crate::agent::tools::ProposeFuture<'a> {
+        Box::pin(async move {
+            let (_, scope) = access(s)?;
+            let region = region(scope, &args)?;
+            let image = args["image_id"].as_str().unwrap_or_default();
+            let instance_type = args["instance_type"].as_str().unwrap_or_default();
+            let count = args["count"]
+                .as_u64()
+                .and_then(|c| u32::try_from(c).ok())
+                .unwrap_or(0);
+            check_launch(scope, image, instance_type, count)
+                .map_err(|e| format!("refused: {e}"))?;
+            Ok(vec![crate::plan::PlanStep {
+                service: "ec2".into(),
+                action: "RunInstances".into(),
+                region: Some(region.to_string()),
+                resource: format!("{count} × {instance_type} from {image}"),
+                arguments: json!({ "image_id": image, "instance_type": instance_type, "count": count }),
+                risk: RiskTier::Write,
+            }])
+        })
+    }
+}
+
 /// The AWS tools that change things, for a planning conversation.
 pub fn change_tools() -> Vec<Box<dyn Tool>> {
     INSTANCE_CHANGES
         .iter()
         .map(|c| Box::new(*c) as Box<dyn Tool>)
+        .chain(std::iter::once(Box::new(RunInstances) as Box<dyn Tool>))
         .collect()
 }

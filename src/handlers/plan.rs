@@ -33,6 +33,12 @@ fn now() -> i64 {
     crate::store::now_ms()
 }
 
+/// The idempotency key of a step: a client token, and the tag a retried
+/// launch looks for (≤ 64 ASCII characters, as client tokens must be).
+fn step_key(plan: i64, step: i64) -> String {
+    format!("agentic-plan-{plan}-step-{step}")
+}
+
 /// What a step's lock is taken on: the resource, in its service and region.
 fn lock_key(step: &PlanStep) -> String {
     format!(
@@ -50,6 +56,7 @@ fn step_line(n: usize, s: &PlanStep) -> String {
         ("StartInstances", _) => "starts the instance",
         ("RebootInstances", _) => "reboots the instance",
         ("TerminateInstances", _) => "deletes the instance and its instance-store data",
+        ("RunInstances", _) => "launches new instances, tagged for this repository",
         (_, RiskTier::Destructive) => "cannot be undone",
         _ => "changes the resource",
     };
@@ -528,6 +535,18 @@ pub async fn apply(
         Ok(s) => s,
         Err(refusal) => return Ok(refusal),
     };
+    let launched: u64 = plan
+        .steps
+        .iter()
+        .filter(|s| s.action == "RunInstances")
+        .map(|s| s.arguments["count"].as_u64().unwrap_or(0))
+        .sum();
+    if launched > u64::from(scope.max_instances) {
+        return Ok(format!(
+            "I cannot apply plan {}: it launches {launched} instance(s), more than this repository's `aws.max_instances` ({}).",
+            plan.id, scope.max_instances
+        ));
+    }
     if plan.status == "proposed" {
         let head = head_of(&status.github, ev).await?;
         let requester_role = status.github.role(repo, &plan.requester).await?;
@@ -613,7 +632,7 @@ pub async fn apply(
         if !ctx.store.holds_lease(job).await? {
             return Err(JobError::LeaseLost);
         }
-        match crate::aws::apply::run_step(&aws, &scope, step).await {
+        match crate::aws::apply::run_step(&aws, &scope, step, &step_key(plan.id, n)).await {
             Ok(result) => {
                 ctx.store
                     .record_step(plan.id, n, "done", Some(&result))

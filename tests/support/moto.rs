@@ -90,3 +90,15 @@ pub async fn state(aws: &Aws, id: &str) -> String {
         .state
         .clone()
 }
+
+/// The ids of every instance in the client's region that is not
+/// terminated, sorted.
+pub async fn instance_ids(aws: &Aws) -> Vec<String> {
+    agentic::aws::read::instances(aws, None, &Default::default())
+        .await
+        .expect("moto lists instances")
+        .into_iter()
+        .filter(|i| i.state != "terminated")
+        .map(|i| i.id)
+        .collect()
+}
