@@ -120,6 +120,9 @@ pub struct Config {
     /// Test-only: how long the placeholder job handler takes. Lets the
     /// restart test kill the process while jobs are in flight.
     pub test_job_delay: Option<Duration>,
+    /// Test-only: a pause after each applied plan step, so a test can kill
+    /// the process between two steps.
+    pub test_step_delay: Option<Duration>,
 }
 
 /// Every key the service reads, for the file parser's typo check.
@@ -144,6 +147,7 @@ const KEYS: &[&str] = &[
     "AGENTIC_JOB_LEASE_SECS",
     "AGENTIC_SHUTDOWN_GRACE_SECS",
     "AGENTIC_TEST_JOB_DELAY_MS",
+    "AGENTIC_TEST_STEP_DELAY_MS",
     "AGENTIC_LLM_TIMEOUT_SECS",
     "AGENTIC_LLM_TIMEOUT_TRIES",
     "AGENTIC_MAX_STEPS",
@@ -280,15 +284,16 @@ impl Config {
             "AGENTIC_SHUTDOWN_GRACE_SECS",
             "a whole number of seconds",
         )?;
-        let test_job_delay = match vars.get("AGENTIC_TEST_JOB_DELAY_MS") {
-            Some(v) => Some(Duration::from_millis(v.parse().map_err(|_| {
-                bad(
-                    "AGENTIC_TEST_JOB_DELAY_MS",
-                    format!("`{v}` is not a whole number of milliseconds"),
-                )
-            })?)),
-            None => None,
+        let millis = |key: &'static str| -> Result<Option<Duration>, ConfigError> {
+            match vars.get(key) {
+                Some(v) => Ok(Some(Duration::from_millis(v.parse().map_err(|_| {
+                    bad(key, format!("`{v}` is not a whole number of milliseconds"))
+                })?))),
+                None => Ok(None),
+            }
         };
+        let test_job_delay = millis("AGENTIC_TEST_JOB_DELAY_MS")?;
+        let test_step_delay = millis("AGENTIC_TEST_STEP_DELAY_MS")?;
 
         let llm_timeout =
             Duration::from_secs(positive(&vars, "AGENTIC_LLM_TIMEOUT_SECS", "60", NUMBER)?);
@@ -407,6 +412,7 @@ impl Config {
             lease: Duration::from_secs(lease_secs),
             shutdown_grace: Duration::from_secs(grace_secs),
             test_job_delay,
+            test_step_delay,
             llm_timeout,
             llm_timeout_tries,
             max_steps,

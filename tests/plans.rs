@@ -686,3 +686,123 @@ async fn a_launch_is_scoped_and_never_creates_twice() {
     );
     app.stop().await;
 }
+
+/// The real binary killed (SIGKILL) between two steps of an apply, then
+/// started again: the apply goes on from the step after the last one
+/// recorded, and nothing runs twice.
+#[tokio::test(flavor = "multi_thread")]
+async fn killed_between_two_steps_an_apply_resumes_without_running_a_step_twice() {
+    let _turn = MOTO.lock().await;
+    moto::reset().await;
+    let aws = moto::aws(REGION).await;
+    let ours = moto::instance(&aws, &[TAG]).await;
+    let (gh, llm) = support::world().await;
+    gh.file(
+        "main",
+        ".github/agentic.yml",
+        &format!("aws:\n  regions: [{REGION}]\n  required_tag: agentic:repo={REPO}\n  amis: [ami-12c6146b]\n  instance_types: [t3.micro]\n  max_instances: 1\n"),
+    );
+    llm.script([
+        Step::Tool(
+            "aws_run_instances",
+            json!({ "image_id": "ami-12c6146b", "instance_type": "t3.micro", "count": 1 }),
+        ),
+        Step::Tool("aws_stop_instances", json!({ "instance_ids": [ours] })),
+        Step::Answer("Launch a worker, then stop the old one.".into()),
+    ]);
+    let dir = tempfile::tempdir().unwrap();
+    let port = support::free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let http = reqwest::Client::new();
+    let key = support::test_key_path();
+    let app_id = support::github::APP_ID.to_string();
+    let moto_url = moto::url();
+    let spawn = |pause: &str| {
+        let mut vars: Vec<(&str, &str)> = vec![
+            ("AGENTIC_GITHUB_APP_ID", &app_id),
+            ("AGENTIC_GITHUB_PRIVATE_KEY_PATH", &key),
+            ("AGENTIC_GITHUB_API_URL", &gh.url),
+            ("OPENAI_BASE_URL", &llm.url),
+            ("OPENAI_API_KEY", support::OPENAI_KEY),
+            ("AGENTIC_PROGRESS_INTERVAL_SECS", "3600"),
+            ("AWS_ENDPOINT_URL", &moto_url),
+            ("AWS_REGION", REGION),
+            ("AWS_ACCESS_KEY_ID", moto::ACCESS_KEY),
+            ("AWS_SECRET_ACCESS_KEY", moto::SECRET_KEY),
+            ("AWS_EC2_METADATA_DISABLED", "true"),
+            ("NO_PROXY", "127.0.0.1,localhost"),
+        ];
+        if !pause.is_empty() {
+            vars.push(("AGENTIC_TEST_STEP_DELAY_MS", pause));
+        }
+        support::spawn_serve(dir.path(), port, &vars)
+    };
+    let post = |n: u64, body: &str| {
+        let payload = comment_payload("created", 57, false, 870000 + n, "bob-reviewer", body);
+        let http = http.clone();
+        let base = base.clone();
+        async move {
+            let res = support::post_delivery(
+                &http,
+                &base,
+                "issue_comment",
+                &delivery_id(),
+                &payload,
+                &support::sign(support::SECRET, &payload),
+            )
+            .await;
+            assert_eq!(res.status(), 202);
+        }
+    };
+    let mut first = spawn("60000");
+    support::wait_healthy(&http, &base).await;
+    post(1, "/agentic plan a new worker instead of the old one").await;
+    support::wait_until("the plan", || async {
+        gh.comments(57)
+            .iter()
+            .any(|c| c.body.contains("**Plan 1**"))
+            .then_some(())
+    })
+    .await;
+    post(2, "/agentic apply").await;
+    let store_url = format!("sqlite://{}", dir.path().join("agentic.db").display());
+    let store = agentic::store::Store::open(&store_url).await.unwrap();
+    support::wait_until("the first step to be done", || async {
+        let runs = store.plan_step_runs(1).await.unwrap();
+        runs.iter()
+            .any(|r| r.step == 1 && r.state == "done")
+            .then_some(())
+    })
+    .await;
+    first.kill().unwrap();
+    first.wait().unwrap();
+    assert_eq!(
+        moto::state(&aws, &ours).await,
+        "running",
+        "the second step had not run"
+    );
+    assert_eq!(moto::instance_ids(&aws).await.len(), 2);
+
+    let mut second = spawn("");
+    support::wait_until("the apply to finish after the restart", || async {
+        let plan = store.plan(1).await.unwrap()?;
+        (plan.status == "applied").then_some(())
+    })
+    .await;
+    second.kill().unwrap();
+    second.wait().unwrap();
+    store.close().await;
+    assert_eq!(moto::state(&aws, &ours).await, "stopped");
+    let all = agentic::aws::read::instances(&aws, None, &Default::default())
+        .await
+        .unwrap();
+    let launched: Vec<_> = all
+        .iter()
+        .filter(|i| i.tags.contains_key("agentic:plan-step"))
+        .collect();
+    assert_eq!(
+        launched.len(),
+        1,
+        "one instance launched, not two: {all:#?}"
+    );
+}

@@ -646,6 +646,9 @@ pub async fn apply(
                 )
                 .await?;
                 lines.push(format!("✅ {} — {result}", step_line(i + 1, step)));
+                if let Some(pause) = ctx.config.test_step_delay {
+                    tokio::time::sleep(pause).await;
+                }
             }
             Err(e) => {
                 let reason = e.to_string();
