@@ -94,6 +94,11 @@ pub struct Config {
     /// chain.
     pub aws_endpoint_url: Option<String>,
     pub aws_region: Option<String>,
+    /// A role the read tools assume (`AGENTIC_AWS_ROLE_ARN`), and one an
+    /// apply assumes with a session policy of exactly the approved steps
+    /// (`AGENTIC_AWS_APPLY_ROLE_ARN`).
+    pub aws_role_arn: Option<String>,
+    pub aws_apply_role_arn: Option<String>,
     /// Tokens one review may spend, all model calls together: the bound on
     /// a review's cost, however large the pull request.
     pub review_max_tokens: u64,
@@ -170,6 +175,8 @@ const KEYS: &[&str] = &[
     "AGENTIC_AUDIT_RETENTION_DAYS",
     "AWS_ENDPOINT_URL",
     "AWS_REGION",
+    "AGENTIC_AWS_ROLE_ARN",
+    "AGENTIC_AWS_APPLY_ROLE_ARN",
     "RUST_LOG",
 ];
 
@@ -428,6 +435,8 @@ impl Config {
             review_diff_tokens,
             aws_endpoint_url: vars.get("AWS_ENDPOINT_URL").map(str::to_string),
             aws_region: vars.get("AWS_REGION").map(str::to_string),
+            aws_role_arn: vars.get("AGENTIC_AWS_ROLE_ARN").map(str::to_string),
+            aws_apply_role_arn: vars.get("AGENTIC_AWS_APPLY_ROLE_ARN").map(str::to_string),
             notice_window,
             max_jobs_per_installation,
             webhook_body_timeout,

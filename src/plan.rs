@@ -169,19 +169,45 @@ fn resource_arn(step: &PlanStep, account: &str) -> Result<String, String> {
             "arn:aws:ec2:{region}:{account}:security-group/{}",
             step.resource
         )),
+        // A bucket, or for DeleteObject `bucket/key`.
         (
             "s3",
             "PutBucketVersioning"
             | "PutBucketPublicAccessBlock"
             | "PutBucketPolicy"
-            | "DeleteBucket",
+            | "DeleteBucket"
+            | "DeleteObject",
         ) => Ok(format!("arn:aws:s3:::{}", step.resource)),
-        ("s3", "DeleteObject") => Ok(format!("arn:aws:s3:::{}", step.resource)),
-        ("iam", _) => Ok(format!("arn:aws:iam::{account}:user/{}", step.resource)),
+        (
+            "iam",
+            "AttachUserPolicy" | "DetachUserPolicy" | "UpdateAccessKey" | "DeleteAccessKey"
+            | "DeleteUser",
+        ) => Ok(format!("arn:aws:iam::{account}:user/{}", step.resource)),
         (service, action) => Err(format!(
             "no session policy can be made for `{service}:{action}`"
         )),
     }
+}
+
+/// The session tags of an apply: the repository and the approvers, in the
+/// characters STS takes (others become `_`), at most 256 each.
+pub fn session_tags(repo: &str, approvers: &[String]) -> Vec<(String, String)> {
+    let clean = |v: &str| -> String {
+        v.chars()
+            .map(|c| {
+                if c.is_alphanumeric() || " _.:/=+-@".contains(c) {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .take(256)
+            .collect()
+    };
+    vec![
+        ("agentic-repo".to_string(), clean(repo)),
+        ("agentic-approvers".to_string(), clean(&approvers.join(" "))),
+    ]
 }
 
 /// The inline session policy of an apply: one statement per action,
@@ -191,7 +217,7 @@ fn resource_arn(step: &PlanStep, account: &str) -> Result<String, String> {
 pub fn session_policy(steps: &[PlanStep], account: Option<&str>) -> Result<Value, String> {
     let account = account.unwrap_or("*");
     let mut by_action: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for step in steps {
+    for step in steps.iter().filter(|s| s.action != "RunInstances") {
         let arn = resource_arn(step, account)?;
         let resources = by_action
             .entry(format!("{}:{}", step.service, step.action))
@@ -200,12 +226,41 @@ pub fn session_policy(steps: &[PlanStep], account: Option<&str>) -> Result<Value
             resources.push(arn);
         }
     }
-    let statements: Vec<Value> = by_action
+    let mut statements: Vec<Value> = by_action
         .into_iter()
         .map(|(action, resources)| {
             json!({ "Effect": "Allow", "Action": [action], "Resource": resources })
         })
         .collect();
+    // A launch: the new instance and what it is made of, from the approved
+    // image only, and tags only as part of that launch.
+    for step in steps
+        .iter()
+        .filter(|s| s.service == "ec2" && s.action == "RunInstances")
+    {
+        let region = step.region.as_deref().unwrap_or("*");
+        let image = step.arguments["image_id"].as_str().unwrap_or("none");
+        statements.push(
+            json!({ "Effect": "Allow", "Action": ["ec2:RunInstances"], "Resource": [
+            format!("arn:aws:ec2:{region}::image/{image}"),
+            format!("arn:aws:ec2:{region}:{account}:instance/*"),
+            format!("arn:aws:ec2:{region}:{account}:volume/*"),
+            format!("arn:aws:ec2:{region}:{account}:network-interface/*"),
+            format!("arn:aws:ec2:{region}:{account}:subnet/*"),
+            format!("arn:aws:ec2:{region}:{account}:security-group/*"),
+        ] }),
+        );
+        statements.push(json!({ "Effect": "Allow", "Action": ["ec2:CreateTags"],
+            "Resource": [format!("arn:aws:ec2:{region}:{account}:instance/*")],
+            "Condition": { "StringEquals": { "ec2:CreateAction": "RunInstances" } } }));
+    }
+    if steps.iter().any(|s| s.service == "ec2") {
+        // The apply reads each instance again before it acts; EC2's
+        // Describe calls take no resource-level permission.
+        statements.push(
+            json!({ "Effect": "Allow", "Action": ["ec2:DescribeInstances"], "Resource": "*" }),
+        );
+    }
     Ok(json!({ "Version": "2012-10-17", "Statement": statements }))
 }
 
@@ -244,6 +299,24 @@ mod tests {
             hash: hash.into(),
             head_sha: Some(head.into()),
         }
+    }
+
+    #[test]
+    fn session_tags_name_the_repository_and_the_approvers_in_characters_sts_takes() {
+        let tags = session_tags(
+            "acme-platform/infra-live",
+            &["mia".into(), "bob;drop".into()],
+        );
+        assert_eq!(
+            tags,
+            [
+                (
+                    "agentic-repo".to_string(),
+                    "acme-platform/infra-live".to_string()
+                ),
+                ("agentic-approvers".to_string(), "mia bob_drop".to_string())
+            ]
+        );
     }
 
     #[test]
@@ -367,7 +440,8 @@ mod tests {
                     "arn:aws:ec2:eu-west-1:123456789012:instance/i-1",
                     "arn:aws:ec2:eu-west-1:123456789012:instance/i-2"] },
                 { "Effect": "Allow", "Action": ["ec2:TerminateInstances"], "Resource": [
-                    "arn:aws:ec2:eu-west-1:123456789012:instance/i-3"] }
+                    "arn:aws:ec2:eu-west-1:123456789012:instance/i-3"] },
+                { "Effect": "Allow", "Action": ["ec2:DescribeInstances"], "Resource": "*" }
             ]})
         );
         // Our own least-privilege check finds nothing wide in it.
@@ -380,11 +454,55 @@ mod tests {
         );
         // An action it cannot name is refused, never widened to `*`.
         let unknown = PlanStep {
-            action: "RunInstances".into(),
+            action: "ModifyInstanceAttribute".into(),
             ..steps[0].clone()
         };
         assert!(session_policy(&[unknown], None)
             .unwrap_err()
-            .contains("ec2:RunInstances"));
+            .contains("ec2:ModifyInstanceAttribute"));
+        let role = PlanStep {
+            service: "iam".into(),
+            action: "AttachRolePolicy".into(),
+            ..steps[0].clone()
+        };
+        assert!(
+            session_policy(&[role], None).is_err(),
+            "only the IAM user actions it names"
+        );
+        let object = PlanStep {
+            service: "s3".into(),
+            action: "DeleteObject".into(),
+            region: None,
+            resource: "acme-logs/2026/11/30.log".into(),
+            ..steps[0].clone()
+        };
+        assert_eq!(
+            session_policy(&[object], None).unwrap()["Statement"][0]["Resource"][0],
+            "arn:aws:s3:::acme-logs/2026/11/30.log"
+        );
+        // A launch: from the approved image only, tags only while launching.
+        let launch = PlanStep {
+            action: "RunInstances".into(),
+            resource: "1 × t3.micro from ami-1".into(),
+            arguments: json!({ "image_id": "ami-1", "instance_type": "t3.micro", "count": 1 }),
+            ..steps[0].clone()
+        };
+        let policy = session_policy(&[launch], Some("123456789012")).unwrap();
+        let statements = policy["Statement"].as_array().unwrap();
+        assert_eq!(
+            statements[0]["Resource"][0],
+            "arn:aws:ec2:eu-west-1::image/ami-1"
+        );
+        assert_eq!(
+            statements[1]["Condition"]["StringEquals"]["ec2:CreateAction"],
+            "RunInstances"
+        );
+        let findings = crate::aws::policy::check(&policy.to_string()).unwrap();
+        assert!(
+            findings
+                .iter()
+                .all(|f| f.severity < crate::repo_config::Severity::Major),
+            "{findings:?}"
+        );
     }
 }

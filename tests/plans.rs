@@ -806,3 +806,64 @@ async fn killed_between_two_steps_an_apply_resumes_without_running_a_step_twice(
         "one instance launched, not two: {all:#?}"
     );
 }
+
+/// With roles configured, investigation and apply run under assumed roles
+/// (moto's STS hands out credentials; it ignores session policies, which
+/// `plan::session_policy`'s own tests cover).
+#[tokio::test]
+async fn applies_work_under_an_assumed_apply_role() {
+    let _turn = MOTO.lock().await;
+    moto::reset().await;
+    let aws = moto::aws(REGION).await;
+    let builder = moto::instance(&aws, &[TAG]).await;
+    let (gh, llm) = support::world().await;
+    llm.script([
+        Step::Tool("aws_list_instances", json!({})),
+        Step::Tool("aws_stop_instances", json!({ "instance_ids": [builder] })),
+        Step::Answer("Stop it.".into()),
+    ]);
+    gh.file(
+        "main",
+        ".github/agentic.yml",
+        &format!("aws:\n  account: \"123456789012\"\n  regions: [{REGION}]\n  required_tag: agentic:repo={REPO}\n"),
+    );
+    let app = TestApp::start(
+        app_options(&gh, &llm)
+            .var("AWS_ENDPOINT_URL", moto::url())
+            .var("AWS_REGION", REGION)
+            .var(
+                "AGENTIC_AWS_ROLE_ARN",
+                "arn:aws:iam::123456789012:role/agentic-read",
+            )
+            .var(
+                "AGENTIC_AWS_APPLY_ROLE_ARN",
+                "arn:aws:iam::123456789012:role/agentic-apply",
+            ),
+    )
+    .await;
+    say(
+        &app,
+        &gh,
+        57,
+        1,
+        "bob-reviewer",
+        "/agentic plan stop the builder",
+    )
+    .await;
+    let listed = llm.requests()[1]["messages"]
+        .as_array()
+        .unwrap()
+        .last()
+        .unwrap()["content"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        listed.contains(&builder),
+        "reads work under the investigation role: {listed}"
+    );
+    let applied = say(&app, &gh, 57, 2, "bob-reviewer", "/agentic apply").await;
+    assert!(applied.starts_with("Plan 1 is applied."), "{applied}");
+    assert_eq!(moto::state(&aws, &builder).await, "stopped");
+    app.stop().await;
+}

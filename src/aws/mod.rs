@@ -70,6 +70,17 @@ impl AwsError {
     }
 }
 
+/// A role to assume: under which session name and tags (so that
+/// CloudTrail leads back to the plan, the repository and the approvers),
+/// and limited by which inline session policy.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RoleSession {
+    pub arn: String,
+    pub session_name: String,
+    pub tags: Vec<(String, String)>,
+    pub policy: Option<String>,
+}
+
 /// The SDK clients, in the configured region.
 #[derive(Clone)]
 pub struct Aws {
@@ -97,7 +108,19 @@ impl Aws {
         if let Some(region) = &config.aws_region {
             loader = loader.region(Region::new(region.clone()));
         }
-        Aws::from_config(loader.load().await)
+        let aws = Aws::from_config(loader.load().await);
+        match &config.aws_role_arn {
+            None => aws,
+            Some(arn) => {
+                aws.assuming(&RoleSession {
+                    arn: arn.clone(),
+                    session_name: "agentic-investigation".into(),
+                    tags: vec![],
+                    policy: None,
+                })
+                .await
+            }
+        }
     }
 
     /// Clients from a loaded configuration (see [`loader`]).
@@ -111,6 +134,29 @@ impl Aws {
             iam: aws_sdk_iam::Client::new(&config),
             config,
         }
+    }
+
+    /// These clients, with credentials from assuming `role` (through STS,
+    /// with this configuration's endpoint, region and HTTP client).
+    pub async fn assuming(&self, role: &RoleSession) -> Aws {
+        let mut builder = aws_config::sts::AssumeRoleProvider::builder(&role.arn)
+            .session_name(&role.session_name)
+            .configure(&self.config);
+        if !role.tags.is_empty() {
+            builder = builder.tags(role.tags.clone());
+        }
+        if let Some(policy) = &role.policy {
+            builder = builder.policy(policy.clone());
+        }
+        let provider = builder.build().await;
+        let config = self
+            .config
+            .to_builder()
+            .credentials_provider(aws_sdk_ec2::config::SharedCredentialsProvider::new(
+                provider,
+            ))
+            .build();
+        Aws::from_config(config)
     }
 
     /// The region the clients use, if one is configured.

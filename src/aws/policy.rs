@@ -106,7 +106,11 @@ pub fn check(document: &str) -> Result<Vec<PolicyFinding>, String> {
                 "`iam:PassRole` on every role (`Resource: *`) lets its holder hand any role to a service".into(),
             );
         }
-        if any_resource && !actions.iter().any(|a| a == "*") {
+        // EC2's Describe calls take no resource-level permission: `*` is
+        // the only way to grant them, so it is not a finding there.
+        let describe_only =
+            !actions.is_empty() && actions.iter().all(|a| a.starts_with("ec2:Describe"));
+        if any_resource && !actions.iter().any(|a| a == "*") && !describe_only {
             flag(Severity::Major, "applies to every resource (`*`)".into());
         }
         let public = match st.get("Principal") {
@@ -199,11 +203,16 @@ mod tests {
     #[test]
     fn a_single_statement_object_is_a_policy_and_garbage_is_not() {
         assert_eq!(
-            messages(r#"{"Statement":{"Effect":"Allow","Action":"ec2:Describe*","Resource":"*"}}"#),
+            messages(r#"{"Statement":{"Effect":"Allow","Action":"s3:GetObject","Resource":"*"}}"#),
             [(
                 Severity::Major,
                 "applies to every resource (`*`)".to_string()
             )]
+        );
+        // EC2's Describe calls cannot be granted on less than `*`.
+        assert_eq!(
+            messages(r#"{"Statement":{"Effect":"Allow","Action":"ec2:Describe*","Resource":"*"}}"#),
+            []
         );
         assert!(check("{").unwrap_err().starts_with("not JSON"));
         assert!(check(r#"{"Version":"2012-10-17"}"#)

@@ -606,7 +606,33 @@ pub async fn apply(
     }
     // From here the plan is ours to run (or to go on running after a
     // restart): each step once, its result stored before the next.
-    let aws = ctx.aws().await;
+    let aws = match &ctx.config.aws_apply_role_arn {
+        None => ctx.aws().await,
+        Some(arn) => {
+            // Exactly the approved actions on the approved resources, under
+            // a session CloudTrail ties to this plan and its approvers.
+            let policy = match plan::session_policy(&plan.steps, scope.account.as_deref()) {
+                Ok(p) => p,
+                Err(e) => return Ok(format!("I cannot apply plan {}: {e}.", plan.id)),
+            };
+            let approvers: Vec<String> = ctx
+                .store
+                .plan_approvals(plan.id)
+                .await?
+                .into_iter()
+                .map(|a| a.approver)
+                .collect();
+            ctx.aws()
+                .await
+                .assuming(&crate::aws::RoleSession {
+                    arn: arn.clone(),
+                    session_name: format!("agentic-plan-{}", plan.id),
+                    tags: plan::session_tags(repo, &approvers),
+                    policy: Some(policy.to_string()),
+                })
+                .await
+        }
+    };
     let before = super::command::progress_text(previous, "");
     let done = ctx.store.plan_step_runs(plan.id).await?;
     let mut lines: Vec<String> = Vec::new();
