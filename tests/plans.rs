@@ -805,6 +805,12 @@ async fn killed_between_two_steps_an_apply_resumes_without_running_a_step_twice(
         1,
         "one instance launched, not two: {all:#?}"
     );
+    for c in gh.comments(57) {
+        assert!(
+            !c.body.contains(moto::SECRET_KEY),
+            "no AWS secret is posted"
+        );
+    }
 }
 
 /// With roles configured, investigation and apply run under assumed roles
@@ -866,4 +872,64 @@ async fn applies_work_under_an_assumed_apply_role() {
     assert!(applied.starts_with("Plan 1 is applied."), "{applied}");
     assert_eq!(moto::state(&aws, &builder).await, "stopped");
     app.stop().await;
+}
+
+#[tokio::test]
+async fn the_wrong_account_or_an_expired_plan_runs_nothing() {
+    let _turn = MOTO.lock().await;
+    moto::reset().await;
+    let aws = moto::aws(REGION).await;
+    let builder = moto::instance(&aws, &[TAG]).await;
+    let (gh, llm) = support::world().await;
+    llm.script([
+        Step::Tool("aws_stop_instances", json!({ "instance_ids": [builder] })),
+        Step::Answer("Stop it.".into()),
+    ]);
+    let first = app(&gh, &llm).await;
+    say(
+        &first,
+        &gh,
+        57,
+        1,
+        "bob-reviewer",
+        "/agentic plan stop the builder",
+    )
+    .await;
+    // The plan's day has passed.
+    let url = format!("sqlite://{}", first.db_path().display());
+    let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+    sqlx::query("UPDATE plans SET expires_at = 1 WHERE id = 1")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let expired = say(&first, &gh, 57, 2, "bob-reviewer", "/agentic apply").await;
+    assert!(expired.contains("the plan has expired"), "{expired}");
+    assert_eq!(moto::state(&aws, &builder).await, "running");
+    pool.close().await;
+    first.stop().await;
+
+    // A repository whose `aws.account` is not the credentials' account:
+    // no planning at all (moto's account is 123456789012).
+    let (gh, llm) = support::world().await;
+    let other = app(&gh, &llm).await;
+    gh.file(
+        "main",
+        ".github/agentic.yml",
+        &format!("aws:\n  account: \"999999999999\"\n  regions: [{REGION}]\n  required_tag: agentic:repo={REPO}\n"),
+    );
+    let refused = say(
+        &other,
+        &gh,
+        57,
+        1,
+        "bob-reviewer",
+        "/agentic plan stop the builder",
+    )
+    .await;
+    assert_eq!(
+        refused,
+        "I cannot plan AWS changes here: the bot's AWS credentials are in account 123456789012, not in this repository's `aws.account` (999999999999)."
+    );
+    assert!(llm.requests().is_empty(), "no model call");
+    other.stop().await;
 }

@@ -386,6 +386,9 @@ async fn change(aws: &Aws, action: &str, risk: RiskTier, c: Change) -> anyhow::R
         .region
         .or_else(|| aws.region().map(str::to_string))
         .ok_or_else(|| anyhow::anyhow!("no region: set AWS_REGION or --region"))?;
+    super::scope::check_account(aws, &scope)
+        .await
+        .map_err(|e| anyhow::anyhow!("refused: {e}"))?;
     let steps = super::tools::instance_steps(aws, &scope, &region, &c.ids, action, risk)
         .await
         .map_err(|e| anyhow::anyhow!(e))?;

@@ -460,3 +460,14 @@ pub async fn access_keys(aws: &Aws, user: &str) -> Result<Vec<AccessKey>, AwsErr
         })
         .collect())
 }
+
+/// The account the credentials in use belong to (STS GetCallerIdentity).
+pub async fn account(aws: &Aws) -> Result<String, AwsError> {
+    let sts = aws_sdk_sts::Client::new(&aws.config);
+    let out = sts
+        .get_caller_identity()
+        .send()
+        .await
+        .map_err(|e| AwsError::from_sdk("STS GetCallerIdentity", e))?;
+    Ok(out.account().unwrap_or_default().to_string())
+}

@@ -18,6 +18,29 @@ pub fn no_scope() -> Refusal {
     )
 }
 
+/// The credentials are in the account `aws.account` names, when it names
+/// one: `actual` is what STS says they are in.
+pub fn account(scope: &AwsScope, actual: &str) -> Result<(), Refusal> {
+    match &scope.account {
+        Some(wanted) if wanted != actual => Err(format!(
+            "the bot's AWS credentials are in account {actual}, not in this repository's `aws.account` ({wanted})"
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// Check the account of `aws` against the scope (one STS call, only when
+/// the scope names an account).
+pub async fn check_account(aws: &super::Aws, scope: &AwsScope) -> Result<(), Refusal> {
+    if scope.account.is_none() {
+        return Ok(());
+    }
+    let actual = super::read::account(aws)
+        .await
+        .map_err(|e| format!("cannot tell which account the credentials are in: {e}"))?;
+    account(scope, &actual)
+}
+
 /// The region may be used.
 pub fn region(scope: &AwsScope, region: &str) -> Result<(), Refusal> {
     if scope.regions.iter().any(|r| r == region) {

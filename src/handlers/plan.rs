@@ -185,6 +185,10 @@ pub async fn propose(
     let reader = ctx
         .repo_client(ev.installation_id, repo, Access::Read)
         .await?;
+    let aws = ctx.aws().await;
+    if let Err(refusal) = crate::aws::scope::check_account(&aws, &scope).await {
+        return Ok(format!("I cannot plan AWS changes here: {refusal}."));
+    }
     let head = head_of(&reader, ev).await?;
     let registry = if ev.on_pull_request {
         Registry::for_pull_request()
@@ -201,7 +205,7 @@ pub async fn propose(
         head_sha: head.clone(),
         fence: fence.clone(),
         aws: Some(crate::aws::tools::AwsAccess {
-            aws: ctx.aws().await,
+            aws,
             scope: scope.clone(),
         }),
     };
@@ -633,6 +637,24 @@ pub async fn apply(
                 .await
         }
     };
+    if let Err(refusal) = crate::aws::scope::check_account(&aws, &scope).await {
+        // Nothing ran: the plan ends here, its locks go.
+        ctx.store.move_plan(plan.id, "applying", "failed").await?;
+        ctx.store.unlock_resources(plan.id).await?;
+        refresh_check_run(ctx, job, &status.github, plan.id).await?;
+        audit(
+            ctx,
+            job,
+            &ev.author.login,
+            "plan.apply_refused",
+            serde_json::json!({ "plan": plan.id, "why": refusal }),
+        )
+        .await?;
+        return Ok(format!(
+            "I cannot apply plan {}: {refusal}. Nothing ran.",
+            plan.id
+        ));
+    }
     let before = super::command::progress_text(previous, "");
     let done = ctx.store.plan_step_runs(plan.id).await?;
     let mut lines: Vec<String> = Vec::new();
