@@ -28,16 +28,7 @@ pub async fn run(ctx: &JobContext, job: &LeasedJob, ev: &IssueComment) -> Result
     let github = ctx
         .repo_client(ev.installation_id, repo, Access::Write)
         .await?;
-    let mut status = StatusComment::new(
-        github,
-        ctx.store.clone(),
-        ctx.redactor.clone(),
-        repo,
-        ev.number,
-        job.id,
-        ctx.config.progress_interval,
-    )
-    .fenced_by(job);
+    let mut status = ctx.status_comment(github, repo, ev.number, job);
     match commands(ctx, job, ev, parsed, &mut status).await {
         Ok(()) => Ok(()),
         Err(e @ (JobError::Deferred { .. } | JobError::LeaseLost)) => Err(e),

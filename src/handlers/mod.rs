@@ -153,6 +153,27 @@ impl JobContext {
             .await?)
     }
 
+    /// The status comment of `job` on `repo#number`, every write fenced by
+    /// the job's lease.
+    pub fn status_comment(
+        &self,
+        github: GitHub,
+        repo: &str,
+        number: u64,
+        job: &LeasedJob,
+    ) -> crate::output::StatusComment {
+        crate::output::StatusComment::new(
+            github,
+            self.store.clone(),
+            self.redactor.clone(),
+            repo,
+            number,
+            job.id,
+            self.config.progress_interval,
+        )
+        .fenced_by(job)
+    }
+
     /// Whether a failure now ends the job (no attempts left).
     pub fn last_attempt(&self, job: &LeasedJob) -> bool {
         job.attempts >= self.config.max_attempts as i64

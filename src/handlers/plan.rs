@@ -773,16 +773,7 @@ pub async fn from_issue(ctx: &JobContext, job: &LeasedJob, ev: &Issue) -> Result
         request: String::new(),
     };
     let needed = settings.config.required_role(&request_command);
-    let mut status = StatusComment::new(
-        github.clone(),
-        ctx.store.clone(),
-        ctx.redactor.clone(),
-        repo,
-        ev.number,
-        job.id,
-        ctx.config.progress_interval,
-    )
-    .fenced_by(job);
+    let mut status = ctx.status_comment(github.clone(), repo, ev.number, job);
     if role < needed {
         // One notice per window, as for a refused command.
         if ctx.limits.notify_refused(ev.installation_id, login).await? {
@@ -865,16 +856,7 @@ pub async fn apply_button(
         author: ev.sender.clone(),
         sender: ev.sender.clone(),
     };
-    let mut status = StatusComment::new(
-        github,
-        ctx.store.clone(),
-        ctx.redactor.clone(),
-        repo,
-        plan.number,
-        job.id,
-        ctx.config.progress_interval,
-    )
-    .fenced_by(job);
+    let mut status = ctx.status_comment(github, repo, plan.number, job);
     let text = apply(ctx, job, &as_comment, &mut status, &[], Some(id)).await?;
     status
         .show(&format!("@{login} pressed **Apply**.\n\n{text}"))
