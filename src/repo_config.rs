@@ -151,8 +151,8 @@ impl CommandName {
             Command::Review => CommandName::Review,
             Command::Describe => CommandName::Describe,
             Command::Plan { .. } => CommandName::Plan,
-            Command::Approve => CommandName::Approve,
-            Command::Apply => CommandName::Apply,
+            Command::Approve { .. } => CommandName::Approve,
+            Command::Apply { .. } => CommandName::Apply,
             Command::Cancel => CommandName::Cancel,
             Command::Status => CommandName::Status,
         }
@@ -338,7 +338,11 @@ mod tests {
             question: "q".into(),
         };
         assert_eq!(c.required_role(&ask), Role::Maintain);
-        assert_eq!(c.required_role(&Command::Apply), Role::Write, "not lowered");
+        assert_eq!(
+            c.required_role(&Command::Apply { plan: None }),
+            Role::Write,
+            "not lowered"
+        );
         assert_eq!(c.required_role(&Command::Help), Role::None);
     }
 

@@ -187,9 +187,9 @@ async fn a_terminate_needs_a_second_person_with_maintain() {
     assert_eq!(moto::state(&aws, &old).await, "running");
 
     // A maintainer's approval: now it runs.
-    let approved = say(&app, &gh, 57, 6, "mia-maintainer", "/agentic approve").await;
+    let approved = say(&app, &gh, 57, 6, "mia-maintainer", "/agentic approve 1").await;
     assert!(approved.contains("Ready: `/agentic apply`"), "{approved}");
-    let applied = say(&app, &gh, 57, 7, "bob-reviewer", "/agentic apply").await;
+    let applied = say(&app, &gh, 57, 7, "bob-reviewer", "/agentic apply 1").await;
     assert!(applied.starts_with("Plan 1 is applied."), "{applied}");
     assert_eq!(moto::state(&aws, &old).await, "terminated");
     let actions: Vec<String> = app

@@ -15,12 +15,21 @@ pub const PREFIX: &str = "/agentic";
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
     Help,
-    Ask { question: String },
+    Ask {
+        question: String,
+    },
     Review,
     Describe,
-    Plan { request: String },
-    Approve,
-    Apply,
+    Plan {
+        request: String,
+    },
+    /// A plan number, or the thread's current plan.
+    Approve {
+        plan: Option<i64>,
+    },
+    Apply {
+        plan: Option<i64>,
+    },
     Cancel,
     Status,
 }
@@ -39,8 +48,8 @@ impl Command {
             Command::Review => "review",
             Command::Describe => "describe",
             Command::Plan { .. } => "plan",
-            Command::Approve => "approve",
-            Command::Apply => "apply",
+            Command::Approve { .. } => "approve",
+            Command::Apply { .. } => "apply",
             Command::Cancel => "cancel",
             Command::Status => "status",
         }
@@ -64,28 +73,19 @@ impl Command {
                 "/agentic plan <request>",
                 "propose infrastructure changes as a plan to approve",
             ),
-            Command::Approve => ("/agentic approve", "approve the current plan"),
-            Command::Apply => ("/agentic apply", "apply the approved plan"),
-            Command::Cancel => ("/agentic cancel", "cancel the current plan or job"),
+            Command::Approve { .. } => (
+                "/agentic approve [plan]",
+                "approve the current plan (or plan number N)",
+            ),
+            Command::Apply { .. } => (
+                "/agentic apply [plan]",
+                "apply the approved plan (or plan number N)",
+            ),
+            Command::Cancel => ("/agentic cancel", "withdraw the current plan"),
             Command::Status => (
                 "/agentic status",
-                "show the state of the current plan or job",
+                "show this thread's plans and what each still needs",
             ),
-        }
-    }
-
-    /// Whether this version runs the command. An exhaustive match, so a
-    /// command's arrival is one line here.
-    pub fn available(&self) -> bool {
-        match self {
-            Command::Help | Command::Ask { .. } => true,
-            Command::Review
-            | Command::Describe
-            | Command::Plan { .. }
-            | Command::Approve
-            | Command::Apply
-            | Command::Cancel
-            | Command::Status => false,
         }
     }
 
@@ -101,8 +101,8 @@ impl Command {
             Command::Plan {
                 request: String::new(),
             },
-            Command::Approve,
-            Command::Apply,
+            Command::Approve { plan: None },
+            Command::Apply { plan: None },
             Command::Cancel,
             Command::Status,
         ]
@@ -127,6 +127,11 @@ pub enum ParseError {
     },
     /// A command that takes no argument got one.
     UnexpectedArgument { command: &'static str },
+    /// A command that takes a plan number got something else.
+    NotAPlanNumber {
+        command: &'static str,
+        given: String,
+    },
 }
 
 impl fmt::Display for ParseError {
@@ -155,6 +160,10 @@ impl fmt::Display for ParseError {
             ParseError::UnexpectedArgument { command } => {
                 write!(f, "`/agentic {command}` takes no arguments.")
             }
+            ParseError::NotAPlanNumber { command, given } => write!(
+                f,
+                "`/agentic {command}` takes a plan number (`/agentic {command} 3`) or nothing, not `{given}`."
+            ),
         }
     }
 }
@@ -219,6 +228,20 @@ fn parse_one(text: &str, continuation: &[&str]) -> Result<Command, ParseError> {
             })
         }
     };
+    let plan_number = |command: &'static str| -> Result<Option<i64>, ParseError> {
+        if args.is_empty() {
+            return Ok(None);
+        }
+        args.trim_start_matches('#')
+            .parse::<i64>()
+            .ok()
+            .filter(|n| *n > 0)
+            .map(Some)
+            .ok_or_else(|| ParseError::NotAPlanNumber {
+                command,
+                given: args.chars().take(40).collect(),
+            })
+    };
     match name.as_str() {
         "" => Err(ParseError::MissingCommand),
         "help" => Ok(Command::Help),
@@ -238,8 +261,8 @@ fn parse_one(text: &str, continuation: &[&str]) -> Result<Command, ParseError> {
         },
         "review" => no_args(Command::Review),
         "describe" => no_args(Command::Describe),
-        "approve" => no_args(Command::Approve),
-        "apply" => no_args(Command::Apply),
+        "approve" => plan_number("approve").map(|plan| Command::Approve { plan }),
+        "apply" => plan_number("apply").map(|plan| Command::Apply { plan }),
         "cancel" => no_args(Command::Cancel),
         "status" => no_args(Command::Status),
         other => Err(ParseError::Unknown {
@@ -265,12 +288,7 @@ pub fn help_text() -> String {
     let mut s = String::from("**agentic commands** — write one per line in a comment:\n\n");
     for c in Command::all() {
         let (usage, what) = c.usage();
-        let soon = if c.available() {
-            ""
-        } else {
-            " _(coming soon)_"
-        };
-        s.push_str(&format!("- `{usage}` — {what}{soon}\n"));
+        s.push_str(&format!("- `{usage}` — {what}\n"));
     }
     s
 }
@@ -283,6 +301,28 @@ mod tests {
         Ok(Command::Ask {
             question: q.to_string(),
         })
+    }
+
+    #[test]
+    fn approve_and_apply_take_an_optional_plan_number() {
+        assert_eq!(
+            parse_comment("/agentic approve"),
+            [Ok(Command::Approve { plan: None })]
+        );
+        assert_eq!(
+            parse_comment("/agentic approve 3"),
+            [Ok(Command::Approve { plan: Some(3) })]
+        );
+        assert_eq!(
+            parse_comment("/agentic apply #12"),
+            [Ok(Command::Apply { plan: Some(12) })]
+        );
+        let e = parse_comment("/agentic apply soon").remove(0).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "`/agentic apply` takes a plan number (`/agentic apply 3`) or nothing, not `soon`."
+        );
+        assert!(parse_comment("/agentic approve 0")[0].is_err());
     }
 
     #[test]
@@ -316,7 +356,7 @@ mod tests {
 
     #[test]
     fn errors_have_helpful_replies() {
-        let r = parse_comment("/agentic aply\n\n/agentic\n\n/agentic ask\n\n/agentic apply now\n\n/agentic frobnicate");
+        let r = parse_comment("/agentic aply\n\n/agentic\n\n/agentic ask\n\n/agentic cancel now\n\n/agentic frobnicate");
         assert_eq!(
             r.iter()
                 .map(|e| e.as_ref().unwrap_err().to_string())
@@ -325,7 +365,7 @@ mod tests {
                 "Unknown command `aply`; did you mean `apply`?",
                 "`/agentic` needs a command; try `/agentic help`.",
                 "`/agentic ask` needs a question, e.g. `/agentic ask …`.",
-                "`/agentic apply` takes no arguments.",
+                "`/agentic cancel` takes no arguments.",
                 "Unknown command `frobnicate`; `/agentic help` lists the commands.",
             ]
         );

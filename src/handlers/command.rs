@@ -194,11 +194,11 @@ async fn commands(
                         Command::Plan { request } => {
                             super::plan::propose(ctx, job, ev, &request, status, &sections).await?
                         }
-                        Command::Approve => {
-                            super::plan::approve(ctx, job, ev, role, &status.github).await?
+                        Command::Approve { plan } => {
+                            super::plan::approve(ctx, job, ev, role, &status.github, plan).await?
                         }
-                        Command::Apply => {
-                            super::plan::apply(ctx, job, ev, status, &sections, None).await?
+                        Command::Apply { plan } => {
+                            super::plan::apply(ctx, job, ev, status, &sections, plan).await?
                         }
                         Command::Cancel => {
                             super::plan::cancel(ctx, job, ev, &status.github).await?

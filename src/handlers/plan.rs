@@ -133,6 +133,22 @@ async fn head_of(github: &GitHub, ev: &IssueComment) -> Result<Option<String>, J
     }
 }
 
+/// Plan number `which` of this thread, or its current plan.
+async fn pick(
+    ctx: &JobContext,
+    ev: &IssueComment,
+    which: Option<i64>,
+) -> Result<Option<PlanRow>, JobError> {
+    match which {
+        None => current(ctx, ev).await,
+        Some(id) => Ok(ctx
+            .store
+            .plan(id)
+            .await?
+            .filter(|p| p.repo == ev.repo.full_name && p.number == ev.number)),
+    }
+}
+
 /// The newest plan of this thread still waiting for its apply (or being
 /// applied).
 async fn current(ctx: &JobContext, ev: &IssueComment) -> Result<Option<PlanRow>, JobError> {
@@ -395,14 +411,15 @@ pub async fn approve(
     ev: &IssueComment,
     role: Role,
     github: &GitHub,
+    which: Option<i64>,
 ) -> Result<String, JobError> {
-    let Some(plan) = current(ctx, ev).await? else {
+    let Some(plan) = pick(ctx, ev, which).await? else {
         return Ok("There is no plan waiting here to approve.".into());
     };
     if plan.status != "proposed" {
         return Ok(format!(
-            "Plan {} is being applied; there is nothing left to approve.",
-            plan.id
+            "Plan {} is {}; there is nothing to approve.",
+            plan.id, plan.status
         ));
     }
     let head = head_of(github, ev).await?;
@@ -522,10 +539,7 @@ pub async fn apply(
     which: Option<i64>,
 ) -> Result<String, JobError> {
     let repo = ev.repo.full_name.as_str();
-    let plan = match which {
-        None => current(ctx, ev).await?,
-        Some(id) => ctx.store.plan(id).await?,
-    };
+    let plan = pick(ctx, ev, which).await?;
     let Some(plan) = plan else {
         return Ok("There is no plan waiting here to apply.".into());
     };
@@ -840,7 +854,7 @@ pub async fn apply_button(
         .repo_config(&github, repo)
         .await?
         .config
-        .required_role(&crate::command::Command::Apply);
+        .required_role(&crate::command::Command::Apply { plan: Some(id) });
     if role < needed {
         audit(ctx, job, login, "command.refused", serde_json::json!({ "command": "apply", "via": "button", "plan": id, "role": role.as_str(), "needed": needed.as_str() })).await?;
         return Ok(());
