@@ -374,6 +374,30 @@ async fn check_run(
     Ok(())
 }
 
+/// End an apply that cannot start after all (no step ran): the plan
+/// fails, its locks go, and the reply says why.
+async fn abandon(
+    ctx: &JobContext,
+    job: &LeasedJob,
+    ev: &IssueComment,
+    github: &GitHub,
+    id: i64,
+    why: String,
+) -> Result<String, JobError> {
+    ctx.store.move_plan(id, "applying", "failed").await?;
+    ctx.store.unlock_resources(id).await?;
+    refresh_check_run(ctx, job, github, id).await?;
+    audit(
+        ctx,
+        job,
+        &ev.author.login,
+        "plan.apply_refused",
+        serde_json::json!({ "plan": id, "why": why }),
+    )
+    .await?;
+    Ok(format!("I cannot apply plan {id}: {why}. Nothing ran."))
+}
+
 /// Show a plan's new status on its check run, if it has one.
 async fn refresh_check_run(
     ctx: &JobContext,
@@ -631,7 +655,7 @@ pub async fn apply(
             // a session CloudTrail ties to this plan and its approvers.
             let policy = match plan::session_policy(&plan.steps, scope.account.as_deref()) {
                 Ok(p) => p,
-                Err(e) => return Ok(format!("I cannot apply plan {}: {e}.", plan.id)),
+                Err(why) => return abandon(ctx, job, ev, &status.github, plan.id, why).await,
             };
             let approvers: Vec<String> = ctx
                 .store
@@ -652,22 +676,7 @@ pub async fn apply(
         }
     };
     if let Err(refusal) = crate::aws::scope::check_account(&aws, &scope).await {
-        // Nothing ran: the plan ends here, its locks go.
-        ctx.store.move_plan(plan.id, "applying", "failed").await?;
-        ctx.store.unlock_resources(plan.id).await?;
-        refresh_check_run(ctx, job, &status.github, plan.id).await?;
-        audit(
-            ctx,
-            job,
-            &ev.author.login,
-            "plan.apply_refused",
-            serde_json::json!({ "plan": plan.id, "why": refusal }),
-        )
-        .await?;
-        return Ok(format!(
-            "I cannot apply plan {}: {refusal}. Nothing ran.",
-            plan.id
-        ));
+        return abandon(ctx, job, ev, &status.github, plan.id, refusal).await;
     }
     let before = super::command::progress_text(previous, "");
     let done = ctx.store.plan_step_runs(plan.id).await?;
