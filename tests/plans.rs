@@ -933,3 +933,106 @@ async fn the_wrong_account_or_an_expired_plan_runs_nothing() {
     assert!(llm.requests().is_empty(), "no model call");
     other.stop().await;
 }
+
+#[tokio::test]
+async fn bucket_changes_are_planned_within_aws_buckets_and_deleting_needs_a_maintainer() {
+    let _turn = MOTO.lock().await;
+    moto::reset().await;
+    let aws = moto::aws(REGION).await;
+    for name in ["acme-logs", "globex-data"] {
+        aws.s3
+            .create_bucket()
+            .bucket(name)
+            .create_bucket_configuration(
+                aws_sdk_s3::types::CreateBucketConfiguration::builder()
+                    .location_constraint(aws_sdk_s3::types::BucketLocationConstraint::EuWest1)
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap();
+    }
+    let (gh, llm) = support::world().await;
+    llm.script([
+        Step::Tool(
+            "aws_block_public_access",
+            json!({ "bucket": "globex-data" }),
+        ),
+        Step::Tool("aws_block_public_access", json!({ "bucket": "acme-logs" })),
+        Step::Answer("Block public access to the logs.".into()),
+        Step::Tool("aws_delete_bucket", json!({ "bucket": "acme-logs" })),
+        Step::Answer("Delete the logs bucket.".into()),
+    ]);
+    let app = app(&gh, &llm).await;
+    gh.file(
+        "main",
+        ".github/agentic.yml",
+        &format!("aws:\n  regions: [{REGION}]\n  required_tag: agentic:repo={REPO}\n  buckets: ['acme-*']\n"),
+    );
+    let reply = say(
+        &app,
+        &gh,
+        57,
+        1,
+        "bob-reviewer",
+        "/agentic plan lock down our buckets",
+    )
+    .await;
+    let refused = llm.requests()[1]["messages"]
+        .as_array()
+        .unwrap()
+        .last()
+        .unwrap()["content"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        refused.starts_with("refused: bucket `globex-data` does not match"),
+        "{refused}"
+    );
+    assert!(
+        reply.contains("1. **write** `s3:PutBucketPublicAccessBlock` on `acme-logs` in `global`"),
+        "{reply}"
+    );
+    let applied = say(&app, &gh, 57, 2, "bob-reviewer", "/agentic apply").await;
+    assert!(
+        applied.contains("acme-logs: all public access blocked"),
+        "{applied}"
+    );
+    let block = agentic::aws::read::public_access_block(&aws, "acme-logs")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(block.blocks_everything());
+    assert_eq!(
+        agentic::aws::read::public_access_block(&aws, "globex-data")
+            .await
+            .unwrap(),
+        None
+    );
+
+    say(
+        &app,
+        &gh,
+        57,
+        3,
+        "bob-reviewer",
+        "/agentic plan delete the logs bucket",
+    )
+    .await;
+    let alone = say(&app, &gh, 57, 4, "bob-reviewer", "/agentic apply").await;
+    assert!(alone.starts_with("I cannot apply plan 2 yet."), "{alone}");
+    assert!(agentic::aws::read::buckets(&aws)
+        .await
+        .unwrap()
+        .contains(&"acme-logs".to_string()));
+    say(&app, &gh, 57, 5, "mia-maintainer", "/agentic approve 2").await;
+    let deleted = say(&app, &gh, 57, 6, "bob-reviewer", "/agentic apply 2").await;
+    assert!(deleted.contains("acme-logs: deleted"), "{deleted}");
+    assert_eq!(
+        agentic::aws::read::buckets(&aws).await.unwrap(),
+        ["globex-data"]
+    );
+    app.stop().await;
+    llm.assert_clean();
+}

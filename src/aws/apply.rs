@@ -193,6 +193,9 @@ pub async fn run_step(
     step: &PlanStep,
     key: &str,
 ) -> Result<String, StepError> {
+    if step.service == "s3" {
+        return bucket_step(aws, scope, step).await;
+    }
     if step.service != "ec2" {
         return Err(StepError::Refused(format!(
             "`{}:{}` steps cannot be applied yet",
@@ -218,4 +221,60 @@ pub async fn run_step(
     let client = aws.ec2_in(Some(region));
     dry_run_verdict(ec2_call(&client, &step.action, &step.resource, true).await)?;
     Ok(ec2_call(&client, &step.action, &step.resource, false).await?)
+}
+
+/// Run an S3 step on its bucket, in scope by `aws.buckets` now (S3 has no
+/// DryRun: the scope check and the approval are what stand before it).
+async fn bucket_step(aws: &Aws, scope: &AwsScope, step: &PlanStep) -> Result<String, StepError> {
+    use aws_sdk_s3::types::{
+        BucketVersioningStatus, PublicAccessBlockConfiguration, VersioningConfiguration,
+    };
+    let bucket = step.resource.as_str();
+    scope::bucket(scope, bucket).map_err(StepError::Refused)?;
+    let what = format!("S3 {} of {bucket}", step.action);
+    match step.action.as_str() {
+        "PutBucketVersioning" => {
+            aws.s3
+                .put_bucket_versioning()
+                .bucket(bucket)
+                .versioning_configuration(
+                    VersioningConfiguration::builder()
+                        .status(BucketVersioningStatus::Enabled)
+                        .build(),
+                )
+                .send()
+                .await
+                .map_err(|e| AwsError::from_sdk(what, e))?;
+            Ok(format!("{bucket}: versioning enabled"))
+        }
+        "PutBucketPublicAccessBlock" => {
+            aws.s3
+                .put_public_access_block()
+                .bucket(bucket)
+                .public_access_block_configuration(
+                    PublicAccessBlockConfiguration::builder()
+                        .block_public_acls(true)
+                        .ignore_public_acls(true)
+                        .block_public_policy(true)
+                        .restrict_public_buckets(true)
+                        .build(),
+                )
+                .send()
+                .await
+                .map_err(|e| AwsError::from_sdk(what, e))?;
+            Ok(format!("{bucket}: all public access blocked"))
+        }
+        "DeleteBucket" => {
+            aws.s3
+                .delete_bucket()
+                .bucket(bucket)
+                .send()
+                .await
+                .map_err(|e| AwsError::from_sdk(what, e))?;
+            Ok(format!("{bucket}: deleted"))
+        }
+        other => Err(StepError::Refused(format!(
+            "`s3:{other}` steps cannot be applied"
+        ))),
+    }
 }

@@ -561,11 +561,90 @@ impl Tool for RunInstances {
     }
 }
 
+/// An S3 change to one bucket, in scope by `aws.buckets`. Its risk tier is
+/// declared here: turning versioning on and blocking public access are
+/// `write`; deleting the bucket is `destructive`.
+#[derive(Clone, Copy)]
+pub struct BucketChange {
+    name: &'static str,
+    /// The S3 API action (`PutBucketVersioning`).
+    pub action: &'static str,
+    risk: RiskTier,
+    description: &'static str,
+}
+
+pub const BUCKET_CHANGES: [BucketChange; 3] = [
+    BucketChange {
+        name: "aws_enable_bucket_versioning",
+        action: "PutBucketVersioning",
+        risk: RiskTier::Write,
+        description: "Propose turning versioning on for a bucket (a plan step; nothing runs until people approve).",
+    },
+    BucketChange {
+        name: "aws_block_public_access",
+        action: "PutBucketPublicAccessBlock",
+        risk: RiskTier::Write,
+        description: "Propose blocking all public access to a bucket (a plan step; nothing runs until people approve).",
+    },
+    BucketChange {
+        name: "aws_delete_bucket",
+        action: "DeleteBucket",
+        risk: RiskTier::Destructive,
+        description: "Propose deleting an empty bucket (a plan step; needs a second person's approval).",
+    },
+];
+
+impl Tool for BucketChange {
+    fn name(&self) -> &'static str {
+        self.name
+    }
+    fn description(&self) -> &'static str {
+        self.description
+    }
+    fn parameters(&self) -> Value {
+        json!({ "type": "object", "properties": { "bucket": { "type": "string" } },
+                "required": ["bucket"], "additionalProperties": false })
+    }
+    fn risk(&self) -> RiskTier {
+        self.risk
+    }
+    fn call<'a>(&'a self, _s: &'a Subject, _args: Value) -> ToolFuture<'a> {
+        Box::pin(async move { Ok("refused: changes run only from an approved plan".to_string()) })
+    }
+    fn propose<'a>(
+        &'a self,
+        s: &'a Subject,
+        args: Value,
+    ) -> crate::agent::tools::ProposeFuture<'a> {
+        Box::pin(async move {
+            let (aws, bucket) = allowed_bucket(s, &args)?;
+            // It must exist: a step on nothing is not a plan.
+            if !read::buckets(aws)
+                .await
+                .map_err(|e| format!("error: {e}"))?
+                .iter()
+                .any(|b| b == bucket)
+            {
+                return Err(format!("refused: bucket `{bucket}` does not exist"));
+            }
+            Ok(vec![crate::plan::PlanStep {
+                service: "s3".into(),
+                action: self.action.into(),
+                region: None,
+                resource: bucket.to_string(),
+                arguments: json!({ "bucket": bucket }),
+                risk: self.risk,
+            }])
+        })
+    }
+}
+
 /// The AWS tools that change things, for a planning conversation.
 pub fn change_tools() -> Vec<Box<dyn Tool>> {
     INSTANCE_CHANGES
         .iter()
         .map(|c| Box::new(*c) as Box<dyn Tool>)
         .chain(std::iter::once(Box::new(RunInstances) as Box<dyn Tool>))
+        .chain(BUCKET_CHANGES.iter().map(|c| Box::new(*c) as Box<dyn Tool>))
         .collect()
 }

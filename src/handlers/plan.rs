@@ -57,6 +57,9 @@ fn step_line(n: usize, s: &PlanStep) -> String {
         ("RebootInstances", _) => "reboots the instance",
         ("TerminateInstances", _) => "deletes the instance and its instance-store data",
         ("RunInstances", _) => "launches new instances, tagged for this repository",
+        ("PutBucketVersioning", _) => "turns versioning on for the bucket",
+        ("PutBucketPublicAccessBlock", _) => "blocks all public access to the bucket",
+        ("DeleteBucket", _) => "deletes the bucket",
         (_, RiskTier::Destructive) => "cannot be undone",
         _ => "changes the resource",
     };
