@@ -66,3 +66,32 @@ pub fn jobs_for(event: &Event) -> Vec<NewJob> {
         payload: serde_json::to_string(event).unwrap_or_default(),
     }]
 }
+
+/// A running job's stop signal: `/agentic cancel` flags the job in the
+/// store, the worker running it sees the flag and signals this, with who
+/// asked. Most work is dropped at once; an apply and a review look at it
+/// where stopping is safe (between steps; while the model thinks).
+#[derive(Debug, Clone, Default)]
+pub struct Cancel {
+    token: tokio_util::sync::CancellationToken,
+    by: std::sync::Arc<std::sync::OnceLock<String>>,
+}
+
+impl Cancel {
+    /// Ask the job to stop, on behalf of `by`; the first caller wins.
+    pub fn cancel(&self, by: &str) {
+        let _ = self.by.set(by.to_string());
+        self.token.cancel();
+    }
+
+    /// Who asked the job to stop, once someone has.
+    pub fn requested_by(&self) -> Option<&str> {
+        self.by.get().map(String::as_str)
+    }
+
+    /// Wait until someone asks the job to stop; who.
+    pub async fn requested(&self) -> String {
+        self.token.cancelled().await;
+        self.by.get().cloned().unwrap_or_default()
+    }
+}

@@ -27,6 +27,8 @@ const IDLE_POLL: Duration = Duration::from_secs(5);
 /// Pause between tries to record that a job is done while the database is
 /// away.
 const RECORD_RETRY: Duration = Duration::from_millis(500);
+/// How often a running job looks whether `/agentic cancel` asked it to stop.
+const CANCEL_POLL: Duration = Duration::from_secs(1);
 /// After a store error, wait this long before leasing again.
 const STORE_ERROR_PAUSE: Duration = Duration::from_secs(1);
 
@@ -222,9 +224,22 @@ impl Worker {
                 // little before it, whatever the store says by then.
                 let margin = config.lease / 10;
                 let mut held_until = tokio::time::Instant::now() + config.lease - margin;
+                // The first look is at once: a job taken over after a crash
+                // may have been cancelled meanwhile.
+                let mut cancel_poll = tokio::time::interval(CANCEL_POLL);
                 loop {
                     tokio::select! {
                         r = &mut work => break r,
+                        _ = cancel_poll.tick(), if job.cancel.requested_by().is_none() => {
+                            match store.cancel_requested(&job).await {
+                                Ok(Some(by)) => {
+                                    tracing::info!(by = %by, "asked to stop");
+                                    job.cancel.cancel(&by);
+                                }
+                                Ok(None) => {}
+                                Err(e) => tracing::warn!(error = %format!("{e:#}"), "cannot read the job's cancel flag"),
+                            }
+                        }
                         _ = tokio::time::sleep_until(held_until) => {
                             tracing::warn!("lease could not be renewed in time; stopping this attempt");
                             self.lease_lost(&job, "lease could not be renewed").await;
@@ -257,6 +272,11 @@ impl Worker {
                     store
                         .defer_job(&job, due_after(now_ms(), *retry_after), reason)
                         .await
+                }
+                Err(JobError::Cancelled(by)) => {
+                    tracing::info!(by = %by, "job cancelled");
+                    self.metrics.attempt(kind, "cancelled");
+                    store.finish_cancelled(&job, by).await
                 }
                 Ok(()) => {
                     tracing::info!("job done");

@@ -370,6 +370,138 @@ async fn status_lists_plans_and_cancel_withdraws_one() {
     app.stop().await;
 }
 
+/// Deliver `user`'s comment on issue 57 without waiting for its job.
+async fn post(app: &TestApp, n: u64, user: &str, body: &str) {
+    let payload = comment_payload("created", 57, false, 880000 + n, user, body);
+    let res = app.deliver("issue_comment", &delivery_id(), &payload).await;
+    assert_eq!(res.status(), 202);
+}
+
+/// The bot's comment that job `job` wrote on issue 57, without its marker.
+fn reply_of(gh: &support::github::FakeGitHub, job: i64) -> String {
+    let marker = support::marker(job);
+    gh.comments(57)
+        .into_iter()
+        .find(|c| c.body.contains(&marker))
+        .map(|c| {
+            c.body
+                .split("\n\n<!-- agentic:job=")
+                .next()
+                .unwrap()
+                .to_string()
+        })
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn cancel_stops_an_apply_between_steps_and_a_running_answer_at_once() {
+    let _turn = MOTO.lock().await;
+    moto::reset().await;
+    let aws = moto::aws(REGION).await;
+    let first = moto::instance(&aws, &[TAG]).await;
+    let second = moto::instance(&aws, &[TAG]).await;
+    let (gh, llm) = support::world().await;
+    llm.script([
+        Step::Tool(
+            "aws_stop_instances",
+            json!({ "instance_ids": [first, second] }),
+        ),
+        Step::Answer("Stop both.".into()),
+        Step::Slow(
+            std::time::Duration::from_secs(60),
+            "an answer nobody waits for".into(),
+        ),
+    ]);
+    gh.role("mia-maintainer", "maintain")
+        .role("tina-triage", "triage");
+    gh.file(
+        "main",
+        ".github/agentic.yml",
+        &format!("aws:\n  regions: [{REGION}]\n  required_tag: agentic:repo={REPO}\n"),
+    );
+    // Each applied step is followed by a long pause: the cancel comes in it.
+    let app = TestApp::start(
+        app_options(&gh, &llm)
+            .var("AWS_ENDPOINT_URL", moto::url())
+            .var("AWS_REGION", REGION)
+            .var("AGENTIC_TEST_STEP_DELAY_MS", "60000"),
+    )
+    .await;
+    say(&app, &gh, 57, 1, "bob-reviewer", "/agentic plan stop both").await;
+    post(&app, 2, "bob-reviewer", "/agentic apply").await;
+    support::wait_until("the first step", || async {
+        let runs = app.store().plan_step_runs(1).await.unwrap();
+        runs.iter()
+            .any(|r| r.step == 1 && r.state == "done")
+            .then_some(())
+    })
+    .await;
+    post(&app, 3, "bob-reviewer", "/agentic cancel").await;
+    let jobs = app.wait_for_jobs(3).await;
+    assert_eq!(
+        reply_of(&gh, jobs[2].id),
+        "Plan 1 is being applied: it stops after the step it is on, and the steps after it will not run. A step in flight is not interrupted halfway.\n\nStopping 1 job(s) running here (a command); each says so where it reports."
+    );
+    let applied = reply_of(&gh, jobs[1].id);
+    assert!(
+        applied.starts_with("Plan 1 stopped before step 2: @bob-reviewer cancelled it."),
+        "{applied}"
+    );
+    assert!(
+        applied.contains(&format!(
+            "⏭️ 2. **write** `ec2:StopInstances` on `{second}`"
+        )),
+        "{applied}"
+    );
+    // What moto has: the first step ran, the second did not.
+    assert_eq!(moto::state(&aws, &first).await, "stopped");
+    assert_eq!(moto::state(&aws, &second).await, "running");
+    let plan = app.store().plan(1).await.unwrap().unwrap();
+    assert_eq!(plan.status, "cancelled");
+    assert_eq!(plan.cancel_requested_by.as_deref(), Some("bob-reviewer"));
+    // Its locks went with it.
+    let key = format!("ec2:{REGION}:{second}");
+    assert_eq!(
+        app.store().lock_resources(77, &[key]).await.unwrap(),
+        Ok(())
+    );
+    app.store().unlock_resources(77).await.unwrap();
+
+    // A question the model is slow to answer is dropped at once.
+    post(&app, 4, "tina-triage", "/agentic ask what runs here?").await;
+    support::wait_until("the model to be asked", || async {
+        (llm.requests().len() == 3).then_some(())
+    })
+    .await;
+    post(&app, 5, "bob-reviewer", "/agentic cancel").await;
+    let jobs = app.wait_for_jobs(5).await;
+    assert_eq!(
+        reply_of(&gh, jobs[3].id),
+        "🛑 Stopped: @bob-reviewer cancelled this with `/agentic cancel`."
+    );
+    assert_eq!(
+        jobs[3].last_error.as_deref(),
+        Some("cancelled by @bob-reviewer")
+    );
+    assert_eq!(
+        reply_of(&gh, jobs[4].id),
+        "Stopping 1 job(s) running here (a command); each says so where it reports."
+    );
+    let actions = app.store().audit_actions(jobs[3].id).await.unwrap();
+    assert!(
+        actions.contains(&"job.cancel_requested".to_string()),
+        "{actions:?}"
+    );
+    // Nothing older is left to stop.
+    let nothing = say(&app, &gh, 57, 6, "bob-reviewer", "/agentic cancel").await;
+    assert_eq!(
+        nothing,
+        "There is nothing here to cancel: no plan waiting and no work running."
+    );
+    app.stop().await;
+    llm.assert_clean();
+}
+
 #[tokio::test]
 async fn a_plan_on_a_resource_another_plan_is_applying_waits_its_turn() {
     let _turn = MOTO.lock().await;

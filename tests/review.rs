@@ -671,6 +671,39 @@ async fn a_push_during_a_review_supersedes_it_and_its_check_run_is_cancelled() {
 }
 
 #[tokio::test]
+async fn cancel_stops_a_review_while_the_model_thinks_and_posts_nothing() {
+    let (gh, llm) = world().await;
+    llm.script([Step::Slow(Duration::from_secs(60), String::new())]);
+    let app = start(&gh, &llm).await;
+    deliver_pr(&app, "opened", HEAD1).await;
+    support::wait_until("the model to be asked", || async {
+        (llm.requests().len() == 1).then_some(())
+    })
+    .await;
+    say(&app, 700020, "bob-reviewer", "/agentic cancel").await;
+    app.wait_for_jobs(2).await;
+    let run = gh.check_runs().into_values().next().unwrap();
+    assert_eq!(run["status"], "completed");
+    assert_eq!(run["conclusion"], "cancelled");
+    assert!(
+        run["output"]["summary"].as_str().unwrap().starts_with(
+            "@bob-reviewer stopped this review with `/agentic cancel`; nothing was posted."
+        ),
+        "{run}"
+    );
+    assert!(gh.reviews(PR).is_empty());
+    let runs = app.store().review_runs(REPO, PR).await.unwrap();
+    assert_eq!(runs[0].state, "cancelled");
+    let reply = gh.comments(PR).last().unwrap().body.clone();
+    assert!(
+        reply.starts_with("Stopping 1 job(s) running here (a review)"),
+        "{reply}"
+    );
+    gh.take_writes();
+    llm.assert_clean();
+}
+
+#[tokio::test]
 async fn the_rerun_button_and_rerequest_start_a_full_review_for_those_allowed() {
     let (gh, llm) = world().await;
     llm.script([

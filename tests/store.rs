@@ -706,3 +706,69 @@ async fn plan_locks_are_all_or_nothing_on_both_backends() {
         store.close().await;
     }
 }
+
+#[tokio::test]
+async fn cancel_ends_queued_jobs_and_flags_running_ones_on_both_backends() {
+    for db in test_dbs().await {
+        let store = open(&db).await;
+        for (i, kind) in ["review", "command", "installation", "command"]
+            .iter()
+            .enumerate()
+        {
+            store
+                .record_delivery(delivery(&format!("d{i}"), 1, kind))
+                .await
+                .unwrap();
+        }
+        // The review (job 1) runs; the rest wait.
+        let running = store
+            .lease_job(Duration::from_secs(60))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(running.kind, "review", "{}", db.backend);
+        let jobs = store.jobs().await.unwrap();
+        let cancel_job = jobs[3].id;
+        let hit = store
+            .request_cancel("o/r#1", cancel_job, "bob")
+            .await
+            .unwrap();
+        let seen: Vec<(i64, bool)> = hit.iter().map(|j| (j.id, j.was_running)).collect();
+        // The installation job and the cancel's own job are not touched.
+        assert_eq!(
+            seen,
+            [(jobs[0].id, true), (jobs[1].id, false)],
+            "{}",
+            db.backend
+        );
+        assert_eq!(
+            store.cancel_requested(&running).await.unwrap().as_deref(),
+            Some("bob"),
+            "{}",
+            db.backend
+        );
+        let after = store.jobs().await.unwrap();
+        assert_eq!(after[1].state, "done", "{}", db.backend);
+        assert_eq!(
+            after[1].last_error.as_deref(),
+            Some("cancelled by @bob"),
+            "{}",
+            db.backend
+        );
+        assert_eq!(after[2].state, "queued", "{}", db.backend);
+        assert!(store.finish_cancelled(&running, "bob").await.unwrap());
+        let ended = store.jobs().await.unwrap();
+        assert_eq!(
+            (ended[0].state.as_str(), ended[0].last_error.as_deref()),
+            ("done", Some("cancelled by @bob")),
+            "{}",
+            db.backend
+        );
+        // Asked twice: nothing new.
+        assert!(store
+            .request_cancel("o/r#1", cancel_job, "bob")
+            .await
+            .unwrap()
+            .is_empty());
+    }
+}

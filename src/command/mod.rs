@@ -81,7 +81,10 @@ impl Command {
                 "/agentic apply [plan]",
                 "apply the approved plan (or plan number N)",
             ),
-            Command::Cancel => ("/agentic cancel", "withdraw the current plan"),
+            Command::Cancel => (
+                "/agentic cancel",
+                "withdraw the current plan, or stop the work running here",
+            ),
             Command::Status => (
                 "/agentic status",
                 "show this thread's plans and what each still needs",

@@ -205,6 +205,9 @@ pub enum JobError {
     /// it could not be renewed): stop without touching GitHub or the job.
     #[error("the job's lease was lost")]
     LeaseLost,
+    /// `/agentic cancel` asked the job to stop, and it did.
+    #[error("cancelled by @{0}")]
+    Cancelled(String),
 }
 
 impl JobError {
@@ -254,6 +257,52 @@ impl From<crate::output::OutputError> for JobError {
 
 /// Run one attempt of a job.
 pub async fn run(ctx: &JobContext, job: &LeasedJob) -> Result<(), JobError> {
+    let event: Option<Event> = serde_json::from_str(&job.payload).ok();
+    if event.as_ref().is_some_and(stops_by_itself) {
+        return dispatch(ctx, job).await;
+    }
+    tokio::select! {
+        r = dispatch(ctx, job) => r,
+        by = job.cancel.requested() => {
+            // The work is dropped where it stood; its status comment says so.
+            if let Some((installation, repo, number)) = event.as_ref().and_then(thread_of) {
+                let github = ctx.repo_client(installation, &repo, Access::Write).await?;
+                ctx.status_comment(github, &repo, number, job)
+                    .show(&format!("🛑 Stopped: @{by} cancelled this with `/agentic cancel`."))
+                    .await?;
+            }
+            Err(JobError::Cancelled(by))
+        }
+    }
+}
+
+/// Work that looks at its cancel signal itself, where stopping is safe: a
+/// review (while the model thinks; it closes its check run as cancelled)
+/// and an apply (between steps, through its plan's flag). Everything
+/// else is dropped at once.
+fn stops_by_itself(event: &Event) -> bool {
+    match event {
+        Event::PullRequest(_) | Event::CheckRun(_) => true,
+        Event::IssueComment(c) => crate::command::parse_comment(&c.body).iter().any(|p| {
+            matches!(
+                p,
+                Ok(crate::command::Command::Apply { .. } | crate::command::Command::Review)
+            )
+        }),
+        Event::Issue(_) | Event::Installation(_) => false,
+    }
+}
+
+/// The issue or pull request whose status comment a job writes.
+fn thread_of(event: &Event) -> Option<(u64, String, u64)> {
+    match event {
+        Event::IssueComment(c) => Some((c.installation_id, c.repo.full_name.clone(), c.number)),
+        Event::Issue(i) => Some((i.installation_id, i.repo.full_name.clone(), i.number)),
+        _ => None,
+    }
+}
+
+async fn dispatch(ctx: &JobContext, job: &LeasedJob) -> Result<(), JobError> {
     let kind = JobKind::parse(&job.kind)
         .ok_or_else(|| JobError::Permanent(format!("unknown job kind `{}`", job.kind)))?;
     let event: Event = serde_json::from_str(&job.payload)

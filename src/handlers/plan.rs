@@ -479,39 +479,88 @@ pub async fn approve(
     ))
 }
 
-/// `/agentic cancel`: withdraw the current plan.
+/// `/agentic cancel`: withdraw the current plan, stop an apply after the
+/// step it is on, and stop the work still running or queued on this
+/// thread (the jobs that came in before this command).
 pub async fn cancel(
     ctx: &JobContext,
     job: &LeasedJob,
     ev: &IssueComment,
     github: &GitHub,
 ) -> Result<String, JobError> {
-    let Some(plan) = current(ctx, ev).await? else {
-        return Ok("There is no plan waiting here to cancel.".into());
-    };
-    if !ctx
+    let login = ev.author.login.as_str();
+    let mut said = Vec::new();
+    if let Some(plan) = current(ctx, ev).await? {
+        if ctx
+            .store
+            .move_plan(plan.id, "proposed", "cancelled")
+            .await?
+        {
+            audit(
+                ctx,
+                job,
+                login,
+                "plan.cancelled",
+                serde_json::json!({ "plan": plan.id }),
+            )
+            .await?;
+            refresh_check_run(ctx, job, github, plan.id).await?;
+            said.push(format!(
+                "Plan {} is withdrawn; nothing of it will run.",
+                plan.id
+            ));
+        } else if ctx.store.request_plan_cancel(plan.id, login).await? {
+            audit(
+                ctx,
+                job,
+                login,
+                "plan.cancel_requested",
+                serde_json::json!({ "plan": plan.id }),
+            )
+            .await?;
+            said.push(format!(
+                "Plan {} is being applied: it stops after the step it is on, and the steps after it will not run. A step in flight is not interrupted halfway.",
+                plan.id
+            ));
+        }
+    }
+    let jobs = ctx
         .store
-        .move_plan(plan.id, "proposed", "cancelled")
-        .await?
-    {
-        return Ok(format!(
-            "Plan {} is already being applied and cannot be withdrawn.",
-            plan.id
+        .request_cancel(&job.subject, job.id, login)
+        .await?;
+    let running = jobs.iter().filter(|j| j.was_running).count();
+    let queued = jobs.len() - running;
+    if running > 0 {
+        said.push(format!(
+            "Stopping {running} job(s) running here ({}); each says so where it reports.",
+            kinds(jobs.iter().filter(|j| j.was_running))
         ));
     }
-    audit(
-        ctx,
-        job,
-        &ev.author.login,
-        "plan.cancelled",
-        serde_json::json!({ "plan": plan.id }),
-    )
-    .await?;
-    refresh_check_run(ctx, job, github, plan.id).await?;
-    Ok(format!(
-        "Plan {} is withdrawn; nothing of it will run.",
-        plan.id
-    ))
+    if queued > 0 {
+        said.push(format!(
+            "Dropped {queued} job(s) that had not started ({}).",
+            kinds(jobs.iter().filter(|j| !j.was_running))
+        ));
+    }
+    if said.is_empty() {
+        return Ok("There is nothing here to cancel: no plan waiting and no work running.".into());
+    }
+    Ok(said.join("\n\n"))
+}
+
+/// The kinds of some jobs, as people read them.
+fn kinds<'a>(jobs: impl Iterator<Item = &'a crate::store::CancelledJob>) -> String {
+    let mut names: Vec<&str> = jobs
+        .map(|j| match j.kind.as_str() {
+            "command" => "a command",
+            "review" => "a review",
+            "infra_task" => "a labelled-issue plan",
+            "check_run_action" => "a check-run button",
+            other => other,
+        })
+        .collect();
+    names.dedup();
+    names.join(", ")
 }
 
 /// `/agentic status`: the plans of this thread and what each still needs.
@@ -694,6 +743,37 @@ pub async fn apply(
             ));
             continue;
         }
+        // `/agentic cancel` stops an apply here, between steps: through the
+        // plan (whichever job runs it) or through this job.
+        let asked = match job.cancel.requested_by() {
+            Some(by) => Some(by.to_string()),
+            None => ctx
+                .store
+                .plan(plan.id)
+                .await?
+                .and_then(|p| p.cancel_requested_by),
+        };
+        if let Some(by) = asked {
+            ctx.store
+                .move_plan(plan.id, "applying", "cancelled")
+                .await?;
+            ctx.store.unlock_resources(plan.id).await?;
+            refresh_check_run(ctx, job, &status.github, plan.id).await?;
+            audit(
+                ctx,
+                job,
+                &by,
+                "plan.apply_cancelled",
+                serde_json::json!({ "plan": plan.id, "before_step": n }),
+            )
+            .await?;
+            lines.extend(not_run(&plan.steps, i));
+            return Ok(format!(
+                "Plan {} stopped before step {n}: @{by} cancelled it. The steps marked ✅ ran; the rest did not.\n\n{}",
+                plan.id,
+                lines.join("\n")
+            ));
+        }
         status
             .show(&format!(
                 "{before}Applying plan {}…\n\n{}\n⏳ {}",
@@ -721,7 +801,10 @@ pub async fn apply(
                 .await?;
                 lines.push(format!("✅ {} — {result}", step_line(i + 1, step)));
                 if let Some(pause) = ctx.config.test_step_delay {
-                    tokio::time::sleep(pause).await;
+                    tokio::select! {
+                        () = tokio::time::sleep(pause) => {}
+                        _ = job.cancel.requested() => {}
+                    }
                 }
             }
             Err(e) => {
@@ -741,14 +824,7 @@ pub async fn apply(
                 )
                 .await?;
                 lines.push(format!("❌ {} — {reason}", step_line(i + 1, step)));
-                let rest: Vec<String> = plan
-                    .steps
-                    .iter()
-                    .enumerate()
-                    .skip(i + 1)
-                    .map(|(j, s)| format!("⏭️ {} — not run", step_line(j + 1, s)))
-                    .collect();
-                lines.extend(rest);
+                lines.extend(not_run(&plan.steps, i + 1));
                 return Ok(format!(
                     "Plan {} stopped at step {n}; the steps after it did not run.\n\n{}",
                     plan.id,
@@ -773,6 +849,16 @@ pub async fn apply(
         plan.id,
         lines.join("\n")
     ))
+}
+
+/// The lines of the steps from index `from` on, which did not run.
+fn not_run(steps: &[PlanStep], from: usize) -> Vec<String> {
+    steps
+        .iter()
+        .enumerate()
+        .skip(from)
+        .map(|(j, s)| format!("⏭️ {} — not run", step_line(j + 1, s)))
+        .collect()
 }
 
 /// An issue labelled with the repository's trigger label: its title and

@@ -98,6 +98,8 @@ pub enum Reviewed {
     Superseded,
     /// The model could not produce a review; the check run says so.
     Failed(String),
+    /// `/agentic cancel` stopped it, on behalf of this login.
+    Cancelled(String),
 }
 
 impl Reviewed {
@@ -118,6 +120,9 @@ impl Reviewed {
                 "A newer review of this pull request replaced this one.".to_string()
             }
             Reviewed::Failed(why) => format!("❌ The review could not be completed: {why}."),
+            Reviewed::Cancelled(by) => {
+                format!("🛑 Stopped: @{by} cancelled this review; nothing was posted.")
+            }
         }
     }
 }
@@ -619,6 +624,13 @@ async fn review_run(
     let submission = tokio::select! {
         outcome = thinking => outcome,
         () = superseded => return Ok(Reviewed::Superseded),
+        by = w.job.cancel.requested() => {
+            // `/agentic cancel`: nothing is posted; the check run says who.
+            ctx.store.finish_review(run.id, "cancelled", Some(&format!("cancelled by @{by}"))).await?;
+            let summary = format!("@{by} stopped this review with `/agentic cancel`; nothing was posted. Use **Re-run review** to review again.");
+            w.complete(check_run, "cancelled", "Cancelled", &summary, vec![]).await?;
+            return Ok(Reviewed::Cancelled(by));
+        }
     };
     let submission = match submission {
         Ok(Ok(s)) => s,

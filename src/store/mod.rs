@@ -90,6 +90,8 @@ pub struct LeasedJob {
     /// Attempts so far, this one included.
     pub attempts: i64,
     pub lease_token: String,
+    /// Set by the worker when `/agentic cancel` asks this job to stop.
+    pub cancel: crate::jobs::Cancel,
 }
 
 /// What one lease statement took.
@@ -112,6 +114,16 @@ pub struct JobRow {
     pub last_error: Option<String>,
     /// When a queued job may run next (ms since the epoch).
     pub run_after: i64,
+}
+
+/// A job `/agentic cancel` reached.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CancelledJob {
+    pub id: i64,
+    pub kind: String,
+    /// It was running (flagged, stops within a second) rather than queued
+    /// (ended at once).
+    pub was_running: bool,
 }
 
 /// A delivery as stored.
@@ -372,6 +384,7 @@ impl Store {
                 payload: r.get("payload"),
                 attempts: r.get("attempts"),
                 lease_token: token.clone(),
+                cancel: crate::jobs::Cancel::default(),
             })
             .collect();
         jobs.sort_by_key(|j| j.id);
@@ -502,6 +515,105 @@ impl Store {
         .execute(&self.write)
         .await
         .context("marking a job dead")?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    /// Ask the jobs on `subject` that came in before job `before` and have
+    /// not ended to stop, on behalf of `by`: queued ones end now (done,
+    /// with the reason); running ones are flagged, and the worker running
+    /// them (on whichever replica) stops them within a second. Installation
+    /// jobs are never touched. Audited in the same transaction.
+    pub async fn request_cancel(
+        &self,
+        subject: &str,
+        before: i64,
+        by: &str,
+    ) -> anyhow::Result<Vec<CancelledJob>> {
+        let now = now_ms();
+        let reason = format!("cancelled by @{by}");
+        let mut tx = self.write.begin().await.context("starting a transaction")?;
+        let queued = sqlx::query(
+            "UPDATE jobs SET state = 'done', last_error = $1, cancel_requested_by = $2,
+                 updated_at = $3, finished_at = $3
+             WHERE subject = $4 AND id < $5 AND state = 'queued' AND kind <> 'installation'
+             RETURNING id, kind",
+        )
+        .bind(&reason)
+        .bind(by)
+        .bind(now)
+        .bind(subject)
+        .bind(before)
+        .fetch_all(&mut *tx)
+        .await
+        .context("cancelling queued jobs")?;
+        let running = sqlx::query(
+            "UPDATE jobs SET cancel_requested_by = $1
+             WHERE subject = $2 AND id < $3 AND state = 'running' AND kind <> 'installation'
+                 AND cancel_requested_by IS NULL
+             RETURNING id, kind",
+        )
+        .bind(by)
+        .bind(subject)
+        .bind(before)
+        .fetch_all(&mut *tx)
+        .await
+        .context("asking running jobs to stop")?;
+        let mut out = Vec::new();
+        for (rows, was_running) in [(queued, false), (running, true)] {
+            for r in rows {
+                let job = CancelledJob {
+                    id: r.get("id"),
+                    kind: r.get("kind"),
+                    was_running,
+                };
+                let entry = AuditEntry {
+                    job_id: Some(job.id),
+                    delivery_id: None,
+                    actor: Some(by.to_string()),
+                    action: if was_running {
+                        "job.cancel_requested"
+                    } else {
+                        "job.cancelled"
+                    }
+                    .into(),
+                    detail: Some(serde_json::json!({ "kind": job.kind, "by_job": before })),
+                };
+                insert_audit(&mut tx, now, &entry).await?;
+                out.push(job);
+            }
+        }
+        tx.commit().await.context("committing a cancel")?;
+        out.sort_by_key(|j| j.id);
+        Ok(out)
+    }
+
+    /// Who asked `job` to stop, if anyone has.
+    pub async fn cancel_requested(&self, job: &LeasedJob) -> anyhow::Result<Option<String>> {
+        let by: Option<Option<String>> =
+            sqlx::query_scalar("SELECT cancel_requested_by FROM jobs WHERE id = $1")
+                .bind(job.id)
+                .fetch_optional(&self.read)
+                .await
+                .context("reading a job's cancel flag")?;
+        Ok(by.flatten())
+    }
+
+    /// End a job that stopped because `/agentic cancel` asked it to: done,
+    /// with the reason kept (the `jobs_finished` trigger audits it).
+    pub async fn finish_cancelled(&self, job: &LeasedJob, by: &str) -> anyhow::Result<bool> {
+        let now = now_ms();
+        let r = sqlx::query(
+            "UPDATE jobs SET state = 'done', last_error = $1, lease_token = NULL,
+                 lease_until = NULL, updated_at = $2, finished_at = $2
+             WHERE id = $3 AND lease_token = $4 AND state = 'running'",
+        )
+        .bind(format!("cancelled by @{by}"))
+        .bind(now)
+        .bind(job.id)
+        .bind(&job.lease_token)
+        .execute(&self.write)
+        .await
+        .context("ending a cancelled job")?;
         Ok(r.rows_affected() == 1)
     }
 

@@ -22,6 +22,8 @@ pub struct PlanRow {
     pub expires_at: i64,
     /// The `agentic plan` check run with its Apply button.
     pub check_run_id: Option<u64>,
+    /// Who asked its apply to stop after the step it is on.
+    pub cancel_requested_by: Option<String>,
 }
 
 /// What one step of an apply did.
@@ -33,7 +35,7 @@ pub struct StepRun {
     pub result: Option<String>,
 }
 
-const COLUMNS: &str = "id, repo, number, requester, head_sha, steps, hash, status, created_at, expires_at, check_run_id";
+const COLUMNS: &str = "id, repo, number, requester, head_sha, steps, hash, status, created_at, expires_at, check_run_id, cancel_requested_by";
 
 fn plan_of(r: &sqlx::any::AnyRow) -> anyhow::Result<PlanRow> {
     let steps: String = r.get("steps");
@@ -49,6 +51,7 @@ fn plan_of(r: &sqlx::any::AnyRow) -> anyhow::Result<PlanRow> {
         created_at: r.get("created_at"),
         expires_at: r.get("expires_at"),
         check_run_id: r.get::<Option<i64>, _>("check_run_id").map(|v| v as u64),
+        cancel_requested_by: r.get("cancel_requested_by"),
     })
 }
 
@@ -136,6 +139,22 @@ impl Store {
         .execute(&self.write)
         .await
         .context("changing a plan's status")?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    /// Ask the apply of plan `id` to stop after the step it is on, on
+    /// behalf of `by`; `false` when it is not being applied.
+    pub async fn request_plan_cancel(&self, id: i64, by: &str) -> anyhow::Result<bool> {
+        let r = sqlx::query(
+            "UPDATE plans SET cancel_requested_by = $1, updated_at = $2
+             WHERE id = $3 AND status = 'applying'",
+        )
+        .bind(by)
+        .bind(now_ms())
+        .bind(id)
+        .execute(&self.write)
+        .await
+        .context("asking an apply to stop")?;
         Ok(r.rows_affected() == 1)
     }
 

@@ -1,0 +1,3 @@
+-- `/agentic cancel` (see migrations/sqlite).
+ALTER TABLE jobs ADD COLUMN cancel_requested_by TEXT;
+ALTER TABLE plans ADD COLUMN cancel_requested_by TEXT;

@@ -1,0 +1,5 @@
+-- `/agentic cancel`: who asked a queued or running job to stop, read by the
+-- worker running it (on any replica); and who asked an apply to stop after
+-- the step it is on.
+ALTER TABLE jobs ADD COLUMN cancel_requested_by TEXT;
+ALTER TABLE plans ADD COLUMN cancel_requested_by TEXT;
