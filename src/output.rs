@@ -211,6 +211,13 @@ impl StatusComment {
     }
 }
 
+/// A code fence for `text`: backticks, one more than the longest run of
+/// them inside it (at least three), so nothing in it can close the block.
+pub fn fence_for(text: &str) -> String {
+    let longest = text.split(|c| c != '`').map(str::len).max().unwrap_or(0);
+    "`".repeat((longest + 1).max(3))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -222,5 +229,12 @@ mod tests {
         assert_eq!(out.chars().count(), MAX_COMMENT_CHARS);
         assert!(out.ends_with("comment limit)_"));
         assert_eq!(fit("short", 10), "short");
+    }
+
+    #[test]
+    fn a_fence_is_longer_than_any_run_of_backticks_inside() {
+        assert_eq!(fence_for("plain"), "```");
+        assert_eq!(fence_for("a ``` b"), "````");
+        assert_eq!(fence_for("````` and `"), "``````");
     }
 }

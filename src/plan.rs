@@ -64,16 +64,7 @@ pub fn hash(steps: &[PlanStep]) -> String {
 
 /// The most severe tier among the steps.
 pub fn risk(steps: &[PlanStep]) -> RiskTier {
-    let rank = |r: &RiskTier| match r {
-        RiskTier::Read => 0,
-        RiskTier::Write => 1,
-        RiskTier::Destructive => 2,
-    };
-    steps
-        .iter()
-        .map(|s| s.risk)
-        .max_by_key(rank)
-        .unwrap_or(RiskTier::Read)
+    steps.iter().map(|s| s.risk).max().unwrap_or(RiskTier::Read)
 }
 
 /// A plan as approval sees it.
@@ -178,11 +169,17 @@ fn resource_arn(step: &PlanStep, account: &str) -> Result<String, String> {
             | "DeleteBucket"
             | "DeleteObject",
         ) => Ok(format!("arn:aws:s3:::{}", step.resource)),
+        // The user's ARN as IAM gave it when planned (a user may have a
+        // path), else built from its name.
         (
             "iam",
             "AttachUserPolicy" | "DetachUserPolicy" | "UpdateAccessKey" | "DeleteAccessKey"
             | "DeleteUser",
-        ) => Ok(format!("arn:aws:iam::{account}:user/{}", step.resource)),
+        ) => Ok(step.arguments["user_arn"]
+            .as_str()
+            .filter(|a| a.starts_with("arn:aws:iam::") && a.contains(":user/"))
+            .map(str::to_string)
+            .unwrap_or_else(|| format!("arn:aws:iam::{account}:user/{}", step.resource))),
         (service, action) => Err(format!(
             "no session policy can be made for `{service}:{action}`"
         )),
@@ -217,8 +214,20 @@ pub fn session_tags(repo: &str, approvers: &[String]) -> Vec<(String, String)> {
 pub fn session_policy(steps: &[PlanStep], account: Option<&str>) -> Result<Value, String> {
     let account = account.unwrap_or("*");
     let mut by_action: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    // Attaching or detaching a policy: on that user, of that policy only.
+    let mut conditioned: Vec<Value> = Vec::new();
     for step in steps.iter().filter(|s| s.action != "RunInstances") {
         let arn = resource_arn(step, account)?;
+        if let ("iam", "AttachUserPolicy" | "DetachUserPolicy") =
+            (step.service.as_str(), step.action.as_str())
+        {
+            let policy = step.arguments["policy_arn"].as_str().unwrap_or("none");
+            conditioned.push(
+                json!({ "Effect": "Allow", "Action": [format!("iam:{}", step.action)],
+                "Resource": [arn], "Condition": { "ArnEquals": { "iam:PolicyARN": [policy] } } }),
+            );
+            continue;
+        }
         let resources = by_action
             .entry(format!("{}:{}", step.service, step.action))
             .or_default();
@@ -232,6 +241,7 @@ pub fn session_policy(steps: &[PlanStep], account: Option<&str>) -> Result<Value
             json!({ "Effect": "Allow", "Action": [action], "Resource": resources })
         })
         .collect();
+    statements.extend(conditioned);
     // A launch: the new instance and what it is made of, from the approved
     // image only, and tags only as part of that launch.
     for step in steps
@@ -479,6 +489,25 @@ mod tests {
         assert_eq!(
             session_policy(&[object], None).unwrap()["Statement"][0]["Resource"][0],
             "arn:aws:s3:::acme-logs/2026/11/30.log"
+        );
+        // A policy attached to a user: that user (by the ARN IAM gave, path
+        // and all), that policy.
+        let attach = PlanStep {
+            service: "iam".into(),
+            action: "AttachUserPolicy".into(),
+            region: None,
+            resource: "ci".into(),
+            arguments: json!({ "user": "ci", "user_arn": "arn:aws:iam::123456789012:user/bots/ci",
+                               "policy_arn": "arn:aws:iam::aws:policy/ReadOnlyAccess" }),
+            risk: RiskTier::Destructive,
+        };
+        assert_eq!(
+            session_policy(&[attach], Some("123456789012")).unwrap(),
+            json!({ "Version": "2012-10-17", "Statement": [
+                { "Effect": "Allow", "Action": ["iam:AttachUserPolicy"],
+                  "Resource": ["arn:aws:iam::123456789012:user/bots/ci"],
+                  "Condition": { "ArnEquals": { "iam:PolicyARN": ["arn:aws:iam::aws:policy/ReadOnlyAccess"] } } }
+            ]})
         );
         // A launch: from the approved image only, tags only while launching.
         let launch = PlanStep {

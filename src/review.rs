@@ -157,7 +157,8 @@ pub fn render_body(finding: &Finding, fingerprint: &str) -> String {
         finding.body.trim()
     );
     if let Some(s) = &finding.suggestion {
-        let fence = if s.contains("```") { "````" } else { "```" };
+        let fence = crate::output::fence_for(s);
+        let fence = fence.as_str();
         // An empty block deletes the lines: no blank line in it.
         out.push_str(&format!("\n\n{fence}suggestion\n{s}"));
         if !s.is_empty() && !s.ends_with('\n') {

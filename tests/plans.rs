@@ -1168,3 +1168,381 @@ async fn bucket_changes_are_planned_within_aws_buckets_and_deleting_needs_a_main
     app.stop().await;
     llm.assert_clean();
 }
+
+/// What the model was told in answer to its last tool call in request `i`.
+fn told(llm: &FakeLlm, i: usize) -> Vec<String> {
+    llm.requests()[i]["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .rev()
+        .take_while(|m| m["role"] == "tool")
+        .map(|m| m["content"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// A security group in moto's default VPC, with `tags`; its id.
+async fn group(aws: &agentic::aws::Aws, name: &str, tags: &[(&str, &str)]) -> String {
+    let id = aws
+        .ec2
+        .create_security_group()
+        .group_name(name)
+        .description("test")
+        .send()
+        .await
+        .unwrap()
+        .group_id()
+        .unwrap()
+        .to_string();
+    for (k, v) in tags {
+        aws.ec2
+            .create_tags()
+            .resources(&id)
+            .tags(aws_sdk_ec2::types::Tag::builder().key(*k).value(*v).build())
+            .send()
+            .await
+            .unwrap();
+    }
+    id
+}
+
+/// The IPv4 ingress rules of group `id` as moto has them: (protocol, from, to, cidr).
+async fn ingress(aws: &agentic::aws::Aws, id: &str) -> Vec<(String, i32, i32, String)> {
+    let out = aws
+        .ec2
+        .describe_security_groups()
+        .group_ids(id)
+        .send()
+        .await
+        .unwrap();
+    let mut rules = Vec::new();
+    for p in out.security_groups()[0].ip_permissions() {
+        for r in p.ip_ranges() {
+            rules.push((
+                p.ip_protocol().unwrap().to_string(),
+                p.from_port().unwrap(),
+                p.to_port().unwrap(),
+                r.cidr_ip().unwrap().to_string(),
+            ));
+        }
+    }
+    rules.sort();
+    rules
+}
+
+#[tokio::test]
+async fn tags_and_ingress_rules_are_planned_with_their_tier_and_the_internet_needs_a_maintainer() {
+    let _turn = MOTO.lock().await;
+    moto::reset().await;
+    let aws = moto::aws(REGION).await;
+    let ours = moto::instance(&aws, &[TAG]).await;
+    let web = group(&aws, "web", &[TAG]).await;
+    let foreign = group(&aws, "foreign", &[]).await;
+    let (gh, llm) = support::world().await;
+    llm.script([
+        Step::Tools(vec![
+            (
+                "aws_tag_instances",
+                json!({ "instance_ids": [ours], "tags": { "owner": "platform" } }),
+            ),
+            (
+                "aws_tag_instances",
+                json!({ "instance_ids": [ours], "tags": { "agentic:repo": "someone/else" } }),
+            ),
+            (
+                "aws_authorize_ingress",
+                json!({ "group_id": web, "protocol": "tcp", "from_port": 443, "to_port": 443, "cidr": "10.0.0.0/8" }),
+            ),
+            (
+                "aws_authorize_ingress",
+                json!({ "group_id": foreign, "protocol": "tcp", "from_port": 443, "to_port": 443, "cidr": "10.0.0.0/8" }),
+            ),
+        ]),
+        Step::Answer("Tag the builder and let the VPN in.".into()),
+        Step::Tool(
+            "aws_authorize_ingress",
+            json!({ "group_id": web, "protocol": "tcp", "from_port": 22, "to_port": 22, "cidr": "0.0.0.0/0" }),
+        ),
+        Step::Answer("Open SSH to everyone.".into()),
+    ]);
+    let app = app(&gh, &llm).await;
+    let reply = say(
+        &app,
+        &gh,
+        57,
+        1,
+        "bob-reviewer",
+        "/agentic plan tag and open",
+    )
+    .await;
+    let answers = told(&llm, 1);
+    assert_eq!(answers.len(), 4, "{answers:?}");
+    assert!(
+        answers
+            .iter()
+            .any(|a| a.contains("tag `agentic:repo` decides what this repository may touch")),
+        "{answers:?}"
+    );
+    assert!(
+        answers.iter().any(|a| a.contains(&format!(
+            "security group `{foreign}` does not carry the tag"
+        ))),
+        "{answers:?}"
+    );
+    assert!(
+        reply.contains(&format!("1. **write** `ec2:CreateTags` on `{ours}` in `{REGION}` — sets the tags below on the instance")),
+        "{reply}"
+    );
+    assert!(reply.contains("\"owner\": \"platform\""), "{reply}");
+    assert!(
+        reply.contains(&format!(
+            "2. **write** `ec2:AuthorizeSecurityGroupIngress` on `{web}`"
+        )),
+        "{reply}"
+    );
+    assert!(reply.contains("\"cidr\": \"10.0.0.0/8\""), "{reply}");
+    assert!(
+        ingress(&aws, &web).await.is_empty(),
+        "planning changes nothing"
+    );
+
+    let applied = say(&app, &gh, 57, 2, "bob-reviewer", "/agentic apply").await;
+    assert!(applied.starts_with("Plan 1 is applied."), "{applied}");
+    let tags = agentic::aws::read::instances(
+        &aws,
+        None,
+        &agentic::aws::read::InstanceFilter {
+            ids: vec![ours.clone()],
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap()[0]
+        .tags
+        .clone();
+    assert_eq!(tags.get("owner").map(String::as_str), Some("platform"));
+    assert_eq!(tags.get("agentic:repo").map(String::as_str), Some(REPO));
+    assert_eq!(
+        ingress(&aws, &web).await,
+        [("tcp".to_string(), 443, 443, "10.0.0.0/8".to_string())]
+    );
+
+    // From the whole internet: destructive.
+    let reply = say(&app, &gh, 57, 3, "bob-reviewer", "/agentic plan open ssh").await;
+    assert!(
+        reply.contains(&format!("1. **destructive** `ec2:AuthorizeSecurityGroupIngress` on `{web}` in `{REGION}` — opens the group to the whole internet")),
+        "{reply}"
+    );
+    let alone = say(&app, &gh, 57, 4, "bob-reviewer", "/agentic apply").await;
+    assert!(alone.starts_with("I cannot apply plan 2 yet."), "{alone}");
+    say(&app, &gh, 57, 5, "mia-maintainer", "/agentic approve").await;
+    let applied = say(&app, &gh, 57, 6, "bob-reviewer", "/agentic apply").await;
+    assert!(applied.starts_with("Plan 2 is applied."), "{applied}");
+    assert!(ingress(&aws, &web).await.contains(&(
+        "tcp".to_string(),
+        22,
+        22,
+        "0.0.0.0/0".to_string()
+    )));
+    app.stop().await;
+    llm.assert_clean();
+}
+
+#[tokio::test]
+async fn objects_bucket_policies_and_iam_users_change_only_after_a_maintainer_approves() {
+    let _turn = MOTO.lock().await;
+    moto::reset().await;
+    let aws = moto::aws(REGION).await;
+    aws.s3
+        .create_bucket()
+        .bucket("acme-logs")
+        .create_bucket_configuration(
+            aws_sdk_s3::types::CreateBucketConfiguration::builder()
+                .location_constraint(aws_sdk_s3::types::BucketLocationConstraint::EuWest1)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    aws.s3
+        .put_object()
+        .bucket("acme-logs")
+        .key("2026/old.log")
+        .body(b"old"[..].to_vec().into())
+        .send()
+        .await
+        .unwrap();
+    for (user, tagged) in [("deployer", true), ("intruder", false)] {
+        let mut create = aws.iam.create_user().user_name(user);
+        if tagged {
+            create = create.tags(
+                aws_sdk_iam::types::Tag::builder()
+                    .key(TAG.0)
+                    .value(TAG.1)
+                    .build()
+                    .unwrap(),
+            );
+        }
+        create.send().await.unwrap();
+    }
+    let key = aws
+        .iam
+        .create_access_key()
+        .user_name("deployer")
+        .send()
+        .await
+        .unwrap()
+        .access_key
+        .unwrap()
+        .access_key_id
+        .clone();
+    let policy = aws
+        .iam
+        .create_policy()
+        .policy_name("ReadLogs")
+        .policy_document(r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:GetObject","Resource":"arn:aws:s3:::acme-logs/*"}]}"#)
+        .send()
+        .await
+        .unwrap()
+        .policy
+        .unwrap()
+        .arn
+        .unwrap();
+    let public = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::acme-logs/*"}]}"#;
+    let private = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::123456789012:root"},"Action":"s3:GetObject","Resource":"arn:aws:s3:::acme-logs/*"}]}"#;
+    let (gh, llm) = support::world().await;
+    llm.script([
+        Step::Tools(vec![
+            (
+                "aws_delete_object",
+                json!({ "bucket": "acme-logs", "key": "2026/old.log" }),
+            ),
+            (
+                "aws_delete_object",
+                json!({ "bucket": "acme-logs", "key": "2026/missing.log" }),
+            ),
+            (
+                "aws_put_bucket_policy",
+                json!({ "bucket": "acme-logs", "policy": public }),
+            ),
+            (
+                "aws_attach_user_policy",
+                json!({ "user": "deployer", "policy_arn": policy }),
+            ),
+            (
+                "aws_attach_user_policy",
+                json!({ "user": "intruder", "policy_arn": policy }),
+            ),
+            (
+                "aws_deactivate_access_key",
+                json!({ "user": "deployer", "access_key_id": key }),
+            ),
+        ]),
+        Step::Answer("Clean up, publish the logs, and rotate the deployer.".into()),
+        Step::Tool(
+            "aws_put_bucket_policy",
+            json!({ "bucket": "acme-logs", "policy": private }),
+        ),
+        Step::Answer("Share the logs with the account only.".into()),
+    ]);
+    let app = app(&gh, &llm).await;
+    gh.file(
+        "main",
+        ".github/agentic.yml",
+        &format!("aws:\n  regions: [{REGION}]\n  required_tag: agentic:repo={REPO}\n  buckets: ['acme-*']\n"),
+    );
+    let reply = say(&app, &gh, 57, 1, "bob-reviewer", "/agentic plan tidy up").await;
+    let answers = told(&llm, 1);
+    assert!(
+        answers
+            .iter()
+            .any(|a| a == "refused: there is no object `2026/missing.log` in `acme-logs`"),
+        "{answers:?}"
+    );
+    assert!(
+        answers
+            .iter()
+            .any(|a| a.contains("IAM user `intruder` does not carry the tag")),
+        "{answers:?}"
+    );
+    for line in [
+        "1. **destructive** `s3:DeleteObject` on `acme-logs/2026/old.log` in `global`",
+        "2. **destructive** `s3:PutBucketPolicy` on `acme-logs` in `global` — replaces the bucket's policy with the one below, which may grant public access",
+        "3. **destructive** `iam:AttachUserPolicy` on `deployer` in `global`",
+        "4. **destructive** `iam:UpdateAccessKey` on `deployer` in `global`",
+    ] {
+        assert!(reply.contains(line), "{line}\n{reply}");
+    }
+    assert!(
+        reply.contains("\"Principal\": \"*\""),
+        "the document is shown: {reply}"
+    );
+    // The requester alone, then a triager: not enough.
+    let alone = say(&app, &gh, 57, 2, "bob-reviewer", "/agentic apply").await;
+    assert!(alone.starts_with("I cannot apply plan 1 yet."), "{alone}");
+    say(&app, &gh, 57, 3, "tina-triage", "/agentic approve").await;
+    let still = say(&app, &gh, 57, 4, "bob-reviewer", "/agentic apply").await;
+    assert!(still.starts_with("I cannot apply plan 1 yet."), "{still}");
+    assert_eq!(
+        agentic::aws::read::bucket_policy(&aws, "acme-logs")
+            .await
+            .unwrap(),
+        None
+    );
+    say(&app, &gh, 57, 5, "mia-maintainer", "/agentic approve").await;
+    let applied = say(&app, &gh, 57, 6, "bob-reviewer", "/agentic apply").await;
+    assert!(applied.starts_with("Plan 1 is applied."), "{applied}");
+    // What moto has now.
+    assert!(
+        !agentic::aws::read::object_exists(&aws, "acme-logs", "2026/old.log")
+            .await
+            .unwrap()
+    );
+    let stored: serde_json::Value = serde_json::from_str(
+        &agentic::aws::read::bucket_policy(&aws, "acme-logs")
+            .await
+            .unwrap()
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(stored["Statement"][0]["Principal"], "*");
+    let attached = agentic::aws::read::attached_policies(
+        &aws,
+        &agentic::aws::read::Holder::User("deployer".into()),
+    )
+    .await
+    .unwrap();
+    assert_eq!(attached.len(), 1);
+    assert_eq!(attached[0].arn, policy);
+    let keys = agentic::aws::read::access_keys(&aws, "deployer")
+        .await
+        .unwrap();
+    assert_eq!(
+        (keys[0].id.as_str(), keys[0].status.as_str()),
+        (key.as_str(), "Inactive")
+    );
+    assert!(agentic::aws::read::attached_policies(
+        &aws,
+        &agentic::aws::read::Holder::User("intruder".into())
+    )
+    .await
+    .unwrap()
+    .is_empty());
+
+    // A policy for named principals only is a write.
+    let reply = say(
+        &app,
+        &gh,
+        57,
+        7,
+        "bob-reviewer",
+        "/agentic plan share the logs",
+    )
+    .await;
+    assert!(
+        reply.contains("1. **write** `s3:PutBucketPolicy` on `acme-logs` in `global` — replaces the bucket's policy with the one below\n"),
+        "{reply}"
+    );
+    app.stop().await;
+    llm.assert_clean();
+}

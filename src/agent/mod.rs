@@ -364,7 +364,11 @@ async fn run_tool(
     };
     match tool.propose(subject, args).await {
         Err(refusal) => (Some(risk), refusal),
-        Ok(steps) => {
+        Ok(mut steps) => {
+            // A step may come out more severe than its tool, never less.
+            for step in &mut steps {
+                step.risk = step.risk.max(risk);
+            }
             let mut plan = plan.lock().unwrap_or_else(|p| p.into_inner());
             let first = plan.len() + 1;
             let count = steps.len();

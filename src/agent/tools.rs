@@ -9,8 +9,8 @@ use serde_json::{json, Value};
 
 use crate::github::GitHub;
 
-/// What a tool can do to the world.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// What a tool can do to the world, least severe first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum RiskTier {
     /// Looks only: list, describe, get.
     Read,

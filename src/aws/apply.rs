@@ -42,12 +42,81 @@ fn changes(list: &[aws_sdk_ec2::types::InstanceStateChange]) -> String {
 
 async fn ec2_call(
     client: &aws_sdk_ec2::Client,
-    action: &str,
-    id: &str,
+    step: &PlanStep,
     dry: bool,
 ) -> Result<String, AwsError> {
+    let (action, id) = (step.action.as_str(), step.resource.as_str());
     let what = format!("EC2 {action} of {id}");
     match action {
+        "CreateTags" => {
+            use aws_sdk_ec2::types::Tag;
+            let tags: Vec<Tag> = step.arguments["tags"]
+                .as_object()
+                .into_iter()
+                .flatten()
+                .map(|(k, v)| {
+                    Tag::builder()
+                        .key(k)
+                        .value(v.as_str().unwrap_or_default())
+                        .build()
+                })
+                .collect();
+            let names: Vec<String> = tags
+                .iter()
+                .filter_map(|t| t.key().map(str::to_string))
+                .collect();
+            client
+                .create_tags()
+                .resources(id)
+                .set_tags(Some(tags))
+                .dry_run(dry)
+                .send()
+                .await
+                .map(|_| format!("{id}: tagged {}", names.join(", ")))
+                .map_err(|e| AwsError::from_sdk(what, e))
+        }
+        "AuthorizeSecurityGroupIngress" => {
+            use aws_sdk_ec2::types::{IpPermission, IpRange, Ipv6Range};
+            let rule =
+                super::changes::Ingress::from_args(&step.arguments).map_err(|e| AwsError {
+                    what: what.clone(),
+                    code: None,
+                    message: e,
+                })?;
+            let mut permission = IpPermission::builder()
+                .ip_protocol(&rule.protocol)
+                .from_port(rule.from_port)
+                .to_port(rule.to_port);
+            permission = if rule.is_ipv6() {
+                permission.ipv6_ranges(
+                    Ipv6Range::builder()
+                        .cidr_ipv6(&rule.cidr)
+                        .set_description(rule.description.clone())
+                        .build(),
+                )
+            } else {
+                permission.ip_ranges(
+                    IpRange::builder()
+                        .cidr_ip(&rule.cidr)
+                        .set_description(rule.description.clone())
+                        .build(),
+                )
+            };
+            client
+                .authorize_security_group_ingress()
+                .group_id(id)
+                .ip_permissions(permission.build())
+                .dry_run(dry)
+                .send()
+                .await
+                .map(|_| {
+                    format!(
+                        "{id}: {} {}–{} open from {}",
+                        rule.protocol, rule.from_port, rule.to_port, rule.cidr
+                    )
+                })
+                .map_err(|e| AwsError::from_sdk(what, e))
+        }
         "StopInstances" => client
             .stop_instances()
             .instance_ids(id)
@@ -196,6 +265,9 @@ pub async fn run_step(
     if step.service == "s3" {
         return bucket_step(aws, scope, step).await;
     }
+    if step.service == "iam" {
+        return user_step(aws, scope, step).await;
+    }
     if step.service != "ec2" {
         return Err(StepError::Refused(format!(
             "`{}:{}` steps cannot be applied yet",
@@ -206,6 +278,14 @@ pub async fn run_step(
     scope::region(scope, region).map_err(StepError::Refused)?;
     if step.action == "RunInstances" {
         return launch(aws, scope, step, region, key).await;
+    }
+    let client = aws.ec2_in(Some(region));
+    if step.action == "AuthorizeSecurityGroupIngress" {
+        super::changes::allowed_group(aws, scope, region, &step.resource)
+            .await
+            .map_err(StepError::Refused)?;
+        dry_run_verdict(ec2_call(&client, step, true).await)?;
+        return Ok(ec2_call(&client, step, false).await?);
     }
     let live: Vec<Instance> =
         super::tools::live_instances(aws, region, std::slice::from_ref(&step.resource))
@@ -218,9 +298,11 @@ pub async fn run_step(
         ))
     })?;
     scope::instance(scope, instance).map_err(StepError::Refused)?;
-    let client = aws.ec2_in(Some(region));
-    dry_run_verdict(ec2_call(&client, &step.action, &step.resource, true).await)?;
-    Ok(ec2_call(&client, &step.action, &step.resource, false).await?)
+    if step.action == "CreateTags" {
+        super::changes::check_tags(scope, &step.arguments["tags"]).map_err(StepError::Refused)?;
+    }
+    dry_run_verdict(ec2_call(&client, step, true).await)?;
+    Ok(ec2_call(&client, step, false).await?)
 }
 
 /// Run an S3 step on its bucket, in scope by `aws.buckets` now (S3 has no
@@ -229,7 +311,10 @@ async fn bucket_step(aws: &Aws, scope: &AwsScope, step: &PlanStep) -> Result<Str
     use aws_sdk_s3::types::{
         BucketVersioningStatus, PublicAccessBlockConfiguration, VersioningConfiguration,
     };
-    let bucket = step.resource.as_str();
+    // `bucket/key` for an object: the bucket is in the arguments.
+    let bucket = step.arguments["bucket"]
+        .as_str()
+        .unwrap_or(step.resource.as_str());
     scope::bucket(scope, bucket).map_err(StepError::Refused)?;
     let what = format!("S3 {} of {bucket}", step.action);
     match step.action.as_str() {
@@ -273,8 +358,86 @@ async fn bucket_step(aws: &Aws, scope: &AwsScope, step: &PlanStep) -> Result<Str
                 .map_err(|e| AwsError::from_sdk(what, e))?;
             Ok(format!("{bucket}: deleted"))
         }
+        "DeleteObject" => {
+            let key = step.arguments["key"].as_str().unwrap_or_default();
+            aws.s3
+                .delete_object()
+                .bucket(bucket)
+                .key(key)
+                .send()
+                .await
+                .map_err(|e| AwsError::from_sdk(what, e))?;
+            Ok(format!("{bucket}/{key}: deleted"))
+        }
+        "PutBucketPolicy" => {
+            let policy = step.arguments["policy"].as_str().unwrap_or_default();
+            aws.s3
+                .put_bucket_policy()
+                .bucket(bucket)
+                .policy(policy)
+                .send()
+                .await
+                .map_err(|e| AwsError::from_sdk(what, e))?;
+            Ok(format!("{bucket}: policy replaced"))
+        }
         other => Err(StepError::Refused(format!(
             "`s3:{other}` steps cannot be applied"
+        ))),
+    }
+}
+
+/// Run an IAM step on its user, who must carry the required tag now (IAM
+/// has no DryRun either).
+async fn user_step(aws: &Aws, scope: &AwsScope, step: &PlanStep) -> Result<String, StepError> {
+    use aws_sdk_iam::types::StatusType;
+    let user = step.resource.as_str();
+    super::changes::allowed_user(aws, scope, user)
+        .await
+        .map_err(StepError::Refused)?;
+    let what = format!("IAM {} of {user}", step.action);
+    let policy = step.arguments["policy_arn"].as_str().unwrap_or_default();
+    let key = step.arguments["access_key_id"].as_str().unwrap_or_default();
+    let iam = &aws.iam;
+    match step.action.as_str() {
+        "AttachUserPolicy" => {
+            iam.attach_user_policy()
+                .user_name(user)
+                .policy_arn(policy)
+                .send()
+                .await
+                .map_err(|e| AwsError::from_sdk(what, e))?;
+            Ok(format!("{user}: {policy} attached"))
+        }
+        "DetachUserPolicy" => {
+            iam.detach_user_policy()
+                .user_name(user)
+                .policy_arn(policy)
+                .send()
+                .await
+                .map_err(|e| AwsError::from_sdk(what, e))?;
+            Ok(format!("{user}: {policy} detached"))
+        }
+        "UpdateAccessKey" => {
+            iam.update_access_key()
+                .user_name(user)
+                .access_key_id(key)
+                .status(StatusType::Inactive)
+                .send()
+                .await
+                .map_err(|e| AwsError::from_sdk(what, e))?;
+            Ok(format!("{user}: access key {key} deactivated"))
+        }
+        "DeleteAccessKey" => {
+            iam.delete_access_key()
+                .user_name(user)
+                .access_key_id(key)
+                .send()
+                .await
+                .map_err(|e| AwsError::from_sdk(what, e))?;
+            Ok(format!("{user}: access key {key} deleted"))
+        }
+        other => Err(StepError::Refused(format!(
+            "`iam:{other}` steps cannot be applied"
         ))),
     }
 }

@@ -8,6 +8,7 @@
 //! least-privilege check of an IAM policy document, done on our side.
 
 pub mod apply;
+pub mod changes;
 pub mod cli;
 pub mod policy;
 pub mod read;

@@ -46,14 +46,42 @@ fn sensitive(action: &str) -> bool {
         || a == "ec2:authorizesecuritygroupingress"
 }
 
+/// The statements of a policy document; `Err` when it is not a policy.
+fn statements(document: &str) -> Result<Vec<Value>, String> {
+    let doc: Value = serde_json::from_str(document).map_err(|e| format!("not JSON: {e}"))?;
+    match doc.get("Statement") {
+        Some(Value::Array(s)) => Ok(s.clone()),
+        Some(s @ Value::Object(_)) => Ok(vec![s.clone()]),
+        _ => Err("no `Statement` (an object or a list of them)".into()),
+    }
+}
+
+/// The statement names everyone as its principal (`*`, `{"AWS": "*"}`).
+fn everyone(st: &Value) -> bool {
+    match st.get("Principal") {
+        Some(Value::String(p)) => p == "*",
+        Some(Value::Object(m)) => m
+            .values()
+            .any(|v| strings(Some(v)).iter().any(|p| p == "*")),
+        _ => false,
+    }
+}
+
+/// Whether a resource policy (a bucket's) may grant public access: an
+/// allow to everyone, or to everyone but some (`NotPrincipal`). Stricter
+/// than AWS's own definition on purpose: a condition does not make it
+/// private here, since telling which conditions pin the caller down is
+/// AWS's call and cannot be checked in tests.
+pub fn grants_public(document: &str) -> Result<bool, String> {
+    Ok(statements(document)?.iter().any(|st| {
+        st.get("Effect").and_then(Value::as_str) == Some("Allow")
+            && (everyone(st) || st.get("NotPrincipal").is_some())
+    }))
+}
+
 /// Check a policy document; `Err` when it is not a policy at all.
 pub fn check(document: &str) -> Result<Vec<PolicyFinding>, String> {
-    let doc: Value = serde_json::from_str(document).map_err(|e| format!("not JSON: {e}"))?;
-    let statements = match doc.get("Statement") {
-        Some(Value::Array(s)) => s.clone(),
-        Some(s @ Value::Object(_)) => vec![s.clone()],
-        _ => return Err("no `Statement` (an object or a list of them)".into()),
-    };
+    let statements = statements(document)?;
     let mut out = Vec::new();
     for (i, st) in statements.iter().enumerate() {
         if st.get("Effect").and_then(Value::as_str) != Some("Allow") {
@@ -113,14 +141,7 @@ pub fn check(document: &str) -> Result<Vec<PolicyFinding>, String> {
         if any_resource && !actions.iter().any(|a| a == "*") && !describe_only {
             flag(Severity::Major, "applies to every resource (`*`)".into());
         }
-        let public = match st.get("Principal") {
-            Some(Value::String(p)) => p == "*",
-            Some(Value::Object(m)) => m
-                .values()
-                .any(|v| strings(Some(v)).iter().any(|p| p == "*")),
-            _ => false,
-        };
-        if public && !conditioned {
+        if everyone(st) && !conditioned {
             flag(
                 Severity::Critical,
                 "grants to everyone (`Principal: *`) without a condition".into(),
@@ -198,6 +219,18 @@ mod tests {
             .any(|(s, m)| *s == Severity::Minor && m.contains("`iam:CreateAccessKey`")));
         let first = &check(doc).unwrap()[0];
         assert_eq!((first.statement, first.sid.as_deref()), (0, Some("Admin")));
+    }
+
+    #[test]
+    fn a_bucket_policy_for_everyone_is_public_even_with_a_condition() {
+        let private = r#"{"Statement":[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::1:role/ci"},"Action":"s3:GetObject","Resource":"arn:aws:s3:::b/*"},
+            {"Effect":"Deny","Principal":"*","Action":"s3:*","Resource":"arn:aws:s3:::b/*","Condition":{"Bool":{"aws:SecureTransport":"false"}}}]}"#;
+        assert_eq!(grants_public(private), Ok(false));
+        let public = r#"{"Statement":{"Effect":"Allow","Principal":{"AWS":["*"]},"Action":"s3:GetObject","Resource":"arn:aws:s3:::b/*","Condition":{"IpAddress":{"aws:SourceIp":"0.0.0.0/1"}}}}"#;
+        assert_eq!(grants_public(public), Ok(true));
+        let all_but = r#"{"Statement":{"Effect":"Allow","NotPrincipal":{"AWS":"arn:aws:iam::1:root"},"Action":"s3:GetObject","Resource":"arn:aws:s3:::b/*"}}"#;
+        assert_eq!(grants_public(all_but), Ok(true));
+        assert!(grants_public("[]").is_err());
     }
 
     #[test]

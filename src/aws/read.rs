@@ -109,6 +109,7 @@ pub struct SecurityGroup {
     pub vpc_id: String,
     /// `tcp 22 from 0.0.0.0/0`, …
     pub open_to_world: Vec<String>,
+    pub tags: BTreeMap<String, String>,
 }
 
 /// Security groups in `region`.
@@ -116,9 +117,38 @@ pub async fn security_groups(
     aws: &Aws,
     region: Option<&str>,
 ) -> Result<Vec<SecurityGroup>, AwsError> {
+    groups(aws, region, None).await
+}
+
+/// Security group `id` in `region` as AWS reports it now; `None` when AWS
+/// does not know it there.
+pub async fn security_group(
+    aws: &Aws,
+    region: &str,
+    id: &str,
+) -> Result<Option<SecurityGroup>, AwsError> {
+    match groups(aws, Some(region), Some(id)).await {
+        Ok(found) => Ok(found.into_iter().find(|g| g.id == id)),
+        Err(e)
+            if e.code
+                .as_deref()
+                .is_some_and(|c| c.starts_with("InvalidGroup")) =>
+        {
+            Ok(None)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+async fn groups(
+    aws: &Aws,
+    region: Option<&str>,
+    id: Option<&str>,
+) -> Result<Vec<SecurityGroup>, AwsError> {
     let client = aws.ec2_in(region);
     let pages = client
         .describe_security_groups()
+        .set_group_ids(id.map(|id| vec![id.to_string()]))
         .into_paginator()
         .send()
         .collect::<Result<Vec<_>, _>>()
@@ -153,6 +183,16 @@ pub async fn security_groups(
                 name: g.group_name().unwrap_or_default().to_string(),
                 vpc_id: g.vpc_id().unwrap_or_default().to_string(),
                 open_to_world: open,
+                tags: g
+                    .tags()
+                    .iter()
+                    .map(|t| {
+                        (
+                            t.key().unwrap_or_default().to_string(),
+                            t.value().unwrap_or_default().to_string(),
+                        )
+                    })
+                    .collect(),
             });
         }
     }
@@ -260,6 +300,80 @@ pub async fn users(aws: &Aws) -> Result<Vec<Principal>, AwsError> {
             arn: u.arn().to_string(),
         })
         .collect())
+}
+
+/// An IAM user as a change sees it: its ARN and its tags, as AWS reports
+/// them now; `None` when there is no such user.
+pub async fn user(
+    aws: &Aws,
+    name: &str,
+) -> Result<Option<(Principal, BTreeMap<String, String>)>, AwsError> {
+    let user = match aws.iam.get_user().user_name(name).send().await {
+        Ok(out) => match out.user {
+            Some(u) => u,
+            None => return Ok(None),
+        },
+        Err(e) => {
+            let e = AwsError::from_sdk(format!("IAM GetUser of {name}"), e);
+            return if e.code.as_deref() == Some("NoSuchEntity") {
+                Ok(None)
+            } else {
+                Err(e)
+            };
+        }
+    };
+    let pages = aws
+        .iam
+        .list_user_tags()
+        .user_name(name)
+        .into_paginator()
+        .send()
+        .collect::<Result<Vec<_>, _>>()
+        .await
+        .map_err(|e| AwsError::from_sdk(format!("IAM ListUserTags of {name}"), e))?;
+    let tags = pages
+        .iter()
+        .flat_map(|p| p.tags())
+        .map(|t| (t.key().to_string(), t.value().to_string()))
+        .collect();
+    Ok(Some((
+        Principal {
+            name: user.user_name().to_string(),
+            arn: user.arn().to_string(),
+        },
+        tags,
+    )))
+}
+
+/// Whether the managed policy `arn` exists.
+pub async fn policy_exists(aws: &Aws, arn: &str) -> Result<bool, AwsError> {
+    match aws.iam.get_policy().policy_arn(arn).send().await {
+        Ok(_) => Ok(true),
+        Err(e) => {
+            let e = AwsError::from_sdk(format!("IAM GetPolicy of {arn}"), e);
+            if e.code.as_deref() == Some("NoSuchEntity") {
+                Ok(false)
+            } else {
+                Err(e)
+            }
+        }
+    }
+}
+
+/// Whether object `key` is in `bucket`.
+pub async fn object_exists(aws: &Aws, bucket: &str, key: &str) -> Result<bool, AwsError> {
+    match aws.s3.head_object().bucket(bucket).key(key).send().await {
+        Ok(_) => Ok(true),
+        Err(e) => {
+            let e = AwsError::from_sdk(format!("S3 HeadObject of {bucket}/{key}"), e);
+            // HEAD has no body, so S3's 404 comes without a code of its own.
+            if matches!(e.code.as_deref(), Some("NotFound" | "NoSuchKey")) {
+                Ok(false)
+            } else {
+                Err(e)
+            }
+        }
+    }
 }
 
 pub async fn roles(aws: &Aws) -> Result<Vec<Principal>, AwsError> {

@@ -57,15 +57,39 @@ pub fn region(scope: &AwsScope, region: &str) -> Result<(), Refusal> {
 /// required tag, as AWS reports it.
 pub fn instance(scope: &AwsScope, i: &Instance) -> Result<(), Refusal> {
     region(scope, &i.region)?;
-    if let Some((key, value)) = scope.tag() {
-        if i.tags.get(key).map(String::as_str) != Some(value) {
-            return Err(format!(
-                "instance `{}` does not carry the tag `{key}={value}` this repository requires",
-                i.id
-            ));
-        }
+    tagged(scope, &format!("instance `{}`", i.id), &i.tags)
+}
+
+/// `what` carries the required tag (when there is one) among `tags`, as
+/// AWS reports them.
+pub fn tagged(
+    scope: &AwsScope,
+    what: &str,
+    tags: &std::collections::BTreeMap<String, String>,
+) -> Result<(), Refusal> {
+    match scope.tag() {
+        Some((key, value)) if tags.get(key).map(String::as_str) != Some(value) => Err(format!(
+            "{what} does not carry the tag `{key}={value}` this repository requires"
+        )),
+        _ => Ok(()),
     }
-    Ok(())
+}
+
+/// The IAM user may be changed: the scope names a required tag and the
+/// user carries it, as IAM reports it. Without a required tag no IAM user
+/// is in scope: IAM is global, and every change to it is destructive.
+pub fn user(
+    scope: &AwsScope,
+    name: &str,
+    tags: &std::collections::BTreeMap<String, String>,
+) -> Result<(), Refusal> {
+    if scope.tag().is_none() {
+        return Err(
+            "IAM changes need this repository's `aws.required_tag`: only IAM users that carry it may be changed"
+                .into(),
+        );
+    }
+    tagged(scope, &format!("IAM user `{name}`"), tags)
 }
 
 /// The bucket may be read or changed: its name matches `aws.buckets`.

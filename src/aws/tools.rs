@@ -24,12 +24,12 @@ pub struct AwsAccess {
 
 /// A refusal or a failure is the tool's answer to the model, worded in
 /// full (`refused: …`, `error: …`): neither is an error of the loop.
-fn answer(result: Result<String, String>) -> crate::agent::tools::ToolResult {
+pub(super) fn answer(result: Result<String, String>) -> crate::agent::tools::ToolResult {
     Ok(result.unwrap_or_else(|message| message))
 }
 
 /// The scope a tool call may use, or why there is none.
-fn access(s: &Subject) -> Result<(&Aws, &AwsScope), String> {
+pub(super) fn access(s: &Subject) -> Result<(&Aws, &AwsScope), String> {
     let access = s
         .aws
         .as_ref()
@@ -39,7 +39,7 @@ fn access(s: &Subject) -> Result<(&Aws, &AwsScope), String> {
 
 /// The region an argument names, or the first allowed one; refused when
 /// out of scope.
-fn region<'a>(scope: &'a AwsScope, args: &'a Value) -> Result<&'a str, String> {
+pub(super) fn region<'a>(scope: &'a AwsScope, args: &'a Value) -> Result<&'a str, String> {
     let region = args["region"]
         .as_str()
         .unwrap_or_else(|| scope.regions[0].as_str());
@@ -48,7 +48,10 @@ fn region<'a>(scope: &'a AwsScope, args: &'a Value) -> Result<&'a str, String> {
 }
 
 /// The clients and the bucket an argument names, once the scope allows it.
-fn allowed_bucket<'a>(s: &'a Subject, args: &'a Value) -> Result<(&'a Aws, &'a str), String> {
+pub(super) fn allowed_bucket<'a>(
+    s: &'a Subject,
+    args: &'a Value,
+) -> Result<(&'a Aws, &'a str), String> {
     let (aws, scope) = access(s)?;
     let bucket = args["bucket"]
         .as_str()
@@ -641,10 +644,12 @@ impl Tool for BucketChange {
 
 /// The AWS tools that change things, for a planning conversation.
 pub fn change_tools() -> Vec<Box<dyn Tool>> {
-    INSTANCE_CHANGES
+    let mut tools: Vec<Box<dyn Tool>> = INSTANCE_CHANGES
         .iter()
         .map(|c| Box::new(*c) as Box<dyn Tool>)
         .chain(std::iter::once(Box::new(RunInstances) as Box<dyn Tool>))
         .chain(BUCKET_CHANGES.iter().map(|c| Box::new(*c) as Box<dyn Tool>))
-        .collect()
+        .collect();
+    tools.extend(super::changes::tools());
+    tools
 }

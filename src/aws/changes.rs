@@ -1,0 +1,589 @@
+//! The rest of the changes a plan may propose, each with its risk tier
+//! declared here next to the tool (a step may come out more severe than
+//! its tool, never less):
+//!
+//! - EC2: tagging instances (`write`); opening a security group's ingress
+//!   (`write`, or `destructive` from the whole internet: a `/0` prefix,
+//!   which is `0.0.0.0/0` or `::/0`).
+//! - S3: deleting an object (`destructive`); replacing a bucket's policy
+//!   (`write`, or `destructive` when the policy may grant public access).
+//! - IAM: attaching or detaching a user's managed policy, deactivating or
+//!   deleting a user's access key (all `destructive`), only on users that
+//!   carry the repository's required tag.
+//!
+//! As for the other change tools, a call only proposes plan steps, checked
+//! against the scope with live state; nothing runs until people approve.
+
+use std::net::IpAddr;
+
+use serde_json::{json, Value};
+
+use super::tools::{access, allowed_bucket, region, PLAN_STEP_TAG};
+use super::{read, scope, Aws};
+use crate::agent::tools::{ProposeFuture, RiskTier, Subject, Tool, ToolFuture};
+use crate::plan::PlanStep;
+use crate::repo_config::AwsScope;
+
+/// A change tool's answer when called outside a plan.
+fn not_here<'a>() -> ToolFuture<'a> {
+    Box::pin(async { Ok("refused: changes run only from an approved plan".to_string()) })
+}
+
+/// A required string argument.
+fn text<'a>(args: &'a Value, name: &str) -> Result<&'a str, String> {
+    args[name]
+        .as_str()
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| format!("error: `{name}` is required"))
+}
+
+/// Tagging instances (`write`). The repository's required tag and the
+/// plan-step tag may not be set this way: they decide what is in scope.
+pub struct TagInstances;
+
+/// Check tags a plan would set; the refusal says which one and why.
+pub fn check_tags(scope: &AwsScope, tags: &Value) -> Result<Vec<(String, String)>, String> {
+    let map = tags
+        .as_object()
+        .filter(|m| !m.is_empty())
+        .ok_or("`tags` must be an object of at least one key and value")?;
+    if map.len() > 50 {
+        return Err("at most 50 tags at once".into());
+    }
+    let mut out = Vec::new();
+    for (key, value) in map {
+        let value = value
+            .as_str()
+            .ok_or_else(|| format!("the value of tag `{key}` must be a string"))?;
+        if key.is_empty() || key.chars().count() > 128 || value.chars().count() > 256 {
+            return Err(format!(
+                "tag `{key}`: keys are 1–128 characters, values at most 256"
+            ));
+        }
+        if key.to_ascii_lowercase().starts_with("aws:") {
+            return Err(format!("tag `{key}`: the `aws:` prefix is AWS's own"));
+        }
+        if key == PLAN_STEP_TAG || scope.tag().is_some_and(|(k, _)| k == key) {
+            return Err(format!(
+                "tag `{key}` decides what this repository may touch; it is not changed by a plan"
+            ));
+        }
+        out.push((key.clone(), value.to_string()));
+    }
+    Ok(out)
+}
+
+impl Tool for TagInstances {
+    fn name(&self) -> &'static str {
+        "aws_tag_instances"
+    }
+    fn description(&self) -> &'static str {
+        "Propose setting tags on instances (a plan step per instance; nothing runs until people approve)."
+    }
+    fn parameters(&self) -> Value {
+        json!({ "type": "object", "properties": {
+            "instance_ids": { "type": "array", "items": { "type": "string" } },
+            "tags": { "type": "object", "additionalProperties": { "type": "string" } },
+            "region": { "type": "string", "description": "Default: the first allowed region" }
+        }, "required": ["instance_ids", "tags"], "additionalProperties": false })
+    }
+    fn risk(&self) -> RiskTier {
+        RiskTier::Write
+    }
+    fn call<'a>(&'a self, _s: &'a Subject, _args: Value) -> ToolFuture<'a> {
+        not_here()
+    }
+    fn propose<'a>(&'a self, s: &'a Subject, args: Value) -> ProposeFuture<'a> {
+        Box::pin(async move {
+            let (aws, scope) = access(s)?;
+            let region = region(scope, &args)?;
+            let tags = check_tags(scope, &args["tags"]).map_err(|e| format!("refused: {e}"))?;
+            let ids: Vec<String> = args["instance_ids"]
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|v| v.as_str().map(str::to_string))
+                        .collect()
+                })
+                .unwrap_or_default();
+            if ids.is_empty() {
+                return Err("error: `instance_ids` names no instance".into());
+            }
+            let tags: serde_json::Map<String, Value> = tags
+                .into_iter()
+                .map(|(k, v)| (k, Value::String(v)))
+                .collect();
+            let mut steps = super::tools::instance_steps(
+                aws,
+                scope,
+                region,
+                &ids,
+                "CreateTags",
+                RiskTier::Write,
+            )
+            .await?;
+            for step in &mut steps {
+                step.arguments["tags"] = Value::Object(tags.clone());
+            }
+            Ok(steps)
+        })
+    }
+}
+
+/// One ingress rule a plan would add, checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ingress {
+    pub protocol: String,
+    pub from_port: i32,
+    pub to_port: i32,
+    pub cidr: String,
+    pub description: Option<String>,
+}
+
+impl Ingress {
+    /// Read and check the rule in `args`.
+    pub fn from_args(args: &Value) -> Result<Ingress, String> {
+        let protocol = text(args, "protocol")?.to_ascii_lowercase();
+        let port = |name: &str| -> Result<i32, String> {
+            args[name]
+                .as_i64()
+                .and_then(|p| i32::try_from(p).ok())
+                .ok_or_else(|| format!("error: `{name}` must be a whole number"))
+        };
+        let (from_port, to_port) = match protocol.as_str() {
+            "tcp" | "udp" => {
+                let (from, to) = (port("from_port")?, port("to_port")?);
+                if !(0..=65535).contains(&from) || !(from..=65535).contains(&to) {
+                    return Err(format!(
+                        "error: ports {from}–{to} are not a range within 0–65535"
+                    ));
+                }
+                (from, to)
+            }
+            // ICMP type and code, or every protocol: AWS takes -1 for "all".
+            "icmp" | "-1" => (
+                port("from_port").unwrap_or(-1),
+                port("to_port").unwrap_or(-1),
+            ),
+            other => {
+                return Err(format!(
+                    "error: protocol `{other}` is not one of tcp, udp, icmp, -1 (all)"
+                ))
+            }
+        };
+        let cidr = text(args, "cidr")?.to_string();
+        let (ip, prefix) = cidr
+            .split_once('/')
+            .ok_or_else(|| format!("error: `{cidr}` is not a CIDR block (address/prefix)"))?;
+        let ip: IpAddr = ip
+            .parse()
+            .map_err(|_| format!("error: `{cidr}` is not a CIDR block (address/prefix)"))?;
+        let max = if ip.is_ipv4() { 32 } else { 128 };
+        if !prefix.parse::<u8>().is_ok_and(|p| p <= max) {
+            return Err(format!("error: `{cidr}` has no valid prefix length"));
+        }
+        Ok(Ingress {
+            protocol,
+            from_port,
+            to_port,
+            cidr,
+            description: args["description"].as_str().map(str::to_string),
+        })
+    }
+
+    /// Open to the whole internet: any `/0` block, whatever its address.
+    pub fn from_everywhere(&self) -> bool {
+        self.cidr.ends_with("/0")
+    }
+
+    pub fn is_ipv6(&self) -> bool {
+        self.cidr.contains(':')
+    }
+
+    pub fn to_args(&self, group: &str) -> Value {
+        json!({ "group_id": group, "protocol": self.protocol, "from_port": self.from_port,
+                "to_port": self.to_port, "cidr": self.cidr, "description": self.description })
+    }
+}
+
+/// The security group `id` in `region` may be changed: it exists there,
+/// and carries the required tag as AWS reports it.
+pub async fn allowed_group(
+    aws: &Aws,
+    scope: &AwsScope,
+    region: &str,
+    id: &str,
+) -> Result<read::SecurityGroup, String> {
+    scope::region(scope, region)?;
+    let group = read::security_group(aws, region, id)
+        .await
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| format!("security group `{id}` does not exist in {region}"))?;
+    scope::tagged(scope, &format!("security group `{id}`"), &group.tags)?;
+    Ok(group)
+}
+
+/// Opening a security group's ingress (`write`; `destructive` from the
+/// whole internet).
+pub struct AuthorizeIngress;
+
+impl Tool for AuthorizeIngress {
+    fn name(&self) -> &'static str {
+        "aws_authorize_ingress"
+    }
+    fn description(&self) -> &'static str {
+        "Propose adding an ingress rule to a security group (a plan step; from 0.0.0.0/0 or ::/0 it is destructive and needs a second person's approval)."
+    }
+    fn parameters(&self) -> Value {
+        json!({ "type": "object", "properties": {
+            "group_id": { "type": "string" },
+            "protocol": { "type": "string", "description": "tcp, udp, icmp or -1 (all)" },
+            "from_port": { "type": "integer" },
+            "to_port": { "type": "integer" },
+            "cidr": { "type": "string", "description": "IPv4 or IPv6 CIDR block" },
+            "description": { "type": "string" },
+            "region": { "type": "string", "description": "Default: the first allowed region" }
+        }, "required": ["group_id", "protocol", "cidr"], "additionalProperties": false })
+    }
+    fn risk(&self) -> RiskTier {
+        RiskTier::Write
+    }
+    fn call<'a>(&'a self, _s: &'a Subject, _args: Value) -> ToolFuture<'a> {
+        not_here()
+    }
+    fn propose<'a>(&'a self, s: &'a Subject, args: Value) -> ProposeFuture<'a> {
+        Box::pin(async move {
+            let (aws, scope) = access(s)?;
+            let region = region(scope, &args)?;
+            let rule = Ingress::from_args(&args)?;
+            let group = text(&args, "group_id")?;
+            allowed_group(aws, scope, region, group)
+                .await
+                .map_err(|e| format!("refused: {e}"))?;
+            Ok(vec![PlanStep {
+                service: "ec2".into(),
+                action: "AuthorizeSecurityGroupIngress".into(),
+                region: Some(region.to_string()),
+                resource: group.to_string(),
+                arguments: rule.to_args(group),
+                risk: if rule.from_everywhere() {
+                    RiskTier::Destructive
+                } else {
+                    RiskTier::Write
+                },
+            }])
+        })
+    }
+}
+
+/// Deleting an object (`destructive`).
+pub struct DeleteObject;
+
+impl Tool for DeleteObject {
+    fn name(&self) -> &'static str {
+        "aws_delete_object"
+    }
+    fn description(&self) -> &'static str {
+        "Propose deleting an object from an allowed bucket (a plan step; needs a second person's approval)."
+    }
+    fn parameters(&self) -> Value {
+        json!({ "type": "object", "properties": {
+            "bucket": { "type": "string" }, "key": { "type": "string" }
+        }, "required": ["bucket", "key"], "additionalProperties": false })
+    }
+    fn risk(&self) -> RiskTier {
+        RiskTier::Destructive
+    }
+    fn call<'a>(&'a self, _s: &'a Subject, _args: Value) -> ToolFuture<'a> {
+        not_here()
+    }
+    fn propose<'a>(&'a self, s: &'a Subject, args: Value) -> ProposeFuture<'a> {
+        Box::pin(async move {
+            let (aws, bucket) = allowed_bucket(s, &args)?;
+            let key = args["key"]
+                .as_str()
+                .filter(|k| !k.is_empty())
+                .ok_or("error: `key` is required")?;
+            if !read::object_exists(aws, bucket, key)
+                .await
+                .map_err(|e| format!("error: {e}"))?
+            {
+                return Err(format!("refused: there is no object `{key}` in `{bucket}`"));
+            }
+            Ok(vec![PlanStep {
+                service: "s3".into(),
+                action: "DeleteObject".into(),
+                region: None,
+                resource: format!("{bucket}/{key}"),
+                arguments: json!({ "bucket": bucket, "key": key }),
+                risk: RiskTier::Destructive,
+            }])
+        })
+    }
+}
+
+/// Replacing a bucket's policy (`write`; `destructive` when the new
+/// policy may grant public access, by `policy::grants_public`).
+pub struct PutBucketPolicy;
+
+impl Tool for PutBucketPolicy {
+    fn name(&self) -> &'static str {
+        "aws_put_bucket_policy"
+    }
+    fn description(&self) -> &'static str {
+        "Propose replacing an allowed bucket's policy with a document (a plan step; a policy that grants public access is destructive and needs a second person's approval)."
+    }
+    fn parameters(&self) -> Value {
+        json!({ "type": "object", "properties": {
+            "bucket": { "type": "string" },
+            "policy": { "type": "string", "description": "The whole policy document, as JSON" }
+        }, "required": ["bucket", "policy"], "additionalProperties": false })
+    }
+    fn risk(&self) -> RiskTier {
+        RiskTier::Write
+    }
+    fn call<'a>(&'a self, _s: &'a Subject, _args: Value) -> ToolFuture<'a> {
+        not_here()
+    }
+    fn propose<'a>(&'a self, s: &'a Subject, args: Value) -> ProposeFuture<'a> {
+        Box::pin(async move {
+            let (aws, bucket) = allowed_bucket(s, &args)?;
+            let document = text(&args, "policy")?;
+            let public = super::policy::grants_public(document)
+                .map_err(|e| format!("error: the policy is not a policy document: {e}"))?;
+            if !read::buckets(aws)
+                .await
+                .map_err(|e| format!("error: {e}"))?
+                .iter()
+                .any(|b| b == bucket)
+            {
+                return Err(format!("refused: bucket `{bucket}` does not exist"));
+            }
+            // Stored compact, so the hash and the posted plan show exactly
+            // what will be sent.
+            let compact = serde_json::from_str::<Value>(document)
+                .map(|v| v.to_string())
+                .unwrap_or_else(|_| document.to_string());
+            Ok(vec![PlanStep {
+                service: "s3".into(),
+                action: "PutBucketPolicy".into(),
+                region: None,
+                resource: bucket.to_string(),
+                arguments: json!({ "bucket": bucket, "policy": compact }),
+                risk: if public {
+                    RiskTier::Destructive
+                } else {
+                    RiskTier::Write
+                },
+            }])
+        })
+    }
+}
+
+/// A change to an IAM user (every one `destructive`), on a user that
+/// carries the repository's required tag.
+#[derive(Clone, Copy)]
+pub struct UserChange {
+    name: &'static str,
+    /// The IAM API action (`AttachUserPolicy`).
+    pub action: &'static str,
+    /// The argument naming what is changed: `policy_arn` or `access_key_id`.
+    what: &'static str,
+    description: &'static str,
+}
+
+pub const USER_CHANGES: [UserChange; 4] = [
+    UserChange {
+        name: "aws_attach_user_policy",
+        action: "AttachUserPolicy",
+        what: "policy_arn",
+        description: "Propose attaching a managed policy to an IAM user (a plan step; destructive, needs a second person's approval).",
+    },
+    UserChange {
+        name: "aws_detach_user_policy",
+        action: "DetachUserPolicy",
+        what: "policy_arn",
+        description: "Propose detaching a managed policy from an IAM user (a plan step; destructive, needs a second person's approval).",
+    },
+    UserChange {
+        name: "aws_deactivate_access_key",
+        action: "UpdateAccessKey",
+        what: "access_key_id",
+        description: "Propose deactivating an IAM user's access key (a plan step; destructive, needs a second person's approval).",
+    },
+    UserChange {
+        name: "aws_delete_access_key",
+        action: "DeleteAccessKey",
+        what: "access_key_id",
+        description: "Propose deleting an IAM user's access key (a plan step; destructive, needs a second person's approval).",
+    },
+];
+
+/// The user `name` may be changed now: it exists and carries the required
+/// tag, as IAM reports it; its ARN.
+pub async fn allowed_user(aws: &Aws, scope: &AwsScope, name: &str) -> Result<String, String> {
+    if scope.tag().is_none() {
+        // Said before asking IAM anything.
+        scope::user(scope, name, &Default::default())?;
+    }
+    let (user, tags) = read::user(aws, name)
+        .await
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| format!("there is no IAM user `{name}`"))?;
+    scope::user(scope, name, &tags)?;
+    Ok(user.arn)
+}
+
+impl Tool for UserChange {
+    fn name(&self) -> &'static str {
+        self.name
+    }
+    fn description(&self) -> &'static str {
+        self.description
+    }
+    fn parameters(&self) -> Value {
+        json!({ "type": "object", "properties": {
+            "user": { "type": "string", "description": "The IAM user's name" },
+            (self.what): { "type": "string" }
+        }, "required": ["user", self.what], "additionalProperties": false })
+    }
+    fn risk(&self) -> RiskTier {
+        RiskTier::Destructive
+    }
+    fn call<'a>(&'a self, _s: &'a Subject, _args: Value) -> ToolFuture<'a> {
+        not_here()
+    }
+    fn propose<'a>(&'a self, s: &'a Subject, args: Value) -> ProposeFuture<'a> {
+        Box::pin(async move {
+            let (aws, scope) = access(s)?;
+            let user = text(&args, "user")?;
+            let target = text(&args, self.what)?;
+            let arn = allowed_user(aws, scope, user)
+                .await
+                .map_err(|e| format!("refused: {e}"))?;
+            let fail = |e: super::AwsError| format!("error: {e}");
+            let known = match self.action {
+                "AttachUserPolicy" => read::policy_exists(aws, target).await.map_err(fail)?,
+                "DetachUserPolicy" => {
+                    read::attached_policies(aws, &read::Holder::User(user.to_string()))
+                        .await
+                        .map_err(fail)?
+                        .iter()
+                        .any(|p| p.arn == target)
+                }
+                _ => read::access_keys(aws, user)
+                    .await
+                    .map_err(fail)?
+                    .iter()
+                    .any(|k| k.id == target),
+            };
+            if !known {
+                return Err(match self.action {
+                    "AttachUserPolicy" => format!("refused: there is no managed policy `{target}`"),
+                    "DetachUserPolicy" => {
+                        format!("refused: `{target}` is not attached to `{user}`")
+                    }
+                    _ => format!("refused: `{user}` has no access key `{target}`"),
+                });
+            }
+            Ok(vec![PlanStep {
+                service: "iam".into(),
+                action: self.action.into(),
+                region: None,
+                resource: user.to_string(),
+                arguments: json!({ "user": user, "user_arn": arn, (self.what): target }),
+                risk: RiskTier::Destructive,
+            }])
+        })
+    }
+}
+
+/// The change tools of this module, for a planning conversation.
+pub fn tools() -> Vec<Box<dyn Tool>> {
+    let mut tools: Vec<Box<dyn Tool>> = vec![
+        Box::new(TagInstances),
+        Box::new(AuthorizeIngress),
+        Box::new(DeleteObject),
+        Box::new(PutBucketPolicy),
+    ];
+    tools.extend(USER_CHANGES.iter().map(|c| Box::new(*c) as Box<dyn Tool>));
+    tools
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scope() -> AwsScope {
+        crate::repo_config::RepoConfig::parse(
+            "aws:\n  regions: [eu-west-1]\n  required_tag: agentic:repo=acme/infra\n",
+        )
+        .unwrap()
+        .aws
+        .unwrap()
+    }
+
+    #[test]
+    fn an_ingress_from_any_slash_zero_is_from_everywhere() {
+        let rule = |cidr: &str| {
+            Ingress::from_args(
+                &json!({ "protocol": "tcp", "from_port": 443, "to_port": 443, "cidr": cidr }),
+            )
+        };
+        assert!(rule("0.0.0.0/0").unwrap().from_everywhere());
+        assert!(rule("::/0").unwrap().from_everywhere());
+        assert!(rule("10.1.2.3/0").unwrap().from_everywhere());
+        assert!(!rule("10.0.0.0/8").unwrap().from_everywhere());
+        assert!(rule("2001:db8::/32").unwrap().is_ipv6());
+        assert!(rule("10.0.0.0/33").unwrap_err().contains("prefix"));
+        assert!(rule("everywhere").unwrap_err().contains("not a CIDR"));
+        let ports = Ingress::from_args(
+            &json!({ "protocol": "tcp", "from_port": 443, "to_port": 22, "cidr": "10.0.0.0/8" }),
+        );
+        assert!(ports.unwrap_err().contains("not a range"));
+        let all = Ingress::from_args(&json!({ "protocol": "-1", "cidr": "10.0.0.0/8" })).unwrap();
+        assert_eq!((all.from_port, all.to_port), (-1, -1));
+        assert!(
+            Ingress::from_args(&json!({ "protocol": "gre", "cidr": "10.0.0.0/8" }))
+                .unwrap_err()
+                .contains("`gre`")
+        );
+    }
+
+    #[test]
+    fn tags_that_decide_the_scope_are_not_set_by_a_plan() {
+        let s = scope();
+        assert_eq!(
+            check_tags(&s, &json!({ "owner": "platform" })).unwrap(),
+            [("owner".to_string(), "platform".to_string())]
+        );
+        assert!(check_tags(&s, &json!({ "agentic:repo": "other/repo" }))
+            .unwrap_err()
+            .contains("decides what this repository may touch"));
+        assert!(check_tags(&s, &json!({ PLAN_STEP_TAG: "x" })).is_err());
+        assert!(check_tags(&s, &json!({ "aws:cloudformation:stack": "x" }))
+            .unwrap_err()
+            .contains("AWS's own"));
+        assert!(check_tags(&s, &json!({})).is_err());
+        assert!(check_tags(&s, &json!({ "n": 1 })).is_err());
+    }
+
+    #[test]
+    fn no_iam_user_is_in_scope_without_a_required_tag() {
+        let none = AwsScope {
+            required_tag: None,
+            ..scope()
+        };
+        assert!(scope::user(&none, "ci", &Default::default())
+            .unwrap_err()
+            .contains("need this repository's `aws.required_tag`"));
+        let tags = [("agentic:repo".to_string(), "acme/infra".to_string())]
+            .into_iter()
+            .collect();
+        assert!(scope::user(&scope(), "ci", &tags).is_ok());
+        assert!(scope::user(&scope(), "ci", &Default::default())
+            .unwrap_err()
+            .contains("IAM user `ci` does not carry"));
+    }
+}
