@@ -460,6 +460,12 @@ impl Config {
         if let Some(k) = &self.openai_api_key {
             out.push(k.expose_secret().to_string());
         }
+        // The AWS SDK reads these from the process's environment itself.
+        for name in ["AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"] {
+            if let Ok(v) = std::env::var(name) {
+                out.push(v);
+            }
+        }
         out
     }
 }

@@ -109,6 +109,14 @@ fn rules() -> &'static [Rule] {
                 REDACTED,
                 random_looking,
             ),
+            // An STS session token: `IQoJb3JpZ2luX2Vj…` today,
+            // `FwoGZXIvYXdz…`/`FQoGZXIvYXdz…` before (and moto's).
+            rule(
+                "aws-session-token",
+                r"(?:IQoJb3JpZ2luX2Vj|FwoGZXIvYXdz|FQoGZXIvYXdz)[A-Za-z0-9/+=]{20,}",
+                REDACTED,
+                always,
+            ),
             // A value assigned to something named like an AWS secret key
             // (`aws-secret-access-key: …`, `AWS_SECRET_KEY=…`).
             rule(
@@ -269,6 +277,7 @@ mod tests {
             pat github_pat_11ABCDEFG0123456789_abcdefghijklmnopqrstuvwxyz \
             aws_secret_access_key = abcdEFGHijklMNOPqrstUVWXyz0123456789ABCD \
             Authorization: Bearer eyJhbGciOiJSUzI1NiJ9.eyJpc3MiOiIxIn0.sig \
+            x-amz-security-token:IQoJb3JpZ2luX2VjEJr//////////wEaCXVzLWVhc3QtMSJHMEUCIQD6 \
             hook my-webhook-secret-value short \
             -----BEGIN RSA PRIVATE KEY-----\nMIIEow\nabc\n-----END RSA PRIVATE KEY----- done";
         let out = r.redact(text);
@@ -280,6 +289,7 @@ mod tests {
             "github_pat_11ABCDEFG",
             "abcdEFGHijklMNOPqrstUVWXyz0123456789ABCD",
             "eyJhbGciOiJSUzI1NiJ9",
+            "IQoJb3JpZ2luX2VjEJr",
             "my-webhook-secret-value",
             "MIIEow",
         ] {

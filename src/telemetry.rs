@@ -14,6 +14,9 @@ use crate::redact::Redactor;
 /// What is logged when `RUST_LOG` is unset: our own info, others' warnings.
 const DEFAULT_FILTER: &str = "info,sqlx=warn,hyper=warn,reqwest=warn,octocrab=warn";
 
+/// The most the request signer may log.
+const SIGV4_CAP: &str = "aws_sigv4=debug";
+
 /// A writer that redacts each formatted event before passing it on.
 #[derive(Clone)]
 pub struct RedactingWriter<W> {
@@ -78,7 +81,10 @@ where
         None => {
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER))
         }
-    };
+    }
+    // Whatever `RUST_LOG` asks: SigV4's trace output is the canonical
+    // request, session token and all.
+    .add_directive(SIGV4_CAP.parse().expect("a valid directive"));
     let writer = RedactingWriter {
         inner: writer,
         redactor,

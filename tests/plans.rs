@@ -1546,3 +1546,109 @@ async fn objects_bucket_policies_and_iam_users_change_only_after_a_maintainer_ap
     app.stop().await;
     llm.assert_clean();
 }
+
+#[tokio::test]
+async fn no_aws_secret_is_posted_sent_to_the_model_or_logged_even_at_trace() {
+    let _turn = MOTO.lock().await;
+    moto::reset().await;
+    let aws = moto::aws(REGION).await;
+    let builder = moto::instance(&aws, &[TAG]).await;
+    let (gh, llm) = support::world().await;
+    gh.file(
+        "main",
+        ".github/agentic.yml",
+        &format!("aws:\n  regions: [{REGION}]\n  required_tag: agentic:repo={REPO}\n"),
+    );
+    llm.script([
+        Step::Tool("aws_list_instances", json!({})),
+        Step::Tool("aws_stop_instances", json!({ "instance_ids": [builder] })),
+        Step::Answer("Stop it.".into()),
+    ]);
+    // moto takes any secret: one that cannot be mistaken for anything else.
+    const AWS_SECRET: &str = "zQ4rTagenticTestSecretKey0123456789abcdEF";
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("serve.log");
+    let port = support::free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let http = reqwest::Client::new();
+    let key = support::test_key_path();
+    let app_id = support::github::APP_ID.to_string();
+    let moto_url = moto::url();
+    let vars: Vec<(&str, &str)> = vec![
+        ("AGENTIC_GITHUB_APP_ID", &app_id),
+        ("AGENTIC_GITHUB_PRIVATE_KEY_PATH", &key),
+        ("AGENTIC_GITHUB_API_URL", &gh.url),
+        ("OPENAI_BASE_URL", &llm.url),
+        ("OPENAI_API_KEY", support::OPENAI_KEY),
+        ("AWS_ENDPOINT_URL", &moto_url),
+        ("AWS_REGION", REGION),
+        ("AWS_ACCESS_KEY_ID", moto::ACCESS_KEY),
+        ("AWS_SECRET_ACCESS_KEY", AWS_SECRET),
+        ("AWS_EC2_METADATA_DISABLED", "true"),
+        ("NO_PROXY", "127.0.0.1,localhost"),
+        // Session credentials from STS too, for investigation and apply.
+        (
+            "AGENTIC_AWS_ROLE_ARN",
+            "arn:aws:iam::123456789012:role/agentic-read",
+        ),
+        (
+            "AGENTIC_AWS_APPLY_ROLE_ARN",
+            "arn:aws:iam::123456789012:role/agentic-apply",
+        ),
+        // The most an operator could ask for: every trace line, and the
+        // SDK's bodies (STS's answer carries the session's credentials).
+        ("RUST_LOG", "trace"),
+        ("LOG_SENSITIVE_BODIES", "true"),
+    ];
+    let mut serve = support::spawn_serve_logged(dir.path(), port, &vars, &log);
+    support::wait_healthy(&http, &base).await;
+    for (n, body) in [
+        (1u64, "/agentic plan stop the builder"),
+        (2, "/agentic apply"),
+    ] {
+        let payload = comment_payload("created", 57, false, 860000 + n, "bob-reviewer", body);
+        let res = support::post_delivery(
+            &http,
+            &base,
+            "issue_comment",
+            &delivery_id(),
+            &payload,
+            &support::sign(support::SECRET, &payload),
+        )
+        .await;
+        assert_eq!(res.status(), 202);
+        let want = if n == 1 {
+            "**Plan 1**"
+        } else {
+            "Plan 1 is applied."
+        };
+        support::wait_until("the reply", || async {
+            gh.comments(57)
+                .iter()
+                .any(|c| c.body.contains(want))
+                .then_some(())
+        })
+        .await;
+    }
+    assert_eq!(moto::state(&aws, &builder).await, "stopped");
+    serve.kill().unwrap();
+    serve.wait().unwrap();
+    let logged = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        logged.contains("aws_smithy_runtime"),
+        "the SDK's own trace lines are in the log"
+    );
+    // moto's STS session tokens begin so (moto/sts/utils.py).
+    let token = "FQoGZXIvYXdzEBYaD";
+    let posted: Vec<String> = gh.comments(57).into_iter().map(|c| c.body).collect();
+    let sent = serde_json::to_string(&llm.requests()).unwrap();
+    for (place, text) in [
+        ("the log", &logged),
+        ("the model", &sent),
+        ("GitHub", &posted.join("\n")),
+    ] {
+        assert!(!text.contains(AWS_SECRET), "the secret key reached {place}");
+        assert!(!text.contains(token), "a session token reached {place}");
+    }
+    llm.assert_clean();
+}

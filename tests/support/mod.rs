@@ -251,6 +251,25 @@ pub fn free_port() -> u16 {
 /// `agentic serve` as a real process, with its state in `dir`, listening on
 /// `port`, signed with [`SECRET`], plus `vars`. Output is discarded.
 pub fn spawn_serve(dir: &Path, port: u16, vars: &[(&str, &str)]) -> std::process::Child {
+    serve_command(dir, port, vars)
+        .spawn()
+        .expect("the agentic binary starts")
+}
+
+/// [`spawn_serve`], with its log (stderr) written to `log`.
+pub fn spawn_serve_logged(
+    dir: &Path,
+    port: u16,
+    vars: &[(&str, &str)],
+    log: &Path,
+) -> std::process::Child {
+    serve_command(dir, port, vars)
+        .stderr(std::fs::File::create(log).expect("a log file"))
+        .spawn()
+        .expect("the agentic binary starts")
+}
+
+fn serve_command(dir: &Path, port: u16, vars: &[(&str, &str)]) -> std::process::Command {
     let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_agentic"));
     cmd.arg("serve")
         .env_clear()
@@ -269,7 +288,7 @@ pub fn spawn_serve(dir: &Path, port: u16, vars: &[(&str, &str)]) -> std::process
     for (k, v) in vars {
         cmd.env(k, v);
     }
-    cmd.spawn().expect("the agentic binary starts")
+    cmd
 }
 
 /// POST a delivery to the webhook endpoint at `base`, with the headers
