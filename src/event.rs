@@ -385,9 +385,9 @@ fn wanted(event: &str, action: &str) -> bool {
         ("issue_comment", "created" | "edited")
             | (
                 "pull_request",
-                "opened" | "reopened" | "synchronize" | "ready_for_review"
+                "opened" | "reopened" | "synchronize" | "ready_for_review" | "closed"
             )
-            | ("issues", "opened" | "labeled")
+            | ("issues", "opened" | "labeled" | "closed")
             | ("check_run", "requested_action" | "rerequested")
             | ("installation", "created" | "deleted")
     )

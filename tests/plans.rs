@@ -1652,3 +1652,84 @@ async fn no_aws_secret_is_posted_sent_to_the_model_or_logged_even_at_trace() {
     }
     llm.assert_clean();
 }
+
+#[tokio::test]
+async fn closing_withdraws_waiting_plans_and_stops_an_apply_after_its_step() {
+    let _turn = MOTO.lock().await;
+    moto::reset().await;
+    let aws = moto::aws(REGION).await;
+    let on_pr = moto::instance(&aws, &[TAG]).await;
+    let first = moto::instance(&aws, &[TAG]).await;
+    let second = moto::instance(&aws, &[TAG]).await;
+    let (gh, llm) = support::world().await;
+    llm.script([
+        Step::Tool("aws_stop_instances", json!({ "instance_ids": [on_pr] })),
+        Step::Answer("Stop it.".into()),
+        Step::Tool(
+            "aws_stop_instances",
+            json!({ "instance_ids": [first, second] }),
+        ),
+        Step::Answer("Stop both.".into()),
+    ]);
+    gh.role("mia-maintainer", "maintain");
+    gh.file(
+        "main",
+        ".github/agentic.yml",
+        &format!("aws:\n  regions: [{REGION}]\n  required_tag: agentic:repo={REPO}\n"),
+    );
+    let app = TestApp::start(
+        app_options(&gh, &llm)
+            .var("AWS_ENDPOINT_URL", moto::url())
+            .var("AWS_REGION", REGION)
+            .var("AGENTIC_TEST_STEP_DELAY_MS", "60000"),
+    )
+    .await;
+    say(&app, &gh, 42, 1, "bob-reviewer", "/agentic plan stop it").await;
+    say(&app, &gh, 57, 2, "bob-reviewer", "/agentic plan stop both").await;
+    post(&app, 3, "bob-reviewer", "/agentic apply").await;
+    support::wait_until("the first step", || async {
+        let runs = app.store().plan_step_runs(2).await.unwrap();
+        runs.iter()
+            .any(|r| r.step == 1 && r.state == "done")
+            .then_some(())
+    })
+    .await;
+    // The pull request is merged, and the issue closed, mid-apply.
+    let res = app
+        .deliver(
+            "pull_request",
+            &delivery_id(),
+            &support::fixture("pull_request.closed.json"),
+        )
+        .await;
+    assert_eq!(res.status(), 202);
+    let mut closed: serde_json::Value =
+        serde_json::from_slice(&support::fixture("issues.labeled.json")).unwrap();
+    closed["action"] = "closed".into();
+    closed.as_object_mut().unwrap().remove("label");
+    let res = app
+        .deliver(
+            "issues",
+            &delivery_id(),
+            &serde_json::to_vec(&closed).unwrap(),
+        )
+        .await;
+    assert_eq!(res.status(), 202);
+    app.wait_for_jobs(5).await;
+    let on_pr_plan = app.store().plan(1).await.unwrap().unwrap();
+    assert_eq!(on_pr_plan.status, "cancelled");
+    let check_run = &gh.check_runs()[&on_pr_plan.check_run_id.unwrap()];
+    assert_eq!(check_run["conclusion"], "cancelled", "{check_run}");
+    let applying = app.store().plan(2).await.unwrap().unwrap();
+    assert_eq!(applying.status, "cancelled");
+    assert_eq!(moto::state(&aws, &first).await, "stopped");
+    assert_eq!(moto::state(&aws, &second).await, "running");
+    assert_eq!(moto::state(&aws, &on_pr).await, "running");
+    let key = format!("ec2:{REGION}:{second}");
+    assert_eq!(
+        app.store().lock_resources(77, &[key]).await.unwrap(),
+        Ok(())
+    );
+    app.stop().await;
+    llm.assert_clean();
+}

@@ -322,6 +322,28 @@ async fn dispatch(ctx: &JobContext, job: &LeasedJob) -> Result<(), JobError> {
             tracing::info!(installation = i.installation_id, account = %i.account, action = %i.action, "installation changed");
             Ok(())
         }
+        (JobKind::Review, Event::PullRequest(pr)) if pr.action == "closed" => {
+            plan::thread_closed(
+                ctx,
+                job,
+                pr.installation_id,
+                &pr.repo.full_name,
+                pr.number,
+                &pr.sender.login,
+            )
+            .await
+        }
+        (JobKind::InfraTask, Event::Issue(issue)) if issue.action == "closed" => {
+            plan::thread_closed(
+                ctx,
+                job,
+                issue.installation_id,
+                &issue.repo.full_name,
+                issue.number,
+                &issue.sender.login,
+            )
+            .await
+        }
         (JobKind::Review, Event::PullRequest(pr)) => {
             let done = review::run(
                 ctx,

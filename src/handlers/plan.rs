@@ -397,9 +397,17 @@ async fn check_run(
     } else {
         serde_json::json!([])
     };
+    // Completed from the start (it waits on people, not on CI); its
+    // conclusion follows the plan.
+    let conclusion = match plan.status.as_str() {
+        "applied" => "success",
+        "failed" => "failure",
+        "cancelled" => "cancelled",
+        _ => "neutral",
+    };
     let update = serde_json::json!({
         "status": "completed",
-        "conclusion": "neutral",
+        "conclusion": conclusion,
         "output": output,
         "actions": actions,
     });
@@ -599,6 +607,58 @@ pub async fn cancel(
         return Ok("There is nothing here to cancel: no plan waiting and no work running.".into());
     }
     Ok(said.join("\n\n"))
+}
+
+/// An issue or pull request closed: its plans waiting for an apply are
+/// withdrawn, an apply in progress stops after the step it is on (and
+/// releases its locks), and the work still running on it is stopped.
+pub async fn thread_closed(
+    ctx: &JobContext,
+    job: &LeasedJob,
+    installation: u64,
+    repo: &str,
+    number: u64,
+    by: &str,
+) -> Result<(), JobError> {
+    let plans = ctx.store.plans(repo, number).await?;
+    let mut github = None;
+    for plan in plans {
+        if ctx
+            .store
+            .move_plan(plan.id, "proposed", "cancelled")
+            .await?
+        {
+            audit(
+                ctx,
+                job,
+                by,
+                "plan.cancelled",
+                serde_json::json!({ "plan": plan.id, "why": "closed" }),
+            )
+            .await?;
+            if plan.check_run_id.is_some() {
+                let client = match &github {
+                    Some(c) => c,
+                    None => {
+                        github.insert(ctx.repo_client(installation, repo, Access::Write).await?)
+                    }
+                };
+                refresh_check_run(ctx, job, client, plan.id).await?;
+            }
+        } else if ctx.store.request_plan_cancel(plan.id, by).await? {
+            audit(
+                ctx,
+                job,
+                by,
+                "plan.cancel_requested",
+                serde_json::json!({ "plan": plan.id, "why": "closed" }),
+            )
+            .await?;
+        }
+    }
+    let stopped = ctx.store.request_cancel(&job.subject, job.id, by).await?;
+    tracing::info!(repo, number, jobs = stopped.len(), "thread closed");
+    Ok(())
 }
 
 /// The kinds of some jobs, as people read them.
