@@ -67,6 +67,49 @@ pub fn risk(steps: &[PlanStep]) -> RiskTier {
     steps.iter().map(|s| s.risk).max().unwrap_or(RiskTier::Read)
 }
 
+/// The approval rules of a repository (`aws.approvals`): the built-in ones
+/// by default, and a repository may only make them stricter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ApprovalRules {
+    /// Write steps also need an approval by someone other than the
+    /// requester, with write or higher (built in: a requester with write
+    /// suffices).
+    pub write_needs_second_person: bool,
+    /// How many people other than the requester must approve destructive
+    /// steps (built in: 1; at least 1).
+    pub destructive_approvals: u32,
+    /// The role those approvers need (built in: maintain; maintain or admin).
+    pub destructive_role: Role,
+}
+
+impl Default for ApprovalRules {
+    fn default() -> Self {
+        ApprovalRules {
+            write_needs_second_person: false,
+            destructive_approvals: 1,
+            destructive_role: Role::Maintain,
+        }
+    }
+}
+
+impl ApprovalRules {
+    /// Refuse rules looser than the built-in ones.
+    pub fn check(&self) -> Result<(), String> {
+        let built_in = ApprovalRules::default();
+        if self.destructive_approvals < built_in.destructive_approvals {
+            return Err("`destructive_approvals` may not be below 1".into());
+        }
+        if self.destructive_role < built_in.destructive_role {
+            return Err(format!(
+                "`destructive_role` may not be below `{}`",
+                built_in.destructive_role.as_str()
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// A plan as approval sees it.
 #[derive(Debug, Clone)]
 pub struct PlanFacts<'a> {
@@ -79,6 +122,7 @@ pub struct PlanFacts<'a> {
     pub head_sha: Option<&'a str>,
     /// Milliseconds since the epoch.
     pub expires_at: i64,
+    pub rules: ApprovalRules,
 }
 
 /// An approval as recorded: who, with the role they had, bound to which
@@ -116,7 +160,21 @@ pub fn missing(
         .filter(|a| a.hash == plan.hash && a.head_sha.as_deref() == plan.head_sha)
         .collect();
     let tier = risk(plan.steps);
-    if tier != RiskTier::Read
+    let rules = plan.rules;
+    let others = |role: Role| {
+        valid
+            .iter()
+            .filter(|a| a.approver != plan.requester && a.role >= role)
+            .count()
+    };
+    if tier != RiskTier::Read && rules.write_needs_second_person {
+        if others(Role::Write) == 0 {
+            out.push(format!(
+                "its steps need an approval by someone other than @{} with the write role or higher (this repository's `aws.approvals`)",
+                plan.requester
+            ));
+        }
+    } else if tier != RiskTier::Read
         && plan.requester_role < Role::Write
         && !valid.iter().any(|a| a.role >= Role::Write)
     {
@@ -125,15 +183,24 @@ pub fn missing(
                 .to_string(),
         );
     }
-    if tier == RiskTier::Destructive
-        && !valid
-            .iter()
-            .any(|a| a.approver != plan.requester && a.role >= Role::Maintain)
-    {
-        out.push(format!(
-            "its destructive steps need an approval by someone other than @{} with the maintain or admin role",
-            plan.requester
-        ));
+    let wanted = rules.destructive_approvals as usize;
+    if tier == RiskTier::Destructive && others(rules.destructive_role) < wanted {
+        let role = match rules.destructive_role {
+            Role::Admin => "the admin role",
+            _ => "the maintain or admin role",
+        };
+        out.push(if wanted == 1 {
+            format!(
+                "its destructive steps need an approval by someone other than @{} with {role}",
+                plan.requester
+            )
+        } else {
+            format!(
+                "its destructive steps need approvals by {wanted} people other than @{} with {role} (this repository's `aws.approvals`); it has {}",
+                plan.requester,
+                others(rules.destructive_role)
+            )
+        });
     }
     out
 }
@@ -299,6 +366,7 @@ mod tests {
             requester_role: role,
             head_sha: Some("aaaaaaa111"),
             expires_at: 24 * HOUR,
+            rules: ApprovalRules::default(),
         }
     }
 
@@ -411,6 +479,55 @@ mod tests {
             HOUR
         )
         .is_empty());
+    }
+
+    #[test]
+    fn a_repository_may_make_the_rules_stricter_and_never_looser() {
+        let steps = [step("TerminateInstances", "i-1", RiskTier::Destructive)];
+        let h = hash(&steps);
+        let strict = ApprovalRules {
+            write_needs_second_person: true,
+            destructive_approvals: 2,
+            destructive_role: Role::Admin,
+        };
+        let f = PlanFacts {
+            rules: strict,
+            ..facts(&steps, &h, Role::Admin)
+        };
+        let mia = approval("mia", Role::Maintain, &h, "aaaaaaa111");
+        let ann = approval("ann", Role::Admin, &h, "aaaaaaa111");
+        let own = approval("alice", Role::Admin, &h, "aaaaaaa111");
+        let one = missing(&f, &[mia, ann.clone(), own], Some("aaaaaaa111"), HOUR);
+        assert_eq!(one.len(), 1, "{one:?}");
+        assert!(
+            one[0].contains("approvals by 2 people other than @alice with the admin role")
+                && one[0].ends_with("it has 1"),
+            "{one:?}"
+        );
+        let two = approval("abe", Role::Admin, &h, "aaaaaaa111");
+        assert!(missing(&f, &[ann, two], Some("aaaaaaa111"), HOUR).is_empty());
+        // A writer's own write plan now needs a second person.
+        let stop = [step("StopInstances", "i-1", RiskTier::Write)];
+        let hs = hash(&stop);
+        let f = PlanFacts {
+            rules: strict,
+            ..facts(&stop, &hs, Role::Write)
+        };
+        assert!(missing(&f, &[], Some("aaaaaaa111"), HOUR)[0].contains("someone other than @alice"));
+        let bob = approval("bob", Role::Write, &hs, "aaaaaaa111");
+        assert!(missing(&f, &[bob], Some("aaaaaaa111"), HOUR).is_empty());
+        // Looser than built in: refused.
+        let loose = ApprovalRules {
+            destructive_approvals: 0,
+            ..ApprovalRules::default()
+        };
+        assert!(loose.check().is_err());
+        let low = ApprovalRules {
+            destructive_role: Role::Write,
+            ..ApprovalRules::default()
+        };
+        assert!(low.check().unwrap_err().contains("below `maintain`"));
+        assert!(strict.check().is_ok());
     }
 
     #[test]

@@ -190,6 +190,9 @@ pub struct AwsScope {
     /// and body are the request).
     #[serde(default = "default_trigger_label")]
     pub trigger_label: String,
+    /// Approval rules stricter than the built-in ones, never looser.
+    #[serde(default)]
+    pub approvals: crate::plan::ApprovalRules,
 }
 
 fn default_trigger_label() -> String {
@@ -218,7 +221,9 @@ impl AwsScope {
                 format!("does not parse: `aws.buckets`: `{glob}` is not a glob ({e})")
             })?;
         }
-        Ok(())
+        self.approvals
+            .check()
+            .map_err(|e| format!("does not parse: `aws.approvals`: {e}"))
     }
 }
 
@@ -363,6 +368,20 @@ mod tests {
         assert!(e.contains("`aws.required_tag`"), "{e}");
         let e = RepoConfig::parse("aws:\n  regions: [eu-west-1]\n  region: x\n").unwrap_err();
         assert!(e.contains("unknown field `region`"), "{e}");
+        // Approval rules: stricter parses, looser is refused.
+        let strict = RepoConfig::parse(
+            "aws:\n  regions: [eu-west-1]\n  approvals:\n    destructive_approvals: 2\n    destructive_role: admin\n",
+        )
+        .unwrap();
+        assert_eq!(strict.aws.unwrap().approvals.destructive_approvals, 2);
+        let e = RepoConfig::parse(
+            "aws:\n  regions: [eu-west-1]\n  approvals:\n    destructive_role: write\n",
+        )
+        .unwrap_err();
+        assert!(
+            e.contains("`aws.approvals`: `destructive_role` may not be below"),
+            "{e}"
+        );
     }
 
     #[test]

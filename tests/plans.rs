@@ -1733,3 +1733,45 @@ async fn closing_withdraws_waiting_plans_and_stops_an_apply_after_its_step() {
     app.stop().await;
     llm.assert_clean();
 }
+
+#[tokio::test]
+async fn a_repository_that_asks_for_two_maintainers_gets_two() {
+    let _turn = MOTO.lock().await;
+    moto::reset().await;
+    let aws = moto::aws(REGION).await;
+    let old = moto::instance(&aws, &[TAG]).await;
+    let (gh, llm) = support::world().await;
+    llm.script([
+        Step::Tool("aws_terminate_instances", json!({ "instance_ids": [old] })),
+        Step::Answer("Terminate it.".into()),
+    ]);
+    let app = app(&gh, &llm).await;
+    gh.role("max-maintainer", "maintain");
+    gh.file(
+        "main",
+        ".github/agentic.yml",
+        &format!("aws:\n  regions: [{REGION}]\n  required_tag: agentic:repo={REPO}\n  approvals:\n    destructive_approvals: 2\n"),
+    );
+    say(
+        &app,
+        &gh,
+        57,
+        1,
+        "bob-reviewer",
+        "/agentic plan retire the old box",
+    )
+    .await;
+    say(&app, &gh, 57, 2, "mia-maintainer", "/agentic approve").await;
+    let one = say(&app, &gh, 57, 3, "bob-reviewer", "/agentic apply").await;
+    assert!(
+        one.contains("its destructive steps need approvals by 2 people other than @bob-reviewer with the maintain or admin role (this repository's `aws.approvals`); it has 1"),
+        "{one}"
+    );
+    assert_eq!(moto::state(&aws, &old).await, "running");
+    say(&app, &gh, 57, 4, "max-maintainer", "/agentic approve").await;
+    let applied = say(&app, &gh, 57, 5, "bob-reviewer", "/agentic apply").await;
+    assert!(applied.starts_with("Plan 1 is applied."), "{applied}");
+    assert_ne!(moto::state(&aws, &old).await, "running");
+    app.stop().await;
+    llm.assert_clean();
+}

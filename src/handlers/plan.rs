@@ -358,7 +358,8 @@ pub async fn propose(
         .await?
         .ok_or_else(|| JobError::Permanent("the plan just stored is gone".into()))?;
     let role = progress.status.github.role(repo, &ev.author.login).await?;
-    let needs = plan::missing(&facts(&plan, role), &[], head.as_deref(), now());
+    let rules = rules_of(ctx, &progress.status.github, repo).await?;
+    let needs = plan::missing(&facts(&plan, role, rules), &[], head.as_deref(), now());
     audit(
         ctx,
         job,
@@ -480,7 +481,7 @@ async fn refresh_check_run(
     Ok(())
 }
 
-fn facts(plan: &PlanRow, requester_role: Role) -> PlanFacts<'_> {
+fn facts(plan: &PlanRow, requester_role: Role, rules: plan::ApprovalRules) -> PlanFacts<'_> {
     PlanFacts {
         steps: &plan.steps,
         hash: &plan.hash,
@@ -488,7 +489,21 @@ fn facts(plan: &PlanRow, requester_role: Role) -> PlanFacts<'_> {
         requester_role,
         head_sha: plan.head_sha.as_deref(),
         expires_at: plan.expires_at,
+        rules,
     }
+}
+
+/// The repository's approval rules (the built-in ones without an `aws`
+/// section, which refuses every AWS step anyway).
+async fn rules_of(
+    ctx: &JobContext,
+    github: &GitHub,
+    repo: &str,
+) -> Result<plan::ApprovalRules, JobError> {
+    Ok(scope_of(ctx, github, repo)
+        .await?
+        .map(|s| s.approvals)
+        .unwrap_or_default())
 }
 
 /// `/agentic approve`: the current plan, approved by the commenter with the
@@ -521,8 +536,9 @@ pub async fn approve(
     audit(ctx, job, &ev.author.login, "plan.approved", serde_json::json!({ "plan": plan.id, "hash": plan.hash, "role": role.as_str(), "head_sha": head })).await?;
     let requester_role = github.role(&ev.repo.full_name, &plan.requester).await?;
     let approvals = ctx.store.plan_approvals(plan.id).await?;
+    let rules = rules_of(ctx, github, &ev.repo.full_name).await?;
     let needs = plan::missing(
-        &facts(&plan, requester_role),
+        &facts(&plan, requester_role, rules),
         &approvals,
         head.as_deref(),
         now(),
@@ -687,12 +703,18 @@ pub async fn status_of(
         return Ok("There are no plans here.".into());
     }
     let head = head_of(github, ev).await?;
+    let rules = rules_of(ctx, github, &ev.repo.full_name).await?;
     let mut out = Vec::new();
     for plan in plans.iter().rev().take(10) {
         if plan.status == "proposed" {
             let role = github.role(&ev.repo.full_name, &plan.requester).await?;
             let approvals = ctx.store.plan_approvals(plan.id).await?;
-            let needs = plan::missing(&facts(plan, role), &approvals, head.as_deref(), now());
+            let needs = plan::missing(
+                &facts(plan, role, rules),
+                &approvals,
+                head.as_deref(),
+                now(),
+            );
             let who: Vec<String> = approvals
                 .iter()
                 .map(|a| format!("@{} ({})", a.approver, a.role.as_str()))
@@ -759,7 +781,7 @@ pub async fn apply(
         let requester_role = status.github.role(repo, &plan.requester).await?;
         let approvals = ctx.store.plan_approvals(plan.id).await?;
         let needs = plan::missing(
-            &facts(&plan, requester_role),
+            &facts(&plan, requester_role, scope.approvals),
             &approvals,
             head.as_deref(),
             now(),
