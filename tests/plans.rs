@@ -1413,6 +1413,15 @@ async fn objects_bucket_policies_and_iam_users_change_only_after_a_maintainer_ap
     let (gh, llm) = support::world().await;
     llm.script([
         Step::Tools(vec![
+            ("aws_iam_users", json!({})),
+            ("aws_iam_roles", json!({})),
+            (
+                "aws_list_objects",
+                json!({ "bucket": "acme-logs", "prefix": "2026/" }),
+            ),
+            ("aws_bucket_settings", json!({ "bucket": "acme-logs" })),
+        ]),
+        Step::Tools(vec![
             (
                 "aws_delete_object",
                 json!({ "bucket": "acme-logs", "key": "2026/old.log" }),
@@ -1435,7 +1444,7 @@ async fn objects_bucket_policies_and_iam_users_change_only_after_a_maintainer_ap
             ),
             (
                 "aws_deactivate_access_key",
-                json!({ "user": "deployer", "access_key_id": key }),
+                json!({ "user": "deployer", "access_key": &key[key.len() - 4..] }),
             ),
         ]),
         Step::Answer("Clean up, publish the logs, and rotate the deployer.".into()),
@@ -1452,7 +1461,27 @@ async fn objects_bucket_policies_and_iam_users_change_only_after_a_maintainer_ap
         &format!("aws:\n  regions: [{REGION}]\n  required_tag: agentic:repo={REPO}\n  buckets: ['acme-*']\n"),
     );
     let reply = say(&app, &gh, 57, 1, "bob-reviewer", "/agentic plan tidy up").await;
-    let answers = told(&llm, 1);
+    // What the model could read first: the tagged user with its key, not
+    // the other; the bucket's objects; its settings.
+    let looked = told(&llm, 1);
+    let users = &looked[3];
+    assert!(users.starts_with("1 IAM user(s) in scope:"), "{users}");
+    assert!(
+        users.contains("\"deployer\"")
+            && users.contains(&format!("\"id_ends_with\": \"{}\"", &key[key.len() - 4..])),
+        "{users}"
+    );
+    assert!(!users.contains("intruder"), "{users}");
+    assert!(
+        looked[2].starts_with("0 IAM role(s) in scope:"),
+        "{looked:?}"
+    );
+    assert!(looked[1].contains("2026/old.log"), "{looked:?}");
+    assert!(
+        looked[0].starts_with("`acme-logs`: default encryption"),
+        "{looked:?}"
+    );
+    let answers = told(&llm, 2);
     assert!(
         answers
             .iter()
@@ -1476,6 +1505,10 @@ async fn objects_bucket_policies_and_iam_users_change_only_after_a_maintainer_ap
     assert!(
         reply.contains("\"Principal\": \"*\""),
         "the document is shown: {reply}"
+    );
+    assert!(
+        reply.contains(&format!("\"access_key\": \"…{}\"", &key[key.len() - 4..])),
+        "the key, by the end of its id: {reply}"
     );
     // The requester alone, then a triager: not enough.
     let alone = say(&app, &gh, 57, 2, "bob-reviewer", "/agentic apply").await;

@@ -425,7 +425,10 @@ async fn user_step(aws: &Aws, scope: &AwsScope, step: &PlanStep) -> Result<Strin
                 .send()
                 .await
                 .map_err(|e| AwsError::from_sdk(what, e))?;
-            Ok(format!("{user}: access key {key} deactivated"))
+            Ok(format!(
+                "{user}: access key …{} deactivated",
+                super::changes::key_suffix(key)
+            ))
         }
         "DeleteAccessKey" => {
             iam.delete_access_key()
@@ -434,7 +437,10 @@ async fn user_step(aws: &Aws, scope: &AwsScope, step: &PlanStep) -> Result<Strin
                 .send()
                 .await
                 .map_err(|e| AwsError::from_sdk(what, e))?;
-            Ok(format!("{user}: access key {key} deleted"))
+            Ok(format!(
+                "{user}: access key …{} deleted",
+                super::changes::key_suffix(key)
+            ))
         }
         other => Err(StepError::Refused(format!(
             "`iam:{other}` steps cannot be applied"

@@ -388,7 +388,7 @@ pub struct UserChange {
     name: &'static str,
     /// The IAM API action (`AttachUserPolicy`).
     pub action: &'static str,
-    /// The argument naming what is changed: `policy_arn` or `access_key_id`.
+    /// The argument naming what is changed: `policy_arn` or `access_key`.
     what: &'static str,
     description: &'static str,
 }
@@ -409,16 +409,42 @@ pub const USER_CHANGES: [UserChange; 4] = [
     UserChange {
         name: "aws_deactivate_access_key",
         action: "UpdateAccessKey",
-        what: "access_key_id",
+        what: "access_key",
         description: "Propose deactivating an IAM user's access key (a plan step; destructive, needs a second person's approval).",
     },
     UserChange {
         name: "aws_delete_access_key",
         action: "DeleteAccessKey",
-        what: "access_key_id",
+        what: "access_key",
         description: "Propose deleting an IAM user's access key (a plan step; destructive, needs a second person's approval).",
     },
 ];
+
+/// The last four characters of an access key's id, which name it to
+/// people and to the model (whole ids are redacted everywhere).
+pub fn key_suffix(id: &str) -> String {
+    let start = id.char_indices().rev().nth(3).map_or(0, |(i, _)| i);
+    id[start..].to_string()
+}
+
+/// The one key of `keys` that `given` names: its whole id, or the end of
+/// it (at least four characters).
+fn pick_key<'a>(keys: &'a [read::AccessKey], given: &str) -> Result<&'a read::AccessKey, String> {
+    let given = given.trim_start_matches('…');
+    if given.chars().count() < 4 {
+        return Err(format!(
+            "`{given}` is too short to name an access key: give at least its last four characters"
+        ));
+    }
+    let found: Vec<&read::AccessKey> = keys.iter().filter(|k| k.id.ends_with(given)).collect();
+    match found.as_slice() {
+        [one] => Ok(one),
+        [] => Err(format!("no access key of this user ends with `{given}`")),
+        _ => Err(format!(
+            "more than one access key of this user ends with `{given}`; give more of it"
+        )),
+    }
+}
 
 /// The user `name` may be changed now: it exists and carries the required
 /// tag, as IAM reports it; its ARN.
@@ -443,9 +469,14 @@ impl Tool for UserChange {
         self.description
     }
     fn parameters(&self) -> Value {
+        let what = if self.what == "access_key" {
+            "The end of the key's id, as aws_iam_users shows it (at least 4 characters), or the whole id"
+        } else {
+            "The managed policy's ARN"
+        };
         json!({ "type": "object", "properties": {
             "user": { "type": "string", "description": "The IAM user's name" },
-            (self.what): { "type": "string" }
+            (self.what): { "type": "string", "description": what }
         }, "required": ["user", self.what], "additionalProperties": false })
     }
     fn risk(&self) -> RiskTier {
@@ -463,36 +494,40 @@ impl Tool for UserChange {
                 .await
                 .map_err(|e| format!("refused: {e}"))?;
             let fail = |e: super::AwsError| format!("error: {e}");
-            let known = match self.action {
-                "AttachUserPolicy" => read::policy_exists(aws, target).await.map_err(fail)?,
-                "DetachUserPolicy" => {
-                    read::attached_policies(aws, &read::Holder::User(user.to_string()))
-                        .await
-                        .map_err(fail)?
-                        .iter()
-                        .any(|p| p.arn == target)
-                }
-                _ => read::access_keys(aws, user)
-                    .await
-                    .map_err(fail)?
-                    .iter()
-                    .any(|k| k.id == target),
-            };
-            if !known {
-                return Err(match self.action {
-                    "AttachUserPolicy" => format!("refused: there is no managed policy `{target}`"),
-                    "DetachUserPolicy" => {
-                        format!("refused: `{target}` is not attached to `{user}`")
+            let arguments = match self.action {
+                "AttachUserPolicy" | "DetachUserPolicy" => {
+                    let known = if self.action == "AttachUserPolicy" {
+                        read::policy_exists(aws, target).await.map_err(fail)?
+                    } else {
+                        read::attached_policies(aws, &read::Holder::User(user.to_string()))
+                            .await
+                            .map_err(fail)?
+                            .iter()
+                            .any(|p| p.arn == target)
+                    };
+                    if !known {
+                        return Err(if self.action == "AttachUserPolicy" {
+                            format!("refused: there is no managed policy `{target}`")
+                        } else {
+                            format!("refused: `{target}` is not attached to `{user}`")
+                        });
                     }
-                    _ => format!("refused: `{user}` has no access key `{target}`"),
-                });
-            }
+                    json!({ "user": user, "user_arn": arn, "policy_arn": target })
+                }
+                _ => {
+                    let keys = read::access_keys(aws, user).await.map_err(fail)?;
+                    let key = pick_key(&keys, target).map_err(|e| format!("refused: {e}"))?;
+                    // The whole id is what the call needs; people see its end.
+                    json!({ "user": user, "user_arn": arn, "access_key_id": key.id,
+                            "access_key": format!("…{}", key_suffix(&key.id)) })
+                }
+            };
             Ok(vec![PlanStep {
                 service: "iam".into(),
                 action: self.action.into(),
                 region: None,
                 resource: user.to_string(),
-                arguments: json!({ "user": user, "user_arn": arn, (self.what): target }),
+                arguments,
                 risk: RiskTier::Destructive,
             }])
         })
@@ -570,6 +605,27 @@ mod tests {
     }
 
     #[test]
+    fn an_access_key_is_named_by_the_end_of_its_id() {
+        let key = |id: &str| read::AccessKey {
+            id: id.into(),
+            status: "Active".into(),
+            created: String::new(),
+        };
+        let keys = [key("AKIAAAAAAAAAAAAA1234"), key("AKIABBBBBBBBBBBB5234")];
+        assert_eq!(key_suffix(&keys[0].id), "1234");
+        assert_eq!(pick_key(&keys, "…1234").unwrap().id, keys[0].id);
+        assert_eq!(pick_key(&keys, &keys[1].id).unwrap().id, keys[1].id);
+        assert!(pick_key(&keys, "234").unwrap_err().contains("too short"));
+        assert!(pick_key(&keys, "9999")
+            .unwrap_err()
+            .contains("no access key"));
+        let twins = [key("AKIAAAAAAAAAAAAA1234"), key("AKIACCCCCCCCCCCC1234")];
+        assert!(pick_key(&twins, "1234")
+            .unwrap_err()
+            .contains("more than one"));
+    }
+
+    #[test]
     fn no_iam_user_is_in_scope_without_a_required_tag() {
         let none = AwsScope {
             required_tag: None,
@@ -577,7 +633,7 @@ mod tests {
         };
         assert!(scope::user(&none, "ci", &Default::default())
             .unwrap_err()
-            .contains("need this repository's `aws.required_tag`"));
+            .contains("IAM needs this repository's `aws.required_tag`"));
         let tags = [("agentic:repo".to_string(), "acme/infra".to_string())]
             .into_iter()
             .collect();

@@ -345,6 +345,24 @@ pub async fn user(
     )))
 }
 
+/// The tags of IAM role `name`.
+pub async fn role_tags(aws: &Aws, name: &str) -> Result<BTreeMap<String, String>, AwsError> {
+    let pages = aws
+        .iam
+        .list_role_tags()
+        .role_name(name)
+        .into_paginator()
+        .send()
+        .collect::<Result<Vec<_>, _>>()
+        .await
+        .map_err(|e| AwsError::from_sdk(format!("IAM ListRoleTags of {name}"), e))?;
+    Ok(pages
+        .iter()
+        .flat_map(|p| p.tags())
+        .map(|t| (t.key().to_string(), t.value().to_string()))
+        .collect())
+}
+
 /// Whether the managed policy `arn` exists.
 pub async fn policy_exists(aws: &Aws, arn: &str) -> Result<bool, AwsError> {
     match aws.iam.get_policy().policy_arn(arn).send().await {

@@ -83,13 +83,20 @@ pub fn user(
     name: &str,
     tags: &std::collections::BTreeMap<String, String>,
 ) -> Result<(), Refusal> {
-    if scope.tag().is_none() {
-        return Err(
-            "IAM changes need this repository's `aws.required_tag`: only IAM users that carry it may be changed"
-                .into(),
-        );
-    }
+    iam(scope)?;
     tagged(scope, &format!("IAM user `{name}`"), tags)
+}
+
+/// IAM may be read or changed at all: only with a required tag, which
+/// decides which users and roles are this repository's.
+pub fn iam(scope: &AwsScope) -> Result<(), Refusal> {
+    match scope.tag() {
+        Some(_) => Ok(()),
+        None => Err(
+            "IAM needs this repository's `aws.required_tag`: only IAM users and roles that carry it may be read or changed"
+                .into(),
+        ),
+    }
 }
 
 /// The bucket may be read or changed: its name matches `aws.buckets`.

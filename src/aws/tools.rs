@@ -61,7 +61,7 @@ pub(super) fn allowed_bucket<'a>(
     Ok((aws, bucket))
 }
 
-fn fenced(s: &Subject, label: &'static str, value: &impl serde::Serialize) -> String {
+pub(super) fn fenced(s: &Subject, label: &'static str, value: &impl serde::Serialize) -> String {
     s.fence.wrap(
         label,
         &serde_json::to_string_pretty(value).unwrap_or_default(),
@@ -317,14 +317,16 @@ impl Tool for CheckPolicy {
 
 /// The AWS read tools, for a registry.
 pub fn read_tools() -> Vec<Box<dyn Tool>> {
-    vec![
+    let mut tools: Vec<Box<dyn Tool>> = vec![
         Box::new(ListInstances),
         Box::new(SecurityGroups),
         Box::new(ListBuckets),
         Box::new(BucketPolicy),
         Box::new(PublicAccessBlock),
         Box::new(CheckPolicy),
-    ]
+    ];
+    tools.extend(super::inventory::tools());
+    tools
 }
 
 /// An EC2 action on instances that changes things. Its risk tier is

@@ -106,7 +106,7 @@ fn step_block(n: usize, s: &PlanStep) -> String {
         .filter(|(k, _)| {
             !matches!(
                 k.as_str(),
-                "instance_ids" | "bucket" | "user" | "user_arn" | "group_id"
+                "instance_ids" | "bucket" | "user" | "user_arn" | "group_id" | "access_key_id"
             )
         })
         .map(|(k, v)| match (k.as_str(), v.as_str()) {
