@@ -184,24 +184,12 @@ async fn security_groups_open_to_the_internet_are_named() {
 
 #[tokio::test]
 async fn buckets_their_policies_and_public_access_blocks() {
-    use aws_sdk_s3::types::{
-        BucketLocationConstraint, CreateBucketConfiguration, PublicAccessBlockConfiguration,
-    };
+    use aws_sdk_s3::types::PublicAccessBlockConfiguration;
     let _turn = MOTO.lock().await;
     moto::reset().await;
     let aws = moto::aws(REGION).await;
     for name in ["acme-logs", "acme-site"] {
-        aws.s3
-            .create_bucket()
-            .bucket(name)
-            .create_bucket_configuration(
-                CreateBucketConfiguration::builder()
-                    .location_constraint(BucketLocationConstraint::EuWest1)
-                    .build(),
-            )
-            .send()
-            .await
-            .unwrap();
+        moto::bucket(&aws, name).await;
     }
     let policy = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::acme-site/*"}]}"#;
     aws.s3
@@ -428,17 +416,7 @@ async fn ask_reads_aws_within_the_repositorys_scope_only() {
     let ours = moto::instance(&here, &[repo_tag, ("env", "staging")]).await;
     let theirs = moto::instance(&here, &[("env", "staging")]).await;
     let far = moto::instance(&there, &[repo_tag]).await;
-    here.s3
-        .create_bucket()
-        .bucket("acme-site")
-        .create_bucket_configuration(
-            aws_sdk_s3::types::CreateBucketConfiguration::builder()
-                .location_constraint(aws_sdk_s3::types::BucketLocationConstraint::EuWest1)
-                .build(),
-        )
-        .send()
-        .await
-        .unwrap();
+    moto::bucket(&here, "acme-site").await;
     here.s3
         .put_bucket_policy()
         .bucket("acme-site")

@@ -18,6 +18,15 @@ static MOTO: Mutex<()> = Mutex::const_new(());
 const TAG: (&str, &str) = ("agentic:repo", REPO);
 
 async fn app(gh: &support::github::FakeGitHub, llm: &FakeLlm) -> TestApp {
+    app_with(gh, llm, &[]).await
+}
+
+/// [`app`], with more settings.
+async fn app_with(
+    gh: &support::github::FakeGitHub,
+    llm: &FakeLlm,
+    vars: &[(&'static str, &str)],
+) -> TestApp {
     gh.role("mia-maintainer", "maintain")
         .role("tina-triage", "triage");
     gh.file(
@@ -25,12 +34,13 @@ async fn app(gh: &support::github::FakeGitHub, llm: &FakeLlm) -> TestApp {
         ".github/agentic.yml",
         &format!("aws:\n  regions: [{REGION}]\n  required_tag: agentic:repo={REPO}\n"),
     );
-    TestApp::start(
-        app_options(gh, llm)
-            .var("AWS_ENDPOINT_URL", moto::url())
-            .var("AWS_REGION", REGION),
-    )
-    .await
+    let mut options = app_options(gh, llm)
+        .var("AWS_ENDPOINT_URL", moto::url())
+        .var("AWS_REGION", REGION);
+    for (k, v) in vars {
+        options = options.var(k, *v);
+    }
+    TestApp::start(options).await
 }
 
 /// `user` comments `body` on issue 57 (or pull request 42); waits for the
@@ -412,21 +422,8 @@ async fn cancel_stops_an_apply_between_steps_and_a_running_answer_at_once() {
             "an answer nobody waits for".into(),
         ),
     ]);
-    gh.role("mia-maintainer", "maintain")
-        .role("tina-triage", "triage");
-    gh.file(
-        "main",
-        ".github/agentic.yml",
-        &format!("aws:\n  regions: [{REGION}]\n  required_tag: agentic:repo={REPO}\n"),
-    );
     // Each applied step is followed by a long pause: the cancel comes in it.
-    let app = TestApp::start(
-        app_options(&gh, &llm)
-            .var("AWS_ENDPOINT_URL", moto::url())
-            .var("AWS_REGION", REGION)
-            .var("AGENTIC_TEST_STEP_DELAY_MS", "60000"),
-    )
-    .await;
+    let app = app_with(&gh, &llm, &[("AGENTIC_TEST_STEP_DELAY_MS", "60000")]).await;
     say(&app, &gh, 57, 1, "bob-reviewer", "/agentic plan stop both").await;
     post(&app, 2, "bob-reviewer", "/agentic apply").await;
     support::wait_until("the first step", || async {
@@ -1072,17 +1069,7 @@ async fn bucket_changes_are_planned_within_aws_buckets_and_deleting_needs_a_main
     moto::reset().await;
     let aws = moto::aws(REGION).await;
     for name in ["acme-logs", "globex-data"] {
-        aws.s3
-            .create_bucket()
-            .bucket(name)
-            .create_bucket_configuration(
-                aws_sdk_s3::types::CreateBucketConfiguration::builder()
-                    .location_constraint(aws_sdk_s3::types::BucketLocationConstraint::EuWest1)
-                    .build(),
-            )
-            .send()
-            .await
-            .unwrap();
+        moto::bucket(&aws, name).await;
     }
     let (gh, llm) = support::world().await;
     llm.script([
@@ -1353,17 +1340,7 @@ async fn objects_bucket_policies_and_iam_users_change_only_after_a_maintainer_ap
     let _turn = MOTO.lock().await;
     moto::reset().await;
     let aws = moto::aws(REGION).await;
-    aws.s3
-        .create_bucket()
-        .bucket("acme-logs")
-        .create_bucket_configuration(
-            aws_sdk_s3::types::CreateBucketConfiguration::builder()
-                .location_constraint(aws_sdk_s3::types::BucketLocationConstraint::EuWest1)
-                .build(),
-        )
-        .send()
-        .await
-        .unwrap();
+    moto::bucket(&aws, "acme-logs").await;
     aws.s3
         .put_object()
         .bucket("acme-logs")
@@ -1704,19 +1681,8 @@ async fn closing_withdraws_waiting_plans_and_stops_an_apply_after_its_step() {
         ),
         Step::Answer("Stop both.".into()),
     ]);
-    gh.role("mia-maintainer", "maintain");
-    gh.file(
-        "main",
-        ".github/agentic.yml",
-        &format!("aws:\n  regions: [{REGION}]\n  required_tag: agentic:repo={REPO}\n"),
-    );
-    let app = TestApp::start(
-        app_options(&gh, &llm)
-            .var("AWS_ENDPOINT_URL", moto::url())
-            .var("AWS_REGION", REGION)
-            .var("AGENTIC_TEST_STEP_DELAY_MS", "60000"),
-    )
-    .await;
+    // Each applied step is followed by a long pause: the close comes in it.
+    let app = app_with(&gh, &llm, &[("AGENTIC_TEST_STEP_DELAY_MS", "60000")]).await;
     say(&app, &gh, 42, 1, "bob-reviewer", "/agentic plan stop it").await;
     say(&app, &gh, 57, 2, "bob-reviewer", "/agentic plan stop both").await;
     post(&app, 3, "bob-reviewer", "/agentic apply").await;

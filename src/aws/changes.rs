@@ -99,17 +99,7 @@ impl Tool for TagInstances {
             let (aws, scope) = access(s)?;
             let region = region(scope, &args)?;
             let tags = check_tags(scope, &args["tags"]).map_err(|e| format!("refused: {e}"))?;
-            let ids: Vec<String> = args["instance_ids"]
-                .as_array()
-                .map(|a| {
-                    a.iter()
-                        .filter_map(|v| v.as_str().map(str::to_string))
-                        .collect()
-                })
-                .unwrap_or_default();
-            if ids.is_empty() {
-                return Err("error: `instance_ids` names no instance".into());
-            }
+            let ids = super::tools::instance_ids(&args)?;
             let tags: serde_json::Map<String, Value> = tags
                 .into_iter()
                 .map(|(k, v)| (k, Value::String(v)))

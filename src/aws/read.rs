@@ -83,22 +83,25 @@ pub async fn instances(
                         .unwrap_or_default()
                         .to_string(),
                     image_id: i.image_id().unwrap_or_default().to_string(),
-                    tags: i
-                        .tags()
-                        .iter()
-                        .map(|t| {
-                            (
-                                t.key().unwrap_or_default().to_string(),
-                                t.value().unwrap_or_default().to_string(),
-                            )
-                        })
-                        .collect(),
+                    tags: tag_map(i.tags()),
                 });
             }
         }
     }
     out.sort_by(|a, b| a.id.cmp(&b.id));
     Ok(out)
+}
+
+/// EC2's tags as a map.
+fn tag_map(tags: &[aws_sdk_ec2::types::Tag]) -> BTreeMap<String, String> {
+    tags.iter()
+        .map(|t| {
+            (
+                t.key().unwrap_or_default().to_string(),
+                t.value().unwrap_or_default().to_string(),
+            )
+        })
+        .collect()
 }
 
 /// One security group, with the ingress rules open to the whole internet.
@@ -183,16 +186,7 @@ async fn groups(
                 name: g.group_name().unwrap_or_default().to_string(),
                 vpc_id: g.vpc_id().unwrap_or_default().to_string(),
                 open_to_world: open,
-                tags: g
-                    .tags()
-                    .iter()
-                    .map(|t| {
-                        (
-                            t.key().unwrap_or_default().to_string(),
-                            t.value().unwrap_or_default().to_string(),
-                        )
-                    })
-                    .collect(),
+                tags: tag_map(g.tags()),
             });
         }
     }

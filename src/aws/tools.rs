@@ -398,21 +398,27 @@ impl Tool for InstanceChange {
         Box::pin(async move {
             let (aws, scope) = access(s)?;
             let region = region(scope, &args)?;
-            let ids: Vec<String> = args["instance_ids"]
-                .as_array()
-                .map(|a| {
-                    a.iter()
-                        .filter_map(|v| v.as_str().map(str::to_string))
-                        .collect()
-                })
-                .unwrap_or_default();
-            if ids.is_empty() {
-                return Err("error: `instance_ids` names no instance".into());
-            }
+            let ids = instance_ids(&args)?;
             let steps = instance_steps(aws, scope, region, &ids, self.action, self.risk).await?;
             Ok(steps)
         })
     }
+}
+
+/// The `instance_ids` a change names (at least one).
+pub(super) fn instance_ids(args: &Value) -> Result<Vec<String>, String> {
+    let ids: Vec<String> = args["instance_ids"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default();
+    if ids.is_empty() {
+        return Err("error: `instance_ids` names no instance".into());
+    }
+    Ok(ids)
 }
 
 /// One plan step per instance of `ids`, all or none: each must exist in

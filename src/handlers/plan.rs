@@ -568,37 +568,16 @@ pub async fn cancel(
     let login = ev.author.login.as_str();
     let mut said = Vec::new();
     if let Some(plan) = current(ctx, ev).await? {
-        if ctx
-            .store
-            .move_plan(plan.id, "proposed", "cancelled")
-            .await?
-        {
-            audit(
-                ctx,
-                job,
-                login,
-                "plan.cancelled",
-                serde_json::json!({ "plan": plan.id }),
-            )
-            .await?;
-            refresh_check_run(ctx, job, github, plan.id).await?;
-            said.push(format!(
+        match stop_plan(ctx, job, github, &plan, login, "cancel").await? {
+            Stopped::Withdrawn => said.push(format!(
                 "Plan {} is withdrawn; nothing of it will run.",
                 plan.id
-            ));
-        } else if ctx.store.request_plan_cancel(plan.id, login).await? {
-            audit(
-                ctx,
-                job,
-                login,
-                "plan.cancel_requested",
-                serde_json::json!({ "plan": plan.id }),
-            )
-            .await?;
-            said.push(format!(
+            )),
+            Stopped::Stopping => said.push(format!(
                 "Plan {} is being applied: it stops after the step it is on, and the steps after it will not run. A step in flight is not interrupted halfway.",
                 plan.id
-            ));
+            )),
+            Stopped::Neither => {}
         }
     }
     let jobs = ctx
@@ -625,6 +604,43 @@ pub async fn cancel(
     Ok(said.join("\n\n"))
 }
 
+/// What stopping a plan did.
+enum Stopped {
+    /// It waited for an apply, and never will run.
+    Withdrawn,
+    /// Its apply stops after the step it is on.
+    Stopping,
+    /// It had ended already.
+    Neither,
+}
+
+/// Withdraw `plan` if it waits for an apply, or ask its apply to stop;
+/// audited with `why`.
+async fn stop_plan(
+    ctx: &JobContext,
+    job: &LeasedJob,
+    github: &GitHub,
+    plan: &PlanRow,
+    by: &str,
+    why: &str,
+) -> Result<Stopped, JobError> {
+    let detail = serde_json::json!({ "plan": plan.id, "why": why });
+    if ctx
+        .store
+        .move_plan(plan.id, "proposed", "cancelled")
+        .await?
+    {
+        audit(ctx, job, by, "plan.cancelled", detail).await?;
+        refresh_check_run(ctx, job, github, plan.id).await?;
+        Ok(Stopped::Withdrawn)
+    } else if ctx.store.request_plan_cancel(plan.id, by).await? {
+        audit(ctx, job, by, "plan.cancel_requested", detail).await?;
+        Ok(Stopped::Stopping)
+    } else {
+        Ok(Stopped::Neither)
+    }
+}
+
 /// An issue or pull request closed: its plans waiting for an apply are
 /// withdrawn, an apply in progress stops after the step it is on (and
 /// releases its locks), and the work still running on it is stopped.
@@ -637,39 +653,10 @@ pub async fn thread_closed(
     by: &str,
 ) -> Result<(), JobError> {
     let plans = ctx.store.plans(repo, number).await?;
-    let mut github = None;
-    for plan in plans {
-        if ctx
-            .store
-            .move_plan(plan.id, "proposed", "cancelled")
-            .await?
-        {
-            audit(
-                ctx,
-                job,
-                by,
-                "plan.cancelled",
-                serde_json::json!({ "plan": plan.id, "why": "closed" }),
-            )
-            .await?;
-            if plan.check_run_id.is_some() {
-                let client = match &github {
-                    Some(c) => c,
-                    None => {
-                        github.insert(ctx.repo_client(installation, repo, Access::Write).await?)
-                    }
-                };
-                refresh_check_run(ctx, job, client, plan.id).await?;
-            }
-        } else if ctx.store.request_plan_cancel(plan.id, by).await? {
-            audit(
-                ctx,
-                job,
-                by,
-                "plan.cancel_requested",
-                serde_json::json!({ "plan": plan.id, "why": "closed" }),
-            )
-            .await?;
+    if !plans.is_empty() {
+        let github = ctx.repo_client(installation, repo, Access::Write).await?;
+        for plan in &plans {
+            stop_plan(ctx, job, &github, plan, by, "closed").await?;
         }
     }
     let stopped = ctx.store.request_cancel(&job.subject, job.id, by).await?;

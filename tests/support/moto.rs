@@ -102,3 +102,18 @@ pub async fn instance_ids(aws: &Aws) -> Vec<String> {
         .map(|i| i.id)
         .collect()
 }
+
+/// Create bucket `name` in moto (in [`REGION`]).
+pub async fn bucket(aws: &Aws, name: &str) {
+    aws.s3
+        .create_bucket()
+        .bucket(name)
+        .create_bucket_configuration(
+            aws_sdk_s3::types::CreateBucketConfiguration::builder()
+                .location_constraint(aws_sdk_s3::types::BucketLocationConstraint::from(REGION))
+                .build(),
+        )
+        .send()
+        .await
+        .expect("moto creates the bucket");
+}
