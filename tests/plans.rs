@@ -433,10 +433,21 @@ async fn cancel_stops_an_apply_between_steps_and_a_running_answer_at_once() {
             .then_some(())
     })
     .await;
-    post(&app, 3, "bob-reviewer", "/agentic cancel").await;
-    let jobs = app.wait_for_jobs(3).await;
+    // A second apply meanwhile does not run the plan a second time.
+    post(&app, 3, "mia-maintainer", "/agentic apply").await;
+    let jobs = support::wait_until("the second apply", || async {
+        let jobs = app.store().jobs().await.unwrap();
+        (jobs.len() == 3 && jobs[2].state == "done").then_some(jobs)
+    })
+    .await;
     assert_eq!(
         reply_of(&gh, jobs[2].id),
+        "Plan 1 is being applied right now; `/agentic status` shows it, and `/agentic cancel` stops it after the step it is on."
+    );
+    post(&app, 4, "bob-reviewer", "/agentic cancel").await;
+    let jobs = app.wait_for_jobs(4).await;
+    assert_eq!(
+        reply_of(&gh, jobs[3].id),
         "Plan 1 is being applied: it stops after the step it is on, and the steps after it will not run. A step in flight is not interrupted halfway.\n\nStopping 1 job(s) running here (a command); each says so where it reports."
     );
     let applied = reply_of(&gh, jobs[1].id);
@@ -465,32 +476,32 @@ async fn cancel_stops_an_apply_between_steps_and_a_running_answer_at_once() {
     app.store().unlock_resources(77).await.unwrap();
 
     // A question the model is slow to answer is dropped at once.
-    post(&app, 4, "tina-triage", "/agentic ask what runs here?").await;
+    post(&app, 5, "tina-triage", "/agentic ask what runs here?").await;
     support::wait_until("the model to be asked", || async {
         (llm.requests().len() == 3).then_some(())
     })
     .await;
-    post(&app, 5, "bob-reviewer", "/agentic cancel").await;
-    let jobs = app.wait_for_jobs(5).await;
+    post(&app, 6, "bob-reviewer", "/agentic cancel").await;
+    let jobs = app.wait_for_jobs(6).await;
     assert_eq!(
-        reply_of(&gh, jobs[3].id),
+        reply_of(&gh, jobs[4].id),
         "🛑 Stopped: @bob-reviewer cancelled this with `/agentic cancel`."
     );
     assert_eq!(
-        jobs[3].last_error.as_deref(),
+        jobs[4].last_error.as_deref(),
         Some("cancelled by @bob-reviewer")
     );
     assert_eq!(
-        reply_of(&gh, jobs[4].id),
+        reply_of(&gh, jobs[5].id),
         "Stopping 1 job(s) running here (a command); each says so where it reports."
     );
-    let actions = app.store().audit_actions(jobs[3].id).await.unwrap();
+    let actions = app.store().audit_actions(jobs[4].id).await.unwrap();
     assert!(
         actions.contains(&"job.cancel_requested".to_string()),
         "{actions:?}"
     );
     // Nothing older is left to stop.
-    let nothing = say(&app, &gh, 57, 6, "bob-reviewer", "/agentic cancel").await;
+    let nothing = say(&app, &gh, 57, 7, "bob-reviewer", "/agentic cancel").await;
     assert_eq!(
         nothing,
         "There is nothing here to cancel: no plan waiting and no work running."
@@ -1771,6 +1782,85 @@ async fn a_repository_that_asks_for_two_maintainers_gets_two() {
     let applied = say(&app, &gh, 57, 5, "bob-reviewer", "/agentic apply").await;
     assert!(applied.starts_with("Plan 1 is applied."), "{applied}");
     assert_ne!(moto::state(&aws, &old).await, "running");
+    app.stop().await;
+    llm.assert_clean();
+}
+
+#[tokio::test]
+async fn an_apply_whose_job_died_is_taken_over_or_cancelled_never_run_twice() {
+    let _turn = MOTO.lock().await;
+    moto::reset().await;
+    let aws = moto::aws(REGION).await;
+    let first = moto::instance(&aws, &[TAG]).await;
+    let second = moto::instance(&aws, &[TAG]).await;
+    let (gh, llm) = support::world().await;
+    llm.script([
+        Step::Tool("aws_stop_instances", json!({ "instance_ids": [first] })),
+        Step::Answer("Stop the first.".into()),
+        Step::Tool("aws_stop_instances", json!({ "instance_ids": [second] })),
+        Step::Answer("Stop the second.".into()),
+    ]);
+    let app = app(&gh, &llm).await;
+    say(
+        &app,
+        &gh,
+        57,
+        1,
+        "bob-reviewer",
+        "/agentic plan stop the first",
+    )
+    .await;
+    // An apply started by a job that is gone (it died after its attempts).
+    let store = app.store();
+    assert!(store.start_apply(1, 999).await.unwrap());
+    let key = format!("ec2:{REGION}:{first}");
+    assert_eq!(
+        store.lock_resources(1, &[key.clone()]).await.unwrap(),
+        Ok(())
+    );
+    store.record_step(1, 1, "running", None).await.unwrap();
+    let status = say(&app, &gh, 57, 2, "tina-triage", "/agentic status").await;
+    assert!(
+        status.contains("❔ 1. **write** `ec2:StopInstances`") && status.contains("may have run"),
+        "{status}"
+    );
+    // Another apply takes it over and finishes it.
+    let applied = say(&app, &gh, 57, 3, "bob-reviewer", "/agentic apply").await;
+    assert!(applied.starts_with("Plan 1 is applied."), "{applied}");
+    assert_eq!(moto::state(&aws, &first).await, "stopped");
+    let actions = store
+        .audit_actions(app.store().jobs().await.unwrap()[2].id)
+        .await
+        .unwrap();
+    assert!(
+        actions.contains(&"plan.apply_taken_over".to_string()),
+        "{actions:?}"
+    );
+
+    // The same again, and this time a cancel ends it.
+    say(
+        &app,
+        &gh,
+        57,
+        4,
+        "bob-reviewer",
+        "/agentic plan stop the second",
+    )
+    .await;
+    assert!(store.start_apply(2, 998).await.unwrap());
+    let key = format!("ec2:{REGION}:{second}");
+    assert_eq!(
+        store.lock_resources(2, &[key.clone()]).await.unwrap(),
+        Ok(())
+    );
+    let cancelled = say(&app, &gh, 57, 5, "bob-reviewer", "/agentic cancel").await;
+    assert!(
+        cancelled.starts_with("Plan 2's apply had stopped midway (its job ended without finishing): the plan is cancelled and its locks are released."),
+        "{cancelled}"
+    );
+    assert_eq!(store.plan(2).await.unwrap().unwrap().status, "cancelled");
+    assert_eq!(store.lock_resources(77, &[key]).await.unwrap(), Ok(()));
+    assert_eq!(moto::state(&aws, &second).await, "running");
     app.stop().await;
     llm.assert_clean();
 }

@@ -3,3 +3,6 @@
 -- the step it is on.
 ALTER TABLE jobs ADD COLUMN cancel_requested_by TEXT;
 ALTER TABLE plans ADD COLUMN cancel_requested_by TEXT;
+-- The job applying a plan: only it may go on with the apply, unless it
+-- ended without finishing (then another apply or a cancel takes over).
+ALTER TABLE plans ADD COLUMN apply_job_id INTEGER;

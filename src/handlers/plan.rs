@@ -577,6 +577,10 @@ pub async fn cancel(
                 "Plan {} is being applied: it stops after the step it is on, and the steps after it will not run. A step in flight is not interrupted halfway.",
                 plan.id
             )),
+            Stopped::Ended => said.push(format!(
+                "Plan {}'s apply had stopped midway (its job ended without finishing): the plan is cancelled and its locks are released. `/agentic status` shows which steps ran.",
+                plan.id
+            )),
             Stopped::Neither => {}
         }
     }
@@ -610,6 +614,8 @@ enum Stopped {
     Withdrawn,
     /// Its apply stops after the step it is on.
     Stopping,
+    /// Its apply had died midway: it is cancelled, its locks released.
+    Ended,
     /// It had ended already.
     Neither,
 }
@@ -635,7 +641,23 @@ async fn stop_plan(
         Ok(Stopped::Withdrawn)
     } else if ctx.store.request_plan_cancel(plan.id, by).await? {
         audit(ctx, job, by, "plan.cancel_requested", detail).await?;
-        Ok(Stopped::Stopping)
+        let owner_goes_on = match plan.apply_job_id {
+            Some(owner) => ctx.store.job_pending(owner).await?,
+            None => false,
+        };
+        if owner_goes_on {
+            return Ok(Stopped::Stopping);
+        }
+        // Nobody is applying it any more (its job died): end it here.
+        if ctx
+            .store
+            .move_plan(plan.id, "applying", "cancelled")
+            .await?
+        {
+            ctx.store.unlock_resources(plan.id).await?;
+            refresh_check_run(ctx, job, github, plan.id).await?;
+        }
+        Ok(Stopped::Ended)
     } else {
         Ok(Stopped::Neither)
     }
@@ -716,12 +738,35 @@ pub async fn status_of(
                 }
             ));
         } else {
-            out.push(format!(
+            // What each step did, once an apply started.
+            let runs = ctx.store.plan_step_runs(plan.id).await?;
+            let mut line = format!(
                 "**Plan {}**: {} ({} step(s)).",
                 plan.id,
                 plan.status,
                 plan.steps.len()
-            ));
+            );
+            if !runs.is_empty() {
+                for (i, step) in plan.steps.iter().enumerate() {
+                    let run = runs.iter().find(|r| r.step == i as i64 + 1);
+                    let (mark, what) = match run.map(|r| r.state.as_str()) {
+                        Some("done") => ("✅", run.and_then(|r| r.result.clone())),
+                        Some("failed") => ("❌", run.and_then(|r| r.result.clone())),
+                        // Started, and its result never recorded: it may have run.
+                        Some(_) => (
+                            "❔",
+                            Some("may have run; its result was not recorded".into()),
+                        ),
+                        None => ("⏭️", Some("not run".into())),
+                    };
+                    line.push_str(&format!(
+                        "\n{mark} {} — {}",
+                        step_line(i + 1, step),
+                        what.unwrap_or_default()
+                    ));
+                }
+            }
+            out.push(line);
         }
     }
     Ok(out.join(super::command::SECTION_BREAK))
@@ -762,6 +807,29 @@ pub async fn apply(
             "I cannot apply plan {}: it launches {launched} instance(s), more than this repository's `aws.max_instances` ({}).",
             plan.id, scope.max_instances
         ));
+    }
+    if plan.status == "applying" && plan.apply_job_id != Some(job.id) {
+        // Another job is applying it. Only if that job ended without
+        // finishing (it died) does this one take over; never two at once.
+        let owner = plan.apply_job_id;
+        let running = match owner {
+            Some(other) => ctx.store.job_pending(other).await?,
+            None => false,
+        };
+        if running || !ctx.store.take_over_apply(plan.id, owner, job.id).await? {
+            return Ok(format!(
+                "Plan {} is being applied right now; `/agentic status` shows it, and `/agentic cancel` stops it after the step it is on.",
+                plan.id
+            ));
+        }
+        audit(
+            ctx,
+            job,
+            &ev.author.login,
+            "plan.apply_taken_over",
+            serde_json::json!({ "plan": plan.id, "from_job": owner }),
+        )
+        .await?;
     }
     if plan.status == "proposed" {
         let head = head_of(&status.github, ev).await?;
@@ -804,7 +872,7 @@ pub async fn apply(
                 plan.id
             ));
         }
-        if !ctx.store.move_plan(plan.id, "proposed", "applying").await? {
+        if !ctx.store.start_apply(plan.id, job.id).await? {
             ctx.store.unlock_resources(plan.id).await?;
             return Ok(format!(
                 "Plan {} changed while I looked; ask again.",

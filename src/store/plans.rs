@@ -24,6 +24,8 @@ pub struct PlanRow {
     pub check_run_id: Option<u64>,
     /// Who asked its apply to stop after the step it is on.
     pub cancel_requested_by: Option<String>,
+    /// The job applying it (the last one to start or take over the apply).
+    pub apply_job_id: Option<i64>,
 }
 
 /// What one step of an apply did.
@@ -35,7 +37,7 @@ pub struct StepRun {
     pub result: Option<String>,
 }
 
-const COLUMNS: &str = "id, repo, number, requester, head_sha, steps, hash, status, created_at, expires_at, check_run_id, cancel_requested_by";
+const COLUMNS: &str = "id, repo, number, requester, head_sha, steps, hash, status, created_at, expires_at, check_run_id, cancel_requested_by, apply_job_id";
 
 fn plan_of(r: &sqlx::any::AnyRow) -> anyhow::Result<PlanRow> {
     let steps: String = r.get("steps");
@@ -52,6 +54,7 @@ fn plan_of(r: &sqlx::any::AnyRow) -> anyhow::Result<PlanRow> {
         expires_at: r.get("expires_at"),
         check_run_id: r.get::<Option<i64>, _>("check_run_id").map(|v| v as u64),
         cancel_requested_by: r.get("cancel_requested_by"),
+        apply_job_id: r.get("apply_job_id"),
     })
 }
 
@@ -140,6 +143,56 @@ impl Store {
         .await
         .context("changing a plan's status")?;
         Ok(r.rows_affected() == 1)
+    }
+
+    /// Start applying plan `id` in job `job`: `proposed` → `applying`;
+    /// `false` when it was not waiting.
+    pub async fn start_apply(&self, id: i64, job: i64) -> anyhow::Result<bool> {
+        let r = sqlx::query(
+            "UPDATE plans SET status = 'applying', apply_job_id = $1, updated_at = $2
+             WHERE id = $3 AND status = 'proposed'",
+        )
+        .bind(job)
+        .bind(now_ms())
+        .bind(id)
+        .execute(&self.write)
+        .await
+        .context("starting an apply")?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    /// Job `job` takes over the apply of plan `id` from job `from`, which
+    /// ended without finishing it; `false` when someone else moved first.
+    pub async fn take_over_apply(
+        &self,
+        id: i64,
+        from: Option<i64>,
+        job: i64,
+    ) -> anyhow::Result<bool> {
+        let r = sqlx::query(
+            "UPDATE plans SET apply_job_id = $1, updated_at = $2
+             WHERE id = $3 AND status = 'applying'
+                 AND (apply_job_id = $4 OR (apply_job_id IS NULL AND $5))",
+        )
+        .bind(job)
+        .bind(now_ms())
+        .bind(id)
+        .bind(from.unwrap_or(-1))
+        .bind(from.is_none())
+        .execute(&self.write)
+        .await
+        .context("taking over an apply")?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    /// Whether job `id` is queued or running (it may still go on).
+    pub async fn job_pending(&self, id: i64) -> anyhow::Result<bool> {
+        let state: Option<String> = sqlx::query_scalar("SELECT state FROM jobs WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.write)
+            .await
+            .context("reading a job's state")?;
+        Ok(matches!(state.as_deref(), Some("queued" | "running")))
     }
 
     /// Ask the apply of plan `id` to stop after the step it is on, on
