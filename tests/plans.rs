@@ -1814,10 +1814,7 @@ async fn an_apply_whose_job_died_is_taken_over_or_cancelled_never_run_twice() {
     let store = app.store();
     assert!(store.start_apply(1, 999).await.unwrap());
     let key = format!("ec2:{REGION}:{first}");
-    assert_eq!(
-        store.lock_resources(1, &[key]).await.unwrap(),
-        Ok(())
-    );
+    assert_eq!(store.lock_resources(1, &[key]).await.unwrap(), Ok(()));
     store.record_step(1, 1, "running", None).await.unwrap();
     let status = say(&app, &gh, 57, 2, "tina-triage", "/agentic status").await;
     assert!(
@@ -1850,7 +1847,10 @@ async fn an_apply_whose_job_died_is_taken_over_or_cancelled_never_run_twice() {
     assert!(store.start_apply(2, 998).await.unwrap());
     let key = format!("ec2:{REGION}:{second}");
     assert_eq!(
-        store.lock_resources(2, std::slice::from_ref(&key)).await.unwrap(),
+        store
+            .lock_resources(2, std::slice::from_ref(&key))
+            .await
+            .unwrap(),
         Ok(())
     );
     let cancelled = say(&app, &gh, 57, 5, "bob-reviewer", "/agentic cancel").await;
