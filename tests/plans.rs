@@ -341,6 +341,26 @@ async fn an_injected_request_can_plan_only_what_the_scope_allows() {
         assert_eq!(moto::state(&here, id).await, "running");
     }
     assert_eq!(moto::state(&there, &far).await, "running");
+    // Approved, then the instance leaves the scope (its tag is removed):
+    // the apply reads it again and refuses.
+    say(&app, &gh, 57, 2, "mia-maintainer", "/agentic approve").await;
+    here.ec2
+        .delete_tags()
+        .resources(&ours)
+        .tags(aws_sdk_ec2::types::Tag::builder().key(TAG.0).build())
+        .send()
+        .await
+        .unwrap();
+    let refused = say(&app, &gh, 57, 3, "bob-reviewer", "/agentic apply").await;
+    assert!(
+        refused.contains(&format!(
+            "refused: instance `{ours}` does not carry the tag `{}={}`",
+            TAG.0, TAG.1
+        )),
+        "{refused}"
+    );
+    assert_eq!(moto::state(&here, &ours).await, "running");
+    assert_eq!(app.store().plan(1).await.unwrap().unwrap().status, "failed");
     app.stop().await;
 }
 
@@ -1861,6 +1881,74 @@ async fn an_apply_whose_job_died_is_taken_over_or_cancelled_never_run_twice() {
     assert_eq!(store.plan(2).await.unwrap().unwrap().status, "cancelled");
     assert_eq!(store.lock_resources(77, &[key]).await.unwrap(), Ok(()));
     assert_eq!(moto::state(&aws, &second).await, "running");
+    app.stop().await;
+    llm.assert_clean();
+}
+
+#[tokio::test]
+async fn an_approval_covers_only_the_plan_it_saw() {
+    let _turn = MOTO.lock().await;
+    moto::reset().await;
+    let aws = moto::aws(REGION).await;
+    let worker = moto::instance(&aws, &[TAG]).await;
+    let other = moto::instance(&aws, &[TAG]).await;
+    let (gh, llm) = support::world().await;
+    llm.script([
+        Step::Tool(
+            "aws_terminate_instances",
+            json!({ "instance_ids": [worker] }),
+        ),
+        Step::Answer("Terminate the worker.".into()),
+        Step::Tool(
+            "aws_terminate_instances",
+            json!({ "instance_ids": [other] }),
+        ),
+        Step::Answer("Terminate the other one instead.".into()),
+    ]);
+    let app = app(&gh, &llm).await;
+    say(
+        &app,
+        &gh,
+        57,
+        1,
+        "bob-reviewer",
+        "/agentic plan retire the worker",
+    )
+    .await;
+    let approved = say(&app, &gh, 57, 2, "mia-maintainer", "/agentic approve").await;
+    assert!(approved.contains("Ready"), "{approved}");
+    // The request changes: a new plan, which the approval does not cover.
+    say(
+        &app,
+        &gh,
+        57,
+        3,
+        "bob-reviewer",
+        "/agentic plan no, the other one",
+    )
+    .await;
+    let refused = say(&app, &gh, 57, 4, "bob-reviewer", "/agentic apply").await;
+    assert!(
+        refused.starts_with("I cannot apply plan 2 yet."),
+        "{refused}"
+    );
+    // Plan 1's steps changed in the store behind the bot's back: its
+    // approval is bound to the hash, which they no longer match.
+    use sqlx::Connection;
+    let mut db = sqlx::AnyConnection::connect(&format!("sqlite://{}", app.db_path().display()))
+        .await
+        .unwrap();
+    sqlx::query("UPDATE plans SET steps = (SELECT steps FROM plans WHERE id = 2) WHERE id = 1")
+        .execute(&mut db)
+        .await
+        .unwrap();
+    let tampered = say(&app, &gh, 57, 5, "bob-reviewer", "/agentic apply 1").await;
+    assert!(
+        tampered.starts_with("I cannot apply plan 1: its stored steps do not match the hash"),
+        "{tampered}"
+    );
+    assert_eq!(moto::state(&aws, &worker).await, "running");
+    assert_eq!(moto::state(&aws, &other).await, "running");
     app.stop().await;
     llm.assert_clean();
 }

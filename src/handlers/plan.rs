@@ -792,6 +792,23 @@ pub async fn apply(
             plan.id, plan.status
         ));
     }
+    // Approvals bind to the hash: steps that no longer match it (changed
+    // in the store behind our back) are not what anyone approved.
+    if plan::hash(&plan.steps) != plan.hash {
+        audit(
+            ctx,
+            job,
+            &ev.author.login,
+            "plan.apply_refused",
+            serde_json::json!({ "plan": plan.id, "why": "steps do not match the hash" }),
+        )
+        .await?;
+        return Ok(format!(
+            "I cannot apply plan {}: its stored steps do not match the hash `{}` it was proposed and approved with. Nothing ran; ask for a new plan.",
+            plan.id,
+            &plan.hash[..12]
+        ));
+    }
     let scope = match scope_of(ctx, &status.github, repo).await? {
         Ok(s) => s,
         Err(refusal) => return Ok(refusal),
