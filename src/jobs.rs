@@ -17,15 +17,20 @@ pub enum JobKind {
     CheckRunAction,
     /// The App was installed or uninstalled.
     Installation,
+    /// A comment whose only command is `/agentic cancel`: leased ahead of
+    /// the queue and outside the concurrency caps, since what it stops may
+    /// be what fills them.
+    Cancel,
 }
 
 impl JobKind {
-    pub const ALL: [JobKind; 5] = [
+    pub const ALL: [JobKind; 6] = [
         JobKind::Command,
         JobKind::Review,
         JobKind::InfraTask,
         JobKind::CheckRunAction,
         JobKind::Installation,
+        JobKind::Cancel,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -35,6 +40,7 @@ impl JobKind {
             JobKind::InfraTask => "infra_task",
             JobKind::CheckRunAction => "check_run_action",
             JobKind::Installation => "installation",
+            JobKind::Cancel => "cancel",
         }
     }
 
@@ -47,6 +53,7 @@ impl JobKind {
 /// event that fans out).
 pub fn jobs_for(event: &Event) -> Vec<NewJob> {
     let kind = match event {
+        Event::IssueComment(c) if only_cancel(&c.body) => JobKind::Cancel,
         Event::IssueComment(_) => JobKind::Command,
         Event::PullRequest(_) => JobKind::Review,
         Event::Issue(_) => JobKind::InfraTask,
@@ -65,6 +72,15 @@ pub fn jobs_for(event: &Event) -> Vec<NewJob> {
         // Serializing our own small struct cannot fail.
         payload: serde_json::to_string(event).unwrap_or_default(),
     }]
+}
+
+/// The comment's commands are `/agentic cancel` and nothing else.
+fn only_cancel(body: &str) -> bool {
+    let parsed = crate::command::parse_comment(body);
+    !parsed.is_empty()
+        && parsed
+            .iter()
+            .all(|p| matches!(p, Ok(crate::command::Command::Cancel)))
 }
 
 /// A running job's stop signal: `/agentic cancel` flags the job in the

@@ -27,6 +27,8 @@ const IDLE_POLL: Duration = Duration::from_secs(5);
 /// Pause between tries to record that a job is done while the database is
 /// away.
 const RECORD_RETRY: Duration = Duration::from_millis(500);
+/// Most `/agentic cancel` jobs taken at once, outside the slots.
+const URGENT_AT_ONCE: usize = 4;
 /// How often a running job looks whether `/agentic cancel` asked it to stop.
 const CANCEL_POLL: Duration = Duration::from_secs(1);
 /// After a store error, wait this long before leasing again.
@@ -75,8 +77,27 @@ impl Worker {
                 };
                 running.remove(&id);
             }
+            // `/agentic cancel` first, whatever fills the slots.
+            match self
+                .ctx
+                .store
+                .lease_urgent(config.lease, URGENT_AT_ONCE)
+                .await
+            {
+                Ok(urgent) => {
+                    for job in urgent {
+                        let this = self.clone();
+                        let leased = job.clone();
+                        let handle = tasks.spawn(async move { this.attempt(job).await });
+                        running.insert(handle.id(), leased);
+                    }
+                }
+                Err(e) => tracing::warn!(error = %format!("{e:#}"), "cannot lease cancel jobs"),
+            }
             let first = tokio::select! {
                 p = permits.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
+                // New work while every slot is busy: it may be a cancel.
+                _ = self.wake.notified() => continue,
                 _ = shutdown.cancelled() => break,
             };
             // Lease as many jobs as there are free slots, in one statement.

@@ -437,10 +437,6 @@ async fn cancel_stops_an_apply_between_steps_and_a_running_answer_at_once() {
             json!({ "instance_ids": [first, second] }),
         ),
         Step::Answer("Stop both.".into()),
-        Step::Slow(
-            std::time::Duration::from_secs(60),
-            "an answer nobody waits for".into(),
-        ),
     ]);
     // Each applied step is followed by a long pause: the cancel comes in it.
     let app = app_with(&gh, &llm, &[("AGENTIC_TEST_STEP_DELAY_MS", "60000")]).await;
@@ -495,33 +491,54 @@ async fn cancel_stops_an_apply_between_steps_and_a_running_answer_at_once() {
     );
     app.store().unlock_resources(77).await.unwrap();
 
-    // A question the model is slow to answer is dropped at once.
-    post(&app, 5, "tina-triage", "/agentic ask what runs here?").await;
+    app.stop().await;
+    llm.assert_clean();
+}
+
+#[tokio::test]
+async fn cancel_stops_a_running_answer_at_once_even_when_every_slot_is_busy() {
+    let (gh, llm) = support::world().await;
+    llm.script([Step::Slow(
+        std::time::Duration::from_secs(60),
+        "an answer nobody waits for".into(),
+    )]);
+    // One slot, and the question takes it.
+    let app = app_with(
+        &gh,
+        &llm,
+        &[
+            ("AGENTIC_WORKER_CONCURRENCY", "1"),
+            ("AGENTIC_MAX_JOBS_PER_INSTALLATION", "1"),
+        ],
+    )
+    .await;
+    post(&app, 1, "tina-triage", "/agentic ask what runs here?").await;
     support::wait_until("the model to be asked", || async {
-        (llm.requests().len() == 3).then_some(())
+        (llm.requests().len() == 1).then_some(())
     })
     .await;
-    post(&app, 6, "bob-reviewer", "/agentic cancel").await;
-    let jobs = app.wait_for_jobs(6).await;
+    post(&app, 2, "bob-reviewer", "/agentic cancel").await;
+    let jobs = app.wait_for_jobs(2).await;
+    assert_eq!(jobs[1].kind, "cancel");
     assert_eq!(
-        reply_of(&gh, jobs[4].id),
+        reply_of(&gh, jobs[0].id),
         "🛑 Stopped: @bob-reviewer cancelled this with `/agentic cancel`."
     );
     assert_eq!(
-        jobs[4].last_error.as_deref(),
+        jobs[0].last_error.as_deref(),
         Some("cancelled by @bob-reviewer")
     );
     assert_eq!(
-        reply_of(&gh, jobs[5].id),
+        reply_of(&gh, jobs[1].id),
         "Stopping 1 job(s) running here (a command); each says so where it reports."
     );
-    let actions = app.store().audit_actions(jobs[4].id).await.unwrap();
+    let actions = app.store().audit_actions(jobs[0].id).await.unwrap();
     assert!(
         actions.contains(&"job.cancel_requested".to_string()),
         "{actions:?}"
     );
     // Nothing older is left to stop.
-    let nothing = say(&app, &gh, 57, 7, "bob-reviewer", "/agentic cancel").await;
+    let nothing = say(&app, &gh, 57, 3, "bob-reviewer", "/agentic cancel").await;
     assert_eq!(
         nothing,
         "There is nothing here to cancel: no plan waiting and no work running."

@@ -772,3 +772,29 @@ async fn cancel_ends_queued_jobs_and_flags_running_ones_on_both_backends() {
             .is_empty());
     }
 }
+
+#[tokio::test]
+async fn cancel_jobs_are_leased_past_the_caps_and_only_once_on_both_backends() {
+    for db in test_dbs().await {
+        let store = open(&db).await;
+        for (i, kind) in ["command", "cancel", "command"].iter().enumerate() {
+            store
+                .record_delivery(delivery(&format!("u{i}"), 1, kind))
+                .await
+                .unwrap();
+        }
+        let lease = Duration::from_secs(60);
+        // The installation's one slot is taken by the first job.
+        let first = store.lease_jobs(lease, 4, 1).await.unwrap().jobs;
+        assert_eq!(first.len(), 1, "{}", db.backend);
+        assert!(store.lease_jobs(lease, 4, 1).await.unwrap().jobs.is_empty());
+        let urgent = store.lease_urgent(lease, 4).await.unwrap();
+        assert_eq!(
+            urgent.iter().map(|j| j.kind.as_str()).collect::<Vec<_>>(),
+            ["cancel"],
+            "{}",
+            db.backend
+        );
+        assert!(store.lease_urgent(lease, 4).await.unwrap().is_empty());
+    }
+}

@@ -308,8 +308,10 @@ async fn dispatch(ctx: &JobContext, job: &LeasedJob) -> Result<(), JobError> {
     let event: Event = serde_json::from_str(&job.payload)
         .map_err(|e| JobError::Permanent(format!("stored event does not parse: {e}")))?;
     match (kind, &event) {
-        (JobKind::Command, Event::IssueComment(comment)) => command::run(ctx, job, comment).await,
-        (JobKind::Command, _) => Err(JobError::Permanent(
+        (JobKind::Command | JobKind::Cancel, Event::IssueComment(comment)) => {
+            command::run(ctx, job, comment).await
+        }
+        (JobKind::Command | JobKind::Cancel, _) => Err(JobError::Permanent(
             "a command job without a comment".into(),
         )),
         (JobKind::Installation, Event::Installation(i)) => {

@@ -392,6 +392,49 @@ impl Store {
         Ok(Leased { jobs, takeovers })
     }
 
+    /// Take up to `max` queued `cancel` jobs that are due, ahead of the
+    /// queue and outside the per-installation cap: what they stop may be
+    /// what fills the worker. (The state is checked again as each row is
+    /// updated, so two replicas never take the same one.)
+    pub async fn lease_urgent(
+        &self,
+        lease: Duration,
+        max: usize,
+    ) -> anyhow::Result<Vec<LeasedJob>> {
+        let now = now_ms();
+        let token = uuid::Uuid::new_v4().to_string();
+        let rows = sqlx::query(
+            "UPDATE jobs SET state = 'running', attempts = attempts + 1, lease_token = $1,
+                 lease_until = $2, updated_at = $3
+             WHERE state = 'queued' AND id IN (
+                 SELECT id FROM jobs WHERE state = 'queued' AND kind = 'cancel' AND run_after <= $3
+                 ORDER BY id LIMIT $4)
+             RETURNING id, delivery_id, kind, subject, payload, attempts",
+        )
+        .bind(&token)
+        .bind(now + lease.as_millis() as i64)
+        .bind(now)
+        .bind(max as i64)
+        .fetch_all(&self.write)
+        .await
+        .context("leasing cancel jobs")?;
+        let mut jobs: Vec<LeasedJob> = rows
+            .into_iter()
+            .map(|r| LeasedJob {
+                id: r.get("id"),
+                delivery_id: r.get("delivery_id"),
+                kind: r.get("kind"),
+                subject: r.get("subject"),
+                payload: r.get("payload"),
+                attempts: r.get("attempts"),
+                lease_token: token.clone(),
+                cancel: crate::jobs::Cancel::default(),
+            })
+            .collect();
+        jobs.sort_by_key(|j| j.id);
+        Ok(jobs)
+    }
+
     /// Whether `job`'s lease is still held and unexpired: checked before
     /// every write to GitHub, so a job that lost its lease has no effect.
     pub async fn holds_lease(&self, job: &LeasedJob) -> anyhow::Result<bool> {
@@ -535,7 +578,7 @@ impl Store {
         let queued = sqlx::query(
             "UPDATE jobs SET state = 'done', last_error = $1, cancel_requested_by = $2,
                  updated_at = $3, finished_at = $3
-             WHERE subject = $4 AND id < $5 AND state = 'queued' AND kind <> 'installation'
+             WHERE subject = $4 AND id < $5 AND state = 'queued' AND kind NOT IN ('installation', 'cancel')
              RETURNING id, kind",
         )
         .bind(&reason)
@@ -548,7 +591,7 @@ impl Store {
         .context("cancelling queued jobs")?;
         let running = sqlx::query(
             "UPDATE jobs SET cancel_requested_by = $1
-             WHERE subject = $2 AND id < $3 AND state = 'running' AND kind <> 'installation'
+             WHERE subject = $2 AND id < $3 AND state = 'running' AND kind NOT IN ('installation', 'cancel')
                  AND cancel_requested_by IS NULL
              RETURNING id, kind",
         )
