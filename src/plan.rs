@@ -331,12 +331,34 @@ pub fn session_policy(steps: &[PlanStep], account: Option<&str>) -> Result<Value
             "Resource": [format!("arn:aws:ec2:{region}:{account}:instance/*")],
             "Condition": { "StringEquals": { "ec2:CreateAction": "RunInstances" } } }));
     }
-    if steps.iter().any(|s| s.service == "ec2") {
-        // The apply reads each instance again before it acts; EC2's
-        // Describe calls take no resource-level permission.
-        statements.push(
-            json!({ "Effect": "Allow", "Action": ["ec2:DescribeInstances"], "Resource": "*" }),
-        );
+    // What the apply reads again before it acts. EC2's Describe calls
+    // take no resource-level permission; IAM's reads are on the users.
+    let mut describe = Vec::new();
+    if steps
+        .iter()
+        .any(|s| s.service == "ec2" && s.action != "AuthorizeSecurityGroupIngress")
+    {
+        describe.push("ec2:DescribeInstances");
+    }
+    if steps
+        .iter()
+        .any(|s| s.action == "AuthorizeSecurityGroupIngress")
+    {
+        describe.push("ec2:DescribeSecurityGroups");
+    }
+    if !describe.is_empty() {
+        statements.push(json!({ "Effect": "Allow", "Action": describe, "Resource": "*" }));
+    }
+    let mut users: Vec<String> = Vec::new();
+    for step in steps.iter().filter(|s| s.service == "iam") {
+        let arn = resource_arn(step, account)?;
+        if !users.contains(&arn) {
+            users.push(arn);
+        }
+    }
+    if !users.is_empty() {
+        statements.push(json!({ "Effect": "Allow",
+            "Action": ["iam:GetUser", "iam:ListUserTags"], "Resource": users }));
     }
     Ok(json!({ "Version": "2012-10-17", "Statement": statements }))
 }
@@ -623,8 +645,25 @@ mod tests {
             json!({ "Version": "2012-10-17", "Statement": [
                 { "Effect": "Allow", "Action": ["iam:AttachUserPolicy"],
                   "Resource": ["arn:aws:iam::123456789012:user/bots/ci"],
-                  "Condition": { "ArnEquals": { "iam:PolicyARN": ["arn:aws:iam::aws:policy/ReadOnlyAccess"] } } }
+                  "Condition": { "ArnEquals": { "iam:PolicyARN": ["arn:aws:iam::aws:policy/ReadOnlyAccess"] } } },
+                // The apply reads the user (and its tag) again first.
+                { "Effect": "Allow", "Action": ["iam:GetUser", "iam:ListUserTags"],
+                  "Resource": ["arn:aws:iam::123456789012:user/bots/ci"] }
             ]})
+        );
+        // An ingress rule: the group, and the read of it.
+        let ingress = PlanStep {
+            action: "AuthorizeSecurityGroupIngress".into(),
+            resource: "sg-1".into(),
+            ..steps[0].clone()
+        };
+        assert_eq!(
+            session_policy(&[ingress], Some("123456789012")).unwrap()["Statement"],
+            json!([
+                { "Effect": "Allow", "Action": ["ec2:AuthorizeSecurityGroupIngress"],
+                  "Resource": ["arn:aws:ec2:eu-west-1:123456789012:security-group/sg-1"] },
+                { "Effect": "Allow", "Action": ["ec2:DescribeSecurityGroups"], "Resource": "*" }
+            ])
         );
         // A launch: from the approved image only, tags only while launching.
         let launch = PlanStep {
