@@ -402,6 +402,18 @@ impl Store {
         max: usize,
     ) -> anyhow::Result<Vec<LeasedJob>> {
         let now = now_ms();
+        // Asked on every turn of the worker: a read (on the partial index)
+        // first, so that the writer is only taken when there is one.
+        let due: Option<i64> = sqlx::query_scalar(
+            "SELECT id FROM jobs WHERE state = 'queued' AND kind = 'cancel' AND run_after <= $1 LIMIT 1",
+        )
+        .bind(now)
+        .fetch_optional(&self.read)
+        .await
+        .context("looking for cancel jobs")?;
+        if due.is_none() {
+            return Ok(Vec::new());
+        }
         let token = uuid::Uuid::new_v4().to_string();
         let rows = sqlx::query(
             "UPDATE jobs SET state = 'running', attempts = attempts + 1, lease_token = $1,
