@@ -697,6 +697,7 @@ fn kinds<'a>(jobs: impl Iterator<Item = &'a crate::store::CancelledJob>) -> Stri
             other => other,
         })
         .collect();
+    names.sort_unstable();
     names.dedup();
     names.join(", ")
 }
