@@ -126,10 +126,12 @@ pub enum S3Command {
 
 #[derive(Debug, Subcommand)]
 pub enum IamCommand {
+    /// List IAM users (name and ARN)
     Users {
         #[arg(long)]
         json: bool,
     },
+    /// List IAM roles (name and ARN)
     Roles {
         #[arg(long)]
         json: bool,
