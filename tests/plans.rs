@@ -1816,7 +1816,14 @@ async fn a_repository_that_asks_for_two_maintainers_gets_two() {
     );
     assert_eq!(moto::state(&aws, &old).await, "running");
     say(&app, &gh, 57, 4, "max-maintainer", "/agentic approve").await;
-    let applied = say(&app, &gh, 57, 5, "bob-reviewer", "/agentic apply").await;
+    // Mia is demoted to write after approving: her approval no longer
+    // carries a destructive step.
+    gh.role("mia-maintainer", "write");
+    let demoted = say(&app, &gh, 57, 5, "bob-reviewer", "/agentic apply").await;
+    assert!(demoted.contains("it has 1"), "{demoted}");
+    assert_eq!(moto::state(&aws, &old).await, "running");
+    gh.role("mia-maintainer", "maintain");
+    let applied = say(&app, &gh, 57, 6, "bob-reviewer", "/agentic apply").await;
     assert!(applied.starts_with("Plan 1 is applied."), "{applied}");
     assert_ne!(moto::state(&aws, &old).await, "running");
     app.stop().await;

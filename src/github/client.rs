@@ -481,6 +481,12 @@ impl GitHub {
                 return Ok(role);
             }
         }
+        self.fresh_role(repo, user).await
+    }
+
+    /// [`GitHub::role`] asked of GitHub now, past the cache (which it
+    /// refreshes): for the checks right before an apply.
+    pub async fn fresh_role(&self, repo: &str, user: &str) -> Result<Role, GitHubError> {
         let what = format!("GET permission of {user} on {repo}");
         let result: Result<Permission, _> = self
             .get(

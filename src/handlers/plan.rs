@@ -851,8 +851,16 @@ pub async fn apply(
     }
     if plan.status == "proposed" {
         let head = head_of(&status.github, ev).await?;
-        let requester_role = status.github.role(repo, &plan.requester).await?;
-        let approvals = ctx.store.plan_approvals(plan.id).await?;
+        // Roles as GitHub says them now, past the cache. An approval counts
+        // with the lower of the role its approver had then and has now:
+        // someone demoted since cannot carry a plan.
+        let requester_role = status.github.fresh_role(repo, &plan.requester).await?;
+        let mut approvals = ctx.store.plan_approvals(plan.id).await?;
+        for a in &mut approvals {
+            a.role = a
+                .role
+                .min(status.github.fresh_role(repo, &a.approver).await?);
+        }
         let needs = plan::missing(
             &facts(&plan, requester_role, scope.approvals),
             &approvals,
