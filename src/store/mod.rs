@@ -372,22 +372,7 @@ impl Store {
             .context("recording an installation's turn")?;
         }
         tx.commit().await.context("committing a lease")?;
-        // One token per statement is enough: a lease is checked together
-        // with the job id everywhere.
-        let mut jobs: Vec<LeasedJob> = rows
-            .into_iter()
-            .map(|r| LeasedJob {
-                id: r.get("id"),
-                delivery_id: r.get("delivery_id"),
-                kind: r.get("kind"),
-                subject: r.get("subject"),
-                payload: r.get("payload"),
-                attempts: r.get("attempts"),
-                lease_token: token.clone(),
-                cancel: crate::jobs::Cancel::default(),
-            })
-            .collect();
-        jobs.sort_by_key(|j| j.id);
+        let jobs = leased_jobs(rows, &token);
         let takeovers = jobs.iter().filter(|j| expired.contains(&j.id)).count();
         Ok(Leased { jobs, takeovers })
     }
@@ -430,20 +415,7 @@ impl Store {
         .fetch_all(&self.write)
         .await
         .context("leasing cancel jobs")?;
-        let mut jobs: Vec<LeasedJob> = rows
-            .into_iter()
-            .map(|r| LeasedJob {
-                id: r.get("id"),
-                delivery_id: r.get("delivery_id"),
-                kind: r.get("kind"),
-                subject: r.get("subject"),
-                payload: r.get("payload"),
-                attempts: r.get("attempts"),
-                lease_token: token.clone(),
-                cancel: crate::jobs::Cancel::default(),
-            })
-            .collect();
-        jobs.sort_by_key(|j| j.id);
+        let jobs = leased_jobs(rows, &token);
         Ok(jobs)
     }
 
@@ -1037,6 +1009,27 @@ const LEASE_RANKED: &str = "
 /// Postgres would run SQLite's `id IN (correlated subquery)` once per job
 /// in the table (minutes with 100,000 queued) where SQLite makes it rowid
 /// lookups.
+/// The jobs a lease statement returned, in id order, under `token` (one
+/// token per statement is enough: a lease is checked together with the
+/// job id everywhere).
+fn leased_jobs(rows: Vec<sqlx::any::AnyRow>, token: &str) -> Vec<LeasedJob> {
+    let mut jobs: Vec<LeasedJob> = rows
+        .into_iter()
+        .map(|r| LeasedJob {
+            id: r.get("id"),
+            delivery_id: r.get("delivery_id"),
+            kind: r.get("kind"),
+            subject: r.get("subject"),
+            payload: r.get("payload"),
+            attempts: r.get("attempts"),
+            lease_token: token.to_string(),
+            cancel: crate::jobs::Cancel::default(),
+        })
+        .collect();
+    jobs.sort_by_key(|j| j.id);
+    jobs
+}
+
 fn lease_sql(backend: Backend) -> &'static str {
     static SQLITE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     static POSTGRES: std::sync::OnceLock<String> = std::sync::OnceLock::new();
