@@ -439,10 +439,8 @@ fn pick_key<'a>(keys: &'a [read::AccessKey], given: &str) -> Result<&'a read::Ac
 /// The user `name` may be changed now: it exists and carries the required
 /// tag, as IAM reports it; its ARN.
 pub async fn allowed_user(aws: &Aws, scope: &AwsScope, name: &str) -> Result<String, String> {
-    if scope.tag().is_none() {
-        // Said before asking IAM anything.
-        scope::user(scope, name, &Default::default())?;
-    }
+    // Said before asking IAM anything.
+    scope::iam(scope)?;
     let (user, tags) = read::user(aws, name)
         .await
         .map_err(|e| e.to_string())?
