@@ -1425,7 +1425,7 @@ async fn objects_bucket_policies_and_iam_users_change_only_after_a_maintainer_ap
         .iam
         .create_policy()
         .policy_name("ReadLogs")
-        .policy_document(r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:GetObject","Resource":"arn:aws:s3:::acme-logs/*"}]}"#)
+        .policy_document(r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:GetObject","Resource":"*"}]}"#)
         .send()
         .await
         .unwrap()
@@ -1530,6 +1530,13 @@ async fn objects_bucket_policies_and_iam_users_change_only_after_a_maintainer_ap
     assert!(
         reply.contains("\"Principal\": \"*\""),
         "the document is shown: {reply}"
+    );
+    // What the attached policy would give, as our check sees it.
+    assert!(
+        reply.contains(
+            "\"policy_findings\": [\n       \"Major: applies to every resource (`*`)\"\n     ]"
+        ),
+        "{reply}"
     );
     assert!(
         reply.contains(&format!("\"access_key\": \"…{}\"", &key[key.len() - 4..])),

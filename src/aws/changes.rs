@@ -483,22 +483,35 @@ impl Tool for UserChange {
                 .map_err(|e| format!("refused: {e}"))?;
             let fail = |e: super::AwsError| format!("error: {e}");
             let arguments = match self.action {
-                "AttachUserPolicy" | "DetachUserPolicy" => {
-                    let known = if self.action == "AttachUserPolicy" {
-                        read::policy_exists(aws, target).await.map_err(fail)?
-                    } else {
-                        read::attached_policies(aws, &read::Holder::User(user.to_string()))
-                            .await
-                            .map_err(fail)?
-                            .iter()
-                            .any(|p| p.arn == target)
-                    };
-                    if !known {
-                        return Err(if self.action == "AttachUserPolicy" {
-                            format!("refused: there is no managed policy `{target}`")
-                        } else {
-                            format!("refused: `{target}` is not attached to `{user}`")
-                        });
+                "AttachUserPolicy" => {
+                    let document = read::policy_document(aws, target)
+                        .await
+                        .map_err(fail)?
+                        .ok_or_else(|| format!("refused: there is no managed policy `{target}`"))?;
+                    // What the user would be given, as our least-privilege
+                    // check sees it: shown to the people who approve.
+                    let findings: Vec<String> = super::policy::check(&document)
+                        .unwrap_or_default()
+                        .iter()
+                        .map(|f| {
+                            format!(
+                                "{}: {}",
+                                crate::review::severity_name(f.severity),
+                                f.message
+                            )
+                        })
+                        .collect();
+                    json!({ "user": user, "user_arn": arn, "policy_arn": target,
+                            "policy_findings": findings })
+                }
+                "DetachUserPolicy" => {
+                    if !read::attached_policies(aws, &read::Holder::User(user.to_string()))
+                        .await
+                        .map_err(fail)?
+                        .iter()
+                        .any(|p| p.arn == target)
+                    {
+                        return Err(format!("refused: `{target}` is not attached to `{user}`"));
                     }
                     json!({ "user": user, "user_arn": arn, "policy_arn": target })
                 }

@@ -357,19 +357,42 @@ pub async fn role_tags(aws: &Aws, name: &str) -> Result<BTreeMap<String, String>
         .collect())
 }
 
-/// Whether the managed policy `arn` exists.
-pub async fn policy_exists(aws: &Aws, arn: &str) -> Result<bool, AwsError> {
-    match aws.iam.get_policy().policy_arn(arn).send().await {
-        Ok(_) => Ok(true),
+/// The document of managed policy `arn`'s default version (IAM hands it
+/// out URL-encoded); `None` when there is no such policy.
+pub async fn policy_document(aws: &Aws, arn: &str) -> Result<Option<String>, AwsError> {
+    let policy = match aws.iam.get_policy().policy_arn(arn).send().await {
+        Ok(out) => out.policy,
         Err(e) => {
             let e = AwsError::from_sdk(format!("IAM GetPolicy of {arn}"), e);
-            if e.code.as_deref() == Some("NoSuchEntity") {
-                Ok(false)
+            return if e.code.as_deref() == Some("NoSuchEntity") {
+                Ok(None)
             } else {
                 Err(e)
-            }
+            };
         }
-    }
+    };
+    let Some(version) = policy.as_ref().and_then(|p| p.default_version_id()) else {
+        return Ok(None);
+    };
+    let out = aws
+        .iam
+        .get_policy_version()
+        .policy_arn(arn)
+        .version_id(version)
+        .send()
+        .await
+        .map_err(|e| AwsError::from_sdk(format!("IAM GetPolicyVersion of {arn}"), e))?;
+    let raw = out
+        .policy_version()
+        .and_then(|v| v.document())
+        .unwrap_or_default();
+    Ok(Some(if raw.trim_start().starts_with('{') {
+        raw.to_string()
+    } else {
+        percent_encoding::percent_decode_str(raw)
+            .decode_utf8_lossy()
+            .into_owned()
+    }))
 }
 
 /// Whether object `key` is in `bucket`.
