@@ -18,16 +18,11 @@ use std::net::IpAddr;
 
 use serde_json::{json, Value};
 
-use super::tools::{access, allowed_bucket, region, PLAN_STEP_TAG};
+use super::tools::{access, allowed_bucket, not_here, region, PLAN_STEP_TAG};
 use super::{read, scope, Aws};
 use crate::agent::tools::{ProposeFuture, RiskTier, Subject, Tool, ToolFuture};
 use crate::plan::PlanStep;
 use crate::repo_config::AwsScope;
-
-/// A change tool's answer when called outside a plan.
-fn not_here<'a>() -> ToolFuture<'a> {
-    Box::pin(async { Ok("refused: changes run only from an approved plan".to_string()) })
-}
 
 /// A required string argument.
 fn text<'a>(args: &'a Value, name: &str) -> Result<&'a str, String> {

@@ -7,7 +7,7 @@
 use serde::Serialize;
 use serde_json::{json, Value};
 
-use super::tools::{access, allowed_bucket, answer, fenced, region};
+use super::tools::{access, allowed_bucket, bucket_only, fenced, no_arguments, region, reply};
 use super::{read, scope, Aws};
 use crate::agent::tools::{RiskTier, Subject, Tool, ToolFuture};
 use crate::repo_config::AwsScope;
@@ -34,27 +34,22 @@ impl Tool for DescribeImages {
         RiskTier::Read
     }
     fn call<'a>(&'a self, s: &'a Subject, args: Value) -> ToolFuture<'a> {
-        Box::pin(async move {
-            answer(
-                async {
-                    let (aws, scope) = access(s)?;
-                    let region = region(scope, &args)?;
-                    let images = read::images(aws, Some(region))
-                        .await
-                        .map_err(|e| format!("error: {e}"))?;
-                    Ok(format!(
-                        "{} image(s) in {region}; `aws.amis` allows launching: {}\n{}",
-                        images.len(),
-                        if scope.amis.is_empty() {
-                            "none".to_string()
-                        } else {
-                            scope.amis.join(", ")
-                        },
-                        fenced(s, "images as AWS reports them", &images)
-                    ))
-                }
-                .await,
-            )
+        reply(async move {
+            let (aws, scope) = access(s)?;
+            let region = region(scope, &args)?;
+            let images = read::images(aws, Some(region))
+                .await
+                .map_err(|e| format!("error: {e}"))?;
+            Ok(format!(
+                "{} image(s) in {region}; `aws.amis` allows launching: {}\n{}",
+                images.len(),
+                if scope.amis.is_empty() {
+                    "none".to_string()
+                } else {
+                    scope.amis.join(", ")
+                },
+                fenced(s, "images as AWS reports them", &images)
+            ))
         })
     }
 }
@@ -75,26 +70,21 @@ impl Tool for ListObjects {
         RiskTier::Read
     }
     fn call<'a>(&'a self, s: &'a Subject, args: Value) -> ToolFuture<'a> {
-        Box::pin(async move {
-            answer(
-                async {
-                    let (aws, bucket) = allowed_bucket(s, &args)?;
-                    let (objects, more) = read::objects(aws, bucket, args["prefix"].as_str())
-                        .await
-                        .map_err(|e| format!("error: {e}"))?;
-                    Ok(format!(
-                        "{} object(s) in `{bucket}`{}:\n{}",
-                        objects.len(),
-                        if more {
-                            " (more exist: narrow the prefix)"
-                        } else {
-                            ""
-                        },
-                        fenced(s, "object keys as S3 reports them", &objects)
-                    ))
-                }
-                .await,
-            )
+        reply(async move {
+            let (aws, bucket) = allowed_bucket(s, &args)?;
+            let (objects, more) = read::objects(aws, bucket, args["prefix"].as_str())
+                .await
+                .map_err(|e| format!("error: {e}"))?;
+            Ok(format!(
+                "{} object(s) in `{bucket}`{}:\n{}",
+                objects.len(),
+                if more {
+                    " (more exist: narrow the prefix)"
+                } else {
+                    ""
+                },
+                fenced(s, "object keys as S3 reports them", &objects)
+            ))
         })
     }
 }
@@ -107,33 +97,26 @@ impl Tool for BucketSettings {
         "Get an allowed bucket's default encryption and versioning."
     }
     fn parameters(&self) -> Value {
-        json!({ "type": "object", "properties": { "bucket": { "type": "string" } },
-                "required": ["bucket"], "additionalProperties": false })
+        bucket_only()
     }
     fn risk(&self) -> RiskTier {
         RiskTier::Read
     }
     fn call<'a>(&'a self, s: &'a Subject, args: Value) -> ToolFuture<'a> {
-        Box::pin(async move {
-            answer(
-                async {
-                    let (aws, bucket) = allowed_bucket(s, &args)?;
-                    // Each setting on its own: one that cannot be read
-                    // does not hide the other.
-                    let said = |r: Result<Option<String>, super::AwsError>, none: &str| match r {
-                        Ok(Some(v)) => v,
-                        Ok(None) => none.to_string(),
-                        Err(e) => format!("cannot be read ({e})"),
-                    };
-                    let encryption = said(read::bucket_encryption(aws, bucket).await, "none");
-                    let versioning =
-                        said(read::bucket_versioning(aws, bucket).await, "never enabled");
-                    Ok(format!(
-                        "`{bucket}`: default encryption {encryption}; versioning {versioning}."
-                    ))
-                }
-                .await,
-            )
+        reply(async move {
+            let (aws, bucket) = allowed_bucket(s, &args)?;
+            // Each setting on its own: one that cannot be read
+            // does not hide the other.
+            let said = |r: Result<Option<String>, super::AwsError>, none: &str| match r {
+                Ok(Some(v)) => v,
+                Ok(None) => none.to_string(),
+                Err(e) => format!("cannot be read ({e})"),
+            };
+            let encryption = said(read::bucket_encryption(aws, bucket).await, "none");
+            let versioning = said(read::bucket_versioning(aws, bucket).await, "never enabled");
+            Ok(format!(
+                "`{bucket}`: default encryption {encryption}; versioning {versioning}."
+            ))
         })
     }
 }
@@ -216,26 +199,21 @@ impl Tool for IamUsers {
         "List the IAM users this repository may touch (those with its required tag), with their attached managed policies and access-key metadata (never secrets)."
     }
     fn parameters(&self) -> Value {
-        json!({ "type": "object", "properties": {}, "additionalProperties": false })
+        no_arguments()
     }
     fn risk(&self) -> RiskTier {
         RiskTier::Read
     }
     fn call<'a>(&'a self, s: &'a Subject, _args: Value) -> ToolFuture<'a> {
-        Box::pin(async move {
-            answer(
-                async {
-                    let (aws, scope) = access(s)?;
-                    iam_scope(scope)?;
-                    let users = users_in_scope(aws, scope).await?;
-                    Ok(format!(
-                        "{} IAM user(s) in scope:\n{}",
-                        users.len(),
-                        fenced(s, "IAM users as AWS reports them", &users)
-                    ))
-                }
-                .await,
-            )
+        reply(async move {
+            let (aws, scope) = access(s)?;
+            iam_scope(scope)?;
+            let users = users_in_scope(aws, scope).await?;
+            Ok(format!(
+                "{} IAM user(s) in scope:\n{}",
+                users.len(),
+                fenced(s, "IAM users as AWS reports them", &users)
+            ))
         })
     }
 }
@@ -248,48 +226,43 @@ impl Tool for IamRoles {
         "List the IAM roles that carry this repository's required tag, with their attached managed policies."
     }
     fn parameters(&self) -> Value {
-        json!({ "type": "object", "properties": {}, "additionalProperties": false })
+        no_arguments()
     }
     fn risk(&self) -> RiskTier {
         RiskTier::Read
     }
     fn call<'a>(&'a self, s: &'a Subject, _args: Value) -> ToolFuture<'a> {
-        Box::pin(async move {
-            answer(
-                async {
-                    let (aws, scope) = access(s)?;
-                    iam_scope(scope)?;
-                    let fail = |e: super::AwsError| format!("error: {e}");
-                    let mut roles = Vec::new();
-                    for role in read::roles(aws)
-                        .await
-                        .map_err(fail)?
-                        .into_iter()
-                        .take(MAX_PRINCIPALS)
-                    {
-                        let tags = read::role_tags(aws, &role.name).await.map_err(fail)?;
-                        if scope::tagged(scope, "", &tags).is_err() {
-                            continue;
-                        }
-                        roles.push(RoleView {
-                            attached_policies: read::attached_policies(
-                                aws,
-                                &read::Holder::Role(role.name.clone()),
-                            )
-                            .await
-                            .map_err(fail)?,
-                            name: role.name,
-                            arn: role.arn,
-                        });
-                    }
-                    Ok(format!(
-                        "{} IAM role(s) in scope:\n{}",
-                        roles.len(),
-                        fenced(s, "IAM roles as AWS reports them", &roles)
-                    ))
+        reply(async move {
+            let (aws, scope) = access(s)?;
+            iam_scope(scope)?;
+            let fail = |e: super::AwsError| format!("error: {e}");
+            let mut roles = Vec::new();
+            for role in read::roles(aws)
+                .await
+                .map_err(fail)?
+                .into_iter()
+                .take(MAX_PRINCIPALS)
+            {
+                let tags = read::role_tags(aws, &role.name).await.map_err(fail)?;
+                if scope::tagged(scope, "", &tags).is_err() {
+                    continue;
                 }
-                .await,
-            )
+                roles.push(RoleView {
+                    attached_policies: read::attached_policies(
+                        aws,
+                        &read::Holder::Role(role.name.clone()),
+                    )
+                    .await
+                    .map_err(fail)?,
+                    name: role.name,
+                    arn: role.arn,
+                });
+            }
+            Ok(format!(
+                "{} IAM role(s) in scope:\n{}",
+                roles.len(),
+                fenced(s, "IAM roles as AWS reports them", &roles)
+            ))
         })
     }
 }

@@ -22,10 +22,29 @@ pub struct AwsAccess {
     pub scope: AwsScope,
 }
 
-/// A refusal or a failure is the tool's answer to the model, worded in
-/// full (`refused: …`, `error: …`): neither is an error of the loop.
-pub(super) fn answer(result: Result<String, String>) -> crate::agent::tools::ToolResult {
-    Ok(result.unwrap_or_else(|message| message))
+/// A read tool's call: a refusal or a failure is the tool's answer to
+/// the model, worded in full (`refused: …`, `error: …`); neither is an
+/// error of the loop.
+pub(super) fn reply<'a>(
+    work: impl std::future::Future<Output = Result<String, String>> + Send + 'a,
+) -> ToolFuture<'a> {
+    Box::pin(async move { Ok(work.await.unwrap_or_else(|message| message)) })
+}
+
+/// The arguments of a tool about one bucket.
+pub(super) fn bucket_only() -> Value {
+    json!({ "type": "object", "properties": { "bucket": { "type": "string" } },
+            "required": ["bucket"], "additionalProperties": false })
+}
+
+/// The arguments of a tool that takes none.
+pub(super) fn no_arguments() -> Value {
+    json!({ "type": "object", "properties": {}, "additionalProperties": false })
+}
+
+/// A change tool called outside a plan: changes run only from one.
+pub(super) fn not_here<'a>() -> ToolFuture<'a> {
+    Box::pin(async { Ok("refused: changes run only from an approved plan".to_string()) })
 }
 
 /// The scope a tool call may use, or why there is none.
@@ -92,40 +111,35 @@ impl Tool for ListInstances {
         RiskTier::Read
     }
     fn call<'a>(&'a self, s: &'a Subject, args: Value) -> ToolFuture<'a> {
-        Box::pin(async move {
-            answer(
-                async {
-                    let (aws, scope) = access(s)?;
-                    let region = region(scope, &args)?;
-                    let filter = InstanceFilter {
-                        tags: scope
-                            .tag()
-                            .map(|(k, v)| vec![(k.to_string(), v.to_string())])
-                            .unwrap_or_default(),
-                        state: args["state"].as_str().map(str::to_string),
-                        ids: vec![],
-                    };
-                    let found = read::instances(aws, Some(region), &filter)
-                        .await
-                        .map_err(|e| format!("error: {e}"))?;
-                    // The tag was a filter for AWS; check it again on what came back.
-                    let mine: Vec<_> = found
-                        .into_iter()
-                        .filter(|i| scope::instance(scope, i).is_ok())
-                        .collect();
-                    Ok(format!(
-                        "{} instance(s) in {region}{}:\n{}",
-                        mine.len(),
-                        scope
-                            .required_tag
-                            .as_deref()
-                            .map(|t| format!(" tagged {t}"))
-                            .unwrap_or_default(),
-                        fenced(s, "EC2 instances as AWS reports them", &mine)
-                    ))
-                }
-                .await,
-            )
+        reply(async move {
+            let (aws, scope) = access(s)?;
+            let region = region(scope, &args)?;
+            let filter = InstanceFilter {
+                tags: scope
+                    .tag()
+                    .map(|(k, v)| vec![(k.to_string(), v.to_string())])
+                    .unwrap_or_default(),
+                state: args["state"].as_str().map(str::to_string),
+                ids: vec![],
+            };
+            let found = read::instances(aws, Some(region), &filter)
+                .await
+                .map_err(|e| format!("error: {e}"))?;
+            // The tag was a filter for AWS; check it again on what came back.
+            let mine: Vec<_> = found
+                .into_iter()
+                .filter(|i| scope::instance(scope, i).is_ok())
+                .collect();
+            Ok(format!(
+                "{} instance(s) in {region}{}:\n{}",
+                mine.len(),
+                scope
+                    .required_tag
+                    .as_deref()
+                    .map(|t| format!(" tagged {t}"))
+                    .unwrap_or_default(),
+                fenced(s, "EC2 instances as AWS reports them", &mine)
+            ))
         })
     }
 }
@@ -146,22 +160,17 @@ impl Tool for SecurityGroups {
         RiskTier::Read
     }
     fn call<'a>(&'a self, s: &'a Subject, args: Value) -> ToolFuture<'a> {
-        Box::pin(async move {
-            answer(
-                async {
-                    let (aws, scope) = access(s)?;
-                    let region = region(scope, &args)?;
-                    let groups = read::security_groups(aws, Some(region))
-                        .await
-                        .map_err(|e| format!("error: {e}"))?;
-                    Ok(format!(
-                        "{} security group(s) in {region}:\n{}",
-                        groups.len(),
-                        fenced(s, "security groups as AWS reports them", &groups)
-                    ))
-                }
-                .await,
-            )
+        reply(async move {
+            let (aws, scope) = access(s)?;
+            let region = region(scope, &args)?;
+            let groups = read::security_groups(aws, Some(region))
+                .await
+                .map_err(|e| format!("error: {e}"))?;
+            Ok(format!(
+                "{} security group(s) in {region}:\n{}",
+                groups.len(),
+                fenced(s, "security groups as AWS reports them", &groups)
+            ))
         })
     }
 }
@@ -174,30 +183,25 @@ impl Tool for ListBuckets {
         "List the S3 buckets this repository may touch (those matching its `aws.buckets`)."
     }
     fn parameters(&self) -> Value {
-        json!({ "type": "object", "properties": {}, "additionalProperties": false })
+        no_arguments()
     }
     fn risk(&self) -> RiskTier {
         RiskTier::Read
     }
     fn call<'a>(&'a self, s: &'a Subject, _args: Value) -> ToolFuture<'a> {
-        Box::pin(async move {
-            answer(
-                async {
-                    let (aws, scope) = access(s)?;
-                    let mine: Vec<String> = read::buckets(aws)
-                        .await
-                        .map_err(|e| format!("error: {e}"))?
-                        .into_iter()
-                        .filter(|b| scope::bucket(scope, b).is_ok())
-                        .collect();
-                    Ok(format!(
-                        "{} bucket(s):\n{}",
-                        mine.len(),
-                        fenced(s, "bucket names", &mine)
-                    ))
-                }
-                .await,
-            )
+        reply(async move {
+            let (aws, scope) = access(s)?;
+            let mine: Vec<String> = read::buckets(aws)
+                .await
+                .map_err(|e| format!("error: {e}"))?
+                .into_iter()
+                .filter(|b| scope::bucket(scope, b).is_ok())
+                .collect();
+            Ok(format!(
+                "{} bucket(s):\n{}",
+                mine.len(),
+                fenced(s, "bucket names", &mine)
+            ))
         })
     }
 }
@@ -210,34 +214,28 @@ impl Tool for BucketPolicy {
         "Get an allowed bucket's policy document, with our least-privilege findings on it."
     }
     fn parameters(&self) -> Value {
-        json!({ "type": "object", "properties": { "bucket": { "type": "string" } },
-                "required": ["bucket"], "additionalProperties": false })
+        bucket_only()
     }
     fn risk(&self) -> RiskTier {
         RiskTier::Read
     }
     fn call<'a>(&'a self, s: &'a Subject, args: Value) -> ToolFuture<'a> {
-        Box::pin(async move {
-            answer(
-                async {
-                    let (aws, bucket) = allowed_bucket(s, &args)?;
-                    match read::bucket_policy(aws, bucket)
-                        .await
-                        .map_err(|e| format!("error: {e}"))?
-                    {
-                        None => Ok(format!("`{bucket}` has no bucket policy.")),
-                        Some(policy) => {
-                            let findings = super::policy::check(&policy).unwrap_or_default();
-                            Ok(format!(
-                                "The policy of `{bucket}`:\n{}\nLeast-privilege findings:\n{}",
-                                s.fence.wrap("bucket policy", &policy),
-                                serde_json::to_string_pretty(&findings).unwrap_or_default()
-                            ))
-                        }
-                    }
+        reply(async move {
+            let (aws, bucket) = allowed_bucket(s, &args)?;
+            match read::bucket_policy(aws, bucket)
+                .await
+                .map_err(|e| format!("error: {e}"))?
+            {
+                None => Ok(format!("`{bucket}` has no bucket policy.")),
+                Some(policy) => {
+                    let findings = super::policy::check(&policy).unwrap_or_default();
+                    Ok(format!(
+                        "The policy of `{bucket}`:\n{}\nLeast-privilege findings:\n{}",
+                        s.fence.wrap("bucket policy", &policy),
+                        serde_json::to_string_pretty(&findings).unwrap_or_default()
+                    ))
                 }
-                .await,
-            )
+            }
         })
     }
 }
@@ -250,30 +248,24 @@ impl Tool for PublicAccessBlock {
         "Get an allowed bucket's public-access block (its four settings, or that it has none)."
     }
     fn parameters(&self) -> Value {
-        json!({ "type": "object", "properties": { "bucket": { "type": "string" } },
-                "required": ["bucket"], "additionalProperties": false })
+        bucket_only()
     }
     fn risk(&self) -> RiskTier {
         RiskTier::Read
     }
     fn call<'a>(&'a self, s: &'a Subject, args: Value) -> ToolFuture<'a> {
-        Box::pin(async move {
-            answer(
-                async {
-                    let (aws, bucket) = allowed_bucket(s, &args)?;
-                    let block = read::public_access_block(aws, bucket)
-                        .await
-                        .map_err(|e| format!("error: {e}"))?;
-                    Ok(match block {
-                        None => format!("`{bucket}` has no public-access block."),
-                        Some(b) => format!(
-                            "`{bucket}`: {}",
-                            serde_json::to_string(&b).unwrap_or_default()
-                        ),
-                    })
-                }
-                .await,
-            )
+        reply(async move {
+            let (aws, bucket) = allowed_bucket(s, &args)?;
+            let block = read::public_access_block(aws, bucket)
+                .await
+                .map_err(|e| format!("error: {e}"))?;
+            Ok(match block {
+                None => format!("`{bucket}` has no public-access block."),
+                Some(b) => format!(
+                    "`{bucket}`: {}",
+                    serde_json::to_string(&b).unwrap_or_default()
+                ),
+            })
         })
     }
 }
@@ -293,24 +285,18 @@ impl Tool for CheckPolicy {
         RiskTier::Read
     }
     fn call<'a>(&'a self, s: &'a Subject, args: Value) -> ToolFuture<'a> {
-        Box::pin(async move {
-            answer(
-                async {
-                    // No AWS call, but an AWS tool all the same: the scope rule holds.
-                    access(s)?;
-                    let document = args["document"]
-                        .as_str()
-                        .ok_or("error: `document` is required")?;
-                    let findings =
-                        super::policy::check(document).map_err(|e| format!("error: {e}"))?;
-                    Ok(if findings.is_empty() {
-                        "No findings.".to_string()
-                    } else {
-                        serde_json::to_string_pretty(&findings).unwrap_or_default()
-                    })
-                }
-                .await,
-            )
+        reply(async move {
+            // No AWS call, but an AWS tool all the same: the scope rule holds.
+            access(s)?;
+            let document = args["document"]
+                .as_str()
+                .ok_or("error: `document` is required")?;
+            let findings = super::policy::check(document).map_err(|e| format!("error: {e}"))?;
+            Ok(if findings.is_empty() {
+                "No findings.".to_string()
+            } else {
+                serde_json::to_string_pretty(&findings).unwrap_or_default()
+            })
         })
     }
 }
@@ -388,7 +374,7 @@ impl Tool for InstanceChange {
         self.risk
     }
     fn call<'a>(&'a self, _s: &'a Subject, _args: Value) -> ToolFuture<'a> {
-        Box::pin(async move { Ok("refused: changes run only from an approved plan".to_string()) })
+        not_here()
     }
     fn propose<'a>(
         &'a self,
@@ -542,7 +528,7 @@ impl Tool for RunInstances {
         RiskTier::Write
     }
     fn call<'a>(&'a self, _s: &'a Subject, _args: Value) -> ToolFuture<'a> {
-        Box::pin(async move { Ok("refused: changes run only from an approved plan".to_string()) })
+        not_here()
     }
     fn propose<'a>(
         &'a self,
@@ -613,14 +599,13 @@ impl Tool for BucketChange {
         self.description
     }
     fn parameters(&self) -> Value {
-        json!({ "type": "object", "properties": { "bucket": { "type": "string" } },
-                "required": ["bucket"], "additionalProperties": false })
+        bucket_only()
     }
     fn risk(&self) -> RiskTier {
         self.risk
     }
     fn call<'a>(&'a self, _s: &'a Subject, _args: Value) -> ToolFuture<'a> {
-        Box::pin(async move { Ok("refused: changes run only from an approved plan".to_string()) })
+        not_here()
     }
     fn propose<'a>(
         &'a self,
