@@ -150,13 +150,7 @@ pub async fn answer(
             None => None,
         },
     };
-    let trace = Trace {
-        store: &ctx.store,
-        job_id: Some(job.id),
-        delivery_id: Some(job.delivery_id.clone()),
-        actor: Some(ev.author.login.clone()),
-        redactor: &ctx.redactor,
-    };
+    let trace = ctx.trace(job, Some(ev.author.login.clone()));
     let budget = Budget::from_config(&ctx.config);
     // The model's tools read with a token that cannot write.
     let github = ctx

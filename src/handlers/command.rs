@@ -114,7 +114,7 @@ async fn commands(
                 "already told in this window"
             );
             let detail = serde_json::json!({ "role": role.as_str(), "why": "already told in the notice window" });
-            audit_refusal(ctx, job, author, detail).await?;
+            ctx.audit(job, author, "command.refused", detail).await?;
             return Ok(());
         }
     }
@@ -159,7 +159,7 @@ async fn commands(
                         "command refused"
                     );
                     let detail = serde_json::json!({ "command": cmd.name(), "role": has.as_str(), "needed": needed.as_str() });
-                    audit_refusal(ctx, job, author, detail).await?;
+                    ctx.audit(job, author, "command.refused", detail).await?;
                     authz::denial(author, &cmd, needed, has)
                 } else {
                     match cmd {
@@ -227,22 +227,4 @@ pub(super) fn progress_text(done: &[String], working: &str) -> String {
     } else {
         format!("{}{SECTION_BREAK}{working}", done.join(SECTION_BREAK))
     }
-}
-
-async fn audit_refusal(
-    ctx: &JobContext,
-    job: &LeasedJob,
-    author: &str,
-    detail: serde_json::Value,
-) -> Result<(), JobError> {
-    ctx.store
-        .audit(crate::store::AuditEntry {
-            job_id: Some(job.id),
-            delivery_id: Some(job.delivery_id.clone()),
-            actor: Some(author.to_string()),
-            action: "command.refused".into(),
-            detail: Some(detail),
-        })
-        .await?;
-    Ok(())
 }

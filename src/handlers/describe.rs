@@ -3,7 +3,7 @@
 //! the markers is never touched; a second run replaces the section.
 
 use crate::agent::tools::{Fence, Registry, Subject};
-use crate::agent::{self, Budget, Outcome, Purpose, Task, Trace};
+use crate::agent::{self, Budget, Outcome, Purpose, Task};
 use crate::event::IssueComment;
 use crate::github::Access;
 use crate::output::StatusComment;
@@ -110,13 +110,7 @@ pub async fn describe(
         fence,
         aws: None,
     };
-    let trace = Trace {
-        store: &ctx.store,
-        job_id: Some(job.id),
-        delivery_id: Some(job.delivery_id.clone()),
-        actor: Some(ev.author.login.clone()),
-        redactor: &ctx.redactor,
-    };
+    let trace = ctx.trace(job, Some(ev.author.login.clone()));
     let budget = Budget::for_review(&ctx.config);
     let task = Task {
         purpose: Purpose::Describe,
@@ -137,18 +131,7 @@ pub async fn describe(
     .await
     {
         Ok(o) => o,
-        Err(e) if e.is_transient() && !ctx.last_attempt(job) => {
-            return Err(JobError::Transient {
-                reason: e.to_string(),
-                retry_after: None,
-            })
-        }
-        Err(e) => {
-            return Ok(format!(
-                "❌ I could not get a description from the model: {e}. Reference: `job {} of delivery {}`.",
-                job.id, job.delivery_id
-            ))
-        }
+        Err(e) => return ctx.model_failed(job, &e, "a description"),
     };
     let text = match outcome {
         Outcome::Answer(a) if !a.trim().is_empty() => clean(&ctx.redactor.redact(&a)),
@@ -182,15 +165,13 @@ pub async fn describe(
         .github
         .update_pull_body(repo, ev.number, &body)
         .await?;
-    ctx.store
-        .audit(crate::store::AuditEntry {
-            job_id: Some(job.id),
-            delivery_id: Some(job.delivery_id.clone()),
-            actor: Some(ev.author.login.clone()),
-            action: "describe.updated".into(),
-            detail: Some(serde_json::json!({ "repo": repo, "number": ev.number, "chars": text.chars().count() })),
-        })
-        .await?;
+    ctx.audit(
+        job,
+        &ev.author.login,
+        "describe.updated",
+        serde_json::json!({ "repo": repo, "number": ev.number, "chars": text.chars().count() }),
+    )
+    .await?;
     Ok("📝 I updated the summary in this pull request's description (between agentic's markers; the rest of the description is untouched).".into())
 }
 

@@ -178,6 +178,57 @@ impl JobContext {
     pub fn last_attempt(&self, job: &LeasedJob) -> bool {
         job.attempts >= self.config.max_attempts as i64
     }
+
+    /// Write an audit record of `job`: who did what, with what detail.
+    pub async fn audit(
+        &self,
+        job: &LeasedJob,
+        actor: &str,
+        action: &str,
+        detail: serde_json::Value,
+    ) -> Result<(), JobError> {
+        self.store
+            .audit(crate::store::AuditEntry {
+                job_id: Some(job.id),
+                delivery_id: Some(job.delivery_id.clone()),
+                actor: Some(actor.to_string()),
+                action: action.into(),
+                detail: Some(detail),
+            })
+            .await?;
+        Ok(())
+    }
+
+    /// Where a conversation of `job` on behalf of `actor` is audited.
+    pub fn trace(&self, job: &LeasedJob, actor: Option<String>) -> crate::agent::Trace<'_> {
+        crate::agent::Trace {
+            store: &self.store,
+            job_id: Some(job.id),
+            delivery_id: Some(job.delivery_id.clone()),
+            actor,
+            redactor: &self.redactor,
+        }
+    }
+
+    /// A conversation the model did not finish (`what` it was to give):
+    /// tried again later while attempts remain, else the reply that says so.
+    pub fn model_failed(
+        &self,
+        job: &LeasedJob,
+        e: &crate::agent::llm::LlmError,
+        what: &str,
+    ) -> Result<String, JobError> {
+        if e.is_transient() && !self.last_attempt(job) {
+            return Err(JobError::Transient {
+                reason: e.to_string(),
+                retry_after: None,
+            });
+        }
+        Ok(format!(
+            "❌ I could not get {what} from the model: {e}. Reference: `job {} of delivery {}`.",
+            job.id, job.delivery_id
+        ))
+    }
 }
 
 /// Why a job attempt failed, which decides whether it runs again.
@@ -421,17 +472,13 @@ async fn check_run_action(
         .required_role(&crate::command::Command::Review);
     if role < needed {
         tracing::info!(user = %ev.sender.login, role = role.as_str(), "re-run refused");
-        ctx.store
-            .audit(crate::store::AuditEntry {
-                job_id: Some(job.id),
-                delivery_id: Some(job.delivery_id.clone()),
-                actor: Some(ev.sender.login.clone()),
-                action: "review.rerun_refused".into(),
-                detail: Some(
-                    serde_json::json!({ "role": role.as_str(), "needed": needed.as_str() }),
-                ),
-            })
-            .await?;
+        ctx.audit(
+            job,
+            &ev.sender.login,
+            "review.rerun_refused",
+            serde_json::json!({ "role": role.as_str(), "needed": needed.as_str() }),
+        )
+        .await?;
         return Ok(());
     }
     let done = review::run(

@@ -12,7 +12,7 @@
 use std::sync::Mutex;
 
 use crate::agent::tools::{Fence, Registry, RiskTier, Subject};
-use crate::agent::{self, Budget, Outcome, Purpose, Task, Trace};
+use crate::agent::{self, Budget, Outcome, Purpose, Task};
 use crate::event::{CheckRun, Issue, IssueComment};
 use crate::github::{Access, GitHub, Role};
 use crate::output::StatusComment;
@@ -217,25 +217,6 @@ async fn current(ctx: &JobContext, ev: &IssueComment) -> Result<Option<PlanRow>,
         .find(|p| p.status == "proposed" || p.status == "applying"))
 }
 
-async fn audit(
-    ctx: &JobContext,
-    job: &LeasedJob,
-    actor: &str,
-    action: &str,
-    detail: serde_json::Value,
-) -> Result<(), JobError> {
-    ctx.store
-        .audit(crate::store::AuditEntry {
-            job_id: Some(job.id),
-            delivery_id: Some(job.delivery_id.clone()),
-            actor: Some(actor.to_string()),
-            action: action.into(),
-            detail: Some(detail),
-        })
-        .await?;
-    Ok(())
-}
-
 /// `/agentic plan <request>`.
 pub async fn propose(
     ctx: &JobContext,
@@ -294,13 +275,7 @@ pub async fn propose(
         finish: None,
         plan: Some(&steps),
     };
-    let trace = Trace {
-        store: &ctx.store,
-        job_id: Some(job.id),
-        delivery_id: Some(job.delivery_id.clone()),
-        actor: Some(ev.author.login.clone()),
-        redactor: &ctx.redactor,
-    };
+    let trace = ctx.trace(job, Some(ev.author.login.clone()));
     let mut progress = super::ask::CommentProgress { status, before };
     let outcome = match agent::converse(
         &ctx.llm,
@@ -314,18 +289,7 @@ pub async fn propose(
     .await
     {
         Ok(o) => o,
-        Err(e) if e.is_transient() && !ctx.last_attempt(job) => {
-            return Err(JobError::Transient {
-                reason: e.to_string(),
-                retry_after: None,
-            })
-        }
-        Err(e) => {
-            return Ok(format!(
-            "❌ I could not get a plan from the model: {e}. Reference: `job {} of delivery {}`.",
-            job.id, job.delivery_id
-        ))
-        }
+        Err(e) => return ctx.model_failed(job, &e, "a plan"),
     };
     let summary = match outcome {
         Outcome::Answer(a) => a,
@@ -360,8 +324,7 @@ pub async fn propose(
     let role = progress.status.github.role(repo, &ev.author.login).await?;
     let rules = rules_of(ctx, &progress.status.github, repo).await?;
     let needs = plan::missing(&facts(&plan, role, rules), &[], head.as_deref(), now());
-    audit(
-        ctx,
+    ctx.audit(
         job,
         &ev.author.login,
         "plan.created",
@@ -452,8 +415,7 @@ async fn abandon(
     ctx.store.move_plan(id, "applying", "failed").await?;
     ctx.store.unlock_resources(id).await?;
     refresh_check_run(ctx, job, github, id).await?;
-    audit(
-        ctx,
+    ctx.audit(
         job,
         &ev.author.login,
         "plan.apply_refused",
@@ -533,7 +495,7 @@ pub async fn approve(
         head_sha: head.clone(),
     };
     ctx.store.approve_plan(plan.id, &approval).await?;
-    audit(ctx, job, &ev.author.login, "plan.approved", serde_json::json!({ "plan": plan.id, "hash": plan.hash, "role": role.as_str(), "head_sha": head })).await?;
+    ctx.audit(job, &ev.author.login, "plan.approved", serde_json::json!({ "plan": plan.id, "hash": plan.hash, "role": role.as_str(), "head_sha": head })).await?;
     let requester_role = github.role(&ev.repo.full_name, &plan.requester).await?;
     let approvals = ctx.store.plan_approvals(plan.id).await?;
     let rules = rules_of(ctx, github, &ev.repo.full_name).await?;
@@ -636,11 +598,11 @@ async fn stop_plan(
         .move_plan(plan.id, "proposed", "cancelled")
         .await?
     {
-        audit(ctx, job, by, "plan.cancelled", detail).await?;
+        ctx.audit(job, by, "plan.cancelled", detail).await?;
         refresh_check_run(ctx, job, github, plan.id).await?;
         Ok(Stopped::Withdrawn)
     } else if ctx.store.request_plan_cancel(plan.id, by).await? {
-        audit(ctx, job, by, "plan.cancel_requested", detail).await?;
+        ctx.audit(job, by, "plan.cancel_requested", detail).await?;
         let owner_goes_on = match plan.apply_job_id {
             Some(owner) => ctx.store.job_pending(owner).await?,
             None => false,
@@ -796,8 +758,7 @@ pub async fn apply(
     // Approvals bind to the hash: steps that no longer match it (changed
     // in the store behind our back) are not what anyone approved.
     if plan::hash(&plan.steps) != plan.hash {
-        audit(
-            ctx,
+        ctx.audit(
             job,
             &ev.author.login,
             "plan.apply_refused",
@@ -840,8 +801,7 @@ pub async fn apply(
                 plan.id
             ));
         }
-        audit(
-            ctx,
+        ctx.audit(
             job,
             &ev.author.login,
             "plan.apply_taken_over",
@@ -868,8 +828,7 @@ pub async fn apply(
             now(),
         );
         if !needs.is_empty() {
-            audit(
-                ctx,
+            ctx.audit(
                 job,
                 &ev.author.login,
                 "plan.apply_refused",
@@ -885,8 +844,7 @@ pub async fn apply(
         // One plan at a time per resource, all of its resources or none.
         let resources: Vec<String> = plan.steps.iter().map(lock_key).collect();
         if let Err(other) = ctx.store.lock_resources(plan.id, &resources).await? {
-            audit(
-                ctx,
+            ctx.audit(
                 job,
                 &ev.author.login,
                 "plan.apply_refused",
@@ -905,8 +863,7 @@ pub async fn apply(
                 plan.id
             ));
         }
-        audit(
-            ctx,
+        ctx.audit(
             job,
             &ev.author.login,
             "plan.apply_started",
@@ -975,8 +932,7 @@ pub async fn apply(
                 .await?;
             ctx.store.unlock_resources(plan.id).await?;
             refresh_check_run(ctx, job, &status.github, plan.id).await?;
-            audit(
-                ctx,
+            ctx.audit(
                 job,
                 &by,
                 "plan.apply_cancelled",
@@ -1007,8 +963,7 @@ pub async fn apply(
                 ctx.store
                     .record_step(plan.id, n, "done", Some(&result))
                     .await?;
-                audit(
-                    ctx,
+                ctx.audit(
                     job,
                     &ev.author.login,
                     "plan.step_applied",
@@ -1031,8 +986,7 @@ pub async fn apply(
                 ctx.store.move_plan(plan.id, "applying", "failed").await?;
                 ctx.store.unlock_resources(plan.id).await?;
                 refresh_check_run(ctx, job, &status.github, plan.id).await?;
-                audit(
-                    ctx,
+                ctx.audit(
                     job,
                     &ev.author.login,
                     "plan.step_failed",
@@ -1052,8 +1006,7 @@ pub async fn apply(
     ctx.store.move_plan(plan.id, "applying", "applied").await?;
     ctx.store.unlock_resources(plan.id).await?;
     refresh_check_run(ctx, job, &status.github, plan.id).await?;
-    audit(
-        ctx,
+    ctx.audit(
         job,
         &ev.author.login,
         "plan.applied",
@@ -1114,7 +1067,7 @@ pub async fn from_issue(ctx: &JobContext, job: &LeasedJob, ev: &Issue) -> Result
                 ))
                 .await?;
         }
-        audit(ctx, job, login, "command.refused", serde_json::json!({ "command": "plan", "via": "label", "role": role.as_str(), "needed": needed.as_str() })).await?;
+        ctx.audit(job, login, "command.refused", serde_json::json!({ "command": "plan", "via": "label", "role": role.as_str(), "needed": needed.as_str() })).await?;
         return Ok(());
     }
     let issue = github.issue(repo, ev.number).await?;
@@ -1170,7 +1123,7 @@ pub async fn apply_button(
         .config
         .required_role(&crate::command::Command::Apply { plan: Some(id) });
     if role < needed {
-        audit(ctx, job, login, "command.refused", serde_json::json!({ "command": "apply", "via": "button", "plan": id, "role": role.as_str(), "needed": needed.as_str() })).await?;
+        ctx.audit(job, login, "command.refused", serde_json::json!({ "command": "apply", "via": "button", "plan": id, "role": role.as_str(), "needed": needed.as_str() })).await?;
         return Ok(());
     }
     let as_comment = IssueComment {

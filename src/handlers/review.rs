@@ -585,13 +585,7 @@ async fn review_run(
         .repo_client(req.installation, repo, Access::Read)
         .await?;
     let message = review_message(pr, repo, &scope, &assembled, config, &fence);
-    let trace = Trace {
-        store: &ctx.store,
-        job_id: Some(w.job.id),
-        delivery_id: Some(w.job.delivery_id.clone()),
-        actor: pr.user.as_ref().map(|u| u.login.clone()),
-        redactor: &ctx.redactor,
-    };
+    let trace = ctx.trace(w.job, pr.user.as_ref().map(|u| u.login.clone()));
     let budget = Budget::for_review(&ctx.config);
     let mut progress = CheckProgress {
         writer: w,
