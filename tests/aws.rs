@@ -463,12 +463,7 @@ async fn ask_reads_aws_within_the_repositorys_scope_only() {
         .map(|t| t["function"]["name"].as_str().unwrap())
         .collect();
     assert!(tools.contains(&"aws_list_instances"), "{tools:?}");
-    let answer = |n: usize| {
-        requests[n]["messages"].as_array().unwrap().last().unwrap()["content"]
-            .as_str()
-            .unwrap()
-            .to_string()
-    };
+    let answer = |n: usize| llm.last_message(n);
     let listed = answer(1);
     assert!(
         listed.starts_with(&format!("1 instance(s) in {REGION} tagged agentic:repo=")),
@@ -520,10 +515,7 @@ async fn ask_reads_aws_within_the_repositorys_scope_only() {
     let requests = llm.requests();
     let offered = requests[0]["tools"].to_string();
     assert!(!offered.contains("aws_"), "{offered}");
-    let last = requests[1]["messages"].as_array().unwrap().last().unwrap()["content"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let last = llm.last_message(1);
     assert_eq!(last, "error: there is no tool named `aws_list_buckets`");
     app.stop().await;
 }

@@ -63,6 +63,17 @@ impl FakeLlm {
         self
     }
 
+    /// The content of the last message of request `n` (from 0): what
+    /// the model was told last, such as a tool's answer.
+    pub fn last_message(&self, n: usize) -> String {
+        self.requests()[n]["messages"]
+            .as_array()
+            .and_then(|m| m.last())
+            .and_then(|m| m["content"].as_str())
+            .unwrap_or_default()
+            .to_string()
+    }
+
     pub fn requests(&self) -> Vec<Value> {
         self.inner.lock().unwrap().requests.clone()
     }
