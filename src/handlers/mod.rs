@@ -308,15 +308,18 @@ impl From<crate::output::OutputError> for JobError {
 
 /// Run one attempt of a job.
 pub async fn run(ctx: &JobContext, job: &LeasedJob) -> Result<(), JobError> {
-    let event: Option<Event> = serde_json::from_str(&job.payload).ok();
-    if event.as_ref().is_some_and(stops_by_itself) {
-        return dispatch(ctx, job).await;
+    let kind = JobKind::parse(&job.kind)
+        .ok_or_else(|| JobError::Permanent(format!("unknown job kind `{}`", job.kind)))?;
+    let event: Event = serde_json::from_str(&job.payload)
+        .map_err(|e| JobError::Permanent(format!("stored event does not parse: {e}")))?;
+    if stops_by_itself(&event) {
+        return dispatch(ctx, job, kind, &event).await;
     }
     tokio::select! {
-        r = dispatch(ctx, job) => r,
+        r = dispatch(ctx, job, kind, &event) => r,
         by = job.cancel.requested() => {
             // The work is dropped where it stood; its status comment says so.
-            if let Some((installation, repo, number)) = event.as_ref().and_then(thread_of) {
+            if let Some((installation, repo, number)) = thread_of(&event) {
                 let github = ctx.repo_client(installation, &repo, Access::Write).await?;
                 ctx.status_comment(github, &repo, number, job)
                     .show(&format!("🛑 Stopped: @{by} cancelled this with `/agentic cancel`."))
@@ -353,12 +356,13 @@ fn thread_of(event: &Event) -> Option<(u64, String, u64)> {
     }
 }
 
-async fn dispatch(ctx: &JobContext, job: &LeasedJob) -> Result<(), JobError> {
-    let kind = JobKind::parse(&job.kind)
-        .ok_or_else(|| JobError::Permanent(format!("unknown job kind `{}`", job.kind)))?;
-    let event: Event = serde_json::from_str(&job.payload)
-        .map_err(|e| JobError::Permanent(format!("stored event does not parse: {e}")))?;
-    match (kind, &event) {
+async fn dispatch(
+    ctx: &JobContext,
+    job: &LeasedJob,
+    kind: JobKind,
+    event: &Event,
+) -> Result<(), JobError> {
+    match (kind, event) {
         (JobKind::Command | JobKind::Cancel, Event::IssueComment(comment)) => {
             command::run(ctx, job, comment).await
         }
@@ -422,7 +426,7 @@ async fn dispatch(ctx: &JobContext, job: &LeasedJob) -> Result<(), JobError> {
         (
             JobKind::Review | JobKind::CheckRunAction | JobKind::InfraTask | JobKind::Installation,
             _,
-        ) => receive(ctx, kind, &event).await,
+        ) => receive(ctx, kind, event).await,
     }
 }
 
