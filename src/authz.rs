@@ -13,7 +13,7 @@ pub fn required_role(command: &Command) -> Role {
         Command::Ask { .. } | Command::Status | Command::Review => Role::Triage,
         // It edits the author's pull request body.
         Command::Describe => Role::Write,
-        Command::Plan { .. } | Command::Apply { .. } | Command::Cancel => Role::Write,
+        Command::Plan { .. } | Command::Apply { .. } | Command::Cancel { .. } => Role::Write,
         // Approving is checked again against the plan's risk (two-person
         // rule for destructive steps) when plans exist.
         Command::Approve { .. } => Role::Write,

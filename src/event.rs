@@ -63,8 +63,36 @@ pub struct IssueComment {
     pub on_pull_request: bool,
     pub comment_id: u64,
     pub body: String,
+    /// Who wrote the comment.
     pub author: Actor,
+    /// Who caused this delivery: for `edited`, the editor, who may be
+    /// someone other than the author (anyone with write access may edit
+    /// other people's comments). Commands belong to whoever typed them.
     pub sender: Actor,
+    /// For `edited`: the body before the edit (`changes.body.from`), so
+    /// that an edit runs only the commands it added.
+    #[serde(default)]
+    pub previous_body: Option<String>,
+    /// When GitHub says the comment was created (ms since the epoch); an
+    /// approval without a plan number only approves a plan shown before.
+    #[serde(default)]
+    pub created_at_ms: Option<i64>,
+}
+
+impl IssueComment {
+    /// Whether this delivery is an edit by someone other than the
+    /// comment's author (compared by GitHub user id, never by login).
+    pub fn edited_by_another(&self) -> bool {
+        self.action == "edited" && self.sender.id != self.author.id
+    }
+}
+
+/// An RFC 3339 time as GitHub writes it (`2011-04-14T16:00:49Z`), in ms
+/// since the epoch.
+pub fn parse_time_ms(text: &str) -> Option<i64> {
+    chrono::DateTime::parse_from_rfc3339(text)
+        .ok()
+        .map(|t| t.timestamp_millis())
 }
 
 /// A pull request was opened, reopened, pushed to or marked ready.
@@ -93,6 +121,10 @@ pub struct Issue {
     pub labels: Vec<String>,
     /// The label just added, for `labeled`.
     pub label: Option<String>,
+    /// The issue's body as delivered with this event: a labelled-issue
+    /// plan asks for exactly what the labeller could read, not a later edit.
+    #[serde(default)]
+    pub body: Option<String>,
     pub sender: Actor,
 }
 
@@ -252,9 +284,22 @@ struct WireIssueComment {
     action: String,
     issue: WireIssue,
     comment: WireComment,
+    #[serde(default)]
+    changes: Option<WireChanges>,
     repository: WireRepo,
     sender: Actor,
     installation: Option<WireInstallationRef>,
+}
+
+/// What an `edited` delivery changed.
+#[derive(Deserialize)]
+struct WireChanges {
+    body: Option<WireFrom>,
+}
+
+#[derive(Deserialize)]
+struct WireFrom {
+    from: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -266,6 +311,8 @@ struct WireIssue {
     pull_request: Option<serde::de::IgnoredAny>,
     #[serde(default)]
     labels: Vec<WireLabel>,
+    #[serde(default)]
+    body: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -278,6 +325,8 @@ struct WireComment {
     id: u64,
     body: Option<String>,
     user: Actor,
+    #[serde(default)]
+    created_at: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -510,6 +559,14 @@ pub fn parse(event: &str, body: &[u8]) -> Result<Parsed, ParseError> {
             if w.sender.is_bot() || w.comment.user.is_bot() {
                 return Ok(ignored(envelope, "comment by a bot"));
             }
+            if w.action == "edited" && w.sender.id != w.comment.user.id {
+                // Commands belong to whoever typed them: an edit of someone
+                // else's comment runs nothing, and costs nothing.
+                return Ok(ignored(
+                    envelope,
+                    "comment edited by someone other than its author",
+                ));
+            }
             if !body.contains(COMMAND_PREFIX) {
                 return Ok(ignored(envelope, "comment has no command"));
             }
@@ -523,6 +580,8 @@ pub fn parse(event: &str, body: &[u8]) -> Result<Parsed, ParseError> {
                 body,
                 author: w.comment.user,
                 sender: w.sender,
+                previous_body: w.changes.and_then(|c| c.body).and_then(|b| b.from),
+                created_at_ms: w.comment.created_at.as_deref().and_then(parse_time_ms),
             })
         }
         Wire::PullRequest(w) => Event::PullRequest(PullRequest {
@@ -545,6 +604,7 @@ pub fn parse(event: &str, body: &[u8]) -> Result<Parsed, ParseError> {
             title: w.issue.title,
             labels: w.issue.labels.into_iter().map(|l| l.name).collect(),
             label: w.label.map(|l| l.name),
+            body: w.issue.body,
             sender: w.sender,
         }),
         Wire::CheckRun(w) => Event::CheckRun(CheckRun {

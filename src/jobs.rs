@@ -80,7 +80,7 @@ fn only_cancel(body: &str) -> bool {
     !parsed.is_empty()
         && parsed
             .iter()
-            .all(|p| matches!(p, Ok(crate::command::Command::Cancel)))
+            .all(|p| matches!(p, Ok(crate::command::Command::Cancel { .. })))
 }
 
 /// A running job's stop signal: `/agentic cancel` flags the job in the

@@ -54,6 +54,8 @@ pub struct StatusComment {
     comment_id: Option<u64>,
     last_edit: Option<Instant>,
     last_body: Option<String>,
+    /// When GitHub says the current text was written (ms since the epoch).
+    shown_at: Option<i64>,
 }
 
 /// A status comment could not be written.
@@ -90,6 +92,7 @@ impl StatusComment {
             comment_id: None,
             last_edit: None,
             last_body: None,
+            shown_at: None,
         }
     }
 
@@ -130,10 +133,8 @@ impl StatusComment {
             return Ok(());
         }
         self.check_lease().await?;
-        match self.find().await? {
-            Some(id) => {
-                self.github.update_comment(&self.repo, id, &body).await?;
-            }
+        let written = match self.find().await? {
+            Some(id) => self.github.update_comment(&self.repo, id, &body).await?,
             None => {
                 self.store
                     .save_output(self.job_id, STATUS_KEY, "issue_comment", PENDING)
@@ -143,11 +144,23 @@ impl StatusComment {
                     .create_comment(&self.repo, self.number, &body)
                     .await?;
                 self.remember(comment.id).await?;
+                comment
             }
-        }
+        };
+        self.shown_at = written
+            .updated_at
+            .or(written.created_at)
+            .as_deref()
+            .and_then(crate::event::parse_time_ms);
         self.last_edit = Some(Instant::now());
         self.last_body = Some(body);
         Ok(())
+    }
+
+    /// When GitHub says the text last passed to [`show`](Self::show) was
+    /// written, by its own clock (ms since the epoch), if it said.
+    pub fn shown_at(&self) -> Option<i64> {
+        self.shown_at
     }
 
     /// Like [`show`](Self::show), but skipped if the comment was edited less

@@ -115,7 +115,11 @@ impl ApprovalRules {
 pub struct PlanFacts<'a> {
     pub steps: &'a [PlanStep],
     pub hash: &'a str,
+    /// The requester's login, for display.
     pub requester: &'a str,
+    /// The requester's GitHub user id, which is what approvals are compared
+    /// with (`None` for a plan stored before ids were: it cannot be applied).
+    pub requester_id: Option<u64>,
     /// The requester's role now (from GitHub's permission API).
     pub requester_role: Role,
     /// The pull request's head when the plan was made (issues: `None`).
@@ -129,6 +133,9 @@ pub struct PlanFacts<'a> {
 /// hash and head.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Approval {
+    /// The approver's GitHub user id: who they are.
+    pub approver_id: u64,
+    /// Their login when they approved, for display.
     pub approver: String,
     pub role: Role,
     pub hash: String,
@@ -154,6 +161,13 @@ pub fn missing(
             short(current_head.unwrap_or("?"))
         ));
     }
+    let Some(requester_id) = plan.requester_id else {
+        out.push(
+            "the plan was made before approvals were bound to GitHub user ids; ask for a new one with `/agentic plan`"
+                .to_string(),
+        );
+        return out;
+    };
     // Only approvals of this very plan, at this very head, count.
     let valid: Vec<&Approval> = approvals
         .iter()
@@ -164,7 +178,7 @@ pub fn missing(
     let others = |role: Role| {
         valid
             .iter()
-            .filter(|a| a.approver != plan.requester && a.role >= role)
+            .filter(|a| a.approver_id != requester_id && a.role >= role)
             .count()
     };
     if tier != RiskTier::Read && rules.write_needs_second_person {
@@ -385,6 +399,7 @@ mod tests {
             steps,
             hash,
             requester: "alice",
+            requester_id: Some(id_of("alice")),
             requester_role: role,
             head_sha: Some("aaaaaaa111"),
             expires_at: 24 * HOUR,
@@ -392,8 +407,14 @@ mod tests {
         }
     }
 
+    /// A stable made-up GitHub user id per name.
+    fn id_of(who: &str) -> u64 {
+        who.bytes().fold(7, |h, b| h * 31 + u64::from(b))
+    }
+
     fn approval(who: &str, role: Role, hash: &str, head: &str) -> Approval {
         Approval {
+            approver_id: id_of(who),
             approver: who.into(),
             role,
             hash: hash.into(),
@@ -501,6 +522,32 @@ mod tests {
             HOUR
         )
         .is_empty());
+    }
+
+    #[test]
+    fn people_are_compared_by_id_not_by_login() {
+        let steps = [step("TerminateInstances", "i-1", RiskTier::Destructive)];
+        let h = hash(&steps);
+        let f = facts(&steps, &h, Role::Admin);
+        // The requester, renamed, approving their own plan under a new login.
+        let renamed = Approval {
+            approver: "alice-new".into(),
+            ..approval("alice", Role::Admin, &h, "aaaaaaa111")
+        };
+        assert_eq!(missing(&f, &[renamed], Some("aaaaaaa111"), HOUR).len(), 1);
+        // Someone else who took over the login `alice` is someone else.
+        let other = Approval {
+            approver_id: 99,
+            ..approval("alice", Role::Maintain, &h, "aaaaaaa111")
+        };
+        assert!(missing(&f, &[other], Some("aaaaaaa111"), HOUR).is_empty());
+        // A plan stored before ids were cannot be applied.
+        let legacy = PlanFacts {
+            requester_id: None,
+            ..facts(&steps, &h, Role::Admin)
+        };
+        let mia = approval("mia", Role::Maintain, &h, "aaaaaaa111");
+        assert!(missing(&legacy, &[mia], Some("aaaaaaa111"), HOUR)[0].contains("user ids"));
     }
 
     #[test]

@@ -153,7 +153,7 @@ impl CommandName {
             Command::Plan { .. } => CommandName::Plan,
             Command::Approve { .. } => CommandName::Approve,
             Command::Apply { .. } => CommandName::Apply,
-            Command::Cancel => CommandName::Cancel,
+            Command::Cancel { .. } => CommandName::Cancel,
             Command::Status => CommandName::Status,
         }
     }

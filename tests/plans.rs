@@ -9,68 +9,8 @@ use serde_json::json;
 use support::github::REPO;
 use support::llm::{FakeLlm, Step};
 use support::moto::{self, OTHER_REGION, REGION};
+use support::plans::{app, app_with, post, reply_of, say, MOTO, TAG};
 use support::{app_options, comment_payload, delivery_id, TestApp};
-use tokio::sync::Mutex;
-
-/// One test at a time on the one moto.
-static MOTO: Mutex<()> = Mutex::const_new(());
-
-const TAG: (&str, &str) = ("agentic:repo", REPO);
-
-async fn app(gh: &support::github::FakeGitHub, llm: &FakeLlm) -> TestApp {
-    app_with(gh, llm, &[]).await
-}
-
-/// [`app`], with more settings.
-async fn app_with(
-    gh: &support::github::FakeGitHub,
-    llm: &FakeLlm,
-    vars: &[(&'static str, &str)],
-) -> TestApp {
-    gh.role("mia-maintainer", "maintain")
-        .role("tina-triage", "triage");
-    gh.file(
-        "main",
-        ".github/agentic.yml",
-        &format!("aws:\n  regions: [{REGION}]\n  required_tag: agentic:repo={REPO}\n"),
-    );
-    let mut options = app_options(gh, llm)
-        .var("AWS_ENDPOINT_URL", moto::url())
-        .var("AWS_REGION", REGION);
-    for (k, v) in vars {
-        options = options.var(k, *v);
-    }
-    TestApp::start(options).await
-}
-
-/// `user` comments `body` on issue 57 (or pull request 42); waits for the
-/// job; the bot's reply.
-async fn say(
-    app: &TestApp,
-    gh: &support::github::FakeGitHub,
-    number: u64,
-    n: usize,
-    user: &str,
-    body: &str,
-) -> String {
-    let payload = comment_payload(
-        "created",
-        number,
-        number == 42,
-        880000 + n as u64,
-        user,
-        body,
-    );
-    let res = app.deliver("issue_comment", &delivery_id(), &payload).await;
-    assert_eq!(res.status(), 202);
-    app.wait_for_jobs(n).await;
-    let reply = gh.comments(number).last().unwrap().body.clone();
-    reply
-        .split("\n\n<!-- agentic:job=")
-        .next()
-        .unwrap()
-        .to_string()
-}
 
 #[tokio::test]
 async fn a_writer_plans_and_applies_a_stop_and_planning_changes_nothing() {
@@ -387,29 +327,6 @@ async fn status_lists_plans_and_cancel_withdraws_one() {
     app.stop().await;
 }
 
-/// Deliver `user`'s comment on issue 57 without waiting for its job.
-async fn post(app: &TestApp, n: u64, user: &str, body: &str) {
-    let payload = comment_payload("created", 57, false, 880000 + n, user, body);
-    let res = app.deliver("issue_comment", &delivery_id(), &payload).await;
-    assert_eq!(res.status(), 202);
-}
-
-/// The bot's comment that job `job` wrote on issue 57, without its marker.
-fn reply_of(gh: &support::github::FakeGitHub, job: i64) -> String {
-    let marker = support::marker(job);
-    gh.comments(57)
-        .into_iter()
-        .find(|c| c.body.contains(&marker))
-        .map(|c| {
-            c.body
-                .split("\n\n<!-- agentic:job=")
-                .next()
-                .unwrap()
-                .to_string()
-        })
-        .unwrap_or_default()
-}
-
 #[tokio::test]
 async fn cancel_stops_an_apply_between_steps_and_a_running_answer_at_once() {
     let _turn = MOTO.lock().await;
@@ -580,6 +497,9 @@ fn labeled(label: &str, login: &str) -> Vec<u8> {
         serde_json::from_slice(&support::fixture("issues.labeled.json")).unwrap();
     v["label"]["name"] = label.into();
     v["sender"]["login"] = login.into();
+    v["sender"]["id"] = support::user_id(login).into();
+    // The issue as GitHub delivers it with the label.
+    v["issue"]["body"] = "The builders tagged env=staging run all weekend.".into();
     serde_json::to_vec(&v).unwrap()
 }
 
@@ -696,6 +616,7 @@ async fn the_apply_button_of_the_plans_check_run_applies_that_plan() {
         v["check_run"]["pull_requests"] = json!([]);
         v["requested_action"] = json!({ "identifier": "apply" });
         v["sender"]["login"] = who.into();
+        v["sender"]["id"] = support::user_id(who).into();
         serde_json::to_vec(&v).unwrap()
     };
     // Someone with read only: nothing runs.
@@ -1839,9 +1760,14 @@ async fn an_apply_whose_job_died_is_taken_over_or_cancelled_never_run_twice() {
         status.contains("❔ 1. **write** `ec2:StopInstances`") && status.contains("may have run"),
         "{status}"
     );
-    // Another apply takes it over and finishes it.
+    // Another apply takes it over and finishes it, and says who did.
     let applied = say(&app, &gh, 57, 3, "bob-reviewer", "/agentic apply").await;
-    assert!(applied.starts_with("Plan 1 is applied."), "{applied}");
+    assert!(
+        applied.starts_with(
+            "@bob-reviewer resumed plan 1's apply, which had stopped midway.\n\nPlan 1 is applied."
+        ),
+        "{applied}"
+    );
     assert_eq!(moto::state(&aws, &first).await, "stopped");
     let actions = store
         .audit_actions(app.store().jobs().await.unwrap()[2].id)
@@ -1925,7 +1851,7 @@ async fn an_approval_covers_only_the_plan_it_saw() {
         "/agentic plan no, the other one",
     )
     .await;
-    let refused = say(&app, &gh, 57, 4, "bob-reviewer", "/agentic apply").await;
+    let refused = say(&app, &gh, 57, 4, "bob-reviewer", "/agentic apply 2").await;
     assert!(
         refused.starts_with("I cannot apply plan 2 yet."),
         "{refused}"

@@ -707,6 +707,122 @@ async fn plan_locks_are_all_or_nothing_on_both_backends() {
     }
 }
 
+/// Starting an apply takes the plan and its locks in one transaction, and
+/// ending it releases them with its audit record: two jobs racing for one
+/// plan leave exactly one applying it, and the loser changes nothing.
+#[tokio::test]
+async fn an_apply_starts_and_ends_in_one_transaction_on_both_backends() {
+    use agentic::store::{ApplyStart, AuditEntry};
+    for db in test_dbs().await {
+        let store = open(&db).await;
+        let step = |resource: &str| agentic::plan::PlanStep {
+            service: "ec2".into(),
+            action: "StopInstances".into(),
+            region: Some("eu-west-1".into()),
+            resource: resource.into(),
+            arguments: serde_json::json!({ "instance_ids": [resource] }),
+            risk: agentic::agent::tools::RiskTier::Write,
+        };
+        let mut plans = Vec::new();
+        for (job, resource) in [(501, "i-a"), (502, "i-a")] {
+            plans.push(
+                store
+                    .create_plan(
+                        job,
+                        "o/r",
+                        7,
+                        ("bob", 42),
+                        None,
+                        &[step(resource)],
+                        i64::MAX,
+                    )
+                    .await
+                    .unwrap(),
+            );
+        }
+        let keys = vec!["ec2:eu-west-1:i-a".to_string()];
+        let b = &db.backend;
+        assert_eq!(
+            store.begin_apply(plans[0], 11, &keys).await.unwrap(),
+            ApplyStart::Started,
+            "{b}"
+        );
+        assert_eq!(
+            store.begin_apply(plans[0], 12, &keys).await.unwrap(),
+            ApplyStart::NotWaiting,
+            "{b}: the loser"
+        );
+        assert_eq!(
+            store.plan_locks(plans[0]).await.unwrap(),
+            keys,
+            "{b}: the winner keeps its locks"
+        );
+        assert_eq!(
+            store.plan(plans[0]).await.unwrap().unwrap().apply_job_id,
+            Some(11),
+            "{b}"
+        );
+        assert_eq!(
+            store.begin_apply(plans[1], 13, &keys).await.unwrap(),
+            ApplyStart::Locked(plans[0]),
+            "{b}"
+        );
+        let plan = store.plan(plans[1]).await.unwrap().unwrap();
+        assert_eq!(
+            plan.status, "proposed",
+            "{b}: a locked-out plan changed nothing"
+        );
+        assert_eq!(plan.requester_id, Some(42), "{b}");
+        let audit = |action: &str| AuditEntry {
+            job_id: None,
+            delivery_id: None,
+            actor: Some("bob".into()),
+            action: action.into(),
+            detail: None,
+        };
+        assert!(
+            !store
+                .end_apply(plans[0], Some(12), "applied", &audit("x.loser"))
+                .await
+                .unwrap(),
+            "{b}: only its job ends it"
+        );
+        assert_eq!(store.plan_locks(plans[0]).await.unwrap(), keys, "{b}");
+        assert!(
+            store
+                .end_apply(plans[0], Some(11), "applied", &audit("x.ended"))
+                .await
+                .unwrap(),
+            "{b}"
+        );
+        assert!(store.plan_locks(plans[0]).await.unwrap().is_empty(), "{b}");
+        assert_eq!(
+            store.plan(plans[0]).await.unwrap().unwrap().status,
+            "applied",
+            "{b}"
+        );
+        let actions: Vec<String> = store
+            .audit_log(None, None, 100)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|r| r.action)
+            .filter(|a| a.starts_with("x."))
+            .collect();
+        assert_eq!(
+            actions,
+            ["x.ended"],
+            "{b}: the audit record came with the change"
+        );
+        assert_eq!(
+            store.begin_apply(plans[1], 13, &keys).await.unwrap(),
+            ApplyStart::Started,
+            "{b}"
+        );
+        store.close().await;
+    }
+}
+
 #[tokio::test]
 async fn cancel_ends_queued_jobs_and_flags_running_ones_on_both_backends() {
     for db in test_dbs().await {

@@ -243,6 +243,13 @@ const FIXTURES: &[(&str, &str, Result<&str, &str>)] = &[
         Ok("command"),
     ),
     ("issue_comment.edited.json", "issue_comment", Ok("command")),
+    // Someone else's comment edited to say `/agentic approve`: commands
+    // belong to whoever typed them, so nothing runs.
+    (
+        "issue_comment.edited.by_another.json",
+        "issue_comment",
+        Err("comment edited by someone other than its author"),
+    ),
     (
         "issue_comment.created.by_bot.json",
         "issue_comment",

@@ -23,15 +23,72 @@ pub enum Command {
     Plan {
         request: String,
     },
-    /// A plan number, or the thread's current plan.
+    /// A plan by number or short hash, or the thread's one waiting plan.
     Approve {
-        plan: Option<i64>,
+        plan: Option<PlanRef>,
     },
     Apply {
-        plan: Option<i64>,
+        plan: Option<PlanRef>,
     },
-    Cancel,
+    Cancel {
+        plan: Option<PlanRef>,
+    },
     Status,
+}
+
+/// How a command names a plan: its number (`3`, `#3`) or the start of its
+/// hash as every plan comment shows it (at least [`MIN_HASH_PREFIX`] hex
+/// digits).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PlanRef {
+    Number(i64),
+    Hash(String),
+}
+
+/// The fewest hex digits that name a plan by its hash. Shorter digit
+/// strings are plan numbers; plan comments show twelve.
+pub const MIN_HASH_PREFIX: usize = 7;
+
+impl PlanRef {
+    /// Parse `3`, `#3` or a hash prefix such as `3fa1c9e2b7d4`.
+    pub fn parse(text: &str) -> Option<PlanRef> {
+        let text = text.trim();
+        if let Some(n) = text.strip_prefix('#') {
+            return n
+                .parse::<i64>()
+                .ok()
+                .filter(|n| *n > 0)
+                .map(PlanRef::Number);
+        }
+        let hex = |t: &str| !t.is_empty() && t.bytes().all(|b| b.is_ascii_hexdigit());
+        if text.len() < MIN_HASH_PREFIX {
+            text.parse::<i64>()
+                .ok()
+                .filter(|n| *n > 0)
+                .map(PlanRef::Number)
+        } else if text.len() <= 64 && hex(text) {
+            Some(PlanRef::Hash(text.to_ascii_lowercase()))
+        } else {
+            None
+        }
+    }
+
+    /// Whether the plan with `id` and `hash` is the one named.
+    pub fn names(&self, id: i64, hash: &str) -> bool {
+        match self {
+            PlanRef::Number(n) => *n == id,
+            PlanRef::Hash(prefix) => hash.starts_with(prefix.as_str()),
+        }
+    }
+}
+
+impl fmt::Display for PlanRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PlanRef::Number(n) => write!(f, "{n}"),
+            PlanRef::Hash(h) => write!(f, "{h}"),
+        }
+    }
 }
 
 /// Every command name, for suggestions.
@@ -50,7 +107,7 @@ impl Command {
             Command::Plan { .. } => "plan",
             Command::Approve { .. } => "approve",
             Command::Apply { .. } => "apply",
-            Command::Cancel => "cancel",
+            Command::Cancel { .. } => "cancel",
             Command::Status => "status",
         }
     }
@@ -75,15 +132,15 @@ impl Command {
             ),
             Command::Approve { .. } => (
                 "/agentic approve [plan]",
-                "approve the current plan (or plan number N)",
+                "approve a plan by its number or hash (alone: the one plan waiting, shown before your comment)",
             ),
             Command::Apply { .. } => (
                 "/agentic apply [plan]",
-                "apply the approved plan (or plan number N)",
+                "apply an approved plan by its number or hash (alone: the one plan open)",
             ),
-            Command::Cancel => (
-                "/agentic cancel",
-                "withdraw the current plan, or stop the work running here",
+            Command::Cancel { .. } => (
+                "/agentic cancel [plan]",
+                "withdraw a plan, or stop the work running here",
             ),
             Command::Status => (
                 "/agentic status",
@@ -106,7 +163,7 @@ impl Command {
             },
             Command::Approve { plan: None },
             Command::Apply { plan: None },
-            Command::Cancel,
+            Command::Cancel { plan: None },
             Command::Status,
         ]
     }
@@ -130,7 +187,7 @@ pub enum ParseError {
     },
     /// A command that takes no argument got one.
     UnexpectedArgument { command: &'static str },
-    /// A command that takes a plan number got something else.
+    /// A command that takes a plan got something else.
     NotAPlanNumber {
         command: &'static str,
         given: String,
@@ -165,7 +222,7 @@ impl fmt::Display for ParseError {
             }
             ParseError::NotAPlanNumber { command, given } => write!(
                 f,
-                "`/agentic {command}` takes a plan number (`/agentic {command} 3`) or nothing, not `{given}`."
+                "`/agentic {command}` takes a plan number (`/agentic {command} 3`), the start of its hash as the plan shows it (`/agentic {command} 3fa1c9e2b7d4`), or nothing, not `{given}`."
             ),
         }
     }
@@ -231,14 +288,11 @@ fn parse_one(text: &str, continuation: &[&str]) -> Result<Command, ParseError> {
             })
         }
     };
-    let plan_number = |command: &'static str| -> Result<Option<i64>, ParseError> {
+    let plan_number = |command: &'static str| -> Result<Option<PlanRef>, ParseError> {
         if args.is_empty() {
             return Ok(None);
         }
-        args.trim_start_matches('#')
-            .parse::<i64>()
-            .ok()
-            .filter(|n| *n > 0)
+        PlanRef::parse(args)
             .map(Some)
             .ok_or_else(|| ParseError::NotAPlanNumber {
                 command,
@@ -266,13 +320,32 @@ fn parse_one(text: &str, continuation: &[&str]) -> Result<Command, ParseError> {
         "describe" => no_args(Command::Describe),
         "approve" => plan_number("approve").map(|plan| Command::Approve { plan }),
         "apply" => plan_number("apply").map(|plan| Command::Apply { plan }),
-        "cancel" => no_args(Command::Cancel),
+        "cancel" => plan_number("cancel").map(|plan| Command::Cancel { plan }),
         "status" => no_args(Command::Status),
         other => Err(ParseError::Unknown {
             name: other.chars().take(40).collect(),
             suggestion: suggest(other),
         }),
     }
+}
+
+/// The commands of `now` that `before` did not have: what an edit added.
+/// Each command of `before` cancels one equal command of `now`, so an edit
+/// that repeats a command once more runs it once more.
+pub fn added(
+    now: Vec<Result<Command, ParseError>>,
+    before: Vec<Result<Command, ParseError>>,
+) -> Vec<Result<Command, ParseError>> {
+    let mut before = before;
+    now.into_iter()
+        .filter(|c| match before.iter().position(|b| b == c) {
+            Some(i) => {
+                let _matched = before.remove(i);
+                false
+            }
+            None => true,
+        })
+        .collect()
 }
 
 /// The command closest to a mistyped one, if it is close enough to be what
@@ -314,18 +387,50 @@ mod tests {
         );
         assert_eq!(
             parse_comment("/agentic approve 3"),
-            [Ok(Command::Approve { plan: Some(3) })]
+            [Ok(Command::Approve {
+                plan: Some(PlanRef::Number(3))
+            })]
         );
         assert_eq!(
             parse_comment("/agentic apply #12"),
-            [Ok(Command::Apply { plan: Some(12) })]
+            [Ok(Command::Apply {
+                plan: Some(PlanRef::Number(12))
+            })]
+        );
+        assert_eq!(
+            parse_comment("/agentic approve 3FA1C9E2B7D4\n/agentic cancel 1234567"),
+            [
+                Ok(Command::Approve {
+                    plan: Some(PlanRef::Hash("3fa1c9e2b7d4".into()))
+                }),
+                Ok(Command::Cancel {
+                    plan: Some(PlanRef::Hash("1234567".into()))
+                })
+            ]
         );
         let e = parse_comment("/agentic apply soon").remove(0).unwrap_err();
         assert_eq!(
             e.to_string(),
-            "`/agentic apply` takes a plan number (`/agentic apply 3`) or nothing, not `soon`."
+            "`/agentic apply` takes a plan number (`/agentic apply 3`), the start of its hash as the plan shows it (`/agentic apply 3fa1c9e2b7d4`), or nothing, not `soon`."
         );
         assert!(parse_comment("/agentic approve 0")[0].is_err());
+        assert!(parse_comment("/agentic approve abc")[0].is_err());
+        assert!(PlanRef::Hash("3fa1c9e".into()).names(9, "3fa1c9e2b7d4aa"));
+        assert!(!PlanRef::Number(3).names(9, "3fa1c9e2b7d4aa"));
+    }
+
+    #[test]
+    fn an_edit_runs_only_what_it_added() {
+        let before = parse_comment("/agentic status\n\n/agentic ask why?");
+        let now = parse_comment(
+            "/agentic status\n\n/agentic ask why?\n\n/agentic approve\n\n/agentic status",
+        );
+        assert_eq!(
+            added(now, before),
+            [Ok(Command::Approve { plan: None }), Ok(Command::Status)]
+        );
+        let same = parse_comment("/agentic apply 2");
+        assert!(added(same.clone(), same).is_empty());
     }
 
     #[test]
@@ -368,7 +473,7 @@ mod tests {
                 "Unknown command `aply`; did you mean `apply`?",
                 "`/agentic` needs a command; try `/agentic help`.",
                 "`/agentic ask` needs a question, e.g. `/agentic ask …`.",
-                "`/agentic cancel` takes no arguments.",
+                "`/agentic cancel` takes a plan number (`/agentic cancel 3`), the start of its hash as the plan shows it (`/agentic cancel 3fa1c9e2b7d4`), or nothing, not `now`.",
                 "Unknown command `frobnicate`; `/agentic help` lists the commands.",
             ]
         );

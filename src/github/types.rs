@@ -25,6 +25,9 @@ pub struct Comment {
     pub user: Option<User>,
     #[serde(default)]
     pub created_at: Option<String>,
+    /// When the comment was last written (its creation, or its last edit).
+    #[serde(default)]
+    pub updated_at: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]

@@ -20,7 +20,22 @@ pub async fn run(ctx: &JobContext, job: &LeasedJob, ev: &IssueComment) -> Result
     if ev.author.is_bot() || ev.sender.is_bot() {
         return Ok(());
     }
-    let parsed = command::parse_comment(&ev.body);
+    if ev.edited_by_another() {
+        // Commands belong to whoever typed them. Someone who edits another
+        // person's comment typed nothing the author said: nothing runs, and
+        // nothing is said (intake drops these too; this guards stored jobs).
+        tracing::info!(
+            editor = %ev.sender.login,
+            author = %ev.author.login,
+            "a comment edited by someone other than its author runs nothing"
+        );
+        return Ok(());
+    }
+    let mut parsed = command::parse_comment(&ev.body);
+    if let Some(before) = &ev.previous_body {
+        // An edit by the author runs only what the edit added.
+        parsed = command::added(parsed, command::parse_comment(before));
+    }
     if parsed.is_empty() {
         return Ok(());
     }
@@ -200,8 +215,8 @@ async fn commands(
                         Command::Apply { plan } => {
                             super::plan::apply(ctx, job, ev, status, &sections, plan).await?
                         }
-                        Command::Cancel => {
-                            super::plan::cancel(ctx, job, ev, &status.github).await?
+                        Command::Cancel { plan } => {
+                            super::plan::cancel(ctx, job, ev, &status.github, plan).await?
                         }
                         Command::Status => super::plan::status_of(ctx, ev, &status.github).await?,
                     }

@@ -188,15 +188,26 @@ impl JobContext {
         detail: serde_json::Value,
     ) -> Result<(), JobError> {
         self.store
-            .audit(crate::store::AuditEntry {
-                job_id: Some(job.id),
-                delivery_id: Some(job.delivery_id.clone()),
-                actor: Some(actor.to_string()),
-                action: action.into(),
-                detail: Some(detail),
-            })
+            .audit(Self::audit_entry(job, actor, action, detail))
             .await?;
         Ok(())
+    }
+
+    /// The audit record of `action` by `actor` in `job`, for a store call
+    /// that writes it together with the change it records.
+    pub fn audit_entry(
+        job: &LeasedJob,
+        actor: &str,
+        action: &str,
+        detail: serde_json::Value,
+    ) -> crate::store::AuditEntry {
+        crate::store::AuditEntry {
+            job_id: Some(job.id),
+            delivery_id: Some(job.delivery_id.clone()),
+            actor: Some(actor.to_string()),
+            action: action.into(),
+            detail: Some(detail),
+        }
     }
 
     /// Where a conversation of `job` on behalf of `actor` is audited.

@@ -13,12 +13,13 @@ use std::sync::Mutex;
 
 use crate::agent::tools::{Fence, Registry, RiskTier, Subject};
 use crate::agent::{self, Budget, Outcome, Purpose, Task};
+use crate::command::PlanRef;
 use crate::event::{CheckRun, Issue, IssueComment};
 use crate::github::{Access, GitHub, Role};
 use crate::output::StatusComment;
 use crate::plan::{self, Approval, PlanFacts, PlanStep};
 use crate::repo_config::AwsScope;
-use crate::store::{LeasedJob, PlanRow};
+use crate::store::{ApplyStart, LeasedJob, PlanRow};
 
 use super::{JobContext, JobError};
 
@@ -146,8 +147,11 @@ fn render(plan: &PlanRow, needs: &[String]) -> String {
     );
     if plan.status != "proposed" {
         out.push_str(&format!("\n\nStatus: {}.", plan.status));
-    } else if needs.is_empty() {
-        out.push_str("\n\nReady: `/agentic apply` runs exactly these steps.");
+    }
+    if needs.is_empty() {
+        if plan.status == "proposed" {
+            out.push_str("\n\nReady: `/agentic apply` runs exactly these steps.");
+        }
     } else {
         out.push_str("\n\nBefore `/agentic apply` can run it:\n");
         for n in needs {
@@ -189,32 +193,69 @@ async fn head_of(github: &GitHub, ev: &IssueComment) -> Result<Option<String>, J
     }
 }
 
-/// Plan number `which` of this thread, or its current plan.
+/// Which plan a command means.
+enum Pick {
+    /// The plan named, or the only open one.
+    Plan(Box<PlanRow>),
+    /// No plan is open here.
+    Nothing,
+    /// No plan of this thread has that number or hash.
+    Unknown(PlanRef),
+    /// Several plans could be meant: the command must name one.
+    Ambiguous(Vec<PlanRow>),
+}
+
+/// Whether a plan waits for approvals and its apply.
+fn waiting(p: &PlanRow) -> bool {
+    p.status == "proposed"
+}
+
+/// Whether a plan waits for its apply or is being applied.
+fn open(p: &PlanRow) -> bool {
+    p.status == "proposed" || p.status == "applying"
+}
+
+/// The plan of this thread that `which` names (by number or hash prefix),
+/// or, without a name, the only plan for which `candidate` holds. Never a
+/// guess: with several candidates the command must say which it means.
 async fn pick(
     ctx: &JobContext,
     ev: &IssueComment,
-    which: Option<i64>,
-) -> Result<Option<PlanRow>, JobError> {
-    match which {
-        None => current(ctx, ev).await,
-        Some(id) => Ok(ctx
-            .store
-            .plan(id)
-            .await?
-            .filter(|p| p.repo == ev.repo.full_name && p.number == ev.number)),
-    }
+    which: Option<&PlanRef>,
+    candidate: fn(&PlanRow) -> bool,
+) -> Result<Pick, JobError> {
+    let plans = ctx.store.plans(&ev.repo.full_name, ev.number).await?;
+    let mut found: Vec<PlanRow> = match which {
+        Some(r) => plans
+            .into_iter()
+            .filter(|p| r.names(p.id, &p.hash))
+            .collect(),
+        None => plans.into_iter().filter(candidate).collect(),
+    };
+    Ok(match (found.len(), which) {
+        (1, _) => Pick::Plan(Box::new(found.remove(0))),
+        (0, Some(r)) => Pick::Unknown(r.clone()),
+        (0, None) => Pick::Nothing,
+        _ => Pick::Ambiguous(found),
+    })
 }
 
-/// The newest plan of this thread still waiting for its apply (or being
-/// applied).
-async fn current(ctx: &JobContext, ev: &IssueComment) -> Result<Option<PlanRow>, JobError> {
-    Ok(ctx
-        .store
-        .plans(&ev.repo.full_name, ev.number)
-        .await?
-        .into_iter()
-        .rev()
-        .find(|p| p.status == "proposed" || p.status == "applying"))
+/// The reply when a command could mean several plans: it names them, and
+/// nothing is done.
+fn name_the_plan(command: &str, plans: &[PlanRow]) -> String {
+    let list: Vec<String> = plans
+        .iter()
+        .map(|p| format!("- plan {} (hash `{}`), {}", p.id, &p.hash[..12], p.status))
+        .collect();
+    format!(
+        "More than one plan could be meant here, so I did nothing. Name the one you mean, by its number or its hash: `/agentic {command} <plan>`.\n\n{}",
+        list.join("\n")
+    )
+}
+
+/// The reply for a plan name that matches no plan of this thread.
+fn no_such_plan(r: &PlanRef) -> String {
+    format!("There is no plan `{r}` on this thread; `/agentic status` lists them.")
 }
 
 /// `/agentic plan <request>`.
@@ -310,7 +351,7 @@ pub async fn propose(
             job.id,
             repo,
             ev.number,
-            &ev.author.login,
+            (&ev.author.login, ev.author.id),
             head.as_deref(),
             &steps,
             now() + PLAN_TTL_MS,
@@ -332,7 +373,17 @@ pub async fn propose(
     )
     .await?;
     check_run(ctx, job, &progress.status.github, &plan, &needs).await?;
-    Ok(format!("{}\n\n{}", summary.trim(), render(&plan, &needs)))
+    let text = format!("{}\n\n{}", summary.trim(), render(&plan, &needs));
+    // Shown now, and when by GitHub's clock: a bare `/agentic approve`
+    // approves only a plan shown before its comment was written.
+    progress
+        .status
+        .show(&format!("{}{text}", progress.before))
+        .await?;
+    if let Some(at) = progress.status.shown_at() {
+        ctx.store.set_plan_shown(id, at).await?;
+    }
+    Ok(text)
 }
 
 /// The plan's check run (`agentic plan`) on the pull request's head, or on
@@ -412,14 +463,14 @@ async fn abandon(
     id: i64,
     why: String,
 ) -> Result<String, JobError> {
-    ctx.store.move_plan(id, "applying", "failed").await?;
-    ctx.store.unlock_resources(id).await?;
-    refresh_check_run(ctx, job, github, id).await?;
-    ctx.audit(
+    let detail = serde_json::json!({ "plan": id, "why": why });
+    end(
+        ctx,
         job,
-        &ev.author.login,
-        "plan.apply_refused",
-        serde_json::json!({ "plan": id, "why": why }),
+        github,
+        id,
+        "failed",
+        (&ev.author.login, "plan.apply_refused", detail),
     )
     .await?;
     Ok(format!("I cannot apply plan {id}: {why}. Nothing ran."))
@@ -448,6 +499,7 @@ fn facts(plan: &PlanRow, requester_role: Role, rules: plan::ApprovalRules) -> Pl
         steps: &plan.steps,
         hash: &plan.hash,
         requester: &plan.requester,
+        requester_id: plan.requester_id,
         requester_role,
         head_sha: plan.head_sha.as_deref(),
         expires_at: plan.expires_at,
@@ -468,6 +520,13 @@ async fn rules_of(
         .unwrap_or_default())
 }
 
+/// Whether `plan` was shown on its thread strictly before a comment
+/// written at `comment_at`, both by GitHub's clock. GitHub writes whole
+/// seconds, so a comment in the same second as the plan is not "after".
+fn shown_before(plan: &PlanRow, comment_at: Option<i64>) -> bool {
+    matches!((plan.shown_at, comment_at), (Some(shown), Some(written)) if shown < written)
+}
+
 /// `/agentic approve`: the current plan, approved by the commenter with the
 /// role they have, at the head the pull request has now.
 pub async fn approve(
@@ -476,11 +535,31 @@ pub async fn approve(
     ev: &IssueComment,
     role: Role,
     github: &GitHub,
-    which: Option<i64>,
+    which: Option<PlanRef>,
 ) -> Result<String, JobError> {
-    let Some(plan) = pick(ctx, ev, which).await? else {
-        return Ok("There is no plan waiting here to approve.".into());
+    let plan = match pick(ctx, ev, which.as_ref(), waiting).await? {
+        Pick::Plan(p) => *p,
+        Pick::Nothing => return Ok("There is no plan waiting here to approve.".into()),
+        Pick::Unknown(r) => return Ok(no_such_plan(&r)),
+        Pick::Ambiguous(plans) => return Ok(name_the_plan("approve", &plans)),
     };
+    if which.is_none() && !shown_before(&plan, ev.created_at_ms) {
+        // An approval binds to what its author could have read: a plan that
+        // appeared after the comment was written (slipped in while the
+        // approver read another) is not approved by a bare command.
+        ctx.audit(
+            job,
+            &ev.author.login,
+            "plan.approval_refused",
+            serde_json::json!({ "plan": plan.id, "why": "not shown before the approving comment" }),
+        )
+        .await?;
+        return Ok(format!(
+            "Plan {id} was shown after your comment was written (or I cannot tell when), so I cannot tell that you saw it, and I recorded nothing. To approve it, name it: `/agentic approve {id}` (hash `{hash}`).",
+            id = plan.id,
+            hash = &plan.hash[..12]
+        ));
+    }
     if plan.status != "proposed" {
         return Ok(format!(
             "Plan {} is {}; there is nothing to approve.",
@@ -489,6 +568,7 @@ pub async fn approve(
     }
     let head = head_of(github, ev).await?;
     let approval = Approval {
+        approver_id: ev.author.id,
         approver: ev.author.login.clone(),
         role,
         hash: plan.hash.clone(),
@@ -526,11 +606,23 @@ pub async fn cancel(
     job: &LeasedJob,
     ev: &IssueComment,
     github: &GitHub,
+    which: Option<PlanRef>,
 ) -> Result<String, JobError> {
     let login = ev.author.login.as_str();
     let mut said = Vec::new();
-    if let Some(plan) = current(ctx, ev).await? {
-        match stop_plan(ctx, job, github, &plan, login, "cancel").await? {
+    let plan = match pick(ctx, ev, which.as_ref(), open).await? {
+        Pick::Plan(p) => Some(*p),
+        Pick::Nothing => None,
+        Pick::Unknown(r) => return Ok(no_such_plan(&r)),
+        Pick::Ambiguous(plans) => return Ok(name_the_plan("cancel", &plans)),
+    };
+    let mut applier = None;
+    if let Some(plan) = plan {
+        let stopped = stop_plan(ctx, job, github, &plan, login, "cancel").await?;
+        if matches!(stopped, Stopped::Stopping) {
+            applier = plan.apply_job_id;
+        }
+        match stopped {
             Stopped::Withdrawn => said.push(format!(
                 "Plan {} is withdrawn; nothing of it will run.",
                 plan.id
@@ -550,6 +642,11 @@ pub async fn cancel(
         .store
         .request_cancel(&job.subject, job.id, login)
         .await?;
+    if let Some(owner) = applier {
+        // The job applying the plan hears it at once, even when it is not
+        // on this thread (the Apply button's job belongs to the repository).
+        ctx.store.request_job_stop(owner, login).await?;
+    }
     let running = jobs.iter().filter(|j| j.was_running).count();
     let queued = jobs.len() - running;
     if running > 0 {
@@ -602,7 +699,8 @@ async fn stop_plan(
         refresh_check_run(ctx, job, github, plan.id).await?;
         Ok(Stopped::Withdrawn)
     } else if ctx.store.request_plan_cancel(plan.id, by).await? {
-        ctx.audit(job, by, "plan.cancel_requested", detail).await?;
+        ctx.audit(job, by, "plan.cancel_requested", detail.clone())
+            .await?;
         let owner_goes_on = match plan.apply_job_id {
             Some(owner) => ctx.store.job_pending(owner).await?,
             None => false,
@@ -610,13 +708,14 @@ async fn stop_plan(
         if owner_goes_on {
             return Ok(Stopped::Stopping);
         }
-        // Nobody is applying it any more (its job died): end it here.
+        // Nobody is applying it any more (its job died): end it here, its
+        // status, locks and audit together.
+        let entry = JobContext::audit_entry(job, by, "plan.apply_cancelled", detail);
         if ctx
             .store
-            .move_plan(plan.id, "applying", "cancelled")
+            .end_apply(plan.id, None, "cancelled", &entry)
             .await?
         {
-            ctx.store.unlock_resources(plan.id).await?;
             refresh_check_run(ctx, job, github, plan.id).await?;
         }
         Ok(Stopped::Ended)
@@ -637,15 +736,65 @@ pub async fn thread_closed(
     by: &str,
 ) -> Result<(), JobError> {
     let plans = ctx.store.plans(repo, number).await?;
-    if !plans.is_empty() {
-        let github = ctx.repo_client(installation, repo, Access::Write).await?;
-        for plan in &plans {
+    if plans.is_empty() {
+        // No plan, so no apply: whatever runs here may simply stop.
+        let stopped = ctx.store.request_cancel(&job.subject, job.id, by).await?;
+        tracing::info!(repo, number, jobs = stopped.len(), "thread closed");
+        return Ok(());
+    }
+    let github = ctx.repo_client(installation, repo, Access::Write).await?;
+    // An issue's or pull request's author may close it whatever their role.
+    // Stopping an approved apply halfway is what `cancel` does, and needs
+    // its role: a half-applied plan is never the result of such a click.
+    let needed = ctx
+        .repo_config(&github, repo)
+        .await?
+        .config
+        .required_role(&crate::command::Command::Cancel { plan: None });
+    let may_cancel = github.fresh_role(repo, by).await? >= needed;
+    let mut going_on = Vec::new();
+    for plan in &plans {
+        if may_cancel || plan.status != "applying" {
             stop_plan(ctx, job, &github, plan, by, "closed").await?;
+        } else {
+            going_on.push(plan.id);
         }
     }
-    let stopped = ctx.store.request_cancel(&job.subject, job.id, by).await?;
-    tracing::info!(repo, number, jobs = stopped.len(), "thread closed");
+    if going_on.is_empty() {
+        let stopped = ctx.store.request_cancel(&job.subject, job.id, by).await?;
+        for owner in plans
+            .iter()
+            .filter(|p| p.status == "applying")
+            .filter_map(|p| p.apply_job_id)
+        {
+            ctx.store.request_job_stop(owner, by).await?;
+        }
+        tracing::info!(repo, number, jobs = stopped.len(), "thread closed");
+        return Ok(());
+    }
+    ctx.audit(
+        job,
+        by,
+        "plan.close_not_cancelling",
+        serde_json::json!({ "plans": going_on, "needed": needed.as_str() }),
+    )
+    .await?;
+    let mut status = ctx.status_comment(github, repo, number, job);
+    status
+        .show(&closed_while_applying(by, needed, &going_on))
+        .await?;
     Ok(())
+}
+
+/// The reply when someone without `cancel`'s role closes a thread whose
+/// plan is being applied.
+fn closed_while_applying(by: &str, needed: Role, plans: &[i64]) -> String {
+    let names: Vec<String> = plans.iter().map(|id| format!("plan {id}")).collect();
+    format!(
+        "@{by} closed this thread. Plans still waiting here are withdrawn, but stopping an apply needs the **{}** role, so {} goes on with its approved steps to the end. Someone with that role can stop it with `/agentic cancel`.",
+        needed.as_str(),
+        names.join(" and ")
+    )
 }
 
 /// The kinds of some jobs, as people read them.
@@ -742,12 +891,15 @@ pub async fn apply(
     ev: &IssueComment,
     status: &mut StatusComment,
     previous: &[String],
-    which: Option<i64>,
+    which: Option<PlanRef>,
 ) -> Result<String, JobError> {
     let repo = ev.repo.full_name.as_str();
-    let plan = pick(ctx, ev, which).await?;
-    let Some(plan) = plan else {
-        return Ok("There is no plan waiting here to apply.".into());
+    let who = ev.author.login.as_str();
+    let plan = match pick(ctx, ev, which.as_ref(), open).await? {
+        Pick::Plan(p) => *p,
+        Pick::Nothing => return Ok("There is no plan waiting here to apply.".into()),
+        Pick::Unknown(r) => return Ok(no_such_plan(&r)),
+        Pick::Ambiguous(plans) => return Ok(name_the_plan("apply", &plans)),
     };
     if plan.status != "proposed" && plan.status != "applying" {
         return Ok(format!(
@@ -760,7 +912,7 @@ pub async fn apply(
     if plan::hash(&plan.steps) != plan.hash {
         ctx.audit(
             job,
-            &ev.author.login,
+            who,
             "plan.apply_refused",
             serde_json::json!({ "plan": plan.id, "why": "steps do not match the hash" }),
         )
@@ -787,50 +939,28 @@ pub async fn apply(
             plan.id, scope.max_instances
         ));
     }
-    if plan.status == "applying" && plan.apply_job_id != Some(job.id) {
-        // Another job is applying it. Only if that job ended without
-        // finishing (it died) does this one take over; never two at once.
-        let owner = plan.apply_job_id;
-        let running = match owner {
+    // This very job going on after a restart passed every check when it
+    // started the apply. Anyone else, starting it or taking over a dead
+    // apply, passes them all now.
+    let resuming_own = plan.status == "applying" && plan.apply_job_id == Some(job.id);
+    let taking_over = plan.status == "applying" && !resuming_own;
+    if taking_over {
+        // Only if the job applying it ended without finishing (it died)
+        // may another take over; never two at once.
+        let running = match plan.apply_job_id {
             Some(other) => ctx.store.job_pending(other).await?,
             None => false,
         };
-        if running || !ctx.store.take_over_apply(plan.id, owner, job.id).await? {
-            return Ok(format!(
-                "Plan {} is being applied right now; `/agentic status` shows it, and `/agentic cancel` stops it after the step it is on.",
-                plan.id
-            ));
+        if running {
+            return Ok(being_applied(plan.id));
         }
-        ctx.audit(
-            job,
-            &ev.author.login,
-            "plan.apply_taken_over",
-            serde_json::json!({ "plan": plan.id, "from_job": owner }),
-        )
-        .await?;
     }
-    if plan.status == "proposed" {
-        let head = head_of(&status.github, ev).await?;
-        // Roles as GitHub says them now, past the cache. An approval counts
-        // with the lower of the role its approver had then and has now:
-        // someone demoted since cannot carry a plan.
-        let requester_role = status.github.fresh_role(repo, &plan.requester).await?;
-        let mut approvals = ctx.store.plan_approvals(plan.id).await?;
-        for a in &mut approvals {
-            a.role = a
-                .role
-                .min(status.github.fresh_role(repo, &a.approver).await?);
-        }
-        let needs = plan::missing(
-            &facts(&plan, requester_role, scope.approvals),
-            &approvals,
-            head.as_deref(),
-            now(),
-        );
+    if !resuming_own {
+        let needs = still_needs(ctx, status, ev, &plan, scope.approvals).await?;
         if !needs.is_empty() {
             ctx.audit(
                 job,
-                &ev.author.login,
+                who,
                 "plan.apply_refused",
                 serde_json::json!({ "plan": plan.id, "needs": needs }),
             )
@@ -841,31 +971,53 @@ pub async fn apply(
                 render(&plan, &needs)
             ));
         }
-        // One plan at a time per resource, all of its resources or none.
-        let resources: Vec<String> = plan.steps.iter().map(lock_key).collect();
-        if let Err(other) = ctx.store.lock_resources(plan.id, &resources).await? {
-            ctx.audit(
-                job,
-                &ev.author.login,
-                "plan.apply_refused",
-                serde_json::json!({ "plan": plan.id, "locked_by": other }),
-            )
-            .await?;
-            return Ok(format!(
-                "I cannot apply plan {} now: plan {other} is being applied to the same resources. Try again when it is done.",
-                plan.id
-            ));
-        }
-        if !ctx.store.start_apply(plan.id, job.id).await? {
-            ctx.store.unlock_resources(plan.id).await?;
-            return Ok(format!(
-                "Plan {} changed while I looked; ask again.",
-                plan.id
-            ));
+    }
+    // Who took over a dead apply is said with its outcome, as well as audited.
+    let lead = if taking_over {
+        format!(
+            "@{who} resumed plan {}'s apply, which had stopped midway.\n\n",
+            plan.id
+        )
+    } else {
+        String::new()
+    };
+    if taking_over {
+        let from = plan.apply_job_id;
+        if !ctx.store.take_over_apply(plan.id, from, job.id).await? {
+            return Ok(being_applied(plan.id));
         }
         ctx.audit(
             job,
-            &ev.author.login,
+            who,
+            "plan.apply_taken_over",
+            serde_json::json!({ "plan": plan.id, "from_job": from, "resumed_by": who }),
+        )
+        .await?;
+    } else if plan.status == "proposed" {
+        // The apply slot and one lock per resource, in one transaction: all
+        // of them or nothing. A job that loses the race changes nothing, so
+        // it cannot release the winner's locks.
+        let resources: Vec<String> = plan.steps.iter().map(lock_key).collect();
+        match ctx.store.begin_apply(plan.id, job.id, &resources).await? {
+            ApplyStart::Started => {}
+            ApplyStart::NotWaiting => return Ok(being_applied(plan.id)),
+            ApplyStart::Locked(other) => {
+                ctx.audit(
+                    job,
+                    who,
+                    "plan.apply_refused",
+                    serde_json::json!({ "plan": plan.id, "locked_by": other }),
+                )
+                .await?;
+                return Ok(format!(
+                    "I cannot apply plan {} now: plan {other} is being applied to the same resources. Try again when it is done.",
+                    plan.id
+                ));
+            }
+        }
+        ctx.audit(
+            job,
+            who,
             "plan.apply_started",
             serde_json::json!({ "plan": plan.id, "hash": plan.hash }),
         )
@@ -927,21 +1079,19 @@ pub async fn apply(
                 .and_then(|p| p.cancel_requested_by),
         };
         if let Some(by) = asked {
-            ctx.store
-                .move_plan(plan.id, "applying", "cancelled")
-                .await?;
-            ctx.store.unlock_resources(plan.id).await?;
-            refresh_check_run(ctx, job, &status.github, plan.id).await?;
-            ctx.audit(
+            let detail = serde_json::json!({ "plan": plan.id, "before_step": n });
+            end(
+                ctx,
                 job,
-                &by,
-                "plan.apply_cancelled",
-                serde_json::json!({ "plan": plan.id, "before_step": n }),
+                &status.github,
+                plan.id,
+                "cancelled",
+                (&by, "plan.apply_cancelled", detail),
             )
             .await?;
             lines.extend(not_run(&plan.steps, i));
             return Ok(format!(
-                "Plan {} stopped before step {n}: @{by} cancelled it. The steps marked ✅ ran; the rest did not.\n\n{}",
+                "{lead}Plan {} stopped before step {n}: @{by} cancelled it. The steps marked ✅ ran; the rest did not.\n\n{}",
                 plan.id,
                 lines.join("\n")
             ));
@@ -965,7 +1115,7 @@ pub async fn apply(
                     .await?;
                 ctx.audit(
                     job,
-                    &ev.author.login,
+                    who,
                     "plan.step_applied",
                     serde_json::json!({ "plan": plan.id, "step": n, "result": result }),
                 )
@@ -983,41 +1133,95 @@ pub async fn apply(
                 ctx.store
                     .record_step(plan.id, n, "failed", Some(&reason))
                     .await?;
-                ctx.store.move_plan(plan.id, "applying", "failed").await?;
-                ctx.store.unlock_resources(plan.id).await?;
-                refresh_check_run(ctx, job, &status.github, plan.id).await?;
-                ctx.audit(
+                let detail = serde_json::json!({ "plan": plan.id, "step": n, "error": reason });
+                end(
+                    ctx,
                     job,
-                    &ev.author.login,
-                    "plan.step_failed",
-                    serde_json::json!({ "plan": plan.id, "step": n, "error": reason }),
+                    &status.github,
+                    plan.id,
+                    "failed",
+                    (who, "plan.step_failed", detail),
                 )
                 .await?;
                 lines.push(format!("❌ {} — {reason}", step_line(i + 1, step)));
                 lines.extend(not_run(&plan.steps, i + 1));
                 return Ok(format!(
-                    "Plan {} stopped at step {n}; the steps after it did not run.\n\n{}",
+                    "{lead}Plan {} stopped at step {n}; the steps after it did not run.\n\n{}",
                     plan.id,
                     lines.join("\n")
                 ));
             }
         }
     }
-    ctx.store.move_plan(plan.id, "applying", "applied").await?;
-    ctx.store.unlock_resources(plan.id).await?;
-    refresh_check_run(ctx, job, &status.github, plan.id).await?;
-    ctx.audit(
+    let detail = serde_json::json!({ "plan": plan.id });
+    end(
+        ctx,
         job,
-        &ev.author.login,
-        "plan.applied",
-        serde_json::json!({ "plan": plan.id }),
+        &status.github,
+        plan.id,
+        "applied",
+        (who, "plan.applied", detail),
     )
     .await?;
     Ok(format!(
-        "Plan {} is applied.\n\n{}",
+        "{lead}Plan {} is applied.\n\n{}",
         plan.id,
         lines.join("\n")
     ))
+}
+
+/// The reply while another job applies a plan.
+fn being_applied(id: i64) -> String {
+    format!(
+        "Plan {id} is being applied right now; `/agentic status` shows it, and `/agentic cancel` stops it after the step it is on."
+    )
+}
+
+/// What an apply of `plan` still needs, checked as at a first apply: the
+/// head now, the requester's and every approver's role as GitHub says it
+/// now (past the cache; an approval counts with the lower of the role its
+/// approver had then and has now), expiry and approvals.
+async fn still_needs(
+    ctx: &JobContext,
+    status: &StatusComment,
+    ev: &IssueComment,
+    plan: &PlanRow,
+    rules: plan::ApprovalRules,
+) -> Result<Vec<String>, JobError> {
+    let repo = ev.repo.full_name.as_str();
+    let head = head_of(&status.github, ev).await?;
+    let requester_role = status.github.fresh_role(repo, &plan.requester).await?;
+    let mut approvals = ctx.store.plan_approvals(plan.id).await?;
+    for a in &mut approvals {
+        a.role = a
+            .role
+            .min(status.github.fresh_role(repo, &a.approver).await?);
+    }
+    Ok(plan::missing(
+        &facts(plan, requester_role, rules),
+        &approvals,
+        head.as_deref(),
+        now(),
+    ))
+}
+
+/// End this job's apply of plan `id` as `to`: its status, its locks and
+/// the audit record `(actor, action, detail)` change in one transaction,
+/// then its check run shows it.
+async fn end(
+    ctx: &JobContext,
+    job: &LeasedJob,
+    github: &GitHub,
+    id: i64,
+    to: &str,
+    (actor, action, detail): (&str, &str, serde_json::Value),
+) -> Result<(), JobError> {
+    let entry = JobContext::audit_entry(job, actor, action, detail);
+    if !ctx.store.end_apply(id, Some(job.id), to, &entry).await? {
+        // Another job took the plan over (this one was thought dead).
+        return Err(JobError::LeaseLost);
+    }
+    refresh_check_run(ctx, job, github, id).await
 }
 
 /// The lines of the steps from index `from` on, which did not run.
@@ -1070,8 +1274,9 @@ pub async fn from_issue(ctx: &JobContext, job: &LeasedJob, ev: &Issue) -> Result
         ctx.audit(job, login, "command.refused", serde_json::json!({ "command": "plan", "via": "label", "role": role.as_str(), "needed": needed.as_str() })).await?;
         return Ok(());
     }
-    let issue = github.issue(repo, ev.number).await?;
-    let request = format!("{}\n\n{}", issue.title, issue.body.unwrap_or_default());
+    // The issue as delivered with the label: what the labeller could read,
+    // not an edit made since.
+    let request = format!("{}\n\n{}", ev.title, ev.body.as_deref().unwrap_or_default());
     // The request as a comment would carry it: the rest of the plan flow
     // is the command's.
     let as_comment = IssueComment {
@@ -1084,6 +1289,8 @@ pub async fn from_issue(ctx: &JobContext, job: &LeasedJob, ev: &Issue) -> Result
         body: request.clone(),
         author: ev.sender.clone(),
         sender: ev.sender.clone(),
+        previous_body: None,
+        created_at_ms: None,
     };
     let text = propose(ctx, job, &as_comment, &request, &mut status, &[]).await?;
     status.show(&text).await?;
@@ -1117,11 +1324,11 @@ pub async fn apply_button(
         .await?;
     let login = ev.sender.login.as_str();
     let role = github.role(repo, login).await?;
-    let needed = ctx
-        .repo_config(&github, repo)
-        .await?
-        .config
-        .required_role(&crate::command::Command::Apply { plan: Some(id) });
+    let needed = ctx.repo_config(&github, repo).await?.config.required_role(
+        &crate::command::Command::Apply {
+            plan: Some(PlanRef::Number(id)),
+        },
+    );
     if role < needed {
         ctx.audit(job, login, "command.refused", serde_json::json!({ "command": "apply", "via": "button", "plan": id, "role": role.as_str(), "needed": needed.as_str() })).await?;
         return Ok(());
@@ -1136,9 +1343,19 @@ pub async fn apply_button(
         body: String::new(),
         author: ev.sender.clone(),
         sender: ev.sender.clone(),
+        previous_body: None,
+        created_at_ms: None,
     };
     let mut status = ctx.status_comment(github, repo, plan.number, job);
-    let text = apply(ctx, job, &as_comment, &mut status, &[], Some(id)).await?;
+    let text = apply(
+        ctx,
+        job,
+        &as_comment,
+        &mut status,
+        &[],
+        Some(PlanRef::Number(id)),
+    )
+    .await?;
     status
         .show(&format!("@{login} pressed **Apply**.\n\n{text}"))
         .await?;

@@ -23,7 +23,7 @@ use sqlx::any::AnyPoolOptions;
 use sqlx::{AnyConnection, AnyPool, Executor, Row};
 
 pub use limits::Admission;
-pub use plans::{PlanRow, StepRun};
+pub use plans::{ApplyStart, PlanRow, StepRun};
 pub use retention::{PruneReport, Retention};
 pub use reviews::{ReviewRun, ReviewStart};
 

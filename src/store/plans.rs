@@ -3,7 +3,7 @@
 use anyhow::Context;
 use sqlx::Row;
 
-use super::{now_ms, Store};
+use super::{insert_audit, now_ms, AuditEntry, Store};
 use crate::plan::{Approval, PlanStep};
 
 /// A plan as stored.
@@ -12,7 +12,11 @@ pub struct PlanRow {
     pub id: i64,
     pub repo: String,
     pub number: u64,
+    /// The requester's login, for display.
     pub requester: String,
+    /// The requester's GitHub user id (`None` for plans stored before ids
+    /// were recorded; those cannot be applied).
+    pub requester_id: Option<u64>,
     pub head_sha: Option<String>,
     pub steps: Vec<PlanStep>,
     pub hash: String,
@@ -26,6 +30,19 @@ pub struct PlanRow {
     pub cancel_requested_by: Option<String>,
     /// The job applying it (the last one to start or take over the apply).
     pub apply_job_id: Option<i64>,
+    /// When the plan was shown on its thread, by GitHub's clock (ms).
+    pub shown_at: Option<i64>,
+}
+
+/// How an attempt to start an apply ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ApplyStart {
+    /// The plan is `applying` by this job, and holds all its locks.
+    Started,
+    /// The plan was no longer waiting (another apply started it first).
+    NotWaiting,
+    /// Another plan holds one of the resources; nothing changed.
+    Locked(i64),
 }
 
 /// What one step of an apply did.
@@ -37,7 +54,7 @@ pub struct StepRun {
     pub result: Option<String>,
 }
 
-const COLUMNS: &str = "id, repo, number, requester, head_sha, steps, hash, status, created_at, expires_at, check_run_id, cancel_requested_by, apply_job_id";
+const COLUMNS: &str = "id, repo, number, requester, requester_id, head_sha, steps, hash, status, created_at, expires_at, check_run_id, cancel_requested_by, apply_job_id, shown_at";
 
 fn plan_of(r: &sqlx::any::AnyRow) -> anyhow::Result<PlanRow> {
     let steps: String = r.get("steps");
@@ -46,6 +63,7 @@ fn plan_of(r: &sqlx::any::AnyRow) -> anyhow::Result<PlanRow> {
         repo: r.get("repo"),
         number: r.get::<i64, _>("number") as u64,
         requester: r.get("requester"),
+        requester_id: r.get::<Option<i64>, _>("requester_id").map(|v| v as u64),
         head_sha: r.get("head_sha"),
         steps: serde_json::from_str(&steps).context("a stored plan's steps do not parse")?,
         hash: r.get("hash"),
@@ -55,6 +73,7 @@ fn plan_of(r: &sqlx::any::AnyRow) -> anyhow::Result<PlanRow> {
         check_run_id: r.get::<Option<i64>, _>("check_run_id").map(|v| v as u64),
         cancel_requested_by: r.get("cancel_requested_by"),
         apply_job_id: r.get("apply_job_id"),
+        shown_at: r.get("shown_at"),
     })
 }
 
@@ -67,7 +86,7 @@ impl Store {
         job_id: i64,
         repo: &str,
         number: u64,
-        requester: &str,
+        requester: (&str, u64),
         head_sha: Option<&str>,
         steps: &[PlanStep],
         expires_at: i64,
@@ -75,20 +94,21 @@ impl Store {
         let now = now_ms();
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO plans (repo, number, requester, head_sha, steps, hash, status, job_id,
-                                created_at, expires_at, updated_at)
-             VALUES ($1, $2, $3, $4, $5, $6, 'proposed', $7, $8, $9, $8)
+                                created_at, expires_at, updated_at, requester_id)
+             VALUES ($1, $2, $3, $4, $5, $6, 'proposed', $7, $8, $9, $8, $10)
              ON CONFLICT (job_id) DO UPDATE SET job_id = plans.job_id
              RETURNING id",
         )
         .bind(repo)
         .bind(number as i64)
-        .bind(requester)
+        .bind(requester.0)
         .bind(head_sha)
         .bind(serde_json::to_string(steps)?)
         .bind(crate::plan::hash(steps))
         .bind(job_id)
         .bind(now)
         .bind(expires_at)
+        .bind(requester.1 as i64)
         .fetch_one(&self.write)
         .await
         .context("storing a plan")?;
@@ -126,6 +146,18 @@ impl Store {
             .execute(&self.write)
             .await
             .context("recording a plan's check run")?;
+        Ok(())
+    }
+
+    /// Record when plan `id` was shown on its thread (GitHub's clock, ms).
+    pub async fn set_plan_shown(&self, id: i64, at: i64) -> anyhow::Result<()> {
+        sqlx::query("UPDATE plans SET shown_at = $1, updated_at = $2 WHERE id = $3")
+            .bind(at)
+            .bind(now_ms())
+            .bind(id)
+            .execute(&self.write)
+            .await
+            .context("recording when a plan was shown")?;
         Ok(())
     }
 
@@ -211,15 +243,34 @@ impl Store {
         Ok(r.rows_affected() == 1)
     }
 
+    /// Ask running job `id` to stop where it safely can, on behalf of `by`
+    /// (the job applying a plan, which may sit on another thread: the
+    /// Apply button's job belongs to the repository); `false` when it is
+    /// not running or was asked already.
+    pub async fn request_job_stop(&self, id: i64, by: &str) -> anyhow::Result<bool> {
+        let r = sqlx::query(
+            "UPDATE jobs SET cancel_requested_by = $1
+             WHERE id = $2 AND state = 'running' AND cancel_requested_by IS NULL",
+        )
+        .bind(by)
+        .bind(id)
+        .execute(&self.write)
+        .await
+        .context("asking a job to stop")?;
+        Ok(r.rows_affected() == 1)
+    }
+
     /// Record (or renew) `approval` of plan `id`.
     pub async fn approve_plan(&self, id: i64, approval: &Approval) -> anyhow::Result<()> {
         sqlx::query(
-            "INSERT INTO plan_approvals (plan_id, approver, role, hash, head_sha, created_at)
-             VALUES ($1, $2, $3, $4, $5, $6)
-             ON CONFLICT (plan_id, approver) DO UPDATE SET role = excluded.role,
-                 hash = excluded.hash, head_sha = excluded.head_sha, created_at = excluded.created_at",
+            "INSERT INTO plan_approvals (plan_id, approver_id, approver, role, hash, head_sha, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)
+             ON CONFLICT (plan_id, approver_id) DO UPDATE SET approver = excluded.approver,
+                 role = excluded.role, hash = excluded.hash, head_sha = excluded.head_sha,
+                 created_at = excluded.created_at",
         )
         .bind(id)
+        .bind(approval.approver_id as i64)
         .bind(&approval.approver)
         .bind(approval.role.as_str())
         .bind(&approval.hash)
@@ -233,7 +284,7 @@ impl Store {
 
     pub async fn plan_approvals(&self, id: i64) -> anyhow::Result<Vec<Approval>> {
         let rows = sqlx::query(
-            "SELECT approver, role, hash, head_sha FROM plan_approvals WHERE plan_id = $1 ORDER BY created_at",
+            "SELECT approver_id, approver, role, hash, head_sha FROM plan_approvals WHERE plan_id = $1 ORDER BY created_at",
         )
         .bind(id)
         .fetch_all(&self.write)
@@ -243,6 +294,7 @@ impl Store {
             .map(|r| {
                 let role: String = r.get("role");
                 Ok(Approval {
+                    approver_id: r.get::<i64, _>("approver_id") as u64,
                     approver: r.get("approver"),
                     role: crate::github::Role::parse(&role)
                         .with_context(|| format!("a stored approval has role `{role}`"))?,
@@ -298,6 +350,107 @@ impl Store {
 }
 
 impl Store {
+    /// Start applying plan `id` in job `job`, all in one transaction: the
+    /// plan moves `proposed` → `applying` (this job its applier) and takes
+    /// a lock on every resource, or nothing changes at all. Whoever loses a
+    /// race for the plan changes nothing, so it can never release the
+    /// winner's locks.
+    pub async fn begin_apply(
+        &self,
+        id: i64,
+        job: i64,
+        resources: &[String],
+    ) -> anyhow::Result<ApplyStart> {
+        let mut tx = self.write.begin().await.context("starting a transaction")?;
+        let moved = sqlx::query(
+            "UPDATE plans SET status = 'applying', apply_job_id = $1, updated_at = $2
+             WHERE id = $3 AND status = 'proposed'",
+        )
+        .bind(job)
+        .bind(now_ms())
+        .bind(id)
+        .execute(&mut *tx)
+        .await
+        .context("starting an apply")?;
+        if moved.rows_affected() != 1 {
+            tx.rollback().await.context("giving up an apply")?;
+            return Ok(ApplyStart::NotWaiting);
+        }
+        for r in resources {
+            sqlx::query("INSERT INTO plan_locks (resource, plan_id) VALUES ($1, $2) ON CONFLICT (resource) DO NOTHING")
+                .bind(r)
+                .bind(id)
+                .execute(&mut *tx)
+                .await
+                .context("taking a resource lock")?;
+            let holder: i64 =
+                sqlx::query_scalar("SELECT plan_id FROM plan_locks WHERE resource = $1")
+                    .bind(r)
+                    .fetch_one(&mut *tx)
+                    .await
+                    .context("reading a resource lock")?;
+            if holder != id {
+                tx.rollback().await.context("giving up resource locks")?;
+                return Ok(ApplyStart::Locked(holder));
+            }
+        }
+        tx.commit()
+            .await
+            .context("committing the start of an apply")?;
+        Ok(ApplyStart::Started)
+    }
+
+    /// End an apply of plan `id` in one transaction: `applying` → `to`,
+    /// every lock of the plan released, and `audit` written; or nothing,
+    /// and `false`, when the plan was not `applying` (by `job`, if given:
+    /// a job that lost the plan to another cannot end it).
+    pub async fn end_apply(
+        &self,
+        id: i64,
+        job: Option<i64>,
+        to: &str,
+        audit: &AuditEntry,
+    ) -> anyhow::Result<bool> {
+        let mut tx = self.write.begin().await.context("starting a transaction")?;
+        let moved = sqlx::query(
+            "UPDATE plans SET status = $1, updated_at = $2
+             WHERE id = $3 AND status = 'applying' AND (apply_job_id = $4 OR $5)",
+        )
+        .bind(to)
+        .bind(now_ms())
+        .bind(id)
+        .bind(job.unwrap_or(-1))
+        .bind(job.is_none())
+        .execute(&mut *tx)
+        .await
+        .context("ending an apply")?;
+        if moved.rows_affected() != 1 {
+            tx.rollback()
+                .await
+                .context("giving up the end of an apply")?;
+            return Ok(false);
+        }
+        sqlx::query("DELETE FROM plan_locks WHERE plan_id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .context("releasing resource locks")?;
+        insert_audit(&mut tx, now_ms(), audit).await?;
+        tx.commit()
+            .await
+            .context("committing the end of an apply")?;
+        Ok(true)
+    }
+
+    /// The resources plan `id` holds locks on.
+    pub async fn plan_locks(&self, id: i64) -> anyhow::Result<Vec<String>> {
+        sqlx::query_scalar("SELECT resource FROM plan_locks WHERE plan_id = $1 ORDER BY resource")
+            .bind(id)
+            .fetch_all(&self.write)
+            .await
+            .context("reading resource locks")
+    }
+
     /// Lock `resources` for plan `id`, all or none, in one transaction:
     /// `Err(other)` names a plan that holds one of them.
     pub async fn lock_resources(

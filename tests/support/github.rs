@@ -52,6 +52,10 @@ pub struct CommentData {
     pub user: String,
     pub user_type: String,
     pub body: String,
+    /// When it was created and last written, as GitHub writes times (with
+    /// milliseconds here, so that tests can order events within a second).
+    pub created_at: String,
+    pub updated_at: String,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -213,6 +217,8 @@ impl FakeGitHub {
                 user: user.into(),
                 user_type: user_type.into(),
                 body: body.into(),
+                created_at: super::github_now(),
+                updated_at: super::github_now(),
             });
         id
     }
@@ -391,7 +397,7 @@ fn error(status: StatusCode, message: &str) -> Response {
 }
 
 fn user_json(login: &str, kind: &str) -> Value {
-    json!({ "login": login, "id": 5550100, "node_id": "U_1", "type": kind, "site_admin": false,
+    json!({ "login": login, "id": super::user_id(login), "node_id": "U_1", "type": kind, "site_admin": false,
             "url": format!("https://api.github.com/users/{login}"), "html_url": format!("https://github.com/{login}") })
 }
 
@@ -401,7 +407,7 @@ fn comment_json(c: &CommentData, number: u64) -> Value {
         "url": format!("https://api.github.com/repos/{REPO}/issues/comments/{}", c.id),
         "html_url": format!("https://github.com/{REPO}/issues/{number}#issuecomment-{}", c.id),
         "issue_url": format!("https://api.github.com/repos/{REPO}/issues/{number}"),
-        "created_at": "2026-11-25T08:15:00Z", "updated_at": "2026-11-25T08:15:00Z",
+        "created_at": c.created_at, "updated_at": c.updated_at,
         "author_association": "NONE", "performed_via_github_app": null
     })
 }
@@ -1036,6 +1042,8 @@ fn route(
                 user: BOT.into(),
                 user_type: "Bot".into(),
                 body: text,
+                created_at: super::github_now(),
+                updated_at: super::github_now(),
             };
             let Some(t) = st.threads.get_mut(&n) else {
                 return error(StatusCode::NOT_FOUND, "Not Found");
@@ -1060,6 +1068,7 @@ fn route(
                     // An App with `issues: write` may edit anyone's
                     // comment, as on GitHub: only the bot's care stops it.
                     c.body = text.clone();
+                    c.updated_at = super::github_now();
                     found = Some((*n, c.clone()));
                 }
             }

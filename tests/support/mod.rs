@@ -5,6 +5,7 @@
 pub mod github;
 pub mod llm;
 pub mod moto;
+pub mod plans;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -235,8 +236,54 @@ pub fn comment_payload(
     v["comment"]["id"] = comment_id.into();
     v["comment"]["body"] = body.into();
     v["comment"]["user"]["login"] = login.into();
+    v["comment"]["user"]["id"] = user_id(login).into();
+    v["comment"]["created_at"] = github_now().into();
+    v["comment"]["updated_at"] = v["comment"]["created_at"].clone();
     v["sender"]["login"] = login.into();
+    v["sender"]["id"] = user_id(login).into();
     serde_json::to_vec(&v).unwrap()
+}
+
+/// An `issue_comment.edited` delivery: `editor` changed comment
+/// `comment_id`, written by `author`, from `before` to `after`. GitHub
+/// sends the editor as `sender` and the old body as `changes.body.from`.
+#[allow(clippy::too_many_arguments)]
+pub fn edited_payload(
+    number: u64,
+    on_pull_request: bool,
+    comment_id: u64,
+    author: &str,
+    editor: &str,
+    before: &str,
+    after: &str,
+) -> Vec<u8> {
+    let mut v: serde_json::Value = serde_json::from_slice(&comment_payload(
+        "edited",
+        number,
+        on_pull_request,
+        comment_id,
+        author,
+        after,
+    ))
+    .unwrap();
+    v["sender"]["login"] = editor.into();
+    v["sender"]["id"] = user_id(editor).into();
+    v["changes"] = serde_json::json!({ "body": { "from": before } });
+    serde_json::to_vec(&v).unwrap()
+}
+
+/// A made-up, stable GitHub user id per login, as every test payload and
+/// the fake GitHub give it: people are told apart by id, as on GitHub.
+pub fn user_id(login: &str) -> u64 {
+    login.bytes().fold(5_550_000u64, |h, b| {
+        (h * 131 + u64::from(b)) % 1_000_000_007
+    })
+}
+
+/// Now, as GitHub writes times (RFC 3339 in UTC), with milliseconds so that
+/// tests can tell apart events within one second.
+pub fn github_now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
 /// A free loopback port (bound, then released for the binary to take).
