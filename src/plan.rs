@@ -209,23 +209,45 @@ fn short(sha: &str) -> &str {
     &sha[..sha.len().min(7)]
 }
 
+/// `name` as a literal inside a policy's `Resource` (or a string or ARN
+/// condition): IAM reads `*` and `?` there as wildcards and `${…}` as a
+/// variable, so each of `*`, `?` and `$` is written as the policy
+/// variable that stands for the character itself (`${*}`, `${?}`,
+/// `${$}`). An object key `logs/*` is then that one object, never every
+/// object under `logs/`.
+pub fn literal(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    for c in name.chars() {
+        match c {
+            '*' | '?' | '$' => {
+                out.push_str("${");
+                out.push(c);
+                out.push('}');
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 /// The ARN a step's action applies to, or why a policy cannot be made
 /// for it (an action this function does not know is refused: a session
 /// policy is never made wider than what it can name).
+/// `account` is already written for a policy (`*` when unknown, a
+/// wildcard on purpose); every name from the step is made [`literal`].
 fn resource_arn(step: &PlanStep, account: &str) -> Result<String, String> {
-    let region = step.region.as_deref().unwrap_or("*");
+    let region = step.region.as_deref().map_or("*".to_string(), literal);
+    let resource = literal(&step.resource);
     match (step.service.as_str(), step.action.as_str()) {
         (
             "ec2",
             "StartInstances" | "StopInstances" | "RebootInstances" | "TerminateInstances"
             | "CreateTags",
         ) => Ok(format!(
-            "arn:aws:ec2:{region}:{account}:instance/{}",
-            step.resource
+            "arn:aws:ec2:{region}:{account}:instance/{resource}"
         )),
         ("ec2", "AuthorizeSecurityGroupIngress") => Ok(format!(
-            "arn:aws:ec2:{region}:{account}:security-group/{}",
-            step.resource
+            "arn:aws:ec2:{region}:{account}:security-group/{resource}"
         )),
         // A bucket, or for DeleteObject `bucket/key`.
         (
@@ -235,7 +257,7 @@ fn resource_arn(step: &PlanStep, account: &str) -> Result<String, String> {
             | "PutBucketPolicy"
             | "DeleteBucket"
             | "DeleteObject",
-        ) => Ok(format!("arn:aws:s3:::{}", step.resource)),
+        ) => Ok(format!("arn:aws:s3:::{resource}")),
         // The user's ARN as IAM gave it when planned (a user may have a
         // path), else built from its name.
         (
@@ -245,8 +267,8 @@ fn resource_arn(step: &PlanStep, account: &str) -> Result<String, String> {
         ) => Ok(step.arguments["user_arn"]
             .as_str()
             .filter(|a| a.starts_with("arn:aws:iam::") && a.contains(":user/"))
-            .map(str::to_string)
-            .unwrap_or_else(|| format!("arn:aws:iam::{account}:user/{}", step.resource))),
+            .map(literal)
+            .unwrap_or_else(|| format!("arn:aws:iam::{account}:user/{resource}"))),
         (service, action) => Err(format!(
             "no session policy can be made for `{service}:{action}`"
         )),
@@ -279,7 +301,8 @@ pub fn session_tags(repo: &str, approvers: &[String]) -> Vec<(String, String)> {
 /// `s3:DeleteObject` step names `bucket/key`). `account` is the account
 /// id when known (`*` otherwise, still bound to the resource's id).
 pub fn session_policy(steps: &[PlanStep], account: Option<&str>) -> Result<Value, String> {
-    let account = account.unwrap_or("*");
+    let account = account.map_or("*".to_string(), literal);
+    let account = account.as_str();
     let mut by_action: BTreeMap<String, Vec<String>> = BTreeMap::new();
     // Attaching or detaching a policy: on that user, of that policy only.
     let mut conditioned: Vec<Value> = Vec::new();
@@ -288,7 +311,7 @@ pub fn session_policy(steps: &[PlanStep], account: Option<&str>) -> Result<Value
         if let ("iam", "AttachUserPolicy" | "DetachUserPolicy") =
             (step.service.as_str(), step.action.as_str())
         {
-            let policy = step.arguments["policy_arn"].as_str().unwrap_or("none");
+            let policy = literal(step.arguments["policy_arn"].as_str().unwrap_or("none"));
             conditioned.push(
                 json!({ "Effect": "Allow", "Action": [format!("iam:{}", step.action)],
                 "Resource": [arn], "Condition": { "ArnEquals": { "iam:PolicyARN": [policy] } } }),
@@ -315,8 +338,8 @@ pub fn session_policy(steps: &[PlanStep], account: Option<&str>) -> Result<Value
         .iter()
         .filter(|s| s.service == "ec2" && s.action == "RunInstances")
     {
-        let region = step.region.as_deref().unwrap_or("*");
-        let image = step.arguments["image_id"].as_str().unwrap_or("none");
+        let region = step.region.as_deref().map_or("*".to_string(), literal);
+        let image = literal(step.arguments["image_id"].as_str().unwrap_or("none"));
         statements.push(
             json!({ "Effect": "Allow", "Action": ["ec2:RunInstances"], "Resource": [
             format!("arn:aws:ec2:{region}::image/{image}"),
@@ -689,5 +712,61 @@ mod tests {
                 .all(|f| f.severity < crate::repo_config::Severity::Major),
             "{findings:?}"
         );
+    }
+
+    #[test]
+    fn wildcards_and_dollars_in_names_are_literal_in_the_session_policy() {
+        assert_eq!(literal("logs/*"), "logs/${*}");
+        assert_eq!(literal("a?b$c"), "a${?}b${$}c");
+        assert_eq!(literal("${aws:username}"), "${$}{aws:username}");
+        assert_eq!(literal("plain/key.log"), "plain/key.log");
+        let object = |key: &str| PlanStep {
+            service: "s3".into(),
+            action: "DeleteObject".into(),
+            region: None,
+            resource: format!("acme-logs/{key}"),
+            arguments: json!({ "bucket": "acme-logs", "key": key }),
+            risk: RiskTier::Destructive,
+        };
+        let policy = session_policy(
+            &[
+                object("2026/*"),
+                object("report-??.csv"),
+                object("$HOME/${aws:userid}"),
+            ],
+            Some("123456789012"),
+        )
+        .unwrap();
+        assert_eq!(
+            policy["Statement"][0]["Resource"],
+            json!([
+                "arn:aws:s3:::acme-logs/2026/${*}",
+                "arn:aws:s3:::acme-logs/report-${?}${?}.csv",
+                "arn:aws:s3:::acme-logs/${$}HOME/${$}{aws:userid}"
+            ])
+        );
+        // Every other name that lands in an ARN or an ARN condition too.
+        let user = PlanStep {
+            service: "iam".into(),
+            action: "AttachUserPolicy".into(),
+            region: None,
+            resource: "ci*".into(),
+            arguments: json!({ "user": "ci*", "policy_arn": "arn:aws:iam::aws:policy/Read*" }),
+            risk: RiskTier::Destructive,
+        };
+        let stop = PlanStep {
+            region: Some("eu-west-?".into()),
+            ..step("StopInstances", "i-*", RiskTier::Write)
+        };
+        let policy = session_policy(&[user, stop], None).unwrap().to_string();
+        for wanted in [
+            "arn:aws:iam::*:user/ci${*}",
+            "arn:aws:iam::aws:policy/Read${*}",
+            "arn:aws:ec2:eu-west-${?}:*:instance/i-${*}",
+        ] {
+            assert!(policy.contains(wanted), "{wanted}: {policy}");
+        }
+        // The account stays a wildcard only when it is unknown.
+        assert!(!policy.contains("user/ci*"), "{policy}");
     }
 }
