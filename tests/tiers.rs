@@ -9,7 +9,7 @@
 mod support;
 
 use agentic::aws::Aws;
-use serde_json::json;
+use serde_json::{json, Value};
 use support::github::{FakeGitHub, REPO};
 use support::llm::{FakeLlm, Step};
 use support::moto::{self, REGION};
@@ -70,6 +70,32 @@ fn told(llm: &FakeLlm, i: usize) -> Vec<String> {
     answers
 }
 
+/// The stored tiers of plan `id`'s steps.
+async fn tiers(app: &TestApp, id: i64) -> Vec<&'static str> {
+    app.store()
+        .plan(id)
+        .await
+        .unwrap()
+        .unwrap()
+        .steps
+        .iter()
+        .map(|s| s.risk.as_str())
+        .collect()
+}
+
+/// The requester alone may not apply plan `id`; nothing runs.
+async fn requester_alone_is_refused(app: &TestApp, gh: &FakeGitHub, n: usize, id: i64) {
+    let alone = say(app, gh, n, "bob-reviewer", "/agentic apply").await;
+    assert!(
+        alone.starts_with(&format!("I cannot apply plan {id} yet.")),
+        "{alone}"
+    );
+    assert!(
+        alone.contains("destructive steps need an approval by someone other than @bob-reviewer"),
+        "{alone}"
+    );
+}
+
 /// A security group in moto's default VPC, with `tags`; its id.
 async fn group(aws: &Aws, name: &str, tags: &[(&str, &str)]) -> String {
     let id = aws
@@ -93,6 +119,70 @@ async fn group(aws: &Aws, name: &str, tags: &[(&str, &str)]) -> String {
             .unwrap();
     }
     id
+}
+
+fn line(n: usize, tier: &str, action: &str, resource: &str) -> String {
+    format!("{n}. **{tier}** `{action}` on `{resource}`")
+}
+
+/// The tags of instance `id` as moto has them.
+async fn instance_tags(aws: &Aws, id: &str) -> std::collections::BTreeMap<String, String> {
+    agentic::aws::read::instances(
+        aws,
+        None,
+        &agentic::aws::read::InstanceFilter {
+            ids: vec![id.to_string()],
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap()[0]
+        .tags
+        .clone()
+}
+
+#[tokio::test]
+async fn changing_a_tag_an_instance_already_has_is_destructive_and_adding_one_is_a_write() {
+    let _turn = MOTO.lock().await;
+    moto::reset().await;
+    let aws = moto::aws(REGION).await;
+    let box_ = moto::instance(&aws, &[TAG, ("team", "payments"), ("env", "prod")]).await;
+    let (gh, llm) = support::world().await;
+    config(&gh, "");
+    let tag = |tags: Value| {
+        (
+            "aws_tag_instances",
+            json!({ "instance_ids": [box_], "tags": tags }),
+        )
+    };
+    llm.script([
+        Step::Tools(vec![
+            tag(json!({ "team": "attackers" })),
+            tag(json!({ "cost-center": "42" })),
+            tag(json!({ "env": "prod" })),
+            tag(json!({ "owner": "me", "env": "dev" })),
+        ]),
+        Step::Answer("Retag the box.".into()),
+    ]);
+    let app = app(&gh, &llm).await;
+    let before = instance_tags(&aws, &box_).await;
+    let reply = say(&app, &gh, 1, "bob-reviewer", "/agentic plan retag").await;
+    for expected in [
+        line(1, "destructive", "ec2:CreateTags", &box_),
+        line(2, "write", "ec2:CreateTags", &box_),
+        line(3, "write", "ec2:CreateTags", &box_),
+        line(4, "destructive", "ec2:CreateTags", &box_),
+    ] {
+        assert!(reply.contains(&expected), "{expected}\n{reply}");
+    }
+    assert_eq!(
+        tiers(&app, 1).await,
+        ["destructive", "write", "write", "destructive"]
+    );
+    requester_alone_is_refused(&app, &gh, 2, 1).await;
+    assert_eq!(instance_tags(&aws, &box_).await, before);
+    app.stop().await;
+    llm.assert_clean();
 }
 
 #[tokio::test]

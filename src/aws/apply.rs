@@ -299,7 +299,16 @@ pub async fn run_step(
     })?;
     scope::instance(scope, instance).map_err(StepError::Refused)?;
     if step.action == "CreateTags" {
-        super::changes::check_tags(scope, &step.arguments["tags"]).map_err(StepError::Refused)?;
+        let tags = super::changes::check_tags(scope, &step.arguments["tags"])
+            .map_err(StepError::Refused)?;
+        // Approved as a write because it only added keys: a key given a
+        // value since then would make it an overwrite nobody approved.
+        if super::changes::tag_tier(&instance.tags, &tags) > step.risk {
+            return Err(StepError::Refused(format!(
+                "instance `{}` has since been given a value for one of these tags: setting it now would change it, which the approvals of this write step do not cover; plan again",
+                step.resource
+            )));
+        }
     }
     dry_run_verdict(ec2_call(&client, step, true).await)?;
     Ok(ec2_call(&client, step, false).await?)

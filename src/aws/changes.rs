@@ -14,6 +14,7 @@
 //! As for the other change tools, a call only proposes plan steps, checked
 //! against the scope with live state; nothing runs until people approve.
 
+use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 use serde_json::{json, Value};
@@ -33,8 +34,11 @@ fn text<'a>(args: &'a Value, name: &str) -> Result<&'a str, String> {
         .ok_or_else(|| format!("error: `{name}` is required"))
 }
 
-/// Tagging instances (`write`). The repository's required tag and the
-/// plan-step tag may not be set this way: they decide what is in scope.
+/// Tagging instances (`write`; `destructive` for an instance on which it
+/// changes the value of a key it has: [`tag_tier`]). The repository's
+/// required tag and the plan-step tag may not be set this way: they
+/// decide what is in scope. (EC2's `CreateTags` only adds or overwrites;
+/// no tool removes a tag.)
 pub struct TagInstances;
 
 /// Check tags a plan would set; the refusal says which one and why.
@@ -69,12 +73,29 @@ pub fn check_tags(scope: &AwsScope, tags: &Value) -> Result<Vec<(String, String)
     Ok(out)
 }
 
+/// The tier of setting `tags` on a resource that has `live` tags now:
+/// adding a key is a `write`; giving a key it already has another value is
+/// `destructive`, since access policies and automation key on tags (an
+/// `ec2:ResourceTag/team` condition, a backup or patching selector), so a
+/// new value can hand the resource to other people. Setting a key to the
+/// value it has changes nothing.
+pub fn tag_tier(live: &BTreeMap<String, String>, tags: &[(String, String)]) -> RiskTier {
+    if tags
+        .iter()
+        .any(|(k, v)| live.get(k).is_some_and(|old| old != v))
+    {
+        RiskTier::Destructive
+    } else {
+        RiskTier::Write
+    }
+}
+
 impl Tool for TagInstances {
     fn name(&self) -> &'static str {
         "aws_tag_instances"
     }
     fn description(&self) -> &'static str {
-        "Propose setting tags on instances (a plan step per instance; nothing runs until people approve)."
+        "Propose setting tags on instances (a plan step per instance; nothing runs until people approve). Changing the value of a tag an instance already has is destructive and needs a second person's approval; adding a new key is a write."
     }
     fn parameters(&self) -> Value {
         json!({ "type": "object", "properties": {
@@ -95,21 +116,21 @@ impl Tool for TagInstances {
             let region = region(scope, &args)?;
             let tags = check_tags(scope, &args["tags"]).map_err(|e| format!("refused: {e}"))?;
             let ids = super::tools::instance_ids(&args)?;
-            let tags: serde_json::Map<String, Value> = tags
-                .into_iter()
-                .map(|(k, v)| (k, Value::String(v)))
+            let object: serde_json::Map<String, Value> = tags
+                .iter()
+                .map(|(k, v)| (k.clone(), Value::String(v.clone())))
                 .collect();
-            let mut steps = super::tools::instance_steps(
+            let mut steps = super::tools::instance_steps_by(
                 aws,
                 scope,
                 region,
                 &ids,
                 "CreateTags",
-                RiskTier::Write,
+                |instance| tag_tier(&instance.tags, &tags),
             )
             .await?;
             for step in &mut steps {
-                step.arguments["tags"] = Value::Object(tags.clone());
+                step.arguments["tags"] = Value::Object(object.clone());
             }
             Ok(steps)
         })
@@ -637,5 +658,32 @@ mod tests {
         assert!(scope::user(&scope(), "ci", &Default::default())
             .unwrap_err()
             .contains("IAM user `ci` does not carry"));
+    }
+
+    #[test]
+    fn changing_a_tag_the_resource_has_is_destructive_and_adding_one_is_not() {
+        let live: BTreeMap<String, String> = [("team", "payments"), ("env", "prod")]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let set = |pairs: &[(&str, &str)]| -> Vec<(String, String)> {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        assert_eq!(tag_tier(&live, &set(&[("owner", "me")])), RiskTier::Write);
+        assert_eq!(tag_tier(&live, &set(&[("env", "prod")])), RiskTier::Write);
+        assert_eq!(
+            tag_tier(&live, &set(&[("team", "attackers")])),
+            RiskTier::Destructive
+        );
+        assert_eq!(tag_tier(&live, &set(&[("env", "")])), RiskTier::Destructive);
+        assert_eq!(
+            tag_tier(&live, &set(&[("owner", "me"), ("env", "dev")])),
+            RiskTier::Destructive
+        );
+        // Keys are case-sensitive in EC2: `Team` is another key.
+        assert_eq!(tag_tier(&live, &set(&[("Team", "x")])), RiskTier::Write);
     }
 }

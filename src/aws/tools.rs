@@ -428,6 +428,19 @@ pub async fn instance_steps(
     action: &str,
     risk: RiskTier,
 ) -> Result<Vec<crate::plan::PlanStep>, String> {
+    instance_steps_by(aws, scope, region, ids, action, |_| risk).await
+}
+
+/// [`instance_steps`], with each step's tier decided from its instance as
+/// AWS reports it now (its tags, say).
+pub async fn instance_steps_by(
+    aws: &Aws,
+    scope: &AwsScope,
+    region: &str,
+    ids: &[String],
+    action: &str,
+    risk: impl Fn(&read::Instance) -> RiskTier,
+) -> Result<Vec<crate::plan::PlanStep>, String> {
     scope::region(scope, region).map_err(|e| format!("refused: {e}"))?;
     let live = live_instances(aws, region, ids).await?;
     let mut steps = Vec::new();
@@ -444,7 +457,7 @@ pub async fn instance_steps(
             region: Some(region.to_string()),
             resource: id.clone(),
             arguments: json!({ "instance_ids": [id] }),
-            risk,
+            risk: risk(instance),
         });
     }
     Ok(steps)

@@ -57,6 +57,9 @@ fn step_line(n: usize, s: &PlanStep) -> String {
         ("RebootInstances", _) => "reboots the instance",
         ("TerminateInstances", _) => "deletes the instance and its instance-store data",
         ("RunInstances", _) => "launches new instances, tagged for this repository",
+        ("CreateTags", RiskTier::Destructive) => {
+            "changes tags the instance has to the values below (policies may key on them)"
+        }
         ("CreateTags", _) => "sets the tags below on the instance",
         ("AuthorizeSecurityGroupIngress", RiskTier::Destructive) => {
             "opens the group to the whole internet, as below"
