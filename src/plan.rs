@@ -62,6 +62,15 @@ pub fn hash(steps: &[PlanStep]) -> String {
     hex::encode(Sha256::digest(canonical.as_bytes()))
 }
 
+/// Raise the tiers that follow from the plan as a whole rather than from
+/// one step: the ingress rules a plan adds to one security group are
+/// counted together (`aws::ingress::raise_wide_unions`). Tiers only rise,
+/// and the outcome depends on the steps, not on their order. The numbers
+/// (from 1) of the steps it raised.
+pub fn settle_tiers(steps: &mut [PlanStep]) -> Vec<usize> {
+    crate::aws::ingress::raise_wide_unions(steps)
+}
+
 /// The most severe tier among the steps.
 pub fn risk(steps: &[PlanStep]) -> RiskTier {
     steps.iter().map(|s| s.risk).max().unwrap_or(RiskTier::Read)
@@ -159,7 +168,11 @@ pub fn missing(
         .iter()
         .filter(|a| a.hash == plan.hash && a.head_sha.as_deref() == plan.head_sha)
         .collect();
-    let tier = risk(plan.steps);
+    // Settled again here, so a plan stored before a tier rule existed
+    // needs what its steps need now.
+    let mut settled = plan.steps.to_vec();
+    settle_tiers(&mut settled);
+    let tier = risk(&settled);
     let rules = plan.rules;
     let others = |role: Role| {
         valid

@@ -121,8 +121,139 @@ async fn group(aws: &Aws, name: &str, tags: &[(&str, &str)]) -> String {
     id
 }
 
+/// Every ingress range of group `id` as moto has it, IPv4 and IPv6.
+async fn ranges(aws: &Aws, id: &str) -> Vec<String> {
+    let out = aws
+        .ec2
+        .describe_security_groups()
+        .group_ids(id)
+        .send()
+        .await
+        .unwrap();
+    let mut found = Vec::new();
+    for p in out.security_groups()[0].ip_permissions() {
+        found.extend(
+            p.ip_ranges()
+                .iter()
+                .filter_map(|r| r.cidr_ip())
+                .map(str::to_string),
+        );
+        found.extend(
+            p.ipv6_ranges()
+                .iter()
+                .filter_map(|r| r.cidr_ipv6())
+                .map(str::to_string),
+        );
+    }
+    found
+}
+
+fn ingress(group: &str, cidr: &str) -> (&'static str, Value) {
+    (
+        "aws_authorize_ingress",
+        json!({ "group_id": group, "protocol": "tcp", "from_port": 443, "to_port": 443, "cidr": cidr }),
+    )
+}
+
 fn line(n: usize, tier: &str, action: &str, resource: &str) -> String {
     format!("{n}. **{tier}** `{action}` on `{resource}`")
+}
+
+#[tokio::test]
+async fn an_ingress_range_is_read_strictly_and_a_wide_one_or_a_wide_union_is_destructive() {
+    let _turn = MOTO.lock().await;
+    moto::reset().await;
+    let aws = moto::aws(REGION).await;
+    let web = group(&aws, "web", &[TAG]).await;
+    let db = group(&aws, "db", &[TAG]).await;
+    let lone = group(&aws, "lone", &[TAG]).await;
+    let (gh, llm) = support::world().await;
+    config(&gh, "");
+    llm.script([
+        Step::Tools(vec![
+            // Spellings of the whole internet that are not `/0` as written.
+            ingress(&web, "0.0.0.0/00"),
+            ingress(&web, "0.0.0.0/+0"),
+            ingress(&web, "::/00"),
+            ingress(&web, "010.0.0.0/8"),
+            ingress(&web, "10.1.2.3/8"),
+            ingress(&web, "2001:DB8::/32"),
+        ]),
+        Step::Tools(vec![
+            // One wide range.
+            ingress(&web, "10.0.0.0/8"),
+            // Two halves of a /16, each narrow on its own.
+            ingress(&db, "10.20.0.0/17"),
+            ingress(&db, "10.20.128.0/17"),
+            // Half of a /16 alone stays a write; IPv6 counts on its own.
+            ingress(&lone, "192.168.0.0/17"),
+            ingress(&lone, "2001:db8::/47"),
+        ]),
+        Step::Answer("Open the web tier.".into()),
+    ]);
+    let app = app(&gh, &llm).await;
+    let reply = say(&app, &gh, 1, "bob-reviewer", "/agentic plan open https").await;
+    let answers = told(&llm, 1);
+    assert_eq!(answers.len(), 6, "{answers:?}");
+    for (i, why) in [
+        (0, "`0.0.0.0/00` is not written canonically"),
+        (1, "`0.0.0.0/+0` is not a CIDR block"),
+        (2, "`::/00` is not written canonically: write `::/0`"),
+        (
+            3,
+            "`010.0.0.0/8` is not written canonically: write `10.0.0.0/8`",
+        ),
+        (4, "`10.1.2.3/8` has host bits set: it means `10.0.0.0/8`"),
+        (
+            5,
+            "`2001:DB8::/32` is not written canonically: write `2001:db8::/32`",
+        ),
+    ] {
+        assert!(
+            answers[i].starts_with("refused: ") && answers[i].contains(why),
+            "{i}: {why}\n{answers:?}"
+        );
+    }
+    let answers = told(&llm, 2);
+    assert_eq!(answers.len(), 5, "{answers:?}");
+    for answer in &answers {
+        assert!(
+            answer.starts_with("recorded as plan step(s)"),
+            "{answers:?}"
+        );
+    }
+    // The half that completes the /16 raises the one before it, and the
+    // model is told.
+    assert!(
+        answers[2].ends_with("; step(s) 2, 3 are now destructive: with the plan's other rules on the same security group they open it to a /16 or /48 of addresses or more"),
+        "{answers:?}"
+    );
+    let ingress = "ec2:AuthorizeSecurityGroupIngress";
+    for expected in [
+        line(1, "destructive", ingress, &web),
+        line(2, "destructive", ingress, &db),
+        line(3, "destructive", ingress, &db),
+        line(4, "write", ingress, &lone),
+        line(5, "destructive", ingress, &lone),
+    ] {
+        assert!(reply.contains(&expected), "{expected}\n{reply}");
+    }
+    assert_eq!(
+        tiers(&app, 1).await,
+        [
+            "destructive",
+            "destructive",
+            "destructive",
+            "write",
+            "destructive"
+        ]
+    );
+    requester_alone_is_refused(&app, &gh, 2, 1).await;
+    for g in [&web, &db, &lone] {
+        assert_eq!(ranges(&aws, g).await, Vec::<String>::new(), "{g}");
+    }
+    app.stop().await;
+    llm.assert_clean();
 }
 
 /// The tags of instance `id` as moto has them.

@@ -83,6 +83,7 @@ async fn ec2_call(
                     code: None,
                     message: e,
                 })?;
+            let cidr = rule.net.to_string();
             let mut permission = IpPermission::builder()
                 .ip_protocol(&rule.protocol)
                 .from_port(rule.from_port)
@@ -90,14 +91,14 @@ async fn ec2_call(
             permission = if rule.is_ipv6() {
                 permission.ipv6_ranges(
                     Ipv6Range::builder()
-                        .cidr_ipv6(&rule.cidr)
+                        .cidr_ipv6(&cidr)
                         .set_description(rule.description.clone())
                         .build(),
                 )
             } else {
                 permission.ip_ranges(
                     IpRange::builder()
-                        .cidr_ip(&rule.cidr)
+                        .cidr_ip(&cidr)
                         .set_description(rule.description.clone())
                         .build(),
                 )
@@ -112,7 +113,7 @@ async fn ec2_call(
                 .map(|_| {
                     format!(
                         "{id}: {} {}–{} open from {}",
-                        rule.protocol, rule.from_port, rule.to_port, rule.cidr
+                        rule.protocol, rule.from_port, rule.to_port, cidr
                     )
                 })
                 .map_err(|e| AwsError::from_sdk(what, e))

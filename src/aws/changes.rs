@@ -15,8 +15,8 @@
 //! against the scope with live state; nothing runs until people approve.
 
 use std::collections::BTreeMap;
-use std::net::IpAddr;
 
+use ipnet::IpNet;
 use serde_json::{json, Value};
 
 use super::tools::{access, allowed_bucket, not_here, region, PLAN_STEP_TAG};
@@ -143,7 +143,8 @@ pub struct Ingress {
     pub protocol: String,
     pub from_port: i32,
     pub to_port: i32,
-    pub cidr: String,
+    /// Read strictly: as written is as printed (`super::ingress::parse`).
+    pub net: IpNet,
     pub description: Option<String>,
 }
 
@@ -178,38 +179,34 @@ impl Ingress {
                 ))
             }
         };
-        let cidr = text(args, "cidr")?.to_string();
-        let (ip, prefix) = cidr
-            .split_once('/')
-            .ok_or_else(|| format!("error: `{cidr}` is not a CIDR block (address/prefix)"))?;
-        let ip: IpAddr = ip
-            .parse()
-            .map_err(|_| format!("error: `{cidr}` is not a CIDR block (address/prefix)"))?;
-        let max = if ip.is_ipv4() { 32 } else { 128 };
-        if !prefix.parse::<u8>().is_ok_and(|p| p <= max) {
-            return Err(format!("error: `{cidr}` has no valid prefix length"));
-        }
+        let cidr = text(args, "cidr")?;
+        let net = super::ingress::parse(cidr)?;
         Ok(Ingress {
             protocol,
             from_port,
             to_port,
-            cidr,
+            net,
             description: args["description"].as_str().map(str::to_string),
         })
     }
 
-    /// Open to the whole internet: any `/0` block, whatever its address.
+    /// Open to the whole internet: `0.0.0.0/0` or `::/0`.
     pub fn from_everywhere(&self) -> bool {
-        self.cidr.ends_with("/0")
+        super::ingress::everywhere(&self.net)
+    }
+
+    /// Wide enough on its own to be destructive (`super::ingress::wide`).
+    pub fn wide(&self) -> bool {
+        super::ingress::wide(&[self.net])
     }
 
     pub fn is_ipv6(&self) -> bool {
-        self.cidr.contains(':')
+        matches!(self.net, IpNet::V6(_))
     }
 
     pub fn to_args(&self, group: &str) -> Value {
         json!({ "group_id": group, "protocol": self.protocol, "from_port": self.from_port,
-                "to_port": self.to_port, "cidr": self.cidr, "description": self.description })
+                "to_port": self.to_port, "cidr": self.net.to_string(), "description": self.description })
     }
 }
 
@@ -230,8 +227,9 @@ pub async fn allowed_group(
     Ok(group)
 }
 
-/// Opening a security group's ingress (`write`; `destructive` from the
-/// whole internet).
+/// Opening a security group's ingress (`write`; `destructive` when the
+/// plan opens the group to a `/16` or a `/48` of addresses or more, by one
+/// rule or several: `super::ingress`).
 pub struct AuthorizeIngress;
 
 impl Tool for AuthorizeIngress {
@@ -239,7 +237,7 @@ impl Tool for AuthorizeIngress {
         "aws_authorize_ingress"
     }
     fn description(&self) -> &'static str {
-        "Propose adding an ingress rule to a security group (a plan step; from 0.0.0.0/0 or ::/0 it is destructive and needs a second person's approval)."
+        "Propose adding an ingress rule to a security group (a plan step; the CIDR block must be written canonically, like 10.0.0.0/24. Opening a group to 65,536 IPv4 or 2^80 IPv6 addresses or more, by one rule or several in the plan, is destructive and needs a second person's approval)."
     }
     fn parameters(&self) -> Value {
         json!({ "type": "object", "properties": {
@@ -273,7 +271,9 @@ impl Tool for AuthorizeIngress {
                 region: Some(region.to_string()),
                 resource: group.to_string(),
                 arguments: rule.to_args(group),
-                risk: if rule.from_everywhere() {
+                // Wide by itself; a plan's steps on one group are also
+                // counted together when each is recorded.
+                risk: if rule.wide() {
                     RiskTier::Destructive
                 } else {
                     RiskTier::Write
@@ -577,7 +577,7 @@ mod tests {
     }
 
     #[test]
-    fn an_ingress_from_any_slash_zero_is_from_everywhere() {
+    fn an_ingress_is_from_everywhere_only_as_0_0_0_0_or_colons_slash_zero() {
         let rule = |cidr: &str| {
             Ingress::from_args(
                 &json!({ "protocol": "tcp", "from_port": 443, "to_port": 443, "cidr": cidr }),
@@ -585,8 +585,12 @@ mod tests {
         };
         assert!(rule("0.0.0.0/0").unwrap().from_everywhere());
         assert!(rule("::/0").unwrap().from_everywhere());
-        assert!(rule("10.1.2.3/0").unwrap().from_everywhere());
+        // Any other `/0` has host bits set: refused, not guessed at.
+        assert!(rule("10.1.2.3/0").unwrap_err().contains("host bits"));
+        assert!(rule("0.0.0.0/00").unwrap_err().contains("canonically"));
         assert!(!rule("10.0.0.0/8").unwrap().from_everywhere());
+        assert!(rule("10.0.0.0/8").unwrap().wide());
+        assert!(!rule("10.0.0.0/24").unwrap().wide());
         assert!(rule("2001:db8::/32").unwrap().is_ipv6());
         assert!(rule("10.0.0.0/33").unwrap_err().contains("prefix"));
         assert!(rule("everywhere").unwrap_err().contains("not a CIDR"));

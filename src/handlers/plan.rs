@@ -61,8 +61,13 @@ fn step_line(n: usize, s: &PlanStep) -> String {
             "changes tags the instance has to the values below (policies may key on them)"
         }
         ("CreateTags", _) => "sets the tags below on the instance",
-        ("AuthorizeSecurityGroupIngress", RiskTier::Destructive) => {
+        ("AuthorizeSecurityGroupIngress", RiskTier::Destructive)
+            if matches!(s.arguments["cidr"].as_str(), Some("0.0.0.0/0" | "::/0")) =>
+        {
             "opens the group to the whole internet, as below"
+        }
+        ("AuthorizeSecurityGroupIngress", RiskTier::Destructive) => {
+            "opens the group to a wide range of addresses (a /16 or /48 or more, with this plan's other rules on the group), as below"
         }
         ("AuthorizeSecurityGroupIngress", _) => "adds the ingress rule below to the group",
         ("PutBucketVersioning", _) => "turns versioning on for the bucket",
@@ -303,7 +308,9 @@ pub async fn propose(
             ))
         }
     };
-    let steps = steps.into_inner().unwrap_or_else(|p| p.into_inner());
+    let mut steps = steps.into_inner().unwrap_or_else(|p| p.into_inner());
+    // Already settled step by step; once more on what is stored.
+    plan::settle_tiers(&mut steps);
     if steps.is_empty() {
         return Ok(format!("No change proposed.\n\n{}", summary.trim()));
     }
