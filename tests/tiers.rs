@@ -21,6 +21,9 @@ static MOTO: Mutex<()> = Mutex::const_new(());
 
 const TAG: (&str, &str) = ("agentic:repo", REPO);
 
+/// The account moto puts everything in.
+const ACCOUNT: &str = "123456789012";
+
 /// The repository's `.github/agentic.yml`: regions and the required tag,
 /// then `extra` lines of the `aws` section.
 fn config(gh: &FakeGitHub, extra: &str) {
@@ -252,6 +255,147 @@ async fn an_ingress_range_is_read_strictly_and_a_wide_one_or_a_wide_union_is_des
     for g in [&web, &db, &lone] {
         assert_eq!(ranges(&aws, g).await, Vec::<String>::new(), "{g}");
     }
+    app.stop().await;
+    llm.assert_clean();
+}
+
+#[tokio::test]
+async fn a_bucket_policy_that_reaches_outside_the_account_or_locks_it_out_is_destructive() {
+    let _turn = MOTO.lock().await;
+    moto::reset().await;
+    let aws = moto::aws(REGION).await;
+    moto::bucket(&aws, "acme-logs").await;
+    let policy =
+        |statement: Value| json!({ "Version": "2012-10-17", "Statement": [statement] }).to_string();
+    let get = |principal: Value| {
+        policy(
+            json!({ "Effect": "Allow", "Principal": principal, "Action": "s3:GetObject",
+                       "Resource": "arn:aws:s3:::acme-logs/*" }),
+        )
+    };
+    let ours = get(json!({ "AWS": format!("arn:aws:iam::{ACCOUNT}:role/reader") }));
+    let cases = [
+        (ours, "write"),
+        (
+            get(json!({ "AWS": "arn:aws:iam::210987654321:root" })),
+            "destructive",
+        ),
+        (
+            get(json!({ "AWS": [format!("arn:aws:iam::{ACCOUNT}:root"), "210987654321"] })),
+            "destructive",
+        ),
+        (
+            get(json!({ "Service": "logging.s3.amazonaws.com" })),
+            "destructive",
+        ),
+        (
+            policy(
+                json!({ "Effect": "Allow", "Principal": { "Service": "logging.s3.amazonaws.com" },
+                "Action": "s3:PutObject", "Resource": "arn:aws:s3:::acme-logs/*",
+                "Condition": { "StringEquals": { "aws:SourceAccount": ACCOUNT } } }),
+            ),
+            "write",
+        ),
+        (
+            policy(
+                json!({ "Effect": "Allow", "NotPrincipal": { "AWS": format!("arn:aws:iam::{ACCOUNT}:root") },
+                "Action": "s3:GetObject", "Resource": "arn:aws:s3:::acme-logs/*" }),
+            ),
+            "destructive",
+        ),
+        (
+            policy(
+                json!({ "Effect": "Deny", "Principal": "*", "Action": "s3:*",
+                "Resource": ["arn:aws:s3:::acme-logs", "arn:aws:s3:::acme-logs/*"] }),
+            ),
+            "destructive",
+        ),
+        (
+            policy(
+                json!({ "Effect": "Deny", "Principal": { "AWS": "*" }, "Action": "s3:*",
+                "Resource": ["arn:aws:s3:::acme-logs", "arn:aws:s3:::acme-logs/*"],
+                "Condition": { "Bool": { "aws:SecureTransport": "false" } } }),
+            ),
+            "write",
+        ),
+    ];
+    let (gh, llm) = support::world().await;
+    config(
+        &gh,
+        &format!("  account: \"{ACCOUNT}\"\n  buckets: ['acme-*']\n"),
+    );
+    llm.script([
+        Step::Tools(
+            cases
+                .iter()
+                .map(|(doc, _)| {
+                    (
+                        "aws_put_bucket_policy",
+                        json!({ "bucket": "acme-logs", "policy": doc }),
+                    )
+                })
+                .collect(),
+        ),
+        Step::Answer("Share the logs.".into()),
+    ]);
+    let app = app(&gh, &llm).await;
+    let reply = say(&app, &gh, 1, "bob-reviewer", "/agentic plan share the logs").await;
+    for (i, (doc, tier)) in cases.iter().enumerate() {
+        let expected = line(i + 1, tier, "s3:PutBucketPolicy", "acme-logs");
+        assert!(reply.contains(&expected), "{expected}\n{doc}\n{reply}");
+    }
+    assert_eq!(
+        tiers(&app, 1).await,
+        cases.iter().map(|(_, t)| *t).collect::<Vec<_>>()
+    );
+    requester_alone_is_refused(&app, &gh, 2, 1).await;
+    assert_eq!(
+        agentic::aws::read::bucket_policy(&aws, "acme-logs")
+            .await
+            .unwrap(),
+        None,
+        "nothing was applied"
+    );
+
+    app.stop().await;
+    llm.assert_clean();
+}
+
+#[tokio::test]
+async fn without_an_account_in_the_config_every_account_in_a_bucket_policy_is_outside() {
+    let _turn = MOTO.lock().await;
+    moto::reset().await;
+    let aws = moto::aws(REGION).await;
+    moto::bucket(&aws, "acme-logs").await;
+    let ours = json!({ "Version": "2012-10-17", "Statement": [{ "Effect": "Allow",
+        "Principal": { "AWS": format!("arn:aws:iam::{ACCOUNT}:root") },
+        "Action": "s3:GetObject", "Resource": "arn:aws:s3:::acme-logs/*" }] })
+    .to_string();
+    let (gh, llm) = support::world().await;
+    config(&gh, "  buckets: ['acme-*']\n");
+    llm.script([
+        Step::Tool(
+            "aws_put_bucket_policy",
+            json!({ "bucket": "acme-logs", "policy": ours }),
+        ),
+        Step::Answer("Share the logs with the account.".into()),
+    ]);
+    let app = app(&gh, &llm).await;
+    let reply = say(&app, &gh, 1, "bob-reviewer", "/agentic plan share").await;
+    let expected = line(1, "destructive", "s3:PutBucketPolicy", "acme-logs");
+    assert!(reply.contains(&expected), "{reply}");
+    assert!(
+        reply.contains("while this repository names no `aws.account`"),
+        "the reason is shown: {reply}"
+    );
+    assert_eq!(tiers(&app, 1).await, ["destructive"]);
+    requester_alone_is_refused(&app, &gh, 2, 1).await;
+    assert_eq!(
+        agentic::aws::read::bucket_policy(&aws, "acme-logs")
+            .await
+            .unwrap(),
+        None
+    );
     app.stop().await;
     llm.assert_clean();
 }

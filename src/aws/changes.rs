@@ -330,7 +330,9 @@ impl Tool for DeleteObject {
 }
 
 /// Replacing a bucket's policy (`write`; `destructive` when the new
-/// policy may grant public access, by `policy::grants_public`).
+/// policy reaches principals outside the repository's `aws.account` —
+/// everyone, another account, a service acting for any account — or can
+/// lock the account out of the bucket, by `policy::reaches_outside`).
 pub struct PutBucketPolicy;
 
 impl Tool for PutBucketPolicy {
@@ -338,7 +340,7 @@ impl Tool for PutBucketPolicy {
         "aws_put_bucket_policy"
     }
     fn description(&self) -> &'static str {
-        "Propose replacing an allowed bucket's policy with a document (a plan step; a policy that grants public access is destructive and needs a second person's approval)."
+        "Propose replacing an allowed bucket's policy with a document (a plan step; a policy that reaches principals outside this repository's AWS account, or denies everyone the right to change the policy, is destructive and needs a second person's approval)."
     }
     fn parameters(&self) -> Value {
         json!({ "type": "object", "properties": {
@@ -355,8 +357,9 @@ impl Tool for PutBucketPolicy {
     fn propose<'a>(&'a self, s: &'a Subject, args: Value) -> ProposeFuture<'a> {
         Box::pin(async move {
             let (aws, bucket) = allowed_bucket(s, &args)?;
+            let (_, scope) = access(s)?;
             let document = text(&args, "policy")?;
-            let public = super::policy::grants_public(document)
+            let outside = super::policy::reaches_outside(document, scope.account.as_deref())
                 .map_err(|e| format!("error: the policy is not a policy document: {e}"))?;
             if !read::buckets(aws)
                 .await
@@ -371,16 +374,22 @@ impl Tool for PutBucketPolicy {
             let compact = serde_json::from_str::<Value>(document)
                 .map(|v| v.to_string())
                 .unwrap_or_else(|_| document.to_string());
+            // Why it is destructive, shown with the plan to the people
+            // who approve it.
+            let mut arguments = json!({ "bucket": bucket, "policy": compact });
+            if !outside.is_empty() {
+                arguments["reaches_outside_the_account"] = json!(outside);
+            }
             Ok(vec![PlanStep {
                 service: "s3".into(),
                 action: "PutBucketPolicy".into(),
                 region: None,
                 resource: bucket.to_string(),
-                arguments: json!({ "bucket": bucket, "policy": compact }),
-                risk: if public {
-                    RiskTier::Destructive
-                } else {
+                arguments,
+                risk: if outside.is_empty() {
                     RiskTier::Write
+                } else {
+                    RiskTier::Destructive
                 },
             }])
         })

@@ -75,7 +75,7 @@ fn step_line(n: usize, s: &PlanStep) -> String {
         ("DeleteBucket", _) => "deletes the bucket",
         ("DeleteObject", _) => "deletes the object (a versioned bucket keeps older versions)",
         ("PutBucketPolicy", RiskTier::Destructive) => {
-            "replaces the bucket's policy with the one below, which may grant public access"
+            "replaces the bucket's policy with the one below, which may grant public access or reach outside the account (why: below)"
         }
         ("PutBucketPolicy", _) => "replaces the bucket's policy with the one below",
         ("AttachUserPolicy", _) => "gives the user the permissions of the policy below",
