@@ -400,6 +400,133 @@ async fn without_an_account_in_the_config_every_account_in_a_bucket_policy_is_ou
     llm.assert_clean();
 }
 
+/// Create a managed policy `name` allowing `action` on `resource`; its ARN.
+async fn managed_policy(aws: &Aws, name: &str, action: &str, resource: &str) -> String {
+    let document = json!({ "Version": "2012-10-17",
+        "Statement": [{ "Effect": "Allow", "Action": action, "Resource": resource }] });
+    aws.iam
+        .create_policy()
+        .policy_name(name)
+        .policy_document(document.to_string())
+        .send()
+        .await
+        .unwrap()
+        .policy
+        .unwrap()
+        .arn
+        .unwrap()
+}
+
+#[tokio::test]
+async fn an_admin_equivalent_policy_is_attached_only_when_the_repository_allows_it_by_arn() {
+    let _turn = MOTO.lock().await;
+    moto::reset().await;
+    let aws = moto::aws(REGION).await;
+    aws.iam
+        .create_user()
+        .user_name("deployer")
+        .tags(
+            aws_sdk_iam::types::Tag::builder()
+                .key(TAG.0)
+                .value(TAG.1)
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let admin = managed_policy(&aws, "Admin", "*", "*").await;
+    let listed_admin = managed_policy(&aws, "BreakGlass", "*", "*").await;
+    let pass = managed_policy(&aws, "PassAny", "iam:PassRole", "*").await;
+    let assume = managed_policy(&aws, "AssumeAny", "sts:AssumeRole", "*").await;
+    let iam_all = managed_policy(&aws, "IamAll", "iam:*", "*").await;
+    let read = managed_policy(&aws, "ReadLogs", "s3:GetObject", "arn:aws:s3:::acme-logs/*").await;
+    let (gh, llm) = support::world().await;
+    config(
+        &gh,
+        &format!("  attachable_policies: [\"{listed_admin}\"]\n"),
+    );
+    let attach = |arn: &str| {
+        (
+            "aws_attach_user_policy",
+            json!({ "user": "deployer", "policy_arn": arn }),
+        )
+    };
+    llm.script([
+        Step::Tools(vec![
+            attach(&admin),
+            attach(&pass),
+            attach(&assume),
+            attach(&iam_all),
+            attach(&listed_admin),
+            attach(&read),
+        ]),
+        Step::Answer("Give the deployer what it needs.".into()),
+    ]);
+    let app = app(&gh, &llm).await;
+    let reply = say(&app, &gh, 1, "bob-reviewer", "/agentic plan grant").await;
+    let answers = told(&llm, 1);
+    assert_eq!(answers.len(), 6, "{answers:?}");
+    for (i, arn) in [(0, &admin), (1, &pass), (2, &assume), (3, &iam_all)] {
+        assert!(
+            answers[i].starts_with(&format!("refused: `{arn}` is admin-equivalent"))
+                && answers[i].contains("`aws.attachable_policies`"),
+            "{i}: {answers:?}"
+        );
+    }
+    assert!(
+        answers[0].contains("allows every action (`*`)"),
+        "{answers:?}"
+    );
+    assert!(
+        answers[4].starts_with("recorded as plan step(s) 1–1"),
+        "{answers:?}"
+    );
+    assert!(
+        answers[5].starts_with("recorded as plan step(s) 2–2"),
+        "{answers:?}"
+    );
+    let plan = app.store().plan(1).await.unwrap().unwrap();
+    let attached: Vec<&str> = plan
+        .steps
+        .iter()
+        .map(|s| s.arguments["policy_arn"].as_str().unwrap())
+        .collect();
+    assert_eq!(attached, [listed_admin.as_str(), read.as_str()]);
+    assert!(
+        reply.contains(&line(1, "destructive", "iam:AttachUserPolicy", "deployer")),
+        "{reply}"
+    );
+    assert!(!reply.contains(&admin), "{reply}");
+    requester_alone_is_refused(&app, &gh, 2, 1).await;
+    let held = agentic::aws::read::attached_policies(
+        &aws,
+        &agentic::aws::read::Holder::User("deployer".into()),
+    )
+    .await
+    .unwrap();
+    assert!(held.is_empty(), "{held:?}");
+    // A maintainer approves: only the allowed and the harmless one.
+    say(&app, &gh, 3, "mia-maintainer", "/agentic approve").await;
+    let applied = say(&app, &gh, 4, "bob-reviewer", "/agentic apply").await;
+    assert!(applied.starts_with("Plan 1 is applied."), "{applied}");
+    let mut held: Vec<String> = agentic::aws::read::attached_policies(
+        &aws,
+        &agentic::aws::read::Holder::User("deployer".into()),
+    )
+    .await
+    .unwrap()
+    .into_iter()
+    .map(|p| p.arn)
+    .collect();
+    held.sort();
+    let mut wanted = vec![listed_admin.clone(), read.clone()];
+    wanted.sort();
+    assert_eq!(held, wanted);
+    app.stop().await;
+    llm.assert_clean();
+}
+
 /// The tags of instance `id` as moto has them.
 async fn instance_tags(aws: &Aws, id: &str) -> std::collections::BTreeMap<String, String> {
     agentic::aws::read::instances(

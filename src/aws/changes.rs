@@ -2,14 +2,17 @@
 //! declared here next to the tool (a step may come out more severe than
 //! its tool, never less):
 //!
-//! - EC2: tagging instances (`write`); opening a security group's ingress
-//!   (`write`, or `destructive` from the whole internet: a `/0` prefix,
-//!   which is `0.0.0.0/0` or `::/0`).
+//! - EC2: tagging instances (`write`, or `destructive` when it changes a
+//!   tag the instance has); opening a security group's ingress (`write`,
+//!   or `destructive` when the plan opens the group to a `/16` or `/48` of
+//!   addresses or more, by one rule or several: `super::ingress`).
 //! - S3: deleting an object (`destructive`); replacing a bucket's policy
-//!   (`write`, or `destructive` when the policy may grant public access).
+//!   (`write`, or `destructive` when the policy reaches outside the
+//!   account or can lock it out: `policy::reaches_outside`).
 //! - IAM: attaching or detaching a user's managed policy, deactivating or
 //!   deleting a user's access key (all `destructive`), only on users that
-//!   carry the repository's required tag.
+//!   carry the repository's required tag; an admin-equivalent policy is
+//!   not attached at all unless `aws.attachable_policies` names it.
 //!
 //! As for the other change tools, a call only proposes plan steps, checked
 //! against the scope with live state; nothing runs until people approve.
@@ -413,7 +416,7 @@ pub const USER_CHANGES: [UserChange; 4] = [
         name: "aws_attach_user_policy",
         action: "AttachUserPolicy",
         what: "policy_arn",
-        description: "Propose attaching a managed policy to an IAM user (a plan step; destructive, needs a second person's approval).",
+        description: "Propose attaching a managed policy to an IAM user (a plan step; destructive, needs a second person's approval). An admin-equivalent policy is refused unless the repository allows its ARN.",
     },
     UserChange {
         name: "aws_detach_user_policy",
@@ -459,6 +462,35 @@ fn pick_key<'a>(keys: &'a [read::AccessKey], given: &str) -> Result<&'a read::Ac
             "more than one access key of this user ends with `{given}`; give more of it"
         )),
     }
+}
+
+/// Why attaching managed policy `arn` is refused outright, if it is: its
+/// default version is admin-equivalent (a critical finding of
+/// `policy::check`: every action, `iam:PassRole` or another way to grant
+/// oneself more on every resource, everyone as principal) or cannot be
+/// read as a policy, and the repository's `aws.attachable_policies` does
+/// not name it (exact ARN). Two people approving is not enough for that:
+/// the repository's owners must have said so in its default branch.
+pub fn attach_refusal(
+    scope: &AwsScope,
+    arn: &str,
+    checked: &Result<Vec<super::policy::PolicyFinding>, String>,
+) -> Option<String> {
+    if scope.attachable_policies.iter().any(|a| a == arn) {
+        return None;
+    }
+    let why = match checked {
+        Err(e) => format!("its document cannot be checked ({e})"),
+        Ok(findings) => findings
+            .iter()
+            .find(|f| f.severity == crate::repo_config::Severity::Critical)?
+            .message
+            .clone(),
+    };
+    Some(format!(
+        "refused: `{arn}` is admin-equivalent or cannot be checked ({why}); it may be attached only when this repository's `aws.attachable_policies` in `{}` names its ARN",
+        crate::repo_config::PATH
+    ))
 }
 
 /// The user `name` may be changed now: it exists and carries the required
@@ -513,9 +545,13 @@ impl Tool for UserChange {
                         .await
                         .map_err(fail)?
                         .ok_or_else(|| format!("refused: there is no managed policy `{target}`"))?;
+                    let checked = super::policy::check(&document);
+                    if let Some(refusal) = attach_refusal(scope, target, &checked) {
+                        return Err(refusal);
+                    }
                     // What the user would be given, as our least-privilege
                     // check sees it: shown to the people who approve.
-                    let findings: Vec<String> = super::policy::check(&document)
+                    let findings: Vec<String> = checked
                         .unwrap_or_default()
                         .iter()
                         .map(|f| {
@@ -698,5 +734,36 @@ mod tests {
         );
         // Keys are case-sensitive in EC2: `Team` is another key.
         assert_eq!(tag_tier(&live, &set(&[("Team", "x")])), RiskTier::Write);
+    }
+
+    #[test]
+    fn an_admin_equivalent_policy_is_refused_unless_the_repository_names_it() {
+        let admin = super::super::policy::check(
+            r#"{"Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}"#,
+        );
+        let narrow = super::super::policy::check(
+            r#"{"Statement":[{"Effect":"Allow","Action":"s3:GetObject","Resource":"*"}]}"#,
+        );
+        let arn = "arn:aws:iam::123456789012:policy/Admin";
+        let refusal = attach_refusal(&scope(), arn, &admin).unwrap();
+        assert!(refusal.starts_with(&format!("refused: `{arn}` is admin-equivalent")));
+        assert!(refusal.contains("allows every action (`*`)"), "{refusal}");
+        assert!(refusal.contains("`aws.attachable_policies`"), "{refusal}");
+        assert_eq!(attach_refusal(&scope(), arn, &narrow), None);
+        // A document we cannot check is refused as well.
+        let unreadable = Err("not JSON".to_string());
+        assert!(attach_refusal(&scope(), arn, &unreadable)
+            .unwrap()
+            .contains("cannot be checked (not JSON)"));
+        // Named by its exact ARN: allowed; another ARN is not.
+        let listed = AwsScope {
+            attachable_policies: vec![arn.to_string()],
+            ..scope()
+        };
+        assert_eq!(attach_refusal(&listed, arn, &admin), None);
+        assert_eq!(attach_refusal(&listed, arn, &unreadable), None);
+        assert!(
+            attach_refusal(&listed, "arn:aws:iam::123456789012:policy/admin", &admin).is_some()
+        );
     }
 }

@@ -46,6 +46,41 @@ fn sensitive(action: &str) -> bool {
         || a == "ec2:authorizesecuritygroupingress"
 }
 
+/// IAM and STS actions that, on every resource, make their holder an
+/// administrator: each lets it give itself (or a principal it controls)
+/// any permission. `iam:PassRole` has its own finding.
+pub const ESCALATION: &[&str] = &[
+    "iam:AttachUserPolicy",
+    "iam:AttachRolePolicy",
+    "iam:AttachGroupPolicy",
+    "iam:PutUserPolicy",
+    "iam:PutRolePolicy",
+    "iam:PutGroupPolicy",
+    "iam:CreatePolicyVersion",
+    "iam:SetDefaultPolicyVersion",
+    "iam:CreateAccessKey",
+    "iam:CreateLoginProfile",
+    "iam:UpdateLoginProfile",
+    "iam:AddUserToGroup",
+    "iam:UpdateAssumeRolePolicy",
+    "sts:AssumeRole",
+];
+
+/// An action pattern that matches every action (`*`, `*:*`).
+fn every_action(a: &str) -> bool {
+    a.split(':')
+        .all(|part| !part.is_empty() && part.chars().all(|c| c == '*'))
+}
+
+/// A resource pattern that covers every resource of its kind or account:
+/// `*`, an ARN ending in `:*` or `/*`, or with a wildcard account.
+fn every_resource(r: &str) -> bool {
+    r == "*"
+        || r.ends_with(":*")
+        || r.ends_with("/*")
+        || r.split(':').nth(4).is_some_and(|a| a.contains('*'))
+}
+
 /// The statements of a policy document; `Err` when it is not a policy.
 fn statements(document: &str) -> Result<Vec<Value>, String> {
     let doc: Value = serde_json::from_str(document).map_err(|e| format!("not JSON: {e}"))?;
@@ -322,7 +357,7 @@ pub fn check(document: &str) -> Result<Vec<PolicyFinding>, String> {
     let statements = statements(document)?;
     let mut out = Vec::new();
     for (i, st) in statements.iter().enumerate() {
-        if st.get("Effect").and_then(Value::as_str) != Some("Allow") {
+        if denies(st) {
             continue;
         }
         let sid = st.get("Sid").and_then(Value::as_str).map(str::to_string);
@@ -334,28 +369,70 @@ pub fn check(document: &str) -> Result<Vec<PolicyFinding>, String> {
                 message,
             })
         };
-        let actions = strings(st.get("Action"));
-        let resources = strings(st.get("Resource"));
+        let actions = all_strings(st, "Action");
+        let resources = all_strings(st, "Resource");
+        let not_resource = !fields(st, "NotResource").is_empty();
+        // Every resource of a kind, or everything but some: what an
+        // escalation needs.
+        let wide = not_resource || resources.iter().any(|r| every_resource(r));
         let conditioned = st
             .get("Condition")
             .and_then(Value::as_object)
             .is_some_and(|c| !c.is_empty());
-        if actions.iter().any(|a| a == "*") {
+        if actions.iter().any(|a| every_action(a)) {
             flag(Severity::Critical, "allows every action (`*`)".into());
         }
-        for a in actions.iter().filter(|a| a.ends_with(":*")) {
+        for a in actions
+            .iter()
+            .filter(|a| a.ends_with(":*") && !every_action(a))
+        {
             flag(
                 Severity::Major,
                 format!("allows every action of a service (`{a}`)"),
             );
         }
-        if st.get("NotAction").is_some() {
+        let not_actions = fields(st, "NotAction");
+        if !not_actions.is_empty() {
+            let excluded = all_strings(st, "NotAction");
+            let left: Vec<&str> = ESCALATION
+                .iter()
+                .copied()
+                .filter(|e| !excluded.iter().any(|a| matches(a, e)))
+                .collect();
+            if wide && !left.is_empty() {
+                flag(
+                    Severity::Critical,
+                    format!(
+                        "allows everything except the actions in `NotAction` on every resource, `{}` included: admin-equivalent",
+                        left[0]
+                    ),
+                );
+            } else {
+                flag(
+                    Severity::Major,
+                    "allows everything except the actions in `NotAction`".into(),
+                );
+            }
+        }
+        let escalating: Vec<&str> = ESCALATION
+            .iter()
+            .copied()
+            .filter(|e| actions.iter().any(|a| !every_action(a) && matches(a, e)))
+            .collect();
+        if wide && !escalating.is_empty() {
             flag(
-                Severity::Major,
-                "allows everything except the actions in `NotAction`".into(),
+                Severity::Critical,
+                format!(
+                    "allows {} on every resource: admin-equivalent, its holder can grant itself anything",
+                    escalating
+                        .iter()
+                        .map(|a| format!("`{a}`"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
             );
         }
-        if st.get("NotResource").is_some() {
+        if not_resource {
             flag(
                 Severity::Major,
                 "allows on every resource except those in `NotResource`".into(),
@@ -376,7 +453,7 @@ pub fn check(document: &str) -> Result<Vec<PolicyFinding>, String> {
         // the only way to grant them, so it is not a finding there.
         let describe_only =
             !actions.is_empty() && actions.iter().all(|a| a.starts_with("ec2:Describe"));
-        if any_resource && !actions.iter().any(|a| a == "*") && !describe_only {
+        if any_resource && !actions.iter().any(|a| every_action(a)) && !describe_only {
             flag(Severity::Major, "applies to every resource (`*`)".into());
         }
         if everyone(st) && !conditioned {
@@ -682,5 +759,53 @@ mod tests {
         assert!(!matches("iam:Get*", "iam:PassRole"));
         assert!(!matches("iam:PassRol", "iam:PassRole"));
         assert!(!matches("s3:*", "iam:PassRole"));
+    }
+
+    #[test]
+    fn admin_equivalent_grants_are_critical() {
+        let critical = |action: serde_json::Value, resource: &str| {
+            check(&serde_json::json!({ "Statement": [{ "Effect": "Allow", "Action": action, "Resource": resource }] }).to_string())
+                .unwrap()
+                .into_iter()
+                .filter(|f| f.severity == Severity::Critical)
+                .map(|f| f.message)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            critical(serde_json::json!("*:*"), "*"),
+            ["allows every action (`*`)"]
+        );
+        assert_eq!(
+            critical(serde_json::json!(["s3:GetObject", "*"]), "*")[0],
+            "allows every action (`*`)"
+        );
+        assert!(critical(serde_json::json!("iam:*"), "*")
+            .iter()
+            .any(|m| m.contains("admin-equivalent")));
+        assert!(
+            critical(serde_json::json!("iam:Attach*"), "*")[0].contains("`iam:AttachUserPolicy`")
+        );
+        assert!(critical(serde_json::json!("sts:AssumeRole"), "*")[0].contains("`sts:AssumeRole`"));
+        assert!(critical(
+            serde_json::json!("sts:AssumeRole"),
+            "arn:aws:iam::123456789012:role/*"
+        )[0]
+        .contains("admin-equivalent"));
+        assert!(critical(serde_json::json!("iam:PassRole"), "*")[0]
+            .contains("`iam:PassRole` on every role"));
+        // Narrow enough: one role, reads of IAM, a service's every action
+        // on one resource.
+        assert!(critical(
+            serde_json::json!("sts:AssumeRole"),
+            "arn:aws:iam::123456789012:role/deploy"
+        )
+        .is_empty());
+        assert!(critical(serde_json::json!(["iam:Get*", "iam:List*"]), "*").is_empty());
+        assert!(critical(serde_json::json!("s3:*"), "arn:aws:s3:::logs/*").is_empty());
+        // Everything but a few actions, everywhere.
+        let not_action = r#"{"Statement":{"Effect":"Allow","NotAction":"s3:*","Resource":"*"}}"#;
+        assert!(check(not_action).unwrap()[0]
+            .message
+            .contains("admin-equivalent"));
     }
 }
