@@ -81,12 +81,15 @@ pub fn check_tags(scope: &AwsScope, tags: &Value) -> Result<Vec<(String, String)
 /// `destructive`, since access policies and automation key on tags (an
 /// `ec2:ResourceTag/team` condition, a backup or patching selector), so a
 /// new value can hand the resource to other people. Setting a key to the
-/// value it has changes nothing.
+/// value it has changes nothing. EC2 keys are case-sensitive, but IAM
+/// condition keys (the tag key in `aws:ResourceTag/…` included) are not,
+/// so `Team` beside `team` counts as the same key here.
 pub fn tag_tier(live: &BTreeMap<String, String>, tags: &[(String, String)]) -> RiskTier {
-    if tags
-        .iter()
-        .any(|(k, v)| live.get(k).is_some_and(|old| old != v))
-    {
+    let changes = |(key, value): &(String, String)| {
+        live.iter()
+            .any(|(k, old)| k.eq_ignore_ascii_case(key) && old != value)
+    };
+    if tags.iter().any(changes) {
         RiskTier::Destructive
     } else {
         RiskTier::Write
@@ -732,8 +735,13 @@ mod tests {
             tag_tier(&live, &set(&[("owner", "me"), ("env", "dev")])),
             RiskTier::Destructive
         );
-        // Keys are case-sensitive in EC2: `Team` is another key.
-        assert_eq!(tag_tier(&live, &set(&[("Team", "x")])), RiskTier::Write);
+        // EC2 keeps `Team` beside `team`, but IAM conditions on
+        // `aws:ResourceTag/team` do not tell them apart.
+        assert_eq!(
+            tag_tier(&live, &set(&[("Team", "attackers")])),
+            RiskTier::Destructive
+        );
+        assert_eq!(tag_tier(&live, &set(&[("ENV", "prod")])), RiskTier::Write);
     }
 
     #[test]
