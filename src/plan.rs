@@ -62,6 +62,15 @@ pub fn hash(steps: &[PlanStep]) -> String {
     hex::encode(Sha256::digest(canonical.as_bytes()))
 }
 
+/// Raise the tiers that follow from the plan as a whole rather than from
+/// one step: the ingress rules a plan adds to one security group are
+/// counted together (`aws::ingress::raise_wide_unions`). Tiers only rise,
+/// and the outcome depends on the steps, not on their order. The numbers
+/// (from 1) of the steps it raised.
+pub fn settle_tiers(steps: &mut [PlanStep]) -> Vec<usize> {
+    crate::aws::ingress::raise_wide_unions(steps)
+}
+
 /// The most severe tier among the steps.
 pub fn risk(steps: &[PlanStep]) -> RiskTier {
     steps.iter().map(|s| s.risk).max().unwrap_or(RiskTier::Read)
@@ -173,7 +182,11 @@ pub fn missing(
         .iter()
         .filter(|a| a.hash == plan.hash && a.head_sha.as_deref() == plan.head_sha)
         .collect();
-    let tier = risk(plan.steps);
+    // Settled again here, so a plan stored before a tier rule existed
+    // needs what its steps need now.
+    let mut settled = plan.steps.to_vec();
+    settle_tiers(&mut settled);
+    let tier = risk(&settled);
     let rules = plan.rules;
     let others = |role: Role| {
         valid
@@ -223,23 +236,45 @@ fn short(sha: &str) -> &str {
     &sha[..sha.len().min(7)]
 }
 
+/// `name` as a literal inside a policy's `Resource` (or a string or ARN
+/// condition): IAM reads `*` and `?` there as wildcards and `${…}` as a
+/// variable, so each of `*`, `?` and `$` is written as the policy
+/// variable that stands for the character itself (`${*}`, `${?}`,
+/// `${$}`). An object key `logs/*` is then that one object, never every
+/// object under `logs/`.
+pub fn literal(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    for c in name.chars() {
+        match c {
+            '*' | '?' | '$' => {
+                out.push_str("${");
+                out.push(c);
+                out.push('}');
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 /// The ARN a step's action applies to, or why a policy cannot be made
 /// for it (an action this function does not know is refused: a session
 /// policy is never made wider than what it can name).
+/// `account` is already written for a policy (`*` when unknown, a
+/// wildcard on purpose); every name from the step is made [`literal`].
 fn resource_arn(step: &PlanStep, account: &str) -> Result<String, String> {
-    let region = step.region.as_deref().unwrap_or("*");
+    let region = step.region.as_deref().map_or("*".to_string(), literal);
+    let resource = literal(&step.resource);
     match (step.service.as_str(), step.action.as_str()) {
         (
             "ec2",
             "StartInstances" | "StopInstances" | "RebootInstances" | "TerminateInstances"
             | "CreateTags",
         ) => Ok(format!(
-            "arn:aws:ec2:{region}:{account}:instance/{}",
-            step.resource
+            "arn:aws:ec2:{region}:{account}:instance/{resource}"
         )),
         ("ec2", "AuthorizeSecurityGroupIngress") => Ok(format!(
-            "arn:aws:ec2:{region}:{account}:security-group/{}",
-            step.resource
+            "arn:aws:ec2:{region}:{account}:security-group/{resource}"
         )),
         // A bucket, or for DeleteObject `bucket/key`.
         (
@@ -249,7 +284,7 @@ fn resource_arn(step: &PlanStep, account: &str) -> Result<String, String> {
             | "PutBucketPolicy"
             | "DeleteBucket"
             | "DeleteObject",
-        ) => Ok(format!("arn:aws:s3:::{}", step.resource)),
+        ) => Ok(format!("arn:aws:s3:::{resource}")),
         // The user's ARN as IAM gave it when planned (a user may have a
         // path), else built from its name.
         (
@@ -259,8 +294,8 @@ fn resource_arn(step: &PlanStep, account: &str) -> Result<String, String> {
         ) => Ok(step.arguments["user_arn"]
             .as_str()
             .filter(|a| a.starts_with("arn:aws:iam::") && a.contains(":user/"))
-            .map(str::to_string)
-            .unwrap_or_else(|| format!("arn:aws:iam::{account}:user/{}", step.resource))),
+            .map(literal)
+            .unwrap_or_else(|| format!("arn:aws:iam::{account}:user/{resource}"))),
         (service, action) => Err(format!(
             "no session policy can be made for `{service}:{action}`"
         )),
@@ -293,7 +328,8 @@ pub fn session_tags(repo: &str, approvers: &[String]) -> Vec<(String, String)> {
 /// `s3:DeleteObject` step names `bucket/key`). `account` is the account
 /// id when known (`*` otherwise, still bound to the resource's id).
 pub fn session_policy(steps: &[PlanStep], account: Option<&str>) -> Result<Value, String> {
-    let account = account.unwrap_or("*");
+    let account = account.map_or("*".to_string(), literal);
+    let account = account.as_str();
     let mut by_action: BTreeMap<String, Vec<String>> = BTreeMap::new();
     // Attaching or detaching a policy: on that user, of that policy only.
     let mut conditioned: Vec<Value> = Vec::new();
@@ -302,7 +338,7 @@ pub fn session_policy(steps: &[PlanStep], account: Option<&str>) -> Result<Value
         if let ("iam", "AttachUserPolicy" | "DetachUserPolicy") =
             (step.service.as_str(), step.action.as_str())
         {
-            let policy = step.arguments["policy_arn"].as_str().unwrap_or("none");
+            let policy = literal(step.arguments["policy_arn"].as_str().unwrap_or("none"));
             conditioned.push(
                 json!({ "Effect": "Allow", "Action": [format!("iam:{}", step.action)],
                 "Resource": [arn], "Condition": { "ArnEquals": { "iam:PolicyARN": [policy] } } }),
@@ -329,8 +365,8 @@ pub fn session_policy(steps: &[PlanStep], account: Option<&str>) -> Result<Value
         .iter()
         .filter(|s| s.service == "ec2" && s.action == "RunInstances")
     {
-        let region = step.region.as_deref().unwrap_or("*");
-        let image = step.arguments["image_id"].as_str().unwrap_or("none");
+        let region = step.region.as_deref().map_or("*".to_string(), literal);
+        let image = literal(step.arguments["image_id"].as_str().unwrap_or("none"));
         statements.push(
             json!({ "Effect": "Allow", "Action": ["ec2:RunInstances"], "Resource": [
             format!("arn:aws:ec2:{region}::image/{image}"),
@@ -736,5 +772,61 @@ mod tests {
                 .all(|f| f.severity < crate::repo_config::Severity::Major),
             "{findings:?}"
         );
+    }
+
+    #[test]
+    fn wildcards_and_dollars_in_names_are_literal_in_the_session_policy() {
+        assert_eq!(literal("logs/*"), "logs/${*}");
+        assert_eq!(literal("a?b$c"), "a${?}b${$}c");
+        assert_eq!(literal("${aws:username}"), "${$}{aws:username}");
+        assert_eq!(literal("plain/key.log"), "plain/key.log");
+        let object = |key: &str| PlanStep {
+            service: "s3".into(),
+            action: "DeleteObject".into(),
+            region: None,
+            resource: format!("acme-logs/{key}"),
+            arguments: json!({ "bucket": "acme-logs", "key": key }),
+            risk: RiskTier::Destructive,
+        };
+        let policy = session_policy(
+            &[
+                object("2026/*"),
+                object("report-??.csv"),
+                object("$HOME/${aws:userid}"),
+            ],
+            Some("123456789012"),
+        )
+        .unwrap();
+        assert_eq!(
+            policy["Statement"][0]["Resource"],
+            json!([
+                "arn:aws:s3:::acme-logs/2026/${*}",
+                "arn:aws:s3:::acme-logs/report-${?}${?}.csv",
+                "arn:aws:s3:::acme-logs/${$}HOME/${$}{aws:userid}"
+            ])
+        );
+        // Every other name that lands in an ARN or an ARN condition too.
+        let user = PlanStep {
+            service: "iam".into(),
+            action: "AttachUserPolicy".into(),
+            region: None,
+            resource: "ci*".into(),
+            arguments: json!({ "user": "ci*", "policy_arn": "arn:aws:iam::aws:policy/Read*" }),
+            risk: RiskTier::Destructive,
+        };
+        let stop = PlanStep {
+            region: Some("eu-west-?".into()),
+            ..step("StopInstances", "i-*", RiskTier::Write)
+        };
+        let policy = session_policy(&[user, stop], None).unwrap().to_string();
+        for wanted in [
+            "arn:aws:iam::*:user/ci${*}",
+            "arn:aws:iam::aws:policy/Read${*}",
+            "arn:aws:ec2:eu-west-${?}:*:instance/i-${*}",
+        ] {
+            assert!(policy.contains(wanted), "{wanted}: {policy}");
+        }
+        // The account stays a wildcard only when it is unknown.
+        assert!(!policy.contains("user/ci*"), "{policy}");
     }
 }

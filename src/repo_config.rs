@@ -193,6 +193,12 @@ pub struct AwsScope {
     /// Approval rules stricter than the built-in ones, never looser.
     #[serde(default)]
     pub approvals: crate::plan::ApprovalRules,
+    /// Managed-policy ARNs a plan may attach to a user even though they
+    /// are admin-equivalent (a critical least-privilege finding); any
+    /// other such policy is refused when planned. Exact ARNs, no globs:
+    /// each one is a decision the repository's owners made by name.
+    #[serde(default)]
+    pub attachable_policies: Vec<String>,
 }
 
 fn default_trigger_label() -> String {
@@ -213,6 +219,13 @@ impl AwsScope {
             if t.split_once('=').is_none_or(|(k, _)| k.is_empty()) {
                 return Err(format!(
                     "does not parse: `aws.required_tag`: `{t}` is not `key=value`"
+                ));
+            }
+        }
+        for arn in &self.attachable_policies {
+            if !arn.starts_with("arn:") || !arn.contains(":policy/") || arn.contains(['*', '?']) {
+                return Err(format!(
+                    "does not parse: `aws.attachable_policies`: `{arn}` is not a managed policy's ARN (exact, without wildcards)"
                 ));
             }
         }
@@ -382,6 +395,27 @@ mod tests {
             e.contains("`aws.approvals`: `destructive_role` may not be below"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn attachable_policies_are_exact_managed_policy_arns_and_none_by_default() {
+        let none = RepoConfig::parse("aws:\n  regions: [eu-west-1]\n").unwrap();
+        assert!(none.aws.unwrap().attachable_policies.is_empty());
+        let listed = RepoConfig::parse(
+            "aws:\n  regions: [eu-west-1]\n  attachable_policies: ['arn:aws:iam::123456789012:policy/BreakGlass']\n",
+        )
+        .unwrap();
+        assert_eq!(
+            listed.aws.unwrap().attachable_policies,
+            ["arn:aws:iam::123456789012:policy/BreakGlass"]
+        );
+        for bad in ["arn:aws:iam::123456789012:policy/*", "AdministratorAccess"] {
+            let e = RepoConfig::parse(&format!(
+                "aws:\n  regions: [eu-west-1]\n  attachable_policies: ['{bad}']\n"
+            ))
+            .unwrap_err();
+            assert!(e.contains("`aws.attachable_policies`"), "{e}");
+        }
     }
 
     #[test]

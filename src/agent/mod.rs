@@ -373,10 +373,25 @@ async fn run_tool(
             let first = plan.len() + 1;
             let count = steps.len();
             plan.extend(steps);
+            // Some tiers follow from the plan as a whole: they are settled
+            // again with every step, so no order of calls gets around them.
+            let raised = crate::plan::settle_tiers(&mut plan);
+            let raised = if raised.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    "; step(s) {} are now destructive: with the plan's other rules on the same security group they open it to a /16 or /48 of addresses or more",
+                    raised
+                        .iter()
+                        .map(usize::to_string)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            };
             (
                 Some(risk),
                 format!(
-                    "recorded as plan step(s) {first}–{}, not run: people must approve the plan before it is applied",
+                    "recorded as plan step(s) {first}–{}, not run: people must approve the plan before it is applied{raised}",
                     first + count - 1
                 ),
             )

@@ -83,6 +83,7 @@ async fn ec2_call(
                     code: None,
                     message: e,
                 })?;
+            let cidr = rule.net.to_string();
             let mut permission = IpPermission::builder()
                 .ip_protocol(&rule.protocol)
                 .from_port(rule.from_port)
@@ -90,14 +91,14 @@ async fn ec2_call(
             permission = if rule.is_ipv6() {
                 permission.ipv6_ranges(
                     Ipv6Range::builder()
-                        .cidr_ipv6(&rule.cidr)
+                        .cidr_ipv6(&cidr)
                         .set_description(rule.description.clone())
                         .build(),
                 )
             } else {
                 permission.ip_ranges(
                     IpRange::builder()
-                        .cidr_ip(&rule.cidr)
+                        .cidr_ip(&cidr)
                         .set_description(rule.description.clone())
                         .build(),
                 )
@@ -112,7 +113,7 @@ async fn ec2_call(
                 .map(|_| {
                     format!(
                         "{id}: {} {}–{} open from {}",
-                        rule.protocol, rule.from_port, rule.to_port, rule.cidr
+                        rule.protocol, rule.from_port, rule.to_port, cidr
                     )
                 })
                 .map_err(|e| AwsError::from_sdk(what, e))
@@ -299,7 +300,16 @@ pub async fn run_step(
     })?;
     scope::instance(scope, instance).map_err(StepError::Refused)?;
     if step.action == "CreateTags" {
-        super::changes::check_tags(scope, &step.arguments["tags"]).map_err(StepError::Refused)?;
+        let tags = super::changes::check_tags(scope, &step.arguments["tags"])
+            .map_err(StepError::Refused)?;
+        // Approved as a write because it only added keys: a key given a
+        // value since then would make it an overwrite nobody approved.
+        if super::changes::tag_tier(&instance.tags, &tags) > step.risk {
+            return Err(StepError::Refused(format!(
+                "instance `{}` has since been given a value for one of these tags: setting it now would change it, which the approvals of this write step do not cover; plan again",
+                step.resource
+            )));
+        }
     }
     dry_run_verdict(ec2_call(&client, step, true).await)?;
     Ok(ec2_call(&client, step, false).await?)

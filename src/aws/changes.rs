@@ -2,20 +2,24 @@
 //! declared here next to the tool (a step may come out more severe than
 //! its tool, never less):
 //!
-//! - EC2: tagging instances (`write`); opening a security group's ingress
-//!   (`write`, or `destructive` from the whole internet: a `/0` prefix,
-//!   which is `0.0.0.0/0` or `::/0`).
+//! - EC2: tagging instances (`write`, or `destructive` when it changes a
+//!   tag the instance has); opening a security group's ingress (`write`,
+//!   or `destructive` when the plan opens the group to a `/16` or `/48` of
+//!   addresses or more, by one rule or several: `super::ingress`).
 //! - S3: deleting an object (`destructive`); replacing a bucket's policy
-//!   (`write`, or `destructive` when the policy may grant public access).
+//!   (`write`, or `destructive` when the policy reaches outside the
+//!   account or can lock it out: `policy::reaches_outside`).
 //! - IAM: attaching or detaching a user's managed policy, deactivating or
 //!   deleting a user's access key (all `destructive`), only on users that
-//!   carry the repository's required tag.
+//!   carry the repository's required tag; an admin-equivalent policy is
+//!   not attached at all unless `aws.attachable_policies` names it.
 //!
 //! As for the other change tools, a call only proposes plan steps, checked
 //! against the scope with live state; nothing runs until people approve.
 
-use std::net::IpAddr;
+use std::collections::BTreeMap;
 
+use ipnet::IpNet;
 use serde_json::{json, Value};
 
 use super::tools::{access, allowed_bucket, not_here, region, PLAN_STEP_TAG};
@@ -33,8 +37,11 @@ fn text<'a>(args: &'a Value, name: &str) -> Result<&'a str, String> {
         .ok_or_else(|| format!("error: `{name}` is required"))
 }
 
-/// Tagging instances (`write`). The repository's required tag and the
-/// plan-step tag may not be set this way: they decide what is in scope.
+/// Tagging instances (`write`; `destructive` for an instance on which it
+/// changes the value of a key it has: [`tag_tier`]). The repository's
+/// required tag and the plan-step tag may not be set this way: they
+/// decide what is in scope. (EC2's `CreateTags` only adds or overwrites;
+/// no tool removes a tag.)
 pub struct TagInstances;
 
 /// Check tags a plan would set; the refusal says which one and why.
@@ -69,12 +76,32 @@ pub fn check_tags(scope: &AwsScope, tags: &Value) -> Result<Vec<(String, String)
     Ok(out)
 }
 
+/// The tier of setting `tags` on a resource that has `live` tags now:
+/// adding a key is a `write`; giving a key it already has another value is
+/// `destructive`, since access policies and automation key on tags (an
+/// `ec2:ResourceTag/team` condition, a backup or patching selector), so a
+/// new value can hand the resource to other people. Setting a key to the
+/// value it has changes nothing. EC2 keys are case-sensitive, but IAM
+/// condition keys (the tag key in `aws:ResourceTag/…` included) are not,
+/// so `Team` beside `team` counts as the same key here.
+pub fn tag_tier(live: &BTreeMap<String, String>, tags: &[(String, String)]) -> RiskTier {
+    let changes = |(key, value): &(String, String)| {
+        live.iter()
+            .any(|(k, old)| k.eq_ignore_ascii_case(key) && old != value)
+    };
+    if tags.iter().any(changes) {
+        RiskTier::Destructive
+    } else {
+        RiskTier::Write
+    }
+}
+
 impl Tool for TagInstances {
     fn name(&self) -> &'static str {
         "aws_tag_instances"
     }
     fn description(&self) -> &'static str {
-        "Propose setting tags on instances (a plan step per instance; nothing runs until people approve)."
+        "Propose setting tags on instances (a plan step per instance; nothing runs until people approve). Changing the value of a tag an instance already has is destructive and needs a second person's approval; adding a new key is a write."
     }
     fn parameters(&self) -> Value {
         json!({ "type": "object", "properties": {
@@ -95,21 +122,21 @@ impl Tool for TagInstances {
             let region = region(scope, &args)?;
             let tags = check_tags(scope, &args["tags"]).map_err(|e| format!("refused: {e}"))?;
             let ids = super::tools::instance_ids(&args)?;
-            let tags: serde_json::Map<String, Value> = tags
-                .into_iter()
-                .map(|(k, v)| (k, Value::String(v)))
+            let object: serde_json::Map<String, Value> = tags
+                .iter()
+                .map(|(k, v)| (k.clone(), Value::String(v.clone())))
                 .collect();
-            let mut steps = super::tools::instance_steps(
+            let mut steps = super::tools::instance_steps_by(
                 aws,
                 scope,
                 region,
                 &ids,
                 "CreateTags",
-                RiskTier::Write,
+                |instance| tag_tier(&instance.tags, &tags),
             )
             .await?;
             for step in &mut steps {
-                step.arguments["tags"] = Value::Object(tags.clone());
+                step.arguments["tags"] = Value::Object(object.clone());
             }
             Ok(steps)
         })
@@ -122,7 +149,8 @@ pub struct Ingress {
     pub protocol: String,
     pub from_port: i32,
     pub to_port: i32,
-    pub cidr: String,
+    /// Read strictly: as written is as printed (`super::ingress::parse`).
+    pub net: IpNet,
     pub description: Option<String>,
 }
 
@@ -157,38 +185,34 @@ impl Ingress {
                 ))
             }
         };
-        let cidr = text(args, "cidr")?.to_string();
-        let (ip, prefix) = cidr
-            .split_once('/')
-            .ok_or_else(|| format!("error: `{cidr}` is not a CIDR block (address/prefix)"))?;
-        let ip: IpAddr = ip
-            .parse()
-            .map_err(|_| format!("error: `{cidr}` is not a CIDR block (address/prefix)"))?;
-        let max = if ip.is_ipv4() { 32 } else { 128 };
-        if !prefix.parse::<u8>().is_ok_and(|p| p <= max) {
-            return Err(format!("error: `{cidr}` has no valid prefix length"));
-        }
+        let cidr = text(args, "cidr")?;
+        let net = super::ingress::parse(cidr)?;
         Ok(Ingress {
             protocol,
             from_port,
             to_port,
-            cidr,
+            net,
             description: args["description"].as_str().map(str::to_string),
         })
     }
 
-    /// Open to the whole internet: any `/0` block, whatever its address.
+    /// Open to the whole internet: `0.0.0.0/0` or `::/0`.
     pub fn from_everywhere(&self) -> bool {
-        self.cidr.ends_with("/0")
+        super::ingress::everywhere(&self.net)
+    }
+
+    /// Wide enough on its own to be destructive (`super::ingress::wide`).
+    pub fn wide(&self) -> bool {
+        super::ingress::wide(&[self.net])
     }
 
     pub fn is_ipv6(&self) -> bool {
-        self.cidr.contains(':')
+        matches!(self.net, IpNet::V6(_))
     }
 
     pub fn to_args(&self, group: &str) -> Value {
         json!({ "group_id": group, "protocol": self.protocol, "from_port": self.from_port,
-                "to_port": self.to_port, "cidr": self.cidr, "description": self.description })
+                "to_port": self.to_port, "cidr": self.net.to_string(), "description": self.description })
     }
 }
 
@@ -209,8 +233,9 @@ pub async fn allowed_group(
     Ok(group)
 }
 
-/// Opening a security group's ingress (`write`; `destructive` from the
-/// whole internet).
+/// Opening a security group's ingress (`write`; `destructive` when the
+/// plan opens the group to a `/16` or a `/48` of addresses or more, by one
+/// rule or several: `super::ingress`).
 pub struct AuthorizeIngress;
 
 impl Tool for AuthorizeIngress {
@@ -218,7 +243,7 @@ impl Tool for AuthorizeIngress {
         "aws_authorize_ingress"
     }
     fn description(&self) -> &'static str {
-        "Propose adding an ingress rule to a security group (a plan step; from 0.0.0.0/0 or ::/0 it is destructive and needs a second person's approval)."
+        "Propose adding an ingress rule to a security group (a plan step; the CIDR block must be written canonically, like 10.0.0.0/24. Opening a group to 65,536 IPv4 or 2^80 IPv6 addresses or more, by one rule or several in the plan, is destructive and needs a second person's approval)."
     }
     fn parameters(&self) -> Value {
         json!({ "type": "object", "properties": {
@@ -252,7 +277,9 @@ impl Tool for AuthorizeIngress {
                 region: Some(region.to_string()),
                 resource: group.to_string(),
                 arguments: rule.to_args(group),
-                risk: if rule.from_everywhere() {
+                // Wide by itself; a plan's steps on one group are also
+                // counted together when each is recorded.
+                risk: if rule.wide() {
                     RiskTier::Destructive
                 } else {
                     RiskTier::Write
@@ -309,7 +336,9 @@ impl Tool for DeleteObject {
 }
 
 /// Replacing a bucket's policy (`write`; `destructive` when the new
-/// policy may grant public access, by `policy::grants_public`).
+/// policy reaches principals outside the repository's `aws.account` —
+/// everyone, another account, a service acting for any account — or can
+/// lock the account out of the bucket, by `policy::reaches_outside`).
 pub struct PutBucketPolicy;
 
 impl Tool for PutBucketPolicy {
@@ -317,7 +346,7 @@ impl Tool for PutBucketPolicy {
         "aws_put_bucket_policy"
     }
     fn description(&self) -> &'static str {
-        "Propose replacing an allowed bucket's policy with a document (a plan step; a policy that grants public access is destructive and needs a second person's approval)."
+        "Propose replacing an allowed bucket's policy with a document (a plan step; a policy that reaches principals outside this repository's AWS account, or denies everyone the right to change the policy, is destructive and needs a second person's approval)."
     }
     fn parameters(&self) -> Value {
         json!({ "type": "object", "properties": {
@@ -334,8 +363,9 @@ impl Tool for PutBucketPolicy {
     fn propose<'a>(&'a self, s: &'a Subject, args: Value) -> ProposeFuture<'a> {
         Box::pin(async move {
             let (aws, bucket) = allowed_bucket(s, &args)?;
+            let (_, scope) = access(s)?;
             let document = text(&args, "policy")?;
-            let public = super::policy::grants_public(document)
+            let outside = super::policy::reaches_outside(document, scope.account.as_deref())
                 .map_err(|e| format!("error: the policy is not a policy document: {e}"))?;
             if !read::buckets(aws)
                 .await
@@ -350,16 +380,22 @@ impl Tool for PutBucketPolicy {
             let compact = serde_json::from_str::<Value>(document)
                 .map(|v| v.to_string())
                 .unwrap_or_else(|_| document.to_string());
+            // Why it is destructive, shown with the plan to the people
+            // who approve it.
+            let mut arguments = json!({ "bucket": bucket, "policy": compact });
+            if !outside.is_empty() {
+                arguments["reaches_outside_the_account"] = json!(outside);
+            }
             Ok(vec![PlanStep {
                 service: "s3".into(),
                 action: "PutBucketPolicy".into(),
                 region: None,
                 resource: bucket.to_string(),
-                arguments: json!({ "bucket": bucket, "policy": compact }),
-                risk: if public {
-                    RiskTier::Destructive
-                } else {
+                arguments,
+                risk: if outside.is_empty() {
                     RiskTier::Write
+                } else {
+                    RiskTier::Destructive
                 },
             }])
         })
@@ -383,7 +419,7 @@ pub const USER_CHANGES: [UserChange; 4] = [
         name: "aws_attach_user_policy",
         action: "AttachUserPolicy",
         what: "policy_arn",
-        description: "Propose attaching a managed policy to an IAM user (a plan step; destructive, needs a second person's approval).",
+        description: "Propose attaching a managed policy to an IAM user (a plan step; destructive, needs a second person's approval). An admin-equivalent policy is refused unless the repository allows its ARN.",
     },
     UserChange {
         name: "aws_detach_user_policy",
@@ -429,6 +465,35 @@ fn pick_key<'a>(keys: &'a [read::AccessKey], given: &str) -> Result<&'a read::Ac
             "more than one access key of this user ends with `{given}`; give more of it"
         )),
     }
+}
+
+/// Why attaching managed policy `arn` is refused outright, if it is: its
+/// default version is admin-equivalent (a critical finding of
+/// `policy::check`: every action, `iam:PassRole` or another way to grant
+/// oneself more on every resource, everyone as principal) or cannot be
+/// read as a policy, and the repository's `aws.attachable_policies` does
+/// not name it (exact ARN). Two people approving is not enough for that:
+/// the repository's owners must have said so in its default branch.
+pub fn attach_refusal(
+    scope: &AwsScope,
+    arn: &str,
+    checked: &Result<Vec<super::policy::PolicyFinding>, String>,
+) -> Option<String> {
+    if scope.attachable_policies.iter().any(|a| a == arn) {
+        return None;
+    }
+    let why = match checked {
+        Err(e) => format!("its document cannot be checked ({e})"),
+        Ok(findings) => findings
+            .iter()
+            .find(|f| f.severity == crate::repo_config::Severity::Critical)?
+            .message
+            .clone(),
+    };
+    Some(format!(
+        "refused: `{arn}` is admin-equivalent or cannot be checked ({why}); it may be attached only when this repository's `aws.attachable_policies` in `{}` names its ARN",
+        crate::repo_config::PATH
+    ))
 }
 
 /// The user `name` may be changed now: it exists and carries the required
@@ -483,9 +548,13 @@ impl Tool for UserChange {
                         .await
                         .map_err(fail)?
                         .ok_or_else(|| format!("refused: there is no managed policy `{target}`"))?;
+                    let checked = super::policy::check(&document);
+                    if let Some(refusal) = attach_refusal(scope, target, &checked) {
+                        return Err(refusal);
+                    }
                     // What the user would be given, as our least-privilege
                     // check sees it: shown to the people who approve.
-                    let findings: Vec<String> = super::policy::check(&document)
+                    let findings: Vec<String> = checked
                         .unwrap_or_default()
                         .iter()
                         .map(|f| {
@@ -556,7 +625,7 @@ mod tests {
     }
 
     #[test]
-    fn an_ingress_from_any_slash_zero_is_from_everywhere() {
+    fn an_ingress_is_from_everywhere_only_as_0_0_0_0_or_colons_slash_zero() {
         let rule = |cidr: &str| {
             Ingress::from_args(
                 &json!({ "protocol": "tcp", "from_port": 443, "to_port": 443, "cidr": cidr }),
@@ -564,8 +633,12 @@ mod tests {
         };
         assert!(rule("0.0.0.0/0").unwrap().from_everywhere());
         assert!(rule("::/0").unwrap().from_everywhere());
-        assert!(rule("10.1.2.3/0").unwrap().from_everywhere());
+        // Any other `/0` has host bits set: refused, not guessed at.
+        assert!(rule("10.1.2.3/0").unwrap_err().contains("host bits"));
+        assert!(rule("0.0.0.0/00").unwrap_err().contains("canonically"));
         assert!(!rule("10.0.0.0/8").unwrap().from_everywhere());
+        assert!(rule("10.0.0.0/8").unwrap().wide());
+        assert!(!rule("10.0.0.0/24").unwrap().wide());
         assert!(rule("2001:db8::/32").unwrap().is_ipv6());
         assert!(rule("10.0.0.0/33").unwrap_err().contains("prefix"));
         assert!(rule("everywhere").unwrap_err().contains("not a CIDR"));
@@ -637,5 +710,68 @@ mod tests {
         assert!(scope::user(&scope(), "ci", &Default::default())
             .unwrap_err()
             .contains("IAM user `ci` does not carry"));
+    }
+
+    #[test]
+    fn changing_a_tag_the_resource_has_is_destructive_and_adding_one_is_not() {
+        let live: BTreeMap<String, String> = [("team", "payments"), ("env", "prod")]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let set = |pairs: &[(&str, &str)]| -> Vec<(String, String)> {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        assert_eq!(tag_tier(&live, &set(&[("owner", "me")])), RiskTier::Write);
+        assert_eq!(tag_tier(&live, &set(&[("env", "prod")])), RiskTier::Write);
+        assert_eq!(
+            tag_tier(&live, &set(&[("team", "attackers")])),
+            RiskTier::Destructive
+        );
+        assert_eq!(tag_tier(&live, &set(&[("env", "")])), RiskTier::Destructive);
+        assert_eq!(
+            tag_tier(&live, &set(&[("owner", "me"), ("env", "dev")])),
+            RiskTier::Destructive
+        );
+        // EC2 keeps `Team` beside `team`, but IAM conditions on
+        // `aws:ResourceTag/team` do not tell them apart.
+        assert_eq!(
+            tag_tier(&live, &set(&[("Team", "attackers")])),
+            RiskTier::Destructive
+        );
+        assert_eq!(tag_tier(&live, &set(&[("ENV", "prod")])), RiskTier::Write);
+    }
+
+    #[test]
+    fn an_admin_equivalent_policy_is_refused_unless_the_repository_names_it() {
+        let admin = super::super::policy::check(
+            r#"{"Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}"#,
+        );
+        let narrow = super::super::policy::check(
+            r#"{"Statement":[{"Effect":"Allow","Action":"s3:GetObject","Resource":"*"}]}"#,
+        );
+        let arn = "arn:aws:iam::123456789012:policy/Admin";
+        let refusal = attach_refusal(&scope(), arn, &admin).unwrap();
+        assert!(refusal.starts_with(&format!("refused: `{arn}` is admin-equivalent")));
+        assert!(refusal.contains("allows every action (`*`)"), "{refusal}");
+        assert!(refusal.contains("`aws.attachable_policies`"), "{refusal}");
+        assert_eq!(attach_refusal(&scope(), arn, &narrow), None);
+        // A document we cannot check is refused as well.
+        let unreadable = Err("not JSON".to_string());
+        assert!(attach_refusal(&scope(), arn, &unreadable)
+            .unwrap()
+            .contains("cannot be checked (not JSON)"));
+        // Named by its exact ARN: allowed; another ARN is not.
+        let listed = AwsScope {
+            attachable_policies: vec![arn.to_string()],
+            ..scope()
+        };
+        assert_eq!(attach_refusal(&listed, arn, &admin), None);
+        assert_eq!(attach_refusal(&listed, arn, &unreadable), None);
+        assert!(
+            attach_refusal(&listed, "arn:aws:iam::123456789012:policy/admin", &admin).is_some()
+        );
     }
 }

@@ -23,7 +23,7 @@ impl Tool for DescribeImages {
         "aws_describe_images"
     }
     fn description(&self) -> &'static str {
-        "List the images (AMIs) this account owns in an allowed region, and which of them `aws.amis` allows launching."
+        "List this repository's images (AMIs this account owns that carry its required tag) in an allowed region, and which images `aws.amis` allows launching."
     }
     fn parameters(&self) -> Value {
         json!({ "type": "object", "properties": {
@@ -37,12 +37,17 @@ impl Tool for DescribeImages {
         reply(async move {
             let (aws, scope) = access(s)?;
             let region = region(scope, &args)?;
-            let images = read::images(aws, Some(region))
+            // Only this repository's: those that carry its required tag.
+            let images: Vec<read::Image> = read::images(aws, Some(region))
                 .await
-                .map_err(|e| format!("error: {e}"))?;
+                .map_err(|e| format!("error: {e}"))?
+                .into_iter()
+                .filter(|i| scope::tagged(scope, "", &i.tags).is_ok())
+                .collect();
             Ok(format!(
-                "{} image(s) in {region}; `aws.amis` allows launching: {}\n{}",
+                "{} image(s) in {region}{}; `aws.amis` allows launching: {}\n{}",
                 images.len(),
+                super::tools::tagged_note(scope),
                 if scope.amis.is_empty() {
                     "none".to_string()
                 } else {

@@ -10,6 +10,7 @@
 pub mod apply;
 pub mod changes;
 pub mod cli;
+pub mod ingress;
 pub mod inventory;
 pub mod policy;
 pub mod read;

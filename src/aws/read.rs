@@ -480,6 +480,7 @@ pub struct Image {
     pub id: String,
     pub name: String,
     pub state: String,
+    pub tags: BTreeMap<String, String>,
 }
 
 /// The images this account owns in `region`.
@@ -501,6 +502,7 @@ pub async fn images(aws: &Aws, region: Option<&str>) -> Result<Vec<Image>, AwsEr
                 .state()
                 .map(|s| s.as_str().to_string())
                 .unwrap_or_default(),
+            tags: tag_map(i.tags()),
         })
         .collect();
     images.sort_by(|a, b| a.id.cmp(&b.id));

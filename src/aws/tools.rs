@@ -3,9 +3,9 @@
 //! with an `aws` section and checked against it at every call (without
 //! one, every call is refused); a region outside
 //! `aws.regions` or a bucket outside `aws.buckets` is refused with the
-//! reason; instances are listed only with the required tag, as AWS reports
-//! it. What AWS returns (names, tags) is other people's text and reaches
-//! the model fenced.
+//! reason; instances, security groups and images are listed only with the
+//! required tag, as AWS reports it. What AWS returns (names, tags) is
+//! other people's text and reaches the model fenced.
 
 use serde_json::{json, Value};
 
@@ -80,6 +80,16 @@ pub(super) fn allowed_bucket<'a>(
     Ok((aws, bucket))
 }
 
+/// ` tagged key=value` when the scope requires a tag, for a listing's
+/// first line: the model is told what it is not shown.
+pub(super) fn tagged_note(scope: &AwsScope) -> String {
+    scope
+        .required_tag
+        .as_deref()
+        .map(|t| format!(" tagged {t}"))
+        .unwrap_or_default()
+}
+
 pub(super) fn fenced(s: &Subject, label: &'static str, value: &impl serde::Serialize) -> String {
     s.fence.wrap(
         label,
@@ -133,11 +143,7 @@ impl Tool for ListInstances {
             Ok(format!(
                 "{} instance(s) in {region}{}:\n{}",
                 mine.len(),
-                scope
-                    .required_tag
-                    .as_deref()
-                    .map(|t| format!(" tagged {t}"))
-                    .unwrap_or_default(),
+                tagged_note(scope),
                 fenced(s, "EC2 instances as AWS reports them", &mine)
             ))
         })
@@ -149,7 +155,7 @@ impl Tool for SecurityGroups {
         "aws_security_groups"
     }
     fn description(&self) -> &'static str {
-        "List the security groups of an allowed region, with the ingress rules open to the whole internet."
+        "List this repository's security groups (those with its required tag) in an allowed region, with the ingress rules open to the whole internet."
     }
     fn parameters(&self) -> Value {
         json!({ "type": "object", "properties": {
@@ -163,12 +169,17 @@ impl Tool for SecurityGroups {
         reply(async move {
             let (aws, scope) = access(s)?;
             let region = region(scope, &args)?;
-            let groups = read::security_groups(aws, Some(region))
+            // Only this repository's: those that carry its required tag.
+            let groups: Vec<read::SecurityGroup> = read::security_groups(aws, Some(region))
                 .await
-                .map_err(|e| format!("error: {e}"))?;
+                .map_err(|e| format!("error: {e}"))?
+                .into_iter()
+                .filter(|g| scope::tagged(scope, "", &g.tags).is_ok())
+                .collect();
             Ok(format!(
-                "{} security group(s) in {region}:\n{}",
+                "{} security group(s) in {region}{}:\n{}",
                 groups.len(),
+                tagged_note(scope),
                 fenced(s, "security groups as AWS reports them", &groups)
             ))
         })
@@ -417,6 +428,19 @@ pub async fn instance_steps(
     action: &str,
     risk: RiskTier,
 ) -> Result<Vec<crate::plan::PlanStep>, String> {
+    instance_steps_by(aws, scope, region, ids, action, |_| risk).await
+}
+
+/// [`instance_steps`], with each step's tier decided from its instance as
+/// AWS reports it now (its tags, say).
+pub async fn instance_steps_by(
+    aws: &Aws,
+    scope: &AwsScope,
+    region: &str,
+    ids: &[String],
+    action: &str,
+    risk: impl Fn(&read::Instance) -> RiskTier,
+) -> Result<Vec<crate::plan::PlanStep>, String> {
     scope::region(scope, region).map_err(|e| format!("refused: {e}"))?;
     let live = live_instances(aws, region, ids).await?;
     let mut steps = Vec::new();
@@ -433,7 +457,7 @@ pub async fn instance_steps(
             region: Some(region.to_string()),
             resource: id.clone(),
             arguments: json!({ "instance_ids": [id] }),
-            risk,
+            risk: risk(instance),
         });
     }
     Ok(steps)

@@ -58,9 +58,17 @@ fn step_line(n: usize, s: &PlanStep) -> String {
         ("RebootInstances", _) => "reboots the instance",
         ("TerminateInstances", _) => "deletes the instance and its instance-store data",
         ("RunInstances", _) => "launches new instances, tagged for this repository",
+        ("CreateTags", RiskTier::Destructive) => {
+            "changes tags the instance has to the values below (policies may key on them)"
+        }
         ("CreateTags", _) => "sets the tags below on the instance",
-        ("AuthorizeSecurityGroupIngress", RiskTier::Destructive) => {
+        ("AuthorizeSecurityGroupIngress", RiskTier::Destructive)
+            if matches!(s.arguments["cidr"].as_str(), Some("0.0.0.0/0" | "::/0")) =>
+        {
             "opens the group to the whole internet, as below"
+        }
+        ("AuthorizeSecurityGroupIngress", RiskTier::Destructive) => {
+            "opens the group to a wide range of addresses (a /16 or /48 or more, with this plan's other rules on the group), as below"
         }
         ("AuthorizeSecurityGroupIngress", _) => "adds the ingress rule below to the group",
         ("PutBucketVersioning", _) => "turns versioning on for the bucket",
@@ -68,7 +76,7 @@ fn step_line(n: usize, s: &PlanStep) -> String {
         ("DeleteBucket", _) => "deletes the bucket",
         ("DeleteObject", _) => "deletes the object (a versioned bucket keeps older versions)",
         ("PutBucketPolicy", RiskTier::Destructive) => {
-            "replaces the bucket's policy with the one below, which may grant public access"
+            "replaces the bucket's policy with the one below, which may grant public access or reach outside the account (why: below)"
         }
         ("PutBucketPolicy", _) => "replaces the bucket's policy with the one below",
         ("AttachUserPolicy", _) => "gives the user the permissions of the policy below",
@@ -341,7 +349,9 @@ pub async fn propose(
             ))
         }
     };
-    let steps = steps.into_inner().unwrap_or_else(|p| p.into_inner());
+    let mut steps = steps.into_inner().unwrap_or_else(|p| p.into_inner());
+    // Already settled step by step; once more on what is stored.
+    plan::settle_tiers(&mut steps);
     if steps.is_empty() {
         return Ok(format!("No change proposed.\n\n{}", summary.trim()));
     }
