@@ -1174,11 +1174,11 @@ async fn tags_and_ingress_rules_are_planned_with_their_tier_and_the_internet_nee
             ),
             (
                 "aws_authorize_ingress",
-                json!({ "group_id": web, "protocol": "tcp", "from_port": 443, "to_port": 443, "cidr": "10.0.0.0/8" }),
+                json!({ "group_id": web, "protocol": "tcp", "from_port": 443, "to_port": 443, "cidr": "10.0.0.0/24" }),
             ),
             (
                 "aws_authorize_ingress",
-                json!({ "group_id": foreign, "protocol": "tcp", "from_port": 443, "to_port": 443, "cidr": "10.0.0.0/8" }),
+                json!({ "group_id": foreign, "protocol": "tcp", "from_port": 443, "to_port": 443, "cidr": "10.0.0.0/24" }),
             ),
         ]),
         Step::Answer("Tag the builder and let the VPN in.".into()),
@@ -1223,7 +1223,7 @@ async fn tags_and_ingress_rules_are_planned_with_their_tier_and_the_internet_nee
         )),
         "{reply}"
     );
-    assert!(reply.contains("\"cidr\": \"10.0.0.0/8\""), "{reply}");
+    assert!(reply.contains("\"cidr\": \"10.0.0.0/24\""), "{reply}");
     assert!(
         ingress(&aws, &web).await.is_empty(),
         "planning changes nothing"
@@ -1247,7 +1247,7 @@ async fn tags_and_ingress_rules_are_planned_with_their_tier_and_the_internet_nee
     assert_eq!(tags.get("agentic:repo").map(String::as_str), Some(REPO));
     assert_eq!(
         ingress(&aws, &web).await,
-        [("tcp".to_string(), 443, 443, "10.0.0.0/8".to_string())]
+        [("tcp".to_string(), 443, 443, "10.0.0.0/24".to_string())]
     );
 
     // From the whole internet: destructive.
@@ -1371,7 +1371,7 @@ async fn objects_bucket_policies_and_iam_users_change_only_after_a_maintainer_ap
     gh.file(
         "main",
         ".github/agentic.yml",
-        &format!("aws:\n  regions: [{REGION}]\n  required_tag: agentic:repo={REPO}\n  buckets: ['acme-*']\n"),
+        &format!("aws:\n  account: \"123456789012\"\n  regions: [{REGION}]\n  required_tag: agentic:repo={REPO}\n  buckets: ['acme-*']\n"),
     );
     let reply = say(&app, &gh, 57, 1, "bob-reviewer", "/agentic plan tidy up").await;
     // What the model could read first: the tagged user with its key, not
