@@ -1104,31 +1104,6 @@ fn told(llm: &FakeLlm, i: usize) -> Vec<String> {
         .collect()
 }
 
-/// A security group in moto's default VPC, with `tags`; its id.
-async fn group(aws: &agentic::aws::Aws, name: &str, tags: &[(&str, &str)]) -> String {
-    let id = aws
-        .ec2
-        .create_security_group()
-        .group_name(name)
-        .description("test")
-        .send()
-        .await
-        .unwrap()
-        .group_id()
-        .unwrap()
-        .to_string();
-    for (k, v) in tags {
-        aws.ec2
-            .create_tags()
-            .resources(&id)
-            .tags(aws_sdk_ec2::types::Tag::builder().key(*k).value(*v).build())
-            .send()
-            .await
-            .unwrap();
-    }
-    id
-}
-
 /// The IPv4 ingress rules of group `id` as moto has them: (protocol, from, to, cidr).
 async fn ingress(aws: &agentic::aws::Aws, id: &str) -> Vec<(String, i32, i32, String)> {
     let out = aws
@@ -1159,8 +1134,8 @@ async fn tags_and_ingress_rules_are_planned_with_their_tier_and_the_internet_nee
     moto::reset().await;
     let aws = moto::aws(REGION).await;
     let ours = moto::instance(&aws, &[TAG]).await;
-    let web = group(&aws, "web", &[TAG]).await;
-    let foreign = group(&aws, "foreign", &[]).await;
+    let web = moto::security_group(&aws, "web", &[TAG]).await;
+    let foreign = moto::security_group(&aws, "foreign", &[]).await;
     let (gh, llm) = support::world().await;
     llm.script([
         Step::Tools(vec![

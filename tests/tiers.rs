@@ -13,13 +13,8 @@ use serde_json::{json, Value};
 use support::github::{FakeGitHub, REPO};
 use support::llm::{FakeLlm, Step};
 use support::moto::{self, REGION};
+use support::plans::{MOTO, TAG};
 use support::{app_options, comment_payload, delivery_id, TestApp};
-use tokio::sync::Mutex;
-
-/// One test at a time on the one moto.
-static MOTO: Mutex<()> = Mutex::const_new(());
-
-const TAG: (&str, &str) = ("agentic:repo", REPO);
 
 /// The account moto puts everything in.
 const ACCOUNT: &str = "123456789012";
@@ -99,31 +94,6 @@ async fn requester_alone_is_refused(app: &TestApp, gh: &FakeGitHub, n: usize, id
     );
 }
 
-/// A security group in moto's default VPC, with `tags`; its id.
-async fn group(aws: &Aws, name: &str, tags: &[(&str, &str)]) -> String {
-    let id = aws
-        .ec2
-        .create_security_group()
-        .group_name(name)
-        .description("test")
-        .send()
-        .await
-        .unwrap()
-        .group_id()
-        .unwrap()
-        .to_string();
-    for (k, v) in tags {
-        aws.ec2
-            .create_tags()
-            .resources(&id)
-            .tags(aws_sdk_ec2::types::Tag::builder().key(*k).value(*v).build())
-            .send()
-            .await
-            .unwrap();
-    }
-    id
-}
-
 /// Every ingress range of group `id` as moto has it, IPv4 and IPv6.
 async fn ranges(aws: &Aws, id: &str) -> Vec<String> {
     let out = aws
@@ -167,9 +137,9 @@ async fn an_ingress_range_is_read_strictly_and_a_wide_one_or_a_wide_union_is_des
     let _turn = MOTO.lock().await;
     moto::reset().await;
     let aws = moto::aws(REGION).await;
-    let web = group(&aws, "web", &[TAG]).await;
-    let db = group(&aws, "db", &[TAG]).await;
-    let lone = group(&aws, "lone", &[TAG]).await;
+    let web = moto::security_group(&aws, "web", &[TAG]).await;
+    let db = moto::security_group(&aws, "db", &[TAG]).await;
+    let lone = moto::security_group(&aws, "lone", &[TAG]).await;
     let (gh, llm) = support::world().await;
     config(&gh, "");
     llm.script([
@@ -592,8 +562,8 @@ async fn security_groups_and_images_are_listed_only_with_the_required_tag() {
     let _turn = MOTO.lock().await;
     moto::reset().await;
     let aws = moto::aws(REGION).await;
-    let ours = group(&aws, "ours", &[TAG]).await;
-    let theirs = group(&aws, "theirs", &[("agentic:repo", "someone/else")]).await;
+    let ours = moto::security_group(&aws, "ours", &[TAG]).await;
+    let theirs = moto::security_group(&aws, "theirs", &[("agentic:repo", "someone/else")]).await;
     let builder = moto::instance(&aws, &[TAG]).await;
     let image = |name: &'static str| {
         let aws = aws.clone();

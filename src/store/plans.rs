@@ -376,23 +376,9 @@ impl Store {
             tx.rollback().await.context("giving up an apply")?;
             return Ok(ApplyStart::NotWaiting);
         }
-        for r in resources {
-            sqlx::query("INSERT INTO plan_locks (resource, plan_id) VALUES ($1, $2) ON CONFLICT (resource) DO NOTHING")
-                .bind(r)
-                .bind(id)
-                .execute(&mut *tx)
-                .await
-                .context("taking a resource lock")?;
-            let holder: i64 =
-                sqlx::query_scalar("SELECT plan_id FROM plan_locks WHERE resource = $1")
-                    .bind(r)
-                    .fetch_one(&mut *tx)
-                    .await
-                    .context("reading a resource lock")?;
-            if holder != id {
-                tx.rollback().await.context("giving up resource locks")?;
-                return Ok(ApplyStart::Locked(holder));
-            }
+        if let Err(holder) = take_locks(&mut tx, id, resources).await? {
+            tx.rollback().await.context("giving up resource locks")?;
+            return Ok(ApplyStart::Locked(holder));
         }
         tx.commit()
             .await
@@ -459,26 +445,13 @@ impl Store {
         resources: &[String],
     ) -> anyhow::Result<Result<(), i64>> {
         let mut tx = self.write.begin().await.context("starting a transaction")?;
-        for r in resources {
-            sqlx::query("INSERT INTO plan_locks (resource, plan_id) VALUES ($1, $2) ON CONFLICT (resource) DO NOTHING")
-                .bind(r)
-                .bind(id)
-                .execute(&mut *tx)
-                .await
-                .context("taking a resource lock")?;
-            let holder: i64 =
-                sqlx::query_scalar("SELECT plan_id FROM plan_locks WHERE resource = $1")
-                    .bind(r)
-                    .fetch_one(&mut *tx)
-                    .await
-                    .context("reading a resource lock")?;
-            if holder != id {
-                tx.rollback().await.context("giving up resource locks")?;
-                return Ok(Err(holder));
-            }
+        let taken = take_locks(&mut tx, id, resources).await?;
+        if taken.is_ok() {
+            tx.commit().await.context("committing resource locks")?;
+        } else {
+            tx.rollback().await.context("giving up resource locks")?;
         }
-        tx.commit().await.context("committing resource locks")?;
-        Ok(Ok(()))
+        Ok(taken)
     }
 
     /// Release every lock plan `id` holds.
@@ -490,4 +463,33 @@ impl Store {
             .context("releasing resource locks")?;
         Ok(())
     }
+}
+
+/// Take a lock on each of `resources` for plan `id` inside the caller's
+/// transaction; `Err(other)` names a plan that holds one of them (the
+/// caller rolls back, so none is kept).
+async fn take_locks(
+    conn: &mut sqlx::AnyConnection,
+    id: i64,
+    resources: &[String],
+) -> anyhow::Result<Result<(), i64>> {
+    for r in resources {
+        sqlx::query(
+            "INSERT INTO plan_locks (resource, plan_id) VALUES ($1, $2) ON CONFLICT (resource) DO NOTHING",
+        )
+        .bind(r)
+        .bind(id)
+        .execute(&mut *conn)
+        .await
+        .context("taking a resource lock")?;
+        let holder: i64 = sqlx::query_scalar("SELECT plan_id FROM plan_locks WHERE resource = $1")
+            .bind(r)
+            .fetch_one(&mut *conn)
+            .await
+            .context("reading a resource lock")?;
+        if holder != id {
+            return Ok(Err(holder));
+        }
+    }
+    Ok(Ok(()))
 }

@@ -117,3 +117,28 @@ pub async fn bucket(aws: &Aws, name: &str) {
         .await
         .expect("moto creates the bucket");
 }
+
+/// A security group in moto's default VPC, with `tags`; its id.
+pub async fn security_group(aws: &Aws, name: &str, tags: &[(&str, &str)]) -> String {
+    let id = aws
+        .ec2
+        .create_security_group()
+        .group_name(name)
+        .description("test")
+        .send()
+        .await
+        .unwrap()
+        .group_id()
+        .unwrap()
+        .to_string();
+    for (k, v) in tags {
+        aws.ec2
+            .create_tags()
+            .resources(&id)
+            .tags(aws_sdk_ec2::types::Tag::builder().key(*k).value(*v).build())
+            .send()
+            .await
+            .unwrap();
+    }
+    id
+}
