@@ -396,9 +396,7 @@ mod tests {
         let r = Redactor::new([]);
         // A BEGIN here and an END far away: what lies between is not a key.
         let between = "step two stays visible. ".repeat(1_000);
-        let text = format!(
-            "-----BEGIN RSA PRIVATE KEY-----{between}-----END RSA PRIVATE KEY-----"
-        );
+        let text = format!("-----BEGIN RSA PRIVATE KEY-----{between}-----END RSA PRIVATE KEY-----");
         let out = r.redact(&text);
         assert!(out.contains("step two stays visible."), "blanked");
         assert!(!out.contains("BEGIN RSA PRIVATE KEY"));
