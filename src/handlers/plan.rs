@@ -20,7 +20,7 @@ use crate::plan::{self, Approval, PlanFacts, PlanStep};
 use crate::repo_config::AwsScope;
 use crate::store::{LeasedJob, PlanRow};
 
-use super::plan_text::{render, step_line};
+use super::plan_text::{self, render, step_line};
 use super::{JobContext, JobError};
 
 /// The check run of a plan, and its Apply button's identifier.
@@ -155,7 +155,7 @@ pub async fn propose(
             scope: scope.clone(),
         }),
     };
-    let steps = Mutex::new(Vec::new());
+    let steps = Mutex::new(plan::PlanDraft::default());
     let task = Task {
         purpose: Purpose::Plan,
         message: format!(
@@ -193,9 +193,16 @@ pub async fn propose(
             ))
         }
     };
-    let steps = steps.into_inner().unwrap_or_else(|p| p.into_inner());
+    let plan::PlanDraft { steps, refusals } = steps.into_inner().unwrap_or_else(|p| p.into_inner());
     if steps.is_empty() {
-        return Ok(format!("No change proposed.\n\n{}", summary.trim()));
+        return Ok(plan_text::nothing_proposed(
+            &summary,
+            &refusals,
+            &ctx.redactor,
+        ));
+    }
+    if !plan_text::fits(&steps, &refusals, &ctx.redactor) {
+        return Ok(plan_text::too_large(steps.len()));
     }
     let id = ctx
         .store
@@ -209,6 +216,9 @@ pub async fn propose(
             now() + PLAN_TTL_MS,
         )
         .await?;
+    if !refusals.is_empty() {
+        ctx.store.set_plan_refusals(id, &refusals).await?;
+    }
     let plan = ctx
         .store
         .plan(id)
@@ -221,11 +231,11 @@ pub async fn propose(
         job,
         &ev.author.login,
         "plan.created",
-        serde_json::json!({ "plan": id, "hash": plan.hash, "steps": plan.steps }),
+        serde_json::json!({ "plan": id, "hash": plan.hash, "steps": plan.steps, "refusals": plan.refusals }),
     )
     .await?;
     check_run(ctx, job, &progress.status.github, &plan, &needs).await?;
-    Ok(format!("{}\n\n{}", summary.trim(), render(&plan, &needs)))
+    Ok(plan_text::proposed(&summary, &plan, &needs, &ctx.redactor))
 }
 
 /// The plan's check run (`agentic plan`) on the pull request's head, or on
@@ -246,7 +256,9 @@ async fn check_run(
     );
     let output = serde_json::json!({
         "title": title,
-        "summary": crate::output::fit(&ctx.redactor.redact(&render(plan, needs)), 60_000),
+        // Whole, never cut: a stored plan fits (`plan_text::fits`).
+        "summary": plan_text::check_run_summary(plan, needs, &ctx.redactor)
+            .map_err(JobError::Permanent)?,
     });
     // The button only while there is something to apply.
     let actions = if plan.status == "proposed" {
@@ -407,7 +419,7 @@ pub async fn approve(
         plan.id,
         &plan.hash[..12],
         role.as_str(),
-        render(&plan, &needs)
+        render(&plan, &needs, &ctx.redactor)
     ))
 }
 
@@ -586,7 +598,7 @@ pub async fn status_of(
                 .collect();
             out.push(format!(
                 "{}\n\nApprovals: {}",
-                render(plan, &needs),
+                render(plan, &needs, &ctx.redactor),
                 if who.is_empty() {
                     "none".to_string()
                 } else {
@@ -731,7 +743,7 @@ pub async fn apply(
             return Ok(format!(
                 "I cannot apply plan {} yet.\n\n{}",
                 plan.id,
-                render(&plan, &needs)
+                render(&plan, &needs, &ctx.redactor)
             ));
         }
         // One plan at a time per resource, all of its resources or none.

@@ -4,7 +4,7 @@ use anyhow::Context;
 use sqlx::Row;
 
 use super::{now_ms, Store};
-use crate::plan::{Approval, PlanStep};
+use crate::plan::{Approval, PlanStep, Refusal};
 
 /// A plan as stored.
 #[derive(Debug, Clone, PartialEq)]
@@ -26,6 +26,8 @@ pub struct PlanRow {
     pub cancel_requested_by: Option<String>,
     /// The job applying it (the last one to start or take over the apply).
     pub apply_job_id: Option<i64>,
+    /// What change tools refused while it was made, shown under its steps.
+    pub refusals: Vec<Refusal>,
 }
 
 /// What one step of an apply did.
@@ -37,7 +39,7 @@ pub struct StepRun {
     pub result: Option<String>,
 }
 
-const COLUMNS: &str = "id, repo, number, requester, head_sha, steps, hash, status, created_at, expires_at, check_run_id, cancel_requested_by, apply_job_id";
+const COLUMNS: &str = "id, repo, number, requester, head_sha, steps, hash, status, created_at, expires_at, check_run_id, cancel_requested_by, apply_job_id, refusals";
 
 fn plan_of(r: &sqlx::any::AnyRow) -> anyhow::Result<PlanRow> {
     let steps: String = r.get("steps");
@@ -55,6 +57,12 @@ fn plan_of(r: &sqlx::any::AnyRow) -> anyhow::Result<PlanRow> {
         check_run_id: r.get::<Option<i64>, _>("check_run_id").map(|v| v as u64),
         cancel_requested_by: r.get("cancel_requested_by"),
         apply_job_id: r.get("apply_job_id"),
+        refusals: match r.get::<Option<String>, _>("refusals") {
+            Some(json) => {
+                serde_json::from_str(&json).context("a stored plan's refusals do not parse")?
+            }
+            None => Vec::new(),
+        },
     })
 }
 
@@ -93,6 +101,19 @@ impl Store {
         .await
         .context("storing a plan")?;
         Ok(id)
+    }
+
+    /// Keep beside plan `id` what change tools refused while it was made.
+    pub async fn set_plan_refusals(&self, id: i64, refusals: &[Refusal]) -> anyhow::Result<()> {
+        let json = serde_json::to_string(refusals).context("refusals to JSON")?;
+        sqlx::query("UPDATE plans SET refusals = $1, updated_at = $2 WHERE id = $3")
+            .bind(json)
+            .bind(now_ms())
+            .bind(id)
+            .execute(&self.write)
+            .await
+            .context("store a plan's refusals")?;
+        Ok(())
     }
 
     pub async fn plan(&self, id: i64) -> anyhow::Result<Option<PlanRow>> {
