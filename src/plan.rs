@@ -54,6 +54,109 @@ mod risk_name {
     }
 }
 
+/// The most steps one plan may have. Every step is shown in full to the
+/// people who approve it, in a comment and in a check run that GitHub caps
+/// in size; a plan longer than people can read step by step is split into
+/// several instead.
+pub const MAX_PLAN_STEPS: usize = 25;
+
+/// The most refusals kept beside one plan's steps: enough to show what the
+/// model tried and was refused, bounded like the steps.
+pub const MAX_PLAN_REFUSALS: usize = 25;
+
+/// Longest resource text a refusal keeps, in characters (the model chose
+/// it, so it is only shown, never trusted).
+const MAX_REFUSAL_RESOURCE: usize = 200;
+
+/// Longest reason a refusal keeps, in characters.
+const MAX_REFUSAL_REASON: usize = 500;
+
+/// A change the model proposed while planning and a change tool refused
+/// (out of scope, not found, past [`MAX_PLAN_STEPS`]…): kept beside the
+/// steps so the people approving see what was asked and left out. Made by
+/// the tools' refusals, never from the model's own text.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Refusal {
+    /// The tool the model called (`aws_stop_instances`).
+    pub action: String,
+    /// What the call named: instance ids, a bucket, a user…
+    pub resource: String,
+    /// The tool's refusal, as the model was told it.
+    pub reason: String,
+}
+
+impl Refusal {
+    /// A refusal of a call of `action` with `arguments`, its fields cut to
+    /// a bounded length.
+    pub fn new(action: &str, arguments: &Value, reason: &str) -> Refusal {
+        let cut = |s: &str, max: usize| -> String {
+            if s.chars().count() <= max {
+                s.to_string()
+            } else {
+                let mut out: String = s.chars().take(max).collect();
+                out.push('…');
+                out
+            }
+        };
+        let reason = reason.strip_prefix("refused: ").unwrap_or(reason);
+        Refusal {
+            action: cut(action, MAX_REFUSAL_RESOURCE),
+            resource: cut(&named_resource(arguments), MAX_REFUSAL_RESOURCE),
+            reason: cut(reason, MAX_REFUSAL_REASON),
+        }
+    }
+}
+
+/// What a change tool's arguments name, as people read it: the values of
+/// the arguments that name resources, or the arguments themselves.
+fn named_resource(arguments: &Value) -> String {
+    const NAMING: [&str; 7] = [
+        "instance_ids",
+        "group_id",
+        "bucket",
+        "key",
+        "user",
+        "access_key_id",
+        "policy_arn",
+    ];
+    let named: Vec<String> = NAMING
+        .iter()
+        .filter_map(|k| match &arguments[*k] {
+            Value::String(s) => Some(s.clone()),
+            Value::Array(a) => Some(
+                a.iter()
+                    .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_string))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            ),
+            Value::Null => None,
+            other => Some(other.to_string()),
+        })
+        .collect();
+    if named.is_empty() {
+        arguments.to_string()
+    } else {
+        named.join(" / ")
+    }
+}
+
+/// What a planning conversation collects as change tools answer: the
+/// steps they accepted, in order, and what they refused.
+#[derive(Debug, Default)]
+pub struct PlanDraft {
+    pub steps: Vec<PlanStep>,
+    pub refusals: Vec<Refusal>,
+}
+
+impl PlanDraft {
+    /// Keep `refusal`, up to [`MAX_PLAN_REFUSALS`].
+    pub fn refuse(&mut self, refusal: Refusal) {
+        if self.refusals.len() < MAX_PLAN_REFUSALS {
+            self.refusals.push(refusal);
+        }
+    }
+}
+
 /// The hash an approval binds to: SHA-256 of the steps as JSON (object
 /// keys sorted, so equal plans hash equally). Any change to any step, its
 /// order included, is another plan.

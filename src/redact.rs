@@ -49,11 +49,14 @@ fn rules() -> &'static [Rule] {
             looks_secret,
         };
         vec![
-            // `private-key` (PEM and PGP blocks, whole; an unterminated one
-            // to the end of the text).
+            // `private-key`: a PEM or PGP block, whole, up to its END marker
+            // within a key's length; without one (a truncated paste, or a
+            // marker planted in a tag value), only the marker and the
+            // base64 lines right after it. Never to the end of the text: a
+            // marker in one place must not blank what follows it.
             rule(
                 "private-key",
-                r"-----BEGIN[ A-Z0-9_-]{0,100}PRIVATE KEY(?: BLOCK)?-----[\s\S]*?(?:-----END[ A-Z0-9_-]{0,100}PRIVATE KEY(?: BLOCK)?-----|\z)",
+                r"-----BEGIN[ A-Z0-9_-]{0,100}PRIVATE KEY(?: BLOCK)?-----(?:[\x20-\x7E\t\r\n]{0,8192}?-----END[ A-Z0-9_-]{0,100}PRIVATE KEY(?: BLOCK)?-----|(?:[ \t]{0,4}[A-Za-z0-9+/=]{16,80}|\r?\n[A-Za-z0-9+/=]{1,80}){0,64})",
                 REDACTED,
                 always,
             ),
@@ -359,6 +362,44 @@ mod tests {
             let out = Redactor::new([]).redact(&text);
             proptest::prop_assert!(!out.contains(secret), "{} survived in {:?}", secret, out);
         }
+    }
+
+    #[test]
+    fn an_unterminated_private_key_marker_takes_only_itself_and_its_base64() {
+        let r = Redactor::new([]);
+        // A marker planted in a tag value, with text after it.
+        assert_eq!(
+            r.redact("env=-----BEGIN RSA PRIVATE KEY----- and step 2 stops i-0abc"),
+            "env=[REDACTED] and step 2 stops i-0abc"
+        );
+        // A truncated paste: its base64 lines go, the text after stays.
+        let key_lines = "MIIEowIBAAKCAQEAu1SU1LfVLPHCozMxH2Mo4lgOEePzNm0tRgeLezV6ffAt0gun\n\
+            VTLw7onLRnrq0/IzW7yWR7QkrmBL7jTKEn5u+qKhbwKfBstIs+bMY2Zkp18gnTxK\nLxoS2tFc";
+        let text = format!("tags:\n-----BEGIN RSA PRIVATE KEY-----\n{key_lines}\n\n2. **write** `ec2:StopInstances` on `i-2`");
+        let out = r.redact(&text);
+        assert_eq!(
+            out,
+            "tags:\n[REDACTED]\n\n2. **write** `ec2:StopInstances` on `i-2`"
+        );
+        // However long the paste, the run it takes is bounded.
+        let long = format!(
+            "-----BEGIN PRIVATE KEY-----\n{}",
+            "QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVphYmNkZWZnaGlqa2xtbm9wcXJzdHV2\n".repeat(400)
+        );
+        let out = r.redact(&long);
+        assert!(out.starts_with(REDACTED), "{out}");
+        assert!(out.len() < long.len() && out.len() > long.len() / 2);
+    }
+
+    #[test]
+    fn a_private_key_block_does_not_reach_past_its_own_length() {
+        let r = Redactor::new([]);
+        // A BEGIN here and an END far away: what lies between is not a key.
+        let between = "step two stays visible. ".repeat(1_000);
+        let text = format!("-----BEGIN RSA PRIVATE KEY-----{between}-----END RSA PRIVATE KEY-----");
+        let out = r.redact(&text);
+        assert!(out.contains("step two stays visible."), "blanked");
+        assert!(!out.contains("BEGIN RSA PRIVATE KEY"));
     }
 
     #[test]

@@ -467,7 +467,15 @@ async fn an_admin_equivalent_policy_is_attached_only_when_the_repository_allows_
         reply.contains(&line(1, "destructive", "iam:AttachUserPolicy", "deployer")),
         "{reply}"
     );
-    assert!(!reply.contains(&admin), "{reply}");
+    // Refused, it is no step of the plan; it is listed as refused.
+    let (steps, refused) = reply
+        .split_once("Refused while planning (not part of the plan):")
+        .expect("refusals are listed");
+    assert!(!steps.contains(&admin), "{reply}");
+    assert!(
+        refused.contains(&format!("`deployer / {admin}`")),
+        "{reply}"
+    );
     requester_alone_is_refused(&app, &gh, 2, 1).await;
     let held = agentic::aws::read::attached_policies(
         &aws,

@@ -146,8 +146,9 @@ pub struct Task<'a> {
     /// The tool that ends the conversation with a structured result.
     pub finish: Option<&'a Finish<'a>>,
     /// Where a planning conversation collects the steps that tools which
-    /// change things propose. Without it such a call is refused.
-    pub plan: Option<&'a std::sync::Mutex<Vec<crate::plan::PlanStep>>>,
+    /// change things propose, and their refusals. Without it such a call is
+    /// refused.
+    pub plan: Option<&'a std::sync::Mutex<crate::plan::PlanDraft>>,
 }
 
 /// A tool that ends the conversation with its arguments (a review's
@@ -335,7 +336,7 @@ async fn run_tool(
     subject: &Subject,
     name: &str,
     arguments: &str,
-    plan: Option<&std::sync::Mutex<Vec<crate::plan::PlanStep>>>,
+    plan: Option<&std::sync::Mutex<crate::plan::PlanDraft>>,
 ) -> (Option<RiskTier>, String) {
     let Some(tool) = registry.get(name) else {
         return (None, format!("error: there is no tool named `{name}`"));
@@ -362,20 +363,34 @@ async fn run_tool(
         Ok(args) => args,
         Err(e) => return (Some(risk), e),
     };
-    match tool.propose(subject, args).await {
-        Err(refusal) => (Some(risk), refusal),
+    match tool.propose(subject, args.clone()).await {
+        Err(refusal) => {
+            // Shown with the plan, so people see what was left out.
+            let mut plan = plan.lock().unwrap_or_else(|p| p.into_inner());
+            plan.refuse(crate::plan::Refusal::new(name, &args, &refusal));
+            (Some(risk), refusal)
+        }
         Ok(mut steps) => {
             // A step may come out more severe than its tool, never less.
             for step in &mut steps {
                 step.risk = step.risk.max(risk);
             }
             let mut plan = plan.lock().unwrap_or_else(|p| p.into_inner());
-            let first = plan.len() + 1;
+            let first = plan.steps.len() + 1;
             let count = steps.len();
-            plan.extend(steps);
+            if plan.steps.len() + count > crate::plan::MAX_PLAN_STEPS {
+                let refusal = format!(
+                    "refused: a plan has at most {} steps, and this would make it {}; propose fewer changes, or leave the rest for another plan",
+                    crate::plan::MAX_PLAN_STEPS,
+                    plan.steps.len() + count
+                );
+                plan.refuse(crate::plan::Refusal::new(name, &args, &refusal));
+                return (Some(risk), refusal);
+            }
+            plan.steps.extend(steps);
             // Some tiers follow from the plan as a whole: they are settled
             // again with every step, so no order of calls gets around them.
-            let raised = crate::plan::settle_tiers(&mut plan);
+            let raised = crate::plan::settle_tiers(&mut plan.steps);
             let raised = if raised.is_empty() {
                 String::new()
             } else {

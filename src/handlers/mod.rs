@@ -9,6 +9,7 @@ pub mod ask;
 pub mod command;
 pub mod describe;
 pub mod plan;
+pub mod plan_text;
 pub mod review;
 
 use std::collections::HashMap;

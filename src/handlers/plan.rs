@@ -11,7 +11,7 @@
 
 use std::sync::Mutex;
 
-use crate::agent::tools::{Fence, Registry, RiskTier, Subject};
+use crate::agent::tools::{Fence, Registry, Subject};
 use crate::agent::{self, Budget, Outcome, Purpose, Task};
 use crate::command::PlanRef;
 use crate::event::{CheckRun, Issue, IssueComment};
@@ -21,6 +21,7 @@ use crate::plan::{self, Approval, PlanFacts, PlanStep};
 use crate::repo_config::AwsScope;
 use crate::store::{ApplyStart, LeasedJob, PlanRow};
 
+use super::plan_text::{self, render, step_line};
 use super::{JobContext, JobError};
 
 /// The check run of a plan, and its Apply button's identifier.
@@ -48,125 +49,6 @@ fn lock_key(step: &PlanStep) -> String {
         step.region.as_deref().unwrap_or("global"),
         step.resource
     )
-}
-
-/// One step as people read it.
-fn step_line(n: usize, s: &PlanStep) -> String {
-    let effect = match (s.action.as_str(), s.risk) {
-        ("StopInstances", _) => "stops the instance",
-        ("StartInstances", _) => "starts the instance",
-        ("RebootInstances", _) => "reboots the instance",
-        ("TerminateInstances", _) => "deletes the instance and its instance-store data",
-        ("RunInstances", _) => "launches new instances, tagged for this repository",
-        ("CreateTags", RiskTier::Destructive) => {
-            "changes tags the instance has to the values below (policies may key on them)"
-        }
-        ("CreateTags", _) => "sets the tags below on the instance",
-        ("AuthorizeSecurityGroupIngress", RiskTier::Destructive)
-            if matches!(s.arguments["cidr"].as_str(), Some("0.0.0.0/0" | "::/0")) =>
-        {
-            "opens the group to the whole internet, as below"
-        }
-        ("AuthorizeSecurityGroupIngress", RiskTier::Destructive) => {
-            "opens the group to a wide range of addresses (a /16 or /48 or more, with this plan's other rules on the group), as below"
-        }
-        ("AuthorizeSecurityGroupIngress", _) => "adds the ingress rule below to the group",
-        ("PutBucketVersioning", _) => "turns versioning on for the bucket",
-        ("PutBucketPublicAccessBlock", _) => "blocks all public access to the bucket",
-        ("DeleteBucket", _) => "deletes the bucket",
-        ("DeleteObject", _) => "deletes the object (a versioned bucket keeps older versions)",
-        ("PutBucketPolicy", RiskTier::Destructive) => {
-            "replaces the bucket's policy with the one below, which may grant public access or reach outside the account (why: below)"
-        }
-        ("PutBucketPolicy", _) => "replaces the bucket's policy with the one below",
-        ("AttachUserPolicy", _) => "gives the user the permissions of the policy below",
-        ("DetachUserPolicy", _) => "takes the permissions of the policy below from the user",
-        ("UpdateAccessKey", _) => {
-            "deactivates the access key below; whatever uses it stops working"
-        }
-        ("DeleteAccessKey", _) => "deletes the access key below for good",
-        (_, RiskTier::Destructive) => "cannot be undone",
-        _ => "changes the resource",
-    };
-    format!(
-        "{n}. **{}** `{}:{}` on `{}` in `{}` — {effect}",
-        s.risk.as_str(),
-        s.service,
-        s.action,
-        s.resource,
-        s.region.as_deref().unwrap_or("global")
-    )
-}
-
-/// One step as posted with its plan: its line, then the arguments beyond
-/// the resource itself, exactly as they will be sent (the hash covers
-/// them too); a policy document is shown as the document.
-fn step_block(n: usize, s: &PlanStep) -> String {
-    let line = step_line(n, s);
-    if matches!(s.action.as_str(), "RunInstances" | "DeleteObject") {
-        // Their line says it all.
-        return line;
-    }
-    let extra: serde_json::Map<String, serde_json::Value> = s
-        .arguments
-        .as_object()
-        .into_iter()
-        .flatten()
-        .filter(|(k, _)| {
-            !matches!(
-                k.as_str(),
-                "instance_ids" | "bucket" | "user" | "user_arn" | "group_id" | "access_key_id"
-            )
-        })
-        .map(|(k, v)| match (k.as_str(), v.as_str()) {
-            ("policy", Some(doc)) => (
-                k.clone(),
-                serde_json::from_str(doc).unwrap_or_else(|_| v.clone()),
-            ),
-            _ => (k.clone(), v.clone()),
-        })
-        .collect();
-    if extra.is_empty() {
-        return line;
-    }
-    let text = serde_json::to_string_pretty(&extra).unwrap_or_default();
-    let fence = crate::output::fence_for(&text);
-    let indented = text.replace('\n', "\n   ");
-    format!("{line}\n\n   {fence}json\n   {indented}\n   {fence}\n")
-}
-
-/// The plan as posted: its steps, and what it still needs.
-fn render(plan: &PlanRow, needs: &[String]) -> String {
-    let steps: Vec<String> = plan
-        .steps
-        .iter()
-        .enumerate()
-        .map(|(i, s)| step_block(i + 1, s))
-        .collect();
-    let expires = chrono::DateTime::from_timestamp_millis(plan.expires_at)
-        .map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string())
-        .unwrap_or_default();
-    let mut out = format!(
-        "**Plan {}** (hash `{}`, requested by @{}, expires {expires}):\n\n{}",
-        plan.id,
-        &plan.hash[..12],
-        plan.requester,
-        steps.join("\n")
-    );
-    if plan.status != "proposed" {
-        out.push_str(&format!("\n\nStatus: {}.", plan.status));
-    }
-    if needs.is_empty() {
-        if plan.status == "proposed" {
-            out.push_str("\n\nReady: `/agentic apply` runs exactly these steps.");
-        }
-    } else {
-        out.push_str("\n\nBefore `/agentic apply` can run it:\n");
-        for n in needs {
-            out.push_str(&format!("\n- {n}"));
-        }
-    }
-    out
 }
 
 /// The repository's AWS scope, or the refusal to give.
@@ -311,7 +193,7 @@ pub async fn propose(
             scope: scope.clone(),
         }),
     };
-    let steps = Mutex::new(Vec::new());
+    let steps = Mutex::new(plan::PlanDraft::default());
     let task = Task {
         purpose: Purpose::Plan,
         message: format!(
@@ -349,11 +231,19 @@ pub async fn propose(
             ))
         }
     };
-    let mut steps = steps.into_inner().unwrap_or_else(|p| p.into_inner());
+    let plan::PlanDraft { steps, refusals } = steps.into_inner().unwrap_or_else(|p| p.into_inner());
     // Already settled step by step; once more on what is stored.
+    let mut steps = steps;
     plan::settle_tiers(&mut steps);
     if steps.is_empty() {
-        return Ok(format!("No change proposed.\n\n{}", summary.trim()));
+        return Ok(plan_text::nothing_proposed(
+            &summary,
+            &refusals,
+            &ctx.redactor,
+        ));
+    }
+    if !plan_text::fits(&steps, &refusals, &ctx.redactor) {
+        return Ok(plan_text::too_large(steps.len()));
     }
     let id = ctx
         .store
@@ -367,6 +257,9 @@ pub async fn propose(
             now() + PLAN_TTL_MS,
         )
         .await?;
+    if !refusals.is_empty() {
+        ctx.store.set_plan_refusals(id, &refusals).await?;
+    }
     let plan = ctx
         .store
         .plan(id)
@@ -379,11 +272,11 @@ pub async fn propose(
         job,
         &ev.author.login,
         "plan.created",
-        serde_json::json!({ "plan": id, "hash": plan.hash, "steps": plan.steps }),
+        serde_json::json!({ "plan": id, "hash": plan.hash, "steps": plan.steps, "refusals": plan.refusals }),
     )
     .await?;
     check_run(ctx, job, &progress.status.github, &plan, &needs).await?;
-    let text = format!("{}\n\n{}", summary.trim(), render(&plan, &needs));
+    let text = plan_text::proposed(&summary, &plan, &needs, &ctx.redactor);
     // Shown now, and when by GitHub's clock: a bare `/agentic approve`
     // approves only a plan shown before its comment was written.
     progress
@@ -414,7 +307,9 @@ async fn check_run(
     );
     let output = serde_json::json!({
         "title": title,
-        "summary": crate::output::fit(&ctx.redactor.redact(&render(plan, needs)), 60_000),
+        // Whole, never cut: a stored plan fits (`plan_text::fits`).
+        "summary": plan_text::check_run_summary(plan, needs, &ctx.redactor)
+            .map_err(JobError::Permanent)?,
     });
     // The button only while there is something to apply.
     let actions = if plan.status == "proposed" {
@@ -604,7 +499,7 @@ pub async fn approve(
         plan.id,
         &plan.hash[..12],
         role.as_str(),
-        render(&plan, &needs)
+        render(&plan, &needs, &ctx.redactor)
     ))
 }
 
@@ -852,7 +747,7 @@ pub async fn status_of(
                 .collect();
             out.push(format!(
                 "{}\n\nApprovals: {}",
-                render(plan, &needs),
+                render(plan, &needs, &ctx.redactor),
                 if who.is_empty() {
                     "none".to_string()
                 } else {
@@ -978,7 +873,7 @@ pub async fn apply(
             return Ok(format!(
                 "I cannot apply plan {} yet.\n\n{}",
                 plan.id,
-                render(&plan, &needs)
+                render(&plan, &needs, &ctx.redactor)
             ));
         }
     }

@@ -4,7 +4,7 @@ use anyhow::Context;
 use sqlx::Row;
 
 use super::{insert_audit, now_ms, AuditEntry, Store};
-use crate::plan::{Approval, PlanStep};
+use crate::plan::{Approval, PlanStep, Refusal};
 
 /// A plan as stored.
 #[derive(Debug, Clone, PartialEq)]
@@ -32,6 +32,8 @@ pub struct PlanRow {
     pub apply_job_id: Option<i64>,
     /// When the plan was shown on its thread, by GitHub's clock (ms).
     pub shown_at: Option<i64>,
+    /// What change tools refused while it was made, shown under its steps.
+    pub refusals: Vec<Refusal>,
 }
 
 /// How an attempt to start an apply ended.
@@ -54,7 +56,7 @@ pub struct StepRun {
     pub result: Option<String>,
 }
 
-const COLUMNS: &str = "id, repo, number, requester, requester_id, head_sha, steps, hash, status, created_at, expires_at, check_run_id, cancel_requested_by, apply_job_id, shown_at";
+const COLUMNS: &str = "id, repo, number, requester, requester_id, head_sha, steps, hash, status, created_at, expires_at, check_run_id, cancel_requested_by, apply_job_id, shown_at, refusals";
 
 fn plan_of(r: &sqlx::any::AnyRow) -> anyhow::Result<PlanRow> {
     let steps: String = r.get("steps");
@@ -74,6 +76,12 @@ fn plan_of(r: &sqlx::any::AnyRow) -> anyhow::Result<PlanRow> {
         cancel_requested_by: r.get("cancel_requested_by"),
         apply_job_id: r.get("apply_job_id"),
         shown_at: r.get("shown_at"),
+        refusals: match r.get::<Option<String>, _>("refusals") {
+            Some(json) => {
+                serde_json::from_str(&json).context("a stored plan's refusals do not parse")?
+            }
+            None => Vec::new(),
+        },
     })
 }
 
@@ -113,6 +121,19 @@ impl Store {
         .await
         .context("storing a plan")?;
         Ok(id)
+    }
+
+    /// Keep beside plan `id` what change tools refused while it was made.
+    pub async fn set_plan_refusals(&self, id: i64, refusals: &[Refusal]) -> anyhow::Result<()> {
+        let json = serde_json::to_string(refusals).context("refusals to JSON")?;
+        sqlx::query("UPDATE plans SET refusals = $1, updated_at = $2 WHERE id = $3")
+            .bind(json)
+            .bind(now_ms())
+            .bind(id)
+            .execute(&self.write)
+            .await
+            .context("store a plan's refusals")?;
+        Ok(())
     }
 
     pub async fn plan(&self, id: i64) -> anyhow::Result<Option<PlanRow>> {

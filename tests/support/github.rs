@@ -900,13 +900,12 @@ fn route(
                 if output["title"].as_str().is_none() || output["summary"].as_str().is_none() {
                     return unprocessable("output needs a title and a summary");
                 }
-                if output["summary"]
-                    .as_str()
-                    .is_some_and(|s| s.chars().count() > 65_535)
+                // GitHub counts bytes here, not characters.
+                if ["summary", "text"]
+                    .iter()
+                    .any(|k| output[*k].as_str().is_some_and(|s| s.len() > 65_535))
                 {
-                    return unprocessable(
-                        "output.summary is too long (maximum is 65535 characters)",
-                    );
+                    return unprocessable("output.summary exceeds a maximum bytesize of 65535");
                 }
             }
             for a in json_body["output"]["annotations"]

@@ -1,0 +1,732 @@
+//! The text of a plan as people see it: in the reply to `/agentic plan`,
+//! in `/agentic status`, and in the summary of the plan's check run.
+//! Pure functions, no I/O, so that what is posted can be tested whole.
+//!
+//! What approvers see is what is hashed and what runs: every field of a
+//! step (action, resource, region, arguments) and the model's summary are
+//! text others chose, so each is redacted on its own (a secret in one
+//! field cannot blank another) and escaped so that no Markdown or HTML in
+//! it can hide, fake or reorder anything around it. The size is bounded
+//! before a plan is stored, so a stored plan is never cut when posted.
+
+use crate::agent::tools::RiskTier;
+use crate::plan::{PlanStep, Refusal, MAX_PLAN_STEPS};
+use crate::redact::Redactor;
+use crate::store::PlanRow;
+
+/// Largest text of a plan's steps and refusals, in bytes. GitHub takes at
+/// most 65,535 bytes in a check run's summary and 65,536 characters in a
+/// comment; this leaves room for the plan's header, what it still needs,
+/// the model's summary and the other replies of the same comment.
+pub const MAX_PLAN_RENDERED_BYTES: usize = 40_000;
+
+/// Most characters of the model's summary shown with a plan (the steps,
+/// not the summary, are what is approved).
+pub const MAX_SUMMARY_CHARS: usize = 2_000;
+
+/// GitHub refuses a check run whose `output.summary` is longer than this
+/// many bytes.
+pub const MAX_CHECK_RUN_SUMMARY_BYTES: usize = 65_535;
+
+/// Characters that change how text around them reads without showing
+/// themselves: control characters (a newline would start a new list item),
+/// bidirectional overrides and isolates (they reorder what is shown),
+/// zero-width characters, and line or paragraph separators.
+fn hidden(c: char) -> bool {
+    c.is_control()
+        || matches!(c,
+            '\u{00AD}' | '\u{061C}' | '\u{180E}'
+            | '\u{200B}'..='\u{200F}'
+            | '\u{2028}'..='\u{202E}'
+            | '\u{2060}'..='\u{206F}'
+            | '\u{FEFF}'
+            | '\u{FFF9}'..='\u{FFFB}'
+            | '\u{E0000}'..='\u{E007F}')
+}
+
+/// `text` on one line, every hidden character written out as `\u{…}`
+/// (and `\` as `\\`, so that the two cannot be confused).
+fn visible(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if c == '\\' {
+            out.push_str("\\\\");
+        } else if hidden(c) {
+            out.push_str(&format!("\\u{{{:X}}}", c as u32));
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// `text` as inline code that nothing inside can end: on one line, between
+/// runs of backticks longer than any run inside it, padded with a space
+/// where it starts or ends with a backtick or a space (Markdown strips one
+/// space on each side).
+pub fn inline_code(text: &str) -> String {
+    let text = visible(text);
+    if text.is_empty() {
+        return "` `".to_string();
+    }
+    let longest = text.split(|c| c != '`').map(str::len).max().unwrap_or(0);
+    let ticks = "`".repeat(longest + 1);
+    let pad = if text.starts_with(['`', ' ']) || text.ends_with(['`', ' ']) {
+        " "
+    } else {
+        ""
+    };
+    format!("{ticks}{pad}{text}{pad}{ticks}")
+}
+
+/// `text` as plain Markdown text: HTML and entities inert, every character
+/// that opens inline Markdown escaped, and no line able to open a block
+/// (heading, list, quote, code, table, HTML, math, setext underline), so
+/// that it cannot reach anything outside itself. Hidden characters are
+/// written out; lines keep their breaks.
+pub fn escape_text(text: &str) -> String {
+    let text = text.replace("\r\n", "\n").replace('\r', "\n");
+    let mut out = String::with_capacity(text.len() + text.len() / 8);
+    for (i, line) in text.split('\n').enumerate() {
+        if i > 0 {
+            out.push('\n');
+        }
+        // Indentation would make a code block, or carry on a list item.
+        let line = line.trim_start();
+        let digits = line.bytes().take_while(u8::is_ascii_digit).count();
+        for (at, c) in line.char_indices() {
+            match c {
+                '<' => out.push_str("&lt;"),
+                '>' => out.push_str("&gt;"),
+                '&' => out.push_str("&amp;"),
+                '\\' | '`' | '*' | '_' | '[' | ']' | '!' | '|' | '~' | '$' | '#' | '{' | '}' => {
+                    out.push('\\');
+                    out.push(c);
+                }
+                // A list item, a setext underline or a thematic break.
+                '-' | '+' | '=' | ':' if at == 0 => {
+                    out.push('\\');
+                    out.push(c);
+                }
+                // An ordered list item: `1.` or `1)`.
+                '.' | ')' if at == digits && digits > 0 => {
+                    out.push('\\');
+                    out.push(c);
+                }
+                c if c != '\t' && hidden(c) => out.push_str(&format!("\\u{{{:X}}}", c as u32)),
+                c => out.push(c),
+            }
+        }
+    }
+    out
+}
+
+/// `text` on one line as plain Markdown text (see [`escape_text`]).
+fn escape_line(text: &str) -> String {
+    escape_text(&text.replace(['\r', '\n'], " "))
+}
+
+/// A step with each field redacted on its own: a secret in a tag value
+/// is replaced where it is, and nothing else is touched.
+fn redacted(s: &PlanStep, redactor: &Redactor) -> PlanStep {
+    PlanStep {
+        service: redactor.redact(&s.service).into_owned(),
+        action: redactor.redact(&s.action).into_owned(),
+        region: s.region.as_deref().map(|r| redactor.redact(r).into_owned()),
+        resource: redactor.redact(&s.resource).into_owned(),
+        arguments: redact_value(&s.arguments, redactor),
+        risk: s.risk,
+    }
+}
+
+/// `value` with every key and string redacted on its own.
+fn redact_value(value: &serde_json::Value, redactor: &Redactor) -> serde_json::Value {
+    use serde_json::Value;
+    match value {
+        Value::String(s) => Value::String(redactor.redact(s).into_owned()),
+        Value::Array(a) => Value::Array(a.iter().map(|v| redact_value(v, redactor)).collect()),
+        Value::Object(m) => Value::Object(
+            m.iter()
+                .map(|(k, v)| (redactor.redact(k).into_owned(), redact_value(v, redactor)))
+                .collect(),
+        ),
+        other => other.clone(),
+    }
+}
+
+/// JSON text with hidden characters that JSON leaves as they are (bidi
+/// overrides, separators, C1 controls) written as `\uXXXX` escapes: the
+/// same JSON, shown as it is.
+fn visible_json(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if hidden(c) && c != '\n' {
+            let mut units = [0u16; 2];
+            for u in c.encode_utf16(&mut units) {
+                out.push_str(&format!("\\u{u:04x}"));
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// One step as people read it; every field is escaped, none redacted
+/// (see [`step_block`] for that).
+pub fn step_line(n: usize, s: &PlanStep) -> String {
+    let effect = match (s.action.as_str(), s.risk) {
+        ("StopInstances", _) => "stops the instance",
+        ("StartInstances", _) => "starts the instance",
+        ("RebootInstances", _) => "reboots the instance",
+        ("TerminateInstances", _) => "deletes the instance and its instance-store data",
+        ("RunInstances", _) => "launches new instances, tagged for this repository",
+        ("CreateTags", RiskTier::Destructive) => {
+            "changes tags the instance has to the values below (policies may key on them)"
+        }
+        ("CreateTags", _) => "sets the tags below on the instance",
+        ("AuthorizeSecurityGroupIngress", RiskTier::Destructive)
+            if matches!(s.arguments["cidr"].as_str(), Some("0.0.0.0/0" | "::/0")) =>
+        {
+            "opens the group to the whole internet, as below"
+        }
+        ("AuthorizeSecurityGroupIngress", RiskTier::Destructive) => {
+            "opens the group to a wide range of addresses (a /16 or /48 or more, with this plan's other rules on the group), as below"
+        }
+        ("AuthorizeSecurityGroupIngress", _) => "adds the ingress rule below to the group",
+        ("PutBucketVersioning", _) => "turns versioning on for the bucket",
+        ("PutBucketPublicAccessBlock", _) => "blocks all public access to the bucket",
+        ("DeleteBucket", _) => "deletes the bucket",
+        ("DeleteObject", _) => "deletes the object (a versioned bucket keeps older versions)",
+        ("PutBucketPolicy", RiskTier::Destructive) => {
+            "replaces the bucket's policy with the one below, which may grant public access or reach outside the account (why: below)"
+        }
+        ("PutBucketPolicy", _) => "replaces the bucket's policy with the one below",
+        ("AttachUserPolicy", _) => "gives the user the permissions of the policy below",
+        ("DetachUserPolicy", _) => "takes the permissions of the policy below from the user",
+        ("UpdateAccessKey", _) => {
+            "deactivates the access key below; whatever uses it stops working"
+        }
+        ("DeleteAccessKey", _) => "deletes the access key below for good",
+        (_, RiskTier::Destructive) => "cannot be undone",
+        _ => "changes the resource",
+    };
+    format!(
+        "{n}. **{}** {} on {} in {} — {effect}",
+        s.risk.as_str(),
+        inline_code(&format!("{}:{}", s.service, s.action)),
+        inline_code(&s.resource),
+        inline_code(s.region.as_deref().unwrap_or("global"))
+    )
+}
+
+/// One step as posted with its plan: its line, then the arguments beyond
+/// the resource itself, exactly as they will be sent (the hash covers
+/// them too); a policy document is shown as the document. Each field is
+/// redacted on its own first.
+pub fn step_block(n: usize, s: &PlanStep, redactor: &Redactor) -> String {
+    let s = &redacted(s, redactor);
+    let line = step_line(n, s);
+    if matches!(s.action.as_str(), "RunInstances" | "DeleteObject") {
+        // Their line says it all.
+        return line;
+    }
+    let extra: serde_json::Map<String, serde_json::Value> = s
+        .arguments
+        .as_object()
+        .into_iter()
+        .flatten()
+        .filter(|(k, _)| {
+            !matches!(
+                k.as_str(),
+                "instance_ids" | "bucket" | "user" | "user_arn" | "group_id" | "access_key_id"
+            )
+        })
+        .map(|(k, v)| match (k.as_str(), v.as_str()) {
+            ("policy", Some(doc)) => (
+                k.clone(),
+                serde_json::from_str(doc)
+                    .map(|doc| redact_value(&doc, redactor))
+                    .unwrap_or_else(|_| v.clone()),
+            ),
+            _ => (k.clone(), v.clone()),
+        })
+        .collect();
+    if extra.is_empty() {
+        return line;
+    }
+    let text = visible_json(&serde_json::to_string_pretty(&extra).unwrap_or_default());
+    let fence = crate::output::fence_for(&text);
+    let indented = text.replace('\n', "\n   ");
+    format!("{line}\n\n   {fence}json\n   {indented}\n   {fence}\n")
+}
+
+/// What change tools refused while the plan was made, each field escaped
+/// and redacted on its own; empty when nothing was.
+pub fn refusals_text(refusals: &[Refusal], redactor: &Redactor) -> String {
+    if refusals.is_empty() {
+        return String::new();
+    }
+    let mut out = String::from("Refused while planning (not part of the plan):\n");
+    for r in refusals {
+        out.push_str(&format!(
+            "\n- {} on {}: {}",
+            inline_code(&redactor.redact(&r.action)),
+            inline_code(&redactor.redact(&r.resource)),
+            escape_line(&redactor.redact(&r.reason))
+        ));
+    }
+    out
+}
+
+/// The steps, numbered, then the refusals: the part of a plan whose size
+/// [`MAX_PLAN_RENDERED_BYTES`] bounds.
+fn steps_text(steps: &[PlanStep], refusals: &[Refusal], redactor: &Redactor) -> String {
+    let blocks: Vec<String> = steps
+        .iter()
+        .enumerate()
+        .map(|(i, s)| step_block(i + 1, s, redactor))
+        .collect();
+    let mut out = blocks.join("\n");
+    let refused = refusals_text(refusals, redactor);
+    if !refused.is_empty() {
+        out.push_str("\n\n");
+        out.push_str(&refused);
+    }
+    out
+}
+
+/// Whether a plan of these steps and refusals may be stored: at most
+/// [`MAX_PLAN_STEPS`] steps, shown in full within
+/// [`MAX_PLAN_RENDERED_BYTES`].
+pub fn fits(steps: &[PlanStep], refusals: &[Refusal], redactor: &Redactor) -> bool {
+    steps.len() <= MAX_PLAN_STEPS
+        && steps_text(steps, refusals, redactor).len() <= MAX_PLAN_RENDERED_BYTES
+}
+
+/// The reply to a plan that does not [`fit`](fits): nothing is stored.
+pub fn too_large(steps: usize) -> String {
+    format!(
+        "The plan is too large to show in full, so it was not stored: it has {steps} step(s), and a plan may have at most {MAX_PLAN_STEPS} that fit in {MAX_PLAN_RENDERED_BYTES} bytes as posted. Ask for fewer changes at a time."
+    )
+}
+
+/// The model's summary of a plan, redacted, bounded and escaped.
+pub fn summary_text(summary: &str, redactor: &Redactor) -> String {
+    let summary = redactor.redact(summary.trim());
+    let mut kept: String = summary.chars().take(MAX_SUMMARY_CHARS).collect();
+    if kept.len() < summary.len() {
+        kept.push('…');
+    }
+    escape_text(&kept)
+}
+
+/// The reply to `/agentic plan` when no step was accepted: the summary,
+/// and what was refused.
+pub fn nothing_proposed(summary: &str, refusals: &[Refusal], redactor: &Redactor) -> String {
+    let mut out = format!("No change proposed.\n\n{}", summary_text(summary, redactor));
+    let refused = refusals_text(refusals, redactor);
+    if !refused.is_empty() {
+        out.push_str("\n\n");
+        out.push_str(&refused);
+    }
+    out
+}
+
+/// The reply to `/agentic plan` with a stored plan: the model's summary,
+/// then the plan.
+pub fn proposed(summary: &str, plan: &PlanRow, needs: &[String], redactor: &Redactor) -> String {
+    format!(
+        "{}\n\n{}",
+        summary_text(summary, redactor),
+        render(plan, needs, redactor)
+    )
+}
+
+/// The plan as posted: its steps, what was refused, and what it still
+/// needs.
+pub fn render(plan: &PlanRow, needs: &[String], redactor: &Redactor) -> String {
+    let expires = chrono::DateTime::from_timestamp_millis(plan.expires_at)
+        .map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string())
+        .unwrap_or_default();
+    let mut out = format!(
+        "**Plan {}** (hash `{}`, requested by @{}, expires {expires}):\n\n{}",
+        plan.id,
+        plan.hash.get(..12).unwrap_or(&plan.hash),
+        plan.requester,
+        steps_text(&plan.steps, &plan.refusals, redactor)
+    );
+    if plan.status != "proposed" {
+        out.push_str(&format!("\n\nStatus: {}.", plan.status));
+    }
+    if needs.is_empty() {
+        if plan.status == "proposed" {
+            out.push_str("\n\nReady: `/agentic apply` runs exactly these steps.");
+        }
+    } else {
+        out.push_str("\n\nBefore `/agentic apply` can run it:\n");
+        for n in needs {
+            out.push_str(&format!("\n- {n}"));
+        }
+    }
+    out
+}
+
+/// The summary of the plan's check run: the whole plan, never cut (a
+/// stored plan always fits); `Err` says why it cannot be shown.
+pub fn check_run_summary(
+    plan: &PlanRow,
+    needs: &[String],
+    redactor: &Redactor,
+) -> Result<String, String> {
+    let text = render(plan, needs, redactor);
+    if text.len() > MAX_CHECK_RUN_SUMMARY_BYTES {
+        return Err(format!(
+            "plan {} is too large to show in full in its check run ({} bytes)",
+            plan.id,
+            text.len()
+        ));
+    }
+    Ok(text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use pulldown_cmark::{Event, Options, Parser, Tag, TagEnd};
+    use serde_json::json;
+
+    fn step(action: &str, resource: &str, arguments: serde_json::Value) -> PlanStep {
+        PlanStep {
+            service: "ec2".into(),
+            action: action.into(),
+            region: Some("eu-west-1".into()),
+            resource: resource.into(),
+            arguments,
+            risk: RiskTier::Write,
+        }
+    }
+
+    fn plan_of(steps: Vec<PlanStep>, refusals: Vec<Refusal>) -> PlanRow {
+        PlanRow {
+            id: 7,
+            repo: "octo/infra".into(),
+            number: 57,
+            requester: "bob-reviewer".into(),
+            requester_id: Some(5550102),
+            head_sha: None,
+            hash: crate::plan::hash(&steps),
+            steps,
+            status: "proposed".into(),
+            created_at: 0,
+            expires_at: 0,
+            check_run_id: None,
+            cancel_requested_by: None,
+            apply_job_id: None,
+            shown_at: None,
+            refusals,
+        }
+    }
+
+    /// What a reader of GitHub sees of some Markdown: the raw HTML in it,
+    /// the items of its ordered lists, and its inline code, in order.
+    #[derive(Debug, Default)]
+    struct Seen {
+        html: Vec<String>,
+        math: usize,
+        numbered_items: usize,
+        numbered_lists: usize,
+        code: Vec<String>,
+    }
+
+    fn seen(markdown: &str) -> Seen {
+        let options = Options::ENABLE_TABLES
+            | Options::ENABLE_STRIKETHROUGH
+            | Options::ENABLE_TASKLISTS
+            | Options::ENABLE_FOOTNOTES
+            | Options::ENABLE_MATH
+            | Options::ENABLE_GFM;
+        let mut out = Seen::default();
+        let mut lists: Vec<bool> = Vec::new();
+        for event in Parser::new_ext(markdown, options) {
+            match event {
+                Event::Html(h) | Event::InlineHtml(h) => out.html.push(h.to_string()),
+                Event::InlineMath(_) | Event::DisplayMath(_) => out.math += 1,
+                Event::Start(Tag::List(start)) => {
+                    if start.is_some() {
+                        out.numbered_lists += 1;
+                    }
+                    lists.push(start.is_some());
+                }
+                Event::End(TagEnd::List(_)) => {
+                    lists.pop();
+                }
+                Event::Start(Tag::Item) if lists.last() == Some(&true) => out.numbered_items += 1,
+                Event::Code(c) => out.code.push(c.to_string()),
+                _ => {}
+            }
+        }
+        out
+    }
+
+    /// Whether `want` appear in `have` in order (others may stand between).
+    fn in_order(have: &[String], want: &[String]) -> bool {
+        let mut it = have.iter();
+        want.iter().all(|w| it.any(|h| h == w))
+    }
+
+    /// The inline code a reader sees for each step: action, resource,
+    /// region, in order, after redaction.
+    fn expected_code(steps: &[PlanStep], redactor: &Redactor) -> Vec<String> {
+        steps
+            .iter()
+            .flat_map(|s| {
+                let s = redacted(s, redactor);
+                [
+                    visible(&format!("{}:{}", s.service, s.action)),
+                    visible(&s.resource),
+                    visible(s.region.as_deref().unwrap_or("global")),
+                ]
+            })
+            .collect()
+    }
+
+    const FAKE_READY: &str = "Ready: `/agentic apply` runs exactly these steps.";
+
+    #[test]
+    fn an_unclosed_comment_or_a_fake_ready_line_in_the_summary_hides_and_fakes_nothing() {
+        let r = Redactor::new([]);
+        let plan = plan_of(
+            vec![
+                step(
+                    "StopInstances",
+                    "i-0aaa",
+                    json!({ "instance_ids": ["i-0aaa"] }),
+                ),
+                step(
+                    "TerminateInstances",
+                    "i-0bbb",
+                    json!({ "instance_ids": ["i-0bbb"] }),
+                ),
+            ],
+            vec![],
+        );
+        let summary = format!(
+            "Stop the builder.\n\n<!--\n\n{FAKE_READY}\n\n1. **write** `ec2:StopInstances` on `i-0ccc`\n\n<details><summary>x</summary>"
+        );
+        let text = proposed(&summary, &plan, &["an approval".into()], &r);
+        let s = seen(&text);
+        assert!(s.html.is_empty(), "{:?} in {text}", s.html);
+        assert_eq!((s.numbered_lists, s.numbered_items), (1, 2), "{text}");
+        assert!(in_order(&s.code, &expected_code(&plan.steps, &r)), "{text}");
+        // Only the real line names the command as code; the fake is text.
+        let named = s.code.iter().filter(|c| *c == "/agentic apply").count();
+        assert_eq!(named, 1, "{text}");
+        assert!(text.starts_with("Stop the builder.\n\n"), "{text}");
+    }
+
+    #[test]
+    fn a_field_can_neither_close_its_code_nor_start_a_new_step() {
+        let r = Redactor::new([]);
+        let sneaky = "i-0aaa` on `i-0bbb`\n2. **write** `ec2:StartInstances";
+        let plan = plan_of(
+            vec![step(
+                "CreateTags",
+                sneaky,
+                json!({ "tags": { "note": "```\n</details><!--" } }),
+            )],
+            vec![Refusal {
+                action: "aws_stop_instances".into(),
+                resource: "i-0ddd`\n- fake".into(),
+                reason: "instance `i-0ddd` is not tagged <!-- for this repository".into(),
+            }],
+        );
+        let text = render(&plan, &[], &r);
+        let s = seen(&text);
+        assert!(s.html.is_empty(), "{:?} in {text}", s.html);
+        assert_eq!(s.numbered_items, 1, "{text}");
+        assert!(s.code.contains(&visible(sneaky)), "{:?}", s.code);
+        assert!(text.contains("Refused while planning"), "{text}");
+        assert!(inline_code("a``b").starts_with("```"));
+        assert_eq!(inline_code("`x"), "`` `x ``");
+    }
+
+    #[test]
+    fn a_private_key_marker_in_one_field_blanks_nothing_else() {
+        let r = Redactor::new([]);
+        let plan = plan_of(
+            vec![
+                step(
+                    "CreateTags",
+                    "i-0aaa",
+                    json!({ "tags": { "k": "-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEAu1SU1LfVLPHCozMx" } }),
+                ),
+                step(
+                    "StopInstances",
+                    "i-0bbb",
+                    json!({ "instance_ids": ["i-0bbb"] }),
+                ),
+            ],
+            vec![],
+        );
+        for text in [
+            r.redact(&render(&plan, &[], &r)).into_owned(),
+            check_run_summary(&plan, &[], &r).unwrap(),
+        ] {
+            assert!(!text.contains("MIIEow"), "{text}");
+            assert!(
+                text.contains("2. **write** `ec2:StopInstances` on `i-0bbb` in `eu-west-1`"),
+                "{text}"
+            );
+            assert!(text.contains("Ready: `/agentic apply` runs exactly these steps."));
+        }
+    }
+
+    #[test]
+    fn a_plan_is_bounded_in_steps_and_in_size() {
+        let r = Redactor::new([]);
+        let one = step(
+            "StopInstances",
+            "i-0aaa",
+            json!({ "instance_ids": ["i-0aaa"] }),
+        );
+        assert!(fits(&vec![one.clone(); MAX_PLAN_STEPS], &[], &r));
+        assert!(!fits(&vec![one; MAX_PLAN_STEPS + 1], &[], &r));
+        // Fifty long tags on each of a few instances: fewer steps than the
+        // limit, too long to show.
+        let tags: serde_json::Map<String, serde_json::Value> = (0..50)
+            .map(|i| (format!("tag{i}"), json!("v".repeat(256))))
+            .collect();
+        let big = step("CreateTags", "i-0aaa", json!({ "tags": tags }));
+        assert!(!fits(&vec![big; 5], &[], &r));
+        assert!(
+            too_large(5).starts_with("The plan is too large to show in full, so it was not stored")
+        );
+        // What fits shows whole in a check run.
+        let most = plan_of(
+            vec![step("StopInstances", &"i".repeat(1_000), json!({})); MAX_PLAN_STEPS],
+            vec![],
+        );
+        assert!(fits(&most.steps, &[], &r));
+        assert!(check_run_summary(&most, &["x".repeat(2_000)], &r).is_ok());
+    }
+
+    #[test]
+    fn a_hostile_plan_reads_as_this() {
+        let r = Redactor::new([]);
+        let plan = plan_of(
+            vec![
+                step(
+                    "CreateTags",
+                    "i-0aaa`<!--",
+                    json!({ "tags": { "note": "-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEAu1SU1LfVLPHCozMx", "x": "\u{202E}evil" } }),
+                ),
+                step(
+                    "StopInstances",
+                    "i-0bbb\n3. fake",
+                    json!({ "instance_ids": ["i-0bbb"] }),
+                ),
+            ],
+            vec![Refusal {
+                action: "aws_stop_instances".into(),
+                resource: "i-0ccc".into(),
+                reason: "instance `i-0ccc` does not carry agentic:repo=octo/infra".into(),
+            }],
+        );
+        insta::assert_snapshot!(proposed(
+            "Done.\n<!--\n# Plan 8\n- [x] approved",
+            &plan,
+            &["a second person's approval".into()],
+            &r
+        ));
+    }
+
+    /// Text an attacker would try: comment openers, backticks, fences,
+    /// key markers, newlines, tables, HTML, list starts, math, bidi
+    /// overrides, secrets, and a fake ready line.
+    fn hostile() -> impl Strategy<Value = String> {
+        let piece = prop_oneof![
+            Just("<!--".to_string()),
+            Just("-->".to_string()),
+            Just("`".to_string()),
+            Just("```".to_string()),
+            Just("-----BEGIN RSA PRIVATE KEY-----".to_string()),
+            Just("-----END RSA PRIVATE KEY-----".to_string()),
+            Just("MIIEowIBAAKCAQEAu1SU1LfVLPHCozMx".to_string()),
+            Just("\n".to_string()),
+            Just("\r\n\n".to_string()),
+            Just("|".to_string()),
+            Just(" | --- |".to_string()),
+            Just("</details>".to_string()),
+            Just("<details><summary>".to_string()),
+            Just("\n2. **write** ".to_string()),
+            Just("\n- ".to_string()),
+            Just("    ".to_string()),
+            Just("$$".to_string()),
+            Just("\u{202E}".to_string()),
+            Just("ghp_abcdefghijklmnopqrstuvwxyz0123456789".to_string()),
+            Just("aws_secret_access_key=".to_string()),
+            Just("http://u:p@h".to_string()),
+            Just(FAKE_READY.to_string()),
+            "\\PC{0,6}",
+        ];
+        proptest::collection::vec(piece, 0..8).prop_map(|v| v.concat())
+    }
+
+    fn hostile_step() -> impl Strategy<Value = PlanStep> {
+        (
+            proptest::sample::select(vec!["StopInstances", "CreateTags", "PutBucketPolicy"]),
+            hostile(),
+            hostile(),
+            hostile(),
+            hostile(),
+        )
+            .prop_map(|(action, resource, region, key, value)| PlanStep {
+                service: "ec2".into(),
+                action: action.into(),
+                region: Some(format!("r{region}")),
+                resource: format!("i{resource}"),
+                arguments: json!({ "instance_ids": [resource], "tags": { key: value }, "policy": value }),
+                risk: RiskTier::Write,
+            })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(200))]
+
+        /// Whatever the summary and the fields say, the comment (redacted
+        /// again whole, as every post is) and the check run show every
+        /// step's action and resource, in order, as the only numbered
+        /// list, with no raw HTML.
+        #[test]
+        fn every_step_shows_in_order_whatever_the_text(
+            summary in hostile(),
+            steps in proptest::collection::vec(hostile_step(), 1..4),
+            refused in proptest::collection::vec((hostile(), hostile()), 0..3),
+        ) {
+            let r = Redactor::new([]);
+            let refusals: Vec<Refusal> = refused
+                .into_iter()
+                .map(|(resource, reason)| Refusal {
+                    action: "aws_stop_instances".into(),
+                    resource,
+                    reason,
+                })
+                .collect();
+            let plan = plan_of(steps, refusals);
+            let want = expected_code(&plan.steps, &r);
+            let comment = r.redact(&proposed(&summary, &plan, &[], &r)).into_owned();
+            let check = check_run_summary(&plan, &["an approval".into()], &r).unwrap();
+            for text in [comment, check] {
+                let s = seen(&text);
+                prop_assert!(s.html.is_empty(), "{:?} in {}", s.html, text);
+                prop_assert_eq!(s.math, 0, "{}", text);
+                prop_assert_eq!(s.numbered_lists, 1, "{}", text);
+                prop_assert_eq!(s.numbered_items, plan.steps.len(), "{}", text);
+                prop_assert!(in_order(&s.code, &want), "{:?} not in order in {:?}\n{}", want, s.code, text);
+                prop_assert!(!text.contains("-----BEGIN RSA PRIVATE KEY-----"), "{}", text);
+            }
+        }
+    }
+}
