@@ -99,6 +99,11 @@ pub struct Config {
     /// (`AGENTIC_AWS_APPLY_ROLE_ARN`).
     pub aws_role_arn: Option<String>,
     pub aws_apply_role_arn: Option<String>,
+    /// Without an apply role, applies are refused unless the operator says
+    /// they may run with the base credentials and no session policy
+    /// (`AGENTIC_AWS_APPLY_WITHOUT_SESSION_POLICY=true`): logged at start-up
+    /// and shown on every plan.
+    pub aws_apply_without_session_policy: bool,
     /// Tokens one review may spend, all model calls together: the bound on
     /// a review's cost, however large the pull request.
     pub review_max_tokens: u64,
@@ -177,6 +182,7 @@ const KEYS: &[&str] = &[
     "AWS_REGION",
     "AGENTIC_AWS_ROLE_ARN",
     "AGENTIC_AWS_APPLY_ROLE_ARN",
+    "AGENTIC_AWS_APPLY_WITHOUT_SESSION_POLICY",
     "RUST_LOG",
 ];
 
@@ -361,16 +367,9 @@ impl Config {
             per_minute: positive(&vars, "AGENTIC_CONTENT_PER_MINUTE", "75", NUMBER)?,
             per_hour: positive(&vars, "AGENTIC_CONTENT_PER_HOUR", "480", NUMBER)?,
         };
-        let migrate = match vars.get("AGENTIC_MIGRATE").unwrap_or("true") {
-            "true" | "1" | "yes" => true,
-            "false" | "0" | "no" => false,
-            other => {
-                return Err(bad(
-                    "AGENTIC_MIGRATE",
-                    format!("`{other}` is not `true` or `false`"),
-                ))
-            }
-        };
+        let migrate = yes_or_no(&vars, "AGENTIC_MIGRATE", true)?;
+        let aws_apply_without_session_policy =
+            yes_or_no(&vars, "AGENTIC_AWS_APPLY_WITHOUT_SESSION_POLICY", false)?;
         const DAYS: &str = "a whole number of days (0 keeps forever)";
         let retention = crate::store::Retention {
             days: parse_or(
@@ -437,6 +436,7 @@ impl Config {
             aws_region: vars.get("AWS_REGION").map(str::to_string),
             aws_role_arn: vars.get("AGENTIC_AWS_ROLE_ARN").map(str::to_string),
             aws_apply_role_arn: vars.get("AGENTIC_AWS_APPLY_ROLE_ARN").map(str::to_string),
+            aws_apply_without_session_policy,
             notice_window,
             max_jobs_per_installation,
             webhook_body_timeout,
@@ -502,6 +502,16 @@ fn positive<T: std::str::FromStr + PartialEq + From<u8>>(
         return Err(bad(key, "must be at least 1"));
     }
     Ok(n)
+}
+
+/// A yes-or-no setting (`true`/`1`/`yes` or `false`/`0`/`no`).
+fn yes_or_no(vars: &Vars, key: &'static str, default: bool) -> Result<bool, ConfigError> {
+    match vars.get(key) {
+        None => Ok(default),
+        Some("true" | "1" | "yes") => Ok(true),
+        Some("false" | "0" | "no") => Ok(false),
+        Some(other) => Err(bad(key, format!("`{other}` is not `true` or `false`"))),
+    }
 }
 
 fn check_url(key: &'static str, url: &str) -> Result<(), ConfigError> {

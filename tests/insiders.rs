@@ -570,3 +570,58 @@ async fn a_close_by_someone_who_may_not_cancel_lets_an_approved_apply_finish() {
     app.stop().await;
     llm.assert_clean();
 }
+
+#[tokio::test]
+async fn without_an_apply_role_nothing_is_applied_unless_the_operator_says_so() {
+    let _turn = MOTO.lock().await;
+    moto::reset().await;
+    let aws = moto::aws(REGION).await;
+    let builder = moto::instance(&aws, &[TAG]).await;
+    let (gh, llm) = support::world().await;
+    llm.script([
+        Step::Tool("aws_stop_instances", json!({ "instance_ids": [builder] })),
+        Step::Answer("Stop it.".into()),
+    ]);
+    let app = support::plans::app_with(&gh, &llm, &[]).await;
+    let plan = say(&app, &gh, 57, 1, "bob-reviewer", "/agentic plan stop it").await;
+    // The operator allowed it in this world: every plan says so.
+    assert!(
+        plan.contains("applies plans with its own AWS credentials and no session policy"),
+        "{plan}"
+    );
+    let runs = gh.check_runs();
+    let summary = runs.values().next().unwrap()["output"]["summary"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(summary.contains("no session policy"), "{summary}");
+    app.stop().await;
+
+    // Without that word and without an apply role: refused, nothing runs.
+    let (gh, llm) = support::world().await;
+    llm.script([
+        Step::Tool("aws_stop_instances", json!({ "instance_ids": [builder] })),
+        Step::Answer("Stop it.".into()),
+    ]);
+    support::plans::configure(&gh);
+    let app = TestApp::start(
+        support::plans::plan_options(&gh, &llm).without("AGENTIC_AWS_APPLY_WITHOUT_SESSION_POLICY"),
+    )
+    .await;
+    let plan = say(&app, &gh, 57, 1, "bob-reviewer", "/agentic plan stop it").await;
+    assert!(!plan.contains("no session policy"), "{plan}");
+    let refused = say(&app, &gh, 57, 2, "bob-reviewer", "/agentic apply").await;
+    assert!(
+        refused.starts_with(
+            "I cannot apply plan 1: no apply role is configured (`AGENTIC_AWS_APPLY_ROLE_ARN`)"
+        ),
+        "{refused}"
+    );
+    assert_eq!(moto::state(&aws, &builder).await, "running");
+    assert_eq!(
+        app.store().plan(1).await.unwrap().unwrap().status,
+        "proposed"
+    );
+    app.stop().await;
+    llm.assert_clean();
+}

@@ -9,7 +9,7 @@ use serde_json::json;
 use support::github::REPO;
 use support::llm::{FakeLlm, Step};
 use support::moto::{self, REGION};
-use support::{app_options, comment_payload, delivery_id, TestApp};
+use support::{comment_payload, delivery_id, TestApp};
 use tokio::sync::Mutex;
 
 /// One test at a time on the one moto.
@@ -29,9 +29,7 @@ async fn app(gh: &support::github::FakeGitHub, llm: &FakeLlm) -> TestApp {
         ".github/agentic.yml",
         &format!("aws:\n  regions: [{REGION}]\n  required_tag: agentic:repo={REPO}\n"),
     );
-    let options = app_options(gh, llm)
-        .var("AWS_ENDPOINT_URL", moto::url())
-        .var("AWS_REGION", REGION);
+    let options = support::plans::plan_options(gh, llm);
     TestApp::start(options).await
 }
 

@@ -10,7 +10,7 @@ use support::github::REPO;
 use support::llm::{FakeLlm, Step};
 use support::moto::{self, OTHER_REGION, REGION};
 use support::plans::{app, app_with, post, reply_of, say, MOTO, TAG};
-use support::{app_options, comment_payload, delivery_id, TestApp};
+use support::{comment_payload, delivery_id, TestApp};
 
 #[tokio::test]
 async fn a_writer_plans_and_applies_a_stop_and_planning_changes_nothing() {
@@ -669,12 +669,7 @@ async fn a_launch_is_scoped_and_never_creates_twice() {
         ".github/agentic.yml",
         &format!("aws:\n  regions: [{REGION}]\n  required_tag: agentic:repo={REPO}\n  amis: [ami-12c6146b]\n  instance_types: [t3.micro]\n  max_instances: 2\n"),
     );
-    let app = TestApp::start(
-        app_options(&gh, &llm)
-            .var("AWS_ENDPOINT_URL", moto::url())
-            .var("AWS_REGION", REGION),
-    )
-    .await;
+    let app = TestApp::start(support::plans::plan_options(&gh, &llm)).await;
     let reply = say(
         &app,
         &gh,
@@ -733,12 +728,7 @@ async fn a_launch_is_scoped_and_never_creates_twice() {
         ".github/agentic.yml",
         &format!("aws:\n  regions: [{REGION}]\n  required_tag: agentic:repo={REPO}\n  amis: [ami-12c6146b]\n  instance_types: [t3.micro]\n  max_instances: 2\n"),
     );
-    let app = TestApp::start(
-        app_options(&gh, &llm)
-            .var("AWS_ENDPOINT_URL", moto::url())
-            .var("AWS_REGION", REGION),
-    )
-    .await;
+    let app = TestApp::start(support::plans::plan_options(&gh, &llm)).await;
     say(
         &app,
         &gh,
@@ -810,6 +800,7 @@ async fn killed_between_two_steps_an_apply_resumes_without_running_a_step_twice(
             ("AWS_SECRET_ACCESS_KEY", moto::SECRET_KEY),
             ("AWS_EC2_METADATA_DISABLED", "true"),
             ("NO_PROXY", "127.0.0.1,localhost"),
+            ("AGENTIC_AWS_APPLY_WITHOUT_SESSION_POLICY", "true"),
         ];
         if !pause.is_empty() {
             vars.push(("AGENTIC_TEST_STEP_DELAY_MS", pause));
@@ -913,9 +904,8 @@ async fn applies_work_under_an_assumed_apply_role() {
         &format!("aws:\n  account: \"123456789012\"\n  regions: [{REGION}]\n  required_tag: agentic:repo={REPO}\n"),
     );
     let app = TestApp::start(
-        app_options(&gh, &llm)
-            .var("AWS_ENDPOINT_URL", moto::url())
-            .var("AWS_REGION", REGION)
+        support::plans::plan_options(&gh, &llm)
+            .without("AGENTIC_AWS_APPLY_WITHOUT_SESSION_POLICY")
             .var(
                 "AGENTIC_AWS_ROLE_ARN",
                 "arn:aws:iam::123456789012:role/agentic-read",

@@ -14,7 +14,7 @@ use support::github::{FakeGitHub, REPO};
 use support::llm::{FakeLlm, Step};
 use support::moto::{self, REGION};
 use support::plans::{MOTO, TAG};
-use support::{app_options, comment_payload, delivery_id, TestApp};
+use support::{comment_payload, delivery_id, TestApp};
 
 /// The account moto puts everything in.
 const ACCOUNT: &str = "123456789012";
@@ -31,12 +31,7 @@ fn config(gh: &FakeGitHub, extra: &str) {
 
 async fn app(gh: &FakeGitHub, llm: &FakeLlm) -> TestApp {
     gh.role("mia-maintainer", "maintain");
-    TestApp::start(
-        app_options(gh, llm)
-            .var("AWS_ENDPOINT_URL", moto::url())
-            .var("AWS_REGION", REGION),
-    )
-    .await
+    TestApp::start(support::plans::plan_options(gh, llm)).await
 }
 
 /// `user` comments `body` on issue 57; waits for job `n`; the bot's reply.

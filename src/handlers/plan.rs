@@ -41,14 +41,26 @@ fn step_key(plan: i64, step: i64) -> String {
     format!("agentic-plan-{plan}-step-{step}")
 }
 
-/// What a step's lock is taken on: the resource, in its service and region.
+/// What a step's lock is taken on: the resource, in its service and
+/// region, spelled canonically. IAM names are unique ignoring case, so
+/// `Deployer` and `deployer` are one user and one lock.
 fn lock_key(step: &PlanStep) -> String {
+    let resource = if step.service == "iam" {
+        step.resource.to_lowercase()
+    } else {
+        step.resource.clone()
+    };
     format!(
-        "{}:{}:{}",
+        "{}:{}:{resource}",
         step.service,
         step.region.as_deref().unwrap_or("global"),
-        step.resource
     )
+}
+
+/// Whether the operator lets applies run with the base credentials and no
+/// session policy (then every plan says so).
+fn unlimited_applies(ctx: &JobContext) -> bool {
+    ctx.config.aws_apply_role_arn.is_none() && ctx.config.aws_apply_without_session_policy
 }
 
 /// The repository's AWS scope, or the refusal to give.
@@ -276,7 +288,10 @@ pub async fn propose(
     )
     .await?;
     check_run(ctx, job, &progress.status.github, &plan, &needs).await?;
-    let text = plan_text::proposed(&summary, &plan, &needs, &ctx.redactor);
+    let mut text = plan_text::proposed(&summary, &plan, &needs, &ctx.redactor);
+    if unlimited_applies(ctx) {
+        text.push_str(plan_text::UNLIMITED_APPLY);
+    }
     // Shown now, and when by GitHub's clock: a bare `/agentic approve`
     // approves only a plan shown before its comment was written.
     progress
@@ -305,11 +320,15 @@ async fn check_run(
         plan.steps.len(),
         plan.status
     );
+    // Whole, never cut: a stored plan fits (`plan_text::fits`).
+    let mut summary =
+        plan_text::check_run_summary(plan, needs, &ctx.redactor).map_err(JobError::Permanent)?;
+    if unlimited_applies(ctx) {
+        summary.push_str(plan_text::UNLIMITED_APPLY);
+    }
     let output = serde_json::json!({
         "title": title,
-        // Whole, never cut: a stored plan fits (`plan_text::fits`).
-        "summary": plan_text::check_run_summary(plan, needs, &ctx.redactor)
-            .map_err(JobError::Permanent)?,
+        "summary": summary,
     });
     // The button only while there is something to apply.
     let actions = if plan.status == "proposed" {
@@ -844,6 +863,19 @@ pub async fn apply(
             plan.id, scope.max_instances
         ));
     }
+    if ctx.config.aws_apply_role_arn.is_none() && !ctx.config.aws_apply_without_session_policy {
+        // Without an apply role there is no session policy: the apply
+        // could do anything the base credentials can. Only an explicit
+        // operator setting allows that.
+        ctx.audit(
+            job,
+            who,
+            "plan.apply_refused",
+            serde_json::json!({ "plan": plan.id, "why": "no apply role" }),
+        )
+        .await?;
+        return Ok(plan_text::no_apply_role(plan.id));
+    }
     // This very job going on after a restart passed every check when it
     // started the apply. Anyone else, starting it or taking over a dead
     // apply, passes them all now.
@@ -1265,4 +1297,33 @@ pub async fn apply_button(
         .show(&format!("@{login} pressed **Apply**.\n\n{text}"))
         .await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::agent::tools::RiskTier;
+
+    fn step(service: &str, resource: &str, region: Option<&str>) -> PlanStep {
+        PlanStep {
+            service: service.into(),
+            action: "DeleteAccessKey".into(),
+            region: region.map(str::to_string),
+            resource: resource.into(),
+            arguments: serde_json::json!({}),
+            risk: RiskTier::Destructive,
+        }
+    }
+
+    #[test]
+    fn lock_keys_are_canonical_where_names_ignore_case() {
+        assert_eq!(
+            lock_key(&step("iam", "Deployer", None)),
+            lock_key(&step("iam", "deployer", None))
+        );
+        assert_eq!(
+            lock_key(&step("ec2", "i-0abc", Some("eu-west-1"))),
+            "ec2:eu-west-1:i-0abc"
+        );
+    }
 }

@@ -372,6 +372,17 @@ pub fn render(plan: &PlanRow, needs: &[String], redactor: &Redactor) -> String {
     out
 }
 
+/// Said under every plan when the operator lets applies run without a
+/// session policy (`AGENTIC_AWS_APPLY_WITHOUT_SESSION_POLICY=true`).
+pub const UNLIMITED_APPLY: &str = "\n\n⚠️ This installation applies plans with its own AWS credentials and no session policy (`AGENTIC_AWS_APPLY_WITHOUT_SESSION_POLICY`): nothing but this plan's steps and its executor limits what an apply may do.";
+
+/// The reply to an apply when there is no apply role to limit it.
+pub fn no_apply_role(id: i64) -> String {
+    format!(
+        "I cannot apply plan {id}: no apply role is configured (`AGENTIC_AWS_APPLY_ROLE_ARN`), so the apply would run with my own AWS credentials and no session policy limiting it to the approved steps. Nothing ran. The operator can configure an apply role, or allow this explicitly with `AGENTIC_AWS_APPLY_WITHOUT_SESSION_POLICY=true`."
+    )
+}
+
 /// The summary of the plan's check run: the whole plan, never cut (a
 /// stored plan always fits); `Err` says why it cannot be shown.
 pub fn check_run_summary(

@@ -221,6 +221,11 @@ pub async fn start_with(
     ));
     let app = router(state.clone());
     tracing::info!(%addr, "listening on http://{addr}");
+    if config.aws_apply_role_arn.is_none() && config.aws_apply_without_session_policy {
+        tracing::warn!(
+            "AGENTIC_AWS_APPLY_WITHOUT_SESSION_POLICY=true: plans are applied with this process's own AWS credentials, with no session policy limiting them to the approved steps; every plan says so"
+        );
+    }
     if state.app().is_none() {
         // The only place the setup token is ever shown.
         let base = config

@@ -6,7 +6,7 @@
 use super::github::{FakeGitHub, REPO};
 use super::llm::FakeLlm;
 use super::moto::{self, REGION};
-use super::{app_options, comment_payload, delivery_id, TestApp};
+use super::{app_options, comment_payload, delivery_id, Options, TestApp};
 use tokio::sync::Mutex;
 
 /// One test at a time on the one moto.
@@ -20,6 +20,17 @@ pub async fn app(gh: &FakeGitHub, llm: &FakeLlm) -> TestApp {
 
 /// [`app`], with more settings.
 pub async fn app_with(gh: &FakeGitHub, llm: &FakeLlm, vars: &[(&'static str, &str)]) -> TestApp {
+    configure(gh);
+    let mut options = plan_options(gh, llm);
+    for (k, v) in vars {
+        options = options.var(k, *v);
+    }
+    TestApp::start(options).await
+}
+
+/// The plan world's people and repository settings: a maintainer and a
+/// triager, and AWS in moto's region with the required tag.
+pub fn configure(gh: &FakeGitHub) {
     gh.role("mia-maintainer", "maintain")
         .role("tina-triage", "triage");
     gh.file(
@@ -27,13 +38,16 @@ pub async fn app_with(gh: &FakeGitHub, llm: &FakeLlm, vars: &[(&'static str, &st
         ".github/agentic.yml",
         &format!("aws:\n  regions: [{REGION}]\n  required_tag: agentic:repo={REPO}\n"),
     );
-    let mut options = app_options(gh, llm)
+}
+
+/// Options for an app that plans in moto. moto ignores session policies,
+/// so these tests apply with the base credentials, which the operator must
+/// allow explicitly (`AGENTIC_AWS_APPLY_WITHOUT_SESSION_POLICY`).
+pub fn plan_options(gh: &FakeGitHub, llm: &FakeLlm) -> Options {
+    app_options(gh, llm)
         .var("AWS_ENDPOINT_URL", moto::url())
-        .var("AWS_REGION", REGION);
-    for (k, v) in vars {
-        options = options.var(k, *v);
-    }
-    TestApp::start(options).await
+        .var("AWS_REGION", REGION)
+        .var("AGENTIC_AWS_APPLY_WITHOUT_SESSION_POLICY", "true")
 }
 
 /// `user` comments `body` on issue 57 (or pull request 42); waits for the
