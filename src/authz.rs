@@ -20,6 +20,53 @@ pub fn required_role(command: &Command) -> Role {
     }
 }
 
+/// The ways in, besides a comment, that run a command on someone's behalf.
+pub const OTHER_PATHS: [(&str, Command); 2] = [
+    (
+        "the trigger label on an issue (asks for a plan from its text)",
+        Command::Plan {
+            request: String::new(),
+        },
+    ),
+    (
+        "the **Apply** button of a plan's check run",
+        Command::Apply { plan: None },
+    ),
+];
+
+/// Who may run what by default, as the README prints it: a row per command
+/// and per other way in, a column per role. Made from [`required_role`]
+/// and [`Command::all`], so the documentation cannot drift from the
+/// behaviour (a test compares the README with this).
+pub fn matrix_markdown() -> String {
+    let mut out = String::from("| | ");
+    out.push_str(
+        &Role::ALL
+            .iter()
+            .map(|r| r.as_str())
+            .collect::<Vec<_>>()
+            .join(" | "),
+    );
+    out.push_str(" |\n|---|");
+    out.push_str(&"---|".repeat(Role::ALL.len()));
+    out.push('\n');
+    let row = |out: &mut String, what: String, command: &Command| {
+        let needed = required_role(command);
+        let cells: Vec<&str> = Role::ALL
+            .iter()
+            .map(|r| if *r >= needed { "✅" } else { "—" })
+            .collect();
+        out.push_str(&format!("| {what} | {} |\n", cells.join(" | ")));
+    };
+    for command in Command::all() {
+        row(&mut out, format!("`{}`", command.usage().0), &command);
+    }
+    for (what, command) in OTHER_PATHS {
+        row(&mut out, what.to_string(), &command);
+    }
+    out
+}
+
 /// The reply to someone whose role is too low.
 pub fn denial(user: &str, command: &Command, needed: Role, has: Role) -> String {
     format!(

@@ -120,18 +120,19 @@ impl Role {
             .unwrap_or(Role::None)
     }
 
+    /// Every role, lowest first.
+    pub const ALL: [Role; 6] = [
+        Role::None,
+        Role::Read,
+        Role::Triage,
+        Role::Write,
+        Role::Maintain,
+        Role::Admin,
+    ];
+
     /// A role by the name [`Role::as_str`] gives it.
     pub fn parse(name: &str) -> Option<Role> {
-        [
-            Role::None,
-            Role::Read,
-            Role::Triage,
-            Role::Write,
-            Role::Maintain,
-            Role::Admin,
-        ]
-        .into_iter()
-        .find(|r| r.as_str() == name)
+        Role::ALL.into_iter().find(|r| r.as_str() == name)
     }
 
     pub fn as_str(self) -> &'static str {

@@ -37,6 +37,9 @@ pub struct Inner {
     pub requests: Vec<Value>,
     pub auth: Vec<String>,
     pub problems: Vec<String>,
+    /// What to answer once the script is used up (`None`: that is a
+    /// problem the test fails on).
+    pub otherwise: Option<String>,
     calls: u64,
 }
 
@@ -56,6 +59,13 @@ impl FakeLlm {
         let url = format!("http://{}/v1", listener.local_addr().unwrap());
         tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
         FakeLlm { url, inner }
+    }
+
+    /// Answer `text` to every request past the script, for tests that
+    /// drive many conversations whose content does not matter.
+    pub fn otherwise(&self, text: &str) -> &Self {
+        self.inner.lock().unwrap().otherwise = Some(text.to_string());
+        self
     }
 
     pub fn script(&self, steps: impl IntoIterator<Item = Step>) -> &Self {
@@ -174,7 +184,8 @@ async fn complete(
             )
                 .into_response();
         }
-        st.script.pop_front()
+        let next = st.script.pop_front();
+        next.or_else(|| st.otherwise.clone().map(Step::Answer))
     };
     if let Some(Step::Slow(d, _)) = &step {
         tokio::time::sleep(*d).await;
