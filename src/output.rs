@@ -39,6 +39,14 @@ pub fn fit(text: &str, max: usize) -> String {
     out
 }
 
+/// The id of job `job`'s status comment, once GitHub has given one.
+pub async fn status_comment_id(store: &Store, job: i64) -> anyhow::Result<Option<u64>> {
+    Ok(store
+        .output(job, STATUS_KEY)
+        .await?
+        .filter(|id| *id != PENDING))
+}
+
 /// A job's status comment on an issue or pull request.
 pub struct StatusComment {
     pub github: GitHub,

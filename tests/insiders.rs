@@ -625,3 +625,57 @@ async fn without_an_apply_role_nothing_is_applied_unless_the_operator_says_so() 
     app.stop().await;
     llm.assert_clean();
 }
+
+#[tokio::test]
+async fn a_plan_comment_edited_by_someone_else_cannot_be_approved() {
+    let _turn = MOTO.lock().await;
+    moto::reset().await;
+    let aws = moto::aws(REGION).await;
+    let old = moto::instance(&aws, &[TAG]).await;
+    let (gh, llm) = support::world().await;
+    llm.script([
+        Step::Tool("aws_terminate_instances", json!({ "instance_ids": [old] })),
+        Step::Answer("Terminate it.".into()),
+    ]);
+    let app = app(&gh, &llm).await;
+    // Two plans in one comment: the second is not made (one job, one plan).
+    let reply = say(
+        &app,
+        &gh,
+        57,
+        1,
+        "bob-reviewer",
+        "/agentic plan terminate it\n\n/agentic plan and the database too",
+    )
+    .await;
+    assert!(
+        reply.ends_with("One plan per comment: I skipped this `/agentic plan`. Ask for it in a comment of its own."),
+        "{reply}"
+    );
+    assert_eq!(
+        app.store()
+            .plans(support::github::REPO, 57)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    // The writer rewrites the bot's plan comment to show a harmless plan.
+    let shown = gh.comments(57).last().unwrap().clone();
+    let forged = shown.body.replace(
+        "**destructive** `ec2:TerminateInstances`",
+        "**write** `ec2:StopInstances`",
+    );
+    gh.edit_comment(shown.id, &forged);
+    let refused = say(&app, &gh, 57, 2, "mia-maintainer", "/agentic approve 1").await;
+    assert!(
+        refused.starts_with("Plan 1's comment is not as I posted it"),
+        "{refused}"
+    );
+    assert!(app.store().plan_approvals(1).await.unwrap().is_empty());
+    let apply = say(&app, &gh, 57, 3, "bob-reviewer", "/agentic apply 1").await;
+    assert!(apply.starts_with("I cannot apply plan 1 yet."), "{apply}");
+    assert_eq!(moto::state(&aws, &old).await, "running");
+    app.stop().await;
+    llm.assert_clean();
+}

@@ -418,6 +418,15 @@ impl GitHub {
         .await
     }
 
+    /// One issue or pull-request comment, as it is now.
+    pub async fn comment(&self, repo: &str, id: u64) -> Result<Comment, GitHubError> {
+        self.get(
+            &format!("/repos/{repo}/issues/comments/{id}"),
+            &format!("GET comment {id} in {repo}"),
+        )
+        .await
+    }
+
     pub async fn comments(&self, repo: &str, number: u64) -> Result<Vec<Comment>, GitHubError> {
         self.list(
             &format!("/repos/{repo}/issues/{number}/comments"),

@@ -155,6 +155,7 @@ async fn commands(
         }
     }
     let mut sections: Vec<String> = Vec::new();
+    let mut planned = false;
     if let (Some(problem), false) = (&settings.problem, outsider) {
         // Those who can fix the file are told, with what is wrong.
         sections.push(format!("⚠️ {problem}."));
@@ -206,7 +207,13 @@ async fn commands(
                         Command::Describe => {
                             super::describe::describe(ctx, job, ev, status, &sections).await?
                         }
+                        Command::Plan { .. } if planned => {
+                            // One job stores one plan: a second would show the
+                            // first one's steps under its own summary.
+                            "One plan per comment: I skipped this `/agentic plan`. Ask for it in a comment of its own.".to_string()
+                        }
                         Command::Plan { request } => {
+                            planned = true;
                             super::plan::propose(ctx, job, ev, &request, status, &sections).await?
                         }
                         Command::Approve { plan } => {
@@ -231,6 +238,13 @@ async fn commands(
         ));
     }
     status.show(&sections.join(SECTION_BREAK)).await?;
+    if planned {
+        // The comment that shows this job's plan was written again (with the
+        // sections after it): an approval checks it is as last written.
+        if let Some(at) = status.shown_at() {
+            ctx.store.set_plan_shown_by_job(job.id, at).await?;
+        }
+    }
     Ok(())
 }
 

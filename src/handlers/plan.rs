@@ -451,6 +451,32 @@ fn shown_before(plan: &PlanRow, comment_at: Option<i64>) -> bool {
     matches!((plan.shown_at, comment_at), (Some(shown), Some(written)) if shown < written)
 }
 
+/// Whether the comment that shows `plan` is still exactly as the bot last
+/// wrote it: GitHub's `updated_at` is the time the bot recorded. An edit by
+/// anyone else (or a deleted comment) means approvers may have read
+/// something other than the plan.
+async fn shown_as_posted(
+    ctx: &JobContext,
+    github: &GitHub,
+    plan: &PlanRow,
+) -> Result<bool, JobError> {
+    let (Some(shown), Some(id)) = (
+        plan.shown_at,
+        crate::output::status_comment_id(&ctx.store, plan.job_id).await?,
+    ) else {
+        return Ok(false);
+    };
+    match github.comment(&plan.repo, id).await {
+        Ok(c) => Ok(c
+            .updated_at
+            .as_deref()
+            .and_then(crate::event::parse_time_ms)
+            == Some(shown)),
+        Err(crate::github::GitHubError::Status { status: 404, .. }) => Ok(false),
+        Err(e) => Err(e.into()),
+    }
+}
+
 /// `/agentic approve`: the current plan, approved by the commenter with the
 /// role they have, at the head the pull request has now.
 pub async fn approve(
@@ -489,6 +515,12 @@ pub async fn approve(
             "Plan {} is {}; there is nothing to approve.",
             plan.id, plan.status
         ));
+    }
+    if !shown_as_posted(ctx, github, &plan).await? {
+        // Anyone with write access may edit the bot's comments: the plan an
+        // approver read there may not be the plan. Its check run is ours.
+        ctx.audit(job, &ev.author.login, "plan.approval_refused", serde_json::json!({ "plan": plan.id, "why": "the plan's comment is not as the bot posted it" })).await?;
+        return Ok(plan_text::comment_changed(plan.id, &plan.hash));
     }
     let head = head_of(github, ev).await?;
     let approval = Approval {

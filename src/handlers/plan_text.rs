@@ -376,6 +376,15 @@ pub fn render(plan: &PlanRow, needs: &[String], redactor: &Redactor) -> String {
 /// session policy (`AGENTIC_AWS_APPLY_WITHOUT_SESSION_POLICY=true`).
 pub const UNLIMITED_APPLY: &str = "\n\n⚠️ This installation applies plans with its own AWS credentials and no session policy (`AGENTIC_AWS_APPLY_WITHOUT_SESSION_POLICY`): nothing but this plan's steps and its executor limits what an apply may do.";
 
+/// The reply to an approval of a plan whose comment someone else changed
+/// (or deleted) after the bot posted it.
+pub fn comment_changed(id: i64, hash: &str) -> String {
+    format!(
+        "Plan {id}'s comment is not as I posted it: it was edited or deleted since, so what you read there may not be the plan, and I recorded nothing. The plan as it will run is in its `agentic plan` check run (hash `{}`); ask for a new plan with `/agentic plan` to get a comment you can approve.",
+        &hash[..hash.len().min(12)]
+    )
+}
+
 /// The reply to an apply when there is no apply role to limit it.
 pub fn no_apply_role(id: i64) -> String {
     format!(
@@ -422,6 +431,7 @@ mod tests {
     fn plan_of(steps: Vec<PlanStep>, refusals: Vec<Refusal>) -> PlanRow {
         PlanRow {
             id: 7,
+            job_id: 1,
             repo: "octo/infra".into(),
             number: 57,
             requester: "bob-reviewer".into(),

@@ -10,6 +10,8 @@ use crate::plan::{Approval, PlanStep, Refusal};
 #[derive(Debug, Clone, PartialEq)]
 pub struct PlanRow {
     pub id: i64,
+    /// The job that made it (its status comment shows the plan).
+    pub job_id: i64,
     pub repo: String,
     pub number: u64,
     /// The requester's login, for display.
@@ -56,12 +58,13 @@ pub struct StepRun {
     pub result: Option<String>,
 }
 
-const COLUMNS: &str = "id, repo, number, requester, requester_id, head_sha, steps, hash, status, created_at, expires_at, check_run_id, cancel_requested_by, apply_job_id, shown_at, refusals";
+const COLUMNS: &str = "id, job_id, repo, number, requester, requester_id, head_sha, steps, hash, status, created_at, expires_at, check_run_id, cancel_requested_by, apply_job_id, shown_at, refusals";
 
 fn plan_of(r: &sqlx::any::AnyRow) -> anyhow::Result<PlanRow> {
     let steps: String = r.get("steps");
     Ok(PlanRow {
         id: r.get("id"),
+        job_id: r.get("job_id"),
         repo: r.get("repo"),
         number: r.get::<i64, _>("number") as u64,
         requester: r.get("requester"),
@@ -167,6 +170,19 @@ impl Store {
             .execute(&self.write)
             .await
             .context("recording a plan's check run")?;
+        Ok(())
+    }
+
+    /// Record when the plan job `job` made was last shown, by an edit of its
+    /// status comment after the plan itself (GitHub's clock, ms).
+    pub async fn set_plan_shown_by_job(&self, job: i64, at: i64) -> anyhow::Result<()> {
+        sqlx::query("UPDATE plans SET shown_at = $1, updated_at = $2 WHERE job_id = $3")
+            .bind(at)
+            .bind(now_ms())
+            .bind(job)
+            .execute(&self.write)
+            .await
+            .context("recording when a plan was shown")?;
         Ok(())
     }
 

@@ -223,6 +223,20 @@ impl FakeGitHub {
         id
     }
 
+    /// Someone edits comment `id` to say `body`, as anyone with write
+    /// access may do to anyone's comment on GitHub, the App's included.
+    pub fn edit_comment(&self, id: u64, body: &str) -> &Self {
+        let mut inner = self.inner.lock().unwrap();
+        for t in inner.threads.values_mut() {
+            if let Some(c) = t.comments.iter_mut().find(|c| c.id == id) {
+                c.body = body.to_string();
+                c.updated_at = super::github_now();
+            }
+        }
+        drop(inner);
+        self
+    }
+
     pub fn role(&self, user: &str, role: &str) -> &Self {
         self.inner
             .lock()
@@ -1054,6 +1068,18 @@ fn route(
                 body: json_body.clone(),
             });
             (StatusCode::CREATED, Json(comment_json(&c, n))).into_response()
+        }
+        ("GET", ["issues", "comments", id]) => {
+            let id: u64 = id.parse().unwrap_or(0);
+            st.threads
+                .iter()
+                .find_map(|(n, t)| {
+                    t.comments
+                        .iter()
+                        .find(|c| c.id == id)
+                        .map(|c| Json(comment_json(c, *n)).into_response())
+                })
+                .unwrap_or_else(|| error(StatusCode::NOT_FOUND, "Not Found"))
         }
         ("PATCH" | "POST", ["issues", "comments", id]) => {
             let id: u64 = id.parse().unwrap_or(0);
