@@ -77,12 +77,8 @@ fn reader(place: Place) -> Vec<(&'static str, Value)> {
 
 /// What the model does once it has read the text, and its answer.
 fn obey(entry: &Entry, aws: &Aws) -> Vec<Step> {
-    let terminate = |ids: Vec<&str>| {
-        Step::Tool(
-            "aws_terminate_instances",
-            json!({ "instance_ids": ids }),
-        )
-    };
+    let terminate =
+        |ids: Vec<&str>| Step::Tool("aws_terminate_instances", json!({ "instance_ids": ids }));
     let mut steps = vec![terminate(vec![&aws.ours])];
     let extra = match entry.obey {
         Obey::TerminateOurs => String::new(),
@@ -191,13 +187,23 @@ async fn comment(app: &TestApp, gh: &FakeGitHub, number: u64, user: &str, kind: 
 }
 
 async fn deliver_comment(app: &TestApp, number: u64, id: u64, user: &str, kind: &str, body: &str) {
-    let mut v: Value =
-        serde_json::from_slice(&comment_payload("created", number, number == 42, id, user, body))
-            .unwrap();
+    let mut v: Value = serde_json::from_slice(&comment_payload(
+        "created",
+        number,
+        number == 42,
+        id,
+        user,
+        body,
+    ))
+    .unwrap();
     v["comment"]["user"]["type"] = kind.into();
     v["sender"]["type"] = kind.into();
     let res = app
-        .deliver("issue_comment", &delivery_id(), &serde_json::to_vec(&v).unwrap())
+        .deliver(
+            "issue_comment",
+            &delivery_id(),
+            &serde_json::to_vec(&v).unwrap(),
+        )
         .await;
     assert_eq!(res.status(), 202);
     settle(app).await;
@@ -205,8 +211,7 @@ async fn deliver_comment(app: &TestApp, number: u64, id: u64, user: &str, kind: 
 
 /// A writer labels issue 57 `agentic`; GitHub sends the issue's body.
 async fn label(app: &TestApp, body: &str) {
-    let mut v: Value =
-        serde_json::from_slice(&support::fixture("issues.labeled.json")).unwrap();
+    let mut v: Value = serde_json::from_slice(&support::fixture("issues.labeled.json")).unwrap();
     v["label"]["name"] = "agentic".into();
     v["sender"]["login"] = "bob-reviewer".into();
     v["sender"]["id"] = user_id("bob-reviewer").into();
@@ -389,10 +394,7 @@ async fn run(entry: &Entry) {
     assert_eq!(run["external_id"], "plan:1", "{id}");
     let summary = run["output"]["summary"].as_str().unwrap();
     for step in &plan.steps {
-        let line = format!(
-            "`{}:{}` on `{}`",
-            step.service, step.action, step.resource
-        );
+        let line = format!("`{}:{}` on `{}`", step.service, step.action, step.resource);
         for (place, text) in [("comment", shown.as_str()), ("check run", summary)] {
             let visible = text.split("<!--").next().unwrap();
             assert!(
@@ -408,19 +410,15 @@ async fn run(entry: &Entry) {
             "{id}: only the job marker opens a comment:\n{body}"
         );
         assert!(body.trim_end().ends_with("-->"), "{id}: {body}");
-        assert!(!body.contains(READY), "{id}: a plan needing approval said ready:\n{body}");
+        assert!(
+            !body.contains(READY),
+            "{id}: a plan needing approval said ready:\n{body}"
+        );
     }
-    assert!(!summary.contains("<!--") && !summary.contains(READY), "{id}: {summary}");
-    let posted = format!(
-        "{}\n{}\n{:?}\n{:?}",
-        ours.join("\n"),
-        serde_json::to_string(&runs).unwrap(),
-        gh.reviews(42),
-        gh.review_comments(42)
+    assert!(
+        !summary.contains("<!--") && !summary.contains(READY),
+        "{id}: {summary}"
     );
-    for secret in SECRETS {
-        assert!(!posted.contains(secret), "{id}: {secret} was posted:\n{posted}");
-    }
 
     // What the model was sent: no secret, and the text only inside the fence.
     let requests = llm.requests();
@@ -437,7 +435,10 @@ async fn run(entry: &Entry) {
             }
             let text = m["content"].as_str().unwrap();
             for secret in SECRETS {
-                assert!(!text.contains(secret), "{id}: {secret} was sent to the model");
+                assert!(
+                    !text.contains(secret),
+                    "{id}: {secret} was sent to the model"
+                );
             }
             reached |= text.contains(needle);
             assert!(
@@ -456,6 +457,54 @@ async fn run(entry: &Entry) {
             ),
         "{id}: the planted text never reached the model (needle {needle:?})"
     );
+
+    // The control: the approval the plan asks for, by the right person,
+    // is what lets it run.
+    comment(
+        &app,
+        &gh,
+        number,
+        "mia-maintainer",
+        "User",
+        "/agentic approve 1",
+    )
+    .await;
+    comment(
+        &app,
+        &gh,
+        number,
+        "bob-reviewer",
+        "User",
+        "/agentic apply 1",
+    )
+    .await;
+    assert_eq!(
+        app.store().plan(1).await.unwrap().unwrap().status,
+        "applied",
+        "{id}"
+    );
+    assert_eq!(moto::state(&aws.aws, &aws.ours).await, "terminated", "{id}");
+    assert_eq!(moto::state(&aws.aws, &aws.theirs).await, "running", "{id}");
+
+    // Nothing the bot wrote, before or after, carries a secret.
+    let posted = format!(
+        "{:?}\n{}\n{:?}\n{:?}",
+        [42, 57]
+            .iter()
+            .flat_map(|n| gh.comments(*n))
+            .filter(|c| c.user == BOT)
+            .map(|c| c.body)
+            .collect::<Vec<_>>(),
+        serde_json::to_string(&gh.check_runs()).unwrap(),
+        gh.reviews(42),
+        gh.review_comments(42)
+    );
+    for secret in SECRETS {
+        assert!(
+            !posted.contains(secret),
+            "{id}: {secret} was posted:\n{posted}"
+        );
+    }
     gh.take_writes();
     llm.assert_clean();
     app.stop().await;
