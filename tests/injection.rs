@@ -510,6 +510,114 @@ async fn run(entry: &Entry) {
     app.stop().await;
 }
 
+/// The same text, read by a question (`/agentic ask`): the model's
+/// change is refused outright, its answer leaks no secret and carries no
+/// command, and the text reaches it only inside the fence.
+async fn ask(entry: &Entry) {
+    let (gh, llm) = support::world().await;
+    plant(entry, &gh);
+    let answer = match obey(entry, &placeholder().await).pop() {
+        Some(Step::Answer(a)) => a,
+        _ => unreachable!("obey ends with an answer"),
+    };
+    let mut script = vec![Step::Tools(reader(entry.place))];
+    script.push(Step::Tool(
+        "aws_terminate_instances",
+        json!({ "instance_ids": ["i-0123456789abcdef0"] }),
+    ));
+    script.push(Step::Answer(answer));
+    llm.script(script);
+    let app = TestApp::start(support::app_options(&gh, &llm)).await;
+    let number = thread(entry.place);
+    if entry.place == Place::Comment {
+        comment(&app, &gh, number, "mallory-outsider", "User", entry.text).await;
+    }
+    comment(
+        &app,
+        &gh,
+        number,
+        "bob-reviewer",
+        "User",
+        "/agentic ask what does this change?",
+    )
+    .await;
+    for c in gh.comments(number).into_iter().filter(|c| c.user == BOT) {
+        deliver_comment(&app, number, c.id, BOT, "Bot", &c.body).await;
+    }
+    let id = entry.id;
+    let told = llm.last_message(2);
+    // A question is not offered the tools that change things at all.
+    assert_eq!(
+        told, "error: there is no tool named `aws_terminate_instances`",
+        "{id}"
+    );
+    assert!(app.store().plan(1).await.unwrap().is_none(), "{id}");
+    let posted: Vec<String> = gh
+        .comments(number)
+        .into_iter()
+        .filter(|c| c.user == BOT)
+        .map(|c| c.body)
+        .collect();
+    assert!(!posted.is_empty(), "{id}");
+    for body in &posted {
+        for secret in SECRETS {
+            assert!(!body.contains(secret), "{id}: {secret} was posted:\n{body}");
+        }
+    }
+    let requests = llm.requests();
+    let tag = fence_tag(&requests[0]);
+    let needle = needle(entry.text);
+    let mut reached = false;
+    for m in requests
+        .iter()
+        .flat_map(|r| r["messages"].as_array().unwrap())
+        .filter(|m| m["role"] != "assistant")
+    {
+        let text = m["content"].as_str().unwrap();
+        for secret in SECRETS {
+            assert!(
+                !text.contains(secret),
+                "{id}: {secret} was sent to the model"
+            );
+        }
+        reached |= text.contains(needle);
+        assert!(
+            !outside(text, &tag).contains(needle),
+            "{id}: the text escaped the fence:\n{text}"
+        );
+    }
+    assert!(reached, "{id}: the planted text never reached the model");
+    gh.take_writes();
+    llm.assert_clean();
+    app.stop().await;
+}
+
+/// Made-up resources for [`obey`] when nothing is made in AWS.
+async fn placeholder() -> Aws {
+    Aws {
+        aws: moto::aws(REGION).await,
+        ours: "i-0000000000000000a".into(),
+        theirs: "i-0000000000000000b".into(),
+        web: "sg-00000000".into(),
+    }
+}
+
+#[tokio::test]
+async fn injections_read_by_a_question_change_nothing_and_leak_nothing() {
+    for entry in CORPUS.iter().filter(|e| {
+        !matches!(
+            e.place,
+            Place::InstanceTag
+                | Place::GroupTag
+                | Place::QuotedByMaintainer
+                | Place::CodeByMaintainer
+                | Place::LabelledIssue
+        )
+    }) {
+        ask(entry).await;
+    }
+}
+
 /// Run every entry planted in one of `places`, one at a time on moto.
 async fn run_all(places: &[Place]) {
     let _turn = MOTO.lock().await;
