@@ -152,6 +152,11 @@ async fn a_bare_approve_approves_only_the_one_plan_shown_before_it() {
             json!({ "instance_ids": [database] }),
         ),
         Step::Answer("Terminate the database.".into()),
+        Step::Tool(
+            "aws_terminate_instances",
+            json!({ "instance_ids": [database] }),
+        ),
+        Step::Answer("Terminate the database after all.".into()),
     ]);
     let app = app(&gh, &llm).await;
     // The maintainer's approval was written before the plan was shown.
@@ -245,6 +250,23 @@ async fn a_bare_approve_approves_only_the_one_plan_shown_before_it() {
     // Plan 2 is now the one plan open: a bare command may mean it.
     let withdrawn = say(&app, &gh, 57, 10, "bob-reviewer", "/agentic cancel").await;
     assert!(withdrawn.starts_with("Plan 2 is withdrawn"), "{withdrawn}");
+    // A plan withdrawn and replaced while an approver read it: the one plan
+    // waiting now is not what a bare approve may take.
+    say(
+        &app,
+        &gh,
+        57,
+        11,
+        "bob-reviewer",
+        "/agentic plan the database",
+    )
+    .await;
+    let bare = say(&app, &gh, 57, 12, "mia-maintainer", "/agentic approve").await;
+    assert!(
+        bare.starts_with("Another plan was proposed on this thread in the last day"),
+        "{bare}"
+    );
+    assert!(app.store().plan_approvals(3).await.unwrap().is_empty());
     app.stop().await;
     llm.assert_clean();
 }

@@ -1223,7 +1223,8 @@ async fn tags_and_ingress_rules_are_planned_with_their_tier_and_the_internet_nee
     );
     let alone = say(&app, &gh, 57, 4, "bob-reviewer", "/agentic apply").await;
     assert!(alone.starts_with("I cannot apply plan 2 yet."), "{alone}");
-    say(&app, &gh, 57, 5, "mia-maintainer", "/agentic approve").await;
+    // Plan 1 came before it on this thread: an approval names plan 2.
+    say(&app, &gh, 57, 5, "mia-maintainer", "/agentic approve 2").await;
     let applied = say(&app, &gh, 57, 6, "bob-reviewer", "/agentic apply").await;
     assert!(applied.starts_with("Plan 2 is applied."), "{applied}");
     assert!(ingress(&aws, &web).await.contains(&(

@@ -296,7 +296,7 @@ fn parse_one(text: &str, continuation: &[&str]) -> Result<Command, ParseError> {
             .map(Some)
             .ok_or_else(|| ParseError::NotAPlanNumber {
                 command,
-                given: args.chars().take(40).collect(),
+                given: echoed(args),
             })
     };
     match name.as_str() {
@@ -323,10 +323,26 @@ fn parse_one(text: &str, continuation: &[&str]) -> Result<Command, ParseError> {
         "cancel" => plan_number("cancel").map(|plan| Command::Cancel { plan }),
         "status" => no_args(Command::Status),
         other => Err(ParseError::Unknown {
-            name: other.chars().take(40).collect(),
+            name: echoed(other),
             suggestion: suggest(other),
         }),
     }
+}
+
+/// What someone typed, as a reply may quote it inside backticks: at most
+/// 40 characters, and none that could close the code span, start a
+/// mention or a line, or hide.
+fn echoed(text: &str) -> String {
+    text.chars()
+        .take(40)
+        .map(|c| {
+            if c.is_alphanumeric() || "-_.#:/".contains(c) {
+                c
+            } else {
+                '?'
+            }
+        })
+        .collect()
 }
 
 /// The commands of `now` that `before` did not have: what an edit added.
@@ -478,6 +494,14 @@ mod tests {
             ]
         );
         assert!(parse_comment("/agentics help").is_empty());
+        // What is quoted back cannot close its code span or mention anyone.
+        assert_eq!(
+            parse_comment("/agentic x`@org/team`\n\n/agentic apply 1`<b>")[0]
+                .as_ref()
+                .unwrap_err()
+                .to_string(),
+            "Unknown command `x??org/team?`; `/agentic help` lists the commands."
+        );
     }
 
     #[test]

@@ -444,6 +444,23 @@ async fn rules_of(
         .unwrap_or_default())
 }
 
+/// Whether another plan of `plan`'s thread was made within a plan's
+/// lifetime before the approving comment (or after it): a plan withdrawn
+/// and replaced while an approver read it must not take its approval.
+async fn recently_replaced(
+    ctx: &JobContext,
+    ev: &IssueComment,
+    plan: &PlanRow,
+) -> Result<bool, JobError> {
+    let since = ev.created_at_ms.unwrap_or_else(now) - PLAN_TTL_MS;
+    Ok(ctx
+        .store
+        .plans(&ev.repo.full_name, ev.number)
+        .await?
+        .iter()
+        .any(|p| p.id != plan.id && p.created_at > since))
+}
+
 /// Whether `plan` was shown on its thread strictly before a comment
 /// written at `comment_at`, both by GitHub's clock. GitHub writes whole
 /// seconds, so a comment in the same second as the plan is not "after".
@@ -493,6 +510,16 @@ pub async fn approve(
         Pick::Unknown(r) => return Ok(no_such_plan(&r)),
         Pick::Ambiguous(plans) => return Ok(name_the_plan("approve", &plans)),
     };
+    if which.is_none() && recently_replaced(ctx, ev, &plan).await? {
+        // Another plan came and went while people were reading: a bare
+        // approve might mean the one the approver read, not this one.
+        ctx.audit(job, &ev.author.login, "plan.approval_refused", serde_json::json!({ "plan": plan.id, "why": "another plan on the thread within the plan lifetime" })).await?;
+        return Ok(format!(
+            "Another plan was proposed on this thread in the last day, so `/agentic approve` alone could mean one you did not read, and I recorded nothing. Name the plan: `/agentic approve {id}` (hash `{hash}`).",
+            id = plan.id,
+            hash = &plan.hash[..12]
+        ));
+    }
     if which.is_none() && !shown_before(&plan, ev.created_at_ms) {
         // An approval binds to what its author could have read: a plan that
         // appeared after the comment was written (slipped in while the
@@ -574,7 +601,7 @@ pub async fn cancel(
     };
     let mut applier = None;
     if let Some(plan) = plan {
-        let stopped = stop_plan(ctx, job, github, &plan, login, "cancel").await?;
+        let stopped = stop_plan(ctx, job, github, &plan, login, "cancel", true).await?;
         if matches!(stopped, Stopped::Stopping) {
             applier = plan.apply_job_id;
         }
@@ -644,6 +671,7 @@ async fn stop_plan(
     plan: &PlanRow,
     by: &str,
     why: &str,
+    stop_applying: bool,
 ) -> Result<Stopped, JobError> {
     let detail = serde_json::json!({ "plan": plan.id, "why": why });
     if ctx
@@ -654,6 +682,8 @@ async fn stop_plan(
         ctx.audit(job, by, "plan.cancelled", detail).await?;
         refresh_check_run(ctx, job, github, plan.id).await?;
         Ok(Stopped::Withdrawn)
+    } else if !stop_applying {
+        Ok(Stopped::Neither)
     } else if ctx.store.request_plan_cancel(plan.id, by).await? {
         ctx.audit(job, by, "plan.cancel_requested", detail.clone())
             .await?;
@@ -708,24 +738,28 @@ pub async fn thread_closed(
         .config
         .required_role(&crate::command::Command::Cancel { plan: None });
     let may_cancel = github.fresh_role(repo, by).await? >= needed;
-    let mut going_on = Vec::new();
     for plan in &plans {
-        if may_cancel || plan.status != "applying" {
-            stop_plan(ctx, job, &github, plan, by, "closed").await?;
-        } else {
-            going_on.push(plan.id);
-        }
+        stop_plan(ctx, job, &github, plan, by, "closed", may_cancel).await?;
     }
-    if going_on.is_empty() {
+    if may_cancel {
         let stopped = ctx.store.request_cancel(&job.subject, job.id, by).await?;
-        for owner in plans
-            .iter()
-            .filter(|p| p.status == "applying")
-            .filter_map(|p| p.apply_job_id)
-        {
+        for owner in plans.iter().filter_map(|p| p.apply_job_id) {
             ctx.store.request_job_stop(owner, by).await?;
         }
         tracing::info!(repo, number, jobs = stopped.len(), "thread closed");
+        return Ok(());
+    }
+    // Without cancel's role nothing that runs is stopped: not an apply (even
+    // one that started since the plans were read), nor the work around it.
+    let mut going_on = Vec::new();
+    for plan in &plans {
+        if let Some(now) = ctx.store.plan(plan.id).await? {
+            if now.status == "applying" {
+                going_on.push(now.id);
+            }
+        }
+    }
+    if going_on.is_empty() {
         return Ok(());
     }
     ctx.audit(
@@ -830,7 +864,7 @@ pub async fn status_of(
                     line.push_str(&format!(
                         "\n{mark} {} — {}",
                         step_line(i + 1, step),
-                        what.unwrap_or_default()
+                        plan_text::outcome_text(&what.unwrap_or_default())
                     ));
                 }
             }
@@ -1033,7 +1067,7 @@ pub async fn apply(
             lines.push(format!(
                 "✅ {} — {}",
                 step_line(i + 1, step),
-                run.result.as_deref().unwrap_or("")
+                plan_text::outcome_text(run.result.as_deref().unwrap_or(""))
             ));
             continue;
         }
@@ -1089,7 +1123,11 @@ pub async fn apply(
                     serde_json::json!({ "plan": plan.id, "step": n, "result": result }),
                 )
                 .await?;
-                lines.push(format!("✅ {} — {result}", step_line(i + 1, step)));
+                lines.push(format!(
+                    "✅ {} — {}",
+                    step_line(i + 1, step),
+                    plan_text::outcome_text(&result)
+                ));
                 if let Some(pause) = ctx.config.test_step_delay {
                     tokio::select! {
                         () = tokio::time::sleep(pause) => {}
@@ -1112,7 +1150,11 @@ pub async fn apply(
                     (who, "plan.step_failed", detail),
                 )
                 .await?;
-                lines.push(format!("❌ {} — {reason}", step_line(i + 1, step)));
+                lines.push(format!(
+                    "❌ {} — {}",
+                    step_line(i + 1, step),
+                    plan_text::outcome_text(&reason)
+                ));
                 lines.extend(not_run(&plan.steps, i + 1));
                 return Ok(format!(
                     "{lead}Plan {} stopped at step {n}; the steps after it did not run.\n\n{}",

@@ -52,7 +52,7 @@ fn visible(text: &str) -> String {
         if c == '\\' {
             out.push_str("\\\\");
         } else if hidden(c) {
-            out.push_str(&format!("\\u{{{:X}}}", c as u32));
+            out.push_str(&written_out(c));
         } else {
             out.push(c);
         }
@@ -79,6 +79,11 @@ pub fn inline_code(text: &str) -> String {
     format!("{ticks}{pad}{text}{pad}{ticks}")
 }
 
+/// A hidden character as readers see it instead: `\u{202E}`.
+fn written_out(c: char) -> String {
+    format!("\\u{{{:X}}}", c as u32)
+}
+
 /// `text` as plain Markdown text: HTML and entities inert, every character
 /// that opens inline Markdown escaped, and no line able to open a block
 /// (heading, list, quote, code, table, HTML, math, setext underline), so
@@ -94,8 +99,14 @@ pub fn escape_text(text: &str) -> String {
         // Indentation would make a code block, or carry on a list item.
         let line = line.trim_start();
         let digits = line.bytes().take_while(u8::is_ascii_digit).count();
+        let mut previous: Option<char> = None;
         for (at, c) in line.char_indices() {
+            let after_word = previous.is_some_and(|p| p.is_alphanumeric() || p == '_');
+            previous = Some(c);
             match c {
+                // A mention notifies people in the text's words: the `@`
+                // alone in code is no mention (an address keeps its `@`).
+                '@' if !after_word => out.push_str("`@`"),
                 '<' => out.push_str("&lt;"),
                 '>' => out.push_str("&gt;"),
                 '&' => out.push_str("&amp;"),
@@ -113,9 +124,32 @@ pub fn escape_text(text: &str) -> String {
                     out.push('\\');
                     out.push(c);
                 }
-                c if c != '\t' && hidden(c) => out.push_str(&format!("\\u{{{:X}}}", c as u32)),
+                c if c != '\t' && hidden(c) => out.push_str(&written_out(c)),
                 c => out.push(c),
             }
+        }
+    }
+    out
+}
+
+/// What a step did (or why it failed), as it follows the step's line: one
+/// line, HTML and entities inert, no mention, hidden characters written
+/// out. Its inline Markdown (our own backticks round a name) is kept: on
+/// one line nothing in it can fake another step's line.
+pub fn outcome_text(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut previous: Option<char> = None;
+    for c in text.chars() {
+        let after_word = previous.is_some_and(|p| p.is_alphanumeric() || p == '_');
+        previous = Some(c);
+        match c {
+            '\r' | '\n' => out.push(' '),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '&' => out.push_str("&amp;"),
+            '@' if !after_word => out.push_str("`@`"),
+            c if c != '\t' && hidden(c) => out.push_str(&written_out(c)),
+            c => out.push(c),
         }
     }
     out
@@ -413,6 +447,22 @@ pub fn check_run_summary(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_outcome_stays_on_its_line_and_mentions_nobody() {
+        assert_eq!(
+            outcome_text("tagged `a`\n✅ 2. fake <!-- @org/team \u{202E}"),
+            "tagged `a` ✅ 2. fake &lt;!-- `@`org/team \\u{202E}"
+        );
+    }
+
+    #[test]
+    fn the_models_words_mention_nobody() {
+        assert_eq!(
+            escape_text("@mia-maintainer, (@acme/admins) write to bob@example.com"),
+            "`@`mia-maintainer, (`@`acme/admins) write to bob@example.com"
+        );
+    }
     use proptest::prelude::*;
     use pulldown_cmark::{Event, Options, Parser, Tag, TagEnd};
     use serde_json::json;
