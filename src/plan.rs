@@ -444,8 +444,13 @@ pub fn session_policy(steps: &[PlanStep], account: Option<&str>) -> Result<Value
             let policy = literal(step.arguments["policy_arn"].as_str().unwrap_or("none"));
             conditioned.push(
                 json!({ "Effect": "Allow", "Action": [format!("iam:{}", step.action)],
-                "Resource": [arn], "Condition": { "ArnEquals": { "iam:PolicyARN": [policy] } } }),
+                "Resource": [arn], "Condition": { "ArnEquals": { "iam:PolicyARN": [policy.clone()] } } }),
             );
+            if step.action == "AttachUserPolicy" {
+                // The apply reads the policy's default version again first.
+                conditioned.push(json!({ "Effect": "Allow",
+                    "Action": ["iam:GetPolicy", "iam:GetPolicyVersion"], "Resource": [policy] }));
+            }
             continue;
         }
         let resources = by_action
@@ -832,6 +837,9 @@ mod tests {
                 { "Effect": "Allow", "Action": ["iam:AttachUserPolicy"],
                   "Resource": ["arn:aws:iam::123456789012:user/bots/ci"],
                   "Condition": { "ArnEquals": { "iam:PolicyARN": ["arn:aws:iam::aws:policy/ReadOnlyAccess"] } } },
+                // And the policy's default version, which must be the one approved.
+                { "Effect": "Allow", "Action": ["iam:GetPolicy", "iam:GetPolicyVersion"],
+                  "Resource": ["arn:aws:iam::aws:policy/ReadOnlyAccess"] },
                 // The apply reads the user (and its tag) again first.
                 { "Effect": "Allow", "Action": ["iam:GetUser", "iam:ListUserTags"],
                   "Resource": ["arn:aws:iam::123456789012:user/bots/ci"] }

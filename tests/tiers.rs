@@ -632,3 +632,64 @@ async fn security_groups_and_images_are_listed_only_with_the_required_tag() {
     app.stop().await;
     llm.assert_clean();
 }
+
+#[tokio::test]
+async fn a_policy_whose_default_version_changed_after_approval_is_not_attached() {
+    let _turn = MOTO.lock().await;
+    moto::reset().await;
+    let aws = moto::aws(REGION).await;
+    aws.iam
+        .create_user()
+        .user_name("deployer")
+        .tags(
+            aws_sdk_iam::types::Tag::builder()
+                .key(TAG.0)
+                .value(TAG.1)
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let read = managed_policy(&aws, "ReadLogs", "s3:GetObject", "arn:aws:s3:::acme-logs/*").await;
+    let (gh, llm) = support::world().await;
+    config(&gh, "");
+    llm.script([
+        Step::Tool(
+            "aws_attach_user_policy",
+            json!({ "user": "deployer", "policy_arn": read }),
+        ),
+        Step::Answer("Let the deployer read logs.".into()),
+    ]);
+    let app = app(&gh, &llm).await;
+    say(&app, &gh, 1, "bob-reviewer", "/agentic plan read logs").await;
+    let approved = say(&app, &gh, 2, "mia-maintainer", "/agentic approve 1").await;
+    assert!(approved.contains("Ready"), "{approved}");
+    // After the approval, the policy's default version becomes admin.
+    aws.iam
+        .create_policy_version()
+        .policy_arn(&read)
+        .policy_document(
+            json!({ "Version": "2012-10-17",
+                "Statement": [{ "Effect": "Allow", "Action": "*", "Resource": "*" }] })
+            .to_string(),
+        )
+        .set_as_default(true)
+        .send()
+        .await
+        .unwrap();
+    let refused = say(&app, &gh, 3, "bob-reviewer", "/agentic apply 1").await;
+    assert!(
+        refused.contains("default version is v2 now, not the v1 that was approved"),
+        "{refused}"
+    );
+    let held = agentic::aws::read::attached_policies(
+        &aws,
+        &agentic::aws::read::Holder::User("deployer".into()),
+    )
+    .await
+    .unwrap();
+    assert!(held.is_empty(), "{held:?}");
+    app.stop().await;
+    llm.assert_clean();
+}

@@ -410,6 +410,19 @@ async fn user_step(aws: &Aws, scope: &AwsScope, step: &PlanStep) -> Result<Strin
     let iam = &aws.iam;
     match step.action.as_str() {
         "AttachUserPolicy" => {
+            // What was checked and approved is one version of the policy;
+            // a new default version since is another policy.
+            let approved = step.arguments["policy_version"].as_str();
+            let now = super::read::policy_version(aws, policy)
+                .await?
+                .map(|v| v.id);
+            if approved.is_none() || now.as_deref() != approved {
+                return Err(StepError::Refused(format!(
+                    "`{policy}`'s default version is {} now, not the {} that was approved; ask for a new plan",
+                    now.as_deref().unwrap_or("gone"),
+                    approved.unwrap_or("unrecorded one")
+                )));
+            }
             iam.attach_user_policy()
                 .user_name(user)
                 .policy_arn(policy)

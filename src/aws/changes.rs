@@ -544,11 +544,11 @@ impl Tool for UserChange {
             let fail = |e: super::AwsError| format!("error: {e}");
             let arguments = match self.action {
                 "AttachUserPolicy" => {
-                    let document = read::policy_document(aws, target)
+                    let version = read::policy_version(aws, target)
                         .await
                         .map_err(fail)?
                         .ok_or_else(|| format!("refused: there is no managed policy `{target}`"))?;
-                    let checked = super::policy::check(&document);
+                    let checked = super::policy::check(&version.document);
                     if let Some(refusal) = attach_refusal(scope, target, &checked) {
                         return Err(refusal);
                     }
@@ -565,8 +565,10 @@ impl Tool for UserChange {
                             )
                         })
                         .collect();
+                    // The version checked is the version approved: the
+                    // apply refuses if the default version changed since.
                     json!({ "user": user, "user_arn": arn, "policy_arn": target,
-                            "policy_findings": findings })
+                            "policy_version": version.id, "policy_findings": findings })
                 }
                 "DetachUserPolicy" => {
                     if !read::attached_policies(aws, &read::Holder::User(user.to_string()))

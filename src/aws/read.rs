@@ -357,9 +357,24 @@ pub async fn role_tags(aws: &Aws, name: &str) -> Result<BTreeMap<String, String>
         .collect())
 }
 
+/// A managed policy's default version: its id and its document.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PolicyVersion {
+    /// `v1`, `v2`…: what a plan binds to, so that a new default version
+    /// set after the approval is not what gets attached.
+    pub id: String,
+    pub document: String,
+}
+
 /// The document of managed policy `arn`'s default version (IAM hands it
 /// out URL-encoded); `None` when there is no such policy.
 pub async fn policy_document(aws: &Aws, arn: &str) -> Result<Option<String>, AwsError> {
+    Ok(policy_version(aws, arn).await?.map(|v| v.document))
+}
+
+/// Managed policy `arn`'s default version; `None` when there is no such
+/// policy.
+pub async fn policy_version(aws: &Aws, arn: &str) -> Result<Option<PolicyVersion>, AwsError> {
     let policy = match aws.iam.get_policy().policy_arn(arn).send().await {
         Ok(out) => out.policy,
         Err(e) => {
@@ -386,12 +401,16 @@ pub async fn policy_document(aws: &Aws, arn: &str) -> Result<Option<String>, Aws
         .policy_version()
         .and_then(|v| v.document())
         .unwrap_or_default();
-    Ok(Some(if raw.trim_start().starts_with('{') {
+    let document = if raw.trim_start().starts_with('{') {
         raw.to_string()
     } else {
         percent_encoding::percent_decode_str(raw)
             .decode_utf8_lossy()
             .into_owned()
+    };
+    Ok(Some(PolicyVersion {
+        id: version.to_string(),
+        document,
     }))
 }
 
