@@ -10,6 +10,7 @@ pub mod app_credentials;
 pub mod authz;
 pub mod aws;
 pub mod backoff;
+pub mod ceilings;
 pub mod cli;
 pub mod command;
 pub mod config;

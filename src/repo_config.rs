@@ -199,6 +199,10 @@ pub struct AwsScope {
     /// each one is a decision the repository's owners made by name.
     #[serde(default)]
     pub attachable_policies: Vec<String>,
+    /// What the operator's ceiling leaves (`AGENTIC_POLICY_FILE`); never
+    /// read from the repository's file.
+    #[serde(skip)]
+    pub bounds: Option<crate::ceilings::Bounds>,
 }
 
 fn default_trigger_label() -> String {
@@ -250,12 +254,35 @@ pub struct RepoConfig {
     pub aws: Option<AwsScope>,
 }
 
-/// Why the file was not used: said to the people on the thread.
+/// Why the file was not used as written: said to the people on the thread.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("`{PATH}` on the default branch {what}; I am using the defaults until it is fixed")]
+#[error("`{PATH}` on the default branch {what}; {instead}")]
 pub struct ConfigProblem {
     /// "does not parse (line 3, column 5): `review.auot`: unknown field …"
     pub what: String,
+    /// What is used instead.
+    pub instead: Instead,
+}
+
+/// What is used instead of a file with a problem.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Instead {
+    /// The whole file's defaults (it does not parse).
+    Defaults,
+    /// The file, without AWS.
+    NoAws,
+    /// The file, with its AWS scope cut to the operator's ceiling.
+    Ceiling,
+}
+
+impl std::fmt::Display for Instead {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Instead::Defaults => "I am using the defaults until it is fixed",
+            Instead::NoAws => "no AWS tool runs for this repository until it is fixed",
+            Instead::Ceiling => "the ceiling applies instead",
+        })
+    }
 }
 
 impl RepoConfig {

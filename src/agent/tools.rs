@@ -10,7 +10,8 @@ use serde_json::{json, Value};
 use crate::github::GitHub;
 
 /// What a tool can do to the world, least severe first.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum RiskTier {
     /// Looks only: list, describe, get.
     Read,

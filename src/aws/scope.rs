@@ -4,6 +4,7 @@
 use globset::Glob;
 
 use super::read::Instance;
+use crate::agent::tools::RiskTier;
 use crate::repo_config::AwsScope;
 
 /// Why a resource or a region is out of scope, said to people and to the
@@ -21,18 +22,30 @@ pub fn no_scope() -> Refusal {
 /// The credentials are in the account `aws.account` names, when it names
 /// one: `actual` is what STS says they are in.
 pub fn account(scope: &AwsScope, actual: &str) -> Result<(), Refusal> {
-    match &scope.account {
-        Some(wanted) if wanted != actual => Err(format!(
+    if let Some(wanted) = scope.account.as_ref().filter(|w| *w != actual) {
+        return Err(format!(
             "the bot's AWS credentials are in account {actual}, not in this repository's `aws.account` ({wanted})"
-        )),
+        ));
+    }
+    match &scope.bounds {
+        Some(b) if !b.accounts.is_empty() && !b.accounts.iter().any(|a| a == actual) => {
+            Err(format!(
+                "the bot's AWS credentials are in account {actual}, which this server's ceiling for this repository does not allow ({})",
+                b.accounts.join(", ")
+            ))
+        }
         _ => Ok(()),
     }
 }
 
 /// Check the account of `aws` against the scope (one STS call, only when
-/// the scope names an account).
+/// the scope or its ceiling names an account).
 pub async fn check_account(aws: &super::Aws, scope: &AwsScope) -> Result<(), Refusal> {
-    if scope.account.is_none() {
+    let ceiling_names_one = scope
+        .bounds
+        .as_ref()
+        .is_some_and(|b| !b.accounts.is_empty());
+    if scope.account.is_none() && !ceiling_names_one {
         return Ok(());
     }
     let actual = super::read::account(aws)
@@ -99,13 +112,41 @@ pub fn iam(scope: &AwsScope) -> Result<(), Refusal> {
     }
 }
 
-/// The bucket may be read or changed: its name matches `aws.buckets`.
-pub fn bucket(scope: &AwsScope, name: &str) -> Result<(), Refusal> {
-    let allowed = scope
-        .buckets
+/// A plan whose tier is `tier` may be made and applied here: the
+/// operator's ceiling allows that tier.
+pub fn tier(scope: &AwsScope, tier: RiskTier) -> Result<(), Refusal> {
+    match &scope.bounds {
+        Some(b) if tier > b.max_tier => Err(format!(
+            "it is {}, and this server's ceiling for this repository (`{}`) allows plans up to {} only",
+            tier.as_str(),
+            b.pattern,
+            b.max_tier.as_str()
+        )),
+        _ => Ok(()),
+    }
+}
+
+fn matches_any(globs: &[String], name: &str) -> bool {
+    globs
         .iter()
         .filter_map(|g| Glob::new(g).ok())
-        .any(|g| g.compile_matcher().is_match(name));
+        .any(|g| g.compile_matcher().is_match(name))
+}
+
+/// The bucket may be read or changed: its name matches `aws.buckets`, and
+/// the operator's ceiling when there is one.
+pub fn bucket(scope: &AwsScope, name: &str) -> Result<(), Refusal> {
+    let allowed = matches_any(&scope.buckets, name);
+    if let Some(b) = scope
+        .bounds
+        .as_ref()
+        .filter(|b| !matches_any(&b.buckets, name))
+    {
+        return Err(format!(
+            "bucket `{name}` is outside this server's ceiling for this repository (`{}`)",
+            b.pattern
+        ));
+    }
     if allowed {
         Ok(())
     } else if scope.buckets.is_empty() {

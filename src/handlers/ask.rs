@@ -143,10 +143,18 @@ pub async fn answer(
         asked_by: &ev.author.login,
         text: question,
         aws: match scope {
-            Some(scope) => Some(crate::aws::tools::AwsAccess {
-                aws: ctx.aws().await,
-                scope,
-            }),
+            // Reads too are held to the account the scope and its ceiling
+            // name.
+            Some(scope) => {
+                let aws = ctx.aws().await;
+                match crate::aws::scope::check_account(&aws, &scope).await {
+                    Ok(()) => Some(crate::aws::tools::AwsAccess { aws, scope }),
+                    Err(refusal) => {
+                        tracing::warn!(%refusal, "no AWS tool for this question");
+                        None
+                    }
+                }
+            }
             None => None,
         },
     };

@@ -43,6 +43,9 @@ pub struct JobContext {
     /// The AWS clients, built on first use (no cost for a bot that never
     /// touches AWS).
     aws: Arc<tokio::sync::OnceCell<crate::aws::Aws>>,
+    /// The operator's scope ceilings (`AGENTIC_POLICY_FILE`), swapped on
+    /// SIGHUP; `None` without a policy file.
+    pub policy: Arc<ArcSwapOption<crate::ceilings::Policy>>,
 }
 
 /// A repository's settings and when they were read.
@@ -66,6 +69,7 @@ impl JobContext {
         config: Arc<Config>,
         github: Arc<ArcSwapOption<GitHubApp>>,
         redactor: Redactor,
+        policy: Arc<ArcSwapOption<crate::ceilings::Policy>>,
     ) -> JobContext {
         JobContext {
             llm: Llm::new(&config),
@@ -81,6 +85,7 @@ impl JobContext {
             github,
             repo_configs: Arc::new(Mutex::new(HashMap::new())),
             aws: Arc::new(tokio::sync::OnceCell::new()),
+            policy,
         }
     }
 
@@ -94,8 +99,30 @@ impl JobContext {
 
     /// `.github/agentic.yml` from `repo`'s default branch — never from a
     /// pull request's head — or the defaults, with what is wrong with the
-    /// file if it does not parse. Cached for [`REPO_CONFIG_TTL`] per replica.
+    /// file if it does not parse; its AWS scope bounded by the operator's
+    /// ceiling as the policy is now (`crate::ceilings::bound`). The file is
+    /// cached for [`REPO_CONFIG_TTL`] per replica; the ceiling is applied at
+    /// every call, so a reloaded policy counts at once.
     pub async fn repo_config(
+        &self,
+        github: &GitHub,
+        repo: &str,
+    ) -> Result<Arc<LoadedConfig>, JobError> {
+        let read = self.read_repo_config(github, repo).await?;
+        let policy = self.policy.load();
+        let (aws, problem) =
+            crate::ceilings::bound(repo, read.config.aws.as_ref(), policy.as_deref());
+        if problem.is_none() && aws == read.config.aws {
+            return Ok(read);
+        }
+        let mut bounded = LoadedConfig::clone(&read);
+        bounded.config.aws = aws;
+        bounded.problem = bounded.problem.or(problem);
+        Ok(Arc::new(bounded))
+    }
+
+    /// The file as read (cached), before any ceiling.
+    async fn read_repo_config(
         &self,
         github: &GitHub,
         repo: &str,
@@ -120,7 +147,10 @@ impl JobContext {
                 },
                 Err(what) => LoadedConfig {
                     config: RepoConfig::default(),
-                    problem: Some(ConfigProblem { what }),
+                    problem: Some(ConfigProblem {
+                        what,
+                        instead: crate::repo_config::Instead::Defaults,
+                    }),
                 },
             },
         };
