@@ -113,6 +113,24 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Stop every apply, on every replica, within seconds: none starts, and
+    /// a running one pauses after the step it is on. Planning, review and
+    /// questions go on. Audited.
+    Freeze {
+        /// Why, shown on every plan and every refused apply.
+        #[arg(long)]
+        reason: String,
+        /// Who froze it, for the audit log and the notice (default: $USER).
+        #[arg(long)]
+        by: Option<String>,
+    },
+    /// Lift the freeze; paused applies resume with `/agentic apply N`.
+    /// Audited.
+    Unfreeze {
+        /// Who lifted it, for the audit log (default: $USER).
+        #[arg(long)]
+        by: Option<String>,
+    },
     /// Delete what the retention settings no longer keep (serve does it
     /// hourly in the background).
     Prune {
@@ -258,6 +276,38 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             json,
             action,
         } => jobs(state, json, action).await,
+        Command::Freeze { reason, by } => {
+            let reason = reason.trim();
+            if reason.is_empty() {
+                anyhow::bail!("--reason: say why applies are frozen; it is shown on every plan");
+            }
+            let by = operator_name(by);
+            let config = operator_config()?;
+            let store = Store::open(&config.database_url).await?;
+            let result = store.set_freeze(reason, &by).await;
+            store.close().await;
+            let f = result?;
+            println!(
+                "applies are frozen (by {}, reason: {}); `agentic unfreeze` lifts it",
+                f.set_by, f.reason
+            );
+            Ok(())
+        }
+        Command::Unfreeze { by } => {
+            let by = operator_name(by);
+            let config = operator_config()?;
+            let store = Store::open(&config.database_url).await?;
+            let result = store.lift_freeze(&by).await;
+            store.close().await;
+            match result? {
+                Some(f) => println!(
+                    "applies are no longer frozen (frozen by {} for: {}); paused applies resume with `/agentic apply N`",
+                    f.set_by, f.reason
+                ),
+                None => println!("applies were not frozen; nothing changed"),
+            }
+            Ok(())
+        }
         Command::Prune { dry_run } => {
             let config = operator_config()?;
             let store = Store::open(&config.database_url).await?;
@@ -285,6 +335,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
 /// prune never holds the writer long.
 pub const PRUNE_BATCH: usize = 500;
 pub const PRUNE_PAUSE: std::time::Duration = std::time::Duration::from_millis(20);
+
+/// Who runs an operator command: `--by`, or the login user.
+fn operator_name(by: Option<String>) -> String {
+    by.or_else(|| std::env::var("USER").ok())
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "operator".to_string())
+}
 
 /// The settings for an operator command, with logs on stderr.
 fn operator_config() -> anyhow::Result<Config> {
@@ -314,6 +372,22 @@ async fn jobs(
             Some(s) => store.jobs_in_state(s.as_str()).await?,
             None => store.jobs().await?,
         };
+        // The freeze first, where an operator in an incident looks; on
+        // stderr with --json, so the array stays the whole of stdout.
+        if let Some(f) = store.freeze().await? {
+            let since = chrono::DateTime::from_timestamp_millis(f.set_at)
+                .map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string())
+                .unwrap_or_default();
+            let line = format!(
+                "FROZEN since {since} by {}: {} (no apply runs; `agentic unfreeze` lifts it)",
+                f.set_by, f.reason
+            );
+            if json {
+                eprintln!("{line}");
+            } else {
+                println!("{line}\n");
+            }
+        }
         if json {
             println!("{}", serde_json::to_string_pretty(&rows)?);
             return Ok(());
@@ -482,7 +556,13 @@ async fn review(repo: String, number: u64, post: bool) -> anyhow::Result<()> {
     let settings = match github.file(&repo, crate::repo_config::PATH, None).await? {
         None => crate::repo_config::RepoConfig::default(),
         Some((text, _)) => crate::repo_config::RepoConfig::parse(&text).unwrap_or_else(|what| {
-            eprintln!("warning: {}", crate::repo_config::ConfigProblem { what });
+            eprintln!(
+                "warning: {}",
+                crate::repo_config::ConfigProblem {
+                    what,
+                    instead: crate::repo_config::Instead::Defaults,
+                }
+            );
             crate::repo_config::RepoConfig::default()
         }),
     };

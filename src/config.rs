@@ -6,6 +6,7 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
@@ -104,6 +105,14 @@ pub struct Config {
     /// (`AGENTIC_AWS_APPLY_WITHOUT_SESSION_POLICY=true`): logged at start-up
     /// and shown on every plan.
     pub aws_apply_without_session_policy: bool,
+    /// `AGENTIC_POLICY_FILE`: the operator's scope ceilings, re-read on
+    /// SIGHUP.
+    pub policy_file: Option<PathBuf>,
+    /// The policy as read at start-up (`None` without a policy file).
+    pub policy: Option<Arc<crate::ceilings::Policy>>,
+    /// `AGENTIC_METRICS_LISTEN`: a second address for `/metrics`,
+    /// `/healthz` and `/readyz`, which the public one then does not serve.
+    pub metrics_listen: Option<SocketAddr>,
     /// Tokens one review may spend, all model calls together: the bound on
     /// a review's cost, however large the pull request.
     pub review_max_tokens: u64,
@@ -135,9 +144,13 @@ pub struct Config {
     pub test_step_delay: Option<Duration>,
 }
 
-/// Every key the service reads, for the file parser's typo check.
-const KEYS: &[&str] = &[
+/// Every key the service reads, for the file parser's typo check and the
+/// README's settings table (`tests/docs.rs`). `AGENTIC_CONFIG_FILE` names
+/// the file, so it is not one of them.
+pub const KEYS: &[&str] = &[
     "AGENTIC_LISTEN",
+    "AGENTIC_METRICS_LISTEN",
+    "AGENTIC_POLICY_FILE",
     "AGENTIC_DATABASE_URL",
     "AGENTIC_WEBHOOK_SECRET",
     "AGENTIC_WEBHOOK_SECRETS_FILE",
@@ -183,6 +196,8 @@ const KEYS: &[&str] = &[
     "AGENTIC_AWS_ROLE_ARN",
     "AGENTIC_AWS_APPLY_ROLE_ARN",
     "AGENTIC_AWS_APPLY_WITHOUT_SESSION_POLICY",
+    "AGENTIC_REVIEW_MAX_TOKENS",
+    "AGENTIC_REVIEW_DIFF_TOKENS",
     "RUST_LOG",
 ];
 
@@ -217,12 +232,34 @@ impl Config {
         }
         let vars = Vars(vars);
 
-        let listen = parse_or(
+        let listen: SocketAddr = parse_or(
             vars.get("AGENTIC_LISTEN"),
             "127.0.0.1:3000",
             "AGENTIC_LISTEN",
             "a socket address like 127.0.0.1:3000",
         )?;
+        let metrics_listen = match vars.get("AGENTIC_METRICS_LISTEN") {
+            None => None,
+            some => Some(parse_or::<SocketAddr>(
+                some,
+                "",
+                "AGENTIC_METRICS_LISTEN",
+                "a socket address like 127.0.0.1:9100",
+            )?),
+        };
+        if metrics_listen == Some(listen) && listen.port() != 0 {
+            return Err(bad(
+                "AGENTIC_METRICS_LISTEN",
+                "is the same address as AGENTIC_LISTEN; give it its own, or leave it unset",
+            ));
+        }
+        let policy_file = vars.get("AGENTIC_POLICY_FILE").map(PathBuf::from);
+        let policy = match &policy_file {
+            None => None,
+            Some(path) => Some(Arc::new(
+                crate::ceilings::Policy::load(path).map_err(|e| bad("AGENTIC_POLICY_FILE", e))?,
+            )),
+        };
         let database_url = vars
             .get("AGENTIC_DATABASE_URL")
             .unwrap_or("sqlite://agentic.db")
@@ -437,6 +474,9 @@ impl Config {
             aws_role_arn: vars.get("AGENTIC_AWS_ROLE_ARN").map(str::to_string),
             aws_apply_role_arn: vars.get("AGENTIC_AWS_APPLY_ROLE_ARN").map(str::to_string),
             aws_apply_without_session_policy,
+            policy_file,
+            policy,
+            metrics_listen,
             notice_window,
             max_jobs_per_installation,
             webhook_body_timeout,

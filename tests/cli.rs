@@ -492,3 +492,84 @@ async fn audit_prints_the_log_by_repository_and_time_on_both_backends() {
         assert!(text(&out.stderr).contains("`yesterday` is neither an RFC 3339 time nor an age"));
     }
 }
+
+/// `agentic freeze` / `unfreeze`: stored (so every replica sees it), shown
+/// by `agentic jobs`, audited, on both backends.
+#[tokio::test(flavor = "multi_thread")]
+async fn freeze_and_unfreeze_are_stored_shown_and_audited_on_both_backends() {
+    let dir = tempfile::tempdir().unwrap();
+    let postgres = support::postgres_db().await;
+    let sqlite = format!("sqlite://{}", dir.path().join("freeze.db").display());
+    for url in [sqlite.as_str(), postgres.url.as_str()] {
+        let run = |args: &[&str]| {
+            agentic(
+                dir.path(),
+                args,
+                &[
+                    ("AGENTIC_DATABASE_URL", url),
+                    ("RUST_LOG", "off"),
+                    ("USER", "ops-alice"),
+                ],
+            )
+        };
+        assert!(run(&["migrate"]).status.success(), "{url}");
+        let out = run(&["freeze", "--reason", "  "]);
+        assert!(!out.status.success(), "{url}: a reason is required");
+        assert!(text(&out.stderr).contains("--reason"), "{url}");
+        let out = run(&["freeze", "--reason", "incident 42"]);
+        assert!(out.status.success(), "{url}: {}", text(&out.stderr));
+        assert_eq!(
+            text(&out.stdout),
+            "applies are frozen (by ops-alice, reason: incident 42); `agentic unfreeze` lifts it\n",
+            "{url}"
+        );
+        let table = text(&run(&["jobs"]).stdout);
+        let first = table.lines().next().unwrap();
+        assert!(
+            first.starts_with("FROZEN since ")
+                && first.ends_with(
+                    " by ops-alice: incident 42 (no apply runs; `agentic unfreeze` lifts it)"
+                ),
+            "{url}: {table}"
+        );
+        // --json keeps stdout one array; the freeze goes to stderr.
+        let out = run(&["jobs", "--json"]);
+        let _: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert!(text(&out.stderr).starts_with("FROZEN since "), "{url}");
+        let out = run(&["unfreeze", "--by", "ops-bob"]);
+        assert_eq!(
+            text(&out.stdout),
+            "applies are no longer frozen (frozen by ops-alice for: incident 42); paused applies resume with `/agentic apply N`\n",
+            "{url}"
+        );
+        assert!(!text(&run(&["jobs"]).stdout).contains("FROZEN"), "{url}");
+        let out = run(&["unfreeze"]);
+        assert_eq!(
+            text(&out.stdout),
+            "applies were not frozen; nothing changed\n",
+            "{url}"
+        );
+        let log: serde_json::Value =
+            serde_json::from_slice(&run(&["audit", "--json"]).stdout).unwrap();
+        let flips: Vec<(String, String)> = log
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|a| a["action"].as_str().unwrap().starts_with("freeze."))
+            .map(|a| {
+                (
+                    a["action"].as_str().unwrap().to_string(),
+                    a["actor"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            flips,
+            [
+                ("freeze.set".to_string(), "ops-alice".to_string()),
+                ("freeze.lifted".to_string(), "ops-bob".to_string())
+            ],
+            "{url}"
+        );
+    }
+}

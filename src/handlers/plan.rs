@@ -69,15 +69,18 @@ async fn scope_of(
     github: &GitHub,
     repo: &str,
 ) -> Result<Result<AwsScope, String>, JobError> {
-    Ok(
-        match ctx.repo_config(github, repo).await?.config.aws.clone() {
-            Some(scope) => Ok(scope),
-            None => Err(format!(
-                "I cannot plan AWS changes here: {}.",
-                crate::aws::scope::no_scope()
-            )),
-        },
-    )
+    let settings = ctx.repo_config(github, repo).await?;
+    Ok(match (&settings.config.aws, &settings.problem) {
+        (Some(scope), _) => Ok(scope.clone()),
+        // The problem itself is said with the reply, once.
+        (None, Some(_)) => Err(
+            "I cannot plan or apply AWS changes here: no AWS tool runs for this repository until the problem with its settings is fixed (said with every reply here, `/agentic help` too).".into(),
+        ),
+        (None, None) => Err(format!(
+            "I cannot plan AWS changes here: {}.",
+            crate::aws::scope::no_scope()
+        )),
+    })
 }
 
 /// The pull request's head now (issues: `None`).
@@ -257,6 +260,21 @@ pub async fn propose(
     if !plan_text::fits(&steps, &refusals, &ctx.redactor) {
         return Ok(plan_text::too_large(steps.len()));
     }
+    // The operator's ceiling caps the tier; the whole plan is refused, so
+    // nobody approves a part of what was asked for thinking it the whole.
+    if let Err(why) = crate::aws::scope::tier(&scope, plan::risk(&steps)) {
+        ctx.audit(
+            job,
+            &ev.author.login,
+            "plan.refused",
+            serde_json::json!({ "why": why, "steps": steps }),
+        )
+        .await?;
+        return Ok(format!(
+            "⚠️ I cannot make this plan: {why}. Nothing was planned.\n\n{}",
+            plan_text::steps_text(&steps, &refusals, &ctx.redactor)
+        ));
+    }
     let id = ctx
         .store
         .create_plan(
@@ -292,6 +310,9 @@ pub async fn propose(
     if unlimited_applies(ctx) {
         text.push_str(plan_text::UNLIMITED_APPLY);
     }
+    if let Some(f) = ctx.store.freeze().await? {
+        text.push_str(&plan_text::frozen_notice(&f));
+    }
     // Shown now, and when by GitHub's clock: a bare `/agentic approve`
     // approves only a plan shown before its comment was written.
     progress
@@ -325,6 +346,11 @@ async fn check_run(
         plan_text::check_run_summary(plan, needs, &ctx.redactor).map_err(JobError::Permanent)?;
     if unlimited_applies(ctx) {
         summary.push_str(plan_text::UNLIMITED_APPLY);
+    }
+    if plan.status == "proposed" || plan.status == "applying" {
+        if let Some(f) = ctx.store.freeze().await? {
+            summary.push_str(&plan_text::frozen_notice(&f));
+        }
     }
     let output = serde_json::json!({
         "title": title,
@@ -929,6 +955,21 @@ pub async fn apply(
             plan.id, scope.max_instances
         ));
     }
+    // The ceiling as the operator's policy says now: tightened since the
+    // plan was made, it stops the plan here.
+    if let Err(why) = crate::aws::scope::tier(&scope, plan::risk(&plan.steps)) {
+        ctx.audit(
+            job,
+            who,
+            "plan.apply_refused",
+            serde_json::json!({ "plan": plan.id, "why": why }),
+        )
+        .await?;
+        return Ok(format!(
+            "I cannot apply plan {}: {why}. Nothing ran.",
+            plan.id
+        ));
+    }
     if ctx.config.aws_apply_role_arn.is_none() && !ctx.config.aws_apply_without_session_policy {
         // Without an apply role there is no session policy: the apply
         // could do anything the base credentials can. Only an explicit
@@ -941,6 +982,17 @@ pub async fn apply(
         )
         .await?;
         return Ok(plan_text::no_apply_role(plan.id));
+    }
+    // The operator's freeze: no apply starts, resumes or is taken over.
+    if let Some(f) = ctx.store.freeze().await? {
+        ctx.audit(
+            job,
+            who,
+            "plan.apply_refused",
+            serde_json::json!({ "plan": plan.id, "why": "frozen", "freeze": f }),
+        )
+        .await?;
+        return Ok(plan_text::frozen_refusal(plan.id, &f));
     }
     // This very job going on after a restart passed every check when it
     // started the apply. Anyone else, starting it or taking over a dead
@@ -1099,6 +1151,23 @@ pub async fn apply(
                 lines.join("\n")
             ));
         }
+        // The operator's freeze pauses it here too: the plan stays
+        // `applying` with its locks, for an apply after the freeze.
+        if let Some(f) = ctx.store.freeze().await? {
+            ctx.audit(
+                job,
+                who,
+                "plan.apply_paused",
+                serde_json::json!({ "plan": plan.id, "before_step": n, "freeze": f }),
+            )
+            .await?;
+            refresh_check_run(ctx, job, &status.github, plan.id).await?;
+            lines.extend(not_run(&plan.steps, i));
+            return Ok(format!(
+                "{lead}{}",
+                plan_text::frozen_pause(plan.id, i + 1, &f, &lines)
+            ));
+        }
         status
             .show(&format!(
                 "{before}Applying plan {}…\n\n{}\n⏳ {}",
@@ -1128,10 +1197,19 @@ pub async fn apply(
                     step_line(i + 1, step),
                     plan_text::outcome_text(&result)
                 ));
-                if let Some(pause) = ctx.config.test_step_delay {
+                // Tests only: a pause between two steps, which a cancel or
+                // a freeze ends early.
+                let more = i + 1 < plan.steps.len();
+                if let Some(pause) = ctx.config.test_step_delay.filter(|_| more) {
+                    let frozen = async {
+                        while !matches!(ctx.store.freeze().await, Ok(Some(_))) {
+                            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                        }
+                    };
                     tokio::select! {
                         () = tokio::time::sleep(pause) => {}
                         _ = job.cancel.requested() => {}
+                        () = frozen => {}
                     }
                 }
             }

@@ -12,7 +12,7 @@
 use crate::agent::tools::RiskTier;
 use crate::plan::{PlanStep, Refusal, MAX_PLAN_STEPS};
 use crate::redact::Redactor;
-use crate::store::PlanRow;
+use crate::store::{Freeze, PlanRow};
 
 /// Largest text of a plan's steps and refusals, in bytes. GitHub takes at
 /// most 65,535 bytes in a check run's summary and 65,536 characters in a
@@ -315,7 +315,7 @@ pub fn refusals_text(refusals: &[Refusal], redactor: &Redactor) -> String {
 
 /// The steps, numbered, then the refusals: the part of a plan whose size
 /// [`MAX_PLAN_RENDERED_BYTES`] bounds.
-fn steps_text(steps: &[PlanStep], refusals: &[Refusal], redactor: &Redactor) -> String {
+pub fn steps_text(steps: &[PlanStep], refusals: &[Refusal], redactor: &Redactor) -> String {
     let blocks: Vec<String> = steps
         .iter()
         .enumerate()
@@ -409,6 +409,51 @@ pub fn render(plan: &PlanRow, needs: &[String], redactor: &Redactor) -> String {
 /// Said under every plan when the operator lets applies run without a
 /// session policy (`AGENTIC_AWS_APPLY_WITHOUT_SESSION_POLICY=true`).
 pub const UNLIMITED_APPLY: &str = "\n\n⚠️ This installation applies plans with its own AWS credentials and no session policy (`AGENTIC_AWS_APPLY_WITHOUT_SESSION_POLICY`): nothing but this plan's steps and its executor limits what an apply may do.";
+
+/// When, by whom and why applies were frozen, in one sentence.
+fn freeze_text(f: &Freeze) -> String {
+    let since = chrono::DateTime::from_timestamp_millis(f.set_at)
+        .map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string())
+        .unwrap_or_default();
+    format!(
+        "applies are frozen by the operator (`{}`, since {since}): {}",
+        outcome_text(&f.set_by),
+        outcome_text(&f.reason)
+    )
+}
+
+/// Said under every plan, and in its check run, while applies are frozen.
+pub fn frozen_notice(f: &Freeze) -> String {
+    format!(
+        "\n\n🧊 {}. This plan can be approved, but nothing is applied until the freeze is lifted.",
+        capitalised(&freeze_text(f))
+    )
+}
+
+/// The reply to an apply while applies are frozen.
+pub fn frozen_refusal(id: i64, f: &Freeze) -> String {
+    format!(
+        "🧊 I cannot apply plan {id} now: {}. Nothing ran; `/agentic apply {id}` works again once the freeze is lifted.",
+        freeze_text(f)
+    )
+}
+
+/// The reply when a freeze stops a running apply between two steps.
+pub fn frozen_pause(id: i64, next: usize, f: &Freeze, lines: &[String]) -> String {
+    format!(
+        "🧊 Plan {id} paused before step {next}: {}. The steps marked ✅ ran; the rest did not. The plan stays `applying` and keeps its locks; `/agentic apply {id}` resumes it once the freeze is lifted.\n\n{}",
+        freeze_text(f),
+        lines.join("\n")
+    )
+}
+
+fn capitalised(s: &str) -> String {
+    let mut c = s.chars();
+    match c.next() {
+        Some(first) => first.to_uppercase().chain(c).collect(),
+        None => String::new(),
+    }
+}
 
 /// The reply to an approval of a plan whose comment someone else changed
 /// (or deleted) after the bot posted it.

@@ -40,6 +40,8 @@ pub struct AppState {
     /// Shared with the logs and the worker; learns the secrets of an App
     /// registered while running.
     pub redactor: crate::redact::Redactor,
+    /// The operator's scope ceilings, swapped by [`AppState::reload_policy`].
+    pub policy: Arc<ArcSwapOption<crate::ceilings::Policy>>,
 }
 
 impl AppState {
@@ -68,12 +70,26 @@ impl AppState {
             metrics: Arc::new(Metrics::new()),
             secrets: Arc::new(ArcSwap::from_pointee(config.webhook_secrets.clone())),
             github: Arc::new(ArcSwapOption::from(github)),
-            config,
             wake: Arc::new(Notify::new()),
             setup: Arc::new(setup::SetupState::default()),
             inflight: Arc::new(tokio::sync::Semaphore::new(inflight)),
             redactor,
+            policy: Arc::new(ArcSwapOption::from(config.policy.clone())),
+            config,
         })
+    }
+
+    /// Read `AGENTIC_POLICY_FILE` again (SIGHUP). A file that does not
+    /// parse is refused and the policy in force stays; the error names the
+    /// key. Without a policy file there is nothing to read.
+    pub fn reload_policy(&self) -> Result<usize, String> {
+        let Some(path) = &self.config.policy_file else {
+            return Err("AGENTIC_POLICY_FILE is not set; there is no policy to reload".into());
+        };
+        let policy = crate::ceilings::Policy::load(path)?;
+        let entries = policy.len();
+        self.policy.store(Some(Arc::new(policy)));
+        Ok(entries)
     }
 
     pub fn webhook_secrets(&self) -> arc_swap::Guard<Arc<Vec<SecretString>>> {
@@ -113,6 +129,7 @@ impl AppState {
                 self.config.clone(),
                 self.github.clone(),
                 self.redactor.clone(),
+                self.policy.clone(),
             ),
             metrics: self.metrics.clone(),
             wake: self.wake.clone(),
@@ -120,18 +137,36 @@ impl AppState {
     }
 }
 
-/// The whole HTTP surface.
+/// The paths the internet may reach: the webhook and the setup flow. A
+/// reverse proxy exposes these and nothing else.
+pub const PUBLIC_PATHS: &[&str] = &[WEBHOOK_PATH, "/", "/setup/callback"];
+
+/// Where GitHub delivers webhooks.
+pub const WEBHOOK_PATH: &str = "/api/github/webhooks";
+
+/// The whole HTTP surface on one listener (no `AGENTIC_METRICS_LISTEN`).
 pub fn router(state: AppState) -> Router {
+    public_router(state.clone()).merge(operator_router(state))
+}
+
+/// The webhook and the setup flow.
+pub fn public_router(state: AppState) -> Router {
     Router::new()
         .route(
-            "/api/github/webhooks",
+            WEBHOOK_PATH,
             post(webhook::receive).layer(DefaultBodyLimit::max(webhook::MAX_BODY_BYTES)),
         )
+        .route("/", get(setup::index))
+        .route("/setup/callback", get(setup::callback))
+        .with_state(state)
+}
+
+/// Health and metrics, for the operator's monitoring only.
+pub fn operator_router(state: AppState) -> Router {
+    Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(healthz))
         .route("/metrics", get(metrics))
-        .route("/", get(setup::index))
-        .route("/setup/callback", get(setup::callback))
         .with_state(state)
 }
 
@@ -168,6 +203,9 @@ async fn metrics(State(state): State<AppState>) -> Response {
 /// A running server, for tests and for `serve`.
 pub struct Running {
     pub addr: std::net::SocketAddr,
+    /// Where `/metrics` and the health checks are served when
+    /// `AGENTIC_METRICS_LISTEN` gives them their own address.
+    pub metrics_addr: Option<std::net::SocketAddr>,
     pub state: AppState,
     pub shutdown: CancellationToken,
     handle: tokio::task::JoinHandle<anyhow::Result<()>>,
@@ -211,6 +249,18 @@ pub async fn start_with(
         .await
         .with_context(|| format!("AGENTIC_LISTEN: cannot listen on {}", config.listen))?;
     let addr = listener.local_addr().context("reading the bound address")?;
+    let metrics_listener = match config.metrics_listen {
+        None => None,
+        Some(at) => Some(
+            tokio::net::TcpListener::bind(at)
+                .await
+                .with_context(|| format!("AGENTIC_METRICS_LISTEN: cannot listen on {at}"))?,
+        ),
+    };
+    let metrics_addr = match &metrics_listener {
+        None => None,
+        Some(l) => Some(l.local_addr().context("reading the bound address")?),
+    };
     let state = AppState::new(store.clone(), config.clone(), redactor)?;
     let shutdown = CancellationToken::new();
     let worker = tokio::spawn(state.worker().run(shutdown.clone()));
@@ -219,8 +269,30 @@ pub async fn start_with(
         config.retention,
         shutdown.clone(),
     ));
-    let app = router(state.clone());
+    let app = match &metrics_listener {
+        None => router(state.clone()),
+        Some(_) => public_router(state.clone()),
+    };
     tracing::info!(%addr, "listening on http://{addr}");
+    let metrics_server = metrics_listener.map(|l| {
+        let stop = shutdown.clone();
+        let app = operator_router(state.clone());
+        tracing::info!(addr = ?metrics_addr, "serving /metrics, /healthz and /readyz on their own address");
+        tokio::spawn(async move {
+            axum::serve(l, app)
+                .with_graceful_shutdown(stop.cancelled_owned())
+                .await
+        })
+    });
+    match &config.policy {
+        Some(p) => tracing::info!(
+            entries = p.len(),
+            "AGENTIC_POLICY_FILE: repositories' AWS scopes are bounded by the operator's ceilings"
+        ),
+        None => tracing::warn!(
+            "no AGENTIC_POLICY_FILE: each repository sets its own AWS scope in .github/agentic.yml (whoever can merge to its default branch decides what it may touch); set a policy file to put ceilings on them"
+        ),
+    }
     if config.aws_apply_role_arn.is_none() && config.aws_apply_without_session_policy {
         tracing::warn!(
             "AGENTIC_AWS_APPLY_WITHOUT_SESSION_POLICY=true: plans are applied with this process's own AWS credentials, with no session policy limiting them to the approved steps; every plan says so"
@@ -245,6 +317,9 @@ pub async fn start_with(
             .context("HTTP server failed");
         // Whatever ended the server ends the worker too.
         stop.cancel();
+        if let Some(m) = metrics_server {
+            let _ = m.await;
+        }
         let _ = worker.await;
         let _ = pruner.await;
         store.close().await;
@@ -253,6 +328,7 @@ pub async fn start_with(
     });
     Ok(Running {
         addr,
+        metrics_addr,
         state,
         shutdown,
         handle,
@@ -299,12 +375,43 @@ async fn prune_in_background(
 pub async fn serve(config: Config, redactor: crate::redact::Redactor) -> anyhow::Result<()> {
     let running = start_with(config, redactor).await?;
     let shutdown = running.shutdown.clone();
+    tokio::spawn(reload_on_hangup(running.state.clone(), shutdown.clone()));
     tokio::spawn(async move {
         wait_for_signal().await;
         tracing::info!("shutting down: no new work; running jobs get the grace period");
         shutdown.cancel();
     });
     running.wait().await
+}
+
+/// SIGHUP re-reads `AGENTIC_POLICY_FILE`; a bad file is refused, logged,
+/// and the policy in force stays.
+async fn reload_on_hangup(state: AppState, shutdown: CancellationToken) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let Ok(mut hup) = signal(SignalKind::hangup()) else {
+            tracing::warn!("cannot listen for SIGHUP; the policy file is read at start-up only");
+            return;
+        };
+        loop {
+            tokio::select! {
+                _ = hup.recv() => {}
+                _ = shutdown.cancelled() => return,
+            }
+            match state.reload_policy() {
+                Ok(entries) => tracing::info!(entries, "AGENTIC_POLICY_FILE reloaded"),
+                Err(e) => tracing::error!(
+                    error = %e,
+                    "AGENTIC_POLICY_FILE: reload refused; the policy in force stays"
+                ),
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = (state, shutdown);
+    }
 }
 
 async fn wait_for_signal() {

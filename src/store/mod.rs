@@ -9,6 +9,7 @@
 //! SQLite pragmas and checkpoint, and the migrations (`migrations/sqlite`,
 //! `migrations/postgres`, kept in step and compared by a test).
 
+mod freeze;
 mod intake;
 mod limits;
 mod plans;
@@ -22,6 +23,7 @@ use serde::Serialize;
 use sqlx::any::AnyPoolOptions;
 use sqlx::{AnyConnection, AnyPool, Executor, Row};
 
+pub use freeze::Freeze;
 pub use limits::Admission;
 pub use plans::{ApplyStart, PlanRow, StepRun};
 pub use retention::{PruneReport, Retention};
