@@ -27,6 +27,9 @@ ENV AGENTIC_LISTEN=0.0.0.0:3000 \
     AGENTIC_DATABASE_URL=sqlite:///var/lib/agentic/agentic.db \
     AGENTIC_APP_CREDENTIALS_PATH=/var/lib/agentic/agentic-app.json \
     AGENTIC_LOG_FORMAT=json
+# The webhook and the setup flow. Set AGENTIC_METRICS_LISTEN=0.0.0.0:9100 to
+# move /metrics, /healthz and /readyz to a port you do not publish
+# (docs/INSTALL.md); unset, they are served on 3000 too.
 EXPOSE 3000
 STOPSIGNAL SIGTERM
 ENTRYPOINT ["agentic"]
