@@ -52,6 +52,23 @@ pub struct AwsCeiling {
     /// The highest tier a plan may reach.
     #[serde(default = "destructive")]
     pub max_tier: RiskTier,
+    /// Instance types a repository may launch (absent: any it names).
+    #[serde(default)]
+    pub instance_types: Option<Vec<String>>,
+    /// Images a repository may launch from (absent: any it names).
+    #[serde(default)]
+    pub amis: Option<Vec<String>>,
+    /// Most instances one plan may launch (absent: what the repository
+    /// says).
+    #[serde(default)]
+    pub max_instances: Option<u32>,
+    /// Admin-equivalent managed policies a repository may list in its
+    /// `aws.attachable_policies` (absent: none).
+    #[serde(default)]
+    pub attachable_policies: Vec<String>,
+    /// IAM may be read and changed at all (with the required tag).
+    #[serde(default = "yes")]
+    pub iam: bool,
     /// The repository must name `aws.required_tag` (its own name): without
     /// one, every instance in its regions would be in its scope. On unless
     /// the operator turns it off for an entry.
@@ -98,7 +115,11 @@ pub struct Bounds {
     pub pattern: String,
     pub accounts: Vec<String>,
     pub buckets: Vec<String>,
+    /// Bucket globs that more specific entries of the policy name inside
+    /// this entry's: those buckets are theirs, not this repository's.
+    pub claimed: Vec<String>,
     pub max_tier: RiskTier,
+    pub iam: bool,
 }
 
 /// A parsed policy file.
@@ -199,6 +220,30 @@ impl Policy {
         Policy::parse(&text)
     }
 
+    /// Bucket globs of other entries that lie inside `entry`'s (read as
+    /// text, as a repository's own globs are): narrower claims on buckets
+    /// the broader entry would otherwise share.
+    fn claimed_inside(&self, pattern: &str, own: &[String]) -> Vec<String> {
+        let own: Vec<GlobMatcher> = own
+            .iter()
+            .filter_map(|g| Glob::new(g).ok())
+            .map(|g| g.compile_matcher())
+            .collect();
+        let mut claimed: Vec<String> = self
+            .rules
+            .iter()
+            .filter(|r| r.pattern != pattern)
+            .filter_map(|r| r.entry.aws.as_ref())
+            .flat_map(|a| a.buckets.iter())
+            .filter(|g| !own.iter().any(|o| o.glob().glob() == g.as_str()))
+            .filter(|g| own.iter().any(|o| o.is_match(g.as_str())))
+            .cloned()
+            .collect();
+        claimed.sort();
+        claimed.dedup();
+        claimed
+    }
+
     /// How many entries the file has.
     pub fn len(&self) -> usize {
         self.rules.len()
@@ -292,20 +337,53 @@ pub fn bound(
         }
         inside
     });
-    bounded.buckets.retain(|b| {
-        // A repository's glob must lie inside one of the ceiling's: read as
-        // text, it matches a ceiling glob (and every bucket is checked
-        // against both lists anyway).
-        let inside = ceiling
-            .buckets
+    let claimed = policy.claimed_inside(pattern, &ceiling.buckets);
+    let matches = |globs: &[String], text: &str| {
+        globs
             .iter()
             .filter_map(|c| Glob::new(c).ok())
-            .any(|c| c.compile_matcher().is_match(b));
+            .any(|c| c.compile_matcher().is_match(text))
+    };
+    bounded.buckets.retain(|b| {
+        // A repository's glob must lie inside one of the ceiling's and
+        // outside what other entries claim: read as text, it matches a
+        // ceiling glob and no claimed one (and every bucket is checked
+        // against all three lists anyway).
+        let inside = matches(&ceiling.buckets, b) && !matches(&claimed, b);
         if !inside {
             beyond.push(format!("bucket glob `{b}`"));
         }
         inside
     });
+    let mut within = |what: &str, asked: &mut Vec<String>, allowed: Option<&Vec<String>>| {
+        if let Some(allowed) = allowed {
+            asked.retain(|x| {
+                let inside = allowed.contains(x);
+                if !inside {
+                    beyond.push(format!("{what} `{x}`"));
+                }
+                inside
+            });
+        }
+    };
+    within(
+        "instance type",
+        &mut bounded.instance_types,
+        ceiling.instance_types.as_ref(),
+    );
+    within("image", &mut bounded.amis, ceiling.amis.as_ref());
+    within(
+        "attachable policy",
+        &mut bounded.attachable_policies,
+        Some(&ceiling.attachable_policies),
+    );
+    if let Some(most) = ceiling.max_instances.filter(|m| bounded.max_instances > *m) {
+        beyond.push(format!(
+            "`max_instances: {}` (at most {most})",
+            bounded.max_instances
+        ));
+        bounded.max_instances = most;
+    }
     let account_outside = match &scope.account {
         Some(a) if !ceiling.accounts.is_empty() && !ceiling.accounts.contains(a) => {
             beyond.push(format!("account `{a}`"));
@@ -332,7 +410,9 @@ pub fn bound(
         pattern: pattern.to_string(),
         accounts: ceiling.accounts.clone(),
         buckets: ceiling.buckets.clone(),
+        claimed,
         max_tier: ceiling.max_tier,
+        iam: ceiling.iam,
     });
     let said = |instead| {
         (!beyond.is_empty()).then(|| {
@@ -417,6 +497,44 @@ repositories:
                 ..
             }
         ));
+    }
+
+    #[test]
+    fn a_broader_entry_cannot_reach_buckets_or_launches_a_narrower_one_claims() {
+        let p = Policy::parse(
+            "repositories:\n  \"octo-org/*\":\n    aws:\n      regions: [us-east-1]\n      buckets: ['octo-*']\n      instance_types: [t3.micro]\n      max_instances: 2\n      iam: false\n  \"octo-org/infra\":\n    aws:\n      regions: [us-east-1]\n      buckets: ['octo-infra-*']\n      attachable_policies: ['arn:aws:iam::aws:policy/AdministratorAccess']\n",
+        )
+        .unwrap();
+        let asks = |repo: &str| {
+            scope(&format!(
+                "aws:\n  regions: [us-east-1]\n  required_tag: t={repo}\n  buckets: ['octo-infra-*', 'octo-app-*']\n  instance_types: [t3.micro, p5.48xlarge]\n  max_instances: 100\n  attachable_policies: ['arn:aws:iam::aws:policy/AdministratorAccess']\n"
+            ))
+        };
+        let (s, problem) = bound("octo-org/app", Some(&asks("octo-org/app")), Some(&p));
+        let s = s.unwrap();
+        assert_eq!(s.buckets, ["octo-app-*"]);
+        assert_eq!(s.instance_types, ["t3.micro"]);
+        assert_eq!(s.max_instances, 2);
+        assert!(s.attachable_policies.is_empty());
+        let problem = problem.unwrap().to_string();
+        for cut in [
+            "bucket glob `octo-infra-*`",
+            "instance type `p5.48xlarge`",
+            "`max_instances: 100` (at most 2)",
+            "attachable policy `arn:aws:iam::aws:policy/AdministratorAccess`",
+        ] {
+            assert!(problem.contains(cut), "{cut}: {problem}");
+        }
+        // The narrower claim holds for a bucket name too, and IAM is off.
+        assert!(crate::aws::scope::bucket(&s, "octo-infra-state").is_err());
+        assert!(crate::aws::scope::bucket(&s, "octo-app-logs").is_ok());
+        assert!(crate::aws::scope::iam(&s).is_err());
+        // The narrower entry keeps its own.
+        let (s, _) = bound("octo-org/infra", Some(&asks("octo-org/infra")), Some(&p));
+        let s = s.unwrap();
+        assert_eq!(s.buckets, ["octo-infra-*"]);
+        assert_eq!(s.attachable_policies.len(), 1);
+        assert!(crate::aws::scope::iam(&s).is_ok());
     }
 
     #[test]
@@ -527,7 +645,6 @@ repositories:
         );
         let lax = Policy::parse("repositories:\n  \"octo-org/*\":\n    aws:\n      regions: [eu-west-1]\n      require_tag: false\n").unwrap();
         let (s, problem) = bound("octo-org/app", Some(&untagged), Some(&lax));
-        let (s, problem) = bound("octo-org/app", Some(&narrow), Some(&p));
         assert!(s.is_some() && problem.is_none(), "{problem:?}");
     }
 

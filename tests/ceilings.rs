@@ -478,3 +478,59 @@ async fn sighup_reloads_the_policy_file_and_refuses_a_bad_one() {
     serve.kill().unwrap();
     serve.wait().unwrap();
 }
+
+/// A ceiling tightened while an apply runs stops the steps it no longer
+/// allows: the scope is read again before every step.
+#[tokio::test]
+async fn a_ceiling_tightened_mid_apply_stops_the_next_step() {
+    let _turn = MOTO.lock().await;
+    moto::reset().await;
+    let here = moto::aws(REGION).await;
+    let first = moto::instance(&here, &[TAG]).await;
+    let second = moto::instance(&here, &[TAG]).await;
+    let (gh, llm) = support::world().await;
+    repo_config(&gh, &format!("  regions: [{REGION}]\n{}", own_tag()));
+    let file = policy(&ceiling(&format!("      regions: [{REGION}]\n")));
+    llm.script([
+        Step::Tool(
+            "aws_stop_instances",
+            json!({ "instance_ids": [first, second] }),
+        ),
+        Step::Answer("Stop both.".into()),
+    ]);
+    gh.role("mia-maintainer", "maintain");
+    // A pause between the two steps, in which the operator tightens the
+    // file and reloads it.
+    let app = TestApp::start(
+        plan_options(&gh, &llm)
+            .var("AGENTIC_POLICY_FILE", file.path().to_str().unwrap())
+            .var("AGENTIC_TEST_STEP_DELAY_MS", "2000"),
+    )
+    .await;
+    say(&app, &gh, 57, 1, "bob-reviewer", "/agentic plan stop both").await;
+    support::plans::post(&app, 2, "bob-reviewer", "/agentic apply 1").await;
+    support::wait_until("the first step", || async {
+        let runs = app.store().plan_step_runs(1).await.unwrap();
+        runs.iter()
+            .any(|r| r.step == 1 && r.state == "done")
+            .then_some(())
+    })
+    .await;
+    std::fs::write(
+        file.path(),
+        ceiling(&format!(
+            "      regions: [{REGION}]\n      max_tier: read\n"
+        )),
+    )
+    .unwrap();
+    assert_eq!(app.running.as_ref().unwrap().state.reload_policy(), Ok(1));
+    let jobs = app.wait_for_jobs(2).await;
+    let reply = support::plans::reply_of(&gh, jobs[1].id);
+    assert!(reply.starts_with("Plan 1 stopped at step 2"), "{reply}");
+    assert!(reply.contains("allows plans up to read only"), "{reply}");
+    assert_eq!(moto::state(&here, &first).await, "stopped");
+    assert_eq!(moto::state(&here, &second).await, "running");
+    assert_eq!(app.store().plan(1).await.unwrap().unwrap().status, "failed");
+    app.stop().await;
+    llm.assert_clean();
+}

@@ -103,6 +103,12 @@ pub fn user(
 /// IAM may be read or changed at all: only with a required tag, which
 /// decides which users and roles are this repository's.
 pub fn iam(scope: &AwsScope) -> Result<(), Refusal> {
+    if let Some(b) = scope.bounds.as_ref().filter(|b| !b.iam) {
+        return Err(format!(
+            "IAM is off for this repository under this server's ceiling (`{}`)",
+            b.pattern
+        ));
+    }
     match scope.tag() {
         Some(_) => Ok(()),
         None => Err(
@@ -144,6 +150,16 @@ pub fn bucket(scope: &AwsScope, name: &str) -> Result<(), Refusal> {
     {
         return Err(format!(
             "bucket `{name}` is outside this server's ceiling for this repository (`{}`)",
+            b.pattern
+        ));
+    }
+    if let Some(b) = scope
+        .bounds
+        .as_ref()
+        .filter(|b| matches_any(&b.claimed, name))
+    {
+        return Err(format!(
+            "bucket `{name}` belongs to a more specific entry of this server's policy than this repository's (`{}`)",
             b.pattern
         ));
     }

@@ -1151,8 +1151,17 @@ pub async fn apply(
                 lines.join("\n")
             ));
         }
-        // The operator's freeze pauses it here too: the plan stays
-        // `applying` with its locks, for an apply after the freeze.
+        status
+            .show(&format!(
+                "{before}Applying plan {}…\n\n{}\n⏳ {}",
+                plan.id,
+                lines.join("\n"),
+                step_line(i + 1, step)
+            ))
+            .await?;
+        // The operator's freeze pauses it here, read as late as can be
+        // before the step: the plan stays `applying` with its locks, for an
+        // apply after the freeze.
         if let Some(f) = ctx.store.freeze().await? {
             ctx.audit(
                 job,
@@ -1168,19 +1177,23 @@ pub async fn apply(
                 plan_text::frozen_pause(plan.id, i + 1, &f, &lines)
             ));
         }
-        status
-            .show(&format!(
-                "{before}Applying plan {}…\n\n{}\n⏳ {}",
-                plan.id,
-                lines.join("\n"),
-                step_line(i + 1, step)
-            ))
-            .await?;
         ctx.store.record_step(plan.id, n, "running", None).await?;
         if !ctx.store.holds_lease(job).await? {
             return Err(JobError::LeaseLost);
         }
-        match crate::aws::apply::run_step(&aws, &scope, step, &step_key(plan.id, n)).await {
+        // The scope and its ceiling as they are now: a policy tightened
+        // (and reloaded) during an apply stops the steps it no longer
+        // allows.
+        let outcome = match scope_of(ctx, &status.github, repo).await? {
+            Err(refusal) => Err(refusal),
+            Ok(now) => match crate::aws::scope::tier(&now, plan::risk(&plan.steps)) {
+                Err(why) => Err(format!("refused: {why}")),
+                Ok(()) => crate::aws::apply::run_step(&aws, &now, step, &step_key(plan.id, n))
+                    .await
+                    .map_err(|e| e.to_string()),
+            },
+        };
+        match outcome {
             Ok(result) => {
                 ctx.store
                     .record_step(plan.id, n, "done", Some(&result))
@@ -1213,8 +1226,7 @@ pub async fn apply(
                     }
                 }
             }
-            Err(e) => {
-                let reason = e.to_string();
+            Err(reason) => {
                 ctx.store
                     .record_step(plan.id, n, "failed", Some(&reason))
                     .await?;
