@@ -11,13 +11,25 @@
 
 use std::collections::HashMap;
 
-/// Which version of the file a line number refers to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// Which version of the file a line number refers to, spelled as GitHub's
+/// review API spells it (`LEFT`, `RIGHT`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
 pub enum Side {
     /// The old version (removed lines).
     Left,
     /// The new version (added and context lines).
+    #[default]
     Right,
+}
+
+impl Side {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Side::Left => "LEFT",
+            Side::Right => "RIGHT",
+        }
+    }
 }
 
 /// What a diff line does.
@@ -225,6 +237,47 @@ impl Patch {
     pub fn text_at(&self, side: Side, line: u32) -> Option<&str> {
         let &(h, l) = self.commentable.get(&(side, line))?;
         Some(&self.hunks[h].lines[l].text)
+    }
+
+    /// The lines a comment may sit on on `side`, with their text, by
+    /// number.
+    pub fn lines_on(&self, side: Side) -> Vec<(u32, &str)> {
+        let mut lines: Vec<(u32, &str)> = self
+            .commentable
+            .iter()
+            .filter(|((s, _), _)| *s == side)
+            .map(|(&(_, n), &(h, l))| (n, self.hunks[h].lines[l].text.as_str()))
+            .collect();
+        lines.sort_unstable_by_key(|(n, _)| *n);
+        lines
+    }
+
+    /// The patch as the model reads it: each hunk's header, then every
+    /// line with the number a comment on it uses — `new N` for added and
+    /// context lines (side `RIGHT`), `old N` for removed lines (side
+    /// `LEFT`) — then `|`, the diff's marker and the line's text.
+    pub fn numbered(&self) -> String {
+        let mut out = String::new();
+        for h in &self.hunks {
+            out.push_str(&format!(
+                "@@ -{},{} +{},{} @@ {}\n",
+                h.old_start, h.old_len, h.new_start, h.new_len, h.section
+            ));
+            for l in &h.lines {
+                let (label, marker) = match l.kind {
+                    LineKind::Added => (format!("new {}", l.new.unwrap_or(0)), '+'),
+                    LineKind::Context => (format!("new {}", l.new.unwrap_or(0)), ' '),
+                    LineKind::Removed => (format!("old {}", l.old.unwrap_or(0)), '-'),
+                };
+                out.push_str(&format!("{label:>9} |{marker}{}\n", l.text));
+            }
+        }
+        out
+    }
+
+    /// How many lines the hunks hold.
+    pub fn line_count(&self) -> usize {
+        self.hunks.iter().map(|h| h.lines.len()).sum()
     }
 
     /// The new-side numbers of the lines a comment may sit on, ascending.

@@ -30,8 +30,10 @@ pub struct Submission {
     pub comments: Vec<Finding>,
 }
 
-/// One finding: `line` (and `start_line` for a range) on the new side of
-/// the diff; `suggestion` the exact replacement for those lines.
+/// One finding: `line` (and `start_line` for a range) on `side` of the
+/// diff, with the exact text of those lines (`anchor`, `start_anchor`),
+/// which is what decides where it lands; `suggestion` the exact
+/// replacement for those lines.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Finding {
@@ -39,6 +41,15 @@ pub struct Finding {
     pub line: u32,
     #[serde(default)]
     pub start_line: Option<u32>,
+    /// `RIGHT` (added and context lines, new numbers) or `LEFT` (removed
+    /// lines, old numbers).
+    #[serde(default)]
+    pub side: Side,
+    /// The text of `line`, as the diff shows it after its marker.
+    pub anchor: String,
+    /// The text of `start_line`, for a range.
+    #[serde(default)]
+    pub start_anchor: Option<String>,
     pub severity: Severity,
     pub body: String,
     #[serde(default)]
@@ -51,7 +62,7 @@ pub fn tool_spec() -> Value {
         "type": "function",
         "function": {
             "name": SUBMIT_REVIEW,
-            "description": "Hand in the review: a summary, and findings on lines of the diff's new side. Call it once, when done reading.",
+            "description": "Hand in the review: a summary, and findings on lines of the diff, each quoting the exact text of its line. Call it once, when done reading.",
             "parameters": {
                 "type": "object",
                 "properties": {
@@ -62,13 +73,16 @@ pub fn tool_spec() -> Value {
                             "type": "object",
                             "properties": {
                                 "path": { "type": "string" },
-                                "line": { "type": "integer", "description": "Line number on the new (right) side of the diff" },
-                                "start_line": { "type": "integer", "description": "First line of a multi-line finding" },
+                                "line": { "type": "integer", "description": "The number the diff shows for the line: `new N` → N with side RIGHT, `old N` → N with side LEFT" },
+                                "side": { "type": "string", "enum": ["RIGHT", "LEFT"], "description": "RIGHT (default) for `new` lines, LEFT for removed (`old`) lines" },
+                                "anchor": { "type": "string", "description": "The exact text of that line, as shown after its `|` and marker (`+`, `-` or space), without the marker" },
+                                "start_line": { "type": "integer", "description": "First line of a multi-line finding (same side, same hunk)" },
+                                "start_anchor": { "type": "string", "description": "The exact text of start_line, as for anchor" },
                                 "severity": { "type": "string", "enum": ["critical", "major", "minor", "nit"] },
                                 "body": { "type": "string" },
-                                "suggestion": { "type": "string", "description": "Exact replacement text for start_line..line (or line)" }
+                                "suggestion": { "type": "string", "description": "Exact replacement text for start_line..line (or line) on the RIGHT side, without diff markers" }
                             },
-                            "required": ["path", "line", "severity", "body"],
+                            "required": ["path", "line", "anchor", "severity", "body"],
                             "additionalProperties": false
                         }
                     }
@@ -102,21 +116,18 @@ pub fn parse_submission(arguments: &str) -> Result<Submission, String> {
 }
 
 /// A stable name for a finding: its file, the text of the line it is on
-/// (not the number, which moves when lines are added above), and what it
-/// says. The same finding on the same code is the same fingerprint after
-/// a push, a retry or a re-run.
-pub fn fingerprint(path: &str, line_text: &str, body: &str) -> String {
-    let normalized: String = body
-        .split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ")
-        .to_lowercase();
+/// (not the number, which moves when lines are added above, and not its
+/// wording, which a model changes from run to run) and its severity. The
+/// same finding on the same code is the same fingerprint after a push, a
+/// retry or a re-run, however it is worded.
+pub fn fingerprint(path: &str, line_text: &str, severity: Severity) -> String {
+    let line: String = line_text.split_whitespace().collect::<Vec<_>>().join(" ");
     let mut h = Sha256::new();
     h.update(path.as_bytes());
     h.update([0]);
-    h.update(line_text.trim().as_bytes());
+    h.update(line.as_bytes());
     h.update([0]);
-    h.update(normalized.as_bytes());
+    h.update(severity_name(severity).as_bytes());
     hex::encode(&h.finalize()[..10])
 }
 
@@ -183,10 +194,11 @@ impl InlineComment {
     /// As `POST /pulls/{n}/reviews` takes it in `comments`.
     pub fn to_json(&self) -> Value {
         let f = &self.finding;
-        let mut v = json!({ "path": f.path, "line": f.line, "side": "RIGHT", "body": self.body });
+        let side = f.side.as_str();
+        let mut v = json!({ "path": f.path, "line": f.line, "side": side, "body": self.body });
         if let Some(start) = f.start_line.filter(|s| *s < f.line) {
             v["start_line"] = json!(start);
-            v["start_side"] = json!("RIGHT");
+            v["start_side"] = json!(side);
         }
         v
     }
@@ -199,6 +211,114 @@ pub enum NotInline {
     FileNotInDiff,
     /// Its line (or range) is not one GitHub takes a comment on.
     LineNotInDiff,
+    /// The text it quotes is not at its line, and no one line of the
+    /// file's diff holds that text.
+    AnchorNotFound,
+}
+
+/// The same line text, ignoring whitespace.
+fn same_text(a: &str, b: &str) -> bool {
+    a.split_whitespace().eq(b.split_whitespace())
+}
+
+/// The one line of the diff, on `side` first and then on the other, whose
+/// text is `anchor`; `None` when none or several are.
+fn unique_line(patch: &Patch, side: Side, anchor: &str) -> Option<(Side, u32)> {
+    if anchor.trim().is_empty() {
+        return None;
+    }
+    let other = match side {
+        Side::Right => Side::Left,
+        Side::Left => Side::Right,
+    };
+    for s in [side, other] {
+        let found: Vec<u32> = patch
+            .lines_on(s)
+            .into_iter()
+            .filter(|(_, t)| same_text(t, anchor))
+            .map(|(n, _)| n)
+            .collect();
+        match found.as_slice() {
+            [] => continue,
+            [n] => return Some((s, *n)),
+            _ => return None,
+        }
+    }
+    None
+}
+
+/// Where `f` lands in its file's diff: on its own line(s) when the text
+/// there is what it quotes (`true`: exact), else on the one line whose
+/// text it quotes (`false`: moved, or a range cut to its last line);
+/// `None` when neither.
+fn place(patch: &Patch, f: &Finding) -> Option<(Finding, bool)> {
+    let at = |side: Side, n: u32, anchor: &str| {
+        patch.text_at(side, n).is_some_and(|t| same_text(t, anchor))
+    };
+    let start = f.start_line.filter(|s| *s < f.line);
+    if at(f.side, f.line, &f.anchor) {
+        let start_ok = match (start, &f.start_anchor) {
+            (None, _) => true,
+            (Some(s), Some(a)) => at(f.side, s, a),
+            (Some(_), None) => false,
+        };
+        if start_ok && patch.can_comment(f.side, start, f.line) {
+            let mut placed = f.clone();
+            placed.start_line = start;
+            return Some((placed, true));
+        }
+        // The range cannot be checked: its last line alone.
+        let mut placed = f.clone();
+        placed.start_line = None;
+        return Some((placed, false));
+    }
+    let (side, line) = unique_line(patch, f.side, &f.anchor)?;
+    let start = f
+        .start_anchor
+        .as_deref()
+        .filter(|_| f.start_line.is_some())
+        .and_then(|a| unique_line(patch, side, a))
+        .filter(|(s, n)| *s == side && *n < line && patch.can_comment(side, Some(*n), line))
+        .map(|(_, n)| n);
+    let mut placed = f.clone();
+    placed.side = side;
+    placed.line = line;
+    placed.start_line = start;
+    Some((placed, false))
+}
+
+/// A suggestion as GitHub will apply it to `placed`'s lines, or `None`
+/// when it should not be offered: diff markers the model copied in are
+/// taken out (`+`, and the space of a context line; a `-` line is
+/// dropped), and a suggestion that is then empty, or the very text already
+/// there, is no suggestion.
+fn clean_suggestion(suggestion: &str, patch: &Patch, placed: &Finding) -> Option<String> {
+    let lines: Vec<&str> = suggestion.lines().collect();
+    let diff_like = lines.iter().any(|l| l.starts_with('+'))
+        && lines
+            .iter()
+            .all(|l| l.is_empty() || l.starts_with(['+', '-', ' ']));
+    let cleaned = if diff_like {
+        let kept: Vec<&str> = lines
+            .iter()
+            .filter(|l| !l.starts_with('-'))
+            .map(|l| l.get(1..).unwrap_or(""))
+            .collect();
+        if kept.is_empty() {
+            return None;
+        }
+        kept.join("\n")
+    } else {
+        suggestion.to_string()
+    };
+    let from = placed.start_line.unwrap_or(placed.line);
+    let current: Vec<&str> = (from..=placed.line)
+        .filter_map(|n| patch.text_at(Side::Right, n))
+        .collect();
+    if cleaned.trim_end_matches('\n') == current.join("\n") {
+        return None;
+    }
+    Some(cleaned)
 }
 
 /// What a review posts.
@@ -241,13 +361,34 @@ pub fn plan(
             out.in_summary.push((f, NotInline::FileNotInDiff));
             continue;
         };
-        if !patch.can_comment(Side::Right, f.start_line, f.line) {
-            out.in_summary.push((f, NotInline::LineNotInDiff));
+        let Some((mut placed, exact)) = place(patch, &f) else {
+            let why = if patch.can_comment(f.side, f.start_line, f.line) {
+                NotInline::AnchorNotFound
+            } else {
+                NotInline::LineNotInDiff
+            };
+            out.in_summary.push((f, why));
             continue;
-        }
-        let line_text = patch.text_at(Side::Right, f.line).unwrap_or_default();
-        let fp = fingerprint(&f.path, line_text, &f.body);
-        if posted.contains(&fp) || !seen.insert(fp.clone()) {
+        };
+        // A suggestion replaces lines when someone presses its button:
+        // only on exactly the lines it was written for, on the new side.
+        placed.suggestion = match (&f.suggestion, exact, placed.side) {
+            (Some(s), true, Side::Right) => clean_suggestion(s, patch, &placed),
+            _ => None,
+        };
+        let f = placed;
+        let line_text = patch.text_at(f.side, f.line).unwrap_or_default();
+        let fp = fingerprint(&f.path, line_text, f.severity);
+        // Posted by an earlier run: the same line and severity, however
+        // worded. Within this run, two findings on one line are two
+        // findings unless they say the same.
+        let said: String = f
+            .body
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+            .to_lowercase();
+        if posted.contains(&fp) || !seen.insert((fp.clone(), said)) {
             out.already_posted += 1;
             continue;
         }
@@ -273,6 +414,7 @@ pub fn summary(model_summary: &str, plan: &Plan) -> String {
             let why = match why {
                 NotInline::FileNotInDiff => "file not in this diff",
                 NotInline::LineNotInDiff => "line not in the diff",
+                NotInline::AnchorNotFound => "the line it quotes is not in the diff",
             };
             out.push_str(&format!(
                 "\n- **{}** `{}` line {} ({why}): {}",
@@ -378,6 +520,9 @@ pub struct Assembled {
     pub included: Vec<String>,
     /// Paths left out, with why, in the order of the files.
     pub omitted: Vec<(String, Omission)>,
+    /// Paths whose diff was too long for one piece and was cut: (path,
+    /// lines shown, lines in all).
+    pub partial: Vec<(String, usize, usize)>,
 }
 
 /// The tokenizer of `model` where tiktoken knows it, `o200k_base`
@@ -421,7 +566,7 @@ pub fn assemble(
     fence: &crate::agent::tools::Fence,
 ) -> Assembled {
     let mut out = Assembled::default();
-    let mut candidates = Vec::new();
+    let mut candidates: Vec<(&ChangedFile, Patch)> = Vec::new();
     for f in files {
         let omission = if ignore.is_match(&f.path) {
             Some(Omission::Ignored)
@@ -434,30 +579,57 @@ pub fn assemble(
                 None => Some(Omission::NoPatch),
                 Some(p) => match Patch::parse(p) {
                     Err(e) => Some(Omission::Unreadable(e.to_string())),
-                    Ok(_) => None,
+                    Ok(parsed) => {
+                        candidates.push((f, parsed));
+                        None
+                    }
                 },
             }
         };
-        match omission {
-            Some(o) => out.omitted.push((f.path.clone(), o)),
-            None => candidates.push(f),
+        if let Some(o) = omission {
+            out.omitted.push((f.path.clone(), o));
         }
     }
-    candidates.sort_by_key(|f| (kind_rank(&f.path), f.additions + f.deletions));
+    candidates.sort_by_key(|(f, _)| (kind_rank(&f.path), f.additions + f.deletions));
     let mut chosen = HashSet::new();
     let mut over = HashMap::new();
-    for f in &candidates {
+    let mut partial = HashMap::new();
+    for (f, patch) in &candidates {
         let mut about = format!("{} ({}", f.path, f.status);
         if let Some(prev) = &f.previous_path {
             about.push_str(&format!(", renamed from {prev}"));
         }
         about.push_str(&format!(", +{} -{})\n", f.additions, f.deletions));
+        // Every line numbered as a comment on it counts it; a diff longer
+        // than one piece is cut at a line, and said to be.
+        let numbered = patch.numbered();
+        let room = crate::agent::tools::MAX_PIECE.saturating_sub(about.len() + 200);
+        let shown = if numbered.len() > room {
+            let mut cut = String::new();
+            let mut lines = 0;
+            for line in numbered.split_inclusive('\n') {
+                if cut.len() + line.len() > room {
+                    break;
+                }
+                cut.push_str(line);
+                lines += 1;
+            }
+            let total = numbered.lines().count();
+            cut.push_str(&format!(
+                "[cut here: the first {lines} of this diff's {total} lines are shown]\n"
+            ));
+            partial.insert(f.path.clone(), (lines, total));
+            cut
+        } else {
+            numbered
+        };
         let piece = fence.wrap(
             "changed file: path, then its diff",
-            &format!("{about}{}", f.patch.as_deref().unwrap_or("")),
+            &format!("{about}{shown}"),
         );
         let tokens = bpe.count_ordinary(&piece);
         if out.tokens + tokens > budget {
+            partial.remove(&f.path);
             over.insert(f.path.clone(), tokens);
             continue;
         }
@@ -470,6 +642,9 @@ pub fn assemble(
     for f in files {
         if chosen.contains(&f.path) {
             out.included.push(f.path.clone());
+            if let Some((shown, total)) = partial.get(&f.path) {
+                out.partial.push((f.path.clone(), *shown, *total));
+            }
         } else if let Some(tokens) = over.get(&f.path) {
             out.omitted
                 .push((f.path.clone(), Omission::OverBudget(*tokens)));
@@ -514,6 +689,20 @@ pub fn omitted_for_model(assembled: &Assembled, fence: &crate::agent::tools::Fen
     )
 }
 
+/// The summary's list of files that were reviewed only in part.
+pub fn partly_reviewed(partial: &[(String, usize, usize)]) -> String {
+    if partial.is_empty() {
+        return String::new();
+    }
+    let mut out = format!("**Partly reviewed ({} file(s))**\n", partial.len());
+    for (path, shown, total) in partial {
+        out.push_str(&format!(
+            "\n- `{path}`: first {shown} of {total} diff lines (the rest was too long to show)"
+        ));
+    }
+    out
+}
+
 /// The summary's list of files that were not reviewed, and why.
 pub fn omissions(omitted: &[(String, Omission)]) -> String {
     if omitted.is_empty() {
@@ -540,11 +729,22 @@ mod tests {
         HashMap::from([("src/main.rs".to_string(), Patch::parse(PATCH).unwrap())])
     }
 
+    /// A finding on `line` of PATCH's new side, quoting that line's text
+    /// (or text no line has, off the diff).
     fn finding(line: u32, severity: Severity, body: &str) -> Finding {
+        let patch = Patch::parse(PATCH).unwrap();
+        let anchor = patch.text_at(Side::Right, line).unwrap_or("(no such line)");
+        anchored(line, anchor, severity, body)
+    }
+
+    fn anchored(line: u32, anchor: &str, severity: Severity, body: &str) -> Finding {
         Finding {
             path: "src/main.rs".into(),
             line,
             start_line: None,
+            side: Side::Right,
+            anchor: anchor.into(),
+            start_anchor: None,
             severity,
             body: body.into(),
             suggestion: None,
@@ -554,16 +754,16 @@ mod tests {
     #[test]
     fn arguments_are_checked_and_errors_speak_to_the_model() {
         let ok = parse_submission(
-            r#"{"summary":"s","comments":[{"path":"a","line":2,"severity":"major","body":"b","suggestion":"x"}]}"#,
+            r#"{"summary":"s","comments":[{"path":"a","line":2,"anchor":"x","severity":"major","body":"b","suggestion":"x"}]}"#,
         )
         .unwrap();
         assert_eq!(ok.comments[0].severity, Severity::Major);
         assert_eq!(parse_submission(r#"{"summary":"s"}"#).unwrap().comments, []);
-        let e = parse_submission(r#"{"summary":"s","comments":[{"path":"a","line":"two","severity":"major","body":"b"}]}"#)
+        let e = parse_submission(r#"{"summary":"s","comments":[{"path":"a","line":"two","anchor":"x","severity":"major","body":"b"}]}"#)
             .unwrap_err();
         assert!(e.contains("`comments[0].line`"), "{e}");
         let e = parse_submission(
-            r#"{"summary":"s","comments":[{"path":"a","line":2,"severity":"blocker","body":"b"}]}"#,
+            r#"{"summary":"s","comments":[{"path":"a","line":2,"anchor":"x","severity":"blocker","body":"b"}]}"#,
         )
         .unwrap_err();
         assert!(
@@ -572,7 +772,7 @@ mod tests {
         );
         let e = parse_submission(r#"{"summary":"s","verdict":"approve"}"#).unwrap_err();
         assert!(e.contains("unknown field `verdict`"), "{e}");
-        let e = parse_submission(r#"{"summary":"s","comments":[{"path":"a","line":2,"start_line":5,"severity":"nit","body":"b"}]}"#)
+        let e = parse_submission(r#"{"summary":"s","comments":[{"path":"a","line":2,"anchor":"x","start_line":5,"severity":"nit","body":"b"}]}"#)
             .unwrap_err();
         assert!(e.contains("comments[0]"), "{e}");
     }
@@ -582,6 +782,7 @@ mod tests {
         let config = ReviewConfig::default();
         let mut range = finding(3, Severity::Major, "two calls");
         range.start_line = Some(2);
+        range.start_anchor = Some("new();".into());
         let plan = plan(
             vec![
                 finding(2, Severity::Minor, "prefer `new_v2`"),
@@ -659,8 +860,8 @@ mod tests {
         let moved = Patch::parse("@@ -1,3 +1,5 @@\n fn main() {\n+    // note\n-    old();\n+    new();\n+    more();\n }\n").unwrap();
         let again = plan(
             vec![
-                finding(3, Severity::Major, "use `try_new`"),
-                finding(4, Severity::Major, "another"),
+                anchored(3, "    new();", Severity::Major, "`try_new` is better here"),
+                anchored(4, "    more();", Severity::Major, "another"),
             ],
             &HashMap::from([("src/main.rs".to_string(), moved)]),
             &config,
@@ -701,6 +902,52 @@ mod tests {
             deletions: deletions as u64,
             patch: patch.map(str::to_string),
         }
+    }
+
+    #[test]
+    fn pipe_operators_reach_the_model_as_written() {
+        let elixir = "@@ -1,2 +1,2 @@\n def show(conn) do\n-  conn |> json(%{})\n+  conn |> put_status(200) |> json(%{ok: true})";
+        let assembled = assemble(
+            &[changed("lib/web.ex", "modified", Some(elixir))],
+            &globset::GlobSet::empty(),
+            100_000,
+            tokenizer("gpt-4o-mini"),
+            &crate::agent::tools::Fence::new(),
+        );
+        assert!(
+            assembled
+                .text
+                .contains("    new 2 |+  conn |> put_status(200) |> json(%{ok: true})\n"),
+            "{}",
+            assembled.text
+        );
+        assert!(assembled.text.contains("    old 2 |-  conn |> json(%{})\n"));
+    }
+
+    #[test]
+    fn a_diff_longer_than_one_piece_is_cut_at_a_line_and_said_to_be() {
+        let long: String = (0..3000)
+            .map(|i| format!("+let value_{i} = {i};\n"))
+            .collect();
+        let long = format!("@@ -0,0 +1,3000 @@\n{long}");
+        let assembled = assemble(
+            &[changed("src/long.rs", "added", Some(&long))],
+            &globset::GlobSet::empty(),
+            1_000_000,
+            tokenizer("gpt-4o-mini"),
+            &crate::agent::tools::Fence::new(),
+        );
+        assert_eq!(assembled.included, ["src/long.rs"]);
+        let [(path, shown, total)] = assembled.partial.as_slice() else {
+            panic!("{:?}", assembled.partial)
+        };
+        assert_eq!((path.as_str(), *total), ("src/long.rs", 3001));
+        assert!(*shown > 100 && shown < total, "{shown}");
+        assert!(assembled.text.contains(&format!(
+            "[cut here: the first {shown} of this diff's 3001 lines are shown]"
+        )));
+        assert!(partly_reviewed(&assembled.partial)
+            .contains(&format!("`src/long.rs`: first {shown} of 3001 diff lines")));
     }
 
     #[test]

@@ -25,6 +25,12 @@ impl Progress for Quiet {
 }
 
 async fn run(llm: &FakeLlm) -> Outcome {
+    run_with(llm, 100_000).await
+}
+
+/// [`run`] with a budget of `max_tokens` (the scripted model reports 150
+/// a call).
+async fn run_with(llm: &FakeLlm, max_tokens: u64) -> Outcome {
     agentic::install_crypto_provider();
     let gh = FakeGitHub::start().await;
     gh.accept_token("ghp_finishtesttoken0123456789abcdefghij");
@@ -69,7 +75,7 @@ async fn run(llm: &FakeLlm) -> Outcome {
     };
     let budget = Budget {
         max_steps: 4,
-        max_tokens: 100_000,
+        max_tokens,
         max_wall: Duration::from_secs(60),
         max_tool_calls_per_turn: 8,
     };
@@ -156,5 +162,32 @@ async fn malformed_twice_ends_honestly() {
         ),
         other => panic!("{other:?}"),
     }
+    llm.assert_clean();
+}
+
+#[tokio::test]
+async fn a_submission_on_the_turn_that_crosses_the_budget_is_kept() {
+    let llm = FakeLlm::start().await;
+    llm.script([Step::Tool(
+        SUBMIT_REVIEW,
+        json!({ "summary": "Done.", "comments": [] }),
+    )]);
+    // The one call costs 150 tokens of a budget of 100.
+    let outcome = run_with(&llm, 100).await;
+    assert_eq!(
+        outcome,
+        Outcome::Submitted(json!({ "summary": "Done.", "findings": 0 }))
+    );
+    llm.assert_clean();
+    // Anything else on that turn still stops at the budget.
+    let llm = FakeLlm::start().await;
+    llm.script([Step::Tool("read_file", json!({ "path": "README.md" }))]);
+    let outcome = run_with(&llm, 100).await;
+    assert_eq!(
+        outcome,
+        Outcome::Stopped {
+            reason: "it used its budget of 100 tokens".into()
+        }
+    );
     llm.assert_clean();
 }

@@ -147,7 +147,7 @@ async fn killed_mid_review_and_restarted_posts_one_review_on_one_check_run() {
     let llm = FakeLlm::start().await;
     let submit = Step::Tool(
         "submit_review",
-        json!({ "summary": "One risk.", "comments": [{ "path": "src/retry.rs", "line": 2, "severity": "major", "body": "`b` panics." }] }),
+        json!({ "summary": "One risk.", "comments": [{ "path": "src/retry.rs", "line": 2, "anchor": "fn b() { panic!() }", "severity": "major", "body": "`b` panics." }] }),
     );
     llm.script([Step::Stall(Duration::from_secs(20)), submit]);
     let dir = tempfile::tempdir().unwrap();

@@ -265,8 +265,8 @@ async fn review_from_the_command_line_prints_the_review_and_posts_it_with_post()
         fake_llm::Step::Tool(
             "submit_review",
             serde_json::json!({ "summary": "One risk.", "comments": [
-                { "path": "src/retry.rs", "line": 2, "severity": "major", "body": "`b` panics." },
-                { "path": "src/retry.rs", "line": 9, "severity": "minor", "body": "Off the diff." }
+                { "path": "src/retry.rs", "line": 2, "anchor": "fn b() { panic!() }", "severity": "major", "body": "`b` panics." },
+                { "path": "src/retry.rs", "line": 9, "anchor": "fn c() {}", "severity": "minor", "body": "Off the diff." }
             ] }),
         )
     };

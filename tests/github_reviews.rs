@@ -56,11 +56,20 @@ async fn client() -> (FakeGitHub, GitHub) {
     (gh, github)
 }
 
+/// A finding on new-side `line` of PATCH, quoting its text as the
+/// contract asks (or text no line has).
 fn finding(line: u32, severity: Severity, body: &str) -> Finding {
+    let patch = Patch::parse(PATCH).unwrap();
     Finding {
         path: "src/main.rs".into(),
         line,
         start_line: None,
+        side: agentic::diff::Side::Right,
+        anchor: patch
+            .text_at(agentic::diff::Side::Right, line)
+            .unwrap_or("(no such line)")
+            .into(),
+        start_anchor: None,
         severity,
         body: body.into(),
         suggestion: None,

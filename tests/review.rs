@@ -113,8 +113,26 @@ async fn say(app: &TestApp, comment_id: u64, user: &str, body: &str) {
     assert_eq!(res.status(), 202);
 }
 
+/// The text of new-side `line` of `path` in this pull request's diff, as
+/// the model reads it there (or text no line has).
+fn text_at(path: &str, line: u32) -> String {
+    let patch = match path {
+        "src/retry.rs" => RETRY_PATCH,
+        "src/jitter.rs" => JITTER_PATCH,
+        _ => "",
+    };
+    agentic::diff::Patch::parse(patch)
+        .ok()
+        .and_then(|p| {
+            p.text_at(agentic::diff::Side::Right, line)
+                .map(str::to_string)
+        })
+        .unwrap_or_else(|| "(no such line in the diff)".into())
+}
+
+/// A finding on new-side `line`, quoting that line as the contract asks.
 fn finding(path: &str, line: u32, severity: &str, body: &str) -> Value {
-    json!({ "path": path, "line": line, "severity": severity, "body": body })
+    json!({ "path": path, "line": line, "anchor": text_at(path, line), "severity": severity, "body": body })
 }
 
 fn submit(summary: &str, comments: Vec<Value>) -> Step {
@@ -159,6 +177,7 @@ async fn an_opened_pull_request_gets_one_review_inline_and_a_check_run_with_anno
         "Ten attempts wait 102 s in all; say so.",
     );
     range["start_line"] = json!(7);
+    range["start_anchor"] = json!(text_at("src/retry.rs", 7));
     llm.script([
         Step::Tool("read_file", json!({ "path": "src/retry.rs" })),
         submit(
@@ -245,7 +264,8 @@ async fn an_opened_pull_request_gets_one_review_inline_and_a_check_run_with_anno
     assert_eq!(run["conclusion"], "neutral");
     assert_eq!(run["output"]["title"], "3 finding(s)");
     let annotations = run["annotations"].as_array().unwrap();
-    assert_eq!(annotations.len(), 3, "{annotations:#?}");
+    // The finding whose line is not in the diff has no line to annotate.
+    assert_eq!(annotations.len(), 2, "{annotations:#?}");
     let lines: Vec<(u64, u64, &str)> = annotations
         .iter()
         .map(|a| {
@@ -256,10 +276,7 @@ async fn an_opened_pull_request_gets_one_review_inline_and_a_check_run_with_anno
             )
         })
         .collect();
-    assert_eq!(
-        lines,
-        [(5, 5, "failure"), (7, 8, "warning"), (40, 40, "failure")]
-    );
+    assert_eq!(lines, [(5, 5, "failure"), (7, 8, "warning")]);
     assert_eq!(run["actions"][0]["identifier"], "rerun-review");
     let completed = writes_to(&writes, "PATCH", "/check-runs/");
     assert_eq!(completed.len(), 1);
@@ -910,9 +927,234 @@ async fn a_review_github_refuses_inline_is_posted_with_every_finding_in_its_summ
     assert!(body.contains("**Minor** `src/retry.rs` line 40"), "{body}");
     assert!(gh.review_comments(PR).is_empty());
     let run = only_check_run(&gh);
-    assert_eq!(run["annotations"].as_array().unwrap().len(), 2);
+    // Annotated where it was placed; line 40 is nowhere in the diff.
+    assert_eq!(run["annotations"].as_array().unwrap().len(), 1);
     let runs = app.store().review_runs(REPO, PR).await.unwrap();
     assert!(runs[0].fingerprints.is_empty(), "nothing was posted inline");
     gh.take_writes();
+    llm.assert_clean();
+}
+
+/// The model numbers lines wrongly, quotes a line that is not there, and
+/// copies diff markers into suggestions: no comment lands on a line whose
+/// text is not what it quotes, and no suggestion block is posted for lines
+/// it was not written for.
+#[tokio::test]
+async fn findings_land_on_the_line_they_quote_and_suggestions_only_on_exact_lines() {
+    let (gh, llm) = world().await;
+    let pow = "    Duration::from_millis(base * 2u64.pow(attempt))";
+    let with = |line: u32, anchor: &str, severity: &str, body: &str| json!({ "path": "src/retry.rs", "line": line, "anchor": anchor, "severity": severity, "body": body });
+    // Off by 3, with a suggestion: moved to its line, the suggestion
+    // dropped (it was written for line 8's place in the model's head).
+    let mut off_by_three = with(8, pow, "major", "Overflows at 64.");
+    off_by_three["suggestion"] = json!("+    Duration::from_millis(base.saturating_mul(2))");
+    // Exact, with `+` copied in: the markers are taken out.
+    let mut exact = with(4, "    let base = 100u64;", "minor", "Name the unit.");
+    exact["suggestion"] = json!("+    let base_ms: u64 = 100;");
+    // A range whose first line is misquoted: its last line alone, no
+    // suggestion.
+    let mut range = with(5, pow, "minor", "Say why it doubles.");
+    range["start_line"] = json!(4);
+    range["start_anchor"] = json!("    let base = 1000u64;");
+    range["suggestion"] =
+        json!("    let base = 100u64;\n    Duration::from_millis(base << attempt)");
+    // A no-op suggestion (the line as it is) is no suggestion.
+    let mut no_op = with(8, "pub const MAX_ATTEMPTS: u32 = 10;", "nit", "Fine as is.");
+    no_op["suggestion"] = json!("+pub const MAX_ATTEMPTS: u32 = 10;");
+    llm.script([submit(
+        "Backoff becomes exponential.",
+        vec![
+            off_by_three,
+            exact,
+            range,
+            no_op,
+            // Off by 1 and by 5.
+            with(7, "}", "minor", "Closing brace off by one."),
+            with(3, "pub const MAX_ATTEMPTS: u32 = 10;", "major", "Ten is arbitrary."),
+            // Quotes nothing in the diff.
+            with(5, "fn does_not_exist() {", "critical", "Imaginary code."),
+            // Removed code, on the old side.
+            json!({ "path": "src/retry.rs", "line": 4, "side": "LEFT", "anchor": "    Duration::from_millis(100 * attempt as u64)", "severity": "minor", "body": "The linear version was easier to read." }),
+        ],
+    )]);
+    gh.file(
+        "main",
+        ".github/agentic.yml",
+        "review:\n  min_severity: nit\n",
+    );
+    let app = start(&gh, &llm).await;
+    deliver_pr(&app, "opened", HEAD1).await;
+    app.wait_for_jobs(1).await;
+
+    // The model read every line with its number and side.
+    let first = prompt(&llm, 0);
+    assert!(first.contains(&format!("    new 5 |+{pow}")), "{first}");
+    assert!(
+        first.contains("    old 4 |-    Duration::from_millis(100 * attempt as u64)"),
+        "{first}"
+    );
+    assert!(
+        first.contains("    new 1 | use std::time::Duration;"),
+        "{first}"
+    );
+
+    let writes = gh.take_writes();
+    let review = &writes_to(&writes, "POST", "/reviews")[0].body;
+    let comments = review["comments"].as_array().unwrap();
+    let patch = agentic::diff::Patch::parse(RETRY_PATCH).unwrap();
+    let mut placed: Vec<(String, u64, Option<u64>, bool)> = Vec::new();
+    for c in comments {
+        let side = if c["side"] == "LEFT" {
+            agentic::diff::Side::Left
+        } else {
+            agentic::diff::Side::Right
+        };
+        let line = c["line"].as_u64().unwrap();
+        let text = patch.text_at(side, line as u32).unwrap();
+        let body = c["body"].as_str().unwrap();
+        placed.push((
+            format!("{} {}", c["side"].as_str().unwrap(), text.trim()),
+            line,
+            c["start_line"].as_u64(),
+            body.contains("```suggestion"),
+        ));
+    }
+    placed.sort();
+    assert_eq!(
+        placed,
+        [
+            (
+                "LEFT Duration::from_millis(100 * attempt as u64)".to_string(),
+                4,
+                None,
+                false
+            ),
+            (
+                "RIGHT Duration::from_millis(base * 2u64.pow(attempt))".to_string(),
+                5,
+                None,
+                false
+            ),
+            (
+                "RIGHT Duration::from_millis(base * 2u64.pow(attempt))".to_string(),
+                5,
+                None,
+                false
+            ),
+            ("RIGHT let base = 100u64;".to_string(), 4, None, true),
+            (
+                "RIGHT pub const MAX_ATTEMPTS: u32 = 10;".to_string(),
+                8,
+                None,
+                false
+            ),
+            (
+                "RIGHT pub const MAX_ATTEMPTS: u32 = 10;".to_string(),
+                8,
+                None,
+                false
+            ),
+            ("RIGHT }".to_string(), 6, None, false),
+        ],
+        "{comments:#?}"
+    );
+    let suggested: Vec<&str> = comments
+        .iter()
+        .map(|c| c["body"].as_str().unwrap())
+        .filter(|b| b.contains("```suggestion"))
+        .collect();
+    assert_eq!(suggested.len(), 1);
+    assert!(
+        suggested[0].contains("```suggestion\n    let base_ms: u64 = 100;\n```"),
+        "the `+` is taken out: {}",
+        suggested[0]
+    );
+    let summary = review["body"].as_str().unwrap();
+    assert!(
+        summary.contains("**Critical** `src/retry.rs` line 5 (the line it quotes is not in the diff): Imaginary code."),
+        "{summary}"
+    );
+    // Annotations only where findings were placed on the new side.
+    let run = only_check_run(&gh);
+    let annotated: Vec<u64> = run["annotations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["end_line"].as_u64().unwrap())
+        .collect();
+    assert_eq!(annotated.len(), 6, "{annotated:?}");
+    app.stop().await;
+    llm.assert_clean();
+}
+
+/// A full review after a force-push: the model rewords a finding it made
+/// on a line that did not change; it is not posted a second time.
+#[tokio::test]
+async fn a_reworded_finding_on_an_unchanged_line_is_not_posted_twice() {
+    let (gh, llm) = world().await;
+    llm.script([submit(
+        "First look.",
+        vec![finding(
+            "src/retry.rs",
+            5,
+            "major",
+            "This overflows at 64 attempts.",
+        )],
+    )]);
+    let app = start(&gh, &llm).await;
+    deliver_pr(&app, "opened", HEAD1).await;
+    app.wait_for_jobs(1).await;
+    gh.take_writes();
+    llm.script([submit(
+        "Second look.",
+        vec![
+            finding(
+                "src/retry.rs",
+                5,
+                "major",
+                "`2u64.pow` panics in debug builds once attempt hits 64.",
+            ),
+            finding("src/retry.rs", 5, "minor", "Consider a cap on the delay."),
+        ],
+    )]);
+    say(&app, 990001, "mia-maintainer", "/agentic review").await;
+    app.wait_for_jobs(2).await;
+    let writes = gh.take_writes();
+    let review = &writes_to(&writes, "POST", "/reviews")[0].body;
+    let comments = review["comments"].as_array().unwrap();
+    assert_eq!(comments.len(), 1, "{comments:#?}");
+    assert!(comments[0]["body"]
+        .as_str()
+        .unwrap()
+        .starts_with("**Minor:**"));
+    assert!(review["body"]
+        .as_str()
+        .unwrap()
+        .contains("1 finding(s) already posted earlier, not repeated"));
+    assert_eq!(gh.review_comments(PR).len(), 2);
+    app.stop().await;
+    llm.assert_clean();
+}
+
+/// Pipe operators reach the model as written, in the diff and in a file.
+#[tokio::test]
+async fn an_elixir_pipeline_reaches_the_model_byte_for_byte() {
+    let (gh, llm) = world().await;
+    let pipeline = "conn |> put_status(200) |> json(%{ok: true})";
+    gh.file(
+        HEAD1,
+        "lib/web.ex",
+        &format!("def show(conn) do\n  {pipeline}\nend\n"),
+    );
+    llm.script([
+        Step::Tool("read_file", json!({ "path": "lib/web.ex" })),
+        submit("Fine.", vec![]),
+    ]);
+    let app = start(&gh, &llm).await;
+    deliver_pr(&app, "opened", HEAD1).await;
+    app.wait_for_jobs(1).await;
+    let file = llm.last_message(1);
+    assert!(file.contains(&format!("  {pipeline}\n")), "{file}");
+    app.stop().await;
     llm.assert_clean();
 }

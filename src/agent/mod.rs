@@ -242,6 +242,21 @@ pub async fn converse(
             tracing::debug!(%answer, "model answered");
             return Ok(Outcome::Answer(answer));
         }
+        // A finished piece of work handed in on the turn that crosses the
+        // budget is kept: the budget stops further spending, not the work.
+        if let Some(f) = finish {
+            let handed_in = turn
+                .tool_calls
+                .iter()
+                .filter(|c| c.name == f.name)
+                .find_map(|c| (f.check)(&c.arguments).ok());
+            if let Some(value) = handed_in {
+                trace
+                    .record("llm.submitted", json!({ "tool": f.name, "step": step }))
+                    .await;
+                return Ok(Outcome::Submitted(value));
+            }
+        }
         if tokens >= budget.max_tokens {
             return Ok(Outcome::Stopped {
                 reason: format!("it used its budget of {} tokens", budget.max_tokens),

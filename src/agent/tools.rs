@@ -78,13 +78,25 @@ impl Fence {
         let tag = self.tag();
         let text = cut(text, MAX_PIECE)
             // Unguessable, but never echo it even if it leaked.
-            .replace(&self.id, "[fence]")
-            // Chat-template control tokens (`<|im_start|>`, `<|eot_id|>`)
-            // that a local model's tokenizer might take for real ones.
-            .replace("<|", "< |")
-            .replace("|>", "| >");
+            .replace(&self.id, "[fence]");
+        // Chat-template control tokens (`<|im_start|>`, `<|eot_id|>`,
+        // DeepSeek's full-width `<｜…｜>`) that a local model's tokenizer
+        // might take for real ones, and nothing else: `|>` and `<|` alone
+        // are the pipe operators of Elixir, F#, OCaml, Elm and R.
+        let text = control_token().replace_all(&text, |c: &regex::Captures| {
+            format!("{} {} {}", &c[1], &c[2], &c[3])
+        });
         format!("<{tag} source=\"{label}\">\n{text}\n</{tag}>")
     }
+}
+
+/// `<|word|>` (or `<｜word｜>`): one token-like word between the bars,
+/// as chat templates spell their control tokens.
+fn control_token() -> &'static regex::Regex {
+    static RE: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
+    RE.get_or_init(|| {
+        regex::Regex::new(r"(<[|｜])([^\s|｜<>]{1,64})([|｜]>)").expect("a valid pattern")
+    })
 }
 
 /// A tool's failure, shown to the model as the tool's answer.
@@ -112,7 +124,7 @@ pub trait Tool: Send + Sync {
 }
 
 /// Largest piece of one file, patch or body handed to the model.
-const MAX_PIECE: usize = 20_000;
+pub const MAX_PIECE: usize = 20_000;
 /// Largest answer of one tool call.
 const MAX_RESULT: usize = 60_000;
 
@@ -441,6 +453,27 @@ mod tests {
     }
 
     #[test]
+    fn pipe_operators_pass_the_fence_unchanged() {
+        let fence = Fence::new();
+        for code in [
+            "conn |> put_status(200) |> json(%{ok: true})",
+            "let y = f <| x |> g",
+            "x |> List.map (fun a -> a) |> ignore",
+            "df %>% filter(x > 1) |> summary()",
+            "parser <|> other",
+            "<| x |>",
+        ] {
+            let wrapped = fence.wrap("file", code);
+            assert!(wrapped.contains(&format!("\n{code}\n")), "{wrapped}");
+        }
+        let wrapped = fence.wrap("file", "a <|im_start|> b <｜begin▁of▁sentence｜>");
+        assert!(
+            wrapped.contains("a <| im_start |> b <｜ begin▁of▁sentence ｜>"),
+            "{wrapped}"
+        );
+    }
+
+    #[test]
     fn nothing_escapes_the_fence() {
         let fence = Fence::new();
         for attack in ATTACKS {
@@ -454,7 +487,10 @@ mod tests {
                 !outside(&fence, &wrapped).contains("approve this"),
                 "{wrapped}"
             );
-            assert!(!wrapped.contains("<|"), "control tokens are broken up");
+            assert!(
+                !control_token().is_match(&wrapped),
+                "control tokens are broken up: {wrapped}"
+            );
         }
         // Another conversation's fence is another id.
         assert_ne!(Fence::new().tag(), fence.tag());

@@ -191,8 +191,9 @@ pub fn review_message(
     }
     m.push_str(&review::omitted_for_model(assembled, fence));
     m.push_str(&format!(
-        "\nThe diff, one file per block:\n{}\nSeverities: critical (a security hole, data loss, an outage), major (a bug or a real risk), minor (worth fixing), nit (style). \
-Report only what you are confident about, on lines of the new side of this diff, with a `suggestion` only when it is the exact replacement text. \
+        "\nThe diff, one file per block. Every line shows the number a comment on it uses — `new N` for added and context lines (side RIGHT), `old N` for removed lines (side LEFT) — then `|`, the diff's marker (`+`, `-` or a space) and the line's text:\n{}\nSeverities: critical (a security hole, data loss, an outage), major (a bug or a real risk), minor (worth fixing), nit (style). \
+Report only what you are confident about, on lines of this diff: give each finding the line's number and side as shown, and its exact text after the marker as `anchor` (`start_anchor` for the first line of a range); a finding whose anchor is not on its line is moved to the one line with that text, or left out of the inline comments. \
+Findings about removed code go on side LEFT with the `old` number. Give a `suggestion` only when it is the exact replacement text for those RIGHT lines, without diff markers. \
 Then call submit_review once.",
         assembled.text
     ));
@@ -269,6 +270,10 @@ pub fn review_body(
     );
     if let Some(note) = &scope.note {
         body.push_str(&format!("\n\n_{note}_"));
+    }
+    let partly = review::partly_reviewed(&assembled.partial);
+    if !partly.is_empty() {
+        body.push_str(&format!("\n\n{partly}"));
     }
     let omitted = review::omissions(&assembled.omitted);
     if !omitted.is_empty() {
@@ -731,12 +736,15 @@ async fn review_run(
         .record_review_posted(run.id, review_id, &fingerprints)
         .await?;
     let files: HashSet<&str> = pr_files.iter().map(|f| f.path.as_str()).collect();
+    // Annotations sit on the head's lines: only findings placed on the new
+    // side, where they were placed; a finding that could not be placed has
+    // no line to carry one.
     let annotated: Vec<&Finding> = plan
         .inline
         .iter()
         .map(|c| &c.finding)
-        .chain(plan.in_summary.iter().map(|(f, _)| f))
         .chain(plan.over_cap.iter())
+        .filter(|f| f.side == crate::diff::Side::Right)
         .collect();
     let conclusion = conclusion(&reported, config);
     let title = match reported.len() {
@@ -983,6 +991,9 @@ mod tests {
             path: "a.rs".into(),
             line: 1,
             start_line: None,
+            side: crate::diff::Side::Right,
+            anchor: "a".into(),
+            start_anchor: None,
             severity,
             body: "b".into(),
             suggestion: None,
