@@ -55,8 +55,14 @@ async fn a_freeze_stops_a_new_apply_shows_on_plans_and_unfreeze_lets_it_run() {
             .contains("🧊 Applies are frozen"),
         "{check_run}"
     );
+    // `/agentic status` says so too.
+    let status = say(&app, &gh, 57, 2, "bob-reviewer", "/agentic status").await;
+    assert!(
+        status.contains("🧊 Applies are frozen by the operator"),
+        "{status}"
+    );
     // No apply starts.
-    let refused = say(&app, &gh, 57, 2, "bob-reviewer", "/agentic apply 1").await;
+    let refused = say(&app, &gh, 57, 3, "bob-reviewer", "/agentic apply 1").await;
     assert!(
         refused.starts_with(
             "🧊 I cannot apply plan 1 now: applies are frozen by the operator (`ops-alice`, since "
@@ -84,7 +90,7 @@ async fn a_freeze_stops_a_new_apply_shows_on_plans_and_unfreeze_lets_it_run() {
         None,
         "once"
     );
-    let applied = say(&app, &gh, 57, 3, "bob-reviewer", "/agentic apply 1").await;
+    let applied = say(&app, &gh, 57, 4, "bob-reviewer", "/agentic apply 1").await;
     assert!(applied.starts_with("Plan 1 is applied."), "{applied}");
     assert_eq!(moto::state(&aws, &builder).await, "stopped");
     // Both switches are in the audit log, by who flipped them.

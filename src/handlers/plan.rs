@@ -836,8 +836,12 @@ pub async fn status_of(
     github: &GitHub,
 ) -> Result<String, JobError> {
     let plans = ctx.store.plans(&ev.repo.full_name, ev.number).await?;
+    let freeze = match ctx.store.freeze().await? {
+        Some(f) => plan_text::frozen_notice(&f),
+        None => String::new(),
+    };
     if plans.is_empty() {
-        return Ok("There are no plans here.".into());
+        return Ok(format!("There are no plans here.{freeze}"));
     }
     let head = head_of(github, ev).await?;
     let rules = rules_of(ctx, github, &ev.repo.full_name).await?;
@@ -897,7 +901,10 @@ pub async fn status_of(
             out.push(line);
         }
     }
-    Ok(out.join(super::command::SECTION_BREAK))
+    Ok(format!(
+        "{}{freeze}",
+        out.join(super::command::SECTION_BREAK)
+    ))
 }
 
 /// `/agentic apply`: run the current plan, exactly, if it may be.
