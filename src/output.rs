@@ -39,6 +39,20 @@ pub fn fit(text: &str, max: usize) -> String {
     out
 }
 
+/// `text` in at most `max` bytes (GitHub counts a check run's output in
+/// bytes), cut at a character boundary, with a note when cut.
+pub fn fit_bytes(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_string();
+    }
+    let note = "\n\n… _(cut to fit GitHub's limit of 65,535 bytes)_";
+    let mut keep = max.saturating_sub(note.len());
+    while !text.is_char_boundary(keep) {
+        keep -= 1;
+    }
+    format!("{}{note}", &text[..keep])
+}
+
 /// The id of job `job`'s status comment, once GitHub has given one.
 pub async fn status_comment_id(store: &Store, job: i64) -> anyhow::Result<Option<u64>> {
     Ok(store

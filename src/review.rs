@@ -476,6 +476,50 @@ impl From<crate::github::types::PullFile> for ChangedFile {
     }
 }
 
+/// A hash of what a file's patch changes: its added and removed lines, in
+/// order, without hunk headers or context, so that a merge from the base
+/// branch that only moves the file's lines around changes nothing here,
+/// while any change to what the pull request adds or removes does.
+pub fn changes_hash(patch: Option<&str>) -> String {
+    let mut h = Sha256::new();
+    match patch.map(Patch::parse) {
+        Some(Ok(p)) => {
+            for line in p.hunks.iter().flat_map(|h| &h.lines) {
+                let mark: &[u8] = match line.kind {
+                    crate::diff::LineKind::Added => b"+",
+                    crate::diff::LineKind::Removed => b"-",
+                    crate::diff::LineKind::Context => continue,
+                };
+                h.update(mark);
+                h.update(line.text.as_bytes());
+                h.update([b'\n']);
+            }
+        }
+        Some(Err(_)) => h.update(patch.unwrap_or_default().as_bytes()),
+        None => h.update(b"\0no patch"),
+    }
+    hex::encode(&h.finalize()[..12])
+}
+
+/// Every file's [`changes_hash`], by path.
+pub fn file_hashes(files: &[ChangedFile]) -> std::collections::BTreeMap<String, String> {
+    files
+        .iter()
+        .map(|f| {
+            // A rename is a change of its own, and so is a status.
+            let key = format!(
+                "{}:{}:{}",
+                f.status,
+                f.previous_path.as_deref().unwrap_or(""),
+                changes_hash(f.patch.as_deref())
+            );
+            let mut h = Sha256::new();
+            h.update(key.as_bytes());
+            (f.path.clone(), hex::encode(&h.finalize()[..12]))
+        })
+        .collect()
+}
+
 /// Why a changed file was not put before the model.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Omission {

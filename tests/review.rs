@@ -459,21 +459,41 @@ async fn a_push_is_reviewed_incrementally_and_a_finding_is_not_posted_twice() {
     let runs = app.store().review_runs(REPO, PR).await.unwrap();
     assert_eq!(runs[1].base_sha.as_deref(), Some(HEAD1));
 
-    // A force-push rewrites the reviewed commits: a full review.
-    gh.force_push(PR, HEAD3, pr_files());
-    llm.script([submit("Whole thing again.", vec![])]);
+    // A force-push rewrites the reviewed commits and changes retry.rs: that
+    // file is reviewed again, whole; the untouched lock file is not.
+    let fixed = RETRY_PATCH.replace(
+        "base * 2u64.pow(attempt)",
+        "base.saturating_mul(2u64.saturating_pow(attempt))",
+    );
+    gh.force_push(
+        PR,
+        HEAD3,
+        vec![
+            ("src/retry.rs".into(), fixed.clone()),
+            ("Cargo.lock".into(), LOCK_PATCH.into()),
+        ],
+    );
+    llm.script([submit("Saturates now.", vec![])]);
     deliver_pr(&app, "synchronize", HEAD3).await;
     app.wait_for_jobs(3).await;
     let third = prompt(&llm, 2);
-    assert!(!third.contains("incremental review"));
-    assert!(third.contains("2u64.pow(attempt)"), "the whole diff");
+    assert!(third.contains("incremental review"), "{third}");
+    assert!(third.contains("saturating_pow(attempt)"), "{third}");
+    assert!(
+        third.contains("use std::time::Duration;"),
+        "the whole file's diff"
+    );
+    assert!(
+        !third.contains("fastrand"),
+        "jitter.rs is gone from the pull request"
+    );
     let writes = gh.take_writes();
     let body = writes_to(&writes, "POST", "/reviews")[0].body["body"]
         .as_str()
         .unwrap()
         .to_string();
     assert!(
-        body.contains("no longer in this branch's history"),
+        body.contains("Incremental review: the 1 file(s) whose changes differ from those reviewed at `44aa000`, or are new"),
         "{body}"
     );
     let last = gh
@@ -482,6 +502,34 @@ async fn a_push_is_reviewed_incrementally_and_a_finding_is_not_posted_twice() {
         .max_by_key(|r| r["id"].as_u64())
         .unwrap();
     assert_eq!(last["conclusion"], "success", "nothing to report");
+    // "Update branch": the base is merged in and the pull request's own
+    // changes are the same. Nothing is sent to the model.
+    const HEAD4: &str = "44aa000000000000000000000000000000000004";
+    gh.push(
+        PR,
+        HEAD4,
+        vec![],
+        vec![
+            (
+                "src/retry.rs".into(),
+                fixed.replace("@@ -1,5 +1,8 @@", "@@ -11,5 +11,8 @@"),
+            ),
+            ("Cargo.lock".into(), LOCK_PATCH.into()),
+        ],
+    );
+    deliver_pr(&app, "synchronize", HEAD4).await;
+    app.wait_for_jobs(4).await;
+    assert_eq!(llm.requests().len(), 3, "the model was not asked");
+    let runs = app.store().review_runs(REPO, PR).await.unwrap();
+    assert_eq!(runs[3].state, "skipped", "{runs:#?}");
+    assert!(
+        runs[3]
+            .detail
+            .as_deref()
+            .unwrap_or("")
+            .contains("no file's changes differ"),
+        "{runs:#?}"
+    );
     llm.assert_clean();
 }
 
@@ -510,9 +558,33 @@ async fn drafts_and_bot_pull_requests_are_skipped_unless_the_config_says_otherwi
     }
     deliver_pr(&app, "reopened", HEAD1).await;
     app.wait_for_jobs(2).await;
-    assert!(gh.take_writes().is_empty(), "no check run, no review");
+    // No review and no model call; a check run completed as `skipped` with
+    // why, so a required `agentic review` does not wait forever.
+    let writes = gh.take_writes();
+    assert!(
+        writes_to(&writes, "POST", "/reviews").is_empty(),
+        "no review"
+    );
     assert!(llm.requests().is_empty(), "no model call");
     assert!(app.store().review_runs(REPO, PR).await.unwrap().is_empty());
+    let mut skipped: Vec<String> = gh
+        .check_runs()
+        .into_values()
+        .map(|r| {
+            assert_eq!(r["name"], "agentic review");
+            assert_eq!(r["status"], "completed");
+            assert_eq!(r["conclusion"], "skipped");
+            r["output"]["summary"].as_str().unwrap().to_string()
+        })
+        .collect();
+    skipped.sort();
+    assert_eq!(
+        skipped,
+        [
+            "Not reviewed: the pull request is a draft (`review.drafts` is off). `/agentic review` reviews it anyway.",
+            "Not reviewed: the pull request was opened by a bot (`review.bots` is off). `/agentic review` reviews it anyway.",
+        ]
+    );
 
     // The repository opts in to bots: now it is reviewed.
     gh.file("main", ".github/agentic.yml", "review:\n  bots: true\n");
@@ -1156,5 +1228,66 @@ async fn an_elixir_pipeline_reaches_the_model_byte_for_byte() {
     let file = llm.last_message(1);
     assert!(file.contains(&format!("  {pipeline}\n")), "{file}");
     app.stop().await;
+    llm.assert_clean();
+}
+
+/// The review is posted, then its check run cannot be completed: the job
+/// retries, recovers the posted run, and concludes from the findings it
+/// stored (here `fail_on: major`), never "0 findings" or `neutral` by
+/// default, and the review is not called failed.
+#[tokio::test]
+async fn a_recovered_run_concludes_its_check_run_from_what_it_found() {
+    let (gh, llm) = world().await;
+    gh.file("main", ".github/agentic.yml", "review:\n  fail_on: major\n");
+    llm.script([submit(
+        "One risk.",
+        vec![finding("src/retry.rs", 5, "major", "Overflows at 64.")],
+    )]);
+    let app = start(&gh, &llm).await;
+    for _ in 0..3 {
+        gh.fail_once("PATCH", &format!("/repos/{REPO}/check-runs/"), 500);
+    }
+    deliver_pr(&app, "opened", HEAD1).await;
+    support::wait_until("the check run to complete", || async {
+        gh.check_runs()
+            .values()
+            .all(|r| r["status"] == "completed")
+            .then_some(())
+    })
+    .await;
+    app.wait_for_jobs(1).await;
+    assert_eq!(gh.reviews(PR).len(), 1, "posted once");
+    let run = only_check_run(&gh);
+    assert_eq!(run["conclusion"], "failure", "{run}");
+    assert_eq!(run["output"]["title"], "1 finding(s)");
+    let runs = app.store().review_runs(REPO, PR).await.unwrap();
+    assert_eq!(runs[0].state, "done");
+    assert_eq!(
+        runs[0].findings.as_ref().unwrap().get("major"),
+        Some(&1),
+        "{runs:#?}"
+    );
+    gh.take_writes();
+    llm.assert_clean();
+}
+
+/// GitHub counts a check run's output in bytes: a summary of two-byte
+/// characters under the character limit but over the byte limit is cut,
+/// not refused.
+#[tokio::test]
+async fn a_check_run_summary_is_cut_to_bytes_not_characters() {
+    let (gh, llm) = world().await;
+    let long = "é".repeat(40_000);
+    llm.script([submit(&long, vec![])]);
+    let app = start(&gh, &llm).await;
+    deliver_pr(&app, "opened", HEAD1).await;
+    let jobs = app.wait_for_jobs(1).await;
+    assert_eq!(jobs[0].state, "done", "{jobs:?}");
+    let run = only_check_run(&gh);
+    assert_eq!(run["conclusion"], "success", "{}", run["output"]["title"]);
+    let summary = run["output"]["summary"].as_str().unwrap();
+    assert!(summary.len() <= 65_535, "{}", summary.len());
+    assert!(summary.ends_with("(cut to fit GitHub's limit of 65,535 bytes)_"));
+    gh.take_writes();
     llm.assert_clean();
 }

@@ -12,7 +12,7 @@
 //! refuses the whole review for one line off the diff), plus the check run
 //! `agentic review` with one annotation per finding.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::future::Future;
 use std::pin::Pin;
 use std::time::{Duration, Instant};
@@ -42,7 +42,7 @@ const RUN_MARK: &str = "agentic:review-run=";
 /// GitHub takes at most this many annotations in one check-run request.
 const ANNOTATIONS_PER_REQUEST: usize = 50;
 /// GitHub's limit on a check run's summary and text.
-const MAX_OUTPUT_CHARS: usize = 65_535;
+const MAX_OUTPUT_BYTES: usize = 65_535;
 /// How often a running review looks whether a newer one replaced it.
 const SUPERSEDE_POLL: Duration = Duration::from_secs(1);
 
@@ -179,7 +179,7 @@ pub fn review_message(
     );
     if let Some(base) = &scope.base {
         m.push_str(&format!(
-            "\nThis is an incremental review: the diff below is only what changed from commit {base} to {}, pushed since the last review. Line numbers are those of the files at {}.\n",
+            "\nThis is an incremental review: below are only the files whose changes differ from those reviewed at commit {base}, or that are new, each with its whole diff in this pull request at {}. Line numbers are those of the files at {}.\n",
             pr.head.sha, pr.head.sha
         ));
     }
@@ -302,7 +302,7 @@ fn annotations(findings: &[&Finding], files: &HashSet<&str>, redactor: &Redactor
                 "end_line": f.line,
                 "annotation_level": level,
                 "title": format!("{}: agentic review", review::severity_name(f.severity)),
-                "message": crate::output::fit(&redactor.redact(f.body.trim()), 60_000),
+                "message": crate::output::fit_bytes(&redactor.redact(f.body.trim()), 60_000),
             })
         })
         .collect()
@@ -311,14 +311,41 @@ fn annotations(findings: &[&Finding], files: &HashSet<&str>, redactor: &Redactor
 /// The check run's conclusion for these findings: `success` with nothing
 /// to report, `failure` when one meets `review.fail_on`, else `neutral`.
 pub fn conclusion(findings: &[&Finding], config: &RepoConfig) -> &'static str {
-    if findings.is_empty() {
+    conclusion_of(&counts(findings), config)
+}
+
+/// Findings by severity, as stored with a run.
+pub fn counts(findings: &[&Finding]) -> BTreeMap<String, u64> {
+    let mut out = BTreeMap::new();
+    for f in findings {
+        *out.entry(review::severity_name(f.severity).to_lowercase())
+            .or_insert(0) += 1;
+    }
+    out
+}
+
+/// [`conclusion`] from stored counts: what a run recovered after a restart
+/// concludes with.
+pub fn conclusion_of(counts: &BTreeMap<String, u64>, config: &RepoConfig) -> &'static str {
+    let total: u64 = counts.values().sum();
+    let meets = |t: Severity| {
+        [
+            Severity::Nit,
+            Severity::Minor,
+            Severity::Major,
+            Severity::Critical,
+        ]
+        .into_iter()
+        .filter(|s| *s >= t)
+        .any(|s| {
+            counts
+                .get(&review::severity_name(s).to_lowercase())
+                .is_some_and(|n| *n > 0)
+        })
+    };
+    if total == 0 {
         "success"
-    } else if config
-        .review
-        .fail_on
-        .threshold()
-        .is_some_and(|t| findings.iter().any(|f| f.severity >= t))
-    {
+    } else if config.review.fail_on.threshold().is_some_and(meets) {
         "failure"
     } else {
         "neutral"
@@ -360,7 +387,7 @@ impl Writer<'_> {
         annotations: Vec<Value>,
     ) -> Result<(), JobError> {
         let summary =
-            crate::output::fit(&self.ctx.redactor.redact(summary), MAX_OUTPUT_CHARS - 100);
+            crate::output::fit_bytes(&self.ctx.redactor.redact(summary), MAX_OUTPUT_BYTES);
         let mut batches: Vec<Vec<Value>> = annotations
             .chunks(ANNOTATIONS_PER_REQUEST)
             .map(<[Value]>::to_vec)
@@ -435,24 +462,30 @@ pub async fn run(
     }
     let settings = ctx.repo_config(&github, repo).await?;
     let config = &settings.config;
-    if req.trigger == Trigger::Auto {
-        let author_is_bot = pr.user.as_ref().is_some_and(|u| u.is_bot());
-        if !config.review.auto {
-            return skip("`review.auto` is off in this repository's `.github/agentic.yml`");
-        }
-        if pr.draft.unwrap_or(false) && !config.review.drafts {
-            return skip("the pull request is a draft (`review.drafts` is off)");
-        }
-        if author_is_bot && !config.review.bots {
-            return skip("the pull request was opened by a bot (`review.bots` is off)");
-        }
-    }
     let writer = Writer {
         ctx,
         job,
         github: &github,
         repo,
     };
+    if req.trigger == Trigger::Auto {
+        let author_is_bot = pr.user.as_ref().is_some_and(|u| u.is_bot());
+        let why = if !config.review.auto {
+            Some("`review.auto` is off in this repository's `.github/agentic.yml`")
+        } else if pr.draft.unwrap_or(false) && !config.review.drafts {
+            Some("the pull request is a draft (`review.drafts` is off)")
+        } else if author_is_bot && !config.review.bots {
+            Some("the pull request was opened by a bot (`review.bots` is off)")
+        } else {
+            None
+        };
+        if let Some(why) = why {
+            // A repository that requires `agentic review` must not wait for
+            // it forever: the check run says it was skipped, and why.
+            skipped_check_run(&writer, &pr, why).await?;
+            return skip(why);
+        }
+    }
     if let Some(problem) = &settings.problem {
         tell_config_problem(&writer, req.number, &problem.to_string()).await?;
     }
@@ -486,7 +519,7 @@ pub async fn run(
         _ => {}
     }
     if run.state == "posting" {
-        if let Some(done) = recover_posted(&writer, &run, &pr).await? {
+        if let Some(done) = recover_posted(&writer, &run, &pr, &settings.config).await? {
             return Ok(done);
         }
     }
@@ -514,7 +547,16 @@ async fn review_run(
     let ctx = w.ctx;
     let repo = req.repo;
     let head = pr.head.sha.as_str();
-    let (base, changed, note) = match since(w, pr, req.trigger).await? {
+    // The whole diff: what the review looks at, what decides what changed
+    // since the last one, and what every comment is checked against.
+    let pr_files: Vec<ChangedFile> = w
+        .github
+        .pull_files(repo, pr.number)
+        .await?
+        .into_iter()
+        .map(ChangedFile::from)
+        .collect();
+    let (base, changed, note) = match since(w, pr, req.trigger, &pr_files).await? {
         Since::Nothing(nothing) => {
             ctx.store
                 .finish_review(run.id, "skipped", Some(&nothing))
@@ -524,22 +566,17 @@ async fn review_run(
         Since::Start(note) => (None, None, note),
         Since::Base { base, files } => {
             let note = format!(
-                "Incremental review: the changes from `{}` to `{}`.",
+                "Incremental review: the {} file(s) whose changes differ from those reviewed at `{}`, or are new, at `{}`.",
+                files.len(),
                 short(&base),
                 short(head)
             );
             (Some(base), Some(files), Some(note))
         }
     };
-    // The whole diff: what an incremental review's comments are checked
-    // against too, since GitHub checks them against it.
-    let pr_files: Vec<ChangedFile> = w
-        .github
-        .pull_files(repo, pr.number)
-        .await?
-        .into_iter()
-        .map(ChangedFile::from)
-        .collect();
+    ctx.store
+        .set_review_file_hashes(run.id, &review::file_hashes(&pr_files))
+        .await?;
     let scope = Scope {
         files: changed.unwrap_or_else(|| pr_files.clone()),
         base,
@@ -684,6 +721,11 @@ async fn review_run(
             v
         })
         .collect();
+    // What was found, stored before anything is posted: a run recovered
+    // after a crash concludes its check run from it.
+    ctx.store
+        .set_review_findings(run.id, &counts(&reported))
+        .await?;
     if !ctx.store.begin_review_post(run.id).await? {
         return Ok(Reviewed::Superseded);
     }
@@ -752,14 +794,19 @@ async fn review_run(
         n => format!("{n} finding(s)"),
     };
     let summary = review_body(&submission, &plan, &scope, &assembled, None);
-    w.complete(
-        check_run,
-        conclusion,
-        &title,
-        &summary,
-        annotations(&annotated, &files, &ctx.redactor),
-    )
-    .await?;
+    // The review is posted: a check run that cannot be completed now is
+    // retried (the retry recovers the run), and on the last attempt it is
+    // left as it is rather than the review called failed.
+    let completed = w
+        .complete(
+            check_run,
+            conclusion,
+            &title,
+            &summary,
+            annotations(&annotated, &files, &ctx.redactor),
+        )
+        .await;
+    completed_or_kept(ctx, w.job, completed)?;
     ctx.store
         .finish_review(run.id, "done", Some(&title))
         .await?;
@@ -789,7 +836,8 @@ async fn review_run(
 enum Since {
     /// The whole pull request, with why when a note is due.
     Start(Option<String>),
-    /// What changed from `base` (the last reviewed head) to the head.
+    /// The files whose changes differ from what the last review (at
+    /// `base`) saw, and the new ones: each with its whole diff.
     Base {
         base: String,
         files: Vec<ChangedFile>,
@@ -799,9 +847,17 @@ enum Since {
 }
 
 /// Where this run starts: a command or a re-run reviews everything; a
-/// push, what changed since the last reviewed head (GitHub's compare API),
-/// unless a force-push rewrote that commit.
-async fn since(w: &Writer<'_>, pr: &PullRequest, trigger: Trigger) -> Result<Since, JobError> {
+/// push, the files of the pull request whose changes differ from those the
+/// last review saw (by [`review::file_hashes`]), or that are new. The pull
+/// request's own files decide, never a compare of two commits: a merge
+/// from the base branch, a force-push and a pull request of thousands of
+/// files are all the same case.
+async fn since(
+    w: &Writer<'_>,
+    pr: &PullRequest,
+    trigger: Trigger,
+    files: &[ChangedFile],
+) -> Result<Since, JobError> {
     if trigger != Trigger::Auto {
         return Ok(Since::Start(None));
     }
@@ -814,22 +870,28 @@ async fn since(w: &Writer<'_>, pr: &PullRequest, trigger: Trigger) -> Result<Sin
             short(&pr.head.sha)
         )));
     }
-    Ok(
-        match w.github.compare(w.repo, &last.head_sha, &pr.head.sha).await? {
-            Some(c) if c.status == "ahead" => Since::Base {
-                base: last.head_sha,
-                files: c.files.into_iter().map(ChangedFile::from).collect(),
-            },
-            Some(c) if c.status == "identical" => Since::Nothing(format!(
-                "nothing changed since the review of `{}`",
-                short(&last.head_sha)
-            )),
-            _ => Since::Start(Some(format!(
-                "The commit reviewed last (`{}`) is no longer in this branch's history (a force-push?), so this is a full review.",
-                short(&last.head_sha)
-            ))),
-        },
-    )
+    let Some(seen) = last.file_hashes else {
+        return Ok(Since::Start(Some(format!(
+            "The last review (of `{}`) did not record what it saw, so this is a full review.",
+            short(&last.head_sha)
+        ))));
+    };
+    let now = review::file_hashes(files);
+    let changed: Vec<ChangedFile> = files
+        .iter()
+        .filter(|f| seen.get(&f.path) != now.get(&f.path))
+        .cloned()
+        .collect();
+    if changed.is_empty() {
+        return Ok(Since::Nothing(format!(
+            "no file's changes differ from those reviewed at `{}`",
+            short(&last.head_sha)
+        )));
+    }
+    Ok(Since::Base {
+        base: last.head_sha,
+        files: changed,
+    })
 }
 
 /// Fingerprints in inline comments this App posted on the pull request.
@@ -851,10 +913,56 @@ pub async fn fingerprints_on_github(
 /// A run that may have posted before the process died: if its review is on
 /// GitHub (recorded, or found by its mark), finish the run without posting
 /// again.
+/// The `agentic review` check run of a head that is not reviewed,
+/// completed as `skipped` with the reason.
+async fn skipped_check_run(w: &Writer<'_>, pr: &PullRequest, why: &str) -> Result<(), JobError> {
+    let output = json!({
+        "title": "Skipped",
+        "summary": format!("Not reviewed: {why}. `/agentic review` reviews it anyway."),
+    });
+    w.fence().await?;
+    let id = w
+        .github
+        .create_check_run(
+            w.repo,
+            CHECK_NAME,
+            &pr.head.sha,
+            &format!("pr:{}", pr.number),
+            &output,
+        )
+        .await?;
+    w.check_run(
+        id,
+        json!({ "status": "completed", "conclusion": "skipped", "output": output }),
+    )
+    .await
+}
+
+/// After a review is posted, a failure to complete its check run: passed
+/// on for a retry while attempts are left (the retry recovers the run and
+/// completes it), swallowed and logged on the last, so that a posted review
+/// is never reported as failed.
+fn completed_or_kept(
+    ctx: &JobContext,
+    job: &LeasedJob,
+    completed: Result<(), JobError>,
+) -> Result<(), JobError> {
+    match completed {
+        Ok(()) => Ok(()),
+        Err(e @ (JobError::LeaseLost | JobError::Deferred { .. })) => Err(e),
+        Err(e) if e.is_transient() && !ctx.last_attempt(job) => Err(e),
+        Err(e) => {
+            tracing::warn!(error = %e, "the review was posted; its check run could not be completed");
+            Ok(())
+        }
+    }
+}
+
 async fn recover_posted(
     w: &Writer<'_>,
     run: &ReviewRun,
     pr: &PullRequest,
+    config: &RepoConfig,
 ) -> Result<Option<Reviewed>, JobError> {
     let review_id = match run.review_id {
         Some(id) => Some(id),
@@ -886,25 +994,36 @@ async fn recover_posted(
             .record_review_posted(run.id, review_id, &[])
             .await?;
     }
+    // Concluded from what the run stored before posting, never guessed;
+    // no annotations: the first attempt may have sent some already, and
+    // GitHub appends them.
+    let found = run.findings.clone().unwrap_or_default();
+    let total: u64 = found.values().sum();
+    let (conclusion, title) = match total {
+        0 => (conclusion_of(&found, config), "No findings".to_string()),
+        n => (conclusion_of(&found, config), format!("{n} finding(s)")),
+    };
     if let Some(id) = run.check_run_id {
-        w.complete(
-            id,
-            "neutral",
-            "Review posted",
-            "The review was posted; its details are in the pull request's review.",
-            vec![],
-        )
-        .await?;
+        let completed = w
+            .complete(
+                id,
+                conclusion,
+                &title,
+                "The review was posted; its findings are in the pull request's review.",
+                vec![],
+            )
+            .await;
+        completed_or_kept(w.ctx, w.job, completed)?;
     }
     w.ctx
         .store
-        .finish_review(run.id, "done", Some("recovered after a restart"))
+        .finish_review(run.id, "done", Some(&title))
         .await?;
     Ok(Some(Reviewed::Posted {
         head_sha: run.head_sha.clone(),
         review_id,
         inline: 0,
-        findings: 0,
+        findings: total as usize,
     }))
 }
 

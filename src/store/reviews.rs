@@ -2,7 +2,7 @@
 //! finds what it already did, a newer push supersedes an older run, and an
 //! incremental review knows which commit the last one covered.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 
 use anyhow::Context;
 use sqlx::Row;
@@ -28,6 +28,11 @@ pub struct ReviewRun {
     /// Fingerprints of the inline comments this run posted.
     pub fingerprints: Vec<String>,
     pub detail: Option<String>,
+    /// Path → hash of the file's changed lines at `head_sha` (`None` for
+    /// runs stored before this was kept).
+    pub file_hashes: Option<BTreeMap<String, String>>,
+    /// Severity → count of the findings this run reported.
+    pub findings: Option<BTreeMap<String, u64>>,
 }
 
 /// What starting a run found.
@@ -45,7 +50,7 @@ pub enum ReviewStart {
     Outdated { newer: ReviewRun },
 }
 
-const COLUMNS: &str = "id, repo, number, head_sha, job_id, trigger, state, base_sha, check_run_id, review_id, fingerprints, detail";
+const COLUMNS: &str = "id, repo, number, head_sha, job_id, trigger, state, base_sha, check_run_id, review_id, fingerprints, detail, file_hashes, findings";
 
 fn run_of(r: &sqlx::any::AnyRow) -> ReviewRun {
     let fingerprints: String = r.get("fingerprints");
@@ -65,6 +70,12 @@ fn run_of(r: &sqlx::any::AnyRow) -> ReviewRun {
             .map(str::to_string)
             .collect(),
         detail: r.get("detail"),
+        file_hashes: r
+            .get::<Option<String>, _>("file_hashes")
+            .and_then(|j| serde_json::from_str(&j).ok()),
+        findings: r
+            .get::<Option<String>, _>("findings")
+            .and_then(|j| serde_json::from_str(&j).ok()),
     }
 }
 
@@ -245,6 +256,40 @@ impl Store {
             .execute(&self.write)
             .await
             .context("recording a review's base")?;
+        Ok(())
+    }
+
+    /// Record the hashes of the files this run looks at (path → hash of
+    /// the file's changed lines at its head).
+    pub async fn set_review_file_hashes(
+        &self,
+        id: i64,
+        hashes: &BTreeMap<String, String>,
+    ) -> anyhow::Result<()> {
+        sqlx::query("UPDATE reviews SET file_hashes = $1, updated_at = $2 WHERE id = $3")
+            .bind(serde_json::to_string(hashes)?)
+            .bind(now_ms())
+            .bind(id)
+            .execute(&self.write)
+            .await
+            .context("recording a review's files")?;
+        Ok(())
+    }
+
+    /// Record what this run found (severity → count), before its review is
+    /// posted, so a recovered run concludes its check run from it.
+    pub async fn set_review_findings(
+        &self,
+        id: i64,
+        findings: &BTreeMap<String, u64>,
+    ) -> anyhow::Result<()> {
+        sqlx::query("UPDATE reviews SET findings = $1, updated_at = $2 WHERE id = $3")
+            .bind(serde_json::to_string(findings)?)
+            .bind(now_ms())
+            .bind(id)
+            .execute(&self.write)
+            .await
+            .context("recording a review's findings")?;
         Ok(())
     }
 
