@@ -573,6 +573,10 @@ async fn review(repo: String, number: u64, post: bool) -> anyhow::Result<()> {
         .map(Into::into)
         .collect();
     let scope = flow::Scope {
+        unseen: pr
+            .changed_files
+            .unwrap_or(0)
+            .saturating_sub(files.len() as u64),
         files: files.clone(),
         base: None,
         note: None,

@@ -1291,3 +1291,84 @@ async fn a_check_run_summary_is_cut_to_bytes_not_characters() {
     gh.take_writes();
     llm.assert_clean();
 }
+
+/// `read_file` numbers its lines and reads a range; a file over the 1 MB
+/// the contents API returns is said to be too large, never read as empty.
+#[tokio::test]
+async fn read_file_numbers_lines_reads_ranges_and_says_when_a_file_is_too_large() {
+    let (gh, llm) = world().await;
+    let text: String = (1..=30).map(|i| format!("line {i}\n")).collect();
+    gh.file(HEAD1, "src/thirty.rs", &text);
+    gh.file(HEAD1, "assets/huge.json", &"x".repeat(1024 * 1024 + 1));
+    llm.script([
+        Step::Tool("read_file", json!({ "path": "src/thirty.rs", "from": 28 })),
+        Step::Tool(
+            "read_file",
+            json!({ "path": "src/thirty.rs", "from": 3, "to": 4 }),
+        ),
+        Step::Tool("read_file", json!({ "path": "assets/huge.json" })),
+        Step::Tool("read_file", json!({ "path": "src/thirty.rs", "from": 40 })),
+        submit("Fine.", vec![]),
+    ]);
+    let app = start(&gh, &llm).await;
+    deliver_pr(&app, "opened", HEAD1).await;
+    app.wait_for_jobs(1).await;
+    let told = |n: usize| llm.last_message(n);
+    assert!(
+        told(1).starts_with("Lines 28–30 of 30 of a file of"),
+        "{}",
+        told(1)
+    );
+    assert!(
+        told(1).contains("\n28 | line 28\n29 | line 29\n30 | line 30\n"),
+        "{}",
+        told(1)
+    );
+    assert!(
+        told(2).contains("\n3 | line 3\n4 | line 4\n"),
+        "{}",
+        told(2)
+    );
+    assert!(!told(2).contains("line 5"), "{}", told(2));
+    assert!(
+        told(3).contains(
+            "is 1048577 bytes, more than the 1 MB GitHub's contents API returns; it was not read"
+        ),
+        "{}",
+        told(3)
+    );
+    assert!(
+        told(4).contains("the file has 30 line(s); lines 40–end are not in it"),
+        "{}",
+        told(4)
+    );
+    app.stop().await;
+    llm.assert_clean();
+}
+
+/// GitHub lists at most 3,000 files of a pull request: a review of one
+/// that changes more says how many it never saw.
+#[tokio::test]
+async fn files_past_the_three_thousand_github_lists_are_said_not_seen() {
+    let (gh, llm) = world().await;
+    {
+        let mut inner = gh.inner.lock().unwrap();
+        let pull = inner.threads.get_mut(&PR).unwrap().pull.as_mut().unwrap();
+        pull.no_patch = (0..3050).map(|i| format!("assets/img{i}.png")).collect();
+    }
+    llm.script([submit("Fine.", vec![])]);
+    let app = start(&gh, &llm).await;
+    deliver_pr(&app, "opened", HEAD1).await;
+    app.wait_for_jobs(1).await;
+    let review = &gh.reviews(PR)[0];
+    let body = review["body"].as_str().unwrap();
+    // 2 files with a diff + 3,050 images; GitHub lists 3,000 of them.
+    assert!(
+        body.contains("**Not seen (52 file(s))**: GitHub lists at most 3,000 files"),
+        "{}",
+        &body[..body.len().min(2000)]
+    );
+    gh.take_writes();
+    app.stop().await;
+    llm.assert_clean();
+}

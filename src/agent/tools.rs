@@ -99,6 +99,35 @@ fn control_token() -> &'static regex::Regex {
     })
 }
 
+/// Lines `from`..=`to` of `text` (1-based, clamped to the file), each
+/// after its number and `|`: (the numbered lines, lines in all, first,
+/// last). A range wholly past the end is an error for the model.
+fn numbered_lines(
+    text: &str,
+    from: Option<usize>,
+    to: Option<usize>,
+) -> Result<(String, usize, usize, usize), String> {
+    let lines: Vec<&str> = text.lines().collect();
+    let total = lines.len();
+    let first = from.unwrap_or(1);
+    let last = to.unwrap_or(total).min(total);
+    if total == 0 {
+        return Ok((String::new(), 0, 1, 0));
+    }
+    if first > total || first > last {
+        return Err(format!(
+            "the file has {total} line(s); lines {first}–{} are not in it",
+            to.map_or("end".to_string(), |t| t.to_string())
+        ));
+    }
+    let width = last.to_string().len();
+    let mut out = String::new();
+    for (i, line) in lines[first - 1..last].iter().enumerate() {
+        out.push_str(&format!("{:>width$} | {line}\n", first + i));
+    }
+    Ok((out, total, first, last))
+}
+
 /// A tool's failure, shown to the model as the tool's answer.
 pub type ToolResult = Result<String, String>;
 /// What proposing a change gives: its plan steps, or the refusal to say.
@@ -248,12 +277,16 @@ impl Tool for ReadFile {
         "read_file"
     }
     fn description(&self) -> &'static str {
-        "Read a file of the repository at the pull request's head commit."
+        "Read a file of the repository at the pull request's head commit, each line with its number; optionally only lines `from`..`to`."
     }
     fn parameters(&self) -> Value {
         json!({
             "type": "object",
-            "properties": { "path": { "type": "string", "description": "Path from the repository root" } },
+            "properties": {
+                "path": { "type": "string", "description": "Path from the repository root" },
+                "from": { "type": "integer", "minimum": 1, "description": "First line to read (default 1)" },
+                "to": { "type": "integer", "minimum": 1, "description": "Last line to read (default: the end)" }
+            },
             "required": ["path"],
             "additionalProperties": false
         })
@@ -272,17 +305,42 @@ impl Tool for ReadFile {
                 .head_sha
                 .as_deref()
                 .ok_or("files can be read only on a pull request")?;
+            let line_arg = |key: &str| -> Result<Option<usize>, String> {
+                match &args[key] {
+                    Value::Null => Ok(None),
+                    v => v
+                        .as_u64()
+                        .filter(|n| *n >= 1)
+                        .map(|n| Some(n as usize))
+                        .ok_or_else(|| format!("`{key}` must be a line number from 1")),
+                }
+            };
+            let (from, to) = (line_arg("from")?, line_arg("to")?);
             match s
                 .github
                 .file(&s.repo, path, Some(git_ref))
                 .await
                 .map_err(gh_err)?
             {
-                Some((text, size)) => Ok(format!(
-                    "A file of {size} bytes.\n{}",
-                    s.fence
-                        .wrap("file path and contents", &format!("path: {path}\n{text}"))
-                )),
+                Some((text, size)) => {
+                    let (shown, total, first, last) = numbered_lines(&text, from, to)?;
+                    let whole = first == 1 && last == total;
+                    let what = if whole {
+                        format!("A file of {size} bytes, {total} line(s).")
+                    } else {
+                        format!("Lines {first}–{last} of {total} of a file of {size} bytes.")
+                    };
+                    let piece = format!("path: {path}\n{shown}");
+                    // Said when the answer is cut, so the model can ask for
+                    // the rest by range.
+                    let cut_note = if piece.len() > MAX_PIECE {
+                        " It is longer than one answer: ask for the rest with `from` and `to`."
+                    } else {
+                        ""
+                    };
+                    let body = s.fence.wrap("file path and numbered lines", &piece);
+                    Ok(format!("{what}{cut_note}\n{body}"))
+                }
                 None => Err(format!(
                     "the file does not exist at {git_ref}: {}",
                     s.fence.wrap("file path", path)

@@ -462,6 +462,19 @@ impl GitHub {
                 reason: format!("`{path}` is a {}, not a file", content.kind),
             });
         }
+        // From 1 MB on, the contents API sends no content (encoding
+        // "none"): say so rather than read the file as empty.
+        if content.encoding.as_deref() == Some("none")
+            || (content.size > 0 && content.content.as_deref().is_none_or(str::is_empty))
+        {
+            return Err(GitHubError::Decode {
+                what,
+                reason: format!(
+                    "`{path}` is {} bytes, more than the 1 MB GitHub's contents API returns; it was not read",
+                    content.size
+                ),
+            });
+        }
         let raw = content
             .content
             .unwrap_or_default()

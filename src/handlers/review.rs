@@ -141,6 +141,8 @@ pub struct Scope {
     pub base: Option<String>,
     /// Said in the summary (a force-push made a full review necessary…).
     pub note: Option<String>,
+    /// Changed files GitHub did not list (it lists at most 3,000).
+    pub unseen: u64,
 }
 
 /// The pull request's diff, parsed: where inline comments may go.
@@ -270,6 +272,12 @@ pub fn review_body(
     );
     if let Some(note) = &scope.note {
         body.push_str(&format!("\n\n_{note}_"));
+    }
+    if scope.unseen > 0 {
+        body.push_str(&format!(
+            "\n\n**Not seen ({} file(s))**: GitHub lists at most 3,000 files of a pull request, and this one changes more; the files past that were not reviewed, and no comment is placed on them.",
+            scope.unseen
+        ));
     }
     let partly = review::partly_reviewed(&assembled.partial);
     if !partly.is_empty() {
@@ -577,10 +585,17 @@ async fn review_run(
     ctx.store
         .set_review_file_hashes(run.id, &review::file_hashes(&pr_files))
         .await?;
+    // GitHub lists at most 3,000 files of a pull request: what it changes
+    // beyond them is never seen, and said to be.
+    let unseen = pr
+        .changed_files
+        .unwrap_or(0)
+        .saturating_sub(pr_files.len() as u64);
     let scope = Scope {
         files: changed.unwrap_or_else(|| pr_files.clone()),
         base,
         note,
+        unseen,
     };
     ctx.store
         .set_review_base(run.id, scope.base.as_deref())

@@ -1144,7 +1144,7 @@ fn route(
             Json(json!({ "id": 2100000000u64 + n, "number": n, "title": t.title, "body": t.body, "state": state, "draft": p.draft,
                 "user": user_json(&t.author, author_type), "head": { "ref": p.head_ref, "sha": p.head_sha, "label": "x" },
                 "base": { "ref": p.base_ref, "sha": "1a2b3c4d5e6f708192a3b4c5d6e7f80910111213", "label": "y" },
-                "additions": 41, "deletions": 12, "changed_files": p.files.len(), "merged": false, "mergeable": null,
+                "additions": 41, "deletions": 12, "changed_files": p.files.len() + p.no_patch.len(), "merged": false, "mergeable": null,
                 "html_url": format!("https://github.com/{REPO}/pull/{n}") })).into_response()
         }
         ("GET", ["pulls", n, "files"]) => {
@@ -1166,6 +1166,9 @@ fn route(
             files.extend(p.no_patch.iter().map(|f| {
                 json!({ "sha": "abc", "filename": f, "status": "modified", "additions": 0, "deletions": 0, "changes": 0 })
             }));
+            // As GitHub: the list stops at 3,000 files, whatever the pull
+            // request changes.
+            files.truncate(3000);
             page(files)
         }
         ("GET", ["contents", path @ ..]) => {
@@ -1179,6 +1182,9 @@ fn route(
             });
             let path = path.join("/");
             match st.files.get(&(git_ref, path.clone())) {
+                // As GitHub: from 1 MB to 100 MB, no content, encoding "none".
+                Some(text) if text.len() > 1024 * 1024 => Json(json!({ "type": "file", "encoding": "none", "size": text.len(), "name": path, "path": path,
+                    "sha": "def", "content": "" })).into_response(),
                 Some(text) => Json(json!({ "type": "file", "encoding": "base64", "size": text.len(), "name": path, "path": path,
                     "sha": "def", "content": base64::engine::general_purpose::STANDARD.encode(text) })).into_response(),
                 None => error(StatusCode::NOT_FOUND, "Not Found"),
