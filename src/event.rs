@@ -16,6 +16,7 @@ pub const HANDLED_EVENTS: &[&str] = &[
     "pull_request",
     "issues",
     "check_run",
+    "check_suite",
     "installation",
 ];
 
@@ -149,6 +150,10 @@ pub struct CheckRun {
     #[serde(default)]
     pub app_id: Option<u64>,
     pub sender: Actor,
+    /// A `check_suite` event ("Re-run all checks"): `check_run_id` is then
+    /// the suite's id, and the suite is the App's own (`app_id`).
+    #[serde(default)]
+    pub suite: bool,
 }
 
 /// The App was installed or uninstalled.
@@ -389,6 +394,25 @@ struct WireCheckRun {
 }
 
 #[derive(Deserialize)]
+struct WireCheckSuiteEvent {
+    action: String,
+    check_suite: WireCheckSuite,
+    repository: WireRepo,
+    sender: Actor,
+    installation: Option<WireInstallationRef>,
+}
+
+#[derive(Deserialize)]
+struct WireCheckSuite {
+    id: u64,
+    head_sha: String,
+    #[serde(default)]
+    pull_requests: Vec<WirePullRef>,
+    #[serde(default)]
+    app: Option<WireInstallationRef>,
+}
+
+#[derive(Deserialize)]
 struct WirePullRef {
     number: u64,
 }
@@ -438,6 +462,7 @@ fn wanted(event: &str, action: &str) -> bool {
             )
             | ("issues", "opened" | "labeled" | "closed")
             | ("check_run", "requested_action" | "rerequested")
+            | ("check_suite", "rerequested")
             | ("installation", "created" | "deleted")
     )
 }
@@ -462,6 +487,7 @@ enum Wire {
     PullRequest(WirePullRequestEvent),
     Issues(WireIssuesEvent),
     CheckRun(WireCheckRunEvent),
+    CheckSuite(WireCheckSuiteEvent),
     Installation(WireInstallationEvent),
 }
 
@@ -473,6 +499,7 @@ impl Wire {
             "pull_request" => from(body).map(Wire::PullRequest),
             "issues" => from(body).map(Wire::Issues),
             "check_run" => from(body).map(Wire::CheckRun),
+            "check_suite" => from(body).map(Wire::CheckSuite),
             "installation" => from(body).map(Wire::Installation),
             _ => return None,
         })
@@ -484,6 +511,7 @@ impl Wire {
             Wire::PullRequest(w) => (&w.action, w.installation.as_ref(), Some(&w.repository)),
             Wire::Issues(w) => (&w.action, w.installation.as_ref(), Some(&w.repository)),
             Wire::CheckRun(w) => (&w.action, w.installation.as_ref(), Some(&w.repository)),
+            Wire::CheckSuite(w) => (&w.action, w.installation.as_ref(), Some(&w.repository)),
             Wire::Installation(w) => (&w.action, Some(&w.installation.as_ref_id()), None),
         };
         WireEnvelope {
@@ -624,6 +652,28 @@ pub fn parse(event: &str, body: &[u8]) -> Result<Parsed, ParseError> {
             external_id: w.check_run.external_id.filter(|e| !e.is_empty()),
             app_id: w.check_run.app.map(|a| a.id),
             sender: w.sender,
+            suite: false,
+        }),
+        // "Re-run all checks" on a suite: GitHub sends it to the suite's
+        // App only; for ours it re-runs our review check run.
+        Wire::CheckSuite(w) => Event::CheckRun(CheckRun {
+            action: w.action,
+            repo: w.repository.into(),
+            installation_id,
+            check_run_id: w.check_suite.id,
+            head_sha: w.check_suite.head_sha,
+            name: String::new(),
+            requested_action: None,
+            pull_requests: w
+                .check_suite
+                .pull_requests
+                .into_iter()
+                .map(|p| p.number)
+                .collect(),
+            external_id: None,
+            app_id: w.check_suite.app.map(|a| a.id),
+            sender: w.sender,
+            suite: true,
         }),
         Wire::Installation(w) => Event::Installation(Installation {
             action: w.action,

@@ -1372,3 +1372,68 @@ async fn files_past_the_three_thousand_github_lists_are_said_not_seen() {
     app.stop().await;
     llm.assert_clean();
 }
+
+/// A `check_suite` delivery for pull request 44's head.
+fn check_suite_event(sender: &str, app_id: u64, pulls: &[u64]) -> Vec<u8> {
+    let mut v: Value = serde_json::from_slice(&fixture("check_suite.rerequested.json")).unwrap();
+    v["check_suite"]["head_sha"] = HEAD1.into();
+    v["check_suite"]["app"]["id"] = app_id.into();
+    v["check_suite"]["pull_requests"] = pulls
+        .iter()
+        .map(|n| json!({ "number": n, "id": 2100000000u64 + n }))
+        .collect();
+    v["sender"]["login"] = sender.into();
+    v["sender"]["id"] = support::user_id(sender).into();
+    serde_json::to_vec(&v).unwrap()
+}
+
+/// GitHub's "Re-run all checks" re-runs our review, for someone who may
+/// ask for one, and only for our own suite; a fork's suite (no pull
+/// requests named) is found by its head.
+#[tokio::test]
+async fn re_run_all_checks_reviews_again_for_those_who_may() {
+    let (gh, llm) = world().await;
+    llm.script([
+        submit("First.", vec![]),
+        submit("Again.", vec![]),
+        submit("Fork.", vec![]),
+    ]);
+    let app = start(&gh, &llm).await;
+    deliver_pr(&app, "opened", HEAD1).await;
+    app.wait_for_jobs(1).await;
+    assert_eq!(gh.reviews(PR).len(), 1);
+    let deliver = |body: Vec<u8>| {
+        let app = &app;
+        async move {
+            let res = app.deliver("check_suite", &delivery_id(), &body).await;
+            assert_eq!(res.status(), 202);
+        }
+    };
+    // Someone else's suite, and a reader: nothing.
+    deliver(check_suite_event("mia-maintainer", APP_ID + 1, &[PR])).await;
+    deliver(check_suite_event("carol-reader", APP_ID, &[PR])).await;
+    app.wait_for_jobs(3).await;
+    assert_eq!(gh.reviews(PR).len(), 1, "no review for those");
+    // A maintainer re-runs all checks: a full review.
+    deliver(check_suite_event("mia-maintainer", APP_ID, &[PR])).await;
+    app.wait_for_jobs(4).await;
+    assert_eq!(gh.reviews(PR).len(), 2);
+    let runs = app.store().review_runs(REPO, PR).await.unwrap();
+    assert_eq!(runs.last().unwrap().trigger, "rerun");
+    // A fork's suite names no pull request: found by the head reviewed.
+    deliver(check_suite_event("mia-maintainer", APP_ID, &[])).await;
+    app.wait_for_jobs(5).await;
+    assert_eq!(gh.reviews(PR).len(), 3);
+    let refused = app
+        .store()
+        .audit_log(None, None, 1000)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|a| a.action == "review.rerun_refused")
+        .count();
+    assert_eq!(refused, 1, "the reader's re-run is refused and audited");
+    gh.take_writes();
+    app.stop().await;
+    llm.assert_clean();
+}

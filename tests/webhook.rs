@@ -297,6 +297,11 @@ const FIXTURES: &[(&str, &str, Result<&str, &str>)] = &[
         Ok("check_run_action"),
     ),
     (
+        "check_suite.rerequested.json",
+        "check_suite",
+        Ok("check_run_action"),
+    ),
+    (
         "check_run.completed.json",
         "check_run",
         Err("action `completed` of `check_run` is not handled"),

@@ -495,11 +495,24 @@ async fn check_run_action(
         "requested_action" => ev.requested_action.as_deref() == Some(review::RERUN_ACTION),
         _ => false,
     };
-    if !ours || ev.name != review::CHECK_NAME || !rerun {
+    // A suite of ours holds our review check run when the head is a pull
+    // request's ("Re-run all checks").
+    if !ours || !(ev.suite || ev.name == review::CHECK_NAME) || !rerun {
         tracing::debug!(name = %ev.name, action = %ev.action, "not a re-run of our review check run");
         return Ok(());
     }
-    let Some(number) = ev.pull_number() else {
+    let number = match ev.pull_number() {
+        Some(n) => Some(n),
+        // A fork's suite names no pull request: the one we reviewed at
+        // this head, if any.
+        None if ev.suite => {
+            ctx.store
+                .review_number_at(&ev.repo.full_name, &ev.head_sha)
+                .await?
+        }
+        None => None,
+    };
+    let Some(number) = number else {
         tracing::info!(
             check_run = ev.check_run_id,
             "a re-run of a check run with no pull request"

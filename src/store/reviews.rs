@@ -223,6 +223,24 @@ impl Store {
         Ok(row.as_ref().map(run_of))
     }
 
+    /// The pull request a review run of `repo` looked at `head_sha` for
+    /// (the newest such run), if any.
+    pub async fn review_number_at(
+        &self,
+        repo: &str,
+        head_sha: &str,
+    ) -> anyhow::Result<Option<u64>> {
+        let n: Option<i64> = sqlx::query_scalar(
+            "SELECT number FROM reviews WHERE repo = $1 AND head_sha = $2 ORDER BY id DESC LIMIT 1",
+        )
+        .bind(repo)
+        .bind(head_sha)
+        .fetch_optional(&self.read)
+        .await
+        .context("finding a reviewed pull request by head")?;
+        Ok(n.map(|n| n as u64))
+    }
+
     /// Fingerprints of every inline comment posted on a pull request.
     pub async fn review_fingerprints(
         &self,
