@@ -605,7 +605,8 @@ async fn review(repo: String, number: u64, post: bool) -> anyhow::Result<()> {
         store.close().await;
         return Ok(());
     }
-    let message = flow::review_message(&pr, &repo, &scope, &assembled, &settings, &fence);
+    let earlier = flow::own_review_comments(&github, &repo, number).await?;
+    let message = flow::review_message(&pr, &repo, &scope, &assembled, &settings, &fence, &earlier);
     let trace = local_trace(&store, &redactor, &login);
     let budget = crate::agent::Budget::for_review(&config);
     let submission = flow::think(

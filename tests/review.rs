@@ -1191,6 +1191,17 @@ async fn a_reworded_finding_on_an_unchanged_line_is_not_posted_twice() {
     )]);
     say(&app, 990001, "mia-maintainer", "/agentic review").await;
     app.wait_for_jobs(2).await;
+    // The model was shown what was said before, fenced, and told not to
+    // say it again.
+    let second = prompt(&llm, 1);
+    assert!(
+        second.contains("This App's earlier comments on lines of this pull request that have not changed since (1). Do not repeat them"),
+        "{second}"
+    );
+    assert!(
+        second.contains("src/retry.rs line 5: **Major:** This overflows at 64 attempts."),
+        "{second}"
+    );
     let writes = gh.take_writes();
     let review = &writes_to(&writes, "POST", "/reviews")[0].body;
     let comments = review["comments"].as_array().unwrap();

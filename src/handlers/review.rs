@@ -164,6 +164,7 @@ pub fn review_message(
     assembled: &Assembled,
     config: &RepoConfig,
     fence: &Fence,
+    earlier: &[crate::github::types::ReviewComment],
 ) -> String {
     let about = format!(
         "title: {}\nauthor: {}\nbranches: {} into {}\n\n{}",
@@ -192,6 +193,7 @@ pub fn review_message(
         ));
     }
     m.push_str(&review::omitted_for_model(assembled, fence));
+    m.push_str(&earlier_for_model(earlier, fence));
     m.push_str(&format!(
         "\nThe diff, one file per block. Every line shows the number a comment on it uses — `new N` for added and context lines (side RIGHT), `old N` for removed lines (side LEFT) — then `|`, the diff's marker (`+`, `-` or a space) and the line's text:\n{}\nSeverities: critical (a security hole, data loss, an outage), major (a bug or a real risk), minor (worth fixing), nit (style). \
 Report only what you are confident about, on lines of this diff: give each finding the line's number and side as shown, and its exact text after the marker as `anchor` (`start_anchor` for the first line of a range); a finding whose anchor is not on its line is moved to the one line with that text, or left out of the inline comments. \
@@ -641,7 +643,8 @@ async fn review_run(
     let reader = ctx
         .repo_client(req.installation, repo, Access::Read)
         .await?;
-    let message = review_message(pr, repo, &scope, &assembled, config, &fence);
+    let earlier = own_review_comments(w.github, repo, pr.number).await?;
+    let message = review_message(pr, repo, &scope, &assembled, config, &fence, &earlier);
     let trace = ctx.trace(w.job, pr.user.as_ref().map(|u| u.login.clone()));
     let budget = Budget::for_review(&ctx.config);
     let mut progress = CheckProgress {
@@ -705,7 +708,9 @@ async fn review_run(
     };
     let patches = patches_of(&pr_files);
     let mut posted = ctx.store.review_fingerprints(repo, pr.number).await?;
-    posted.extend(fingerprints_on_github(w.github, repo, pr.number).await?);
+    posted.extend(review::posted_fingerprints(
+        earlier.iter().map(|c| c.body.as_str()),
+    ));
     let plan = review::plan(
         submission.comments.clone(),
         &patches,
@@ -910,6 +915,55 @@ async fn since(
 }
 
 /// Fingerprints in inline comments this App posted on the pull request.
+/// Most earlier comments shown to the model, and most characters of each.
+const MAX_EARLIER: usize = 30;
+const MAX_EARLIER_CHARS: usize = 400;
+
+/// This App's earlier inline comments that are still on the diff (GitHub
+/// gives an outdated comment no `line`), fenced, with the instruction not
+/// to repeat them; nothing when there are none.
+pub fn earlier_for_model(earlier: &[crate::github::types::ReviewComment], fence: &Fence) -> String {
+    let on_the_diff: Vec<String> = earlier
+        .iter()
+        .filter_map(|c| Some((c, c.line?)))
+        .take(MAX_EARLIER)
+        .map(|(c, line)| {
+            let body = c
+                .body
+                .split("\n\n<!-- ")
+                .next()
+                .unwrap_or("")
+                .chars()
+                .take(MAX_EARLIER_CHARS)
+                .collect::<String>();
+            format!("{} line {line}: {body}", c.path)
+        })
+        .collect();
+    if on_the_diff.is_empty() {
+        return String::new();
+    }
+    format!(
+        "\nThis App's earlier comments on lines of this pull request that have not changed since ({}). Do not repeat them, in these words or others; a finding on the same line with the same severity is not posted again anyway:\n{}\n",
+        on_the_diff.len(),
+        fence.wrap("earlier review comments", &on_the_diff.join("\n"))
+    )
+}
+
+/// This App's own inline comments on the pull request.
+pub async fn own_review_comments(
+    github: &GitHub,
+    repo: &str,
+    number: u64,
+) -> Result<Vec<crate::github::types::ReviewComment>, GitHubError> {
+    let own = github.own().await;
+    Ok(github
+        .review_comments(repo, number)
+        .await?
+        .into_iter()
+        .filter(|c| own.wrote(c.user.as_ref()))
+        .collect())
+}
+
 pub async fn fingerprints_on_github(
     github: &GitHub,
     repo: &str,

@@ -478,6 +478,48 @@ fn commentable(patch: &str) -> HashMap<(bool, u64), usize> {
     out
 }
 
+/// The text of the diff line a comment on (`right`, `line`) sits on.
+fn line_text(patch: &str, right: bool, line: u64) -> Option<String> {
+    let (mut old, mut new) = (0u64, 0u64);
+    for l in patch.lines() {
+        if let Some(h) = l.strip_prefix("@@ -") {
+            let mut parts = h.split(' ');
+            let first = |p: Option<&str>| -> u64 {
+                p.and_then(|x| x.trim_start_matches('+').split(',').next())
+                    .and_then(|x| x.parse().ok())
+                    .unwrap_or(0)
+            };
+            old = first(parts.next());
+            new = first(parts.next());
+            continue;
+        }
+        let text = l.get(1..).unwrap_or("").to_string();
+        match l.chars().next() {
+            Some('+') => {
+                if right && new == line {
+                    return Some(text);
+                }
+                new += 1;
+            }
+            Some('-') => {
+                if !right && old == line {
+                    return Some(text);
+                }
+                old += 1;
+            }
+            Some('\\') => {}
+            _ => {
+                if right && new == line {
+                    return Some(text);
+                }
+                old += 1;
+                new += 1;
+            }
+        }
+    }
+    None
+}
+
 /// GitHub's 422 for a review, all or nothing.
 fn unprocessable(message: &str) -> Response {
     (
@@ -815,6 +857,16 @@ fn route(
                 st.next_id += 1;
                 let id = st.next_id;
                 let mut stored = c.clone();
+                // What the line said when commented on: a later diff where
+                // it says something else (or is gone) makes the comment
+                // outdated, as GitHub does (`line` null).
+                let right = c["side"].as_str().unwrap_or("RIGHT") == "RIGHT";
+                let said = c["path"].as_str().and_then(|p| {
+                    let patch = &pull.files.iter().find(|(f, _)| f == p)?.1;
+                    line_text(patch, right, c["line"].as_u64()?)
+                });
+                stored["original_line"] = c["line"].clone();
+                stored["_said"] = json!(said);
                 stored["id"] = json!(id);
                 stored["pull_request_review_id"] = json!(review_id);
                 stored["user"] = user_json(BOT, "Bot");
@@ -901,7 +953,32 @@ fn route(
         }
         ("GET", ["pulls", n, "comments"]) => {
             let n: u64 = n.parse().unwrap_or(0);
-            page(st.review_comments.get(&n).cloned().unwrap_or_default())
+            let files = st
+                .threads
+                .get(&n)
+                .and_then(|t| t.pull.as_ref())
+                .map(|p| p.files.clone())
+                .unwrap_or_default();
+            let comments = st
+                .review_comments
+                .get(&n)
+                .cloned()
+                .unwrap_or_default()
+                .into_iter()
+                .map(|mut c| {
+                    let right = c["side"].as_str().unwrap_or("RIGHT") == "RIGHT";
+                    let now = c["path"].as_str().and_then(|p| {
+                        let patch = &files.iter().find(|(f, _)| f == p)?.1;
+                        line_text(patch, right, c["original_line"].as_u64()?)
+                    });
+                    if now.is_none() || json!(now) != c["_said"] {
+                        c["line"] = Value::Null;
+                    }
+                    c.as_object_mut().unwrap().remove("_said");
+                    c
+                })
+                .collect();
+            page(comments)
         }
         ("POST", ["check-runs"]) | ("PATCH", ["check-runs", _]) => {
             let annotations = json_body["output"]["annotations"]
