@@ -1448,3 +1448,33 @@ async fn re_run_all_checks_reviews_again_for_those_who_may() {
     app.stop().await;
     llm.assert_clean();
 }
+
+/// The head moves between reading the pull request and reading its files:
+/// the files may be the new head's, so nothing is reviewed or posted
+/// against the old commit; the run ends as superseded.
+#[tokio::test]
+async fn a_head_that_moves_while_its_files_are_read_is_never_reviewed_against_the_old_commit() {
+    let (gh, llm) = world().await;
+    let mut moved = pr_files();
+    moved.push(("src/jitter.rs".into(), JITTER_PATCH.into()));
+    gh.push_before_next_files(PR, HEAD2, moved);
+    let app = start(&gh, &llm).await;
+    deliver_pr(&app, "opened", HEAD1).await;
+    app.wait_for_jobs(1).await;
+    assert!(llm.requests().is_empty(), "the model was not asked");
+    assert!(gh.reviews(PR).is_empty(), "nothing posted");
+    assert!(gh.check_runs().is_empty(), "no check run for the old head");
+    let runs = app.store().review_runs(REPO, PR).await.unwrap();
+    assert_eq!(runs[0].state, "cancelled");
+    assert!(
+        runs[0]
+            .detail
+            .as_deref()
+            .unwrap()
+            .contains("the head moved from `44aa000` to `44aa000` while its files were read"),
+        "{runs:#?}"
+    );
+    gh.take_writes();
+    app.stop().await;
+    llm.assert_clean();
+}

@@ -584,6 +584,23 @@ async fn review_run(
             (Some(base), Some(files), Some(note))
         }
     };
+    // One head per review: the files must be the head's. If the head moved
+    // while they were read, they may be the new head's lines, and a review
+    // pinned to the old commit would put comments on the wrong code. The
+    // push's own event reviews the new head.
+    let now = w.github.pull_request(repo, pr.number).await?;
+    if now.head.sha != pr.head.sha {
+        let why = format!(
+            "the head moved from `{}` to `{}` while its files were read; the new head's own review covers it",
+            short(&pr.head.sha),
+            short(&now.head.sha)
+        );
+        ctx.store
+            .finish_review(run.id, "cancelled", Some(&why))
+            .await?;
+        tracing::info!(repo, number = pr.number, %why, "review superseded");
+        return Ok(Reviewed::Superseded);
+    }
     ctx.store
         .set_review_file_hashes(run.id, &review::file_hashes(&pr_files))
         .await?;

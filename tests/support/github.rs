@@ -124,8 +124,15 @@ pub struct Failure {
     pub after_doing: bool,
 }
 
+/// A push waiting to land: (pull request, new head, its files).
+pub type PendingPush = (u64, String, Vec<(String, String)>);
+
 #[derive(Default)]
 pub struct Inner {
+    /// A push that lands just before the next listing of a pull request's
+    /// files is answered: (number, new head, its files). A head that moves
+    /// between two reads of a review.
+    pub push_before_files: Option<PendingPush>,
     pub tokens: HashMap<String, TokenInfo>,
     /// Bodies of every token request, in order.
     pub token_requests: Vec<Value>,
@@ -283,6 +290,18 @@ impl FakeGitHub {
         pull.history.push((sha.into(), changed));
         pull.head_sha = sha.into();
         pull.files = files;
+        self
+    }
+
+    /// Push `sha` with `files` to pull request `number` the moment its
+    /// files are next listed, before they are answered.
+    pub fn push_before_next_files(
+        &self,
+        number: u64,
+        sha: &str,
+        files: Vec<(String, String)>,
+    ) -> &Self {
+        self.inner.lock().unwrap().push_before_files = Some((number, sha.into(), files));
         self
     }
 
@@ -1226,6 +1245,15 @@ fn route(
         }
         ("GET", ["pulls", n, "files"]) => {
             let n: u64 = n.parse().unwrap_or(0);
+            if let Some((number, sha, files)) = st.push_before_files.take_if(|(m, _, _)| *m == n) {
+                let pull = st
+                    .threads
+                    .get_mut(&number)
+                    .and_then(|t| t.pull.as_mut())
+                    .expect("the pull request exists");
+                pull.head_sha = sha;
+                pull.files = files;
+            }
             let Some(p) = st.threads.get(&n).and_then(|t| t.pull.clone()) else {
                 return error(StatusCode::NOT_FOUND, "Not Found");
             };
