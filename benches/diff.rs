@@ -59,6 +59,7 @@ fn assemble_prompt(c: &mut Criterion) {
                 additions: additions as u64,
                 deletions: deletions as u64,
                 patch: f.patch,
+                sha: None,
             }
         })
         .collect();

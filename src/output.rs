@@ -248,6 +248,20 @@ impl StatusComment {
 
 /// A code fence for `text`: backticks, one more than the longest run of
 /// them inside it (at least three), so nothing in it can close the block.
+/// `text` as an inline code span that nothing in it can close: a longer
+/// run of backticks than any inside, spaced when it starts or ends with
+/// one, on one line.
+pub fn code_span(text: &str) -> String {
+    let text = text.replace(['\r', '\n'], " ");
+    let longest = text.split(|c| c != '`').map(str::len).max().unwrap_or(0);
+    let ticks = "`".repeat(longest + 1);
+    if text.starts_with('`') || text.ends_with('`') {
+        format!("{ticks} {text} {ticks}")
+    } else {
+        format!("{ticks}{text}{ticks}")
+    }
+}
+
 pub fn fence_for(text: &str) -> String {
     let longest = text.split(|c| c != '`').map(str::len).max().unwrap_or(0);
     "`".repeat((longest + 1).max(3))
@@ -256,6 +270,17 @@ pub fn fence_for(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_code_span_holds_whatever_backticks_a_name_has() {
+        assert_eq!(code_span("src/a.rs"), "`src/a.rs`");
+        assert_eq!(
+            code_span("x` ![t](https://evil/p.png) `y"),
+            "``x` ![t](https://evil/p.png) `y``"
+        );
+        assert_eq!(code_span("`a`"), "`` `a` ``");
+        assert_eq!(code_span("a\nb"), "`a b`");
+    }
 
     #[test]
     fn fit_cuts_on_characters_with_a_note() {

@@ -221,9 +221,21 @@ fn same_text(a: &str, b: &str) -> bool {
     a.split_whitespace().eq(b.split_whitespace())
 }
 
-/// The one line of the diff, on `side` first and then on the other, whose
-/// text is `anchor`; `None` when none or several are.
-fn unique_line(patch: &Patch, side: Side, anchor: &str) -> Option<(Side, u32)> {
+/// The same line text byte for byte, trailing spaces and `\r` aside: what
+/// a suggestion needs, since it replaces the line's indentation too.
+fn exactly(a: &str, b: &str) -> bool {
+    a.trim_end() == b.trim_end()
+}
+
+/// How far (in lines) a finding may move from the line it names to the
+/// line whose text it quotes: a miscount, not a finding about other code
+/// that happens to hold the same text.
+const MAX_MOVE: u32 = 20;
+
+/// The one line of the diff near `near` (within [`MAX_MOVE`]), on `side`
+/// first and then on the other, whose text is `anchor`; `None` when none
+/// or several are, or the anchor is blank.
+fn unique_line(patch: &Patch, side: Side, near: u32, anchor: &str) -> Option<(Side, u32)> {
     if anchor.trim().is_empty() {
         return None;
     }
@@ -235,7 +247,7 @@ fn unique_line(patch: &Patch, side: Side, anchor: &str) -> Option<(Side, u32)> {
         let found: Vec<u32> = patch
             .lines_on(s)
             .into_iter()
-            .filter(|(_, t)| same_text(t, anchor))
+            .filter(|(n, t)| n.abs_diff(near) <= MAX_MOVE && same_text(t, anchor))
             .map(|(n, _)| n)
             .collect();
         match found.as_slice() {
@@ -248,12 +260,16 @@ fn unique_line(patch: &Patch, side: Side, anchor: &str) -> Option<(Side, u32)> {
 }
 
 /// Where `f` lands in its file's diff: on its own line(s) when the text
-/// there is what it quotes (`true`: exact), else on the one line whose
-/// text it quotes (`false`: moved, or a range cut to its last line);
-/// `None` when neither.
+/// there is what it quotes (`true`: exact, byte for byte, and for a range
+/// neither end blank — what a suggestion needs), else on the one line near
+/// it whose text it quotes (`false`: moved, or a range cut to its last
+/// line); `None` when neither.
 fn place(patch: &Patch, f: &Finding) -> Option<(Finding, bool)> {
     let at = |side: Side, n: u32, anchor: &str| {
         patch.text_at(side, n).is_some_and(|t| same_text(t, anchor))
+    };
+    let byte_for_byte = |side: Side, n: u32, anchor: &str| {
+        patch.text_at(side, n).is_some_and(|t| exactly(t, anchor))
     };
     let start = f.start_line.filter(|s| *s < f.line);
     if at(f.side, f.line, &f.anchor) {
@@ -265,19 +281,29 @@ fn place(patch: &Patch, f: &Finding) -> Option<(Finding, bool)> {
         if start_ok && patch.can_comment(f.side, start, f.line) {
             let mut placed = f.clone();
             placed.start_line = start;
-            return Some((placed, true));
+            let exact = byte_for_byte(f.side, f.line, &f.anchor)
+                && match (start, &f.start_anchor) {
+                    (None, _) => true,
+                    (Some(s), Some(a)) => {
+                        byte_for_byte(f.side, s, a)
+                            && !a.trim().is_empty()
+                            && !f.anchor.trim().is_empty()
+                    }
+                    (Some(_), None) => false,
+                };
+            return Some((placed, exact));
         }
         // The range cannot be checked: its last line alone.
         let mut placed = f.clone();
         placed.start_line = None;
         return Some((placed, false));
     }
-    let (side, line) = unique_line(patch, f.side, &f.anchor)?;
+    let (side, line) = unique_line(patch, f.side, f.line, &f.anchor)?;
     let start = f
         .start_anchor
         .as_deref()
-        .filter(|_| f.start_line.is_some())
-        .and_then(|a| unique_line(patch, side, a))
+        .zip(f.start_line)
+        .and_then(|(a, near)| unique_line(patch, side, near, a))
         .filter(|(s, n)| *s == side && *n < line && patch.can_comment(side, Some(*n), line))
         .map(|(_, n)| n);
     let mut placed = f.clone();
@@ -288,33 +314,48 @@ fn place(patch: &Patch, f: &Finding) -> Option<(Finding, bool)> {
 }
 
 /// A suggestion as GitHub will apply it to `placed`'s lines, or `None`
-/// when it should not be offered: diff markers the model copied in are
-/// taken out (`+`, and the space of a context line; a `-` line is
-/// dropped), and a suggestion that is then empty, or the very text already
+/// when it should not be offered. Diff markers the model copied in are
+/// taken out only when that is certainly what they are: every line marked,
+/// and its ` `/`-` lines, unmarked, being exactly the current lines (a diff
+/// of them), or its lines all `+` where the current lines start with none.
+/// A suggestion that looks like a diff in any other way is dropped rather
+/// than guessed at; one that is then empty, or the very text already
 /// there, is no suggestion.
 fn clean_suggestion(suggestion: &str, patch: &Patch, placed: &Finding) -> Option<String> {
-    let lines: Vec<&str> = suggestion.lines().collect();
-    let diff_like = lines.iter().any(|l| l.starts_with('+'))
-        && lines
-            .iter()
-            .all(|l| l.is_empty() || l.starts_with(['+', '-', ' ']));
-    let cleaned = if diff_like {
-        let kept: Vec<&str> = lines
-            .iter()
-            .filter(|l| !l.starts_with('-'))
-            .map(|l| l.get(1..).unwrap_or(""))
-            .collect();
-        if kept.is_empty() {
-            return None;
-        }
-        kept.join("\n")
-    } else {
-        suggestion.to_string()
-    };
     let from = placed.start_line.unwrap_or(placed.line);
     let current: Vec<&str> = (from..=placed.line)
         .filter_map(|n| patch.text_at(Side::Right, n))
         .collect();
+    let lines: Vec<&str> = suggestion.lines().collect();
+    let marked = |l: &&str| l.starts_with(['+', '-', ' ']);
+    let current_marked = current.iter().any(|l| l.starts_with(['+', '-']));
+    let diff_like = lines.iter().any(|l| l.starts_with('+')) && lines.iter().all(marked);
+    let cleaned = if diff_like && !current_marked {
+        let old: Vec<&str> = lines
+            .iter()
+            .filter(|l| !l.starts_with('+'))
+            .map(|l| &l[1..])
+            .collect();
+        let all_added = old.is_empty();
+        if !all_added && old != current {
+            return None;
+        }
+        let new: Vec<&str> = lines
+            .iter()
+            .filter(|l| !l.starts_with('-'))
+            .map(|l| &l[1..])
+            .collect();
+        if new.is_empty() {
+            return None;
+        }
+        new.join("\n")
+    } else if diff_like {
+        // The code itself starts lines with `+`/`-` (a diff, a list): the
+        // model's markers and the code's cannot be told apart.
+        return None;
+    } else {
+        suggestion.to_string()
+    };
     if cleaned.trim_end_matches('\n') == current.join("\n") {
         return None;
     }
@@ -417,9 +458,9 @@ pub fn summary(model_summary: &str, plan: &Plan) -> String {
                 NotInline::AnchorNotFound => "the line it quotes is not in the diff",
             };
             out.push_str(&format!(
-                "\n- **{}** `{}` line {} ({why}): {}",
+                "\n- **{}** {} line {} ({why}): {}",
                 severity_name(f.severity),
-                f.path,
+                crate::output::code_span(&f.path),
                 f.line,
                 f.body.trim()
             ));
@@ -461,6 +502,8 @@ pub struct ChangedFile {
     pub deletions: u64,
     /// `None` where GitHub sent no patch (binary, or too large a diff).
     pub patch: Option<String>,
+    /// The file's blob at the head, as the files API gives it.
+    pub sha: Option<String>,
 }
 
 impl From<crate::github::types::PullFile> for ChangedFile {
@@ -472,27 +515,32 @@ impl From<crate::github::types::PullFile> for ChangedFile {
             additions: f.additions,
             deletions: f.deletions,
             patch: f.patch,
+            sha: f.sha,
         }
     }
 }
 
-/// A hash of what a file's patch changes: its added and removed lines, in
-/// order, without hunk headers or context, so that a merge from the base
-/// branch that only moves the file's lines around changes nothing here,
-/// while any change to what the pull request adds or removes does.
+/// A hash of what a file's patch changes: every hunk's lines with their
+/// markers and context, without the hunk headers' line numbers, so that a
+/// merge from the base branch that only shifts the file's lines changes
+/// nothing here, while any change to what the pull request adds, removes,
+/// or where it does so, does.
 pub fn changes_hash(patch: Option<&str>) -> String {
     let mut h = Sha256::new();
     match patch.map(Patch::parse) {
         Some(Ok(p)) => {
-            for line in p.hunks.iter().flat_map(|h| &h.lines) {
-                let mark: &[u8] = match line.kind {
-                    crate::diff::LineKind::Added => b"+",
-                    crate::diff::LineKind::Removed => b"-",
-                    crate::diff::LineKind::Context => continue,
-                };
-                h.update(mark);
-                h.update(line.text.as_bytes());
-                h.update([b'\n']);
+            for hunk in &p.hunks {
+                h.update(b"@@\n");
+                for line in &hunk.lines {
+                    let mark: &[u8] = match line.kind {
+                        crate::diff::LineKind::Added => b"+",
+                        crate::diff::LineKind::Removed => b"-",
+                        crate::diff::LineKind::Context => b" ",
+                    };
+                    h.update(mark);
+                    h.update(line.text.as_bytes());
+                    h.update([b'\n']);
+                }
             }
         }
         Some(Err(_)) => h.update(patch.unwrap_or_default().as_bytes()),
@@ -507,11 +555,15 @@ pub fn file_hashes(files: &[ChangedFile]) -> std::collections::BTreeMap<String, 
         .iter()
         .map(|f| {
             // A rename is a change of its own, and so is a status.
+            // Without a patch, the blob itself says whether it changed.
+            let changes = match (&f.patch, &f.sha) {
+                (None, Some(blob)) => format!("blob {blob}"),
+                (patch, _) => changes_hash(patch.as_deref()),
+            };
             let key = format!(
-                "{}:{}:{}",
+                "{}:{}:{changes}",
                 f.status,
                 f.previous_path.as_deref().unwrap_or(""),
-                changes_hash(f.patch.as_deref())
             );
             let mut h = Sha256::new();
             h.update(key.as_bytes());
@@ -741,7 +793,8 @@ pub fn partly_reviewed(partial: &[(String, usize, usize)]) -> String {
     let mut out = format!("**Partly reviewed ({} file(s))**\n", partial.len());
     for (path, shown, total) in partial {
         out.push_str(&format!(
-            "\n- `{path}`: first {shown} of {total} diff lines (the rest was too long to show)"
+            "\n- {}: first {shown} of {total} diff lines (the rest was too long to show)",
+            crate::output::code_span(path)
         ));
     }
     out
@@ -754,7 +807,11 @@ pub fn omissions(omitted: &[(String, Omission)]) -> String {
     }
     let mut out = format!("**Not reviewed ({} file(s))**\n", omitted.len());
     for (path, why) in omitted.iter().take(100) {
-        out.push_str(&format!("\n- `{path}`: {}", why.describe()));
+        out.push_str(&format!(
+            "\n- {}: {}",
+            crate::output::code_span(path),
+            why.describe()
+        ));
     }
     if omitted.len() > 100 {
         out.push_str(&format!("\n- … and {} more", omitted.len() - 100));
@@ -945,7 +1002,75 @@ mod tests {
             additions: additions as u64,
             deletions: deletions as u64,
             patch: patch.map(str::to_string),
+            sha: None,
         }
+    }
+
+    #[test]
+    fn a_changes_hash_ignores_shifted_lines_not_moved_changes() {
+        let here = "@@ -10,2 +10,3 @@ def fake():\n     x = 1\n+    return True\n     y = 2\n";
+        let shifted = here.replace("@@ -10,2 +10,3 @@", "@@ -30,2 +30,3 @@");
+        let moved = "@@ -50,2 +50,3 @@ def is_authorized():\n     token = read()\n+    return True\n     check(token)\n";
+        assert_eq!(changes_hash(Some(here)), changes_hash(Some(&shifted)));
+        assert_ne!(changes_hash(Some(here)), changes_hash(Some(moved)));
+    }
+
+    #[test]
+    fn suggestions_are_posted_only_where_they_fit_the_code_byte_for_byte() {
+        let patch =
+            Patch::parse("@@ -1,2 +1,3 @@\n def f():\n-    return x\n+    return y\n+\n").unwrap();
+        let patches = HashMap::from([("src/main.rs".to_string(), patch)]);
+        let config = ReviewConfig::default();
+        let with = |anchor: &str, suggestion: &str| {
+            let mut f = anchored(2, anchor, Severity::Major, "b");
+            f.suggestion = Some(suggestion.into());
+            plan(vec![f], &patches, &config, &HashSet::new()).inline[0]
+                .finding
+                .suggestion
+                .clone()
+        };
+        // Indentation differs: placed, but no suggestion (it would change
+        // the indentation).
+        assert_eq!(with("return y", "return z"), None);
+        assert_eq!(
+            with("    return y", "    return z").as_deref(),
+            Some("    return z")
+        );
+        // A diff of the current line: the markers go.
+        assert_eq!(
+            with("    return y", "-    return y\n+    return z").as_deref(),
+            Some("    return z")
+        );
+        // A diff of some other line: dropped, not guessed at.
+        assert_eq!(with("    return y", "-    return w\n+    return z"), None);
+    }
+
+    #[test]
+    fn a_finding_moves_only_a_miscount_away() {
+        let mut text = String::from("@@ -1,60 +1,60 @@\n");
+        for i in 1..=60 {
+            text.push_str(&format!(" line {i}\n"));
+        }
+        let patches = HashMap::from([("src/main.rs".to_string(), Patch::parse(&text).unwrap())]);
+        let config = ReviewConfig::default();
+        let place_at = |line: u32| {
+            plan(
+                vec![anchored(line, "line 50", Severity::Major, "b")],
+                &patches,
+                &config,
+                &HashSet::new(),
+            )
+        };
+        assert_eq!(
+            place_at(47).inline[0].finding.line,
+            50,
+            "off by three: moved"
+        );
+        assert_eq!(
+            place_at(5).in_summary[0].1,
+            NotInline::AnchorNotFound,
+            "45 lines away: not moved"
+        );
     }
 
     #[test]

@@ -509,13 +509,7 @@ async fn a_ceiling_tightened_mid_apply_stops_the_next_step() {
     .await;
     say(&app, &gh, 57, 1, "bob-reviewer", "/agentic plan stop both").await;
     support::plans::post(&app, 2, "bob-reviewer", "/agentic apply 1").await;
-    support::wait_until("the first step", || async {
-        let runs = app.store().plan_step_runs(1).await.unwrap();
-        runs.iter()
-            .any(|r| r.step == 1 && r.state == "done")
-            .then_some(())
-    })
-    .await;
+    support::plans::first_step_done(&app, 1).await;
     std::fs::write(
         file.path(),
         ceiling(&format!(

@@ -133,13 +133,7 @@ async fn a_freeze_pauses_a_running_apply_between_steps_and_it_resumes_after() {
     let app = app_with(&gh, &llm, &[("AGENTIC_TEST_STEP_DELAY_MS", "60000")]).await;
     say(&app, &gh, 57, 1, "bob-reviewer", "/agentic plan stop both").await;
     post(&app, 2, "bob-reviewer", "/agentic apply 1").await;
-    support::wait_until("the first step", || async {
-        let runs = app.store().plan_step_runs(1).await.unwrap();
-        runs.iter()
-            .any(|r| r.step == 1 && r.state == "done")
-            .then_some(())
-    })
-    .await;
+    support::plans::first_step_done(&app, 1).await;
     app.store()
         .set_freeze("bad deploy in eu-west-1", "ops-alice")
         .await

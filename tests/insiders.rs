@@ -543,13 +543,7 @@ async fn a_close_by_someone_who_may_not_cancel_lets_an_approved_apply_finish() {
     )
     .await;
     post(&app, 3, "bob-reviewer", "/agentic apply 1").await;
-    support::wait_until("the first step", || async {
-        let runs = app.store().plan_step_runs(1).await.unwrap();
-        runs.iter()
-            .any(|r| r.step == 1 && r.state == "done")
-            .then_some(())
-    })
-    .await;
+    support::plans::first_step_done(&app, 1).await;
     // The issue's triager closes it mid-apply.
     let mut closed: serde_json::Value =
         serde_json::from_slice(&support::fixture("issues.labeled.json")).unwrap();

@@ -346,13 +346,7 @@ async fn cancel_stops_an_apply_between_steps_and_a_running_answer_at_once() {
     let app = app_with(&gh, &llm, &[("AGENTIC_TEST_STEP_DELAY_MS", "60000")]).await;
     say(&app, &gh, 57, 1, "bob-reviewer", "/agentic plan stop both").await;
     post(&app, 2, "bob-reviewer", "/agentic apply").await;
-    support::wait_until("the first step", || async {
-        let runs = app.store().plan_step_runs(1).await.unwrap();
-        runs.iter()
-            .any(|r| r.step == 1 && r.state == "done")
-            .then_some(())
-    })
-    .await;
+    support::plans::first_step_done(&app, 1).await;
     // A second apply meanwhile does not run the plan a second time.
     post(&app, 3, "mia-maintainer", "/agentic apply").await;
     let jobs = support::wait_until("the second apply", || async {
@@ -1595,13 +1589,7 @@ async fn closing_withdraws_waiting_plans_and_stops_an_apply_after_its_step() {
     say(&app, &gh, 42, 1, "bob-reviewer", "/agentic plan stop it").await;
     say(&app, &gh, 57, 2, "bob-reviewer", "/agentic plan stop both").await;
     post(&app, 3, "bob-reviewer", "/agentic apply").await;
-    support::wait_until("the first step", || async {
-        let runs = app.store().plan_step_runs(2).await.unwrap();
-        runs.iter()
-            .any(|r| r.step == 1 && r.state == "done")
-            .then_some(())
-    })
-    .await;
+    support::plans::first_step_done(&app, 2).await;
     // The pull request is merged, and the issue closed, mid-apply.
     let res = app
         .deliver(

@@ -520,6 +520,20 @@ async fn a_push_is_reviewed_incrementally_and_a_finding_is_not_posted_twice() {
     deliver_pr(&app, "synchronize", HEAD4).await;
     app.wait_for_jobs(4).await;
     assert_eq!(llm.requests().len(), 3, "the model was not asked");
+    // Its check run does not leave a required check waiting: completed,
+    // the last review's conclusion carried over.
+    let on_head4: Vec<Value> = gh
+        .check_runs()
+        .into_values()
+        .filter(|r| r["head_sha"] == HEAD4)
+        .collect();
+    assert_eq!(on_head4.len(), 1, "{on_head4:#?}");
+    assert_eq!(on_head4[0]["status"], "completed");
+    assert_eq!(on_head4[0]["conclusion"], "success");
+    assert_eq!(
+        on_head4[0]["output"]["title"],
+        "No new changes (0 finding(s) carried over)"
+    );
     let runs = app.store().review_runs(REPO, PR).await.unwrap();
     assert_eq!(runs[3].state, "skipped", "{runs:#?}");
     assert!(
@@ -700,6 +714,32 @@ async fn a_diff_over_the_budget_is_trimmed_and_what_was_left_out_is_listed() {
         first.contains("did not fit in this review's budget"),
         "the model is told too"
     );
+    // A push that changes only the lock file: the pages that did not fit
+    // were never reviewed, so they are looked at again, not taken as
+    // reviewed.
+    let all = gh.inner.lock().unwrap().threads[&PR]
+        .pull
+        .as_ref()
+        .unwrap()
+        .files
+        .clone();
+    let mut next = all.clone();
+    next[1].1 = LOCK_PATCH.replace("LOCKFILE-NEW", "LOCKFILE-NEWER");
+    gh.push(PR, HEAD2, vec![next[1].clone()], next);
+    llm.script([submit("The rest.", vec![])]);
+    deliver_pr(&app, "synchronize", HEAD2).await;
+    app.wait_for_jobs(2).await;
+    let second = prompt(&llm, 1);
+    assert!(second.contains("incremental review"), "{second}");
+    assert!(
+        second.contains("docs/runbook/page_"),
+        "pages left out for the budget are looked at again"
+    );
+    assert!(
+        !second.contains("Duration::from_millis"),
+        "retry.rs was reviewed in full and has not changed"
+    );
+    gh.take_writes();
     llm.assert_clean();
 }
 

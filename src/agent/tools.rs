@@ -83,12 +83,35 @@ impl Fence {
         // DeepSeek's full-width `<｜…｜>`) that a local model's tokenizer
         // might take for real ones, and nothing else: `|>` and `<|` alone
         // are the pipe operators of Elixir, F#, OCaml, Elm and R.
-        let text = control_token().replace_all(&text, |c: &regex::Captures| {
-            format!("{} {} {}", &c[1], &c[2], &c[3])
-        });
+        let mut text = control_token()
+            .replace_all(&text, |c: &regex::Captures| {
+                format!("{} {} {}", &c[1], &c[2], &c[3])
+            })
+            .into_owned();
+        // The other families' special tokens, spelled out (Gemma, Llama 2
+        // and Mistral, Qwen): a space after the opening bracket.
+        for token in SPECIAL_TOKENS {
+            if text.contains(token) {
+                text = text.replace(token, &format!("{} {}", &token[..1], &token[1..]));
+            }
+        }
         format!("<{tag} source=\"{label}\">\n{text}\n</{tag}>")
     }
 }
+
+/// Special tokens of chat templates that are not `<|word|>`.
+const SPECIAL_TOKENS: &[&str] = &[
+    "<start_of_turn>",
+    "<end_of_turn>",
+    "[INST]",
+    "[/INST]",
+    "<s>",
+    "</s>",
+    "<tool_call>",
+    "</tool_call>",
+    "<think>",
+    "</think>",
+];
 
 /// `<|word|>` (or `<｜word｜>`): one token-like word between the bars,
 /// as chat templates spell their control tokens.
@@ -524,6 +547,11 @@ mod tests {
             let wrapped = fence.wrap("file", code);
             assert!(wrapped.contains(&format!("\n{code}\n")), "{wrapped}");
         }
+        let wrapped = fence.wrap("file", "<start_of_turn>user [INST] hi [/INST]</s><think>");
+        assert!(
+            wrapped.contains("< start_of_turn>user [ INST] hi [ /INST]< /s>< think>"),
+            "{wrapped}"
+        );
         let wrapped = fence.wrap("file", "a <|im_start|> b <｜begin▁of▁sentence｜>");
         assert!(
             wrapped.contains("a <| im_start |> b <｜ begin▁of▁sentence ｜>"),

@@ -72,6 +72,10 @@ pub struct PullFile {
     /// The old name of a renamed file.
     #[serde(default)]
     pub previous_filename: Option<String>,
+    /// The file's blob at the head: what tells a changed binary file (no
+    /// patch) from an unchanged one.
+    #[serde(default)]
+    pub sha: Option<String>,
 }
 
 /// `GET /repos/{repo}/compare/{base}...{head}`: how `head` relates to

@@ -573,6 +573,36 @@ async fn review_run(
                 .await?;
             return Ok(Reviewed::NothingNew(nothing));
         }
+        Since::Unchanged { why, found } => {
+            // A required `agentic review` must not wait on this head: its
+            // check run says nothing changed and keeps the last conclusion.
+            let total: u64 = found.values().sum();
+            let output = json!({
+                "title": format!("No new changes ({total} finding(s) carried over)"),
+                "summary": format!("Not reviewed again: {why}. The last review's conclusion carries over."),
+            });
+            w.fence().await?;
+            let id = w
+                .github
+                .create_check_run(
+                    repo,
+                    CHECK_NAME,
+                    head,
+                    &format!("pr:{}", pr.number),
+                    &output,
+                )
+                .await?;
+            ctx.store.set_review_check_run(run.id, id).await?;
+            w.check_run(
+                id,
+                json!({ "status": "completed", "conclusion": conclusion_of(&found, config), "output": output }),
+            )
+            .await?;
+            ctx.store
+                .finish_review(run.id, "skipped", Some(&why))
+                .await?;
+            return Ok(Reviewed::NothingNew(why));
+        }
         Since::Start(note) => (None, None, note),
         Since::Base { base, files } => {
             let note = format!(
@@ -601,9 +631,6 @@ async fn review_run(
         tracing::info!(repo, number = pr.number, %why, "review superseded");
         return Ok(Reviewed::Superseded);
     }
-    ctx.store
-        .set_review_file_hashes(run.id, &review::file_hashes(&pr_files))
-        .await?;
     // GitHub lists at most 3,000 files of a pull request: what it changes
     // beyond them is never seen, and said to be.
     let unseen = pr
@@ -628,6 +655,43 @@ async fn review_run(
         bpe,
         &fence,
     );
+    // What the next push compares with: the files this run looked at in
+    // full, those the repository's settings, their status or GitHub (no
+    // patch: by their blob) leave out, and those it did not need to look
+    // at (as last reviewed). A file over the budget, cut or unreadable gets
+    // no hash, so the next push looks at it again.
+    let looked_at: HashSet<&str> = scope.files.iter().map(|f| f.path.as_str()).collect();
+    let cut: HashSet<&str> = assembled
+        .partial
+        .iter()
+        .map(|(p, _, _)| p.as_str())
+        .collect();
+    let decided: HashSet<&str> = assembled
+        .omitted
+        .iter()
+        .filter(|(_, why)| {
+            matches!(
+                why,
+                review::Omission::Ignored
+                    | review::Omission::Deleted
+                    | review::Omission::Unchanged
+                    | review::Omission::NoPatch
+            )
+        })
+        .map(|(p, _)| p.as_str())
+        .chain(
+            assembled
+                .included
+                .iter()
+                .map(String::as_str)
+                .filter(|p| !cut.contains(p)),
+        )
+        .collect();
+    let hashes: BTreeMap<String, String> = review::file_hashes(&pr_files)
+        .into_iter()
+        .filter(|(p, _)| !looked_at.contains(p.as_str()) || decided.contains(p.as_str()))
+        .collect();
+    ctx.store.set_review_file_hashes(run.id, &hashes).await?;
     let check_run = match run.check_run_id {
         Some(id) => id,
         None => {
@@ -881,6 +945,12 @@ enum Since {
     },
     /// Nothing to review, and why.
     Nothing(String),
+    /// A new head whose files' changes are all as last reviewed: nothing
+    /// to review, but its check run carries the last review's findings.
+    Unchanged {
+        why: String,
+        found: BTreeMap<String, u64>,
+    },
 }
 
 /// Where this run starts: a command or a re-run reviews everything; a
@@ -920,10 +990,13 @@ async fn since(
         .cloned()
         .collect();
     if changed.is_empty() {
-        return Ok(Since::Nothing(format!(
-            "no file's changes differ from those reviewed at `{}`",
-            short(&last.head_sha)
-        )));
+        return Ok(Since::Unchanged {
+            why: format!(
+                "no file's changes differ from those reviewed at `{}`",
+                short(&last.head_sha)
+            ),
+            found: last.findings.unwrap_or_default(),
+        });
     }
     Ok(Since::Base {
         base: last.head_sha,
@@ -960,7 +1033,7 @@ pub fn earlier_for_model(earlier: &[crate::github::types::ReviewComment], fence:
         return String::new();
     }
     format!(
-        "\nThis App's earlier comments on lines of this pull request that have not changed since ({}). Do not repeat them, in these words or others; a finding on the same line with the same severity is not posted again anyway:\n{}\n",
+        "\nThis App's earlier comments on lines of this pull request that have not changed since ({}). Do not repeat them, in these words or others; a finding on a line with the same text and the same severity is not posted again anyway:\n{}\n",
         on_the_diff.len(),
         fence.wrap("earlier review comments", &on_the_diff.join("\n"))
     )

@@ -284,14 +284,8 @@ impl Store {
         id: i64,
         hashes: &BTreeMap<String, String>,
     ) -> anyhow::Result<()> {
-        sqlx::query("UPDATE reviews SET file_hashes = $1, updated_at = $2 WHERE id = $3")
-            .bind(serde_json::to_string(hashes)?)
-            .bind(now_ms())
-            .bind(id)
-            .execute(&self.write)
+        self.set_review_json(id, "file_hashes", serde_json::to_string(hashes)?)
             .await
-            .context("recording a review's files")?;
-        Ok(())
     }
 
     /// Record what this run found (severity → count), before its review is
@@ -301,13 +295,26 @@ impl Store {
         id: i64,
         findings: &BTreeMap<String, u64>,
     ) -> anyhow::Result<()> {
-        sqlx::query("UPDATE reviews SET findings = $1, updated_at = $2 WHERE id = $3")
-            .bind(serde_json::to_string(findings)?)
-            .bind(now_ms())
-            .bind(id)
-            .execute(&self.write)
+        self.set_review_json(id, "findings", serde_json::to_string(findings)?)
             .await
-            .context("recording a review's findings")?;
+    }
+
+    /// Set one of a run's JSON columns (named by us, never by input).
+    async fn set_review_json(
+        &self,
+        id: i64,
+        column: &'static str,
+        json: String,
+    ) -> anyhow::Result<()> {
+        sqlx::query(&format!(
+            "UPDATE reviews SET {column} = $1, updated_at = $2 WHERE id = $3"
+        ))
+        .bind(json)
+        .bind(now_ms())
+        .bind(id)
+        .execute(&self.write)
+        .await
+        .with_context(|| format!("recording a review's {column}"))?;
         Ok(())
     }
 

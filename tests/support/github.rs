@@ -458,11 +458,11 @@ fn comment_body(json: &Value) -> Result<String, &'static str> {
     Ok(text.to_string())
 }
 
-/// The lines of a patch GitHub takes a review comment on, with their hunk:
-/// (right side?, line) → hunk. Written for the fake, apart from the code
-/// under test: added and context lines on the right, removed on the left.
-fn commentable(patch: &str) -> HashMap<(bool, u64), usize> {
-    let mut out = HashMap::new();
+/// Every line of a patch a comment may sit on: (right side?, its number
+/// on that side, its hunk, its text). Added and context lines are on the
+/// right, removed lines on the left.
+fn diff_lines(patch: &str) -> Vec<(bool, u64, usize, String)> {
+    let mut out = Vec::new();
     let (mut old, mut new, mut hunk) = (0u64, 0u64, 0usize);
     for l in patch.lines() {
         if let Some(h) = l.strip_prefix("@@ -") {
@@ -477,18 +477,19 @@ fn commentable(patch: &str) -> HashMap<(bool, u64), usize> {
             hunk += 1;
             continue;
         }
+        let text = l.get(1..).unwrap_or("").to_string();
         match l.chars().next() {
             Some('+') => {
-                out.insert((true, new), hunk);
+                out.push((true, new, hunk, text));
                 new += 1;
             }
             Some('-') => {
-                out.insert((false, old), hunk);
+                out.push((false, old, hunk, text));
                 old += 1;
             }
             Some('\\') => {}
             _ => {
-                out.insert((true, new), hunk);
+                out.push((true, new, hunk, text));
                 old += 1;
                 new += 1;
             }
@@ -497,46 +498,30 @@ fn commentable(patch: &str) -> HashMap<(bool, u64), usize> {
     out
 }
 
+/// The lines of a patch GitHub takes a review comment on, with their hunk:
+/// (right side?, line) → hunk. Written for the fake, apart from the code
+/// under test: added and context lines on the right, removed on the left.
+fn commentable(patch: &str) -> HashMap<(bool, u64), usize> {
+    diff_lines(patch)
+        .into_iter()
+        .map(|(right, n, hunk, _)| ((right, n), hunk))
+        .collect()
+}
+
 /// The text of the diff line a comment on (`right`, `line`) sits on.
 fn line_text(patch: &str, right: bool, line: u64) -> Option<String> {
-    let (mut old, mut new) = (0u64, 0u64);
-    for l in patch.lines() {
-        if let Some(h) = l.strip_prefix("@@ -") {
-            let mut parts = h.split(' ');
-            let first = |p: Option<&str>| -> u64 {
-                p.and_then(|x| x.trim_start_matches('+').split(',').next())
-                    .and_then(|x| x.parse().ok())
-                    .unwrap_or(0)
-            };
-            old = first(parts.next());
-            new = first(parts.next());
-            continue;
-        }
-        let text = l.get(1..).unwrap_or("").to_string();
-        match l.chars().next() {
-            Some('+') => {
-                if right && new == line {
-                    return Some(text);
-                }
-                new += 1;
-            }
-            Some('-') => {
-                if !right && old == line {
-                    return Some(text);
-                }
-                old += 1;
-            }
-            Some('\\') => {}
-            _ => {
-                if right && new == line {
-                    return Some(text);
-                }
-                old += 1;
-                new += 1;
-            }
-        }
-    }
-    None
+    diff_lines(patch)
+        .into_iter()
+        .find(|(r, n, _, _)| *r == right && *n == line)
+        .map(|(_, _, _, text)| text)
+}
+
+/// A 40-hex-digit stand-in for a blob's SHA, the same for the same text.
+fn blob_sha(text: &str) -> String {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    text.hash(&mut h);
+    format!("{:040x}", h.finish())
 }
 
 /// GitHub's 422 for a review, all or nothing.
@@ -1263,13 +1248,14 @@ fn route(
                 .map(|(f, patch)| {
                     let added = patch.lines().filter(|l| l.starts_with('+')).count();
                     let removed = patch.lines().filter(|l| l.starts_with('-')).count();
-                    json!({ "sha": "abc", "filename": f, "status": "modified",
+                    json!({ "sha": blob_sha(&format!("{f}\n{patch}")), "filename": f, "status": "modified",
                         "additions": added, "deletions": removed, "changes": added + removed, "patch": patch })
                 })
                 .collect();
-            // Binary files and very large diffs come without `patch`.
+            // Binary files and very large diffs come without `patch`; their
+            // blob stays the same while they do.
             files.extend(p.no_patch.iter().map(|f| {
-                json!({ "sha": "abc", "filename": f, "status": "modified", "additions": 0, "deletions": 0, "changes": 0 })
+                json!({ "sha": blob_sha(f), "filename": f, "status": "modified", "additions": 0, "deletions": 0, "changes": 0 })
             }));
             // As GitHub: the list stops at 3,000 files, whatever the pull
             // request changes.

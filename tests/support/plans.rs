@@ -101,3 +101,14 @@ pub fn reply_of(gh: &FakeGitHub, job: i64) -> String {
         })
         .unwrap_or_default()
 }
+
+/// Wait until step 1 of plan `plan` has run (an apply is between steps).
+pub async fn first_step_done(app: &TestApp, plan: i64) {
+    super::wait_until("the first step", || async {
+        let runs = app.store().plan_step_runs(plan).await.unwrap();
+        runs.iter()
+            .any(|r| r.step == 1 && r.state == "done")
+            .then_some(())
+    })
+    .await;
+}
