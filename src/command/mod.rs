@@ -97,6 +97,32 @@ const NAMES: [&str; 9] = [
 ];
 
 impl Command {
+    /// What a comment's command is recorded as when it runs, so that an
+    /// edit of the comment does not run it again. Spelled out here, never
+    /// derived: renaming a variant or a field must not change which
+    /// commands count as already run. (The spelling is what `Debug` gave
+    /// when the key was introduced, so keys stored before stay valid.)
+    pub fn claim_key(&self) -> String {
+        fn plan(r: &Option<PlanRef>) -> String {
+            match r {
+                None => "None".into(),
+                Some(PlanRef::Number(n)) => format!("Some(Number({n}))"),
+                Some(PlanRef::Hash(h)) => format!("Some(Hash({h:?}))"),
+            }
+        }
+        match self {
+            Command::Help => "Help".into(),
+            Command::Ask { question } => format!("Ask {{ question: {question:?} }}"),
+            Command::Review => "Review".into(),
+            Command::Describe => "Describe".into(),
+            Command::Plan { request } => format!("Plan {{ request: {request:?} }}"),
+            Command::Approve { plan: r } => format!("Approve {{ plan: {} }}", plan(r)),
+            Command::Apply { plan: r } => format!("Apply {{ plan: {} }}", plan(r)),
+            Command::Cancel { plan: r } => format!("Cancel {{ plan: {} }}", plan(r)),
+            Command::Status => "Status".into(),
+        }
+    }
+
     /// The command's name as typed.
     pub fn name(&self) -> &'static str {
         match self {
@@ -388,6 +414,45 @@ pub fn help_text() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Claim keys are stored: these spellings must never change.
+    #[test]
+    fn claim_keys_are_fixed_spellings() {
+        let cases = [
+            (Command::Help, "Help"),
+            (
+                Command::Ask {
+                    question: "why \"x\"?".into(),
+                },
+                r#"Ask { question: "why \"x\"?" }"#,
+            ),
+            (Command::Review, "Review"),
+            (Command::Describe, "Describe"),
+            (
+                Command::Plan {
+                    request: "stop it".into(),
+                },
+                r#"Plan { request: "stop it" }"#,
+            ),
+            (Command::Approve { plan: None }, "Approve { plan: None }"),
+            (
+                Command::Apply {
+                    plan: Some(PlanRef::Number(3)),
+                },
+                "Apply { plan: Some(Number(3)) }",
+            ),
+            (
+                Command::Cancel {
+                    plan: Some(PlanRef::Hash("3fa1c9e".into())),
+                },
+                r#"Cancel { plan: Some(Hash("3fa1c9e")) }"#,
+            ),
+            (Command::Status, "Status"),
+        ];
+        for (command, key) in cases {
+            assert_eq!(command.claim_key(), key);
+        }
+    }
 
     fn ask(q: &str) -> Result<Command, ParseError> {
         Ok(Command::Ask {

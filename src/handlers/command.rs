@@ -86,7 +86,7 @@ async fn commands(
     let mut fresh = 0u32;
     for p in parsed.into_iter().take(max) {
         let base = match &p {
-            Ok(c) => format!("{c:?}"),
+            Ok(c) => c.claim_key(),
             Err(e) => format!("error {e:?}"),
         };
         let n = seen.entry(base.clone()).or_default();
