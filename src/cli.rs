@@ -131,12 +131,31 @@ pub enum Command {
         #[arg(long)]
         by: Option<String>,
     },
+    /// Repositories the bot knows by name.
+    Repos {
+        #[command(subcommand)]
+        action: ReposAction,
+    },
     /// Delete what the retention settings no longer keep (serve does it
     /// hourly in the background).
     Prune {
         /// Count what would be deleted, and delete nothing.
         #[arg(long)]
         dry_run: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ReposAction {
+    /// Confirm that the repository now called NAME may have AWS: forget
+    /// which repository had the name before (it was renamed, transferred,
+    /// or deleted and re-created). Audited.
+    Forget {
+        /// `owner/name`.
+        name: String,
+        /// Who confirms it, for the audit log (default: $USER).
+        #[arg(long)]
+        by: Option<String>,
     },
 }
 
@@ -305,6 +324,21 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                     f.set_by, f.reason
                 ),
                 None => println!("applies were not frozen; nothing changed"),
+            }
+            Ok(())
+        }
+        Command::Repos {
+            action: ReposAction::Forget { name, by },
+        } => {
+            let by = operator_name(by);
+            let config = operator_config()?;
+            let store = Store::open(&config.database_url).await?;
+            let result = store.forget_repo_name(&name, &by).await;
+            store.close().await;
+            if result? {
+                println!("forgot which repository `{name}` was; the repository with that name now gets AWS as its settings allow");
+            } else {
+                println!("`{name}` was bound to no repository; nothing changed");
             }
             Ok(())
         }

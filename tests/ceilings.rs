@@ -528,3 +528,57 @@ async fn a_ceiling_tightened_mid_apply_stops_the_next_step() {
     app.stop().await;
     llm.assert_clean();
 }
+
+/// A repository renamed, transferred or deleted leaves its name: another
+/// repository that takes the name (and names the old tag) gets no AWS until
+/// the operator confirms it.
+#[tokio::test]
+async fn a_name_taken_by_another_repository_gets_no_aws_until_the_operator_says_so() {
+    let _turn = MOTO.lock().await;
+    moto::reset().await;
+    let here = moto::aws(REGION).await;
+    let theirs = moto::instance(&here, &[TAG]).await;
+    let (gh, llm) = support::world().await;
+    repo_config(&gh, &format!("  regions: [{REGION}]\n{}", own_tag()));
+    let file = policy(&ceiling(&format!("      regions: [{REGION}]\n")));
+    llm.script([
+        Step::Tool("aws_stop_instances", json!({ "instance_ids": [theirs] })),
+        Step::Answer("Stop it.".into()),
+    ]);
+    // The first repository of that name: AWS, and its name is bound.
+    let first = app(&gh, &llm, &file).await;
+    let reply = say(&first, &gh, 57, 1, "bob-reviewer", "/agentic plan stop it").await;
+    assert!(reply.contains("**Plan 1**"), "{reply}");
+    let dir = first.stop().await;
+    // Another repository takes the name.
+    gh.inner.lock().unwrap().repo_id = 800200;
+    let second = TestApp::start_in(
+        dir,
+        plan_options(&gh, &llm).var("AGENTIC_POLICY_FILE", file.path().to_str().unwrap()),
+    )
+    .await;
+    let reply = say(&second, &gh, 57, 2, "bob-reviewer", "/agentic apply 1").await;
+    assert!(
+        reply.contains("belonged to another repository (id 700100) when this bot first gave it AWS, and this is repository 800200"),
+        "{reply}"
+    );
+    assert!(
+        reply.contains("I cannot plan or apply AWS changes here"),
+        "{reply}"
+    );
+    assert_eq!(moto::state(&here, &theirs).await, "running");
+    // The operator confirms it: AWS as the settings allow.
+    assert!(second
+        .store()
+        .forget_repo_name(REPO, "ops-alice")
+        .await
+        .unwrap());
+    let reply = say(&second, &gh, 57, 3, "bob-reviewer", "/agentic apply 1").await;
+    assert!(reply.contains("Plan 1 is applied."), "{reply}");
+    let log = second.store().audit_log(None, None, 1000).await.unwrap();
+    assert!(log
+        .iter()
+        .any(|a| a.action == "repo.name_forgotten" && a.actor.as_deref() == Some("ops-alice")));
+    second.stop().await;
+    llm.assert_clean();
+}

@@ -571,5 +571,13 @@ async fn freeze_and_unfreeze_are_stored_shown_and_audited_on_both_backends() {
             ],
             "{url}"
         );
+        // A name bound to no repository: nothing to forget.
+        let out = run(&["repos", "forget", "acme/infra"]);
+        assert!(out.status.success(), "{url}: {}", text(&out.stderr));
+        assert_eq!(
+            text(&out.stdout),
+            "`acme/infra` was bound to no repository; nothing changed\n",
+            "{url}"
+        );
     }
 }

@@ -61,6 +61,8 @@ const REPO_CONFIG_TTL: Duration = Duration::from_secs(60);
 pub struct LoadedConfig {
     pub config: RepoConfig,
     pub problem: Option<ConfigProblem>,
+    /// The repository's id, read with a file that has an `aws` section.
+    pub repo_id: Option<u64>,
 }
 
 impl JobContext {
@@ -110,8 +112,30 @@ impl JobContext {
     ) -> Result<Arc<LoadedConfig>, JobError> {
         let read = self.read_repo_config(github, repo).await?;
         let policy = self.policy.load();
-        let (aws, problem) =
+        let (mut aws, mut problem) =
             crate::ceilings::bound(repo, read.config.aws.as_ref(), policy.as_deref());
+        // The name must still be the repository's that first had AWS under
+        // it: one renamed, transferred or deleted leaves its name, its tag
+        // value and its policy entry to whoever takes the name.
+        if let (Some(_), Some(id)) = (&aws, read.repo_id) {
+            if let crate::store::NameBinding::Other(other) =
+                self.store.bind_repo_name(repo, id as i64).await?
+            {
+                tracing::warn!(
+                    repo,
+                    id,
+                    other,
+                    "a repository name now belongs to another repository; no AWS for it"
+                );
+                aws = None;
+                problem = Some(ConfigProblem {
+                    what: format!(
+                        "has an `aws` section, but the name `{repo}` belonged to another repository (id {other}) when this bot first gave it AWS, and this is repository {id}: renamed, transferred or re-created. The operator confirms it with `agentic repos forget {repo}`"
+                    ),
+                    instead: crate::repo_config::Instead::NoAws,
+                });
+            }
+        }
         if problem.is_none() && aws == read.config.aws {
             return Ok(read);
         }
@@ -142,10 +166,15 @@ impl JobContext {
             None => LoadedConfig::default(),
             Some((text, _)) => match RepoConfig::parse(&text) {
                 Ok(config) => LoadedConfig {
+                    repo_id: match config.aws {
+                        Some(_) => Some(github.repo_id(repo).await?),
+                        None => None,
+                    },
                     config,
                     problem: None,
                 },
                 Err(what) => LoadedConfig {
+                    repo_id: None,
                     config: RepoConfig::default(),
                     problem: Some(ConfigProblem {
                         what,

@@ -1,5 +1,6 @@
-//! The operator's freeze switch: one row, read at every check (no cache),
-//! so every replica honours a change within one step of an apply.
+//! The operator's switches: the freeze (one row, read at every check, no
+//! cache, so every replica honours a change within one step of an apply),
+//! and which repository each name belongs to.
 
 use anyhow::Context;
 use serde::Serialize;
@@ -92,5 +93,68 @@ impl Store {
         insert_audit(&mut tx, now_ms(), &entry).await?;
         tx.commit().await.context("committing the lift")?;
         Ok(Some(lifted))
+    }
+}
+
+/// What binding a repository's name to its id found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NameBinding {
+    /// The name is this repository's (bound now, or before).
+    Ours,
+    /// The name was bound to another repository (its id).
+    Other(i64),
+}
+
+impl Store {
+    /// Bind `name` to repository `id` if it is bound to none; say whose it
+    /// is. Names are compared lower-cased, as GitHub does.
+    pub async fn bind_repo_name(&self, name: &str, id: i64) -> anyhow::Result<NameBinding> {
+        let name = name.to_lowercase();
+        sqlx::query(
+            "INSERT INTO repo_names (name, repo_id, bound_at) VALUES ($1, $2, $3)
+             ON CONFLICT (name) DO NOTHING",
+        )
+        .bind(&name)
+        .bind(id)
+        .bind(now_ms())
+        .execute(&self.write)
+        .await
+        .context("binding a repository's name")?;
+        let bound: i64 = sqlx::query_scalar("SELECT repo_id FROM repo_names WHERE name = $1")
+            .bind(&name)
+            .fetch_one(&self.write)
+            .await
+            .context("reading a repository's name")?;
+        Ok(if bound == id {
+            NameBinding::Ours
+        } else {
+            NameBinding::Other(bound)
+        })
+    }
+
+    /// Forget whose `name` was (the operator confirms a repository that
+    /// took over a name), with its audit record; whether there was one.
+    pub async fn forget_repo_name(&self, name: &str, by: &str) -> anyhow::Result<bool> {
+        let name = name.to_lowercase();
+        let mut tx = self.write.begin().await.context("starting a transaction")?;
+        let gone = sqlx::query("DELETE FROM repo_names WHERE name = $1")
+            .bind(&name)
+            .execute(&mut *tx)
+            .await
+            .context("forgetting a repository's name")?
+            .rows_affected()
+            > 0;
+        if gone {
+            let entry = AuditEntry {
+                job_id: None,
+                delivery_id: None,
+                actor: Some(by.to_string()),
+                action: "repo.name_forgotten".into(),
+                detail: Some(serde_json::json!({ "repo": name })),
+            };
+            insert_audit(&mut tx, now_ms(), &entry).await?;
+        }
+        tx.commit().await.context("committing")?;
+        Ok(gone)
     }
 }

@@ -23,7 +23,7 @@ use serde::Serialize;
 use sqlx::any::AnyPoolOptions;
 use sqlx::{AnyConnection, AnyPool, Executor, Row};
 
-pub use freeze::Freeze;
+pub use freeze::{Freeze, NameBinding};
 pub use limits::Admission;
 pub use plans::{ApplyStart, PlanRow, StepRun};
 pub use retention::{PruneReport, Retention};
