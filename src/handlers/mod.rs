@@ -167,7 +167,16 @@ impl JobContext {
             Some((text, _)) => match RepoConfig::parse(&text) {
                 Ok(config) => LoadedConfig {
                     repo_id: match config.aws {
-                        Some(_) => Some(github.repo_id(repo).await?),
+                        // Unreadable, the name is not checked (as before the
+                        // check existed) rather than AWS refused for an API
+                        // hiccup; said in the log.
+                        Some(_) => match github.repo_id(repo).await {
+                            Ok(id) => Some(id),
+                            Err(e) => {
+                                tracing::warn!(repo, error = %e, "cannot read the repository's id; its name is not checked this time");
+                                None
+                            }
+                        },
                         None => None,
                     },
                     config,
