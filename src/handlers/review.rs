@@ -379,6 +379,37 @@ impl Writer<'_> {
         }
     }
 
+    /// Our check run on `pr`'s head, created with `output`.
+    async fn new_check_run(&self, pr: &PullRequest, output: &Value) -> Result<u64, JobError> {
+        self.fence().await?;
+        Ok(self
+            .github
+            .create_check_run(
+                self.repo,
+                CHECK_NAME,
+                &pr.head.sha,
+                &format!("pr:{}", pr.number),
+                output,
+            )
+            .await?)
+    }
+
+    /// [`Writer::new_check_run`], completed at once with `conclusion`.
+    async fn finished_check_run(
+        &self,
+        pr: &PullRequest,
+        conclusion: &str,
+        output: Value,
+    ) -> Result<u64, JobError> {
+        let id = self.new_check_run(pr, &output).await?;
+        self.check_run(
+            id,
+            json!({ "status": "completed", "conclusion": conclusion, "output": output }),
+        )
+        .await?;
+        Ok(id)
+    }
+
     async fn check_run(&self, id: u64, update: Value) -> Result<(), JobError> {
         self.fence().await?;
         self.github.update_check_run(self.repo, id, &update).await?;
@@ -581,23 +612,10 @@ async fn review_run(
                 "title": format!("No new changes ({total} finding(s) carried over)"),
                 "summary": format!("Not reviewed again: {why}. The last review's conclusion carries over."),
             });
-            w.fence().await?;
             let id = w
-                .github
-                .create_check_run(
-                    repo,
-                    CHECK_NAME,
-                    head,
-                    &format!("pr:{}", pr.number),
-                    &output,
-                )
+                .finished_check_run(pr, conclusion_of(&found, config), output)
                 .await?;
             ctx.store.set_review_check_run(run.id, id).await?;
-            w.check_run(
-                id,
-                json!({ "status": "completed", "conclusion": conclusion_of(&found, config), "output": output }),
-            )
-            .await?;
             ctx.store
                 .finish_review(run.id, "skipped", Some(&why))
                 .await?;
@@ -695,14 +713,9 @@ async fn review_run(
     let check_run = match run.check_run_id {
         Some(id) => id,
         None => {
-            w.fence().await?;
             let id = w
-                .github
-                .create_check_run(
-                    repo,
-                    CHECK_NAME,
-                    head,
-                    &format!("pr:{}", pr.number),
+                .new_check_run(
+                    pr,
                     &json!({ "title": "Reviewing…", "summary": format!("Reviewing {} changed file(s) of `{}`.", assembled.included.len(), short(head)) }),
                 )
                 .await?;
@@ -1079,22 +1092,8 @@ async fn skipped_check_run(w: &Writer<'_>, pr: &PullRequest, why: &str) -> Resul
         "title": "Skipped",
         "summary": format!("Not reviewed: {why}. `/agentic review` reviews it anyway."),
     });
-    w.fence().await?;
-    let id = w
-        .github
-        .create_check_run(
-            w.repo,
-            CHECK_NAME,
-            &pr.head.sha,
-            &format!("pr:{}", pr.number),
-            &output,
-        )
-        .await?;
-    w.check_run(
-        id,
-        json!({ "status": "completed", "conclusion": "skipped", "output": output }),
-    )
-    .await
+    w.finished_check_run(pr, "skipped", output).await?;
+    Ok(())
 }
 
 /// After a review is posted, a failure to complete its check run: passed
