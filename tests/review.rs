@@ -1518,3 +1518,39 @@ async fn a_head_that_moves_while_its_files_are_read_is_never_reviewed_against_th
     app.stop().await;
     llm.assert_clean();
 }
+
+/// GitHub applies the completing PATCH, annotations and all, and the answer
+/// is lost: the annotations are not sent a second time (a retry would
+/// append them again), and the recovered run completes without them.
+#[tokio::test]
+async fn annotations_are_never_appended_twice_when_an_answer_is_lost() {
+    let (gh, llm) = world().await;
+    llm.script([submit(
+        "One risk.",
+        vec![finding("src/retry.rs", 5, "major", "Overflows at 64.")],
+    )]);
+    let app = start(&gh, &llm).await;
+    gh.inject(Failure {
+        method: "PATCH".into(),
+        path_prefix: format!("/repos/{REPO}/check-runs/"),
+        status: 502,
+        retry_after: 1,
+        after_doing: true,
+    });
+    deliver_pr(&app, "opened", HEAD1).await;
+    support::wait_until("the review's job to end", || async {
+        let jobs = app.store().jobs().await.unwrap();
+        (jobs.len() == 1 && jobs[0].state == "done").then_some(())
+    })
+    .await;
+    assert_eq!(gh.reviews(PR).len(), 1, "posted once");
+    let run = only_check_run(&gh);
+    assert_eq!(run["status"], "completed");
+    assert_eq!(
+        run["annotations"].as_array().unwrap().len(),
+        1,
+        "the one annotation, once: {run}"
+    );
+    gh.take_writes();
+    llm.assert_clean();
+}

@@ -171,8 +171,10 @@ impl GitHub {
 
     /// The one retry layer. Idempotent requests (GET, PATCH of a known
     /// resource) are retried on 5xx, rate limits and network errors, waiting
-    /// as GitHub asks; a POST is never retried blindly — the caller decides
-    /// (the outputs table and comment markers make creation safe to redo).
+    /// as GitHub asks; a POST, or a PATCH that appends check-run
+    /// annotations, is never retried blindly — the caller decides (the
+    /// outputs table and comment markers make creation safe to redo; a
+    /// recovered review completes its check run without annotations).
     async fn send(
         &self,
         method: Method,
@@ -180,7 +182,14 @@ impl GitHub {
         body: Option<&serde_json::Value>,
         what: &str,
     ) -> Result<bytes::Bytes, GitHubError> {
-        let idempotent = method != Method::Post;
+        // A check run's annotations are appended by every PATCH that
+        // carries them: such a PATCH is not idempotent either.
+        let appends = body.is_some_and(|b| {
+            b["output"]["annotations"]
+                .as_array()
+                .is_some_and(|a| !a.is_empty())
+        });
+        let idempotent = method != Method::Post && !appends;
         if method != Method::Get {
             if let Some(link) = &self.app {
                 link.shared.content_slot(link.scope.installation).await?;
