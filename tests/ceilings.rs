@@ -550,16 +550,38 @@ async fn a_name_taken_by_another_repository_gets_no_aws_until_the_operator_says_
     let reply = say(&first, &gh, 57, 1, "bob-reviewer", "/agentic plan stop it").await;
     assert!(reply.contains("**Plan 1**"), "{reply}");
     let dir = first.stop().await;
-    // Another repository takes the name.
-    gh.inner.lock().unwrap().repo_id = 800200;
+    // Another repository takes the name: its deliveries carry its own id.
     let second = TestApp::start_in(
         dir,
         plan_options(&gh, &llm).var("AGENTIC_POLICY_FILE", file.path().to_str().unwrap()),
     )
     .await;
-    let reply = say(&second, &gh, 57, 2, "bob-reviewer", "/agentic apply 1").await;
+    let as_other = |n: u64, body: &str| {
+        let mut v: serde_json::Value = serde_json::from_slice(&support::comment_payload(
+            "created",
+            57,
+            false,
+            880000 + n,
+            "bob-reviewer",
+            body,
+        ))
+        .unwrap();
+        let first_id = v["repository"]["id"].as_u64().unwrap();
+        v["repository"]["id"] = (first_id + 1).into();
+        (first_id, serde_json::to_vec(&v).unwrap())
+    };
+    let (first_id, payload) = as_other(2, "/agentic apply 1");
+    let res = second
+        .deliver("issue_comment", &support::delivery_id(), &payload)
+        .await;
+    assert_eq!(res.status(), 202);
+    second.wait_for_jobs(2).await;
+    let reply = gh.comments(57).last().unwrap().body.clone();
     assert!(
-        reply.contains("belonged to another repository (id 700100) when this bot first gave it AWS, and this is repository 800200"),
+        reply.contains(&format!(
+            "belonged to another repository (id {first_id}) when this bot first gave it AWS, and this is repository {}",
+            first_id + 1
+        )),
         "{reply}"
     );
     assert!(
@@ -573,7 +595,13 @@ async fn a_name_taken_by_another_repository_gets_no_aws_until_the_operator_says_
         .forget_repo_name(REPO, "ops-alice")
         .await
         .unwrap());
-    let reply = say(&second, &gh, 57, 3, "bob-reviewer", "/agentic apply 1").await;
+    let (_, payload) = as_other(3, "/agentic apply 1");
+    let res = second
+        .deliver("issue_comment", &support::delivery_id(), &payload)
+        .await;
+    assert_eq!(res.status(), 202);
+    second.wait_for_jobs(3).await;
+    let reply = gh.comments(57).last().unwrap().body.clone();
     assert!(reply.contains("Plan 1 is applied."), "{reply}");
     let log = second.store().audit_log(None, None, 1000).await.unwrap();
     assert!(log

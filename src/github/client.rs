@@ -366,19 +366,6 @@ impl GitHub {
         }
     }
 
-    /// The repository's id: what stays the same through a rename or a
-    /// transfer, and differs for another repository of the same name.
-    pub async fn repo_id(&self, repo: &str) -> Result<u64, GitHubError> {
-        #[derive(serde::Deserialize)]
-        struct Repository {
-            id: u64,
-        }
-        let r: Repository = self
-            .get(&format!("/repos/{repo}"), &format!("GET repository {repo}"))
-            .await?;
-        Ok(r.id)
-    }
-
     /// The commit at the head of the repository's default branch.
     pub async fn default_branch_head(&self, repo: &str) -> Result<String, GitHubError> {
         #[derive(serde::Deserialize)]

@@ -131,7 +131,7 @@ pub async fn answer(
     };
     status.show(&format!("{before}{WORKING}")).await?;
     let scope = ctx
-        .repo_config(&status.github, &ev.repo.full_name)
+        .repo_config(&status.github, &ev.repo)
         .await?
         .config
         .aws

@@ -77,7 +77,7 @@ async fn commands(
     // job; only a definite answer from GitHub can deny.
     let role = status.github.role(repo, author).await?;
     let outsider = role < Role::Triage;
-    let settings = ctx.repo_config(&status.github, repo).await?;
+    let settings = ctx.repo_config(&status.github, &ev.repo).await?;
     let max = ctx.config.max_commands_per_comment;
     let skipped = parsed.len().saturating_sub(max);
     // An edited comment runs only the commands it did not run before.
@@ -196,6 +196,7 @@ async fn commands(
                                 super::review::Request {
                                     installation: ev.installation_id,
                                     repo,
+                                    repo_id: ev.repo.id,
                                     number: ev.number,
                                     head_sha: None,
                                     trigger: super::review::Trigger::Command,

@@ -58,7 +58,7 @@ pub async fn describe(
         return Ok("`/agentic describe` works on pull requests only.".into());
     }
     let repo = ev.repo.full_name.as_str();
-    let settings = ctx.repo_config(&status.github, repo).await?;
+    let settings = ctx.repo_config(&status.github, &ev.repo).await?;
     if !settings.config.describe.enabled {
         return Ok(format!(
             "`/agentic describe` is turned off in this repository (`describe.enabled` in `{}`).",

@@ -61,8 +61,6 @@ const REPO_CONFIG_TTL: Duration = Duration::from_secs(60);
 pub struct LoadedConfig {
     pub config: RepoConfig,
     pub problem: Option<ConfigProblem>,
-    /// The repository's id, read with a file that has an `aws` section.
-    pub repo_id: Option<u64>,
 }
 
 impl JobContext {
@@ -108,16 +106,20 @@ impl JobContext {
     pub async fn repo_config(
         &self,
         github: &GitHub,
-        repo: &str,
+        repository: &crate::event::Repo,
     ) -> Result<Arc<LoadedConfig>, JobError> {
+        let repo = repository.full_name.as_str();
         let read = self.read_repo_config(github, repo).await?;
         let policy = self.policy.load();
         let (mut aws, mut problem) =
             crate::ceilings::bound(repo, read.config.aws.as_ref(), policy.as_deref());
         // The name must still be the repository's that first had AWS under
         // it: one renamed, transferred or deleted leaves its name, its tag
-        // value and its policy entry to whoever takes the name.
-        if let (Some(_), Some(id)) = (&aws, read.repo_id) {
+        // value and its policy entry to whoever takes the name. The id is
+        // the signed webhook's, checked at every call (the cached file says
+        // nothing about whose it is).
+        if aws.is_some() {
+            let id = repository.id;
             if let crate::store::NameBinding::Other(other) =
                 self.store.bind_repo_name(repo, id as i64).await?
             {
@@ -166,24 +168,10 @@ impl JobContext {
             None => LoadedConfig::default(),
             Some((text, _)) => match RepoConfig::parse(&text) {
                 Ok(config) => LoadedConfig {
-                    repo_id: match config.aws {
-                        // Unreadable, the name is not checked (as before the
-                        // check existed) rather than AWS refused for an API
-                        // hiccup; said in the log.
-                        Some(_) => match github.repo_id(repo).await {
-                            Ok(id) => Some(id),
-                            Err(e) => {
-                                tracing::warn!(repo, error = %e, "cannot read the repository's id; its name is not checked this time");
-                                None
-                            }
-                        },
-                        None => None,
-                    },
                     config,
                     problem: None,
                 },
                 Err(what) => LoadedConfig {
-                    repo_id: None,
                     config: RepoConfig::default(),
                     problem: Some(ConfigProblem {
                         what,
@@ -464,7 +452,7 @@ async fn dispatch(
                 ctx,
                 job,
                 pr.installation_id,
-                &pr.repo.full_name,
+                &pr.repo,
                 pr.number,
                 &pr.sender.login,
             )
@@ -475,7 +463,7 @@ async fn dispatch(
                 ctx,
                 job,
                 issue.installation_id,
-                &issue.repo.full_name,
+                &issue.repo,
                 issue.number,
                 &issue.sender.login,
             )
@@ -488,6 +476,7 @@ async fn dispatch(
                 review::Request {
                     installation: pr.installation_id,
                     repo: &pr.repo.full_name,
+                    repo_id: pr.repo.id,
                     number: pr.number,
                     head_sha: Some(&pr.head_sha),
                     trigger: review::Trigger::Auto,
@@ -563,7 +552,7 @@ async fn check_run_action(
         .await?;
     let role = github.role(repo, &ev.sender.login).await?;
     let needed = ctx
-        .repo_config(&github, repo)
+        .repo_config(&github, &ev.repo)
         .await?
         .config
         .required_role(&crate::command::Command::Review);
@@ -584,6 +573,7 @@ async fn check_run_action(
         review::Request {
             installation: ev.installation_id,
             repo,
+            repo_id: ev.repo.id,
             number,
             head_sha: None,
             trigger: review::Trigger::Rerun,

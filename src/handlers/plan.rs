@@ -67,7 +67,7 @@ fn unlimited_applies(ctx: &JobContext) -> bool {
 async fn scope_of(
     ctx: &JobContext,
     github: &GitHub,
-    repo: &str,
+    repo: &crate::event::Repo,
 ) -> Result<Result<AwsScope, String>, JobError> {
     let settings = ctx.repo_config(github, repo).await?;
     Ok(match (&settings.config.aws, &settings.problem) {
@@ -173,7 +173,7 @@ pub async fn propose(
     previous: &[String],
 ) -> Result<String, JobError> {
     let repo = ev.repo.full_name.as_str();
-    let scope = match scope_of(ctx, &status.github, repo).await? {
+    let scope = match scope_of(ctx, &status.github, &ev.repo).await? {
         Ok(s) => s,
         Err(refusal) => return Ok(refusal),
     };
@@ -296,7 +296,7 @@ pub async fn propose(
         .await?
         .ok_or_else(|| JobError::Permanent("the plan just stored is gone".into()))?;
     let role = progress.status.github.role(repo, &ev.author.login).await?;
-    let rules = rules_of(ctx, &progress.status.github, repo).await?;
+    let rules = rules_of(ctx, &progress.status.github, &ev.repo).await?;
     let needs = plan::missing(&facts(&plan, role, rules), &[], head.as_deref(), now());
     ctx.audit(
         job,
@@ -462,7 +462,7 @@ fn facts(plan: &PlanRow, requester_role: Role, rules: plan::ApprovalRules) -> Pl
 async fn rules_of(
     ctx: &JobContext,
     github: &GitHub,
-    repo: &str,
+    repo: &crate::event::Repo,
 ) -> Result<plan::ApprovalRules, JobError> {
     Ok(scope_of(ctx, github, repo)
         .await?
@@ -587,7 +587,7 @@ pub async fn approve(
     ctx.audit(job, &ev.author.login, "plan.approved", serde_json::json!({ "plan": plan.id, "hash": plan.hash, "role": role.as_str(), "head_sha": head })).await?;
     let requester_role = github.role(&ev.repo.full_name, &plan.requester).await?;
     let approvals = ctx.store.plan_approvals(plan.id).await?;
-    let rules = rules_of(ctx, github, &ev.repo.full_name).await?;
+    let rules = rules_of(ctx, github, &ev.repo).await?;
     let needs = plan::missing(
         &facts(&plan, requester_role, rules),
         &approvals,
@@ -743,10 +743,11 @@ pub async fn thread_closed(
     ctx: &JobContext,
     job: &LeasedJob,
     installation: u64,
-    repo: &str,
+    repository: &crate::event::Repo,
     number: u64,
     by: &str,
 ) -> Result<(), JobError> {
+    let repo = repository.full_name.as_str();
     let plans = ctx.store.plans(repo, number).await?;
     if plans.is_empty() {
         // No plan, so no apply: whatever runs here may simply stop.
@@ -759,7 +760,7 @@ pub async fn thread_closed(
     // Stopping an approved apply halfway is what `cancel` does, and needs
     // its role: a half-applied plan is never the result of such a click.
     let needed = ctx
-        .repo_config(&github, repo)
+        .repo_config(&github, repository)
         .await?
         .config
         .required_role(&crate::command::Command::Cancel { plan: None });
@@ -844,7 +845,7 @@ pub async fn status_of(
         return Ok(format!("There are no plans here.{freeze}"));
     }
     let head = head_of(github, ev).await?;
-    let rules = rules_of(ctx, github, &ev.repo.full_name).await?;
+    let rules = rules_of(ctx, github, &ev.repo).await?;
     let mut out = Vec::new();
     for plan in plans.iter().rev().take(10) {
         if plan.status == "proposed" {
@@ -946,7 +947,7 @@ pub async fn apply(
             &plan.hash[..12]
         ));
     }
-    let scope = match scope_of(ctx, &status.github, repo).await? {
+    let scope = match scope_of(ctx, &status.github, &ev.repo).await? {
         Ok(s) => s,
         Err(refusal) => return Ok(refusal),
     };
@@ -1191,7 +1192,7 @@ pub async fn apply(
         // The scope and its ceiling as they are now: a policy tightened
         // (and reloaded) during an apply stops the steps it no longer
         // allows.
-        let outcome = match scope_of(ctx, &status.github, repo).await? {
+        let outcome = match scope_of(ctx, &status.github, &ev.repo).await? {
             Err(refusal) => Err(refusal),
             Ok(now) => match crate::aws::scope::tier(&now, plan::risk(&plan.steps)) {
                 Err(why) => Err(format!("refused: {why}")),
@@ -1353,7 +1354,7 @@ pub async fn from_issue(ctx: &JobContext, job: &LeasedJob, ev: &Issue) -> Result
     let github = ctx
         .repo_client(ev.installation_id, repo, Access::Write)
         .await?;
-    let settings = ctx.repo_config(&github, repo).await?;
+    let settings = ctx.repo_config(&github, &ev.repo).await?;
     let Some(scope) = &settings.config.aws else {
         return Ok(());
     };
@@ -1432,11 +1433,13 @@ pub async fn apply_button(
         .await?;
     let login = ev.sender.login.as_str();
     let role = github.role(repo, login).await?;
-    let needed = ctx.repo_config(&github, repo).await?.config.required_role(
-        &crate::command::Command::Apply {
+    let needed = ctx
+        .repo_config(&github, &ev.repo)
+        .await?
+        .config
+        .required_role(&crate::command::Command::Apply {
             plan: Some(PlanRef::Number(id)),
-        },
-    );
+        });
     if role < needed {
         ctx.audit(job, login, "command.refused", serde_json::json!({ "command": "apply", "via": "button", "plan": id, "role": role.as_str(), "needed": needed.as_str() })).await?;
         return Ok(());

@@ -74,6 +74,8 @@ impl Trigger {
 pub struct Request<'a> {
     pub installation: u64,
     pub repo: &'a str,
+    /// The repository's id, from the signed webhook.
+    pub repo_id: u64,
     pub number: u64,
     /// The head the triggering event saw; a newer head means a newer event
     /// will review it. `None`: the head as it is now.
@@ -501,7 +503,11 @@ pub async fn run(
     if req.head_sha.is_some_and(|seen| seen != pr.head.sha) {
         return skip("a newer commit was pushed since this event; its own event reviews it");
     }
-    let settings = ctx.repo_config(&github, repo).await?;
+    let repository = crate::event::Repo {
+        id: req.repo_id,
+        full_name: repo.to_string(),
+    };
+    let settings = ctx.repo_config(&github, &repository).await?;
     let config = &settings.config;
     let writer = Writer {
         ctx,

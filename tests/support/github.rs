@@ -129,8 +129,6 @@ pub type PendingPush = (u64, String, Vec<(String, String)>);
 
 #[derive(Default)]
 pub struct Inner {
-    /// The repository's id (`GET /repos/{repo}`); 0 is 700100.
-    pub repo_id: u64,
     /// A push that lands just before the next listing of a pull request's
     /// files is answered: (number, new head, its files). A head that moves
     /// between two reads of a review.
@@ -792,8 +790,7 @@ fn route(
             } else {
                 st.default_branch.clone()
             };
-            let id = if st.repo_id == 0 { 700100 } else { st.repo_id };
-            Json(json!({ "id": id, "node_id": "R_1", "name": name, "full_name": full,
+            Json(json!({ "id": 700100, "node_id": "R_1", "name": name, "full_name": full,
                 "private": true, "owner": user_json(&owner, "Organization"), "default_branch": branch,
                 "html_url": format!("https://github.com/{full}") }))
             .into_response()
