@@ -1,0 +1,68 @@
+//! Approvals are bound to a plan's hash, and the hash is taken over the
+//! steps as they serialise. A plan stored by an earlier release must read
+//! back, serialise to the very same bytes and hash to the very same value,
+//! or every approval of it would silently stop counting (or, worse, a
+//! reader that dropped a field would apply less than was approved).
+//!
+//! `tests/fixtures/stored_plans.json` holds plans as the store keeps them
+//! (one of every action the proposers make, with their real argument
+//! shapes) with the hash recorded when they were written. It was written
+//! before `PlanStep`'s action became typed and must never be regenerated:
+//! a change that breaks this test breaks stored approvals.
+
+mod support;
+
+use agentic::plan::{self, PlanStep};
+use agentic::store::Store;
+use support::test_dbs;
+
+#[derive(serde::Deserialize)]
+struct Stored {
+    name: String,
+    steps: String,
+    hash: String,
+}
+
+fn fixtures() -> Vec<Stored> {
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/stored_plans.json"
+    ))
+    .expect("the stored plans fixture");
+    serde_json::from_str(&text).expect("the fixture is JSON")
+}
+
+#[test]
+fn stored_plans_serialise_to_the_same_bytes_and_hash() {
+    let fixtures = fixtures();
+    assert!(fixtures.len() >= 5);
+    for f in &fixtures {
+        let steps: Vec<PlanStep> = serde_json::from_str(&f.steps)
+            .unwrap_or_else(|e| panic!("{}: a stored plan no longer reads: {e}", f.name));
+        assert_eq!(
+            serde_json::to_string(&steps).unwrap(),
+            f.steps,
+            "{}: the steps serialise differently",
+            f.name
+        );
+        assert_eq!(plan::hash(&steps), f.hash, "{}: the hash moved", f.name);
+    }
+}
+
+#[tokio::test]
+async fn a_plan_read_from_the_store_keeps_its_hash() {
+    for db in test_dbs().await {
+        let store = Store::open(&db.url).await.unwrap();
+        for (job, f) in fixtures().iter().enumerate() {
+            let steps: Vec<PlanStep> = serde_json::from_str(&f.steps).unwrap();
+            let id = store
+                .create_plan(job as i64 + 1, "o/r", 1, ("ann", 7), None, &steps, i64::MAX)
+                .await
+                .unwrap();
+            let row = store.plan(id).await.unwrap().expect("the plan");
+            assert_eq!(row.hash, f.hash, "{}: {}", db.backend, f.name);
+            assert_eq!(row.steps, steps, "{}: {}", db.backend, f.name);
+            assert_eq!(plan::hash(&row.steps), f.hash, "{}: {}", db.backend, f.name);
+        }
+    }
+}
