@@ -114,7 +114,7 @@ fn number_and_anchor(c: &mut Criterion) {
                 side: Side::Right,
                 anchor: text.to_string(),
                 start_anchor: None,
-                severity: agentic::repo_config::Severity::Major,
+                severity: agentic::domain::Severity::Major,
                 body: format!("finding {i}"),
                 suggestion: (i % 4 == 0).then(|| format!("+{text} // fixed")),
             });

@@ -8,7 +8,12 @@ use anyhow::Context;
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
-use crate::config::GitHubApp;
+/// The GitHub App's identity, from the environment or the setup flow.
+#[derive(Debug, Clone)]
+pub struct GitHubApp {
+    pub app_id: u64,
+    pub private_key: SecretString,
+}
 
 /// What `POST /app-manifests/{code}/conversions` returns, the parts we keep.
 #[derive(Debug, Clone, Deserialize, Serialize)]

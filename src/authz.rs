@@ -3,7 +3,7 @@
 //! author association.
 
 use crate::command::Command;
-use crate::github::Role;
+use crate::domain::Role;
 
 /// The least role a command needs. An exhaustive match: a new command does
 /// not compile until its permission is decided.

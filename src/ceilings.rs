@@ -15,8 +15,7 @@ use std::path::Path;
 use globset::{Glob, GlobBuilder, GlobMatcher};
 use serde::Deserialize;
 
-use crate::agent::tools::RiskTier;
-use crate::github::Role;
+use crate::domain::{RiskTier, Role};
 use crate::plan::ApprovalRules;
 use crate::repo_config::{AwsScope, ConfigProblem, Instead};
 
@@ -106,21 +105,7 @@ impl AwsCeiling {
     }
 }
 
-/// What a ceiling leaves in a repository's scope, kept with the scope so
-/// the checks that run on AWS's facts (an account, a bucket's name, a
-/// plan's tier) see it too.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Bounds {
-    /// The policy file's entry that applies, as written.
-    pub pattern: String,
-    pub accounts: Vec<String>,
-    pub buckets: Vec<String>,
-    /// Bucket globs that more specific entries of the policy name inside
-    /// this entry's: those buckets are theirs, not this repository's.
-    pub claimed: Vec<String>,
-    pub max_tier: RiskTier,
-    pub iam: bool,
-}
+pub use crate::repo_config::Bounds;
 
 /// A parsed policy file.
 #[derive(Debug)]

@@ -1,6 +1,7 @@
 //! The command line: `serve`, `replay`, `ask`, `review`, `manifest`, and
 //! the operator's `migrate`, `jobs` and `prune`.
 
+use crate::domain::JobState;
 use std::path::PathBuf;
 
 use anyhow::Context;
@@ -192,23 +193,14 @@ fn parse_since(s: &str) -> Result<i64, String> {
     }
 }
 
-/// A job state, as the store names it.
-#[derive(Debug, Clone, Copy, clap::ValueEnum)]
-pub enum JobState {
-    Queued,
-    Running,
-    Done,
-    Dead,
-}
+/// `--state` takes a job state by its stored spelling.
+impl clap::ValueEnum for JobState {
+    fn value_variants<'a>() -> &'a [Self] {
+        <JobState as crate::domain::Code>::ALL
+    }
 
-impl JobState {
-    fn as_str(self) -> &'static str {
-        match self {
-            JobState::Queued => "queued",
-            JobState::Running => "running",
-            JobState::Done => "done",
-            JobState::Dead => "dead",
-        }
+    fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
+        Some(clap::builder::PossibleValue::new(self.as_str()))
     }
 }
 
@@ -346,7 +338,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let config = operator_config()?;
             let store = Store::open(&config.database_url).await?;
             let report = store
-                .prune(config.retention, PRUNE_BATCH, PRUNE_PAUSE, dry_run)
+                .prune(
+                    config.retention,
+                    crate::store::PRUNE_BATCH,
+                    crate::store::PRUNE_PAUSE,
+                    dry_run,
+                )
                 .await?;
             store.close().await;
             let verb = if dry_run { "would delete" } else { "deleted" };
@@ -364,11 +361,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
     }
 }
-
-/// Rows deleted per statement by a prune, and the pause between two, so a
-/// prune never holds the writer long.
-pub const PRUNE_BATCH: usize = 500;
-pub const PRUNE_PAUSE: std::time::Duration = std::time::Duration::from_millis(20);
 
 /// Who runs an operator command: `--by`, or the login user.
 fn operator_name(by: Option<String>) -> String {
@@ -403,7 +395,7 @@ async fn jobs(
             );
         }
         let rows = match state {
-            Some(s) => store.jobs_in_state(s.as_str()).await?,
+            Some(s) => store.jobs_in_state(s).await?,
             None => store.jobs().await?,
         };
         // The freeze first, where an operator in an incident looks; on

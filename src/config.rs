@@ -12,6 +12,7 @@ use std::time::Duration;
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::app_credentials::AppCredentials;
+pub use crate::app_credentials::GitHubApp;
 
 /// Where the setup flow keeps the App's credentials unless told otherwise.
 pub const DEFAULT_CREDENTIALS_PATH: &str = "agentic-app.json";
@@ -36,13 +37,6 @@ fn bad(key: &'static str, message: impl Into<String>) -> ConfigError {
 pub enum LogFormat {
     Text,
     Json,
-}
-
-/// The GitHub App's identity, from the environment or the setup flow.
-#[derive(Debug, Clone)]
-pub struct GitHubApp {
-    pub app_id: u64,
-    pub private_key: SecretString,
 }
 
 /// Every setting of the service.

@@ -15,6 +15,7 @@ pub mod cli;
 pub mod command;
 pub mod config;
 pub mod diff;
+pub mod domain;
 pub mod event;
 pub mod github;
 pub mod handlers;

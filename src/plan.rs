@@ -14,8 +14,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
-use crate::agent::tools::RiskTier;
-use crate::github::Role;
+use crate::domain::{RiskTier, Role};
 
 /// One operation of a plan, with its exact arguments. Its risk tier comes
 /// from the tool that proposed it (declared in code), never from the model.
@@ -30,28 +29,7 @@ pub struct PlanStep {
     /// What it acts on: an instance id, a bucket name, a user name.
     pub resource: String,
     pub arguments: Value,
-    #[serde(with = "risk_name")]
     pub risk: RiskTier,
-}
-
-mod risk_name {
-    use crate::agent::tools::RiskTier;
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    pub fn serialize<S: Serializer>(r: &RiskTier, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(r.as_str())
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<RiskTier, D::Error> {
-        match String::deserialize(d)?.as_str() {
-            "read" => Ok(RiskTier::Read),
-            "write" => Ok(RiskTier::Write),
-            "destructive" => Ok(RiskTier::Destructive),
-            other => Err(serde::de::Error::custom(format!(
-                "unknown risk tier `{other}`"
-            ))),
-        }
-    }
 }
 
 /// The most steps one plan may have. Every step is shown in full to the
@@ -789,7 +767,7 @@ mod tests {
         assert!(
             findings
                 .iter()
-                .all(|f| f.severity < crate::repo_config::Severity::Major),
+                .all(|f| f.severity < crate::domain::Severity::Major),
             "{findings:?}"
         );
         // An action it cannot name is refused, never widened to `*`.
@@ -880,7 +858,7 @@ mod tests {
         assert!(
             findings
                 .iter()
-                .all(|f| f.severity < crate::repo_config::Severity::Major),
+                .all(|f| f.severity < crate::domain::Severity::Major),
             "{findings:?}"
         );
     }

@@ -12,7 +12,7 @@ use globset::{Glob, GlobSet, GlobSetBuilder};
 use serde::Deserialize;
 
 use crate::command::Command;
-use crate::github::Role;
+use crate::domain::{RiskTier, Role, Severity};
 
 /// Where the file lives in the repository.
 pub const PATH: &str = ".github/agentic.yml";
@@ -33,16 +33,6 @@ pub const DEFAULT_IGNORE: &[&str] = &[
     "**/*_generated.*",
     "**/*.pb.go",
 ];
-
-/// How serious a finding is, weakest first.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Severity {
-    Nit,
-    Minor,
-    Major,
-    Critical,
-}
 
 /// `review.fail_on`: a severity, or `none`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -202,7 +192,23 @@ pub struct AwsScope {
     /// What the operator's ceiling leaves (`AGENTIC_POLICY_FILE`); never
     /// read from the repository's file.
     #[serde(skip)]
-    pub bounds: Option<crate::ceilings::Bounds>,
+    pub bounds: Option<Bounds>,
+}
+
+/// What a ceiling leaves in a repository's scope, kept with the scope so
+/// the checks that run on AWS's facts (an account, a bucket's name, a
+/// plan's tier) see it too.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Bounds {
+    /// The policy file's entry that applies, as written.
+    pub pattern: String,
+    pub accounts: Vec<String>,
+    pub buckets: Vec<String>,
+    /// Bucket globs that more specific entries of the policy name inside
+    /// this entry's: those buckets are theirs, not this repository's.
+    pub claimed: Vec<String>,
+    pub max_tier: RiskTier,
+    pub iam: bool,
 }
 
 fn default_trigger_label() -> String {

@@ -12,7 +12,8 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
 use crate::diff::{Patch, Side};
-use crate::repo_config::{ReviewConfig, Severity};
+use crate::domain::Severity;
+use crate::repo_config::ReviewConfig;
 
 /// The tool the model hands its review in with.
 pub const SUBMIT_REVIEW: &str = "submit_review";
@@ -127,7 +128,7 @@ pub fn fingerprint(path: &str, line_text: &str, severity: Severity) -> String {
     h.update([0]);
     h.update(line.as_bytes());
     h.update([0]);
-    h.update(severity_name(severity).as_bytes());
+    h.update(severity.name().as_bytes());
     hex::encode(&h.finalize()[..10])
 }
 
@@ -149,24 +150,10 @@ pub fn posted_fingerprints<'a>(bodies: impl IntoIterator<Item = &'a str>) -> Has
         .collect()
 }
 
-/// How a severity is shown ("Major").
-pub fn severity_name(s: Severity) -> &'static str {
-    match s {
-        Severity::Critical => "Critical",
-        Severity::Major => "Major",
-        Severity::Minor => "Minor",
-        Severity::Nit => "Nit",
-    }
-}
-
 /// An inline comment's body: severity, text, a suggestion block (four
 /// backticks when the suggestion holds a fence of its own), the mark.
 pub fn render_body(finding: &Finding, fingerprint: &str) -> String {
-    let mut out = format!(
-        "**{}:** {}",
-        severity_name(finding.severity),
-        finding.body.trim()
-    );
+    let mut out = format!("**{}:** {}", finding.severity.name(), finding.body.trim());
     if let Some(s) = &finding.suggestion {
         let fence = crate::output::fence_for(s);
         let fence = fence.as_str();
@@ -459,7 +446,7 @@ pub fn summary(model_summary: &str, plan: &Plan) -> String {
             };
             out.push_str(&format!(
                 "\n- **{}** {} line {} ({why}): {}",
-                severity_name(f.severity),
+                f.severity.name(),
                 crate::output::code_span(&f.path),
                 f.line,
                 f.body.trim()

@@ -2,6 +2,7 @@
 //! transient failures with exponential backoff and jitter, kills jobs that
 //! keep failing, and drains gracefully on shutdown.
 
+use crate::domain::AuditAction;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,8 +12,8 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
+use crate::domain::JobKind;
 use crate::handlers::{self, JobContext, JobError};
-use crate::jobs::JobKind;
 use crate::metrics::Metrics;
 use crate::store::{now_ms, LeasedJob};
 
@@ -365,7 +366,7 @@ impl Worker {
             job_id: Some(job.id),
             delivery_id: Some(job.delivery_id.clone()),
             actor: None,
-            action: "job.lease_lost".into(),
+            action: AuditAction::JobLeaseLost,
             detail: Some(serde_json::json!({ "attempt": job.attempts, "why": why })),
         };
         if let Err(e) = self.ctx.store.audit(entry).await {

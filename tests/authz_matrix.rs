@@ -11,7 +11,7 @@ mod support;
 
 use agentic::authz;
 use agentic::command::Command;
-use agentic::github::Role;
+use agentic::domain::Role;
 use serde_json::json;
 use support::github::REPO;
 use support::moto::REGION;
@@ -97,7 +97,7 @@ async fn plan_by(app: &TestApp, job: i64, login: &str) -> i64 {
         region: Some(REGION.into()),
         resource: format!("i-{job:017x}"),
         arguments: json!({ "instance_ids": [format!("i-{job:017x}")] }),
-        risk: agentic::agent::tools::RiskTier::Destructive,
+        risk: agentic::domain::RiskTier::Destructive,
     };
     app.store()
         .create_plan(

@@ -445,7 +445,7 @@ async fn audit_prints_the_log_by_repository_and_time_on_both_backends() {
                     job_id: Some(7),
                     delivery_id: Some(id.into()),
                     actor: Some("bob".into()),
-                    action: "tool.call".into(),
+                    action: agentic::domain::AuditAction::ToolCall,
                     detail: Some(serde_json::json!({ "tool": "aws_list_instances" })),
                 })
                 .await

@@ -10,8 +10,9 @@ mod support;
 use std::collections::{HashMap, HashSet};
 
 use agentic::diff::Patch;
+use agentic::domain::Severity;
 use agentic::github::{Access, ContentQuota, GitHub, GitHubApp, GitHubError, TokenScope};
-use agentic::repo_config::{ReviewConfig, Severity};
+use agentic::repo_config::ReviewConfig;
 use agentic::review::{plan, summary, Finding};
 use serde_json::{json, Value};
 use support::github::{FakeGitHub, Pull, Thread, APP_ID, BOT, INSTALLATION, REPO};

@@ -1708,7 +1708,10 @@ async fn an_apply_whose_job_died_is_taken_over_or_cancelled_never_run_twice() {
     assert!(store.start_apply(1, 999).await.unwrap());
     let key = format!("ec2:{REGION}:{first}");
     assert_eq!(store.lock_resources(1, &[key]).await.unwrap(), Ok(()));
-    store.record_step(1, 1, "running", None).await.unwrap();
+    store
+        .record_step(1, 1, agentic::domain::StepState::Running, None)
+        .await
+        .unwrap();
     let status = say(&app, &gh, 57, 2, "tina-triage", "/agentic status").await;
     assert!(
         status.contains("❔ 1. **write** `ec2:StopInstances`") && status.contains("may have run"),

@@ -793,7 +793,7 @@ async fn a_push_during_a_review_supersedes_it_and_its_check_run_is_cancelled() {
         .await
         .unwrap()
         .into_iter()
-        .map(|r| r.state)
+        .map(|r| r.state.to_string())
         .collect();
     assert_eq!(states, ["cancelled", "done"]);
     gh.take_writes();

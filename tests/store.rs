@@ -8,6 +8,7 @@ mod support;
 use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
 
+use agentic::domain::{AuditAction, PlanStatus, ReviewState};
 use agentic::store::{Admission, Migrations, NewDelivery, NewJob, Retention, Store};
 use support::{postgres_db, sqlite_db, test_dbs, TestDb};
 
@@ -333,7 +334,11 @@ async fn an_operator_can_requeue_a_dead_job() {
             .unwrap();
         assert!(store.kill_job(&job, "GitHub answered 404").await.unwrap());
         assert_eq!(
-            store.jobs_in_state("dead").await.unwrap().len(),
+            store
+                .jobs_in_state(agentic::domain::JobState::Dead)
+                .await
+                .unwrap()
+                .len(),
             1,
             "{}",
             db.backend
@@ -404,7 +409,10 @@ async fn retention_prunes_what_is_old_and_finished_only() {
                 .unwrap();
         }
         let ended = store.review_runs("acme/x", 1).await.unwrap()[0].id;
-        store.finish_review(ended, "done", None).await.unwrap();
+        store
+            .finish_review(ended, ReviewState::Done, None)
+            .await
+            .unwrap();
         // The first two deliveries came 40 days ago; the first job finished
         // 20 days ago (a retry); the audit records are 40 days old.
         let day = 24 * 3600 * 1000i64;
@@ -636,7 +644,10 @@ async fn review_runs_supersede_by_job_order_on_both_backends() {
             .record_review_posted(second.id, 9001, &["f1".into(), "f2".into()])
             .await
             .unwrap();
-        store.finish_review(second.id, "done", None).await.unwrap();
+        store
+            .finish_review(second.id, ReviewState::Done, None)
+            .await
+            .unwrap();
         let last = store.last_review("acme/x", 7).await.unwrap().unwrap();
         assert_eq!(
             (last.head_sha.as_str(), last.review_id),
@@ -647,7 +658,7 @@ async fn review_runs_supersede_by_job_order_on_both_backends() {
             .await
             .unwrap()
             .into_iter()
-            .map(|r| r.state)
+            .map(|r| r.state.to_string())
             .collect();
         assert_eq!(states, ["cancelled", "done", "cancelled"], "{}", db.backend);
         assert_eq!(
@@ -721,7 +732,7 @@ async fn an_apply_starts_and_ends_in_one_transaction_on_both_backends() {
             region: Some("eu-west-1".into()),
             resource: resource.into(),
             arguments: serde_json::json!({ "instance_ids": [resource] }),
-            risk: agentic::agent::tools::RiskTier::Write,
+            risk: agentic::domain::RiskTier::Write,
         };
         let mut plans = Vec::new();
         for (job, resource) in [(501, "i-a"), (502, "i-a")] {
@@ -773,16 +784,21 @@ async fn an_apply_starts_and_ends_in_one_transaction_on_both_backends() {
             "{b}: a locked-out plan changed nothing"
         );
         assert_eq!(plan.requester_id, Some(42), "{b}");
-        let audit = |action: &str| AuditEntry {
+        let audit = |action: AuditAction| AuditEntry {
             job_id: None,
             delivery_id: None,
             actor: Some("bob".into()),
-            action: action.into(),
+            action,
             detail: None,
         };
         assert!(
             !store
-                .end_apply(plans[0], Some(12), "applied", &audit("x.loser"))
+                .end_apply(
+                    plans[0],
+                    Some(12),
+                    PlanStatus::Applied,
+                    &audit(AuditAction::PlanApplyRefused)
+                )
                 .await
                 .unwrap(),
             "{b}: only its job ends it"
@@ -790,7 +806,12 @@ async fn an_apply_starts_and_ends_in_one_transaction_on_both_backends() {
         assert_eq!(store.plan_locks(plans[0]).await.unwrap(), keys, "{b}");
         assert!(
             store
-                .end_apply(plans[0], Some(11), "applied", &audit("x.ended"))
+                .end_apply(
+                    plans[0],
+                    Some(11),
+                    PlanStatus::Applied,
+                    &audit(AuditAction::PlanApplied)
+                )
                 .await
                 .unwrap(),
             "{b}"
@@ -807,11 +828,11 @@ async fn an_apply_starts_and_ends_in_one_transaction_on_both_backends() {
             .unwrap()
             .into_iter()
             .map(|r| r.action)
-            .filter(|a| a.starts_with("x."))
+            .filter(|a| a.starts_with("plan."))
             .collect();
         assert_eq!(
             actions,
-            ["x.ended"],
+            ["plan.applied"],
             "{b}: the audit record came with the change"
         );
         assert_eq!(
@@ -912,5 +933,203 @@ async fn cancel_jobs_are_leased_past_the_caps_and_only_once_on_both_backends() {
             db.backend
         );
         assert!(store.lease_urgent(lease, 4).await.unwrap().is_empty());
+    }
+}
+
+/// Every stored word of `agentic::domain` is written through the store's
+/// own methods and read back as the same variant, on both backends: the
+/// spelling the code binds is the spelling it decodes.
+#[tokio::test]
+async fn every_stored_word_round_trips_on_both_backends() {
+    use agentic::domain::{Code, JobKind, JobState, Role, StepState};
+    use agentic::plan::Approval;
+    use agentic::store::{AuditEntry, ReviewStart};
+    for db in test_dbs().await {
+        let b = db.backend;
+        let store = open(&db).await;
+        // Job kinds, through intake.
+        for (i, kind) in JobKind::ALL.iter().enumerate() {
+            store
+                .record_delivery(delivery(&format!("k{i}"), 1, kind.as_str()))
+                .await
+                .unwrap();
+        }
+        let kinds: Vec<JobKind> = store
+            .jobs()
+            .await
+            .unwrap()
+            .iter()
+            .map(|j| JobKind::decode(&j.kind).unwrap())
+            .collect();
+        assert_eq!(kinds, JobKind::ALL, "{b}");
+        // Job states, through a lease and each way a job ends.
+        let queued = store.jobs_in_state(JobState::Queued).await.unwrap();
+        assert_eq!(queued.len(), JobKind::ALL.len(), "{b}");
+        let leased = store
+            .lease_job(Duration::from_secs(60))
+            .await
+            .unwrap()
+            .expect("a job");
+        assert_eq!(
+            store.jobs_in_state(JobState::Running).await.unwrap()[0].id,
+            leased.id,
+            "{b}"
+        );
+        assert!(store.complete_job(&leased).await.unwrap(), "{b}");
+        let second = store
+            .lease_job(Duration::from_secs(60))
+            .await
+            .unwrap()
+            .expect("a job");
+        assert!(store.kill_job(&second, "x").await.unwrap(), "{b}");
+        let _running = store
+            .lease_job(Duration::from_secs(60))
+            .await
+            .unwrap()
+            .expect("a job");
+        for state in JobState::ALL {
+            assert!(
+                store
+                    .jobs_in_state(*state)
+                    .await
+                    .unwrap()
+                    .iter()
+                    .all(|j| j.state == *state),
+                "{b}: {state}"
+            );
+            assert!(
+                !store.jobs_in_state(*state).await.unwrap().is_empty(),
+                "{b}: no job is {state}"
+            );
+        }
+        // Plan statuses, step states and roles, through the plan methods.
+        let mut ended = Vec::new();
+        for (i, to) in [
+            PlanStatus::Applied,
+            PlanStatus::Failed,
+            PlanStatus::Cancelled,
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let job = 100 + i as i64;
+            let id = store
+                .create_plan(job, "o/r", 1, ("ann", 7), None, &[], i64::MAX)
+                .await
+                .unwrap();
+            assert_eq!(
+                store.plan(id).await.unwrap().unwrap().status,
+                PlanStatus::Proposed,
+                "{b}"
+            );
+            store.begin_apply(id, job, &[]).await.unwrap();
+            assert_eq!(
+                store.plan(id).await.unwrap().unwrap().status,
+                PlanStatus::Applying,
+                "{b}"
+            );
+            let entry = AuditEntry {
+                job_id: None,
+                delivery_id: None,
+                actor: None,
+                action: AuditAction::PlanApplied,
+                detail: None,
+            };
+            assert!(store.end_apply(id, Some(job), to, &entry).await.unwrap());
+            ended.push(store.plan(id).await.unwrap().unwrap().status);
+        }
+        assert_eq!(
+            ended,
+            [
+                PlanStatus::Applied,
+                PlanStatus::Failed,
+                PlanStatus::Cancelled
+            ],
+            "{b}"
+        );
+        for (n, state) in StepState::ALL.iter().enumerate() {
+            store
+                .record_step(1, n as i64 + 1, *state, None)
+                .await
+                .unwrap();
+        }
+        let steps: Vec<StepState> = store
+            .plan_step_runs(1)
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.state)
+            .collect();
+        assert_eq!(steps, StepState::ALL, "{b}");
+        for (n, role) in Role::ALL.iter().enumerate() {
+            let approval = Approval {
+                approver_id: n as u64 + 1,
+                approver: format!("p{n}"),
+                role: *role,
+                hash: "h".into(),
+                head_sha: None,
+            };
+            store.approve_plan(1, &approval).await.unwrap();
+        }
+        let mut roles: Vec<Role> = store
+            .plan_approvals(1)
+            .await
+            .unwrap()
+            .iter()
+            .map(|a| a.role)
+            .collect();
+        roles.sort();
+        assert_eq!(roles, Role::ALL, "{b}");
+        // Review states, through a run's life.
+        let mut seen = Vec::new();
+        for (i, end) in [
+            ReviewState::Done,
+            ReviewState::Skipped,
+            ReviewState::Failed,
+            ReviewState::Cancelled,
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let ReviewStart::Started { run, .. } = store
+                .start_review(200 + i as i64, "o/r", 10 + i as u64, "sha", "opened")
+                .await
+                .unwrap()
+            else {
+                panic!("{b}: a new run starts");
+            };
+            seen.push(run.state);
+            assert!(store.begin_review_post(run.id).await.unwrap(), "{b}");
+            seen.push(store.review_run(run.id).await.unwrap().unwrap().state);
+            store.finish_review(run.id, end, None).await.unwrap();
+            seen.push(store.review_run(run.id).await.unwrap().unwrap().state);
+        }
+        for state in ReviewState::ALL {
+            assert!(seen.contains(state), "{b}: {state} never read back");
+        }
+        // Audit actions, written and read back by name.
+        for action in AuditAction::ALL {
+            store
+                .audit(AuditEntry {
+                    job_id: None,
+                    delivery_id: None,
+                    actor: None,
+                    action: *action,
+                    detail: None,
+                })
+                .await
+                .unwrap();
+        }
+        let logged: std::collections::HashSet<AuditAction> = store
+            .audit_log(None, None, 1000)
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| AuditAction::decode(&r.action).unwrap())
+            .collect();
+        for action in AuditAction::ALL {
+            assert!(logged.contains(action), "{b}: {action}");
+        }
+        store.close().await;
     }
 }

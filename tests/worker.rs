@@ -122,7 +122,7 @@ async fn job_after_shutdown(delay_ms: &str, grace_secs: &str) -> (String, i64) {
     let store = open_store(&dir).await;
     let jobs = store.jobs().await.unwrap();
     store.close().await;
-    (jobs[0].state.clone(), jobs[0].attempts)
+    (jobs[0].state.to_string(), jobs[0].attempts)
 }
 
 #[tokio::test]

@@ -7,16 +7,18 @@
 pub mod llm;
 pub mod tools;
 
+use crate::domain::AuditAction;
 use std::future::Future;
 use std::pin::Pin;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
+use crate::domain::RiskTier;
 use crate::redact::Redactor;
 use crate::store::{AuditEntry, Store};
 use llm::{Llm, LlmError};
-use tools::{Registry, RiskTier, Subject};
+use tools::{Registry, Subject};
 
 /// Limits on one conversation.
 #[derive(Debug, Clone, Copy)]
@@ -80,7 +82,7 @@ pub struct Trace<'a> {
 }
 
 impl Trace<'_> {
-    async fn record(&self, action: &str, detail: Value) {
+    async fn record(&self, action: AuditAction, detail: Value) {
         let detail = match serde_json::from_str(&self.redactor.redact(&detail.to_string())) {
             Ok(v) => v,
             Err(_) => json!({ "redacted": true }),
@@ -89,7 +91,7 @@ impl Trace<'_> {
             job_id: self.job_id,
             delivery_id: self.delivery_id.clone(),
             actor: self.actor.clone(),
-            action: action.to_string(),
+            action,
             detail: Some(detail),
         };
         if let Err(e) = self.store.audit(entry).await {
@@ -203,7 +205,7 @@ pub async fn converse(
         {
             Err(_) => {
                 trace
-                    .record("llm.call", json!({ "model": llm.model, "step": step, "error": "wall-time budget ran out" }))
+                    .record(AuditAction::LlmCall, json!({ "model": llm.model, "step": step, "error": "wall-time budget ran out" }))
                     .await;
                 return Ok(out_of_time());
             }
@@ -214,7 +216,7 @@ pub async fn converse(
             Err(e) => {
                 trace
                     .record(
-                        "llm.call",
+                        AuditAction::LlmCall,
                         json!({ "model": llm.model, "step": step, "error": e.to_string() }),
                     )
                     .await;
@@ -224,7 +226,7 @@ pub async fn converse(
         tokens += turn.prompt_tokens + turn.completion_tokens;
         trace
             .record(
-                "llm.call",
+                AuditAction::LlmCall,
                 json!({
                     "model": llm.model,
                     "step": step,
@@ -252,7 +254,10 @@ pub async fn converse(
                 .find_map(|c| (f.check)(&c.arguments).ok());
             if let Some(value) = handed_in {
                 trace
-                    .record("llm.submitted", json!({ "tool": f.name, "step": step }))
+                    .record(
+                        AuditAction::LlmSubmitted,
+                        json!({ "tool": f.name, "step": step }),
+                    )
                     .await;
                 return Ok(Outcome::Submitted(value));
             }
@@ -268,7 +273,10 @@ pub async fn converse(
                 match (f.check)(&call.arguments) {
                     Ok(value) => {
                         trace
-                            .record("llm.submitted", json!({ "tool": call.name, "step": step }))
+                            .record(
+                                AuditAction::LlmSubmitted,
+                                json!({ "tool": call.name, "step": step }),
+                            )
                             .await;
                         return Ok(Outcome::Submitted(value));
                     }
@@ -276,7 +284,7 @@ pub async fn converse(
                         repairs -= 1;
                         trace
                             .record(
-                                "llm.malformed",
+                                AuditAction::LlmMalformed,
                                 json!({ "tool": call.name, "error": problem }),
                             )
                             .await;
@@ -286,7 +294,7 @@ pub async fn converse(
                     Err(problem) => {
                         trace
                             .record(
-                                "llm.malformed",
+                                AuditAction::LlmMalformed,
                                 json!({ "tool": call.name, "error": problem }),
                             )
                             .await;
@@ -307,7 +315,10 @@ pub async fn converse(
                     budget.max_tool_calls_per_turn
                 );
                 trace
-                    .record("tool.skipped", json!({ "tool": call.name, "step": step }))
+                    .record(
+                        AuditAction::ToolSkipped,
+                        json!({ "tool": call.name, "step": step }),
+                    )
                     .await;
                 messages
                     .push(json!({ "role": "tool", "tool_call_id": call.id, "content": skipped }));
@@ -329,7 +340,7 @@ pub async fn converse(
             tracing::debug!(tool = %call.name, arguments = %call.arguments, "tool called");
             trace
                 .record(
-                    "tool.call",
+                    AuditAction::ToolCall,
                     json!({
                         "tool": call.name,
                         "risk": risk.map(RiskTier::as_str),

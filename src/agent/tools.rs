@@ -7,29 +7,8 @@ use std::pin::Pin;
 
 use serde_json::{json, Value};
 
+use crate::domain::RiskTier;
 use crate::github::GitHub;
-
-/// What a tool can do to the world, least severe first.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum RiskTier {
-    /// Looks only: list, describe, get.
-    Read,
-    /// Changes something reversible: start, stop, tag, create.
-    Write,
-    /// Deletes, terminates, changes IAM, or makes data public.
-    Destructive,
-}
-
-impl RiskTier {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RiskTier::Read => "read",
-            RiskTier::Write => "write",
-            RiskTier::Destructive => "destructive",
-        }
-    }
-}
 
 /// What the tools act on: one issue or pull request.
 #[derive(Clone)]
@@ -42,7 +21,7 @@ pub struct Subject {
     /// The fence of this conversation's untrusted text.
     pub fence: Fence,
     /// AWS, with the repository's scope, where the bot has it.
-    pub aws: Option<crate::aws::tools::AwsAccess>,
+    pub aws: Option<crate::aws::AwsAccess>,
 }
 
 /// The fence around text from other people, with an id drawn at random for
@@ -464,16 +443,9 @@ impl Registry {
         }
     }
 
-    /// These tools and the AWS read tools.
-    pub fn with_aws(mut self) -> Registry {
-        self.tools.extend(crate::aws::tools::read_tools());
-        self
-    }
-
-    /// These tools and the AWS tools that change things (only ever
-    /// proposed as plan steps).
-    pub fn with_aws_changes(mut self) -> Registry {
-        self.tools.extend(crate::aws::tools::change_tools());
+    /// These tools and `more` (the AWS tools: `crate::aws::catalog`).
+    pub fn with(mut self, more: Vec<Box<dyn Tool>>) -> Registry {
+        self.tools.extend(more);
         self
     }
 

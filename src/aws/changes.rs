@@ -24,7 +24,8 @@ use serde_json::{json, Value};
 
 use super::tools::{access, allowed_bucket, not_here, region, PLAN_STEP_TAG};
 use super::{read, scope, Aws};
-use crate::agent::tools::{ProposeFuture, RiskTier, Subject, Tool, ToolFuture};
+use crate::agent::tools::{ProposeFuture, Subject, Tool, ToolFuture};
+use crate::domain::RiskTier;
 use crate::plan::PlanStep;
 use crate::repo_config::AwsScope;
 
@@ -486,7 +487,7 @@ pub fn attach_refusal(
         Err(e) => format!("its document cannot be checked ({e})"),
         Ok(findings) => findings
             .iter()
-            .find(|f| f.severity == crate::repo_config::Severity::Critical)?
+            .find(|f| f.severity == crate::domain::Severity::Critical)?
             .message
             .clone(),
     };
@@ -557,13 +558,7 @@ impl Tool for UserChange {
                     let findings: Vec<String> = checked
                         .unwrap_or_default()
                         .iter()
-                        .map(|f| {
-                            format!(
-                                "{}: {}",
-                                crate::review::severity_name(f.severity),
-                                f.message
-                            )
-                        })
+                        .map(|f| format!("{}: {}", f.severity.name(), f.message))
                         .collect();
                     // The version checked is the version approved: the
                     // apply refuses if the default version changed since.

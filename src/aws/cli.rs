@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use super::read::{self, Holder, InstanceFilter};
 use super::Aws;
-use crate::agent::tools::RiskTier;
+use crate::domain::RiskTier;
 
 #[derive(Debug, Subcommand)]
 pub enum AwsCommand {
@@ -224,7 +224,7 @@ pub async fn run(command: AwsCommand) -> anyhow::Result<bool> {
                 .unwrap_or_default();
             format!(
                 "{}  statement {}{sid}: {}",
-                crate::review::severity_name(f.severity),
+                f.severity.name(),
                 f.statement,
                 f.message
             )

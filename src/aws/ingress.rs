@@ -22,7 +22,7 @@ use std::collections::BTreeMap;
 
 use ipnet::IpNet;
 
-use crate::agent::tools::RiskTier;
+use crate::domain::RiskTier;
 use crate::plan::PlanStep;
 
 /// IPv4 addresses that make a group's opening destructive: a `/16`, the

@@ -9,7 +9,8 @@ use serde_json::{json, Value};
 
 use super::tools::{access, allowed_bucket, bucket_only, fenced, no_arguments, region, reply};
 use super::{read, scope, Aws};
-use crate::agent::tools::{RiskTier, Subject, Tool, ToolFuture};
+use crate::agent::tools::{Subject, Tool, ToolFuture};
+use crate::domain::RiskTier;
 use crate::repo_config::AwsScope;
 
 pub struct DescribeImages;

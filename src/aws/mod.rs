@@ -8,6 +8,7 @@
 //! least-privilege check of an IAM policy document, done on our side.
 
 pub mod apply;
+pub mod catalog;
 pub mod changes;
 pub mod cli;
 pub mod ingress;
@@ -18,6 +19,14 @@ pub mod scope;
 pub mod tools;
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
+
+/// AWS for one conversation: the clients and the repository's scope. A
+/// repository without an `aws` section gets none, and so no AWS tool.
+#[derive(Clone)]
+pub struct AwsAccess {
+    pub aws: Aws,
+    pub scope: crate::repo_config::AwsScope,
+}
 
 /// The behaviour version every client is built with (retries on, a 3.1 s
 /// connect timeout). Raised on purpose, with a look at its release notes.

@@ -9,7 +9,7 @@
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::repo_config::Severity;
+use crate::domain::Severity;
 
 /// One thing a policy grants more widely than it should.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -4,7 +4,7 @@
 use globset::Glob;
 
 use super::read::Instance;
-use crate::agent::tools::RiskTier;
+use crate::domain::RiskTier;
 use crate::repo_config::AwsScope;
 
 /// Why a resource or a region is out of scope, said to people and to the

@@ -11,16 +11,9 @@ use serde_json::{json, Value};
 
 use super::read::{self, InstanceFilter};
 use super::{scope, Aws};
-use crate::agent::tools::{RiskTier, Subject, Tool, ToolFuture};
+use crate::agent::tools::{Subject, Tool, ToolFuture};
+use crate::domain::RiskTier;
 use crate::repo_config::AwsScope;
-
-/// AWS for one conversation: the clients and the repository's scope. A
-/// repository without an `aws` section gets none, and so no AWS tool.
-#[derive(Clone)]
-pub struct AwsAccess {
-    pub aws: Aws,
-    pub scope: AwsScope,
-}
 
 /// A read tool's call: a refusal or a failure is the tool's answer to
 /// the model, worded in full (`refused: …`, `error: …`); neither is an
@@ -312,18 +305,16 @@ impl Tool for CheckPolicy {
     }
 }
 
-/// The AWS read tools, for a registry.
-pub fn read_tools() -> Vec<Box<dyn Tool>> {
-    let mut tools: Vec<Box<dyn Tool>> = vec![
+/// The read tools of this file (`super::catalog` lists them all).
+pub(super) fn own_read_tools() -> Vec<Box<dyn Tool>> {
+    vec![
         Box::new(ListInstances),
         Box::new(SecurityGroups),
         Box::new(ListBuckets),
         Box::new(BucketPolicy),
         Box::new(PublicAccessBlock),
         Box::new(CheckPolicy),
-    ];
-    tools.extend(super::inventory::tools());
-    tools
+    ]
 }
 
 /// An EC2 action on instances that changes things. Its risk tier is
@@ -659,14 +650,12 @@ impl Tool for BucketChange {
     }
 }
 
-/// The AWS tools that change things, for a planning conversation.
-pub fn change_tools() -> Vec<Box<dyn Tool>> {
-    let mut tools: Vec<Box<dyn Tool>> = INSTANCE_CHANGES
+/// The change tools of this file (`super::catalog` lists them all).
+pub(super) fn own_change_tools() -> Vec<Box<dyn Tool>> {
+    INSTANCE_CHANGES
         .iter()
         .map(|c| Box::new(*c) as Box<dyn Tool>)
         .chain(std::iter::once(Box::new(RunInstances) as Box<dyn Tool>))
         .chain(BUCKET_CHANGES.iter().map(|c| Box::new(*c) as Box<dyn Tool>))
-        .collect();
-    tools.extend(super::changes::tools());
-    tools
+        .collect()
 }

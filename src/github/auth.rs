@@ -202,7 +202,7 @@ impl AppAuth {
             })?;
         let status = response.status();
         if !status.is_success() {
-            let retry_after = super::client::retry_after_of(response.headers(), status.as_u16());
+            let retry_after = super::rate::retry_after_of(response.headers(), status.as_u16());
             return Err(GitHubError::Status {
                 status: status.as_u16(),
                 what,

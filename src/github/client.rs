@@ -1,5 +1,7 @@
 //! One installation's client, and the single retry layer for GitHub calls.
 
+pub use super::rate::MAX_RETRY_AFTER;
+use super::rate::{retry_after_of, SECONDARY_LIMIT_WAIT};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -15,7 +17,8 @@ use super::types::{
     Comment, Comparison, Content, Created, Issue, Permission, PullFile, PullRequest, Review,
     ReviewComment,
 };
-use super::{GitHubError, Role, Shared, TokenScope};
+use super::{GitHubError, Shared, TokenScope};
+use crate::domain::Role;
 
 /// Tries of one idempotent request, the first included.
 const MAX_TRIES: u32 = 3;
@@ -24,17 +27,10 @@ const RETRY_BASE: Duration = Duration::from_millis(250);
 /// A wait GitHub asks for that is longer than this is not spent inside the
 /// job: the job is rescheduled instead and its worker slot freed.
 const MAX_INLINE_WAIT: Duration = Duration::from_secs(10);
-/// When a secondary rate limit says nothing of how long to wait, GitHub
-/// advises at least a minute.
-const SECONDARY_LIMIT_WAIT: Duration = Duration::from_secs(60);
 /// Page size for lists (GitHub's maximum).
 const PER_PAGE: usize = 100;
 /// Most pages read of one list, to bound the work a huge thread can cause.
 const MAX_PAGES: usize = 30;
-/// The longest wait a `retry-after` or rate-limit reset is taken at its
-/// word for: GitHub's limits reset within the hour, and a larger (or absurd)
-/// value must not overflow a timestamp or park a job for years.
-pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 const READ_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -80,31 +76,6 @@ enum Method {
     Get,
     Post,
     Patch,
-}
-
-/// `retry-after`, else the rate-limit reset time, else (for a bare 403/429
-/// secondary limit) a minute. `None` when the answer is no rate limit.
-pub(crate) fn retry_after_of(headers: &http::HeaderMap, status: u16) -> Option<Duration> {
-    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-    let asked = if let Some(secs) = header("retry-after").and_then(|v| v.trim().parse::<u64>().ok())
-    {
-        Some(Duration::from_secs(secs))
-    } else if header("x-ratelimit-remaining") == Some("0") {
-        header("x-ratelimit-reset")
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .map(|reset| {
-                let now = std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map(|d| d.as_secs())
-                    .unwrap_or(0);
-                Duration::from_secs(reset.saturating_sub(now).max(1))
-            })
-    } else if status == 429 {
-        Some(SECONDARY_LIMIT_WAIT)
-    } else {
-        None
-    };
-    asked.map(|d| d.min(MAX_RETRY_AFTER))
 }
 
 fn backoff(attempt: u32) -> Duration {

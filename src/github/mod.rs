@@ -3,8 +3,10 @@
 
 pub mod auth;
 pub mod client;
+pub mod rate;
 pub mod types;
 
+use crate::domain::Role;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -85,64 +87,6 @@ impl GitHubError {
             GitHubError::Status { retry_after, .. } => *retry_after,
             GitHubError::Throttled { retry_after } => Some(*retry_after),
             _ => None,
-        }
-    }
-}
-
-/// A user's role on a repository, weakest first, by the lower-case names a
-/// repository's settings use (`min_role: maintain`).
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Deserialize, serde::Serialize,
-)]
-#[serde(rename_all = "lowercase")]
-pub enum Role {
-    /// Not a collaborator.
-    None,
-    Read,
-    Triage,
-    Write,
-    Maintain,
-    Admin,
-}
-
-impl Role {
-    /// From the permission API's `role_name` (custom roles fall back to the
-    /// base `permission`).
-    pub fn from_api(role_name: Option<&str>, permission: &str) -> Role {
-        let parse = |s: &str| match s {
-            "push" => Some(Role::Write),
-            "pull" => Some(Role::Read),
-            other => Role::parse(other),
-        };
-        role_name
-            .and_then(parse)
-            .or_else(|| parse(permission))
-            .unwrap_or(Role::None)
-    }
-
-    /// Every role, lowest first.
-    pub const ALL: [Role; 6] = [
-        Role::None,
-        Role::Read,
-        Role::Triage,
-        Role::Write,
-        Role::Maintain,
-        Role::Admin,
-    ];
-
-    /// A role by the name [`Role::as_str`] gives it.
-    pub fn parse(name: &str) -> Option<Role> {
-        Role::ALL.into_iter().find(|r| r.as_str() == name)
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::None => "none",
-            Role::Read => "read",
-            Role::Triage => "triage",
-            Role::Write => "write",
-            Role::Maintain => "maintain",
-            Role::Admin => "admin",
         }
     }
 }

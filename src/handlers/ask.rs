@@ -1,8 +1,5 @@
 //! `/agentic ask <question>`: a conversation with read-only tools.
 
-use std::future::Future;
-use std::pin::Pin;
-
 use crate::agent::llm::{Llm, LlmError};
 use crate::agent::tools::{Registry, Subject};
 use crate::agent::{self, Budget, Outcome, Progress, Trace};
@@ -11,11 +8,8 @@ use crate::github::{Access, GitHub, GitHubError};
 use crate::output::StatusComment;
 use crate::store::LeasedJob;
 
-use super::command::SECTION_BREAK;
+use super::progress::{progress_text, CommentProgress, WORKING};
 use super::{JobContext, JobError};
-
-/// Shown while the model works.
-pub const WORKING: &str = "⏳ Working on it…";
 
 /// What is asked about.
 pub struct Question<'a> {
@@ -26,7 +20,7 @@ pub struct Question<'a> {
     pub text: &'a str,
     /// AWS with the repository's scope (`None` without an `aws` section):
     /// its read tools are offered then.
-    pub aws: Option<crate::aws::tools::AwsAccess>,
+    pub aws: Option<crate::aws::AwsAccess>,
 }
 
 /// Why an answer could not be had.
@@ -58,7 +52,7 @@ pub async fn ask(
         (Registry::for_issue(), None, "issue")
     };
     let registry = if q.aws.is_some() {
-        registry.with_aws()
+        registry.with(crate::aws::catalog::read_tools())
     } else {
         registry
     };
@@ -96,23 +90,6 @@ pub fn render(outcome: Outcome) -> String {
     }
 }
 
-/// Shows a conversation's steps in the status comment, after `before`.
-pub(super) struct CommentProgress<'a> {
-    pub(super) status: &'a mut StatusComment,
-    pub(super) before: String,
-}
-
-impl Progress for CommentProgress<'_> {
-    fn step(&mut self, text: String) -> Pin<Box<dyn Future<Output = ()> + Send + '_>> {
-        Box::pin(async move {
-            let body = format!("{}{WORKING} ({text})", self.before);
-            if let Err(e) = self.status.progress(&body).await {
-                tracing::warn!(error = %e, "cannot show progress");
-            }
-        })
-    }
-}
-
 /// Answer `/agentic ask` in a comment thread: show that we are working,
 /// converse, and return the section to post. A model failure is retried
 /// with the job while attempts remain, then reported honestly.
@@ -124,11 +101,7 @@ pub async fn answer(
     status: &mut StatusComment,
     previous: &[String],
 ) -> Result<String, JobError> {
-    let before = if previous.is_empty() {
-        String::new()
-    } else {
-        format!("{}{SECTION_BREAK}", previous.join(SECTION_BREAK))
-    };
+    let before = progress_text(previous, "");
     status.show(&format!("{before}{WORKING}")).await?;
     let scope = ctx
         .repo_config(&status.github, &ev.repo)
@@ -148,7 +121,7 @@ pub async fn answer(
             Some(scope) => {
                 let aws = ctx.aws().await;
                 match crate::aws::scope::check_account(&aws, &scope).await {
-                    Ok(()) => Some(crate::aws::tools::AwsAccess { aws, scope }),
+                    Ok(()) => Some(crate::aws::AwsAccess { aws, scope }),
                     Err(refusal) => {
                         tracing::warn!(%refusal, "no AWS tool for this question");
                         None

@@ -4,16 +4,15 @@ use std::collections::HashMap;
 
 use crate::authz;
 use crate::command::{self, Command};
+use crate::domain::{AuditAction, Role};
 use crate::event::IssueComment;
-use crate::github::{Access, Role};
+use crate::github::Access;
 use crate::limits::Verdict;
 use crate::output::{OutputError, StatusComment};
 use crate::store::{Claim, LeasedJob};
 
+use super::progress::{progress_text, SECTION_BREAK};
 use super::{ask, JobContext, JobError};
-
-/// Separates the answers to several commands in one comment.
-pub const SECTION_BREAK: &str = "\n\n---\n\n";
 
 /// Run the commands of one comment, in order, into one status comment.
 pub async fn run(ctx: &JobContext, job: &LeasedJob, ev: &IssueComment) -> Result<(), JobError> {
@@ -129,7 +128,8 @@ async fn commands(
                 "already told in this window"
             );
             let detail = serde_json::json!({ "role": role.as_str(), "why": "already told in the notice window" });
-            ctx.audit(job, author, "command.refused", detail).await?;
+            ctx.audit(job, author, AuditAction::CommandRefused, detail)
+                .await?;
             return Ok(());
         }
     }
@@ -175,7 +175,8 @@ async fn commands(
                         "command refused"
                     );
                     let detail = serde_json::json!({ "command": cmd.name(), "role": has.as_str(), "needed": needed.as_str() });
-                    ctx.audit(job, author, "command.refused", detail).await?;
+                    ctx.audit(job, author, AuditAction::CommandRefused, detail)
+                        .await?;
                     authz::denial(author, &cmd, needed, has)
                 } else {
                     match cmd {
@@ -247,14 +248,4 @@ async fn commands(
         }
     }
     Ok(())
-}
-
-/// What the status comment says while a command works: the sections
-/// already done, then `working`.
-pub(super) fn progress_text(done: &[String], working: &str) -> String {
-    if done.is_empty() {
-        working.to_string()
-    } else {
-        format!("{}{SECTION_BREAK}{working}", done.join(SECTION_BREAK))
-    }
 }

@@ -4,6 +4,7 @@
 
 use crate::agent::tools::{Fence, Registry, Subject};
 use crate::agent::{self, Budget, Outcome, Purpose, Task};
+use crate::domain::AuditAction;
 use crate::event::IssueComment;
 use crate::github::Access;
 use crate::output::StatusComment;
@@ -65,9 +66,9 @@ pub async fn describe(
             crate::repo_config::PATH
         ));
     }
-    let before = super::command::progress_text(previous, "");
+    let before = super::progress::progress_text(previous, "");
     status
-        .show(&format!("{before}{}", super::ask::WORKING))
+        .show(&format!("{before}{}", super::progress::WORKING))
         .await?;
     let reader = ctx
         .repo_client(ev.installation_id, repo, Access::Read)
@@ -118,7 +119,7 @@ pub async fn describe(
         finish: None,
         plan: None,
     };
-    let mut progress = super::ask::CommentProgress { status, before };
+    let mut progress = super::progress::CommentProgress { status, before };
     let outcome = match agent::converse(
         &ctx.llm,
         &Registry::for_pull_request(),
@@ -168,7 +169,7 @@ pub async fn describe(
     ctx.audit(
         job,
         &ev.author.login,
-        "describe.updated",
+        AuditAction::DescribeUpdated,
         serde_json::json!({ "repo": repo, "number": ev.number, "chars": text.chars().count() }),
     )
     .await?;

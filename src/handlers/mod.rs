@@ -10,8 +10,10 @@ pub mod command;
 pub mod describe;
 pub mod plan;
 pub mod plan_text;
+pub mod progress;
 pub mod review;
 
+use crate::domain::AuditAction;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -20,9 +22,9 @@ use arc_swap::ArcSwapOption;
 
 use crate::agent::llm::Llm;
 use crate::config::Config;
+use crate::domain::JobKind;
 use crate::event::Event;
 use crate::github::{Access, GitHub, GitHubApp, GitHubError, TokenScope};
-use crate::jobs::JobKind;
 use crate::limits::CommandLimits;
 use crate::redact::Redactor;
 use crate::repo_config::{ConfigProblem, RepoConfig};
@@ -241,7 +243,7 @@ impl JobContext {
         &self,
         job: &LeasedJob,
         actor: &str,
-        action: &str,
+        action: AuditAction,
         detail: serde_json::Value,
     ) -> Result<(), JobError> {
         self.store
@@ -255,14 +257,14 @@ impl JobContext {
     pub fn audit_entry(
         job: &LeasedJob,
         actor: &str,
-        action: &str,
+        action: AuditAction,
         detail: serde_json::Value,
     ) -> crate::store::AuditEntry {
         crate::store::AuditEntry {
             job_id: Some(job.id),
             delivery_id: Some(job.delivery_id.clone()),
             actor: Some(actor.to_string()),
-            action: action.into(),
+            action,
             detail: Some(detail),
         }
     }
@@ -561,7 +563,7 @@ async fn check_run_action(
         ctx.audit(
             job,
             &ev.sender.login,
-            "review.rerun_refused",
+            AuditAction::ReviewRerunRefused,
             serde_json::json!({ "role": role.as_str(), "needed": needed.as_str() }),
         )
         .await?;

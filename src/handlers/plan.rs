@@ -9,13 +9,15 @@
 //! each step is checked again, tried with DryRun, run, and its result
 //! stored before the next starts.
 
+use crate::domain::{AuditAction, PlanStatus, StepState};
 use std::sync::Mutex;
 
 use crate::agent::tools::{Fence, Registry, Subject};
 use crate::agent::{self, Budget, Outcome, Purpose, Task};
 use crate::command::PlanRef;
+use crate::domain::Role;
 use crate::event::{CheckRun, Issue, IssueComment};
-use crate::github::{Access, GitHub, Role};
+use crate::github::{Access, GitHub};
 use crate::output::StatusComment;
 use crate::plan::{self, Approval, PlanFacts, PlanStep};
 use crate::repo_config::AwsScope;
@@ -112,12 +114,12 @@ enum Pick {
 
 /// Whether a plan waits for approvals and its apply.
 fn waiting(p: &PlanRow) -> bool {
-    p.status == "proposed"
+    p.status == PlanStatus::Proposed
 }
 
 /// Whether a plan waits for its apply or is being applied.
 fn open(p: &PlanRow) -> bool {
-    p.status == "proposed" || p.status == "applying"
+    p.status == PlanStatus::Proposed || p.status == PlanStatus::Applying
 }
 
 /// The plan of this thread that `which` names (by number or hash prefix),
@@ -177,9 +179,9 @@ pub async fn propose(
         Ok(s) => s,
         Err(refusal) => return Ok(refusal),
     };
-    let before = super::command::progress_text(previous, "");
+    let before = super::progress::progress_text(previous, "");
     status
-        .show(&format!("{before}{}", super::ask::WORKING))
+        .show(&format!("{before}{}", super::progress::WORKING))
         .await?;
     let reader = ctx
         .repo_client(ev.installation_id, repo, Access::Read)
@@ -194,8 +196,8 @@ pub async fn propose(
     } else {
         Registry::for_issue()
     }
-    .with_aws()
-    .with_aws_changes();
+    .with(crate::aws::catalog::read_tools())
+    .with(crate::aws::catalog::change_tools());
     let fence = Fence::new();
     let subject = Subject {
         github: reader,
@@ -203,7 +205,7 @@ pub async fn propose(
         number: ev.number,
         head_sha: head.clone(),
         fence: fence.clone(),
-        aws: Some(crate::aws::tools::AwsAccess {
+        aws: Some(crate::aws::AwsAccess {
             aws,
             scope: scope.clone(),
         }),
@@ -222,7 +224,7 @@ pub async fn propose(
         plan: Some(&steps),
     };
     let trace = ctx.trace(job, Some(ev.author.login.clone()));
-    let mut progress = super::ask::CommentProgress { status, before };
+    let mut progress = super::progress::CommentProgress { status, before };
     let outcome = match agent::converse(
         &ctx.llm,
         &registry,
@@ -266,7 +268,7 @@ pub async fn propose(
         ctx.audit(
             job,
             &ev.author.login,
-            "plan.refused",
+            AuditAction::PlanRefused,
             serde_json::json!({ "why": why, "steps": steps }),
         )
         .await?;
@@ -301,7 +303,7 @@ pub async fn propose(
     ctx.audit(
         job,
         &ev.author.login,
-        "plan.created",
+        AuditAction::PlanCreated,
         serde_json::json!({ "plan": id, "hash": plan.hash, "steps": plan.steps, "refusals": plan.refusals }),
     )
     .await?;
@@ -347,7 +349,7 @@ async fn check_run(
     if unlimited_applies(ctx) {
         summary.push_str(plan_text::UNLIMITED_APPLY);
     }
-    if plan.status == "proposed" || plan.status == "applying" {
+    if plan.status == PlanStatus::Proposed || plan.status == PlanStatus::Applying {
         if let Some(f) = ctx.store.freeze().await? {
             summary.push_str(&plan_text::frozen_notice(&f));
         }
@@ -357,18 +359,18 @@ async fn check_run(
         "summary": summary,
     });
     // The button only while there is something to apply.
-    let actions = if plan.status == "proposed" {
+    let actions = if plan.status == PlanStatus::Proposed {
         serde_json::json!([{ "label": "Apply", "description": "Apply this plan as approved", "identifier": APPLY_ACTION }])
     } else {
         serde_json::json!([])
     };
     // Completed from the start (it waits on people, not on CI); its
     // conclusion follows the plan.
-    let conclusion = match plan.status.as_str() {
-        "applied" => "success",
-        "failed" => "failure",
-        "cancelled" => "cancelled",
-        _ => "neutral",
+    let conclusion = match plan.status {
+        PlanStatus::Applied => "success",
+        PlanStatus::Failed => "failure",
+        PlanStatus::Cancelled => "cancelled",
+        PlanStatus::Proposed | PlanStatus::Applying => "neutral",
     };
     let update = serde_json::json!({
         "status": "completed",
@@ -419,8 +421,8 @@ async fn abandon(
         job,
         github,
         id,
-        "failed",
-        (&ev.author.login, "plan.apply_refused", detail),
+        PlanStatus::Failed,
+        (&ev.author.login, AuditAction::PlanApplyRefused, detail),
     )
     .await?;
     Ok(format!("I cannot apply plan {id}: {why}. Nothing ran."))
@@ -539,7 +541,7 @@ pub async fn approve(
     if which.is_none() && recently_replaced(ctx, ev, &plan).await? {
         // Another plan came and went while people were reading: a bare
         // approve might mean the one the approver read, not this one.
-        ctx.audit(job, &ev.author.login, "plan.approval_refused", serde_json::json!({ "plan": plan.id, "why": "another plan on the thread within the plan lifetime" })).await?;
+        ctx.audit(job, &ev.author.login, AuditAction::PlanApprovalRefused, serde_json::json!({ "plan": plan.id, "why": "another plan on the thread within the plan lifetime" })).await?;
         return Ok(format!(
             "Another plan was proposed on this thread in the last day, so `/agentic approve` alone could mean one you did not read, and I recorded nothing. Name the plan: `/agentic approve {id}` (hash `{hash}`).",
             id = plan.id,
@@ -553,7 +555,7 @@ pub async fn approve(
         ctx.audit(
             job,
             &ev.author.login,
-            "plan.approval_refused",
+            AuditAction::PlanApprovalRefused,
             serde_json::json!({ "plan": plan.id, "why": "not shown before the approving comment" }),
         )
         .await?;
@@ -563,7 +565,7 @@ pub async fn approve(
             hash = &plan.hash[..12]
         ));
     }
-    if plan.status != "proposed" {
+    if plan.status != PlanStatus::Proposed {
         return Ok(format!(
             "Plan {} is {}; there is nothing to approve.",
             plan.id, plan.status
@@ -572,7 +574,7 @@ pub async fn approve(
     if !shown_as_posted(ctx, github, &plan).await? {
         // Anyone with write access may edit the bot's comments: the plan an
         // approver read there may not be the plan. Its check run is ours.
-        ctx.audit(job, &ev.author.login, "plan.approval_refused", serde_json::json!({ "plan": plan.id, "why": "the plan's comment is not as the bot posted it" })).await?;
+        ctx.audit(job, &ev.author.login, AuditAction::PlanApprovalRefused, serde_json::json!({ "plan": plan.id, "why": "the plan's comment is not as the bot posted it" })).await?;
         return Ok(plan_text::comment_changed(plan.id, &plan.hash));
     }
     let head = head_of(github, ev).await?;
@@ -584,7 +586,7 @@ pub async fn approve(
         head_sha: head.clone(),
     };
     ctx.store.approve_plan(plan.id, &approval).await?;
-    ctx.audit(job, &ev.author.login, "plan.approved", serde_json::json!({ "plan": plan.id, "hash": plan.hash, "role": role.as_str(), "head_sha": head })).await?;
+    ctx.audit(job, &ev.author.login, AuditAction::PlanApproved, serde_json::json!({ "plan": plan.id, "hash": plan.hash, "role": role.as_str(), "head_sha": head })).await?;
     let requester_role = github.role(&ev.repo.full_name, &plan.requester).await?;
     let approvals = ctx.store.plan_approvals(plan.id).await?;
     let rules = rules_of(ctx, github, &ev.repo).await?;
@@ -702,16 +704,17 @@ async fn stop_plan(
     let detail = serde_json::json!({ "plan": plan.id, "why": why });
     if ctx
         .store
-        .move_plan(plan.id, "proposed", "cancelled")
+        .move_plan(plan.id, PlanStatus::Proposed, PlanStatus::Cancelled)
         .await?
     {
-        ctx.audit(job, by, "plan.cancelled", detail).await?;
+        ctx.audit(job, by, AuditAction::PlanCancelled, detail)
+            .await?;
         refresh_check_run(ctx, job, github, plan.id).await?;
         Ok(Stopped::Withdrawn)
     } else if !stop_applying {
         Ok(Stopped::Neither)
     } else if ctx.store.request_plan_cancel(plan.id, by).await? {
-        ctx.audit(job, by, "plan.cancel_requested", detail.clone())
+        ctx.audit(job, by, AuditAction::PlanCancelRequested, detail.clone())
             .await?;
         let owner_goes_on = match plan.apply_job_id {
             Some(owner) => ctx.store.job_pending(owner).await?,
@@ -722,10 +725,10 @@ async fn stop_plan(
         }
         // Nobody is applying it any more (its job died): end it here, its
         // status, locks and audit together.
-        let entry = JobContext::audit_entry(job, by, "plan.apply_cancelled", detail);
+        let entry = JobContext::audit_entry(job, by, AuditAction::PlanApplyCancelled, detail);
         if ctx
             .store
-            .end_apply(plan.id, None, "cancelled", &entry)
+            .end_apply(plan.id, None, PlanStatus::Cancelled, &entry)
             .await?
         {
             refresh_check_run(ctx, job, github, plan.id).await?;
@@ -781,7 +784,7 @@ pub async fn thread_closed(
     let mut going_on = Vec::new();
     for plan in &plans {
         if let Some(now) = ctx.store.plan(plan.id).await? {
-            if now.status == "applying" {
+            if now.status == PlanStatus::Applying {
                 going_on.push(now.id);
             }
         }
@@ -792,7 +795,7 @@ pub async fn thread_closed(
     ctx.audit(
         job,
         by,
-        "plan.close_not_cancelling",
+        AuditAction::PlanCloseNotCancelling,
         serde_json::json!({ "plans": going_on, "needed": needed.as_str() }),
     )
     .await?;
@@ -848,7 +851,7 @@ pub async fn status_of(
     let rules = rules_of(ctx, github, &ev.repo).await?;
     let mut out = Vec::new();
     for plan in plans.iter().rev().take(10) {
-        if plan.status == "proposed" {
+        if plan.status == PlanStatus::Proposed {
             let role = github.role(&ev.repo.full_name, &plan.requester).await?;
             let approvals = ctx.store.plan_approvals(plan.id).await?;
             let needs = plan::missing(
@@ -882,9 +885,9 @@ pub async fn status_of(
             if !runs.is_empty() {
                 for (i, step) in plan.steps.iter().enumerate() {
                     let run = runs.iter().find(|r| r.step == i as i64 + 1);
-                    let (mark, what) = match run.map(|r| r.state.as_str()) {
-                        Some("done") => ("✅", run.and_then(|r| r.result.clone())),
-                        Some("failed") => ("❌", run.and_then(|r| r.result.clone())),
+                    let (mark, what) = match run.map(|r| r.state) {
+                        Some(StepState::Done) => ("✅", run.and_then(|r| r.result.clone())),
+                        Some(StepState::Failed) => ("❌", run.and_then(|r| r.result.clone())),
                         // Started, and its result never recorded: it may have run.
                         Some(_) => (
                             "❔",
@@ -904,7 +907,7 @@ pub async fn status_of(
     }
     Ok(format!(
         "{}{freeze}",
-        out.join(super::command::SECTION_BREAK)
+        out.join(super::progress::SECTION_BREAK)
     ))
 }
 
@@ -925,7 +928,7 @@ pub async fn apply(
         Pick::Unknown(r) => return Ok(no_such_plan(&r)),
         Pick::Ambiguous(plans) => return Ok(name_the_plan("apply", &plans)),
     };
-    if plan.status != "proposed" && plan.status != "applying" {
+    if plan.status != PlanStatus::Proposed && plan.status != PlanStatus::Applying {
         return Ok(format!(
             "Plan {} is {}; there is nothing to apply.",
             plan.id, plan.status
@@ -937,7 +940,7 @@ pub async fn apply(
         ctx.audit(
             job,
             who,
-            "plan.apply_refused",
+            AuditAction::PlanApplyRefused,
             serde_json::json!({ "plan": plan.id, "why": "steps do not match the hash" }),
         )
         .await?;
@@ -969,7 +972,7 @@ pub async fn apply(
         ctx.audit(
             job,
             who,
-            "plan.apply_refused",
+            AuditAction::PlanApplyRefused,
             serde_json::json!({ "plan": plan.id, "why": why }),
         )
         .await?;
@@ -985,7 +988,7 @@ pub async fn apply(
         ctx.audit(
             job,
             who,
-            "plan.apply_refused",
+            AuditAction::PlanApplyRefused,
             serde_json::json!({ "plan": plan.id, "why": "no apply role" }),
         )
         .await?;
@@ -996,7 +999,7 @@ pub async fn apply(
         ctx.audit(
             job,
             who,
-            "plan.apply_refused",
+            AuditAction::PlanApplyRefused,
             serde_json::json!({ "plan": plan.id, "why": "frozen", "freeze": f }),
         )
         .await?;
@@ -1005,8 +1008,8 @@ pub async fn apply(
     // This very job going on after a restart passed every check when it
     // started the apply. Anyone else, starting it or taking over a dead
     // apply, passes them all now.
-    let resuming_own = plan.status == "applying" && plan.apply_job_id == Some(job.id);
-    let taking_over = plan.status == "applying" && !resuming_own;
+    let resuming_own = plan.status == PlanStatus::Applying && plan.apply_job_id == Some(job.id);
+    let taking_over = plan.status == PlanStatus::Applying && !resuming_own;
     if taking_over {
         // Only if the job applying it ended without finishing (it died)
         // may another take over; never two at once.
@@ -1024,7 +1027,7 @@ pub async fn apply(
             ctx.audit(
                 job,
                 who,
-                "plan.apply_refused",
+                AuditAction::PlanApplyRefused,
                 serde_json::json!({ "plan": plan.id, "needs": needs }),
             )
             .await?;
@@ -1052,11 +1055,11 @@ pub async fn apply(
         ctx.audit(
             job,
             who,
-            "plan.apply_taken_over",
+            AuditAction::PlanApplyTakenOver,
             serde_json::json!({ "plan": plan.id, "from_job": from, "resumed_by": who }),
         )
         .await?;
-    } else if plan.status == "proposed" {
+    } else if plan.status == PlanStatus::Proposed {
         // The apply slot and one lock per resource, in one transaction: all
         // of them or nothing. A job that loses the race changes nothing, so
         // it cannot release the winner's locks.
@@ -1068,7 +1071,7 @@ pub async fn apply(
                 ctx.audit(
                     job,
                     who,
-                    "plan.apply_refused",
+                    AuditAction::PlanApplyRefused,
                     serde_json::json!({ "plan": plan.id, "locked_by": other }),
                 )
                 .await?;
@@ -1081,7 +1084,7 @@ pub async fn apply(
         ctx.audit(
             job,
             who,
-            "plan.apply_started",
+            AuditAction::PlanApplyStarted,
             serde_json::json!({ "plan": plan.id, "hash": plan.hash }),
         )
         .await?;
@@ -1118,12 +1121,15 @@ pub async fn apply(
     if let Err(refusal) = crate::aws::scope::check_account(&aws, &scope).await {
         return abandon(ctx, job, ev, &status.github, plan.id, refusal).await;
     }
-    let before = super::command::progress_text(previous, "");
+    let before = super::progress::progress_text(previous, "");
     let done = ctx.store.plan_step_runs(plan.id).await?;
     let mut lines: Vec<String> = Vec::new();
     for (i, step) in plan.steps.iter().enumerate() {
         let n = i as i64 + 1;
-        if let Some(run) = done.iter().find(|r| r.step == n && r.state == "done") {
+        if let Some(run) = done
+            .iter()
+            .find(|r| r.step == n && r.state == StepState::Done)
+        {
             lines.push(format!(
                 "✅ {} — {}",
                 step_line(i + 1, step),
@@ -1148,8 +1154,8 @@ pub async fn apply(
                 job,
                 &status.github,
                 plan.id,
-                "cancelled",
-                (&by, "plan.apply_cancelled", detail),
+                PlanStatus::Cancelled,
+                (&by, AuditAction::PlanApplyCancelled, detail),
             )
             .await?;
             lines.extend(not_run(&plan.steps, i));
@@ -1174,7 +1180,7 @@ pub async fn apply(
             ctx.audit(
                 job,
                 who,
-                "plan.apply_paused",
+                AuditAction::PlanApplyPaused,
                 serde_json::json!({ "plan": plan.id, "before_step": n, "freeze": f }),
             )
             .await?;
@@ -1185,7 +1191,9 @@ pub async fn apply(
                 plan_text::frozen_pause(plan.id, i + 1, &f, &lines)
             ));
         }
-        ctx.store.record_step(plan.id, n, "running", None).await?;
+        ctx.store
+            .record_step(plan.id, n, StepState::Running, None)
+            .await?;
         if !ctx.store.holds_lease(job).await? {
             return Err(JobError::LeaseLost);
         }
@@ -1204,12 +1212,12 @@ pub async fn apply(
         match outcome {
             Ok(result) => {
                 ctx.store
-                    .record_step(plan.id, n, "done", Some(&result))
+                    .record_step(plan.id, n, StepState::Done, Some(&result))
                     .await?;
                 ctx.audit(
                     job,
                     who,
-                    "plan.step_applied",
+                    AuditAction::PlanStepApplied,
                     serde_json::json!({ "plan": plan.id, "step": n, "result": result }),
                 )
                 .await?;
@@ -1236,7 +1244,7 @@ pub async fn apply(
             }
             Err(reason) => {
                 ctx.store
-                    .record_step(plan.id, n, "failed", Some(&reason))
+                    .record_step(plan.id, n, StepState::Failed, Some(&reason))
                     .await?;
                 let detail = serde_json::json!({ "plan": plan.id, "step": n, "error": reason });
                 end(
@@ -1244,8 +1252,8 @@ pub async fn apply(
                     job,
                     &status.github,
                     plan.id,
-                    "failed",
-                    (who, "plan.step_failed", detail),
+                    PlanStatus::Failed,
+                    (who, AuditAction::PlanStepFailed, detail),
                 )
                 .await?;
                 lines.push(format!(
@@ -1268,8 +1276,8 @@ pub async fn apply(
         job,
         &status.github,
         plan.id,
-        "applied",
-        (who, "plan.applied", detail),
+        PlanStatus::Applied,
+        (who, AuditAction::PlanApplied, detail),
     )
     .await?;
     Ok(format!(
@@ -1322,8 +1330,8 @@ async fn end(
     job: &LeasedJob,
     github: &GitHub,
     id: i64,
-    to: &str,
-    (actor, action, detail): (&str, &str, serde_json::Value),
+    to: PlanStatus,
+    (actor, action, detail): (&str, AuditAction, serde_json::Value),
 ) -> Result<(), JobError> {
     let entry = JobContext::audit_entry(job, actor, action, detail);
     if !ctx.store.end_apply(id, Some(job.id), to, &entry).await? {
@@ -1380,7 +1388,7 @@ pub async fn from_issue(ctx: &JobContext, job: &LeasedJob, ev: &Issue) -> Result
                 ))
                 .await?;
         }
-        ctx.audit(job, login, "command.refused", serde_json::json!({ "command": "plan", "via": "label", "role": role.as_str(), "needed": needed.as_str() })).await?;
+        ctx.audit(job, login, AuditAction::CommandRefused, serde_json::json!({ "command": "plan", "via": "label", "role": role.as_str(), "needed": needed.as_str() })).await?;
         return Ok(());
     }
     // The issue as delivered with the label: what the labeller could read,
@@ -1441,7 +1449,7 @@ pub async fn apply_button(
             plan: Some(PlanRef::Number(id)),
         });
     if role < needed {
-        ctx.audit(job, login, "command.refused", serde_json::json!({ "command": "apply", "via": "button", "plan": id, "role": role.as_str(), "needed": needed.as_str() })).await?;
+        ctx.audit(job, login, AuditAction::CommandRefused, serde_json::json!({ "command": "apply", "via": "button", "plan": id, "role": role.as_str(), "needed": needed.as_str() })).await?;
         return Ok(());
     }
     let as_comment = IssueComment {
@@ -1476,7 +1484,7 @@ pub async fn apply_button(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::agent::tools::RiskTier;
+    use crate::domain::RiskTier;
 
     fn step(service: &str, resource: &str, region: Option<&str>) -> PlanStep {
         PlanStep {

@@ -9,7 +9,7 @@
 //! it can hide, fake or reorder anything around it. The size is bounded
 //! before a plan is stored, so a stored plan is never cut when posted.
 
-use crate::agent::tools::RiskTier;
+use crate::domain::{PlanStatus, RiskTier};
 use crate::plan::{PlanStep, Refusal, MAX_PLAN_STEPS};
 use crate::redact::Redactor;
 use crate::store::{Freeze, PlanRow};
@@ -390,11 +390,11 @@ pub fn render(plan: &PlanRow, needs: &[String], redactor: &Redactor) -> String {
         plan.requester,
         steps_text(&plan.steps, &plan.refusals, redactor)
     );
-    if plan.status != "proposed" {
+    if plan.status != PlanStatus::Proposed {
         out.push_str(&format!("\n\nStatus: {}.", plan.status));
     }
     if needs.is_empty() {
-        if plan.status == "proposed" {
+        if plan.status == PlanStatus::Proposed {
             out.push_str("\n\nReady: `/agentic apply` runs exactly these steps.");
         }
     } else {
@@ -534,7 +534,7 @@ mod tests {
             head_sha: None,
             hash: crate::plan::hash(&steps),
             steps,
-            status: "proposed".into(),
+            status: crate::domain::PlanStatus::Proposed,
             created_at: 0,
             expires_at: 0,
             check_run_id: None,

@@ -12,6 +12,7 @@
 //! refuses the whole review for one line off the diff), plus the check run
 //! `agentic review` with one annotation per finding.
 
+use crate::domain::{AuditAction, ReviewState};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::future::Future;
 use std::pin::Pin;
@@ -23,10 +24,11 @@ use crate::agent::llm::LlmError;
 use crate::agent::tools::{Fence, Registry, Subject};
 use crate::agent::{self, Budget, Finish, Outcome, Progress, Purpose, Task, Trace};
 use crate::diff::Patch;
+use crate::domain::Severity;
 use crate::github::types::PullRequest;
 use crate::github::{Access, GitHub, GitHubError};
 use crate::redact::Redactor;
-use crate::repo_config::{RepoConfig, Severity};
+use crate::repo_config::RepoConfig;
 use crate::review::{self, Assembled, ChangedFile, Finding, Plan, Submission};
 use crate::store::{LeasedJob, ReviewRun, ReviewStart};
 
@@ -313,7 +315,7 @@ fn annotations(findings: &[&Finding], files: &HashSet<&str>, redactor: &Redactor
                 "start_line": f.start_line.unwrap_or(f.line).min(f.line),
                 "end_line": f.line,
                 "annotation_level": level,
-                "title": format!("{}: agentic review", review::severity_name(f.severity)),
+                "title": format!("{}: agentic review", f.severity.name()),
                 "message": crate::output::fit_bytes(&redactor.redact(f.body.trim()), 60_000),
             })
         })
@@ -330,8 +332,7 @@ pub fn conclusion(findings: &[&Finding], config: &RepoConfig) -> &'static str {
 pub fn counts(findings: &[&Finding]) -> BTreeMap<String, u64> {
     let mut out = BTreeMap::new();
     for f in findings {
-        *out.entry(review::severity_name(f.severity).to_lowercase())
-            .or_insert(0) += 1;
+        *out.entry(f.severity.name().to_lowercase()).or_insert(0) += 1;
     }
     out
 }
@@ -349,11 +350,7 @@ pub fn conclusion_of(counts: &BTreeMap<String, u64>, config: &RepoConfig) -> &'s
         ]
         .into_iter()
         .filter(|s| *s >= t)
-        .any(|s| {
-            counts
-                .get(&review::severity_name(s).to_lowercase())
-                .is_some_and(|n| *n > 0)
-        })
+        .any(|s| counts.get(&s.name().to_lowercase()).is_some_and(|n| *n > 0))
     };
     if total == 0 {
         "success"
@@ -555,17 +552,17 @@ pub async fn run(
     for old in &superseded {
         cancel_superseded(&writer, old, &pr.head.sha).await?;
     }
-    match run.state.as_str() {
-        "cancelled" => return Ok(Reviewed::Superseded),
-        "done" | "skipped" | "failed" => {
+    match run.state {
+        ReviewState::Cancelled => return Ok(Reviewed::Superseded),
+        ReviewState::Done | ReviewState::Skipped | ReviewState::Failed => {
             return Ok(Reviewed::Skipped(format!(
                 "this run already ended ({})",
                 run.state
             )))
         }
-        _ => {}
+        ReviewState::Running | ReviewState::Posting => {}
     }
-    if run.state == "posting" {
+    if run.state == ReviewState::Posting {
         if let Some(done) = recover_posted(&writer, &run, &pr, &settings.config).await? {
             return Ok(done);
         }
@@ -606,7 +603,7 @@ async fn review_run(
     let (base, changed, note) = match since(w, pr, req.trigger, &pr_files).await? {
         Since::Nothing(nothing) => {
             ctx.store
-                .finish_review(run.id, "skipped", Some(&nothing))
+                .finish_review(run.id, ReviewState::Skipped, Some(&nothing))
                 .await?;
             return Ok(Reviewed::NothingNew(nothing));
         }
@@ -623,7 +620,7 @@ async fn review_run(
                 .await?;
             ctx.store.set_review_check_run(run.id, id).await?;
             ctx.store
-                .finish_review(run.id, "skipped", Some(&why))
+                .finish_review(run.id, ReviewState::Skipped, Some(&why))
                 .await?;
             return Ok(Reviewed::NothingNew(why));
         }
@@ -650,7 +647,7 @@ async fn review_run(
             short(&now.head.sha)
         );
         ctx.store
-            .finish_review(run.id, "cancelled", Some(&why))
+            .finish_review(run.id, ReviewState::Cancelled, Some(&why))
             .await?;
         tracing::info!(repo, number = pr.number, %why, "review superseded");
         return Ok(Reviewed::Superseded);
@@ -737,7 +734,9 @@ async fn review_run(
         );
         w.complete(check_run, "neutral", "Nothing to review", &summary, vec![])
             .await?;
-        ctx.store.finish_review(run.id, "done", Some(why)).await?;
+        ctx.store
+            .finish_review(run.id, ReviewState::Done, Some(why))
+            .await?;
         return Ok(Reviewed::NothingNew(why.to_string()));
     }
     let reader = ctx
@@ -770,7 +769,7 @@ async fn review_run(
         loop {
             tokio::time::sleep(SUPERSEDE_POLL).await;
             match ctx.store.review_run(run.id).await {
-                Ok(Some(r)) if r.state == "cancelled" => return,
+                Ok(Some(r)) if r.state == ReviewState::Cancelled => return,
                 _ => {}
             }
         }
@@ -780,7 +779,7 @@ async fn review_run(
         () = superseded => return Ok(Reviewed::Superseded),
         by = w.job.cancel.requested() => {
             // `/agentic cancel`: nothing is posted; the check run says who.
-            ctx.store.finish_review(run.id, "cancelled", Some(&format!("cancelled by @{by}"))).await?;
+            ctx.store.finish_review(run.id, ReviewState::Cancelled, Some(&format!("cancelled by @{by}"))).await?;
             let summary = format!("@{by} stopped this review with `/agentic cancel`; nothing was posted. Use **Re-run review** to review again.");
             w.complete(check_run, "cancelled", "Cancelled", &summary, vec![]).await?;
             return Ok(Reviewed::Cancelled(by));
@@ -928,14 +927,14 @@ async fn review_run(
         .await;
     completed_or_kept(ctx, w.job, completed)?;
     ctx.store
-        .finish_review(run.id, "done", Some(&title))
+        .finish_review(run.id, ReviewState::Done, Some(&title))
         .await?;
     ctx.store
         .audit(crate::store::AuditEntry {
             job_id: Some(w.job.id),
             delivery_id: Some(w.job.delivery_id.clone()),
             actor: None,
-            action: "review.posted".into(),
+            action: AuditAction::ReviewPosted,
             detail: Some(json!({
                 "repo": repo, "number": pr.number, "head_sha": head, "review_id": review_id,
                 "inline": inline, "findings": reported.len(), "incremental_from": scope.base,
@@ -1181,7 +1180,7 @@ async fn recover_posted(
     }
     w.ctx
         .store
-        .finish_review(run.id, "done", Some(&title))
+        .finish_review(run.id, ReviewState::Done, Some(&title))
         .await?;
     Ok(Some(Reviewed::Posted {
         head_sha: run.head_sha.clone(),
@@ -1204,7 +1203,7 @@ async fn cancel_superseded(
             job_id: Some(old.job_id),
             delivery_id: None,
             actor: None,
-            action: "review.superseded".into(),
+            action: AuditAction::ReviewSuperseded,
             detail: Some(json!({ "by_job": w.job.id, "head_sha": newer_head })),
         })
         .await?;
@@ -1239,7 +1238,7 @@ async fn fail(w: &Writer<'_>, run: &ReviewRun, reason: &str) -> Result<(), JobEr
     }
     w.ctx
         .store
-        .finish_review(run.id, "failed", Some(reason))
+        .finish_review(run.id, ReviewState::Failed, Some(reason))
         .await?;
     Ok(())
 }

@@ -356,8 +356,8 @@ async fn prune_in_background(
         }
         let pruning = store.prune(
             retention,
-            crate::cli::PRUNE_BATCH,
-            crate::cli::PRUNE_PAUSE,
+            crate::store::PRUNE_BATCH,
+            crate::store::PRUNE_PAUSE,
             false,
         );
         tokio::select! {

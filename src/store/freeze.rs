@@ -2,6 +2,7 @@
 //! cache, so every replica honours a change within one step of an apply),
 //! and which repository each name belongs to.
 
+use crate::domain::AuditAction;
 use anyhow::Context;
 use serde::Serialize;
 use sqlx::Row;
@@ -49,7 +50,7 @@ impl Store {
             job_id: None,
             delivery_id: None,
             actor: Some(by.to_string()),
-            action: "freeze.set".into(),
+            action: AuditAction::FreezeSet,
             detail: Some(serde_json::json!({ "reason": reason })),
         };
         insert_audit(&mut tx, now, &entry).await?;
@@ -83,7 +84,7 @@ impl Store {
             job_id: None,
             delivery_id: None,
             actor: Some(by.to_string()),
-            action: "freeze.lifted".into(),
+            action: AuditAction::FreezeLifted,
             detail: Some(serde_json::json!({
                 "reason": lifted.reason,
                 "set_by": lifted.set_by,
@@ -149,7 +150,7 @@ impl Store {
                 job_id: None,
                 delivery_id: None,
                 actor: Some(by.to_string()),
-                action: "repo.name_forgotten".into(),
+                action: AuditAction::RepoNameForgotten,
                 detail: Some(serde_json::json!({ "repo": name })),
             };
             insert_audit(&mut tx, now_ms(), &entry).await?;

@@ -43,6 +43,9 @@ pub struct NewDelivery {
 pub struct NewJob {
     /// The installation it works for (0 for none), for fair leasing.
     pub installation_id: u64,
+    /// A [`crate::domain::JobKind`]'s spelling. Kept as text in the queue: a job of a
+    /// kind one release does not know (written by a newer replica) must
+    /// still be listed, and end dead with its reason, not break the queue.
     pub kind: String,
     pub subject: String,
     pub payload: String,

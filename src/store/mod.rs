@@ -19,6 +19,8 @@ mod reviews;
 use std::time::Duration;
 
 use anyhow::Context;
+
+use crate::domain::{AuditAction, Code, JobState};
 use serde::Serialize;
 use sqlx::any::AnyPoolOptions;
 use sqlx::{AnyConnection, AnyPool, Executor, Row};
@@ -26,7 +28,7 @@ use sqlx::{AnyConnection, AnyPool, Executor, Row};
 pub use freeze::{Freeze, NameBinding};
 pub use limits::Admission;
 pub use plans::{ApplyStart, PlanRow, StepRun};
-pub use retention::{PruneReport, Retention};
+pub use retention::{PruneReport, Retention, PRUNE_BATCH, PRUNE_PAUSE};
 pub use reviews::{ReviewRun, ReviewStart};
 
 pub use intake::{DeliveryOutcome, NewDelivery, NewJob};
@@ -93,7 +95,7 @@ pub struct LeasedJob {
     pub attempts: i64,
     pub lease_token: String,
     /// Set by the worker when `/agentic cancel` asks this job to stop.
-    pub cancel: crate::jobs::Cancel,
+    pub cancel: crate::domain::Cancel,
 }
 
 /// What one lease statement took.
@@ -109,9 +111,10 @@ pub struct Leased {
 pub struct JobRow {
     pub id: i64,
     pub delivery_id: String,
+    /// As stored (see [`NewJob::kind`]).
     pub kind: String,
     pub subject: String,
-    pub state: String,
+    pub state: JobState,
     pub attempts: i64,
     pub last_error: Option<String>,
     /// When a queued job may run next (ms since the epoch).
@@ -152,12 +155,12 @@ pub enum Claim {
 }
 
 /// One audit record. `detail` must already be redacted.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct AuditEntry {
     pub job_id: Option<i64>,
     pub delivery_id: Option<String>,
     pub actor: Option<String>,
-    pub action: String,
+    pub action: AuditAction,
     pub detail: Option<serde_json::Value>,
 }
 
@@ -515,11 +518,10 @@ impl Store {
                 delivery_id: Some(job.delivery_id.clone()),
                 actor: None,
                 action: if deferred {
-                    "job.deferred"
+                    AuditAction::JobDeferred
                 } else {
-                    "job.retry"
-                }
-                .to_string(),
+                    AuditAction::JobRetry
+                },
                 detail: Some(detail),
             },
         )
@@ -600,11 +602,10 @@ impl Store {
                     delivery_id: None,
                     actor: Some(by.to_string()),
                     action: if was_running {
-                        "job.cancel_requested"
+                        AuditAction::JobCancelRequested
                     } else {
-                        "job.cancelled"
-                    }
-                    .into(),
+                        AuditAction::JobCancelled
+                    },
                     detail: Some(serde_json::json!({ "kind": job.kind, "by_job": before })),
                 };
                 insert_audit(&mut tx, now, &entry).await?;
@@ -707,8 +708,9 @@ impl Store {
     }
 
     /// The jobs in `state`, oldest first (`agentic jobs --state`).
-    pub async fn jobs_in_state(&self, state: &str) -> anyhow::Result<Vec<JobRow>> {
-        self.jobs_where("WHERE state = $1", Some(state)).await
+    pub async fn jobs_in_state(&self, state: JobState) -> anyhow::Result<Vec<JobRow>> {
+        self.jobs_where("WHERE state = $1", Some(state.as_str()))
+            .await
     }
 
     /// Queue a dead job again with a fresh count of attempts (`agentic jobs
@@ -737,7 +739,7 @@ impl Store {
                 job_id: Some(job_id),
                 delivery_id: None,
                 actor: Some(operator.to_string()),
-                action: "job.requeued".into(),
+                action: AuditAction::JobRequeued,
                 detail: None,
             },
         )
@@ -755,19 +757,20 @@ impl Store {
             q = q.bind(arg);
         }
         let rows = q.fetch_all(&self.read).await.context("reading jobs")?;
-        Ok(rows
-            .iter()
-            .map(|r| JobRow {
-                id: r.get("id"),
-                delivery_id: r.get("delivery_id"),
-                kind: r.get("kind"),
-                subject: r.get("subject"),
-                state: r.get("state"),
-                attempts: r.get("attempts"),
-                last_error: r.get("last_error"),
-                run_after: r.get("run_after"),
+        rows.iter()
+            .map(|r| {
+                Ok(JobRow {
+                    id: r.get("id"),
+                    delivery_id: r.get("delivery_id"),
+                    kind: r.get("kind"),
+                    subject: r.get("subject"),
+                    state: decode(r, "state")?,
+                    attempts: r.get("attempts"),
+                    last_error: r.get("last_error"),
+                    run_after: r.get("run_after"),
+                })
             })
-            .collect())
+            .collect()
     }
 
     /// One stored delivery.
@@ -1025,7 +1028,7 @@ fn leased_jobs(rows: Vec<sqlx::any::AnyRow>, token: &str) -> Vec<LeasedJob> {
             payload: r.get("payload"),
             attempts: r.get("attempts"),
             lease_token: token.to_string(),
-            cancel: crate::jobs::Cancel::default(),
+            cancel: crate::domain::Cancel::default(),
         })
         .collect();
     jobs.sort_by_key(|j| j.id);
@@ -1097,6 +1100,12 @@ async fn migrate_pool(backend: Backend, pool: &AnyPool) -> anyhow::Result<()> {
         .context("applying database migrations")
 }
 
+/// Read column `column` of `row` as the stored word it spells: the one
+/// place the store turns its text back into a [`Code`].
+pub(crate) fn decode<T: Code>(row: &sqlx::any::AnyRow, column: &str) -> anyhow::Result<T> {
+    T::decode(&row.get::<String, _>(column)).with_context(|| format!("column `{column}`"))
+}
+
 async fn insert_audit(conn: &mut AnyConnection, now: i64, e: &AuditEntry) -> anyhow::Result<()> {
     sqlx::query(
         "INSERT INTO audit (at, job_id, delivery_id, actor, action, detail) VALUES ($1, $2, $3, $4, $5, $6)",
@@ -1105,7 +1114,7 @@ async fn insert_audit(conn: &mut AnyConnection, now: i64, e: &AuditEntry) -> any
     .bind(e.job_id)
     .bind(&e.delivery_id)
     .bind(&e.actor)
-    .bind(&e.action)
+    .bind(e.action.as_str())
     .bind(e.detail.as_ref().map(|d| d.to_string()))
     .execute(conn)
     .await

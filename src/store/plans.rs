@@ -3,7 +3,9 @@
 use anyhow::Context;
 use sqlx::Row;
 
+use super::decode;
 use super::{insert_audit, now_ms, AuditEntry, Store};
+use crate::domain::{Code, JobState, PlanStatus, StepState};
 use crate::plan::{Approval, PlanStep, Refusal};
 
 /// A plan as stored.
@@ -22,8 +24,7 @@ pub struct PlanRow {
     pub head_sha: Option<String>,
     pub steps: Vec<PlanStep>,
     pub hash: String,
-    /// proposed, applying, applied, failed, cancelled.
-    pub status: String,
+    pub status: PlanStatus,
     pub created_at: i64,
     pub expires_at: i64,
     /// The `agentic plan` check run with its Apply button.
@@ -53,8 +54,7 @@ pub enum ApplyStart {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StepRun {
     pub step: i64,
-    /// running (it may have happened), done, failed.
-    pub state: String,
+    pub state: StepState,
     pub result: Option<String>,
 }
 
@@ -72,7 +72,7 @@ fn plan_of(r: &sqlx::any::AnyRow) -> anyhow::Result<PlanRow> {
         head_sha: r.get("head_sha"),
         steps: serde_json::from_str(&steps).context("a stored plan's steps do not parse")?,
         hash: r.get("hash"),
-        status: r.get("status"),
+        status: decode(r, "status")?,
         created_at: r.get("created_at"),
         expires_at: r.get("expires_at"),
         check_run_id: r.get::<Option<i64>, _>("check_run_id").map(|v| v as u64),
@@ -106,7 +106,7 @@ impl Store {
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO plans (repo, number, requester, head_sha, steps, hash, status, job_id,
                                 created_at, expires_at, updated_at, requester_id)
-             VALUES ($1, $2, $3, $4, $5, $6, 'proposed', $7, $8, $9, $8, $10)
+             VALUES ($1, $2, $3, $4, $5, $6, $11, $7, $8, $9, $8, $10)
              ON CONFLICT (job_id) DO UPDATE SET job_id = plans.job_id
              RETURNING id",
         )
@@ -120,6 +120,7 @@ impl Store {
         .bind(now)
         .bind(expires_at)
         .bind(requester.1 as i64)
+        .bind(PlanStatus::Proposed.as_str())
         .fetch_one(&self.write)
         .await
         .context("storing a plan")?;
@@ -200,14 +201,19 @@ impl Store {
 
     /// Move a plan from one status to another; `false` when it was not in
     /// `from` (someone else moved it first).
-    pub async fn move_plan(&self, id: i64, from: &str, to: &str) -> anyhow::Result<bool> {
+    pub async fn move_plan(
+        &self,
+        id: i64,
+        from: PlanStatus,
+        to: PlanStatus,
+    ) -> anyhow::Result<bool> {
         let r = sqlx::query(
             "UPDATE plans SET status = $1, updated_at = $2 WHERE id = $3 AND status = $4",
         )
-        .bind(to)
+        .bind(to.as_str())
         .bind(now_ms())
         .bind(id)
-        .bind(from)
+        .bind(from.as_str())
         .execute(&self.write)
         .await
         .context("changing a plan's status")?;
@@ -218,12 +224,14 @@ impl Store {
     /// `false` when it was not waiting.
     pub async fn start_apply(&self, id: i64, job: i64) -> anyhow::Result<bool> {
         let r = sqlx::query(
-            "UPDATE plans SET status = 'applying', apply_job_id = $1, updated_at = $2
-             WHERE id = $3 AND status = 'proposed'",
+            "UPDATE plans SET status = $4, apply_job_id = $1, updated_at = $2
+             WHERE id = $3 AND status = $5",
         )
         .bind(job)
         .bind(now_ms())
         .bind(id)
+        .bind(PlanStatus::Applying.as_str())
+        .bind(PlanStatus::Proposed.as_str())
         .execute(&self.write)
         .await
         .context("starting an apply")?;
@@ -240,7 +248,7 @@ impl Store {
     ) -> anyhow::Result<bool> {
         let r = sqlx::query(
             "UPDATE plans SET apply_job_id = $1, updated_at = $2
-             WHERE id = $3 AND status = 'applying'
+             WHERE id = $3 AND status = $6
                  AND (apply_job_id = $4 OR (apply_job_id IS NULL AND $5))",
         )
         .bind(job)
@@ -248,6 +256,7 @@ impl Store {
         .bind(id)
         .bind(from.unwrap_or(-1))
         .bind(from.is_none())
+        .bind(PlanStatus::Applying.as_str())
         .execute(&self.write)
         .await
         .context("taking over an apply")?;
@@ -261,7 +270,8 @@ impl Store {
             .fetch_optional(&self.write)
             .await
             .context("reading a job's state")?;
-        Ok(matches!(state.as_deref(), Some("queued" | "running")))
+        let state = state.as_deref().map(JobState::decode).transpose()?;
+        Ok(matches!(state, Some(JobState::Queued | JobState::Running)))
     }
 
     /// Ask the apply of plan `id` to stop after the step it is on, on
@@ -269,11 +279,12 @@ impl Store {
     pub async fn request_plan_cancel(&self, id: i64, by: &str) -> anyhow::Result<bool> {
         let r = sqlx::query(
             "UPDATE plans SET cancel_requested_by = $1, updated_at = $2
-             WHERE id = $3 AND status = 'applying'",
+             WHERE id = $3 AND status = $4",
         )
         .bind(by)
         .bind(now_ms())
         .bind(id)
+        .bind(PlanStatus::Applying.as_str())
         .execute(&self.write)
         .await
         .context("asking an apply to stop")?;
@@ -287,10 +298,11 @@ impl Store {
     pub async fn request_job_stop(&self, id: i64, by: &str) -> anyhow::Result<bool> {
         let r = sqlx::query(
             "UPDATE jobs SET cancel_requested_by = $1
-             WHERE id = $2 AND state = 'running' AND cancel_requested_by IS NULL",
+             WHERE id = $2 AND state = $3 AND cancel_requested_by IS NULL",
         )
         .bind(by)
         .bind(id)
+        .bind(JobState::Running.as_str())
         .execute(&self.write)
         .await
         .context("asking a job to stop")?;
@@ -333,7 +345,7 @@ impl Store {
                 Ok(Approval {
                     approver_id: r.get::<i64, _>("approver_id") as u64,
                     approver: r.get("approver"),
-                    role: crate::github::Role::parse(&role)
+                    role: crate::domain::Role::parse(&role)
                         .with_context(|| format!("a stored approval has role `{role}`"))?,
                     hash: r.get("hash"),
                     head_sha: r.get("head_sha"),
@@ -351,14 +363,15 @@ impl Store {
         .fetch_all(&self.write)
         .await
         .context("reading a plan's steps")?;
-        Ok(rows
-            .iter()
-            .map(|r| StepRun {
-                step: r.get("step"),
-                state: r.get("state"),
-                result: r.get("result"),
+        rows.iter()
+            .map(|r| {
+                Ok(StepRun {
+                    step: r.get("step"),
+                    state: decode(r, "state")?,
+                    result: r.get("result"),
+                })
             })
-            .collect())
+            .collect()
     }
 
     /// Record what step `step` of plan `id` is or did, before going on.
@@ -366,7 +379,7 @@ impl Store {
         &self,
         id: i64,
         step: i64,
-        state: &str,
+        state: StepState,
         result: Option<&str>,
     ) -> anyhow::Result<()> {
         sqlx::query(
@@ -376,7 +389,7 @@ impl Store {
         )
         .bind(id)
         .bind(step)
-        .bind(state)
+        .bind(state.as_str())
         .bind(result)
         .bind(now_ms())
         .execute(&self.write)
@@ -400,12 +413,14 @@ impl Store {
     ) -> anyhow::Result<ApplyStart> {
         let mut tx = self.write.begin().await.context("starting a transaction")?;
         let moved = sqlx::query(
-            "UPDATE plans SET status = 'applying', apply_job_id = $1, updated_at = $2
-             WHERE id = $3 AND status = 'proposed'",
+            "UPDATE plans SET status = $4, apply_job_id = $1, updated_at = $2
+             WHERE id = $3 AND status = $5",
         )
         .bind(job)
         .bind(now_ms())
         .bind(id)
+        .bind(PlanStatus::Applying.as_str())
+        .bind(PlanStatus::Proposed.as_str())
         .execute(&mut *tx)
         .await
         .context("starting an apply")?;
@@ -431,19 +446,20 @@ impl Store {
         &self,
         id: i64,
         job: Option<i64>,
-        to: &str,
+        to: PlanStatus,
         audit: &AuditEntry,
     ) -> anyhow::Result<bool> {
         let mut tx = self.write.begin().await.context("starting a transaction")?;
         let moved = sqlx::query(
             "UPDATE plans SET status = $1, updated_at = $2
-             WHERE id = $3 AND status = 'applying' AND (apply_job_id = $4 OR $5)",
+             WHERE id = $3 AND status = $6 AND (apply_job_id = $4 OR $5)",
         )
-        .bind(to)
+        .bind(to.as_str())
         .bind(now_ms())
         .bind(id)
         .bind(job.unwrap_or(-1))
         .bind(job.is_none())
+        .bind(PlanStatus::Applying.as_str())
         .execute(&mut *tx)
         .await
         .context("ending an apply")?;

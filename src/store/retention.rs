@@ -38,6 +38,10 @@ pub struct PruneReport {
     /// Review runs that ended and were not touched since.
     pub reviews: u64,
 }
+/// Rows deleted per statement by a prune, and the pause between two, so a
+/// prune never holds the writer long.
+pub const PRUNE_BATCH: usize = 500;
+pub const PRUNE_PAUSE: std::time::Duration = std::time::Duration::from_millis(20);
 
 impl Store {
     /// Delete what `retention` no longer keeps, `batch` rows at a time,

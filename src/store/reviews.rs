@@ -7,7 +7,8 @@ use std::collections::{BTreeMap, HashSet};
 use anyhow::Context;
 use sqlx::Row;
 
-use super::{now_ms, Store};
+use super::{decode, now_ms, Store};
+use crate::domain::ReviewState;
 
 /// One review run, as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -18,8 +19,7 @@ pub struct ReviewRun {
     pub head_sha: String,
     pub job_id: i64,
     pub trigger: String,
-    /// running, posting, done, skipped, cancelled, failed.
-    pub state: String,
+    pub state: ReviewState,
     /// The commit an incremental review compared from; `None` for a full one.
     pub base_sha: Option<String>,
     pub check_run_id: Option<u64>,
@@ -52,16 +52,16 @@ pub enum ReviewStart {
 
 const COLUMNS: &str = "id, repo, number, head_sha, job_id, trigger, state, base_sha, check_run_id, review_id, fingerprints, detail, file_hashes, findings";
 
-fn run_of(r: &sqlx::any::AnyRow) -> ReviewRun {
+fn run_of(r: &sqlx::any::AnyRow) -> anyhow::Result<ReviewRun> {
     let fingerprints: String = r.get("fingerprints");
-    ReviewRun {
+    Ok(ReviewRun {
         id: r.get("id"),
         repo: r.get("repo"),
         number: r.get::<i64, _>("number") as u64,
         head_sha: r.get("head_sha"),
         job_id: r.get("job_id"),
         trigger: r.get("trigger"),
-        state: r.get("state"),
+        state: decode(r, "state")?,
         base_sha: r.get("base_sha"),
         check_run_id: r.get::<Option<i64>, _>("check_run_id").map(|v| v as u64),
         review_id: r.get::<Option<i64>, _>("review_id").map(|v| v as u64),
@@ -76,11 +76,13 @@ fn run_of(r: &sqlx::any::AnyRow) -> ReviewRun {
         findings: r
             .get::<Option<String>, _>("findings")
             .and_then(|j| serde_json::from_str(&j).ok()),
-    }
+    })
 }
 
-/// States of a run that is still working.
-const ACTIVE: &str = "('running', 'posting')";
+/// The states of a run that is still working.
+fn active(state: ReviewState) -> bool {
+    matches!(state, ReviewState::Running | ReviewState::Posting)
+}
 
 impl Store {
     /// Start (or, for a retried job, resume) the review run of `job_id` on
@@ -102,7 +104,7 @@ impl Store {
         // A write first: SQLite's lock is taken by it, not upgraded later.
         sqlx::query(
             "INSERT INTO reviews (repo, number, head_sha, job_id, trigger, state, created_at, updated_at)
-             VALUES ($1, $2, $3, $4, $5, 'running', $6, $6) ON CONFLICT (job_id) DO NOTHING",
+             VALUES ($1, $2, $3, $4, $5, $7, $6, $6) ON CONFLICT (job_id) DO NOTHING",
         )
         .bind(repo)
         .bind(number as i64)
@@ -110,6 +112,7 @@ impl Store {
         .bind(job_id)
         .bind(trigger)
         .bind(now)
+        .bind(ReviewState::Running.as_str())
         .execute(&mut *tx)
         .await
         .context("recording a review run")?;
@@ -118,7 +121,7 @@ impl Store {
             .fetch_one(&mut *tx)
             .await
             .context("reading a review run")?;
-        let mut run = run_of(&own);
+        let mut run = run_of(&own)?;
         let newer = sqlx::query(&format!(
             "SELECT {COLUMNS} FROM reviews WHERE repo = $1 AND number = $2 AND job_id > $3
              ORDER BY job_id DESC LIMIT 1"
@@ -130,14 +133,18 @@ impl Store {
         .await
         .context("looking for a newer review run")?;
         if let Some(newer) = newer {
-            let newer = run_of(&newer);
-            if run.state == "running" || run.state == "posting" {
+            let newer = run_of(&newer)?;
+            if active(run.state) {
                 sqlx::query(
-                    "UPDATE reviews SET state = 'cancelled', detail = $1, updated_at = $2 WHERE id = $3",
+                    "UPDATE reviews SET state = $4, detail = $1, updated_at = $2 WHERE id = $3",
                 )
-                .bind(format!("superseded by the review run of job {}", newer.job_id))
+                .bind(format!(
+                    "superseded by the review run of job {}",
+                    newer.job_id
+                ))
                 .bind(now)
                 .bind(run.id)
+                .bind(ReviewState::Cancelled.as_str())
                 .execute(&mut *tx)
                 .await
                 .context("cancelling an outdated review run")?;
@@ -145,7 +152,7 @@ impl Store {
             tx.commit().await.context("committing a review run")?;
             return Ok(ReviewStart::Outdated { newer });
         }
-        if run.state != "running" && run.state != "posting" {
+        if !active(run.state) {
             // This job's run already ended (a retry after the end was
             // recorded, or it was superseded meanwhile).
             tx.commit().await.context("committing a review run")?;
@@ -155,8 +162,8 @@ impl Store {
             });
         }
         let superseded = sqlx::query(&format!(
-            "UPDATE reviews SET state = 'cancelled', detail = $1, updated_at = $2
-             WHERE repo = $3 AND number = $4 AND job_id < $5 AND state IN {ACTIVE}
+            "UPDATE reviews SET state = $6, detail = $1, updated_at = $2
+             WHERE repo = $3 AND number = $4 AND job_id < $5 AND state IN ($7, $8)
              RETURNING {COLUMNS}"
         ))
         .bind(format!("superseded by the review run of job {job_id}"))
@@ -164,12 +171,15 @@ impl Store {
         .bind(repo)
         .bind(number as i64)
         .bind(job_id)
+        .bind(ReviewState::Cancelled.as_str())
+        .bind(ReviewState::Running.as_str())
+        .bind(ReviewState::Posting.as_str())
         .fetch_all(&mut *tx)
         .await
         .context("superseding older review runs")?
         .iter()
         .map(run_of)
-        .collect();
+        .collect::<anyhow::Result<_>>()?;
         // A retry may run against a newer head than its first attempt saw.
         if run.head_sha != head_sha {
             sqlx::query("UPDATE reviews SET head_sha = $1, updated_at = $2 WHERE id = $3")
@@ -192,7 +202,7 @@ impl Store {
             .fetch_optional(&self.write)
             .await
             .context("reading a review run")?;
-        Ok(row.as_ref().map(run_of))
+        row.as_ref().map(run_of).transpose()
     }
 
     /// Every run of a pull request, oldest first.
@@ -205,22 +215,23 @@ impl Store {
         .fetch_all(&self.write)
         .await
         .context("reading review runs")?;
-        Ok(rows.iter().map(run_of).collect())
+        rows.iter().map(run_of).collect()
     }
 
     /// The last run of a pull request that finished a review (posted one,
     /// or found nothing to post): where an incremental review starts from.
     pub async fn last_review(&self, repo: &str, number: u64) -> anyhow::Result<Option<ReviewRun>> {
         let row = sqlx::query(&format!(
-            "SELECT {COLUMNS} FROM reviews WHERE repo = $1 AND number = $2 AND state = 'done'
+            "SELECT {COLUMNS} FROM reviews WHERE repo = $1 AND number = $2 AND state = $3
              ORDER BY id DESC LIMIT 1"
         ))
         .bind(repo)
         .bind(number as i64)
+        .bind(ReviewState::Done.as_str())
         .fetch_optional(&self.write)
         .await
         .context("reading the last review")?;
-        Ok(row.as_ref().map(run_of))
+        row.as_ref().map(run_of).transpose()
     }
 
     /// The pull request a review run of `repo` looked at `head_sha` for
@@ -321,11 +332,13 @@ impl Store {
     /// Move a working run to `posting` (its review is about to be sent),
     /// unless it was cancelled meanwhile: `false` then, and nothing is sent.
     pub async fn begin_review_post(&self, id: i64) -> anyhow::Result<bool> {
-        let r = sqlx::query(&format!(
-            "UPDATE reviews SET state = 'posting', updated_at = $1 WHERE id = $2 AND state IN {ACTIVE}"
-        ))
+        let r = sqlx::query(
+            "UPDATE reviews SET state = $3, updated_at = $1 WHERE id = $2 AND state IN ($4, $3)",
+        )
         .bind(now_ms())
         .bind(id)
+        .bind(ReviewState::Posting.as_str())
+        .bind(ReviewState::Running.as_str())
         .execute(&self.write)
         .await
         .context("recording a review's intent to post")?;
@@ -358,17 +371,18 @@ impl Store {
     pub async fn finish_review(
         &self,
         id: i64,
-        state: &str,
+        state: ReviewState,
         detail: Option<&str>,
     ) -> anyhow::Result<()> {
         sqlx::query(
             "UPDATE reviews SET state = $1, detail = $2, updated_at = $3
-             WHERE id = $4 AND state <> 'cancelled'",
+             WHERE id = $4 AND state <> $5",
         )
-        .bind(state)
+        .bind(state.as_str())
         .bind(detail)
         .bind(now_ms())
         .bind(id)
+        .bind(ReviewState::Cancelled.as_str())
         .execute(&self.write)
         .await
         .context("finishing a review run")?;
