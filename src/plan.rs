@@ -16,21 +16,7 @@ use sha2::{Digest, Sha256};
 
 use crate::domain::{RiskTier, Role};
 
-/// One operation of a plan, with its exact arguments. Its risk tier comes
-/// from the tool that proposed it (declared in code), never from the model.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PlanStep {
-    /// `ec2`, `s3` or `iam`.
-    pub service: String,
-    /// The API action, as IAM names it (`StopInstances`).
-    pub action: String,
-    /// `None` for global services (IAM) and S3 buckets.
-    pub region: Option<String>,
-    /// What it acts on: an instance id, a bucket name, a user name.
-    pub resource: String,
-    pub arguments: Value,
-    pub risk: RiskTier,
-}
+pub use crate::aws::action::{AwsAction, PlanStep};
 
 /// The most steps one plan may have. Every step is shown in full to the
 /// people who approve it, in a comment and in a check run that GitHub caps
@@ -338,49 +324,11 @@ pub fn literal(name: &str) -> String {
     out
 }
 
-/// The ARN a step's action applies to, or why a policy cannot be made
-/// for it (an action this function does not know is refused: a session
-/// policy is never made wider than what it can name).
-/// `account` is already written for a policy (`*` when unknown, a
-/// wildcard on purpose); every name from the step is made [`literal`].
-fn resource_arn(step: &PlanStep, account: &str) -> Result<String, String> {
-    let region = step.region.as_deref().map_or("*".to_string(), literal);
-    let resource = literal(&step.resource);
-    match (step.service.as_str(), step.action.as_str()) {
-        (
-            "ec2",
-            "StartInstances" | "StopInstances" | "RebootInstances" | "TerminateInstances"
-            | "CreateTags",
-        ) => Ok(format!(
-            "arn:aws:ec2:{region}:{account}:instance/{resource}"
-        )),
-        ("ec2", "AuthorizeSecurityGroupIngress") => Ok(format!(
-            "arn:aws:ec2:{region}:{account}:security-group/{resource}"
-        )),
-        // A bucket, or for DeleteObject `bucket/key`.
-        (
-            "s3",
-            "PutBucketVersioning"
-            | "PutBucketPublicAccessBlock"
-            | "PutBucketPolicy"
-            | "DeleteBucket"
-            | "DeleteObject",
-        ) => Ok(format!("arn:aws:s3:::{resource}")),
-        // The user's ARN as IAM gave it when planned (a user may have a
-        // path), else built from its name.
-        (
-            "iam",
-            "AttachUserPolicy" | "DetachUserPolicy" | "UpdateAccessKey" | "DeleteAccessKey"
-            | "DeleteUser",
-        ) => Ok(step.arguments["user_arn"]
-            .as_str()
-            .filter(|a| a.starts_with("arn:aws:iam::") && a.contains(":user/"))
-            .map(literal)
-            .unwrap_or_else(|| format!("arn:aws:iam::{account}:user/{resource}"))),
-        (service, action) => Err(format!(
-            "no session policy can be made for `{service}:{action}`"
-        )),
-    }
+/// The ARN a step's action applies to, every name from the step made
+/// [`literal`]; `account` is already written for a policy (`*` when
+/// unknown, a wildcard on purpose). A launch has statements of its own.
+fn resource_arn(step: &PlanStep, account: &str) -> Option<String> {
+    step.action.resource_arn(step, account, literal)
 }
 
 /// The session tags of an apply: the repository and the approvers, in the
@@ -414,26 +362,24 @@ pub fn session_policy(steps: &[PlanStep], account: Option<&str>) -> Result<Value
     let mut by_action: BTreeMap<String, Vec<String>> = BTreeMap::new();
     // Attaching or detaching a policy: on that user, of that policy only.
     let mut conditioned: Vec<Value> = Vec::new();
-    for step in steps.iter().filter(|s| s.action != "RunInstances") {
-        let arn = resource_arn(step, account)?;
-        if let ("iam", "AttachUserPolicy" | "DetachUserPolicy") =
-            (step.service.as_str(), step.action.as_str())
-        {
+    for step in steps {
+        let Some(arn) = resource_arn(step, account) else {
+            continue;
+        };
+        if let AwsAction::AttachUserPolicy | AwsAction::DetachUserPolicy = step.action {
             let policy = literal(step.arguments["policy_arn"].as_str().unwrap_or("none"));
             conditioned.push(
-                json!({ "Effect": "Allow", "Action": [format!("iam:{}", step.action)],
+                json!({ "Effect": "Allow", "Action": [step.action.iam_action()],
                 "Resource": [arn], "Condition": { "ArnEquals": { "iam:PolicyARN": [policy.clone()] } } }),
             );
-            if step.action == "AttachUserPolicy" {
+            if step.action == AwsAction::AttachUserPolicy {
                 // The apply reads the policy's default version again first.
                 conditioned.push(json!({ "Effect": "Allow",
                     "Action": ["iam:GetPolicy", "iam:GetPolicyVersion"], "Resource": [policy] }));
             }
             continue;
         }
-        let resources = by_action
-            .entry(format!("{}:{}", step.service, step.action))
-            .or_default();
+        let resources = by_action.entry(step.action.iam_action()).or_default();
         if !resources.contains(&arn) {
             resources.push(arn);
         }
@@ -447,10 +393,7 @@ pub fn session_policy(steps: &[PlanStep], account: Option<&str>) -> Result<Value
     statements.extend(conditioned);
     // A launch: the new instance and what it is made of, from the approved
     // image only, and tags only as part of that launch.
-    for step in steps
-        .iter()
-        .filter(|s| s.service == "ec2" && s.action == "RunInstances")
-    {
+    for step in steps.iter().filter(|s| s.action == AwsAction::RunInstances) {
         let region = step.region.as_deref().map_or("*".to_string(), literal);
         let image = literal(step.arguments["image_id"].as_str().unwrap_or("none"));
         statements.push(
@@ -470,15 +413,14 @@ pub fn session_policy(steps: &[PlanStep], account: Option<&str>) -> Result<Value
     // What the apply reads again before it acts. EC2's Describe calls
     // take no resource-level permission; IAM's reads are on the users.
     let mut describe = Vec::new();
-    if steps
-        .iter()
-        .any(|s| s.service == "ec2" && s.action != "AuthorizeSecurityGroupIngress")
-    {
+    if steps.iter().any(|s| {
+        s.action.service() == "ec2" && s.action != AwsAction::AuthorizeSecurityGroupIngress
+    }) {
         describe.push("ec2:DescribeInstances");
     }
     if steps
         .iter()
-        .any(|s| s.action == "AuthorizeSecurityGroupIngress")
+        .any(|s| s.action == AwsAction::AuthorizeSecurityGroupIngress)
     {
         describe.push("ec2:DescribeSecurityGroups");
     }
@@ -486,8 +428,10 @@ pub fn session_policy(steps: &[PlanStep], account: Option<&str>) -> Result<Value
         statements.push(json!({ "Effect": "Allow", "Action": describe, "Resource": "*" }));
     }
     let mut users: Vec<String> = Vec::new();
-    for step in steps.iter().filter(|s| s.service == "iam") {
-        let arn = resource_arn(step, account)?;
+    for step in steps.iter().filter(|s| s.action.service() == "iam") {
+        let Some(arn) = resource_arn(step, account) else {
+            continue;
+        };
         if !users.contains(&arn) {
             users.push(arn);
         }
@@ -506,7 +450,7 @@ mod tests {
     fn step(action: &str, resource: &str, risk: RiskTier) -> PlanStep {
         PlanStep {
             service: "ec2".into(),
-            action: action.into(),
+            action: action.parse().unwrap(),
             region: Some("eu-west-1".into()),
             resource: resource.into(),
             arguments: json!({ "instance_ids": [resource], "z": 1, "a": 2 }),
@@ -770,26 +714,15 @@ mod tests {
                 .all(|f| f.severity < crate::domain::Severity::Major),
             "{findings:?}"
         );
-        // An action it cannot name is refused, never widened to `*`.
-        let unknown = PlanStep {
-            action: "ModifyInstanceAttribute".into(),
-            ..steps[0].clone()
-        };
-        assert!(session_policy(&[unknown], None)
-            .unwrap_err()
-            .contains("ec2:ModifyInstanceAttribute"));
-        let role = PlanStep {
-            service: "iam".into(),
-            action: "AttachRolePolicy".into(),
-            ..steps[0].clone()
-        };
-        assert!(
-            session_policy(&[role], None).is_err(),
-            "only the IAM user actions it names"
-        );
+        // An action it cannot name cannot be a step at all (no variant of
+        // `AwsAction`), so it is never widened to `*`: a stored plan
+        // holding one does not read.
+        assert!("ModifyInstanceAttribute".parse::<AwsAction>().is_err());
+        assert!("AttachRolePolicy".parse::<AwsAction>().is_err());
+        assert!("DeleteUser".parse::<AwsAction>().is_err());
         let object = PlanStep {
             service: "s3".into(),
-            action: "DeleteObject".into(),
+            action: "DeleteObject".parse().unwrap(),
             region: None,
             resource: "acme-logs/2026/11/30.log".into(),
             ..steps[0].clone()
@@ -802,7 +735,7 @@ mod tests {
         // and all), that policy.
         let attach = PlanStep {
             service: "iam".into(),
-            action: "AttachUserPolicy".into(),
+            action: "AttachUserPolicy".parse().unwrap(),
             region: None,
             resource: "ci".into(),
             arguments: json!({ "user": "ci", "user_arn": "arn:aws:iam::123456789012:user/bots/ci",
@@ -825,7 +758,7 @@ mod tests {
         );
         // An ingress rule: the group, and the read of it.
         let ingress = PlanStep {
-            action: "AuthorizeSecurityGroupIngress".into(),
+            action: "AuthorizeSecurityGroupIngress".parse().unwrap(),
             resource: "sg-1".into(),
             ..steps[0].clone()
         };
@@ -839,7 +772,7 @@ mod tests {
         );
         // A launch: from the approved image only, tags only while launching.
         let launch = PlanStep {
-            action: "RunInstances".into(),
+            action: "RunInstances".parse().unwrap(),
             resource: "1 × t3.micro from ami-1".into(),
             arguments: json!({ "image_id": "ami-1", "instance_type": "t3.micro", "count": 1 }),
             ..steps[0].clone()
@@ -871,7 +804,7 @@ mod tests {
         assert_eq!(literal("plain/key.log"), "plain/key.log");
         let object = |key: &str| PlanStep {
             service: "s3".into(),
-            action: "DeleteObject".into(),
+            action: "DeleteObject".parse().unwrap(),
             region: None,
             resource: format!("acme-logs/{key}"),
             arguments: json!({ "bucket": "acme-logs", "key": key }),
@@ -897,7 +830,7 @@ mod tests {
         // Every other name that lands in an ARN or an ARN condition too.
         let user = PlanStep {
             service: "iam".into(),
-            action: "AttachUserPolicy".into(),
+            action: "AttachUserPolicy".parse().unwrap(),
             region: None,
             resource: "ci*".into(),
             arguments: json!({ "user": "ci*", "policy_arn": "arn:aws:iam::aws:policy/Read*" }),

@@ -93,7 +93,7 @@ fn forged(payload: Vec<u8>) -> Vec<u8> {
 async fn plan_by(app: &TestApp, job: i64, login: &str) -> i64 {
     let step = agentic::plan::PlanStep {
         service: "ec2".into(),
-        action: "TerminateInstances".into(),
+        action: "TerminateInstances".parse().unwrap(),
         region: Some(REGION.into()),
         resource: format!("i-{job:017x}"),
         arguments: json!({ "instance_ids": [format!("i-{job:017x}")] }),

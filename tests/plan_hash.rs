@@ -49,6 +49,23 @@ fn stored_plans_serialise_to_the_same_bytes_and_hash() {
     }
 }
 
+#[test]
+fn every_action_the_executor_knows_is_in_a_stored_plan() {
+    let fixtures = fixtures();
+    let seen: std::collections::BTreeSet<String> = fixtures
+        .iter()
+        .flat_map(|f| serde_json::from_str::<Vec<PlanStep>>(&f.steps).unwrap())
+        .map(|s| s.action.to_string())
+        .collect();
+    for action in agentic::aws::action::AwsAction::ALL {
+        assert!(
+            seen.contains(action.as_str()),
+            "`{}` has no stored plan in the fixture",
+            action.as_str()
+        );
+    }
+}
+
 #[tokio::test]
 async fn a_plan_read_from_the_store_keeps_its_hash() {
     for db in test_dbs().await {

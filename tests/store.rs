@@ -728,7 +728,7 @@ async fn an_apply_starts_and_ends_in_one_transaction_on_both_backends() {
         let store = open(&db).await;
         let step = |resource: &str| agentic::plan::PlanStep {
             service: "ec2".into(),
-            action: "StopInstances".into(),
+            action: "StopInstances".parse().unwrap(),
             region: Some("eu-west-1".into()),
             resource: resource.into(),
             arguments: serde_json::json!({ "instance_ids": [resource] }),

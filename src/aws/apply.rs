@@ -2,9 +2,12 @@
 //! resource is read again and checked against the scope, EC2 calls are
 //! tried with `DryRun` first, then made.
 
+use super::action::{
+    AccessKeyArgs, AwsAction, BucketArgs, BucketPolicyArgs, LaunchArgs, ObjectArgs, PlanStep,
+    UserPolicyArgs,
+};
 use super::read::Instance;
 use super::{scope, Aws, AwsError};
-use crate::plan::PlanStep;
 use crate::repo_config::AwsScope;
 
 /// Why a step did not run, or failed.
@@ -45,10 +48,10 @@ async fn ec2_call(
     step: &PlanStep,
     dry: bool,
 ) -> Result<String, AwsError> {
-    let (action, id) = (step.action.as_str(), step.resource.as_str());
-    let what = format!("EC2 {action} of {id}");
-    match action {
-        "CreateTags" => {
+    let id = step.resource.as_str();
+    let what = format!("EC2 {} of {id}", step.action);
+    match step.action {
+        AwsAction::CreateTags => {
             use aws_sdk_ec2::types::Tag;
             let tags: Vec<Tag> = step.arguments["tags"]
                 .as_object()
@@ -75,7 +78,7 @@ async fn ec2_call(
                 .map(|_| format!("{id}: tagged {}", names.join(", ")))
                 .map_err(|e| AwsError::from_sdk(what, e))
         }
-        "AuthorizeSecurityGroupIngress" => {
+        AwsAction::AuthorizeSecurityGroupIngress => {
             use aws_sdk_ec2::types::{IpPermission, IpRange, Ipv6Range};
             let rule =
                 super::changes::Ingress::from_args(&step.arguments).map_err(|e| AwsError {
@@ -118,7 +121,7 @@ async fn ec2_call(
                 })
                 .map_err(|e| AwsError::from_sdk(what, e))
         }
-        "StopInstances" => client
+        AwsAction::StopInstances => client
             .stop_instances()
             .instance_ids(id)
             .dry_run(dry)
@@ -126,7 +129,7 @@ async fn ec2_call(
             .await
             .map(|o| changes(o.stopping_instances()))
             .map_err(|e| AwsError::from_sdk(what, e)),
-        "StartInstances" => client
+        AwsAction::StartInstances => client
             .start_instances()
             .instance_ids(id)
             .dry_run(dry)
@@ -134,7 +137,7 @@ async fn ec2_call(
             .await
             .map(|o| changes(o.starting_instances()))
             .map_err(|e| AwsError::from_sdk(what, e)),
-        "TerminateInstances" => client
+        AwsAction::TerminateInstances => client
             .terminate_instances()
             .instance_ids(id)
             .dry_run(dry)
@@ -142,7 +145,7 @@ async fn ec2_call(
             .await
             .map(|o| changes(o.terminating_instances()))
             .map_err(|e| AwsError::from_sdk(what, e)),
-        "RebootInstances" => client
+        AwsAction::RebootInstances => client
             .reboot_instances()
             .instance_ids(id)
             .dry_run(dry)
@@ -153,7 +156,7 @@ async fn ec2_call(
         other => Err(AwsError {
             what,
             code: None,
-            message: format!("`{other}` is not an action this executor runs"),
+            message: format!("`{other}` is not an EC2 call on an existing resource"),
         }),
     }
 }
@@ -188,14 +191,12 @@ async fn launch(
     key: &str,
 ) -> Result<String, StepError> {
     use aws_sdk_ec2::types::{InstanceType, ResourceType, Tag, TagSpecification};
-    let image = step.arguments["image_id"].as_str().unwrap_or_default();
-    let instance_type = step.arguments["instance_type"].as_str().unwrap_or_default();
-    let count = step.arguments["count"]
-        .as_u64()
-        .and_then(|c| i32::try_from(c).ok())
-        .unwrap_or(0);
-    super::tools::check_launch(scope, image, instance_type, count as u32)
+    let args: LaunchArgs = step.args().map_err(StepError::Refused)?;
+    let (image, instance_type) = (args.image_id.as_str(), args.instance_type.as_str());
+    super::tools::check_launch(scope, image, instance_type, args.count)
         .map_err(StepError::Refused)?;
+    let count = i32::try_from(args.count)
+        .map_err(|_| StepError::Refused(format!("{} instances are too many", args.count)))?;
     let filter = super::read::InstanceFilter {
         tags: vec![(super::tools::PLAN_STEP_TAG.to_string(), key.to_string())],
         ..Default::default()
@@ -263,31 +264,47 @@ pub async fn run_step(
     step: &PlanStep,
     key: &str,
 ) -> Result<String, StepError> {
-    if step.service == "s3" {
-        return bucket_step(aws, scope, step).await;
+    use AwsAction::*;
+    match step.action {
+        PutBucketVersioning
+        | PutBucketPublicAccessBlock
+        | PutBucketPolicy
+        | DeleteBucket
+        | DeleteObject => bucket_step(aws, scope, step).await,
+        AttachUserPolicy | DetachUserPolicy | UpdateAccessKey | DeleteAccessKey => {
+            user_step(aws, scope, step).await
+        }
+        RunInstances => {
+            let region = in_scope_region(scope, step)?;
+            launch(aws, scope, step, region, key).await
+        }
+        AuthorizeSecurityGroupIngress => {
+            let region = in_scope_region(scope, step)?;
+            super::changes::allowed_group(aws, scope, region, &step.resource)
+                .await
+                .map_err(StepError::Refused)?;
+            let client = aws.ec2_in(Some(region));
+            dry_run_verdict(ec2_call(&client, step, true).await)?;
+            Ok(ec2_call(&client, step, false).await?)
+        }
+        StartInstances | StopInstances | RebootInstances | TerminateInstances | CreateTags => {
+            instance_step(aws, scope, step).await
+        }
     }
-    if step.service == "iam" {
-        return user_step(aws, scope, step).await;
-    }
-    if step.service != "ec2" {
-        return Err(StepError::Refused(format!(
-            "`{}:{}` steps cannot be applied yet",
-            step.service, step.action
-        )));
-    }
+}
+
+/// The step's region, which the scope must still allow.
+fn in_scope_region<'a>(scope: &AwsScope, step: &'a PlanStep) -> Result<&'a str, StepError> {
     let region = step.region.as_deref().unwrap_or_default();
     scope::region(scope, region).map_err(StepError::Refused)?;
-    if step.action == "RunInstances" {
-        return launch(aws, scope, step, region, key).await;
-    }
+    Ok(region)
+}
+
+/// Run an EC2 step on one existing instance, which must still exist and
+/// be in scope now.
+async fn instance_step(aws: &Aws, scope: &AwsScope, step: &PlanStep) -> Result<String, StepError> {
+    let region = in_scope_region(scope, step)?;
     let client = aws.ec2_in(Some(region));
-    if step.action == "AuthorizeSecurityGroupIngress" {
-        super::changes::allowed_group(aws, scope, region, &step.resource)
-            .await
-            .map_err(StepError::Refused)?;
-        dry_run_verdict(ec2_call(&client, step, true).await)?;
-        return Ok(ec2_call(&client, step, false).await?);
-    }
     let live: Vec<Instance> =
         super::tools::live_instances(aws, region, std::slice::from_ref(&step.resource))
             .await
@@ -299,7 +316,7 @@ pub async fn run_step(
         ))
     })?;
     scope::instance(scope, instance).map_err(StepError::Refused)?;
-    if step.action == "CreateTags" {
+    if step.action == AwsAction::CreateTags {
         let tags = super::changes::check_tags(scope, &step.arguments["tags"])
             .map_err(StepError::Refused)?;
         // Approved as a write because it only added keys: a key given a
@@ -322,13 +339,12 @@ async fn bucket_step(aws: &Aws, scope: &AwsScope, step: &PlanStep) -> Result<Str
         BucketVersioningStatus, PublicAccessBlockConfiguration, VersioningConfiguration,
     };
     // `bucket/key` for an object: the bucket is in the arguments.
-    let bucket = step.arguments["bucket"]
-        .as_str()
-        .unwrap_or(step.resource.as_str());
+    let named: BucketArgs = step.args().map_err(StepError::Refused)?;
+    let bucket = named.bucket.as_deref().unwrap_or(step.resource.as_str());
     scope::bucket(scope, bucket).map_err(StepError::Refused)?;
     let what = format!("S3 {} of {bucket}", step.action);
-    match step.action.as_str() {
-        "PutBucketVersioning" => {
+    match step.action {
+        AwsAction::PutBucketVersioning => {
             aws.s3
                 .put_bucket_versioning()
                 .bucket(bucket)
@@ -342,7 +358,7 @@ async fn bucket_step(aws: &Aws, scope: &AwsScope, step: &PlanStep) -> Result<Str
                 .map_err(|e| AwsError::from_sdk(what, e))?;
             Ok(format!("{bucket}: versioning enabled"))
         }
-        "PutBucketPublicAccessBlock" => {
+        AwsAction::PutBucketPublicAccessBlock => {
             aws.s3
                 .put_public_access_block()
                 .bucket(bucket)
@@ -359,7 +375,7 @@ async fn bucket_step(aws: &Aws, scope: &AwsScope, step: &PlanStep) -> Result<Str
                 .map_err(|e| AwsError::from_sdk(what, e))?;
             Ok(format!("{bucket}: all public access blocked"))
         }
-        "DeleteBucket" => {
+        AwsAction::DeleteBucket => {
             aws.s3
                 .delete_bucket()
                 .bucket(bucket)
@@ -368,8 +384,9 @@ async fn bucket_step(aws: &Aws, scope: &AwsScope, step: &PlanStep) -> Result<Str
                 .map_err(|e| AwsError::from_sdk(what, e))?;
             Ok(format!("{bucket}: deleted"))
         }
-        "DeleteObject" => {
-            let key = step.arguments["key"].as_str().unwrap_or_default();
+        AwsAction::DeleteObject => {
+            let ObjectArgs { key, .. } = step.args().map_err(StepError::Refused)?;
+            let key = key.as_str();
             aws.s3
                 .delete_object()
                 .bucket(bucket)
@@ -379,8 +396,9 @@ async fn bucket_step(aws: &Aws, scope: &AwsScope, step: &PlanStep) -> Result<Str
                 .map_err(|e| AwsError::from_sdk(what, e))?;
             Ok(format!("{bucket}/{key}: deleted"))
         }
-        "PutBucketPolicy" => {
-            let policy = step.arguments["policy"].as_str().unwrap_or_default();
+        AwsAction::PutBucketPolicy => {
+            let BucketPolicyArgs { policy } = step.args().map_err(StepError::Refused)?;
+            let policy = policy.as_str();
             aws.s3
                 .put_bucket_policy()
                 .bucket(bucket)
@@ -391,7 +409,8 @@ async fn bucket_step(aws: &Aws, scope: &AwsScope, step: &PlanStep) -> Result<Str
             Ok(format!("{bucket}: policy replaced"))
         }
         other => Err(StepError::Refused(format!(
-            "`s3:{other}` steps cannot be applied"
+            "`{}` is not an S3 step",
+            other.iam_action()
         ))),
     }
 }
@@ -405,14 +424,14 @@ async fn user_step(aws: &Aws, scope: &AwsScope, step: &PlanStep) -> Result<Strin
         .await
         .map_err(StepError::Refused)?;
     let what = format!("IAM {} of {user}", step.action);
-    let policy = step.arguments["policy_arn"].as_str().unwrap_or_default();
-    let key = step.arguments["access_key_id"].as_str().unwrap_or_default();
     let iam = &aws.iam;
-    match step.action.as_str() {
-        "AttachUserPolicy" => {
+    match step.action {
+        AwsAction::AttachUserPolicy => {
+            let args: UserPolicyArgs = step.args().map_err(StepError::Refused)?;
+            let policy = args.policy_arn.as_str();
             // What was checked and approved is one version of the policy;
             // a new default version since is another policy.
-            let approved = step.arguments["policy_version"].as_str();
+            let approved = args.policy_version.as_deref();
             let now = super::read::policy_version(aws, policy)
                 .await?
                 .map(|v| v.id);
@@ -431,7 +450,9 @@ async fn user_step(aws: &Aws, scope: &AwsScope, step: &PlanStep) -> Result<Strin
                 .map_err(|e| AwsError::from_sdk(what, e))?;
             Ok(format!("{user}: {policy} attached"))
         }
-        "DetachUserPolicy" => {
+        AwsAction::DetachUserPolicy => {
+            let args: UserPolicyArgs = step.args().map_err(StepError::Refused)?;
+            let policy = args.policy_arn.as_str();
             iam.detach_user_policy()
                 .user_name(user)
                 .policy_arn(policy)
@@ -440,7 +461,9 @@ async fn user_step(aws: &Aws, scope: &AwsScope, step: &PlanStep) -> Result<Strin
                 .map_err(|e| AwsError::from_sdk(what, e))?;
             Ok(format!("{user}: {policy} detached"))
         }
-        "UpdateAccessKey" => {
+        AwsAction::UpdateAccessKey => {
+            let AccessKeyArgs { access_key_id } = step.args().map_err(StepError::Refused)?;
+            let key = access_key_id.as_str();
             iam.update_access_key()
                 .user_name(user)
                 .access_key_id(key)
@@ -453,7 +476,9 @@ async fn user_step(aws: &Aws, scope: &AwsScope, step: &PlanStep) -> Result<Strin
                 super::changes::key_suffix(key)
             ))
         }
-        "DeleteAccessKey" => {
+        AwsAction::DeleteAccessKey => {
+            let AccessKeyArgs { access_key_id } = step.args().map_err(StepError::Refused)?;
+            let key = access_key_id.as_str();
             iam.delete_access_key()
                 .user_name(user)
                 .access_key_id(key)
@@ -466,7 +491,8 @@ async fn user_step(aws: &Aws, scope: &AwsScope, step: &PlanStep) -> Result<Strin
             ))
         }
         other => Err(StepError::Refused(format!(
-            "`iam:{other}` steps cannot be applied"
+            "`{}` is not an IAM step",
+            other.iam_action()
         ))),
     }
 }

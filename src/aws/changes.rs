@@ -22,11 +22,11 @@ use std::collections::BTreeMap;
 use ipnet::IpNet;
 use serde_json::{json, Value};
 
+use super::action::{AwsAction, PlanStep};
 use super::tools::{access, allowed_bucket, not_here, region, PLAN_STEP_TAG};
 use super::{read, scope, Aws};
 use crate::agent::tools::{ProposeFuture, Subject, Tool, ToolFuture};
 use crate::domain::RiskTier;
-use crate::plan::PlanStep;
 use crate::repo_config::AwsScope;
 
 /// A required string argument.
@@ -132,7 +132,7 @@ impl Tool for TagInstances {
                 scope,
                 region,
                 &ids,
-                "CreateTags",
+                AwsAction::CreateTags,
                 |instance| tag_tier(&instance.tags, &tags),
             )
             .await?;
@@ -274,7 +274,7 @@ impl Tool for AuthorizeIngress {
                 .map_err(|e| format!("refused: {e}"))?;
             Ok(vec![PlanStep {
                 service: "ec2".into(),
-                action: "AuthorizeSecurityGroupIngress".into(),
+                action: AwsAction::AuthorizeSecurityGroupIngress,
                 region: Some(region.to_string()),
                 resource: group.to_string(),
                 arguments: rule.to_args(group),
@@ -326,7 +326,7 @@ impl Tool for DeleteObject {
             }
             Ok(vec![PlanStep {
                 service: "s3".into(),
-                action: "DeleteObject".into(),
+                action: AwsAction::DeleteObject,
                 region: None,
                 resource: format!("{bucket}/{key}"),
                 arguments: json!({ "bucket": bucket, "key": key }),
@@ -389,7 +389,7 @@ impl Tool for PutBucketPolicy {
             }
             Ok(vec![PlanStep {
                 service: "s3".into(),
-                action: "PutBucketPolicy".into(),
+                action: AwsAction::PutBucketPolicy,
                 region: None,
                 resource: bucket.to_string(),
                 arguments,
@@ -409,7 +409,7 @@ impl Tool for PutBucketPolicy {
 pub struct UserChange {
     name: &'static str,
     /// The IAM API action (`AttachUserPolicy`).
-    pub action: &'static str,
+    pub action: AwsAction,
     /// The argument naming what is changed: `policy_arn` or `access_key`.
     what: &'static str,
     description: &'static str,
@@ -418,25 +418,25 @@ pub struct UserChange {
 pub const USER_CHANGES: [UserChange; 4] = [
     UserChange {
         name: "aws_attach_user_policy",
-        action: "AttachUserPolicy",
+        action: AwsAction::AttachUserPolicy,
         what: "policy_arn",
         description: "Propose attaching a managed policy to an IAM user (a plan step; destructive, needs a second person's approval). An admin-equivalent policy is refused unless the repository allows its ARN.",
     },
     UserChange {
         name: "aws_detach_user_policy",
-        action: "DetachUserPolicy",
+        action: AwsAction::DetachUserPolicy,
         what: "policy_arn",
         description: "Propose detaching a managed policy from an IAM user (a plan step; destructive, needs a second person's approval).",
     },
     UserChange {
         name: "aws_deactivate_access_key",
-        action: "UpdateAccessKey",
+        action: AwsAction::UpdateAccessKey,
         what: "access_key",
         description: "Propose deactivating an IAM user's access key (a plan step; destructive, needs a second person's approval).",
     },
     UserChange {
         name: "aws_delete_access_key",
-        action: "DeleteAccessKey",
+        action: AwsAction::DeleteAccessKey,
         what: "access_key",
         description: "Propose deleting an IAM user's access key (a plan step; destructive, needs a second person's approval).",
     },
@@ -544,7 +544,7 @@ impl Tool for UserChange {
                 .map_err(|e| format!("refused: {e}"))?;
             let fail = |e: super::AwsError| format!("error: {e}");
             let arguments = match self.action {
-                "AttachUserPolicy" => {
+                AwsAction::AttachUserPolicy => {
                     let version = read::policy_version(aws, target)
                         .await
                         .map_err(fail)?
@@ -565,7 +565,7 @@ impl Tool for UserChange {
                     json!({ "user": user, "user_arn": arn, "policy_arn": target,
                             "policy_version": version.id, "policy_findings": findings })
                 }
-                "DetachUserPolicy" => {
+                AwsAction::DetachUserPolicy => {
                     if !read::attached_policies(aws, &read::Holder::User(user.to_string()))
                         .await
                         .map_err(fail)?
@@ -586,7 +586,7 @@ impl Tool for UserChange {
             };
             Ok(vec![PlanStep {
                 service: "iam".into(),
-                action: self.action.into(),
+                action: self.action,
                 region: None,
                 resource: user.to_string(),
                 arguments,

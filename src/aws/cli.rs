@@ -256,11 +256,41 @@ pub async fn run(command: AwsCommand) -> anyhow::Result<bool> {
                 let rows = read::instances(&aws, region.as_deref(), &filter).await?;
                 print(&rows, json, "no instances", instance_line);
             }
-            Ec2Command::Start(c) => change(&aws, "StartInstances", RiskTier::Write, c).await?,
-            Ec2Command::Stop(c) => change(&aws, "StopInstances", RiskTier::Write, c).await?,
-            Ec2Command::Reboot(c) => change(&aws, "RebootInstances", RiskTier::Write, c).await?,
+            Ec2Command::Start(c) => {
+                change(
+                    &aws,
+                    super::action::AwsAction::StartInstances,
+                    RiskTier::Write,
+                    c,
+                )
+                .await?
+            }
+            Ec2Command::Stop(c) => {
+                change(
+                    &aws,
+                    super::action::AwsAction::StopInstances,
+                    RiskTier::Write,
+                    c,
+                )
+                .await?
+            }
+            Ec2Command::Reboot(c) => {
+                change(
+                    &aws,
+                    super::action::AwsAction::RebootInstances,
+                    RiskTier::Write,
+                    c,
+                )
+                .await?
+            }
             Ec2Command::Terminate(c) => {
-                change(&aws, "TerminateInstances", RiskTier::Destructive, c).await?
+                change(
+                    &aws,
+                    super::action::AwsAction::TerminateInstances,
+                    RiskTier::Destructive,
+                    c,
+                )
+                .await?
             }
             Ec2Command::Images { region, json } => {
                 let rows = read::images(&aws, region.as_deref()).await?;
@@ -372,7 +402,12 @@ fn confirm(question: &str) -> bool {
 /// Run one change to instances: every instance checked against the scope
 /// first (all or none), confirmed unless `--yes`, then each tried with
 /// DryRun and made, as an apply makes a plan step.
-async fn change(aws: &Aws, action: &str, risk: RiskTier, c: Change) -> anyhow::Result<()> {
+async fn change(
+    aws: &Aws,
+    action: super::action::AwsAction,
+    risk: RiskTier,
+    c: Change,
+) -> anyhow::Result<()> {
     let text = std::fs::read_to_string(&c.config).map_err(|e| {
         anyhow::anyhow!(
             "cannot read `{}` (its `aws` section is the scope of changes): {e}",

@@ -22,8 +22,8 @@ use std::collections::BTreeMap;
 
 use ipnet::IpNet;
 
+use super::action::{AwsAction, PlanStep};
 use crate::domain::RiskTier;
-use crate::plan::PlanStep;
 
 /// IPv4 addresses that make a group's opening destructive: a `/16`, the
 /// size past which "our office" or "the VPN" no longer describes a range.
@@ -92,7 +92,7 @@ pub fn wide(nets: &[IpNet]) -> bool {
 /// The block the step opens, if it is an ingress step with a readable
 /// one (every recorded step was read by [`parse`]).
 fn block(step: &PlanStep) -> Option<IpNet> {
-    if step.service != "ec2" || step.action != ACTION {
+    if step.action != AwsAction::AuthorizeSecurityGroupIngress {
         return None;
     }
     step.arguments["cidr"].as_str()?.parse().ok()
@@ -147,7 +147,7 @@ mod tests {
     fn step(group: &str, cidr: &str, risk: RiskTier) -> PlanStep {
         PlanStep {
             service: "ec2".into(),
-            action: ACTION.into(),
+            action: AwsAction::AuthorizeSecurityGroupIngress,
             region: Some("eu-west-1".into()),
             resource: group.into(),
             arguments: json!({ "group_id": group, "protocol": "tcp", "from_port": 443,

@@ -7,6 +7,7 @@
 //! `read.rs` holds the operations that only look; `policy.rs` the
 //! least-privilege check of an IAM policy document, done on our side.
 
+pub mod action;
 pub mod apply;
 pub mod catalog;
 pub mod changes;

@@ -7,6 +7,7 @@
 //! required tag, as AWS reports it. What AWS returns (names, tags) is
 //! other people's text and reaches the model fenced.
 
+use super::action::{AwsAction, PlanStep};
 use serde_json::{json, Value};
 
 use super::read::{self, InstanceFilter};
@@ -326,7 +327,7 @@ pub(super) fn own_read_tools() -> Vec<Box<dyn Tool>> {
 pub struct InstanceChange {
     name: &'static str,
     /// The EC2 API action (`StopInstances`).
-    pub action: &'static str,
+    pub action: AwsAction,
     risk: RiskTier,
     description: &'static str,
 }
@@ -335,25 +336,25 @@ pub struct InstanceChange {
 pub const INSTANCE_CHANGES: [InstanceChange; 4] = [
     InstanceChange {
         name: "aws_start_instances",
-        action: "StartInstances",
+        action: AwsAction::StartInstances,
         risk: RiskTier::Write,
         description: "Propose starting stopped instances (a plan step per instance; nothing runs until people approve).",
     },
     InstanceChange {
         name: "aws_stop_instances",
-        action: "StopInstances",
+        action: AwsAction::StopInstances,
         risk: RiskTier::Write,
         description: "Propose stopping running instances (a plan step per instance; nothing runs until people approve).",
     },
     InstanceChange {
         name: "aws_reboot_instances",
-        action: "RebootInstances",
+        action: AwsAction::RebootInstances,
         risk: RiskTier::Write,
         description: "Propose rebooting instances (a plan step per instance; nothing runs until people approve).",
     },
     InstanceChange {
         name: "aws_terminate_instances",
-        action: "TerminateInstances",
+        action: AwsAction::TerminateInstances,
         risk: RiskTier::Destructive,
         description: "Propose terminating instances, which deletes them (a plan step per instance; needs a second person's approval).",
     },
@@ -416,9 +417,9 @@ pub async fn instance_steps(
     scope: &AwsScope,
     region: &str,
     ids: &[String],
-    action: &str,
+    action: AwsAction,
     risk: RiskTier,
-) -> Result<Vec<crate::plan::PlanStep>, String> {
+) -> Result<Vec<PlanStep>, String> {
     instance_steps_by(aws, scope, region, ids, action, |_| risk).await
 }
 
@@ -429,9 +430,9 @@ pub async fn instance_steps_by(
     scope: &AwsScope,
     region: &str,
     ids: &[String],
-    action: &str,
+    action: AwsAction,
     risk: impl Fn(&read::Instance) -> RiskTier,
-) -> Result<Vec<crate::plan::PlanStep>, String> {
+) -> Result<Vec<PlanStep>, String> {
     scope::region(scope, region).map_err(|e| format!("refused: {e}"))?;
     let live = live_instances(aws, region, ids).await?;
     let mut steps = Vec::new();
@@ -442,9 +443,9 @@ pub async fn instance_steps_by(
             ));
         };
         scope::instance(scope, instance).map_err(|e| format!("refused: {e}"))?;
-        steps.push(crate::plan::PlanStep {
+        steps.push(PlanStep {
             service: "ec2".into(),
-            action: action.into(),
+            action,
             region: Some(region.to_string()),
             resource: id.clone(),
             arguments: json!({ "instance_ids": [id] }),
@@ -561,9 +562,9 @@ impl Tool for RunInstances {
                 .unwrap_or(0);
             check_launch(scope, image, instance_type, count)
                 .map_err(|e| format!("refused: {e}"))?;
-            Ok(vec![crate::plan::PlanStep {
+            Ok(vec![PlanStep {
                 service: "ec2".into(),
-                action: "RunInstances".into(),
+                action: AwsAction::RunInstances,
                 region: Some(region.to_string()),
                 resource: format!("{count} × {instance_type} from {image}"),
                 arguments: json!({ "image_id": image, "instance_type": instance_type, "count": count }),
@@ -580,7 +581,7 @@ impl Tool for RunInstances {
 pub struct BucketChange {
     name: &'static str,
     /// The S3 API action (`PutBucketVersioning`).
-    pub action: &'static str,
+    pub action: AwsAction,
     risk: RiskTier,
     description: &'static str,
 }
@@ -588,19 +589,19 @@ pub struct BucketChange {
 pub const BUCKET_CHANGES: [BucketChange; 3] = [
     BucketChange {
         name: "aws_enable_bucket_versioning",
-        action: "PutBucketVersioning",
+        action: AwsAction::PutBucketVersioning,
         risk: RiskTier::Write,
         description: "Propose turning versioning on for a bucket (a plan step; nothing runs until people approve).",
     },
     BucketChange {
         name: "aws_block_public_access",
-        action: "PutBucketPublicAccessBlock",
+        action: AwsAction::PutBucketPublicAccessBlock,
         risk: RiskTier::Write,
         description: "Propose blocking all public access to a bucket (a plan step; nothing runs until people approve).",
     },
     BucketChange {
         name: "aws_delete_bucket",
-        action: "DeleteBucket",
+        action: AwsAction::DeleteBucket,
         risk: RiskTier::Destructive,
         description: "Propose deleting an empty bucket (a plan step; needs a second person's approval).",
     },
@@ -638,9 +639,9 @@ impl Tool for BucketChange {
             {
                 return Err(format!("refused: bucket `{bucket}` does not exist"));
             }
-            Ok(vec![crate::plan::PlanStep {
+            Ok(vec![PlanStep {
                 service: "s3".into(),
-                action: self.action.into(),
+                action: self.action,
                 region: None,
                 resource: bucket.to_string(),
                 arguments: json!({ "bucket": bucket }),

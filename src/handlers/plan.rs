@@ -957,7 +957,7 @@ pub async fn apply(
     let launched: u64 = plan
         .steps
         .iter()
-        .filter(|s| s.action == "RunInstances")
+        .filter(|s| s.action == crate::plan::AwsAction::RunInstances)
         .map(|s| s.arguments["count"].as_u64().unwrap_or(0))
         .sum();
     if launched > u64::from(scope.max_instances) {
@@ -1489,7 +1489,7 @@ mod tests {
     fn step(service: &str, resource: &str, region: Option<&str>) -> PlanStep {
         PlanStep {
             service: service.into(),
-            action: "DeleteAccessKey".into(),
+            action: "DeleteAccessKey".parse().unwrap(),
             region: region.map(str::to_string),
             resource: resource.into(),
             arguments: serde_json::json!({}),

@@ -9,7 +9,7 @@
 //! it can hide, fake or reorder anything around it. The size is bounded
 //! before a plan is stored, so a stored plan is never cut when posted.
 
-use crate::domain::{PlanStatus, RiskTier};
+use crate::domain::PlanStatus;
 use crate::plan::{PlanStep, Refusal, MAX_PLAN_STEPS};
 use crate::redact::Redactor;
 use crate::store::{Freeze, PlanRow};
@@ -165,7 +165,7 @@ fn escape_line(text: &str) -> String {
 fn redacted(s: &PlanStep, redactor: &Redactor) -> PlanStep {
     PlanStep {
         service: redactor.redact(&s.service).into_owned(),
-        action: redactor.redact(&s.action).into_owned(),
+        action: s.action,
         region: s.region.as_deref().map(|r| redactor.redact(r).into_owned()),
         resource: redactor.redact(&s.resource).into_owned(),
         arguments: redact_value(&s.arguments, redactor),
@@ -209,46 +209,11 @@ fn visible_json(text: &str) -> String {
 /// One step as people read it; every field is escaped, none redacted
 /// (see [`step_block`] for that).
 pub fn step_line(n: usize, s: &PlanStep) -> String {
-    let effect = match (s.action.as_str(), s.risk) {
-        ("StopInstances", _) => "stops the instance",
-        ("StartInstances", _) => "starts the instance",
-        ("RebootInstances", _) => "reboots the instance",
-        ("TerminateInstances", _) => "deletes the instance and its instance-store data",
-        ("RunInstances", _) => "launches new instances, tagged for this repository",
-        ("CreateTags", RiskTier::Destructive) => {
-            "changes tags the instance has to the values below (policies may key on them)"
-        }
-        ("CreateTags", _) => "sets the tags below on the instance",
-        ("AuthorizeSecurityGroupIngress", RiskTier::Destructive)
-            if matches!(s.arguments["cidr"].as_str(), Some("0.0.0.0/0" | "::/0")) =>
-        {
-            "opens the group to the whole internet, as below"
-        }
-        ("AuthorizeSecurityGroupIngress", RiskTier::Destructive) => {
-            "opens the group to a wide range of addresses (a /16 or /48 or more, with this plan's other rules on the group), as below"
-        }
-        ("AuthorizeSecurityGroupIngress", _) => "adds the ingress rule below to the group",
-        ("PutBucketVersioning", _) => "turns versioning on for the bucket",
-        ("PutBucketPublicAccessBlock", _) => "blocks all public access to the bucket",
-        ("DeleteBucket", _) => "deletes the bucket",
-        ("DeleteObject", _) => "deletes the object (a versioned bucket keeps older versions)",
-        ("PutBucketPolicy", RiskTier::Destructive) => {
-            "replaces the bucket's policy with the one below, which may grant public access or reach outside the account (why: below)"
-        }
-        ("PutBucketPolicy", _) => "replaces the bucket's policy with the one below",
-        ("AttachUserPolicy", _) => "gives the user the permissions of the policy below",
-        ("DetachUserPolicy", _) => "takes the permissions of the policy below from the user",
-        ("UpdateAccessKey", _) => {
-            "deactivates the access key below; whatever uses it stops working"
-        }
-        ("DeleteAccessKey", _) => "deletes the access key below for good",
-        (_, RiskTier::Destructive) => "cannot be undone",
-        _ => "changes the resource",
-    };
+    let effect = s.action.effect(s.risk, &s.arguments);
     format!(
         "{n}. **{}** {} on {} in {} — {effect}",
         s.risk.as_str(),
-        inline_code(&format!("{}:{}", s.service, s.action)),
+        inline_code(&s.action.iam_action()),
         inline_code(&s.resource),
         inline_code(s.region.as_deref().unwrap_or("global"))
     )
@@ -261,7 +226,7 @@ pub fn step_line(n: usize, s: &PlanStep) -> String {
 pub fn step_block(n: usize, s: &PlanStep, redactor: &Redactor) -> String {
     let s = &redacted(s, redactor);
     let line = step_line(n, s);
-    if matches!(s.action.as_str(), "RunInstances" | "DeleteObject") {
+    if s.action.shown_by_its_line() {
         // Their line says it all.
         return line;
     }
@@ -492,6 +457,7 @@ pub fn check_run_summary(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::RiskTier;
 
     #[test]
     fn an_outcome_stays_on_its_line_and_mentions_nobody() {
@@ -515,7 +481,7 @@ mod tests {
     fn step(action: &str, resource: &str, arguments: serde_json::Value) -> PlanStep {
         PlanStep {
             service: "ec2".into(),
-            action: action.into(),
+            action: action.parse().unwrap(),
             region: Some("eu-west-1".into()),
             resource: resource.into(),
             arguments,
@@ -600,7 +566,7 @@ mod tests {
             .flat_map(|s| {
                 let s = redacted(s, redactor);
                 [
-                    visible(&format!("{}:{}", s.service, s.action)),
+                    visible(&s.action.iam_action()),
                     visible(&s.resource),
                     visible(s.region.as_deref().unwrap_or("global")),
                 ]
@@ -800,7 +766,7 @@ mod tests {
         )
             .prop_map(|(action, resource, region, key, value)| PlanStep {
                 service: "ec2".into(),
-                action: action.into(),
+                action: action.parse().unwrap(),
                 region: Some(format!("r{region}")),
                 resource: format!("i{resource}"),
                 arguments: json!({ "instance_ids": [resource], "tags": { key: value }, "policy": value }),
