@@ -1,12 +1,10 @@
-//! Plans, without I/O: the steps a plan is made of, the hash an approval
-//! binds to, the approval rules, and the inline session policy an apply
-//! would assume its role with (allowing exactly the approved actions on
-//! the approved resources).
-//!
-//! Groundwork for issue 9's plan → approve → apply workflow: the rules
-//! live here, tested on their own, so that the workflow only gathers facts
-//! (roles from GitHub, the head from the pull request, live state from
-//! AWS) and asks.
+//! Plans, without I/O: a plan of `aws::action::PlanStep`s, the hash an
+//! approval binds to, the tiers the plan as a whole implies, the approval
+//! rules, what a plan kept of the model's refused proposals, and the
+//! inline session policy an apply assumes its role with (allowing exactly
+//! the approved actions on the approved resources). `handlers::plan` only
+//! gathers the facts (roles from GitHub, the head from the pull request,
+//! live state from AWS) and asks.
 
 use std::collections::BTreeMap;
 

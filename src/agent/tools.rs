@@ -1,6 +1,8 @@
 //! The tools the model may call. Each declares its risk tier in code; the
-//! model never chooses it. Only `read` tools exist so far, and the loop
-//! runs nothing else.
+//! model never chooses it. Read tools answer; change tools (the AWS ones,
+//! from `aws::catalog`) only propose plan steps, which people approve and
+//! an apply runs. Also here: the GitHub read tools, the `Registry` a
+//! conversation is offered, and the fence around untrusted text.
 
 use std::future::Future;
 use std::pin::Pin;

@@ -2,8 +2,9 @@
 //! match. `command` runs `/agentic` commands; `review` reviews pull
 //! requests (automatically, on command, and from the check run's button);
 //! `installation` logs the change and forgets an uninstalled installation's
-//! cached token; infrastructure tasks arrive in a later issue and until
-//! then only record that they ran.
+//! cached token; an issue labelled with `aws.trigger_label` makes a plan
+//! (`plan::from_issue`), and the plan check run's Apply button applies one
+//! (`plan::apply_button`). `JobContext` is what every handler shares.
 
 pub mod ask;
 pub mod command;

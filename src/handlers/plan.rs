@@ -47,14 +47,14 @@ fn step_key(plan: i64, step: i64) -> String {
 /// region, spelled canonically. IAM names are unique ignoring case, so
 /// `Deployer` and `deployer` are one user and one lock.
 fn lock_key(step: &PlanStep) -> String {
-    let resource = if step.service == "iam" {
+    let service = step.action.service();
+    let resource = if service == "iam" {
         step.resource.to_lowercase()
     } else {
         step.resource.clone()
     };
     format!(
-        "{}:{}:{resource}",
-        step.service,
+        "{service}:{}:{resource}",
         step.region.as_deref().unwrap_or("global"),
     )
 }
@@ -1489,7 +1489,11 @@ mod tests {
     fn step(service: &str, resource: &str, region: Option<&str>) -> PlanStep {
         PlanStep {
             service: service.into(),
-            action: "DeleteAccessKey".parse().unwrap(),
+            action: if service == "iam" {
+                crate::plan::AwsAction::DeleteAccessKey
+            } else {
+                crate::plan::AwsAction::StopInstances
+            },
             region: region.map(str::to_string),
             resource: resource.into(),
             arguments: serde_json::json!({}),

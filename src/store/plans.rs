@@ -62,6 +62,17 @@ const COLUMNS: &str = "id, job_id, repo, number, requester, requester_id, head_s
 
 fn plan_of(r: &sqlx::any::AnyRow) -> anyhow::Result<PlanRow> {
     let steps: String = r.get("steps");
+    let steps: Vec<PlanStep> =
+        serde_json::from_str(&steps).context("a stored plan's steps do not parse")?;
+    // Everything that acts derives the service from the action; a row
+    // whose two disagree was not written by this code.
+    if let Some(s) = steps.iter().find(|s| s.service != s.action.service()) {
+        anyhow::bail!(
+            "a stored plan's step names service `{}` for `{}`",
+            s.service,
+            s.action.iam_action()
+        );
+    }
     Ok(PlanRow {
         id: r.get("id"),
         job_id: r.get("job_id"),
@@ -70,7 +81,7 @@ fn plan_of(r: &sqlx::any::AnyRow) -> anyhow::Result<PlanRow> {
         requester: r.get("requester"),
         requester_id: r.get::<Option<i64>, _>("requester_id").map(|v| v as u64),
         head_sha: r.get("head_sha"),
-        steps: serde_json::from_str(&steps).context("a stored plan's steps do not parse")?,
+        steps,
         hash: r.get("hash"),
         status: decode(r, "status")?,
         created_at: r.get("created_at"),
