@@ -2,7 +2,7 @@
 //! transient failures with exponential backoff and jitter, kills jobs that
 //! keep failing, and drains gracefully on shutdown.
 
-use crate::domain::AuditAction;
+use crate::domain::{AuditAction, JobKind};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,7 +12,6 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use crate::domain::JobKind;
 use crate::handlers::{self, JobContext, JobError};
 use crate::metrics::Metrics;
 use crate::store::{now_ms, LeasedJob};

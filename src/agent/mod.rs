@@ -7,14 +7,13 @@
 pub mod llm;
 pub mod tools;
 
-use crate::domain::AuditAction;
+use crate::domain::{AuditAction, RiskTier};
 use std::future::Future;
 use std::pin::Pin;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::domain::RiskTier;
 use crate::redact::Redactor;
 use crate::store::{AuditEntry, Store};
 use llm::{Llm, LlmError};

@@ -14,7 +14,7 @@ pub mod plan_text;
 pub mod progress;
 pub mod review;
 
-use crate::domain::AuditAction;
+use crate::domain::{AuditAction, JobKind};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -23,7 +23,6 @@ use arc_swap::ArcSwapOption;
 
 use crate::agent::llm::Llm;
 use crate::config::Config;
-use crate::domain::JobKind;
 use crate::event::Event;
 use crate::github::{Access, GitHub, GitHubApp, GitHubError, TokenScope};
 use crate::limits::CommandLimits;

@@ -9,13 +9,12 @@
 //! each step is checked again, tried with DryRun, run, and its result
 //! stored before the next starts.
 
-use crate::domain::{AuditAction, PlanStatus, StepState};
+use crate::domain::{AuditAction, PlanStatus, Role, StepState};
 use std::sync::Mutex;
 
 use crate::agent::tools::{Fence, Registry, Subject};
 use crate::agent::{self, Budget, Outcome, Purpose, Task};
 use crate::command::PlanRef;
-use crate::domain::Role;
 use crate::event::{CheckRun, Issue, IssueComment};
 use crate::github::{Access, GitHub};
 use crate::output::StatusComment;

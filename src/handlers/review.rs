@@ -12,7 +12,7 @@
 //! refuses the whole review for one line off the diff), plus the check run
 //! `agentic review` with one annotation per finding.
 
-use crate::domain::{AuditAction, ReviewState};
+use crate::domain::{AuditAction, ReviewState, Severity};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::future::Future;
 use std::pin::Pin;
@@ -24,7 +24,6 @@ use crate::agent::llm::LlmError;
 use crate::agent::tools::{Fence, Registry, Subject};
 use crate::agent::{self, Budget, Finish, Outcome, Progress, Purpose, Task, Trace};
 use crate::diff::Patch;
-use crate::domain::Severity;
 use crate::github::types::PullRequest;
 use crate::github::{Access, GitHub, GitHubError};
 use crate::redact::Redactor;
