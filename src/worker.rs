@@ -2,7 +2,6 @@
 //! transient failures with exponential backoff and jitter, kills jobs that
 //! keep failing, and drains gracefully on shutdown.
 
-use crate::domain::{AuditAction, JobKind};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,6 +11,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
+use crate::domain::{AuditAction, JobKind};
 use crate::handlers::{self, JobContext, JobError};
 use crate::metrics::Metrics;
 use crate::store::{now_ms, LeasedJob};
