@@ -33,18 +33,20 @@ pub trait Code: Copy + Eq + fmt::Debug + Sized + 'static {
     }
 }
 
-/// Define a stored word: the enum, its spellings, `Display`, and equality
-/// with a `&str` (so `row.state == "done"` still reads naturally).
+/// Define a word: the enum (ordered as declared, weakest first where that
+/// means something), its one spelling each, every variant in `ALL`,
+/// `Display`, and equality with a `&str` (so `row.state == "done"` still
+/// reads naturally).
 macro_rules! code {
     ($(#[$meta:meta])* $name:ident, $what:literal { $($(#[$vmeta:meta])* $variant:ident = $spelling:literal,)+ }) => {
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
         $(#[$meta])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
         pub enum $name {
             $($(#[$vmeta])* $variant,)+
         }
 
         impl Code for $name {
-            const ALL: &'static [Self] = &[$($name::$variant,)+];
+            const ALL: &'static [Self] = &$name::ALL;
             const WHAT: &'static str = $what;
 
             fn as_str(self) -> &'static str {
@@ -55,6 +57,9 @@ macro_rules! code {
         }
 
         impl $name {
+            /// Every variant, in order.
+            pub const ALL: [$name; [$(stringify!($variant)),+].len()] = [$($name::$variant,)+];
+
             /// The stored spelling.
             pub fn as_str(self) -> &'static str {
                 Code::as_str(self)
@@ -83,7 +88,13 @@ macro_rules! code {
                 self.as_str() == other
             }
         }
+    };
+}
 
+/// Serde for words only the store and our own JSON carry: as their
+/// spelling, and an unknown one named.
+macro_rules! serde_as_spelled {
+    ($($name:ident),+) => {$(
         impl serde::Serialize for $name {
             fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
                 s.serialize_str(self.as_str())
@@ -94,11 +105,11 @@ macro_rules! code {
             fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
                 let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
                 $name::parse(&s).ok_or_else(|| {
-                    serde::de::Error::custom(format!("unknown {} `{s}`", $what))
+                    serde::de::Error::custom(format!("unknown {} `{s}`", <$name as Code>::WHAT))
                 })
             }
         }
-    };
+    )+};
 }
 
 code! {
@@ -230,20 +241,21 @@ code! {
     }
 }
 
-/// A user's role on a repository, weakest first, by the lower-case names a
-/// repository's settings use (`min_role: maintain`).
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Deserialize, serde::Serialize,
-)]
-#[serde(rename_all = "lowercase")]
-pub enum Role {
-    /// Not a collaborator.
-    None,
-    Read,
-    Triage,
-    Write,
-    Maintain,
-    Admin,
+code! {
+    /// A user's role on a repository, weakest first, by the lower-case names
+    /// a repository's settings use (`min_role: maintain`). Read from
+    /// settings by serde's derive, whose spelling is the same.
+    #[derive(serde::Deserialize, serde::Serialize)]
+    #[serde(rename_all = "lowercase")]
+    Role, "role" {
+        /// Not a collaborator.
+        None = "none",
+        Read = "read",
+        Triage = "triage",
+        Write = "write",
+        Maintain = "maintain",
+        Admin = "admin",
+    }
 }
 
 impl Role {
@@ -260,86 +272,32 @@ impl Role {
             .or_else(|| parse(permission))
             .unwrap_or(Role::None)
     }
+}
 
-    /// Every role, lowest first.
-    pub const ALL: [Role; 6] = [
-        Role::None,
-        Role::Read,
-        Role::Triage,
-        Role::Write,
-        Role::Maintain,
-        Role::Admin,
-    ];
-
-    /// A role by the name [`Role::as_str`] gives it.
-    pub fn parse(name: &str) -> Option<Role> {
-        Role::ALL.into_iter().find(|r| r.as_str() == name)
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::None => "none",
-            Role::Read => "read",
-            Role::Triage => "triage",
-            Role::Write => "write",
-            Role::Maintain => "maintain",
-            Role::Admin => "admin",
-        }
+code! {
+    /// What a tool or a plan step can do to the world, least severe first.
+    #[derive(serde::Deserialize, serde::Serialize)]
+    #[serde(rename_all = "lowercase")]
+    RiskTier, "risk tier" {
+        /// Looks only: list, describe, get.
+        Read = "read",
+        /// Changes something reversible: start, stop, tag, create.
+        Write = "write",
+        /// Deletes, terminates, changes IAM, or makes data public.
+        Destructive = "destructive",
     }
 }
 
-impl Code for Role {
-    const ALL: &'static [Self] = &Role::ALL;
-    const WHAT: &'static str = "role";
-
-    fn as_str(self) -> &'static str {
-        Role::as_str(self)
+code! {
+    /// How serious a finding is, weakest first.
+    #[derive(serde::Deserialize, serde::Serialize)]
+    #[serde(rename_all = "lowercase")]
+    Severity, "severity" {
+        Nit = "nit",
+        Minor = "minor",
+        Major = "major",
+        Critical = "critical",
     }
-}
-
-/// What a tool or a plan step can do to the world, least severe first.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Deserialize, serde::Serialize,
-)]
-#[serde(rename_all = "lowercase")]
-pub enum RiskTier {
-    /// Looks only: list, describe, get.
-    Read,
-    /// Changes something reversible: start, stop, tag, create.
-    Write,
-    /// Deletes, terminates, changes IAM, or makes data public.
-    Destructive,
-}
-
-impl RiskTier {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RiskTier::Read => "read",
-            RiskTier::Write => "write",
-            RiskTier::Destructive => "destructive",
-        }
-    }
-}
-
-impl Code for RiskTier {
-    const ALL: &'static [Self] = &[RiskTier::Read, RiskTier::Write, RiskTier::Destructive];
-    const WHAT: &'static str = "risk tier";
-
-    fn as_str(self) -> &'static str {
-        RiskTier::as_str(self)
-    }
-}
-
-/// How serious a finding is, weakest first.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Deserialize, serde::Serialize,
-)]
-#[serde(rename_all = "lowercase")]
-pub enum Severity {
-    Nit,
-    Minor,
-    Major,
-    Critical,
 }
 
 impl Severity {
@@ -354,24 +312,14 @@ impl Severity {
     }
 }
 
-impl Code for Severity {
-    const ALL: &'static [Self] = &[
-        Severity::Nit,
-        Severity::Minor,
-        Severity::Major,
-        Severity::Critical,
-    ];
-    const WHAT: &'static str = "severity";
-
-    fn as_str(self) -> &'static str {
-        match self {
-            Severity::Nit => "nit",
-            Severity::Minor => "minor",
-            Severity::Major => "major",
-            Severity::Critical => "critical",
-        }
-    }
-}
+serde_as_spelled!(
+    JobKind,
+    JobState,
+    PlanStatus,
+    StepState,
+    ReviewState,
+    AuditAction
+);
 
 /// A running job's stop signal: `/agentic cancel` flags the job in the
 /// store, the worker running it sees the flag and signals this, with who
@@ -433,8 +381,8 @@ mod tests {
         for r in RiskTier::ALL {
             assert_eq!(serde_json::to_value(r).unwrap(), r.as_str());
         }
-        for s in <Severity as Code>::ALL {
-            assert_eq!(serde_json::to_value(s).unwrap(), Code::as_str(*s));
+        for s in Severity::ALL {
+            assert_eq!(serde_json::to_value(s).unwrap(), s.as_str());
         }
         for r in Role::ALL {
             assert_eq!(serde_json::to_value(r).unwrap(), r.as_str());

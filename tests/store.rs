@@ -990,15 +990,15 @@ async fn every_stored_word_round_trips_on_both_backends() {
         for state in JobState::ALL {
             assert!(
                 store
-                    .jobs_in_state(*state)
+                    .jobs_in_state(state)
                     .await
                     .unwrap()
                     .iter()
-                    .all(|j| j.state == *state),
+                    .all(|j| j.state == state),
                 "{b}: {state}"
             );
             assert!(
-                !store.jobs_in_state(*state).await.unwrap().is_empty(),
+                !store.jobs_in_state(state).await.unwrap().is_empty(),
                 "{b}: no job is {state}"
             );
         }
@@ -1105,7 +1105,7 @@ async fn every_stored_word_round_trips_on_both_backends() {
             seen.push(store.review_run(run.id).await.unwrap().unwrap().state);
         }
         for state in ReviewState::ALL {
-            assert!(seen.contains(state), "{b}: {state} never read back");
+            assert!(seen.contains(&state), "{b}: {state} never read back");
         }
         // Audit actions, written and read back by name.
         for action in AuditAction::ALL {
@@ -1114,7 +1114,7 @@ async fn every_stored_word_round_trips_on_both_backends() {
                     job_id: None,
                     delivery_id: None,
                     actor: None,
-                    action: *action,
+                    action,
                     detail: None,
                 })
                 .await
@@ -1128,7 +1128,7 @@ async fn every_stored_word_round_trips_on_both_backends() {
             .map(|r| AuditAction::decode(&r.action).unwrap())
             .collect();
         for action in AuditAction::ALL {
-            assert!(logged.contains(action), "{b}: {action}");
+            assert!(logged.contains(&action), "{b}: {action}");
         }
         store.close().await;
     }

@@ -5,6 +5,7 @@
 use clap::Subcommand;
 use serde::Serialize;
 
+use super::action::AwsAction;
 use super::read::{self, Holder, InstanceFilter};
 use super::Aws;
 use crate::domain::RiskTier;
@@ -257,36 +258,18 @@ pub async fn run(command: AwsCommand) -> anyhow::Result<bool> {
                 print(&rows, json, "no instances", instance_line);
             }
             Ec2Command::Start(c) => {
-                change(
-                    &aws,
-                    super::action::AwsAction::StartInstances,
-                    RiskTier::Write,
-                    c,
-                )
-                .await?
+                change(&aws, AwsAction::StartInstances, RiskTier::Write, c).await?
             }
             Ec2Command::Stop(c) => {
-                change(
-                    &aws,
-                    super::action::AwsAction::StopInstances,
-                    RiskTier::Write,
-                    c,
-                )
-                .await?
+                change(&aws, AwsAction::StopInstances, RiskTier::Write, c).await?
             }
             Ec2Command::Reboot(c) => {
-                change(
-                    &aws,
-                    super::action::AwsAction::RebootInstances,
-                    RiskTier::Write,
-                    c,
-                )
-                .await?
+                change(&aws, AwsAction::RebootInstances, RiskTier::Write, c).await?
             }
             Ec2Command::Terminate(c) => {
                 change(
                     &aws,
-                    super::action::AwsAction::TerminateInstances,
+                    AwsAction::TerminateInstances,
                     RiskTier::Destructive,
                     c,
                 )
@@ -402,12 +385,7 @@ fn confirm(question: &str) -> bool {
 /// Run one change to instances: every instance checked against the scope
 /// first (all or none), confirmed unless `--yes`, then each tried with
 /// DryRun and made, as an apply makes a plan step.
-async fn change(
-    aws: &Aws,
-    action: super::action::AwsAction,
-    risk: RiskTier,
-    c: Change,
-) -> anyhow::Result<()> {
+async fn change(aws: &Aws, action: AwsAction, risk: RiskTier, c: Change) -> anyhow::Result<()> {
     let text = std::fs::read_to_string(&c.config).map_err(|e| {
         anyhow::anyhow!(
             "cannot read `{}` (its `aws` section is the scope of changes): {e}",
