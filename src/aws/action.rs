@@ -36,8 +36,10 @@ pub enum AwsAction {
     DeleteAccessKey,
 }
 
-/// What a step's resource is, for its ARN.
-enum Target {
+/// What kind of resource an action acts on: its ARN, and which path of
+/// the executor runs it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Target {
     Instance,
     SecurityGroup,
     /// A bucket, or for `DeleteObject` `bucket/key`.
@@ -91,7 +93,8 @@ impl AwsAction {
         }
     }
 
-    fn target(self) -> Target {
+    /// The kind of resource it acts on.
+    pub fn target(self) -> Target {
         use AwsAction::*;
         match self {
             StartInstances | StopInstances | RebootInstances | TerminateInstances | CreateTags => {

@@ -4,7 +4,7 @@
 
 use super::action::{
     AccessKeyArgs, AwsAction, BucketArgs, BucketPolicyArgs, LaunchArgs, ObjectArgs, PlanStep,
-    UserPolicyArgs,
+    Target, UserPolicyArgs,
 };
 use super::read::Instance;
 use super::{scope, Aws, AwsError};
@@ -264,21 +264,14 @@ pub async fn run_step(
     step: &PlanStep,
     key: &str,
 ) -> Result<String, StepError> {
-    use AwsAction::*;
-    match step.action {
-        PutBucketVersioning
-        | PutBucketPublicAccessBlock
-        | PutBucketPolicy
-        | DeleteBucket
-        | DeleteObject => bucket_step(aws, scope, step).await,
-        AttachUserPolicy | DetachUserPolicy | UpdateAccessKey | DeleteAccessKey => {
-            user_step(aws, scope, step).await
-        }
-        RunInstances => {
+    match step.action.target() {
+        Target::S3 => bucket_step(aws, scope, step).await,
+        Target::User => user_step(aws, scope, step).await,
+        Target::Launch => {
             let region = in_scope_region(scope, step)?;
             launch(aws, scope, step, region, key).await
         }
-        AuthorizeSecurityGroupIngress => {
+        Target::SecurityGroup => {
             let region = in_scope_region(scope, step)?;
             super::changes::allowed_group(aws, scope, region, &step.resource)
                 .await
@@ -287,9 +280,7 @@ pub async fn run_step(
             dry_run_verdict(ec2_call(&client, step, true).await)?;
             Ok(ec2_call(&client, step, false).await?)
         }
-        StartInstances | StopInstances | RebootInstances | TerminateInstances | CreateTags => {
-            instance_step(aws, scope, step).await
-        }
+        Target::Instance => instance_step(aws, scope, step).await,
     }
 }
 
