@@ -1833,3 +1833,186 @@ async fn an_approval_covers_only_the_plan_it_saw() {
     app.stop().await;
     llm.assert_clean();
 }
+
+/// Ending an apply is one transaction: the plan's status, the release of
+/// its locks and its audit row commit together or not at all. The real
+/// binary on PostgreSQL is held inside that transaction (a trigger sleeps
+/// on the `plan.applied` audit insert, after the status and the locks were
+/// changed), killed with SIGKILL there, and started again: at no moment is
+/// an ended plan seen holding locks or ended without its audit row, and the
+/// restarted apply finishes it once, without running its step again.
+#[tokio::test(flavor = "multi_thread")]
+async fn killed_inside_the_end_of_an_apply_no_ended_plan_holds_locks() {
+    use sqlx::Connection;
+    let _turn = MOTO.lock().await;
+    moto::reset().await;
+    let aws = moto::aws(REGION).await;
+    let ours = moto::instance(&aws, &[TAG]).await;
+    let (gh, llm) = support::world().await;
+    gh.file(
+        "main",
+        ".github/agentic.yml",
+        &format!("aws:\n  regions: [{REGION}]\n  required_tag: agentic:repo={REPO}\n"),
+    );
+    llm.script([
+        Step::Tool("aws_stop_instances", json!({ "instance_ids": [ours] })),
+        Step::Answer("Stop it.".into()),
+    ]);
+    let db = support::postgres_db().await;
+    let dir = tempfile::tempdir().unwrap();
+    let port = support::free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let http = reqwest::Client::new();
+    let key = support::test_key_path();
+    let app_id = support::github::APP_ID.to_string();
+    let moto_url = moto::url();
+    let spawn = || {
+        let vars: Vec<(&str, &str)> = vec![
+            ("AGENTIC_DATABASE_URL", &db.url),
+            ("AGENTIC_GITHUB_APP_ID", &app_id),
+            ("AGENTIC_GITHUB_PRIVATE_KEY_PATH", &key),
+            ("AGENTIC_GITHUB_API_URL", &gh.url),
+            ("OPENAI_BASE_URL", &llm.url),
+            ("OPENAI_API_KEY", support::OPENAI_KEY),
+            ("AGENTIC_PROGRESS_INTERVAL_SECS", "3600"),
+            ("AWS_ENDPOINT_URL", &moto_url),
+            ("AWS_REGION", REGION),
+            ("AWS_ACCESS_KEY_ID", moto::ACCESS_KEY),
+            ("AWS_SECRET_ACCESS_KEY", moto::SECRET_KEY),
+            ("AWS_EC2_METADATA_DISABLED", "true"),
+            ("NO_PROXY", "127.0.0.1,localhost"),
+            ("AGENTIC_AWS_APPLY_WITHOUT_SESSION_POLICY", "true"),
+        ];
+        support::spawn_serve(dir.path(), port, &vars)
+    };
+    let post = |n: u64, body: &str| {
+        let payload = comment_payload("created", 57, false, 880000 + n, "bob-reviewer", body);
+        let http = http.clone();
+        let base = base.clone();
+        async move {
+            let res = support::post_delivery(
+                &http,
+                &base,
+                "issue_comment",
+                &delivery_id(),
+                &payload,
+                &support::sign(support::SECRET, &payload),
+            )
+            .await;
+            assert_eq!(res.status(), 202);
+        }
+    };
+    let mut first = spawn();
+    support::wait_healthy(&http, &base).await;
+    // The schema exists now: hold the end of any apply inside its
+    // transaction, at the audit row, which comes after status and locks.
+    let mut pg = sqlx::postgres::PgConnection::connect(&db.url)
+        .await
+        .unwrap();
+    // Looks from outside any transaction of the bot's.
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(1)
+        .connect(&db.url)
+        .await
+        .unwrap();
+    for sql in [
+        "CREATE FUNCTION stall_apply_end() RETURNS trigger LANGUAGE plpgsql AS
+         $$ BEGIN PERFORM pg_sleep(3600); RETURN NEW; END $$",
+        "CREATE TRIGGER stall_apply_end BEFORE INSERT ON audit FOR EACH ROW
+         WHEN (NEW.action = 'plan.applied') EXECUTE FUNCTION stall_apply_end()",
+    ] {
+        sqlx::query(sql).execute(&mut pg).await.unwrap();
+    }
+    // What must never be seen, from outside the transaction.
+    let ended_holding_locks = "SELECT COUNT(*) FROM plans p JOIN plan_locks l ON l.plan_id = p.id
+                               WHERE p.status IN ('applied', 'failed', 'cancelled')";
+    let ended_unaudited = "SELECT COUNT(*) FROM plans p WHERE p.status = 'applied' AND NOT EXISTS
+                           (SELECT 1 FROM audit a WHERE a.action = 'plan.applied')";
+    post(1, "/agentic plan stop the old builder").await;
+    support::wait_until("the plan", || async {
+        gh.comments(57)
+            .iter()
+            .any(|c| c.body.contains("**Plan 1**"))
+            .then_some(())
+    })
+    .await;
+    post(2, "/agentic apply").await;
+    support::wait_until("the apply to be held inside its end", || async {
+        let stalled: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM pg_stat_activity WHERE wait_event = 'PgSleep'",
+        )
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+        (stalled > 0).then_some(())
+    })
+    .await;
+    assert_eq!(moto::state(&aws, &ours).await, "stopped", "the step ran");
+    let seen = |sql: &'static str| {
+        let pool = pool.clone();
+        async move {
+            let n: i64 = sqlx::query_scalar(sql).fetch_one(&pool).await.unwrap();
+            n
+        }
+    };
+    let state = || async {
+        let row: (String, i64) = sqlx::query_as(
+            "SELECT status, (SELECT COUNT(*) FROM plan_locks WHERE plan_id = 1) FROM plans WHERE id = 1",
+        )
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+        row
+    };
+    assert_eq!(
+        state().await,
+        ("applying".to_string(), 1),
+        "inside the transaction, nothing of the end shows"
+    );
+    first.kill().expect("SIGKILL");
+    first.wait().unwrap();
+    // PostgreSQL notices the dead client only when the sleep ends; end
+    // it now. Its transaction is rolled back, not half kept.
+    sqlx::query(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE wait_event = 'PgSleep'",
+    )
+    .execute(&mut pg)
+    .await
+    .unwrap();
+    sqlx::query("DROP TRIGGER stall_apply_end ON audit")
+        .execute(&mut pg)
+        .await
+        .unwrap();
+    assert_eq!(seen(ended_holding_locks).await, 0);
+    assert_eq!(seen(ended_unaudited).await, 0);
+    assert_eq!(
+        state().await,
+        ("applying".to_string(), 1),
+        "killed inside its end, the plan is still applying and still holds its lock"
+    );
+
+    let mut second = spawn();
+    support::wait_until("the restarted apply to end the plan", || async {
+        let (status, _) = state().await;
+        (status == "applied").then_some(())
+    })
+    .await;
+    second.kill().unwrap();
+    second.wait().unwrap();
+    assert_eq!(state().await, ("applied".to_string(), 0));
+    assert_eq!(seen(ended_holding_locks).await, 0);
+    assert_eq!(seen(ended_unaudited).await, 0);
+    let ends: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM audit WHERE action = 'plan.applied'")
+        .fetch_one(&mut pg)
+        .await
+        .unwrap();
+    assert_eq!(ends, 1, "one end, audited once");
+    let started: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM audit WHERE action = 'plan.step_applied'")
+            .fetch_one(&mut pg)
+            .await
+            .unwrap();
+    assert_eq!(started, 1, "the step did not run again");
+    pool.close().await;
+    pg.close().await.ok();
+}
