@@ -10,7 +10,6 @@ pub mod ask;
 pub mod command;
 pub mod describe;
 pub mod plan;
-pub mod plan_text;
 pub mod progress;
 pub mod review;
 
