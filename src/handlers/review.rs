@@ -589,7 +589,7 @@ async fn review_run(
 ) -> Result<Reviewed, JobError> {
     let ctx = w.ctx;
     let repo = req.repo;
-    let head = pr.head.sha.as_str();
+    let r = Reviewing { w, run, pr, config };
     // The whole diff: what the review looks at, what decides what changed
     // since the last one, and what every comment is checked against.
     let pr_files: Vec<ChangedFile> = w
@@ -599,73 +599,10 @@ async fn review_run(
         .into_iter()
         .map(ChangedFile::from)
         .collect();
-    let (base, changed, note) = match since(w, pr, req.trigger, &pr_files).await? {
-        Since::Nothing(nothing) => {
-            ctx.store
-                .finish_review(run.id, ReviewState::Skipped, Some(&nothing))
-                .await?;
-            return Ok(Reviewed::NothingNew(nothing));
-        }
-        Since::Unchanged { why, found } => {
-            // A required `agentic review` must not wait on this head: its
-            // check run says nothing changed and keeps the last conclusion.
-            let total: u64 = found.values().sum();
-            let output = json!({
-                "title": format!("No new changes ({total} finding(s) carried over)"),
-                "summary": format!("Not reviewed again: {why}. The last review's conclusion carries over."),
-            });
-            let id = w
-                .finished_check_run(pr, conclusion_of(&found, config), output)
-                .await?;
-            ctx.store.set_review_check_run(run.id, id).await?;
-            ctx.store
-                .finish_review(run.id, ReviewState::Skipped, Some(&why))
-                .await?;
-            return Ok(Reviewed::NothingNew(why));
-        }
-        Since::Start(note) => (None, None, note),
-        Since::Base { base, files } => {
-            let note = format!(
-                "Incremental review: the {} file(s) whose changes differ from those reviewed at `{}`, or are new, at `{}`.",
-                files.len(),
-                short(&base),
-                short(head)
-            );
-            (Some(base), Some(files), Some(note))
-        }
+    let scope = match r.scope(req.trigger, &pr_files).await? {
+        Ok(scope) => scope,
+        Err(done) => return Ok(done),
     };
-    // One head per review: the files must be the head's. If the head moved
-    // while they were read, they may be the new head's lines, and a review
-    // pinned to the old commit would put comments on the wrong code. The
-    // push's own event reviews the new head.
-    let now = w.github.pull_request(repo, pr.number).await?;
-    if now.head.sha != pr.head.sha {
-        let why = format!(
-            "the head moved from `{}` to `{}` while its files were read; the new head's own review covers it",
-            short(&pr.head.sha),
-            short(&now.head.sha)
-        );
-        ctx.store
-            .finish_review(run.id, ReviewState::Cancelled, Some(&why))
-            .await?;
-        tracing::info!(repo, number = pr.number, %why, "review superseded");
-        return Ok(Reviewed::Superseded);
-    }
-    // GitHub lists at most 3,000 files of a pull request: what it changes
-    // beyond them is never seen, and said to be.
-    let unseen = pr
-        .changed_files
-        .unwrap_or(0)
-        .saturating_sub(pr_files.len() as u64);
-    let scope = Scope {
-        files: changed.unwrap_or_else(|| pr_files.clone()),
-        base,
-        note,
-        unseen,
-    };
-    ctx.store
-        .set_review_base(run.id, scope.base.as_deref())
-        .await?;
     let fence = Fence::new();
     let bpe = review::tokenizer(&ctx.llm.model);
     let assembled = review::assemble(
@@ -675,11 +612,67 @@ async fn review_run(
         bpe,
         &fence,
     );
-    // What the next push compares with: the files this run looked at in
-    // full, those the repository's settings, their status or GitHub (no
-    // patch: by their blob) leave out, and those it did not need to look
-    // at (as last reviewed). A file over the budget, cut or unreadable gets
-    // no hash, so the next push looks at it again.
+    let hashes = reviewed_hashes(&scope, &assembled, &pr_files);
+    ctx.store.set_review_file_hashes(run.id, &hashes).await?;
+    let check_run = r.check_run(&assembled).await?;
+    if assembled.included.is_empty() {
+        let why = "no changed file could be reviewed";
+        let summary = format!(
+            "Nothing to review: {why}.\n\n{}",
+            review::omissions(&assembled.omitted)
+        );
+        w.complete(check_run, "neutral", "Nothing to review", &summary, vec![])
+            .await?;
+        ctx.store
+            .finish_review(run.id, ReviewState::Done, Some(why))
+            .await?;
+        return Ok(Reviewed::NothingNew(why.to_string()));
+    }
+    let reader = ctx
+        .repo_client(req.installation, repo, Access::Read)
+        .await?;
+    let earlier = own_review_comments(w.github, repo, pr.number).await?;
+    let message = review_message(pr, repo, &scope, &assembled, config, &fence, &earlier);
+    let files = assembled.included.len();
+    let submission = match r.think(&reader, check_run, files, message, fence).await? {
+        Ok(s) => s,
+        Err(done) => return Ok(done),
+    };
+    let look = Look {
+        scope: &scope,
+        assembled: &assembled,
+        submission: &submission,
+    };
+    r.post(check_run, &pr_files, &earlier, look).await
+}
+
+/// One review run as it goes: who writes, which run, of which pull
+/// request, under which settings.
+struct Reviewing<'a, 'w> {
+    w: &'a Writer<'w>,
+    run: &'a ReviewRun,
+    pr: &'a PullRequest,
+    config: &'a RepoConfig,
+}
+
+/// What a run looked at, and what the model made of it.
+#[derive(Clone, Copy)]
+struct Look<'a> {
+    scope: &'a Scope,
+    assembled: &'a Assembled,
+    submission: &'a Submission,
+}
+
+/// What the next push compares with: the files this run looked at in
+/// full, those the repository's settings, their status or GitHub (no
+/// patch: by their blob) leave out, and those it did not need to look at
+/// (as last reviewed). A file over the budget, cut or unreadable gets no
+/// hash, so the next push looks at it again.
+fn reviewed_hashes(
+    scope: &Scope,
+    assembled: &Assembled,
+    pr_files: &[ChangedFile],
+) -> BTreeMap<String, String> {
     let looked_at: HashSet<&str> = scope.files.iter().map(|f| f.path.as_str()).collect();
     let cut: HashSet<&str> = assembled
         .partial
@@ -707,247 +700,364 @@ async fn review_run(
                 .filter(|p| !cut.contains(p)),
         )
         .collect();
-    let hashes: BTreeMap<String, String> = review::file_hashes(&pr_files)
+    review::file_hashes(pr_files)
         .into_iter()
         .filter(|(p, _)| !looked_at.contains(p.as_str()) || decided.contains(p.as_str()))
-        .collect();
-    ctx.store.set_review_file_hashes(run.id, &hashes).await?;
-    let check_run = match run.check_run_id {
-        Some(id) => id,
-        None => {
-            let id = w
-                .new_check_run(
-                    pr,
-                    &json!({ "title": "Reviewing…", "summary": format!("Reviewing {} changed file(s) of `{}`.", assembled.included.len(), short(head)) }),
-                )
+        .collect()
+}
+
+impl Reviewing<'_, '_> {
+    /// What this run reviews: everything, or what changed since the last
+    /// review. Or how the run ended already: nothing new, or the head
+    /// moved while the files were read.
+    async fn scope(
+        &self,
+        trigger: Trigger,
+        pr_files: &[ChangedFile],
+    ) -> Result<Result<Scope, Reviewed>, JobError> {
+        let (w, run, pr) = (self.w, self.run, self.pr);
+        let (ctx, repo, head) = (w.ctx, w.repo, pr.head.sha.as_str());
+        let (base, changed, note) = match since(w, pr, trigger, pr_files).await? {
+            Since::Nothing(nothing) => {
+                ctx.store
+                    .finish_review(run.id, ReviewState::Skipped, Some(&nothing))
+                    .await?;
+                return Ok(Err(Reviewed::NothingNew(nothing)));
+            }
+            Since::Unchanged { why, found } => {
+                // A required `agentic review` must not wait on this head: its
+                // check run says nothing changed and keeps the last conclusion.
+                let total: u64 = found.values().sum();
+                let output = json!({
+                    "title": format!("No new changes ({total} finding(s) carried over)"),
+                    "summary": format!("Not reviewed again: {why}. The last review's conclusion carries over."),
+                });
+                let id = w
+                    .finished_check_run(pr, conclusion_of(&found, self.config), output)
+                    .await?;
+                ctx.store.set_review_check_run(run.id, id).await?;
+                ctx.store
+                    .finish_review(run.id, ReviewState::Skipped, Some(&why))
+                    .await?;
+                return Ok(Err(Reviewed::NothingNew(why)));
+            }
+            Since::Start(note) => (None, None, note),
+            Since::Base { base, files } => {
+                let note = format!(
+                    "Incremental review: the {} file(s) whose changes differ from those reviewed at `{}`, or are new, at `{}`.",
+                    files.len(),
+                    short(&base),
+                    short(head)
+                );
+                (Some(base), Some(files), Some(note))
+            }
+        };
+        // One head per review: the files must be the head's. If the head
+        // moved while they were read, they may be the new head's lines, and
+        // a review pinned to the old commit would put comments on the wrong
+        // code. The push's own event reviews the new head.
+        let now = w.github.pull_request(repo, pr.number).await?;
+        if now.head.sha != pr.head.sha {
+            let why = format!(
+                "the head moved from `{}` to `{}` while its files were read; the new head's own review covers it",
+                short(&pr.head.sha),
+                short(&now.head.sha)
+            );
+            ctx.store
+                .finish_review(run.id, ReviewState::Cancelled, Some(&why))
                 .await?;
-            ctx.store.set_review_check_run(run.id, id).await?;
-            id
+            tracing::info!(repo, number = pr.number, %why, "review superseded");
+            return Ok(Err(Reviewed::Superseded));
         }
-    };
-    if assembled.included.is_empty() {
-        let why = "no changed file could be reviewed";
-        let summary = format!(
-            "Nothing to review: {why}.\n\n{}",
-            review::omissions(&assembled.omitted)
-        );
-        w.complete(check_run, "neutral", "Nothing to review", &summary, vec![])
-            .await?;
+        // GitHub lists at most 3,000 files of a pull request: what it
+        // changes beyond them is never seen, and said to be.
+        let unseen = pr
+            .changed_files
+            .unwrap_or(0)
+            .saturating_sub(pr_files.len() as u64);
+        let scope = Scope {
+            files: changed.unwrap_or_else(|| pr_files.to_vec()),
+            base,
+            note,
+            unseen,
+        };
         ctx.store
-            .finish_review(run.id, ReviewState::Done, Some(why))
+            .set_review_base(run.id, scope.base.as_deref())
             .await?;
-        return Ok(Reviewed::NothingNew(why.to_string()));
+        Ok(Ok(scope))
     }
-    let reader = ctx
-        .repo_client(req.installation, repo, Access::Read)
-        .await?;
-    let earlier = own_review_comments(w.github, repo, pr.number).await?;
-    let message = review_message(pr, repo, &scope, &assembled, config, &fence, &earlier);
-    let trace = ctx.trace(w.job, pr.user.as_ref().map(|u| u.login.clone()));
-    let budget = Budget::for_review(&ctx.config);
-    let mut progress = CheckProgress {
-        writer: w,
-        id: check_run,
-        files: assembled.included.len(),
-        last: Some(Instant::now()),
-        interval: ctx.config.progress_interval,
-    };
-    let thinking = think(
-        &ctx.llm,
-        &reader,
-        budget,
-        repo,
-        pr,
-        message,
-        fence,
-        &trace,
-        &mut progress,
-    );
-    // A newer run marks this one cancelled: stop thinking at once.
-    let superseded = async {
-        loop {
-            tokio::time::sleep(SUPERSEDE_POLL).await;
-            match ctx.store.review_run(run.id).await {
-                Ok(Some(r)) if r.state == ReviewState::Cancelled => return,
-                _ => {}
+
+    /// The run's check run, `in_progress`: the one it made before a
+    /// restart, or a new one.
+    async fn check_run(&self, assembled: &Assembled) -> Result<u64, JobError> {
+        if let Some(id) = self.run.check_run_id {
+            return Ok(id);
+        }
+        let head = self.pr.head.sha.as_str();
+        let id = self
+            .w
+            .new_check_run(
+                self.pr,
+                &json!({ "title": "Reviewing…", "summary": format!("Reviewing {} changed file(s) of `{}`.", assembled.included.len(), short(head)) }),
+            )
+            .await?;
+        self.w
+            .ctx
+            .store
+            .set_review_check_run(self.run.id, id)
+            .await?;
+        Ok(id)
+    }
+
+    /// The model reviews, with the `submit_review` tool, while the check
+    /// run shows its progress; stopped at once if a newer run supersedes
+    /// this one or someone cancels it. Its submission, or how the run
+    /// ended.
+    async fn think(
+        &self,
+        reader: &GitHub,
+        check_run: u64,
+        files: usize,
+        message: String,
+        fence: Fence,
+    ) -> Result<Result<Submission, Reviewed>, JobError> {
+        let (w, run, pr) = (self.w, self.run, self.pr);
+        let ctx = w.ctx;
+        let trace = ctx.trace(w.job, pr.user.as_ref().map(|u| u.login.clone()));
+        let budget = Budget::for_review(&ctx.config);
+        let mut progress = CheckProgress {
+            writer: w,
+            id: check_run,
+            files,
+            last: Some(Instant::now()),
+            interval: ctx.config.progress_interval,
+        };
+        let thinking = think(
+            &ctx.llm,
+            reader,
+            budget,
+            w.repo,
+            pr,
+            message,
+            fence,
+            &trace,
+            &mut progress,
+        );
+        // A newer run marks this one cancelled: stop thinking at once.
+        let superseded = async {
+            loop {
+                tokio::time::sleep(SUPERSEDE_POLL).await;
+                match ctx.store.review_run(run.id).await {
+                    Ok(Some(r)) if r.state == ReviewState::Cancelled => return,
+                    _ => {}
+                }
+            }
+        };
+        let submission = tokio::select! {
+            outcome = thinking => outcome,
+            () = superseded => return Ok(Err(Reviewed::Superseded)),
+            by = w.job.cancel.requested() => {
+                // `/agentic cancel`: nothing is posted; the check run says who.
+                ctx.store.finish_review(run.id, ReviewState::Cancelled, Some(&format!("cancelled by @{by}"))).await?;
+                let summary = format!("@{by} stopped this review with `/agentic cancel`; nothing was posted. Use **Re-run review** to review again.");
+                w.complete(check_run, "cancelled", "Cancelled", &summary, vec![]).await?;
+                return Ok(Err(Reviewed::Cancelled(by)));
+            }
+        };
+        match submission {
+            Ok(Ok(s)) => Ok(Ok(s)),
+            Ok(Err(reason)) => {
+                fail(w, run, &reason).await?;
+                Ok(Err(Reviewed::Failed(reason)))
+            }
+            Err(e) if e.is_transient() && !ctx.last_attempt(w.job) => {
+                w.check_run(check_run, json!({ "output": { "title": "Reviewing…", "summary": format!("The model did not answer ({e}); trying again shortly.") } }))
+                    .await?;
+                Err(JobError::Transient {
+                    reason: e.to_string(),
+                    retry_after: None,
+                })
+            }
+            Err(e) => {
+                let reason = format!("the model did not answer ({e})");
+                fail(w, run, &reason).await?;
+                Ok(Err(Reviewed::Failed(reason)))
             }
         }
-    };
-    let submission = tokio::select! {
-        outcome = thinking => outcome,
-        () = superseded => return Ok(Reviewed::Superseded),
-        by = w.job.cancel.requested() => {
-            // `/agentic cancel`: nothing is posted; the check run says who.
-            ctx.store.finish_review(run.id, ReviewState::Cancelled, Some(&format!("cancelled by @{by}"))).await?;
-            let summary = format!("@{by} stopped this review with `/agentic cancel`; nothing was posted. Use **Re-run review** to review again.");
-            w.complete(check_run, "cancelled", "Cancelled", &summary, vec![]).await?;
-            return Ok(Reviewed::Cancelled(by));
-        }
-    };
-    let submission = match submission {
-        Ok(Ok(s)) => s,
-        Ok(Err(reason)) => {
-            fail(w, run, &reason).await?;
-            return Ok(Reviewed::Failed(reason));
-        }
-        Err(e) if e.is_transient() && !ctx.last_attempt(w.job) => {
-            w.check_run(check_run, json!({ "output": { "title": "Reviewing…", "summary": format!("The model did not answer ({e}); trying again shortly.") } }))
-                .await?;
-            return Err(JobError::Transient {
-                reason: e.to_string(),
-                retry_after: None,
-            });
-        }
-        Err(e) => {
-            let reason = format!("the model did not answer ({e})");
-            fail(w, run, &reason).await?;
-            return Ok(Reviewed::Failed(reason));
-        }
-    };
-    let patches = patches_of(&pr_files);
-    let mut posted = ctx.store.review_fingerprints(repo, pr.number).await?;
-    posted.extend(review::posted_fingerprints(
-        earlier.iter().map(|c| c.body.as_str()),
-    ));
-    let plan = review::plan(
-        submission.comments.clone(),
-        &patches,
-        &config.review,
-        &posted,
-    );
-    let reported: Vec<&Finding> = submission
-        .comments
-        .iter()
-        .filter(|f| f.severity >= config.review.min_severity)
-        .collect();
-    let body = ctx
-        .redactor
-        .redact(&review_body(
-            &submission,
-            &plan,
-            &scope,
-            &assembled,
-            Some(run.id),
-        ))
-        .into_owned();
-    let comments: Vec<Value> = plan
-        .inline
-        .iter()
-        .map(|c| {
-            let mut v = c.to_json();
-            v["body"] = json!(ctx.redactor.redact(&c.body));
-            v
-        })
-        .collect();
-    // What was found, stored before anything is posted: a run recovered
-    // after a crash concludes its check run from it.
-    ctx.store
-        .set_review_findings(run.id, &counts(&reported))
-        .await?;
-    if !ctx.store.begin_review_post(run.id).await? {
-        return Ok(Reviewed::Superseded);
     }
-    w.fence().await?;
-    let (review_id, inline) = match w
-        .github
-        .create_review(repo, pr.number, head, &body, &comments)
-        .await
-    {
-        Ok(id) => (id, plan.inline.len()),
-        Err(e) if e.status() == Some(422) && !comments.is_empty() => {
-            // GitHub refused a line our parser took for commentable: post
-            // every finding in the summary rather than lose the review.
-            tracing::warn!(error = %e, "GitHub refused the inline comments; posting them in the summary");
-            let everything = Plan {
-                in_summary: plan
-                    .inline
-                    .iter()
-                    .map(|c| (c.finding.clone(), review::NotInline::LineNotInDiff))
-                    .chain(plan.in_summary.iter().cloned())
-                    .collect(),
-                inline: vec![],
-                ..plan.clone()
-            };
-            let body = ctx
-                .redactor
+
+    /// Place the findings, store what was found, post one review (its
+    /// inline comments in the summary if GitHub refuses them), and
+    /// complete the check run.
+    async fn post(
+        &self,
+        check_run: u64,
+        pr_files: &[ChangedFile],
+        earlier: &[crate::github::types::ReviewComment],
+        look: Look<'_>,
+    ) -> Result<Reviewed, JobError> {
+        let (w, run, pr, config) = (self.w, self.run, self.pr, self.config);
+        let (ctx, repo) = (w.ctx, w.repo);
+        let patches = patches_of(pr_files);
+        let mut posted = ctx.store.review_fingerprints(repo, pr.number).await?;
+        posted.extend(review::posted_fingerprints(
+            earlier.iter().map(|c| c.body.as_str()),
+        ));
+        let plan = review::plan(
+            look.submission.comments.clone(),
+            &patches,
+            &config.review,
+            &posted,
+        );
+        let reported: Vec<&Finding> = look
+            .submission
+            .comments
+            .iter()
+            .filter(|f| f.severity >= config.review.min_severity)
+            .collect();
+        // What was found, stored before anything is posted: a run recovered
+        // after a crash concludes its check run from it.
+        ctx.store
+            .set_review_findings(run.id, &counts(&reported))
+            .await?;
+        if !ctx.store.begin_review_post(run.id).await? {
+            return Ok(Reviewed::Superseded);
+        }
+        w.fence().await?;
+        let (review_id, inline) = self.create_review(&plan, look).await?;
+        let fingerprints: Vec<String> = if inline > 0 {
+            plan.inline.iter().map(|c| c.fingerprint.clone()).collect()
+        } else {
+            vec![]
+        };
+        ctx.store
+            .record_review_posted(run.id, review_id, &fingerprints)
+            .await?;
+        let conclusion = conclusion(&reported, config);
+        let title = match reported.len() {
+            0 => "No findings".to_string(),
+            n => format!("{n} finding(s)"),
+        };
+        self.complete(check_run, pr_files, &plan, conclusion, &title, look)
+            .await?;
+        ctx.store
+            .finish_review(run.id, ReviewState::Done, Some(&title))
+            .await?;
+        let head = pr.head.sha.as_str();
+        ctx.store
+            .audit(crate::store::AuditEntry {
+                job_id: Some(w.job.id),
+                delivery_id: Some(w.job.delivery_id.clone()),
+                actor: None,
+                action: AuditAction::ReviewPosted,
+                detail: Some(json!({
+                    "repo": repo, "number": pr.number, "head_sha": head, "review_id": review_id,
+                    "inline": inline, "findings": reported.len(), "incremental_from": look.scope.base,
+                    "conclusion": conclusion,
+                    "omitted": look.assembled.omitted.len(),
+                })),
+            })
+            .await?;
+        Ok(Reviewed::Posted {
+            head_sha: head.to_string(),
+            review_id,
+            inline,
+            findings: reported.len(),
+        })
+    }
+
+    /// Post the one review: its body and inline comments, redacted. If
+    /// GitHub refuses a line our parser took for commentable, every
+    /// finding goes into the summary rather than the review being lost.
+    /// The review's id and how many comments went inline.
+    async fn create_review(&self, plan: &Plan, look: Look<'_>) -> Result<(u64, usize), JobError> {
+        let (w, run, pr) = (self.w, self.run, self.pr);
+        let (ctx, repo, head) = (w.ctx, w.repo, pr.head.sha.as_str());
+        let body_of = |plan: &Plan| {
+            ctx.redactor
                 .redact(&review_body(
-                    &submission,
-                    &everything,
-                    &scope,
-                    &assembled,
+                    look.submission,
+                    plan,
+                    look.scope,
+                    look.assembled,
                     Some(run.id),
                 ))
-                .into_owned();
-            (
-                w.github
-                    .create_review(repo, pr.number, head, &body, &[])
-                    .await?,
-                0,
-            )
+                .into_owned()
+        };
+        let comments: Vec<Value> = plan
+            .inline
+            .iter()
+            .map(|c| {
+                let mut v = c.to_json();
+                v["body"] = json!(ctx.redactor.redact(&c.body));
+                v
+            })
+            .collect();
+        match w
+            .github
+            .create_review(repo, pr.number, head, &body_of(plan), &comments)
+            .await
+        {
+            Ok(id) => Ok((id, plan.inline.len())),
+            Err(e) if e.status() == Some(422) && !comments.is_empty() => {
+                tracing::warn!(error = %e, "GitHub refused the inline comments; posting them in the summary");
+                let everything = Plan {
+                    in_summary: plan
+                        .inline
+                        .iter()
+                        .map(|c| (c.finding.clone(), review::NotInline::LineNotInDiff))
+                        .chain(plan.in_summary.iter().cloned())
+                        .collect(),
+                    inline: vec![],
+                    ..plan.clone()
+                };
+                let id = w
+                    .github
+                    .create_review(repo, pr.number, head, &body_of(&everything), &[])
+                    .await?;
+                Ok((id, 0))
+            }
+            Err(e) => Err(e.into()),
         }
-        Err(e) => return Err(e.into()),
-    };
-    let fingerprints: Vec<String> = if inline > 0 {
-        plan.inline.iter().map(|c| c.fingerprint.clone()).collect()
-    } else {
-        vec![]
-    };
-    ctx.store
-        .record_review_posted(run.id, review_id, &fingerprints)
-        .await?;
-    let files: HashSet<&str> = pr_files.iter().map(|f| f.path.as_str()).collect();
-    // Annotations sit on the head's lines: only findings placed on the new
-    // side, where they were placed; a finding that could not be placed has
-    // no line to carry one.
-    let annotated: Vec<&Finding> = plan
-        .inline
-        .iter()
-        .map(|c| &c.finding)
-        .chain(plan.over_cap.iter())
-        .filter(|f| f.side == crate::diff::Side::Right)
-        .collect();
-    let conclusion = conclusion(&reported, config);
-    let title = match reported.len() {
-        0 => "No findings".to_string(),
-        n => format!("{n} finding(s)"),
-    };
-    let summary = review_body(&submission, &plan, &scope, &assembled, None);
-    // The review is posted: a check run that cannot be completed now is
-    // retried (the retry recovers the run), and on the last attempt it is
-    // left as it is rather than the review called failed.
-    let completed = w
-        .complete(
-            check_run,
-            conclusion,
-            &title,
-            &summary,
-            annotations(&annotated, &files, &ctx.redactor),
-        )
-        .await;
-    completed_or_kept(ctx, w.job, completed)?;
-    ctx.store
-        .finish_review(run.id, ReviewState::Done, Some(&title))
-        .await?;
-    ctx.store
-        .audit(crate::store::AuditEntry {
-            job_id: Some(w.job.id),
-            delivery_id: Some(w.job.delivery_id.clone()),
-            actor: None,
-            action: AuditAction::ReviewPosted,
-            detail: Some(json!({
-                "repo": repo, "number": pr.number, "head_sha": head, "review_id": review_id,
-                "inline": inline, "findings": reported.len(), "incremental_from": scope.base,
-                "conclusion": conclusion,
-                "omitted": assembled.omitted.len(),
-            })),
-        })
-        .await?;
-    Ok(Reviewed::Posted {
-        head_sha: head.to_string(),
-        review_id,
-        inline,
-        findings: reported.len(),
-    })
+    }
+
+    /// Complete the check run with the conclusion and annotations on the
+    /// head's lines: only findings placed on the new side, where they were
+    /// placed (a finding that could not be placed has no line to carry
+    /// one). The review is posted: a check run that cannot be completed now
+    /// is retried (the retry recovers the run), and on the last attempt it
+    /// is left as it is rather than the review called failed.
+    async fn complete(
+        &self,
+        check_run: u64,
+        pr_files: &[ChangedFile],
+        plan: &Plan,
+        conclusion: &str,
+        title: &str,
+        look: Look<'_>,
+    ) -> Result<(), JobError> {
+        let ctx = self.w.ctx;
+        let files: HashSet<&str> = pr_files.iter().map(|f| f.path.as_str()).collect();
+        let annotated: Vec<&Finding> = plan
+            .inline
+            .iter()
+            .map(|c| &c.finding)
+            .chain(plan.over_cap.iter())
+            .filter(|f| f.side == crate::diff::Side::Right)
+            .collect();
+        let summary = review_body(look.submission, plan, look.scope, look.assembled, None);
+        let completed = self
+            .w
+            .complete(
+                check_run,
+                conclusion,
+                title,
+                &summary,
+                annotations(&annotated, &files, &ctx.redactor),
+            )
+            .await;
+        completed_or_kept(ctx, self.w.job, completed)
+    }
 }
 
 /// Where a review starts from.
