@@ -227,7 +227,10 @@ impl Worker {
             if job.attempts > config.max_attempts as i64 {
                 // Its lease ran out repeatedly: the process running it died
                 // every time. Stop before it takes another one down.
-                let reason = format!("gave up after {} attempts (lease expired)", job.attempts - 1);
+                let reason = format!(
+                    "gave up after {} attempts (lease expired)",
+                    job.attempts - 1
+                );
                 tracing::error!(%reason, "job is dead");
                 self.metrics.attempt(kind, "dead");
                 if let Err(e) = store.kill_job(&job, &reason).await {
@@ -235,124 +238,167 @@ impl Worker {
                 }
                 return;
             }
-            let result = {
-                let work = handlers::run(&self.ctx, &job);
-                tokio::pin!(work);
-                let mut heartbeat = tokio::time::interval(config.lease / 3);
-                heartbeat.tick().await;
-                // Until when the lease is surely ours: a renewal that fails
-                // leaves the old deadline standing, and the work stops a
-                // little before it, whatever the store says by then.
-                let margin = config.lease / 10;
-                let mut held_until = tokio::time::Instant::now() + config.lease - margin;
-                // The first look is at once: a job taken over after a crash
-                // may have been cancelled meanwhile.
-                let mut cancel_poll = tokio::time::interval(CANCEL_POLL);
-                loop {
-                    tokio::select! {
-                        r = &mut work => break r,
-                        _ = cancel_poll.tick(), if job.cancel.requested_by().is_none() => {
-                            match store.cancel_requested(&job).await {
-                                Ok(Some(by)) => {
-                                    tracing::info!(by = %by, "asked to stop");
-                                    job.cancel.cancel(&by);
-                                }
-                                Ok(None) => {}
-                                Err(e) => tracing::warn!(error = %format!("{e:#}"), "cannot read the job's cancel flag"),
-                            }
-                        }
-                        _ = tokio::time::sleep_until(held_until) => {
-                            tracing::warn!("lease could not be renewed in time; stopping this attempt");
-                            self.lease_lost(&job, "lease could not be renewed").await;
-                            return;
-                        }
-                        _ = heartbeat.tick() => {
-                            let asked = tokio::time::Instant::now();
-                            match store.extend_lease(&job, config.lease).await {
-                                Ok(true) => held_until = asked + config.lease - margin,
-                                Ok(false) => {
-                                    tracing::warn!("lease lost to another worker; abandoning this attempt");
-                                    self.lease_lost(&job, "lease taken over").await;
-                                    return;
-                                }
-                                Err(e) => tracing::warn!(error = %format!("{e:#}"), "cannot extend lease; will stop if it cannot be renewed in time"),
-                            }
-                        }
-                    }
-                }
+            let Some(result) = self.run_leased(&job).await else {
+                return;
             };
-            let recorded = match &result {
-                Err(JobError::LeaseLost) => {
-                    tracing::warn!("lease lost before a write; abandoning this attempt");
-                    self.lease_lost(&job, "lease lost before a write").await;
-                    return;
-                }
-                Err(JobError::Deferred { reason, retry_after }) => {
-                    tracing::info!(%reason, retry_in_ms = retry_after.as_millis() as u64, "job waits on a rate limit");
-                    self.metrics.attempt(kind, "deferred");
-                    store
-                        .defer_job(&job, due_after(now_ms(), *retry_after), reason)
-                        .await
-                }
-                Err(JobError::Cancelled(by)) => {
-                    tracing::info!(by = %by, "job cancelled");
-                    self.metrics.attempt(kind, "cancelled");
-                    store.finish_cancelled(&job, by).await
-                }
-                Ok(()) => {
-                    tracing::info!("job done");
-                    self.metrics.attempt(kind, "done");
-                    store.complete_job(&job).await
-                }
-                Err(JobError::Transient { reason, retry_after })
-                    if !self.ctx.last_attempt(&job) =>
-                {
-                    let delay = backoff(job.attempts, *retry_after);
-                    tracing::warn!(%reason, retry_in_ms = delay.as_millis() as u64, "job failed; will retry");
-                    self.metrics.attempt(kind, "retry");
-                    store
-                        .retry_job(&job, due_after(now_ms(), delay), reason)
-                        .await
-                }
-                Err(e) => {
-                    let reason = match e {
-                        JobError::Transient { reason, .. } => {
-                            format!("{reason} (gave up after {} attempts)", job.attempts)
-                        }
-                        JobError::Permanent(reason) => reason.clone(),
-                        other => other.to_string(),
-                    };
-                    tracing::error!(%reason, "job is dead");
-                    self.metrics.attempt(kind, "dead");
-                    store.kill_job(&job, &reason).await
-                }
+            let Some(recorded) = self.record(&job, &result).await else {
+                return;
             };
-            match recorded {
-                Ok(true) => {}
-                Ok(false) => tracing::warn!("lease was lost before the result was recorded"),
-                Err(e) if matches!(result, Ok(())) => {
-                    // The work is done; a database that is away for a moment
-                    // must not make it run again. Keep trying while the
-                    // lease lasts.
-                    tracing::warn!(error = %format!("{e:#}"), "cannot record that the job is done; trying again");
-                    let until = tokio::time::Instant::now() + config.lease.saturating_sub(config.lease / 10);
-                    loop {
-                        tokio::time::sleep(RECORD_RETRY).await;
-                        match store.complete_job(&job).await {
-                            Ok(_) => break,
-                            Err(e) if tokio::time::Instant::now() + RECORD_RETRY >= until => {
-                                tracing::error!(error = %format!("{e:#}"), "cannot record job result; its lease will expire and it will run again");
-                                break;
-                            }
-                            Err(_) => {}
-                        }
-                    }
-                }
-                Err(e) => tracing::error!(error = %format!("{e:#}"), "cannot record job result; its lease will expire and it will run again"),
-            }
+            self.check_recorded(&job, &result, recorded).await;
         }
         .instrument(span)
         .await
+    }
+
+    /// Run the job's work, renewing its lease and looking for `/agentic
+    /// cancel` meanwhile; `None` when the lease was lost (recorded so).
+    async fn run_leased(&self, job: &LeasedJob) -> Option<Result<(), JobError>> {
+        let store = &self.ctx.store;
+        let config = &self.ctx.config;
+        let work = handlers::run(&self.ctx, job);
+        tokio::pin!(work);
+        let mut heartbeat = tokio::time::interval(config.lease / 3);
+        heartbeat.tick().await;
+        // Until when the lease is surely ours: a renewal that fails
+        // leaves the old deadline standing, and the work stops a
+        // little before it, whatever the store says by then.
+        let margin = config.lease / 10;
+        let mut held_until = tokio::time::Instant::now() + config.lease - margin;
+        // The first look is at once: a job taken over after a crash
+        // may have been cancelled meanwhile.
+        let mut cancel_poll = tokio::time::interval(CANCEL_POLL);
+        loop {
+            tokio::select! {
+                r = &mut work => break Some(r),
+                _ = cancel_poll.tick(), if job.cancel.requested_by().is_none() => {
+                    match store.cancel_requested(job).await {
+                        Ok(Some(by)) => {
+                            tracing::info!(by = %by, "asked to stop");
+                            job.cancel.cancel(&by);
+                        }
+                        Ok(None) => {}
+                        Err(e) => tracing::warn!(error = %format!("{e:#}"), "cannot read the job's cancel flag"),
+                    }
+                }
+                _ = tokio::time::sleep_until(held_until) => {
+                    tracing::warn!("lease could not be renewed in time; stopping this attempt");
+                    self.lease_lost(job, "lease could not be renewed").await;
+                    return None;
+                }
+                _ = heartbeat.tick() => {
+                    let asked = tokio::time::Instant::now();
+                    match store.extend_lease(job, config.lease).await {
+                        Ok(true) => held_until = asked + config.lease - margin,
+                        Ok(false) => {
+                            tracing::warn!("lease lost to another worker; abandoning this attempt");
+                            self.lease_lost(job, "lease taken over").await;
+                            return None;
+                        }
+                        Err(e) => tracing::warn!(error = %format!("{e:#}"), "cannot extend lease; will stop if it cannot be renewed in time"),
+                    }
+                }
+            }
+        }
+    }
+
+    /// Record the attempt's result on the job: deferred, cancelled, done,
+    /// retried or dead. `None` when the lease was lost first (recorded so).
+    async fn record(
+        &self,
+        job: &LeasedJob,
+        result: &Result<(), JobError>,
+    ) -> Option<anyhow::Result<bool>> {
+        let store = &self.ctx.store;
+        let kind = kind_name(&job.kind);
+        let recorded = match result {
+            Err(JobError::LeaseLost) => {
+                tracing::warn!("lease lost before a write; abandoning this attempt");
+                self.lease_lost(job, "lease lost before a write").await;
+                return None;
+            }
+            Err(JobError::Deferred {
+                reason,
+                retry_after,
+            }) => {
+                tracing::info!(%reason, retry_in_ms = retry_after.as_millis() as u64, "job waits on a rate limit");
+                self.metrics.attempt(kind, "deferred");
+                store
+                    .defer_job(job, due_after(now_ms(), *retry_after), reason)
+                    .await
+            }
+            Err(JobError::Cancelled(by)) => {
+                tracing::info!(by = %by, "job cancelled");
+                self.metrics.attempt(kind, "cancelled");
+                store.finish_cancelled(job, by).await
+            }
+            Ok(()) => {
+                tracing::info!("job done");
+                self.metrics.attempt(kind, "done");
+                store.complete_job(job).await
+            }
+            Err(JobError::Transient {
+                reason,
+                retry_after,
+            }) if !self.ctx.last_attempt(job) => {
+                let delay = backoff(job.attempts, *retry_after);
+                tracing::warn!(%reason, retry_in_ms = delay.as_millis() as u64, "job failed; will retry");
+                self.metrics.attempt(kind, "retry");
+                store
+                    .retry_job(job, due_after(now_ms(), delay), reason)
+                    .await
+            }
+            Err(e) => {
+                let reason = match e {
+                    JobError::Transient { reason, .. } => {
+                        format!("{reason} (gave up after {} attempts)", job.attempts)
+                    }
+                    JobError::Permanent(reason) => reason.clone(),
+                    other => other.to_string(),
+                };
+                tracing::error!(%reason, "job is dead");
+                self.metrics.attempt(kind, "dead");
+                store.kill_job(job, &reason).await
+            }
+        };
+        Some(recorded)
+    }
+
+    /// Log how recording the result went; a job whose work is done but
+    /// could not be recorded is recorded again while the lease lasts.
+    async fn check_recorded(
+        &self,
+        job: &LeasedJob,
+        result: &Result<(), JobError>,
+        recorded: anyhow::Result<bool>,
+    ) {
+        let store = &self.ctx.store;
+        let config = &self.ctx.config;
+        match recorded {
+            Ok(true) => {}
+            Ok(false) => tracing::warn!("lease was lost before the result was recorded"),
+            Err(e) if matches!(result, Ok(())) => {
+                // The work is done; a database that is away for a moment
+                // must not make it run again. Keep trying while the
+                // lease lasts.
+                tracing::warn!(error = %format!("{e:#}"), "cannot record that the job is done; trying again");
+                let until =
+                    tokio::time::Instant::now() + config.lease.saturating_sub(config.lease / 10);
+                loop {
+                    tokio::time::sleep(RECORD_RETRY).await;
+                    match store.complete_job(job).await {
+                        Ok(_) => break,
+                        Err(e) if tokio::time::Instant::now() + RECORD_RETRY >= until => {
+                            tracing::error!(error = %format!("{e:#}"), "cannot record job result; its lease will expire and it will run again");
+                            break;
+                        }
+                        Err(_) => {}
+                    }
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %format!("{e:#}"), "cannot record job result; its lease will expire and it will run again")
+            }
+        }
     }
 }
 

@@ -16,7 +16,7 @@ use serde_json::{json, Value};
 
 use crate::redact::Redactor;
 use crate::store::{AuditEntry, Store};
-use llm::{Llm, LlmError};
+use llm::{Llm, LlmError, ToolCall, Turn};
 use tools::{Registry, Subject};
 
 /// Limits on one conversation.
@@ -188,25 +188,96 @@ pub async fn converse(
         json!({ "role": "system", "content": system_prompt(&subject.fence, task.purpose) }),
         json!({ "role": "user", "content": task.message }),
     ];
-    let started = Instant::now();
-    let out_of_time = || Outcome::Stopped {
-        reason: format!("it ran out of time ({} s)", budget.max_wall.as_secs()),
+    let talk = Conversation {
+        llm,
+        registry,
+        subject,
+        budget,
+        trace,
+        finish,
+        plan: task.plan,
+        started: Instant::now(),
     };
     let mut tokens = 0u64;
     for step in 1..=budget.max_steps {
-        let Some(left) = budget.max_wall.checked_sub(started.elapsed()) else {
-            return Ok(out_of_time());
+        let Some(turn) = talk.ask(&messages, &specs, tokens, step).await? else {
+            return Ok(talk.out_of_time());
+        };
+        tokens += turn.prompt_tokens + turn.completion_tokens;
+        if turn.tool_calls.is_empty() {
+            let answer = turn.content.unwrap_or_default();
+            // The log writer redacts every line.
+            tracing::debug!(%answer, "model answered");
+            return Ok(Outcome::Answer(answer));
+        }
+        // A finished piece of work handed in on the turn that crosses the
+        // budget is kept: the budget stops further spending, not the work.
+        if let Some(value) = talk.handed_in(&turn, step).await {
+            return Ok(Outcome::Submitted(value));
+        }
+        if tokens >= budget.max_tokens {
+            return Ok(Outcome::Stopped {
+                reason: format!("it used its budget of {} tokens", budget.max_tokens),
+            });
+        }
+        messages.push(llm::assistant_message(&turn));
+        let ended = talk
+            .answer_calls(&turn, step, &mut messages, &mut repairs, progress)
+            .await;
+        if let Some(outcome) = ended {
+            return Ok(outcome);
+        }
+    }
+    Ok(Outcome::Stopped {
+        reason: format!("it reached its limit of {} steps", budget.max_steps),
+    })
+}
+
+/// What every step of one conversation shares: the model, the tools, the
+/// budgets and where the steps are recorded.
+struct Conversation<'a> {
+    llm: &'a Llm,
+    registry: &'a Registry,
+    subject: &'a Subject,
+    budget: Budget,
+    trace: &'a Trace<'a>,
+    finish: Option<&'a Finish<'a>>,
+    plan: Option<&'a std::sync::Mutex<crate::plan::PlanDraft>>,
+    /// When the conversation started, for the wall-time budget.
+    started: Instant,
+}
+
+impl Conversation<'_> {
+    /// How a conversation ends when its wall-time budget runs out.
+    fn out_of_time(&self) -> Outcome {
+        Outcome::Stopped {
+            reason: format!("it ran out of time ({} s)", self.budget.max_wall.as_secs()),
+        }
+    }
+
+    /// One model call within what is left of the wall time and the token
+    /// budget, written to the audit log; `None` when the time ran out first.
+    async fn ask(
+        &self,
+        messages: &[Value],
+        specs: &[Value],
+        tokens: u64,
+        step: u32,
+    ) -> Result<Option<Turn>, LlmError> {
+        let llm = self.llm;
+        let trace = self.trace;
+        let Some(left) = self.budget.max_wall.checked_sub(self.started.elapsed()) else {
+            return Ok(None);
         };
         let answer_cap =
-            u32::try_from(budget.max_tokens.saturating_sub(tokens)).unwrap_or(u32::MAX);
-        let turn = match tokio::time::timeout(left, llm.complete(&messages, &specs, answer_cap))
-            .await
+            u32::try_from(self.budget.max_tokens.saturating_sub(tokens)).unwrap_or(u32::MAX);
+        let turn = match tokio::time::timeout(left, llm.complete(messages, specs, answer_cap)).await
         {
             Err(_) => {
                 trace
                     .record(AuditAction::LlmCall, json!({ "model": llm.model, "step": step, "error": "wall-time budget ran out" }))
                     .await;
-                return Ok(out_of_time());
+                return Ok(None);
             }
             Ok(t) => t,
         };
@@ -222,7 +293,6 @@ pub async fn converse(
                 return Err(e);
             }
         };
-        tokens += turn.prompt_tokens + turn.completion_tokens;
         trace
             .record(
                 AuditAction::LlmCall,
@@ -237,83 +307,54 @@ pub async fn converse(
                 }),
             )
             .await;
-        if turn.tool_calls.is_empty() {
-            let answer = turn.content.unwrap_or_default();
-            // The log writer redacts every line.
-            tracing::debug!(%answer, "model answered");
-            return Ok(Outcome::Answer(answer));
-        }
-        // A finished piece of work handed in on the turn that crosses the
-        // budget is kept: the budget stops further spending, not the work.
-        if let Some(f) = finish {
-            let handed_in = turn
-                .tool_calls
-                .iter()
-                .filter(|c| c.name == f.name)
-                .find_map(|c| (f.check)(&c.arguments).ok());
-            if let Some(value) = handed_in {
-                trace
-                    .record(
-                        AuditAction::LlmSubmitted,
-                        json!({ "tool": f.name, "step": step }),
-                    )
-                    .await;
-                return Ok(Outcome::Submitted(value));
-            }
-        }
-        if tokens >= budget.max_tokens {
-            return Ok(Outcome::Stopped {
-                reason: format!("it used its budget of {} tokens", budget.max_tokens),
-            });
-        }
-        messages.push(llm::assistant_message(&turn));
+        Ok(Some(turn))
+    }
+
+    /// The arguments of the first call of the finishing tool in `turn` that
+    /// pass its check, recorded as handed in; `None` when there is none.
+    async fn handed_in(&self, turn: &Turn, step: u32) -> Option<Value> {
+        let f = self.finish?;
+        let value = turn
+            .tool_calls
+            .iter()
+            .filter(|c| c.name == f.name)
+            .find_map(|c| (f.check)(&c.arguments).ok())?;
+        self.trace
+            .record(
+                AuditAction::LlmSubmitted,
+                json!({ "tool": f.name, "step": step }),
+            )
+            .await;
+        Some(value)
+    }
+
+    /// Answer every tool call of one turn, in order: the finishing tool's,
+    /// the ones past the per-turn limit ("skipped"), and the rest by running
+    /// them. `Some` is how the conversation ends, when it ends here.
+    async fn answer_calls(
+        &self,
+        turn: &Turn,
+        step: u32,
+        messages: &mut Vec<Value>,
+        repairs: &mut u32,
+        progress: &mut dyn Progress,
+    ) -> Option<Outcome> {
         for (n, call) in turn.tool_calls.iter().enumerate() {
-            if let Some(f) = finish.filter(|f| f.name == call.name) {
-                match (f.check)(&call.arguments) {
-                    Ok(value) => {
-                        trace
-                            .record(
-                                AuditAction::LlmSubmitted,
-                                json!({ "tool": call.name, "step": step }),
-                            )
-                            .await;
-                        return Ok(Outcome::Submitted(value));
-                    }
-                    Err(problem) if repairs > 0 => {
-                        repairs -= 1;
-                        trace
-                            .record(
-                                AuditAction::LlmMalformed,
-                                json!({ "tool": call.name, "error": problem }),
-                            )
-                            .await;
-                        messages.push(json!({ "role": "tool", "tool_call_id": call.id, "content": format!("error: {problem}") }));
-                        continue;
-                    }
-                    Err(problem) => {
-                        trace
-                            .record(
-                                AuditAction::LlmMalformed,
-                                json!({ "tool": call.name, "error": problem }),
-                            )
-                            .await;
-                        return Ok(Outcome::Stopped {
-                            reason: format!(
-                                "its `{}` arguments were malformed again after one correction ({problem})",
-                                call.name
-                            ),
-                        });
-                    }
+            if let Some(f) = self.finish.filter(|f| f.name == call.name) {
+                let ended = self.submit(f, call, step, messages, repairs).await;
+                if ended.is_some() {
+                    return ended;
                 }
+                continue;
             }
-            if n >= budget.max_tool_calls_per_turn {
+            if n >= self.budget.max_tool_calls_per_turn {
                 // Every call gets an answer (the API requires it), but only
                 // the first few run.
                 let skipped = format!(
                     "skipped: at most {} tool calls run per turn; ask again for what you still need",
-                    budget.max_tool_calls_per_turn
+                    self.budget.max_tool_calls_per_turn
                 );
-                trace
+                self.trace
                     .record(
                         AuditAction::ToolSkipped,
                         json!({ "tool": call.name, "step": step }),
@@ -324,36 +365,94 @@ pub async fn converse(
                 continue;
             }
             progress.step(format!("step {step}: `{}`", call.name)).await;
-            let Some(left) = budget.max_wall.checked_sub(started.elapsed()) else {
-                return Ok(out_of_time());
+            let Some(result) = self.run_call(call).await else {
+                return Some(self.out_of_time());
             };
-            let Ok((risk, result)) = tokio::time::timeout(
-                left,
-                run_tool(registry, subject, &call.name, &call.arguments, task.plan),
-            )
-            .await
-            else {
-                return Ok(out_of_time());
-            };
-            let result = trace.redactor.redact(&result).into_owned();
-            tracing::debug!(tool = %call.name, arguments = %call.arguments, "tool called");
-            trace
-                .record(
-                    AuditAction::ToolCall,
-                    json!({
-                        "tool": call.name,
-                        "risk": risk.map(RiskTier::as_str),
-                        "arguments": call.arguments,
-                        "result_chars": result.chars().count(),
-                    }),
-                )
-                .await;
             messages.push(json!({ "role": "tool", "tool_call_id": call.id, "content": result }));
         }
+        None
     }
-    Ok(Outcome::Stopped {
-        reason: format!("it reached its limit of {} steps", budget.max_steps),
-    })
+
+    /// A call of the finishing tool: its arguments are handed in when they
+    /// pass the check, sent back with the error while repairs are left, and
+    /// end the conversation otherwise. `None` means the conversation goes on.
+    async fn submit(
+        &self,
+        f: &Finish<'_>,
+        call: &ToolCall,
+        step: u32,
+        messages: &mut Vec<Value>,
+        repairs: &mut u32,
+    ) -> Option<Outcome> {
+        match (f.check)(&call.arguments) {
+            Ok(value) => {
+                self.trace
+                    .record(
+                        AuditAction::LlmSubmitted,
+                        json!({ "tool": call.name, "step": step }),
+                    )
+                    .await;
+                Some(Outcome::Submitted(value))
+            }
+            Err(problem) if *repairs > 0 => {
+                *repairs -= 1;
+                self.trace
+                    .record(
+                        AuditAction::LlmMalformed,
+                        json!({ "tool": call.name, "error": problem }),
+                    )
+                    .await;
+                messages.push(json!({ "role": "tool", "tool_call_id": call.id, "content": format!("error: {problem}") }));
+                None
+            }
+            Err(problem) => {
+                self.trace
+                    .record(
+                        AuditAction::LlmMalformed,
+                        json!({ "tool": call.name, "error": problem }),
+                    )
+                    .await;
+                Some(Outcome::Stopped {
+                    reason: format!(
+                        "its `{}` arguments were malformed again after one correction ({problem})",
+                        call.name
+                    ),
+                })
+            }
+        }
+    }
+
+    /// Run one tool call within what is left of the wall time and write it
+    /// to the audit log: its redacted result, or `None` when the time ran out.
+    async fn run_call(&self, call: &ToolCall) -> Option<String> {
+        let left = self.budget.max_wall.checked_sub(self.started.elapsed())?;
+        let (risk, result) = tokio::time::timeout(
+            left,
+            run_tool(
+                self.registry,
+                self.subject,
+                &call.name,
+                &call.arguments,
+                self.plan,
+            ),
+        )
+        .await
+        .ok()?;
+        let result = self.trace.redactor.redact(&result).into_owned();
+        tracing::debug!(tool = %call.name, arguments = %call.arguments, "tool called");
+        self.trace
+            .record(
+                AuditAction::ToolCall,
+                json!({
+                    "tool": call.name,
+                    "risk": risk.map(RiskTier::as_str),
+                    "arguments": call.arguments,
+                    "result_chars": result.chars().count(),
+                }),
+            )
+            .await;
+        Some(result)
+    }
 }
 
 async fn run_tool(

@@ -12,7 +12,7 @@ use crate::output::{OutputError, StatusComment};
 use crate::store::{Claim, LeasedJob};
 
 use super::progress::{progress_text, SECTION_BREAK};
-use super::{ask, JobContext, JobError};
+use super::{ask, JobContext, JobError, LoadedConfig};
 
 /// Run the commands of one comment, in order, into one status comment.
 pub async fn run(ctx: &JobContext, job: &LeasedJob, ev: &IssueComment) -> Result<(), JobError> {
@@ -79,7 +79,75 @@ async fn commands(
     let settings = ctx.repo_config(&status.github, &ev.repo).await?;
     let max = ctx.config.max_commands_per_comment;
     let skipped = parsed.len().saturating_sub(max);
-    // An edited comment runs only the commands it did not run before.
+    let (todo, fresh) = claim(ctx, job, ev, parsed, max).await?;
+    if todo.is_empty() {
+        tracing::debug!("every command of this comment already ran");
+        return Ok(());
+    }
+    let batch = Batch {
+        ctx,
+        job,
+        ev,
+        author,
+        role,
+        outsider,
+        settings: &settings,
+    };
+    if !admit(&batch, status, &todo, fresh).await? {
+        return Ok(());
+    }
+    let mut sections: Vec<String> = Vec::new();
+    let mut planned = false;
+    if let (Some(problem), false) = (&settings.problem, outsider) {
+        // Those who can fix the file are told, with what is wrong.
+        sections.push(format!("⚠️ {problem}."));
+    }
+    for p in todo {
+        let section = match p {
+            Err(e) => format!("@{author} {e}"),
+            Ok(cmd) => command_section(&batch, status, cmd, &sections, &mut planned).await?,
+        };
+        sections.push(section);
+    }
+    if skipped > 0 {
+        sections.push(format!(
+            "@{author} I run at most {max} commands from one comment, so I skipped the last {skipped}."
+        ));
+    }
+    status.show(&sections.join(SECTION_BREAK)).await?;
+    if planned {
+        // The comment that shows this job's plan was written again (with the
+        // sections after it): an approval checks it is as last written.
+        if let Some(at) = status.shown_at() {
+            ctx.store.set_plan_shown_by_job(job.id, at).await?;
+        }
+    }
+    Ok(())
+}
+
+/// The commands of one comment being run: the job, the comment, and what
+/// its author may do in the repository.
+struct Batch<'a> {
+    ctx: &'a JobContext,
+    job: &'a LeasedJob,
+    ev: &'a IssueComment,
+    author: &'a str,
+    role: Role,
+    /// Someone who may run nothing here but help.
+    outsider: bool,
+    settings: &'a LoadedConfig,
+}
+
+/// Claim the first `max` commands of the comment for this job, so that an
+/// edited comment runs only the commands it did not run before: the ones to
+/// run, and how many of them were claimed for the first time.
+async fn claim(
+    ctx: &JobContext,
+    job: &LeasedJob,
+    ev: &IssueComment,
+    parsed: Vec<Result<Command, command::ParseError>>,
+    max: usize,
+) -> Result<(Vec<Result<Command, command::ParseError>>, u32), JobError> {
     let mut seen: HashMap<String, usize> = HashMap::new();
     let mut todo = Vec::new();
     let mut fresh = 0u32;
@@ -103,10 +171,27 @@ async fn commands(
             Claim::Taken => {}
         }
     }
-    if todo.is_empty() {
-        tracing::debug!("every command of this comment already ran");
-        return Ok(());
-    }
+    Ok((todo, fresh))
+}
+
+/// Whether the commands to do may run now: a sender refused everything is
+/// told once per window, and the rate limits apply to the new commands,
+/// which are then acknowledged with a reaction.
+async fn admit(
+    batch: &Batch<'_>,
+    status: &mut StatusComment,
+    todo: &[Result<Command, command::ParseError>],
+    fresh: u32,
+) -> Result<bool, JobError> {
+    let Batch {
+        ctx,
+        job,
+        ev,
+        author,
+        role,
+        outsider,
+        settings,
+    } = *batch;
     // A comment whose every command needs more than the sender has: the
     // refusal is a notice, and a sender gets one notice per window.
     let all_refused = todo
@@ -130,7 +215,7 @@ async fn commands(
             let detail = serde_json::json!({ "role": role.as_str(), "why": "already told in the notice window" });
             ctx.audit(job, author, AuditAction::CommandRefused, detail)
                 .await?;
-            return Ok(());
+            return Ok(false);
         }
     }
     if !outsider && fresh > 0 {
@@ -143,9 +228,9 @@ async fn commands(
                         ctx.limits.sender_per_minute
                     ))
                     .await?;
-                return Ok(());
+                return Ok(false);
             }
-            Verdict::Drop => return Ok(()),
+            Verdict::Drop => return Ok(false),
         }
         match status.react(ev.comment_id, "eyes").await {
             Ok(()) => {}
@@ -154,98 +239,99 @@ async fn commands(
             Err(e) => tracing::warn!(error = %e, "cannot react to the comment"),
         }
     }
-    let mut sections: Vec<String> = Vec::new();
-    let mut planned = false;
-    if let (Some(problem), false) = (&settings.problem, outsider) {
-        // Those who can fix the file are told, with what is wrong.
-        sections.push(format!("⚠️ {problem}."));
+    Ok(true)
+}
+
+/// The section one command adds to the status comment: a refusal (audited)
+/// when the sender's role is short of what it needs, else what it answers.
+async fn command_section(
+    batch: &Batch<'_>,
+    status: &mut StatusComment,
+    cmd: Command,
+    sections: &[String],
+    planned: &mut bool,
+) -> Result<String, JobError> {
+    let Batch {
+        ctx,
+        job,
+        author,
+        role,
+        settings,
+        ..
+    } = *batch;
+    let needed = settings.config.required_role(&cmd);
+    let has = role;
+    if has < needed {
+        tracing::info!(
+            user = author,
+            command = cmd.name(),
+            has = has.as_str(),
+            needed = needed.as_str(),
+            "command refused"
+        );
+        let detail = serde_json::json!({ "command": cmd.name(), "role": has.as_str(), "needed": needed.as_str() });
+        ctx.audit(job, author, AuditAction::CommandRefused, detail)
+            .await?;
+        Ok(authz::denial(author, &cmd, needed, has))
+    } else {
+        dispatch(batch, status, cmd, sections, planned).await
     }
-    for p in todo {
-        let section = match p {
-            Err(e) => format!("@{author} {e}"),
-            Ok(cmd) => {
-                let needed = settings.config.required_role(&cmd);
-                let has = role;
-                if has < needed {
-                    tracing::info!(
-                        user = author,
-                        command = cmd.name(),
-                        has = has.as_str(),
-                        needed = needed.as_str(),
-                        "command refused"
-                    );
-                    let detail = serde_json::json!({ "command": cmd.name(), "role": has.as_str(), "needed": needed.as_str() });
-                    ctx.audit(job, author, AuditAction::CommandRefused, detail)
-                        .await?;
-                    authz::denial(author, &cmd, needed, has)
-                } else {
-                    match cmd {
-                        Command::Help => command::help_text(),
-                        Command::Ask { question } => {
-                            ask::answer(ctx, job, ev, &question, status, &sections).await?
-                        }
-                        Command::Review if !ev.on_pull_request => {
-                            "`/agentic review` works on pull requests only.".to_string()
-                        }
-                        Command::Review => {
-                            status
-                                .show(&progress_text(&sections, "⏳ Reviewing…"))
-                                .await?;
-                            super::review::run(
-                                ctx,
-                                job,
-                                super::review::Request {
-                                    installation: ev.installation_id,
-                                    repo,
-                                    repo_id: ev.repo.id,
-                                    number: ev.number,
-                                    head_sha: None,
-                                    trigger: super::review::Trigger::Command,
-                                },
-                            )
-                            .await?
-                            .describe()
-                        }
-                        Command::Describe => {
-                            super::describe::describe(ctx, job, ev, status, &sections).await?
-                        }
-                        Command::Plan { .. } if planned => {
-                            // One job stores one plan: a second would show the
-                            // first one's steps under its own summary.
-                            "One plan per comment: I skipped this `/agentic plan`. Ask for it in a comment of its own.".to_string()
-                        }
-                        Command::Plan { request } => {
-                            planned = true;
-                            super::plan::propose(ctx, job, ev, &request, status, &sections).await?
-                        }
-                        Command::Approve { plan } => {
-                            super::plan::approve(ctx, job, ev, role, &status.github, plan).await?
-                        }
-                        Command::Apply { plan } => {
-                            super::plan::apply(ctx, job, ev, status, &sections, plan).await?
-                        }
-                        Command::Cancel { plan } => {
-                            super::plan::cancel(ctx, job, ev, &status.github, plan).await?
-                        }
-                        Command::Status => super::plan::status_of(ctx, ev, &status.github).await?,
-                    }
-                }
-            }
-        };
-        sections.push(section);
-    }
-    if skipped > 0 {
-        sections.push(format!(
-            "@{author} I run at most {max} commands from one comment, so I skipped the last {skipped}."
-        ));
-    }
-    status.show(&sections.join(SECTION_BREAK)).await?;
-    if planned {
-        // The comment that shows this job's plan was written again (with the
-        // sections after it): an approval checks it is as last written.
-        if let Some(at) = status.shown_at() {
-            ctx.store.set_plan_shown_by_job(job.id, at).await?;
+}
+
+/// Run one command the sender may run; the section it adds to the status
+/// comment. `sections` are the ones before it; `planned` says whether this
+/// comment already made a plan.
+async fn dispatch(
+    batch: &Batch<'_>,
+    status: &mut StatusComment,
+    cmd: Command,
+    sections: &[String],
+    planned: &mut bool,
+) -> Result<String, JobError> {
+    let Batch {
+        ctx, job, ev, role, ..
+    } = *batch;
+    let repo = ev.repo.full_name.as_str();
+    Ok(match cmd {
+        Command::Help => command::help_text(),
+        Command::Ask { question } => ask::answer(ctx, job, ev, &question, status, sections).await?,
+        Command::Review if !ev.on_pull_request => {
+            "`/agentic review` works on pull requests only.".to_string()
         }
-    }
-    Ok(())
+        Command::Review => {
+            status
+                .show(&progress_text(sections, "⏳ Reviewing…"))
+                .await?;
+            super::review::run(
+                ctx,
+                job,
+                super::review::Request {
+                    installation: ev.installation_id,
+                    repo,
+                    repo_id: ev.repo.id,
+                    number: ev.number,
+                    head_sha: None,
+                    trigger: super::review::Trigger::Command,
+                },
+            )
+            .await?
+            .describe()
+        }
+        Command::Describe => super::describe::describe(ctx, job, ev, status, sections).await?,
+        Command::Plan { .. } if *planned => {
+            // One job stores one plan: a second would show the
+            // first one's steps under its own summary.
+            "One plan per comment: I skipped this `/agentic plan`. Ask for it in a comment of its own.".to_string()
+        }
+        Command::Plan { request } => {
+            *planned = true;
+            super::plan::propose(ctx, job, ev, &request, status, sections).await?
+        }
+        Command::Approve { plan } => {
+            super::plan::approve(ctx, job, ev, role, &status.github, plan).await?
+        }
+        Command::Apply { plan } => super::plan::apply(ctx, job, ev, status, sections, plan).await?,
+        Command::Cancel { plan } => super::plan::cancel(ctx, job, ev, &status.github, plan).await?,
+        Command::Status => super::plan::status_of(ctx, ev, &status.github).await?,
+    })
 }

@@ -6,9 +6,10 @@ use crate::agent::tools::{Fence, Registry, Subject};
 use crate::agent::{self, Budget, Outcome, Purpose, Task};
 use crate::domain::AuditAction;
 use crate::event::IssueComment;
-use crate::github::Access;
+use crate::github::types::PullRequest;
+use crate::github::{Access, GitHub};
 use crate::output::StatusComment;
-use crate::review::{self, ChangedFile};
+use crate::review::{self, Assembled, ChangedFile};
 use crate::store::LeasedJob;
 
 use super::{JobContext, JobError};
@@ -88,21 +89,7 @@ pub async fn describe(
         review::tokenizer(&ctx.llm.model),
         &fence,
     );
-    let about = format!(
-        "title: {}\nbranches: {} into {}\n\n{}",
-        pr.title,
-        pr.head.name,
-        pr.base.name,
-        pr.body.as_deref().unwrap_or("")
-    );
-    let mut message = format!(
-        "Write the description of pull request #{} in {repo} (commit {}).\n\nWhat its author wrote:\n{}\n",
-        pr.number,
-        pr.head.sha,
-        fence.wrap("pull request title, branches and description", &about)
-    );
-    message.push_str(&review::omitted_for_model(&assembled, &fence));
-    message.push_str(&format!("\nThe diff:\n{}", assembled.text));
+    let message = prompt(repo, &pr, &assembled, &fence);
     let subject = Subject {
         github: reader.clone(),
         repo: repo.to_string(),
@@ -150,10 +137,46 @@ pub async fn describe(
         section.push_str(&format!("\n\n{}", review::omissions(&assembled.omitted)));
     }
     let status = progress.status;
+    write_section(ctx, job, ev, &status.github, &section, &text).await
+}
+
+/// The model's first message: what the author wrote about the pull
+/// request, and its diff, each fenced.
+fn prompt(repo: &str, pr: &PullRequest, assembled: &Assembled, fence: &Fence) -> String {
+    let about = format!(
+        "title: {}\nbranches: {} into {}\n\n{}",
+        pr.title,
+        pr.head.name,
+        pr.base.name,
+        pr.body.as_deref().unwrap_or("")
+    );
+    let mut message = format!(
+        "Write the description of pull request #{} in {repo} (commit {}).\n\nWhat its author wrote:\n{}\n",
+        pr.number,
+        pr.head.sha,
+        fence.wrap("pull request title, branches and description", &about)
+    );
+    message.push_str(&review::omitted_for_model(assembled, fence));
+    message.push_str(&format!("\nThe diff:\n{}", assembled.text));
+    message
+}
+
+/// Put `section` into the pull request's body, read again just before
+/// writing, and audit it; the reply for the thread. `text` is the
+/// description the model wrote.
+async fn write_section(
+    ctx: &JobContext,
+    job: &LeasedJob,
+    ev: &IssueComment,
+    github: &GitHub,
+    section: &str,
+    text: &str,
+) -> Result<String, JobError> {
+    let repo = ev.repo.full_name.as_str();
     // Read the body again just before writing: the author may have edited
     // it while the model worked.
-    let current = status.github.pull_request(repo, ev.number).await?;
-    let body = with_section(current.body.as_deref().unwrap_or(""), &section);
+    let current = github.pull_request(repo, ev.number).await?;
+    let body = with_section(current.body.as_deref().unwrap_or(""), section);
     if body.chars().count() > MAX_BODY_CHARS {
         return Ok(format!(
             "The description would make the pull request's body longer than GitHub's {MAX_BODY_CHARS} characters; the body is unchanged."
@@ -162,10 +185,7 @@ pub async fn describe(
     if !ctx.store.holds_lease(job).await? {
         return Err(JobError::LeaseLost);
     }
-    status
-        .github
-        .update_pull_body(repo, ev.number, &body)
-        .await?;
+    github.update_pull_body(repo, ev.number, &body).await?;
     ctx.audit(
         job,
         &ev.author.login,
