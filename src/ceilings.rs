@@ -272,21 +272,44 @@ pub fn bound(
     let Some(scope) = scope else {
         return (None, None);
     };
-    if let Some((key, value)) = scope.tag() {
-        if !value.eq_ignore_ascii_case(repo) {
-            let what = format!(
-                "sets `aws.required_tag` to `{key}={value}`, but the tag's value must be this repository's own name (`{key}={repo}`), so that no repository can claim another's resources"
-            );
-            return (None, Some(problem(what, Instead::NoAws)));
-        }
+    if let Some(problem) = foreign_tag(repo, scope) {
+        return (None, Some(problem));
     }
     let Some(policy) = policy else {
         return (Some(scope.clone()), None);
     };
+    let (pattern, ceiling) = match ceiling_for(repo, scope, policy) {
+        Ok(found) => found,
+        Err(problem) => return (None, Some(problem)),
+    };
+    within_ceiling(scope, policy, pattern, ceiling)
+}
+
+/// The problem with a `required_tag` whose value is not `repo` itself, if
+/// it names one.
+fn foreign_tag(repo: &str, scope: &AwsScope) -> Option<ConfigProblem> {
+    let (key, value) = scope.tag()?;
+    if value.eq_ignore_ascii_case(repo) {
+        return None;
+    }
+    let what = format!(
+        "sets `aws.required_tag` to `{key}={value}`, but the tag's value must be this repository's own name (`{key}={repo}`), so that no repository can claim another's resources"
+    );
+    Some(problem(what, Instead::NoAws))
+}
+
+/// The policy's entry for `repo` and its ceiling, or why the repository
+/// gets no AWS: no entry, a tie, an entry without `aws`, or a missing tag
+/// the ceiling requires.
+fn ceiling_for<'p>(
+    repo: &str,
+    scope: &AwsScope,
+    policy: &'p Policy,
+) -> Result<(&'p str, &'p AwsCeiling), ConfigProblem> {
     let (pattern, ceiling) = match policy.lookup(repo) {
         Match::Unlisted => {
             let what = "has an `aws` section, but this server's policy file gives this repository no AWS scope".to_string();
-            return (None, Some(problem(what, Instead::NoAws)));
+            return Err(problem(what, Instead::NoAws));
         }
         Match::Ambiguous(patterns) => {
             tracing::error!(
@@ -295,14 +318,14 @@ pub fn bound(
                 "AGENTIC_POLICY_FILE: equally specific entries match this repository; it gets no AWS until one is made more specific"
             );
             let what = "has an `aws` section, but this server's policy file has equally specific entries for this repository (the operator must fix the file)".to_string();
-            return (None, Some(problem(what, Instead::NoAws)));
+            return Err(problem(what, Instead::NoAws));
         }
         Match::Entry { pattern, entry } => match &entry.aws {
             None => {
                 let what = format!(
                     "has an `aws` section, but this server's policy file (entry `{pattern}`) allows this repository no AWS"
                 );
-                return (None, Some(problem(what, Instead::NoAws)));
+                return Err(problem(what, Instead::NoAws));
             }
             Some(ceiling) => (pattern, ceiling),
         },
@@ -311,10 +334,65 @@ pub fn bound(
         let what = format!(
             "names no `aws.required_tag`, which this server's ceiling (`{pattern}`) requires (`required_tag: agentic:repo={repo}`, say): without it every resource in its regions would be in scope"
         );
-        return (None, Some(problem(what, Instead::NoAws)));
+        return Err(problem(what, Instead::NoAws));
     }
+    Ok((pattern, ceiling))
+}
+
+/// `scope` cut down to `ceiling` (the policy's entry `pattern`), with its
+/// floors raised and its bounds set; what was cut is said as a problem.
+fn within_ceiling(
+    scope: &AwsScope,
+    policy: &Policy,
+    pattern: &str,
+    ceiling: &AwsCeiling,
+) -> (Option<AwsScope>, Option<ConfigProblem>) {
     let mut bounded = scope.clone();
     let mut beyond: Vec<String> = Vec::new();
+    let claimed = policy.claimed_inside(pattern, &ceiling.buckets);
+    cut_to_ceiling(&mut bounded, ceiling, &claimed, &mut beyond);
+    let account_outside = match &scope.account {
+        Some(a) if !ceiling.accounts.is_empty() && !ceiling.accounts.contains(a) => {
+            beyond.push(format!("account `{a}`"));
+            true
+        }
+        _ => false,
+    };
+    bounded.approvals = raised_approvals(scope.approvals, ceiling.floor(), &mut beyond);
+    bounded.bounds = Some(Bounds {
+        pattern: pattern.to_string(),
+        accounts: ceiling.accounts.clone(),
+        buckets: ceiling.buckets.clone(),
+        claimed,
+        max_tier: ceiling.max_tier,
+        iam: ceiling.iam,
+    });
+    let said = |instead| {
+        (!beyond.is_empty()).then(|| {
+            problem(
+                format!(
+                    "asks for more than this server's ceiling (`{pattern}`) allows: {}",
+                    beyond.join(", ")
+                ),
+                instead,
+            )
+        })
+    };
+    if bounded.regions.is_empty() || account_outside {
+        return (None, said(Instead::NoAws));
+    }
+    (Some(bounded), said(Instead::Ceiling))
+}
+
+/// Drop from `bounded` the regions, bucket globs, instance types, images
+/// and attachable policies outside `ceiling` (or inside what other entries
+/// `claimed`), and cap its instances; each cut is added to `beyond`.
+fn cut_to_ceiling(
+    bounded: &mut AwsScope,
+    ceiling: &AwsCeiling,
+    claimed: &[String],
+    beyond: &mut Vec<String>,
+) {
     bounded.regions.retain(|r| {
         let inside = ceiling.regions.contains(r);
         if !inside {
@@ -322,7 +400,6 @@ pub fn bound(
         }
         inside
     });
-    let claimed = policy.claimed_inside(pattern, &ceiling.buckets);
     let matches = |globs: &[String], text: &str| {
         globs
             .iter()
@@ -334,7 +411,7 @@ pub fn bound(
         // outside what other entries claim: read as text, it matches a
         // ceiling glob and no claimed one (and every bucket is checked
         // against all three lists anyway).
-        let inside = matches(&ceiling.buckets, b) && !matches(&claimed, b);
+        let inside = matches(&ceiling.buckets, b) && !matches(claimed, b);
         if !inside {
             beyond.push(format!("bucket glob `{b}`"));
         }
@@ -369,15 +446,15 @@ pub fn bound(
         ));
         bounded.max_instances = most;
     }
-    let account_outside = match &scope.account {
-        Some(a) if !ceiling.accounts.is_empty() && !ceiling.accounts.contains(a) => {
-            beyond.push(format!("account `{a}`"));
-            true
-        }
-        _ => false,
-    };
-    let floor = ceiling.floor();
-    let asked = scope.approvals;
+}
+
+/// The approval rules `asked`, raised to the ceiling's `floor`; asking for
+/// looser ones (rather than leaving them unset) is added to `beyond`.
+fn raised_approvals(
+    asked: ApprovalRules,
+    floor: ApprovalRules,
+    beyond: &mut Vec<String>,
+) -> ApprovalRules {
     if asked != ApprovalRules::default()
         && (asked.destructive_approvals < floor.destructive_approvals
             || asked.destructive_role < floor.destructive_role
@@ -385,35 +462,12 @@ pub fn bound(
     {
         beyond.push("looser `aws.approvals`".into());
     }
-    bounded.approvals = ApprovalRules {
+    ApprovalRules {
         write_needs_second_person: asked.write_needs_second_person
             || floor.write_needs_second_person,
         destructive_approvals: asked.destructive_approvals.max(floor.destructive_approvals),
         destructive_role: asked.destructive_role.max(floor.destructive_role),
-    };
-    bounded.bounds = Some(Bounds {
-        pattern: pattern.to_string(),
-        accounts: ceiling.accounts.clone(),
-        buckets: ceiling.buckets.clone(),
-        claimed,
-        max_tier: ceiling.max_tier,
-        iam: ceiling.iam,
-    });
-    let said = |instead| {
-        (!beyond.is_empty()).then(|| {
-            problem(
-                format!(
-                    "asks for more than this server's ceiling (`{pattern}`) allows: {}",
-                    beyond.join(", ")
-                ),
-                instead,
-            )
-        })
-    };
-    if bounded.regions.is_empty() || account_outside {
-        return (None, said(Instead::NoAws));
     }
-    (Some(bounded), said(Instead::Ceiling))
 }
 
 fn problem(what: String, instead: Instead) -> ConfigProblem {

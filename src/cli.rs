@@ -218,33 +218,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             since,
             limit,
             json,
-        } => {
-            let config = operator_config()?;
-            let store = Store::open(&config.database_url).await?;
-            let rows = store.audit_log(repo.as_deref(), since, limit).await?;
-            store.close().await;
-            if json {
-                println!("{}", serde_json::to_string_pretty(&rows)?);
-            } else {
-                for r in &rows {
-                    let at = chrono::DateTime::from_timestamp_millis(r.at)
-                        .map(|t| t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string())
-                        .unwrap_or_default();
-                    let job = r
-                        .job_id
-                        .map(|j| format!("job {j}"))
-                        .unwrap_or_else(|| "-".into());
-                    println!(
-                        "{at}  {job}  {}  {}  {}  {}",
-                        r.repo.as_deref().unwrap_or("-"),
-                        r.actor.as_deref().unwrap_or("-"),
-                        r.action,
-                        r.detail.as_ref().map(|d| d.to_string()).unwrap_or_default()
-                    );
-                }
-            }
-            Ok(())
-        }
+        } => audit(repo, since, limit, json).await,
         Command::Aws { command } => {
             if crate::aws::cli::run(command).await? {
                 Ok(())
@@ -252,17 +226,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 std::process::exit(1)
             }
         }
-        Command::Manifest { public_url } => {
-            let public_url = match public_url {
-                Some(u) => u,
-                None => Config::from_env()?
-                    .public_url
-                    .unwrap_or_else(|| "http://localhost:3000".to_string()),
-            };
-            let manifest = crate::manifest::manifest_json(&public_url)?;
-            println!("{}", serde_json::to_string_pretty(&manifest)?);
-            Ok(())
-        }
+        Command::Manifest { public_url } => manifest(public_url),
         Command::Replay {
             payload,
             event,
@@ -287,79 +251,140 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             json,
             action,
         } => jobs(state, json, action).await,
-        Command::Freeze { reason, by } => {
-            let reason = reason.trim();
-            if reason.is_empty() {
-                anyhow::bail!("--reason: say why applies are frozen; it is shown on every plan");
-            }
-            let by = operator_name(by);
-            let config = operator_config()?;
-            let store = Store::open(&config.database_url).await?;
-            let result = store.set_freeze(reason, &by).await;
-            store.close().await;
-            let f = result?;
-            println!(
-                "applies are frozen (by {}, reason: {}); `agentic unfreeze` lifts it",
-                f.set_by, f.reason
-            );
-            Ok(())
-        }
-        Command::Unfreeze { by } => {
-            let by = operator_name(by);
-            let config = operator_config()?;
-            let store = Store::open(&config.database_url).await?;
-            let result = store.lift_freeze(&by).await;
-            store.close().await;
-            match result? {
-                Some(f) => println!(
-                    "applies are no longer frozen (frozen by {} for: {}); paused applies resume with `/agentic apply N`",
-                    f.set_by, f.reason
-                ),
-                None => println!("applies were not frozen; nothing changed"),
-            }
-            Ok(())
-        }
+        Command::Freeze { reason, by } => freeze(reason, by).await,
+        Command::Unfreeze { by } => unfreeze(by).await,
         Command::Repos {
             action: ReposAction::Forget { name, by },
-        } => {
-            let by = operator_name(by);
-            let config = operator_config()?;
-            let store = Store::open(&config.database_url).await?;
-            let result = store.forget_repo_name(&name, &by).await;
-            store.close().await;
-            if result? {
-                println!("forgot which repository `{name}` was; the repository with that name now gets AWS as its settings allow");
-            } else {
-                println!("`{name}` was bound to no repository; nothing changed");
-            }
-            Ok(())
-        }
-        Command::Prune { dry_run } => {
-            let config = operator_config()?;
-            let store = Store::open(&config.database_url).await?;
-            let report = store
-                .prune(
-                    config.retention,
-                    crate::store::PRUNE_BATCH,
-                    crate::store::PRUNE_PAUSE,
-                    dry_run,
-                )
-                .await?;
-            store.close().await;
-            let verb = if dry_run { "would delete" } else { "deleted" };
+        } => forget_repo(name, by).await,
+        Command::Prune { dry_run } => prune(dry_run).await,
+    }
+}
+
+/// `agentic audit`: the audit log, filtered, as lines or one JSON array.
+async fn audit(
+    repo: Option<String>,
+    since: Option<i64>,
+    limit: i64,
+    json: bool,
+) -> anyhow::Result<()> {
+    let config = operator_config()?;
+    let store = Store::open(&config.database_url).await?;
+    let rows = store.audit_log(repo.as_deref(), since, limit).await?;
+    store.close().await;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+    } else {
+        for r in &rows {
+            let at = chrono::DateTime::from_timestamp_millis(r.at)
+                .map(|t| t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string())
+                .unwrap_or_default();
+            let job = r
+                .job_id
+                .map(|j| format!("job {j}"))
+                .unwrap_or_else(|| "-".into());
             println!(
-                "{verb}: {} jobs, {} outputs, {} command claims, {} deliveries, {} audit records, {} idle rate limits, {} review runs",
-                report.jobs,
-                report.outputs,
-                report.command_runs,
-                report.deliveries,
-                report.audit,
-                report.rate_limits,
-                report.reviews
+                "{at}  {job}  {}  {}  {}  {}",
+                r.repo.as_deref().unwrap_or("-"),
+                r.actor.as_deref().unwrap_or("-"),
+                r.action,
+                r.detail.as_ref().map(|d| d.to_string()).unwrap_or_default()
             );
-            Ok(())
         }
     }
+    Ok(())
+}
+
+/// `agentic manifest`: the App manifest for `--public-url`, else
+/// AGENTIC_PUBLIC_URL, else localhost.
+fn manifest(public_url: Option<String>) -> anyhow::Result<()> {
+    let public_url = match public_url {
+        Some(u) => u,
+        None => Config::from_env()?
+            .public_url
+            .unwrap_or_else(|| "http://localhost:3000".to_string()),
+    };
+    let manifest = crate::manifest::manifest_json(&public_url)?;
+    println!("{}", serde_json::to_string_pretty(&manifest)?);
+    Ok(())
+}
+
+/// `agentic freeze`: stop every apply, with a reason, which must be given.
+async fn freeze(reason: String, by: Option<String>) -> anyhow::Result<()> {
+    let reason = reason.trim();
+    if reason.is_empty() {
+        anyhow::bail!("--reason: say why applies are frozen; it is shown on every plan");
+    }
+    let by = operator_name(by);
+    let config = operator_config()?;
+    let store = Store::open(&config.database_url).await?;
+    let result = store.set_freeze(reason, &by).await;
+    store.close().await;
+    let f = result?;
+    println!(
+        "applies are frozen (by {}, reason: {}); `agentic unfreeze` lifts it",
+        f.set_by, f.reason
+    );
+    Ok(())
+}
+
+/// `agentic unfreeze`: lift the freeze, if there is one.
+async fn unfreeze(by: Option<String>) -> anyhow::Result<()> {
+    let by = operator_name(by);
+    let config = operator_config()?;
+    let store = Store::open(&config.database_url).await?;
+    let result = store.lift_freeze(&by).await;
+    store.close().await;
+    match result? {
+        Some(f) => println!(
+            "applies are no longer frozen (frozen by {} for: {}); paused applies resume with `/agentic apply N`",
+            f.set_by, f.reason
+        ),
+        None => println!("applies were not frozen; nothing changed"),
+    }
+    Ok(())
+}
+
+/// `agentic repos forget`: forget which repository had the name `name`.
+async fn forget_repo(name: String, by: Option<String>) -> anyhow::Result<()> {
+    let by = operator_name(by);
+    let config = operator_config()?;
+    let store = Store::open(&config.database_url).await?;
+    let result = store.forget_repo_name(&name, &by).await;
+    store.close().await;
+    if result? {
+        println!("forgot which repository `{name}` was; the repository with that name now gets AWS as its settings allow");
+    } else {
+        println!("`{name}` was bound to no repository; nothing changed");
+    }
+    Ok(())
+}
+
+/// `agentic prune`: delete (or, with `--dry-run`, count) what retention no
+/// longer keeps.
+async fn prune(dry_run: bool) -> anyhow::Result<()> {
+    let config = operator_config()?;
+    let store = Store::open(&config.database_url).await?;
+    let report = store
+        .prune(
+            config.retention,
+            crate::store::PRUNE_BATCH,
+            crate::store::PRUNE_PAUSE,
+            dry_run,
+        )
+        .await?;
+    store.close().await;
+    let verb = if dry_run { "would delete" } else { "deleted" };
+    println!(
+        "{verb}: {} jobs, {} outputs, {} command claims, {} deliveries, {} audit records, {} idle rate limits, {} review runs",
+        report.jobs,
+        report.outputs,
+        report.command_runs,
+        report.deliveries,
+        report.audit,
+        report.rate_limits,
+        report.reviews
+    );
+    Ok(())
 }
 
 /// Who runs an operator command: `--by`, or the login user.
@@ -579,19 +604,7 @@ async fn review(repo: String, number: u64, post: bool) -> anyhow::Result<()> {
     } = local(&repo).await?;
     eprintln!("… reading {repo}#{number}");
     let pr = github.pull_request(&repo, number).await?;
-    let settings = match github.file(&repo, crate::repo_config::PATH, None).await? {
-        None => crate::repo_config::RepoConfig::default(),
-        Some((text, _)) => crate::repo_config::RepoConfig::parse(&text).unwrap_or_else(|what| {
-            eprintln!(
-                "warning: {}",
-                crate::repo_config::ConfigProblem {
-                    what,
-                    instead: crate::repo_config::Instead::Defaults,
-                }
-            );
-            crate::repo_config::RepoConfig::default()
-        }),
-    };
+    let settings = repo_settings(&github, &repo).await?;
     let files: Vec<crate::review::ChangedFile> = github
         .pull_files(&repo, number)
         .await?
@@ -664,6 +677,42 @@ async fn review(repo: String, number: u64, post: bool) -> anyhow::Result<()> {
             None,
         ))
         .into_owned();
+    print_review(&redactor, &body, &plan);
+    if post {
+        post_review(&github, &redactor, &repo, number, &pr, &body, &plan).await?;
+    }
+    store.close().await;
+    Ok(())
+}
+
+/// The repository's settings file on its default branch: the defaults
+/// without one, and with a warning when it does not parse.
+async fn repo_settings(
+    github: &crate::github::GitHub,
+    repo: &str,
+) -> anyhow::Result<crate::repo_config::RepoConfig> {
+    Ok(
+        match github.file(repo, crate::repo_config::PATH, None).await? {
+            None => crate::repo_config::RepoConfig::default(),
+            Some((text, _)) => {
+                crate::repo_config::RepoConfig::parse(&text).unwrap_or_else(|what| {
+                    eprintln!(
+                        "warning: {}",
+                        crate::repo_config::ConfigProblem {
+                            what,
+                            instead: crate::repo_config::Instead::Defaults,
+                        }
+                    );
+                    crate::repo_config::RepoConfig::default()
+                })
+            }
+        },
+    )
+}
+
+/// Print a review as it would be posted: the body, then each inline
+/// comment under its file and lines.
+fn print_review(redactor: &Redactor, body: &str, plan: &crate::review::Plan) {
     println!("{body}");
     for c in &plan.inline {
         let f = &c.finding;
@@ -673,22 +722,32 @@ async fn review(repo: String, number: u64, post: bool) -> anyhow::Result<()> {
         };
         println!("\n--- {}:{lines}\n{}", f.path, redactor.redact(&c.body));
     }
-    if post {
-        let comments: Vec<serde_json::Value> = plan
-            .inline
-            .iter()
-            .map(|c| {
-                let mut v = c.to_json();
-                v["body"] = serde_json::json!(redactor.redact(&c.body));
-                v
-            })
-            .collect();
-        let id = github
-            .create_review(&repo, number, &pr.head.sha, &body, &comments)
-            .await?;
-        eprintln!("posted review {id}");
-    }
-    store.close().await;
+}
+
+/// Post a review on the pull request's head (event COMMENT), its inline
+/// comments redacted as the body is.
+async fn post_review(
+    github: &crate::github::GitHub,
+    redactor: &Redactor,
+    repo: &str,
+    number: u64,
+    pr: &crate::github::types::PullRequest,
+    body: &str,
+    plan: &crate::review::Plan,
+) -> anyhow::Result<()> {
+    let comments: Vec<serde_json::Value> = plan
+        .inline
+        .iter()
+        .map(|c| {
+            let mut v = c.to_json();
+            v["body"] = serde_json::json!(redactor.redact(&c.body));
+            v
+        })
+        .collect();
+    let id = github
+        .create_review(repo, number, &pr.head.sha, body, &comments)
+        .await?;
+    eprintln!("posted review {id}");
     Ok(())
 }
 

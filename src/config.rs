@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -204,221 +204,25 @@ impl Config {
 
     /// Build from a set of variables, merging `AGENTIC_CONFIG_FILE` under them.
     pub fn from_vars(env: &HashMap<String, String>) -> Result<Config, ConfigError> {
-        let mut vars = HashMap::new();
-        if let Some(path) = env.get("AGENTIC_CONFIG_FILE").filter(|p| !p.is_empty()) {
-            let iter = dotenvy::from_path_iter(path)
-                .map_err(|e| bad("AGENTIC_CONFIG_FILE", format!("cannot read `{path}`: {e}")))?;
-            for item in iter {
-                let (k, v) = item.map_err(|e| {
-                    bad("AGENTIC_CONFIG_FILE", format!("cannot parse `{path}`: {e}"))
-                })?;
-                if !KEYS.contains(&k.as_str()) {
-                    return Err(bad(
-                        "AGENTIC_CONFIG_FILE",
-                        format!("`{path}` sets unknown key `{k}`"),
-                    ));
-                }
-                vars.insert(k, v);
-            }
-        }
-        for (k, v) in env {
-            vars.insert(k.clone(), v.clone());
-        }
-        let vars = Vars(vars);
-
-        let listen: SocketAddr = parse_or(
-            vars.get("AGENTIC_LISTEN"),
-            "127.0.0.1:3000",
-            "AGENTIC_LISTEN",
-            "a socket address like 127.0.0.1:3000",
-        )?;
-        let metrics_listen = match vars.get("AGENTIC_METRICS_LISTEN") {
-            None => None,
-            some => Some(parse_or::<SocketAddr>(
-                some,
-                "",
-                "AGENTIC_METRICS_LISTEN",
-                "a socket address like 127.0.0.1:9100",
-            )?),
-        };
-        if metrics_listen == Some(listen) && listen.port() != 0 {
-            return Err(bad(
-                "AGENTIC_METRICS_LISTEN",
-                "is the same address as AGENTIC_LISTEN; give it its own, or leave it unset",
-            ));
-        }
+        let vars = merged_vars(env)?;
+        let (listen, metrics_listen) = listen_addresses(&vars)?;
         let policy_file = vars.get("AGENTIC_POLICY_FILE").map(PathBuf::from);
-        let policy = match &policy_file {
-            None => None,
-            Some(path) => Some(Arc::new(
-                crate::ceilings::Policy::load(path).map_err(|e| bad("AGENTIC_POLICY_FILE", e))?,
-            )),
-        };
+        let policy = load_policy(policy_file.as_deref())?;
         let database_url = vars
             .get("AGENTIC_DATABASE_URL")
             .unwrap_or("sqlite://agentic.db")
             .to_string();
         let mut webhook_secrets = webhook_secrets_from_vars(&vars)?;
-
-        let github_api_url = vars
-            .get("AGENTIC_GITHUB_API_URL")
-            .unwrap_or("https://api.github.com")
-            .trim_end_matches('/')
-            .to_string();
-        check_url("AGENTIC_GITHUB_API_URL", &github_api_url)?;
-        let github_web_url = match vars.get("AGENTIC_GITHUB_URL") {
-            Some(u) => {
-                check_url("AGENTIC_GITHUB_URL", u)?;
-                u.trim_end_matches('/').to_string()
-            }
-            None => web_url_for(&github_api_url),
-        };
-        let public_url = match vars.get("AGENTIC_PUBLIC_URL") {
-            Some(u) => {
-                check_url("AGENTIC_PUBLIC_URL", u)?;
-                Some(u.trim_end_matches('/').to_string())
-            }
-            None => None,
-        };
-
+        let (github_api_url, github_web_url, public_url) = github_urls(&vars)?;
         let credentials_path = PathBuf::from(
             vars.get("AGENTIC_APP_CREDENTIALS_PATH")
                 .unwrap_or(DEFAULT_CREDENTIALS_PATH),
         );
-        let mut app = app_from_vars(&vars)?;
-        // Registered through the setup page earlier: its secret is accepted
-        // whatever else is configured (one rule: every configured secret
-        // verifies), and its App is used unless the environment names one.
-        if let Some(stored) = AppCredentials::load(&credentials_path)
-            .map_err(|e| bad("AGENTIC_APP_CREDENTIALS_PATH", format!("{e:#}")))?
-        {
-            if stored.webhook_secret.expose_secret().trim().is_empty() {
-                return Err(bad(
-                    "AGENTIC_APP_CREDENTIALS_PATH",
-                    format!(
-                        "`{}` holds an empty webhook secret",
-                        credentials_path.display()
-                    ),
-                ));
-            }
-            webhook_secrets.push(stored.webhook_secret.clone());
-            if app.is_none() {
-                app = Some(stored.github_app());
-            }
-        }
-
-        let log_format = match vars.get("AGENTIC_LOG_FORMAT").unwrap_or("text") {
-            "text" => LogFormat::Text,
-            "json" => LogFormat::Json,
-            other => {
-                return Err(bad(
-                    "AGENTIC_LOG_FORMAT",
-                    format!("`{other}` is not `text` or `json`"),
-                ))
-            }
-        };
-        const NUMBER: &str = "a whole number";
-        const SECONDS: &str = "a whole number of seconds";
-        let worker_concurrency: usize = positive(&vars, "AGENTIC_WORKER_CONCURRENCY", "4", NUMBER)?;
-        let max_attempts: u32 = positive(&vars, "AGENTIC_MAX_ATTEMPTS", "5", NUMBER)?;
-        let lease_secs: u64 = positive(&vars, "AGENTIC_JOB_LEASE_SECS", "30", SECONDS)?;
-        let grace_secs: u64 = parse_or(
-            vars.get("AGENTIC_SHUTDOWN_GRACE_SECS"),
-            "30",
-            "AGENTIC_SHUTDOWN_GRACE_SECS",
-            "a whole number of seconds",
-        )?;
-        let millis = |key: &'static str| -> Result<Option<Duration>, ConfigError> {
-            match vars.get(key) {
-                Some(v) => Ok(Some(Duration::from_millis(v.parse().map_err(|_| {
-                    bad(key, format!("`{v}` is not a whole number of milliseconds"))
-                })?))),
-                None => Ok(None),
-            }
-        };
-        let test_job_delay = millis("AGENTIC_TEST_JOB_DELAY_MS")?;
-        let test_step_delay = millis("AGENTIC_TEST_STEP_DELAY_MS")?;
-
-        let llm_timeout =
-            Duration::from_secs(positive(&vars, "AGENTIC_LLM_TIMEOUT_SECS", "60", NUMBER)?);
-        let llm_timeout_tries = positive(&vars, "AGENTIC_LLM_TIMEOUT_TRIES", "2", NUMBER)?;
-        let max_steps = positive(&vars, "AGENTIC_MAX_STEPS", "8", NUMBER)?;
-        let max_tokens = positive(&vars, "AGENTIC_MAX_TOKENS", "60000", NUMBER)?;
-        let max_wall =
-            Duration::from_secs(positive(&vars, "AGENTIC_MAX_WALL_SECS", "300", NUMBER)?);
-        let progress_interval: u64 = parse_or(
-            vars.get("AGENTIC_PROGRESS_INTERVAL_SECS"),
-            "5",
-            "AGENTIC_PROGRESS_INTERVAL_SECS",
-            "a whole number of seconds",
-        )?;
-        let sender_commands_per_minute =
-            positive(&vars, "AGENTIC_SENDER_COMMANDS_PER_MINUTE", "10", NUMBER)?;
-        let installation_commands_per_minute = positive(
-            &vars,
-            "AGENTIC_INSTALLATION_COMMANDS_PER_MINUTE",
-            "120",
-            NUMBER,
-        )?;
-        let max_commands_per_comment =
-            positive(&vars, "AGENTIC_MAX_COMMANDS_PER_COMMENT", "5", NUMBER)?;
-        let max_tool_calls_per_turn =
-            positive(&vars, "AGENTIC_MAX_TOOL_CALLS_PER_TURN", "8", NUMBER)?;
-        let llm_max_tokens = positive(&vars, "AGENTIC_LLM_MAX_TOKENS", "4096", NUMBER)?;
-        let review_max_tokens: u64 =
-            positive(&vars, "AGENTIC_REVIEW_MAX_TOKENS", "120000", NUMBER)?;
-        let review_diff_tokens: usize =
-            positive(&vars, "AGENTIC_REVIEW_DIFF_TOKENS", "24000", NUMBER)?;
-        if review_diff_tokens as u64 * 2 > review_max_tokens {
-            return Err(bad(
-                "AGENTIC_REVIEW_DIFF_TOKENS",
-                format!("must be at most half of AGENTIC_REVIEW_MAX_TOKENS ({review_max_tokens}): the diff is sent with every model call of a review"),
-            ));
-        }
-        let notice_window = Duration::from_secs(positive(
-            &vars,
-            "AGENTIC_NOTICE_WINDOW_SECS",
-            "3600",
-            SECONDS,
-        )?);
-        let default_per_installation = (worker_concurrency / 2).max(1).to_string();
-        let max_jobs_per_installation: usize = positive(
-            &vars,
-            "AGENTIC_MAX_JOBS_PER_INSTALLATION",
-            &default_per_installation,
-            NUMBER,
-        )?;
-        let webhook_body_timeout = Duration::from_secs(positive(
-            &vars,
-            "AGENTIC_WEBHOOK_BODY_TIMEOUT_SECS",
-            "10",
-            SECONDS,
-        )?);
-        let content_quota = crate::github::ContentQuota {
-            per_minute: positive(&vars, "AGENTIC_CONTENT_PER_MINUTE", "75", NUMBER)?,
-            per_hour: positive(&vars, "AGENTIC_CONTENT_PER_HOUR", "480", NUMBER)?,
-        };
-        let migrate = yes_or_no(&vars, "AGENTIC_MIGRATE", true)?;
-        let aws_apply_without_session_policy =
-            yes_or_no(&vars, "AGENTIC_AWS_APPLY_WITHOUT_SESSION_POLICY", false)?;
-        const DAYS: &str = "a whole number of days (0 keeps forever)";
-        let retention = crate::store::Retention {
-            days: parse_or(
-                vars.get("AGENTIC_RETENTION_DAYS"),
-                "30",
-                "AGENTIC_RETENTION_DAYS",
-                DAYS,
-            )?,
-            audit_days: parse_or(
-                vars.get("AGENTIC_AUDIT_RETENTION_DAYS"),
-                "365",
-                "AGENTIC_AUDIT_RETENTION_DAYS",
-                DAYS,
-            )?,
-        };
-        let max_inflight_deliveries =
-            positive(&vars, "AGENTIC_MAX_INFLIGHT_DELIVERIES", "32", NUMBER)?;
-
+        let app = app_with_stored_credentials(&vars, &credentials_path, &mut webhook_secrets)?;
+        let log_format = log_format_from_vars(&vars)?;
+        let jobs = jobs_from_vars(&vars)?;
+        let budgets = budgets_from_vars(&vars)?;
+        let limits = limits_from_vars(&vars, jobs.worker_concurrency)?;
         let openai_base_url = vars
             .get("OPENAI_BASE_URL")
             .unwrap_or("https://api.openai.com/v1")
@@ -444,40 +248,40 @@ impl Config {
                 .to_string(),
             log_format,
             credentials_path,
-            worker_concurrency,
-            max_attempts,
-            lease: Duration::from_secs(lease_secs),
-            shutdown_grace: Duration::from_secs(grace_secs),
-            test_job_delay,
-            test_step_delay,
-            llm_timeout,
-            llm_timeout_tries,
-            max_steps,
-            max_tokens,
-            max_wall,
-            progress_interval: Duration::from_secs(progress_interval),
-            sender_commands_per_minute,
-            installation_commands_per_minute,
-            max_commands_per_comment,
-            max_tool_calls_per_turn,
-            llm_max_tokens,
-            review_max_tokens,
-            review_diff_tokens,
+            worker_concurrency: jobs.worker_concurrency,
+            max_attempts: jobs.max_attempts,
+            lease: jobs.lease,
+            shutdown_grace: jobs.shutdown_grace,
+            test_job_delay: jobs.test_job_delay,
+            test_step_delay: jobs.test_step_delay,
+            llm_timeout: budgets.llm_timeout,
+            llm_timeout_tries: budgets.llm_timeout_tries,
+            max_steps: budgets.max_steps,
+            max_tokens: budgets.max_tokens,
+            max_wall: budgets.max_wall,
+            progress_interval: budgets.progress_interval,
+            sender_commands_per_minute: budgets.sender_commands_per_minute,
+            installation_commands_per_minute: budgets.installation_commands_per_minute,
+            max_commands_per_comment: budgets.max_commands_per_comment,
+            max_tool_calls_per_turn: budgets.max_tool_calls_per_turn,
+            llm_max_tokens: budgets.llm_max_tokens,
+            review_max_tokens: budgets.review_max_tokens,
+            review_diff_tokens: budgets.review_diff_tokens,
             aws_endpoint_url: vars.get("AWS_ENDPOINT_URL").map(str::to_string),
             aws_region: vars.get("AWS_REGION").map(str::to_string),
             aws_role_arn: vars.get("AGENTIC_AWS_ROLE_ARN").map(str::to_string),
             aws_apply_role_arn: vars.get("AGENTIC_AWS_APPLY_ROLE_ARN").map(str::to_string),
-            aws_apply_without_session_policy,
+            aws_apply_without_session_policy: limits.aws_apply_without_session_policy,
             policy_file,
             policy,
             metrics_listen,
-            notice_window,
-            max_jobs_per_installation,
-            webhook_body_timeout,
-            max_inflight_deliveries,
-            content_quota,
-            migrate,
-            retention,
+            notice_window: limits.notice_window,
+            max_jobs_per_installation: limits.max_jobs_per_installation,
+            webhook_body_timeout: limits.webhook_body_timeout,
+            max_inflight_deliveries: limits.max_inflight_deliveries,
+            content_quota: limits.content_quota,
+            migrate: limits.migrate,
+            retention: limits.retention,
         })
     }
 
@@ -656,6 +460,324 @@ fn app_from_vars(vars: &Vars) -> Result<Option<GitHubApp>, ConfigError> {
             }))
         }
     }
+}
+
+/// The variables to read: the file named by `AGENTIC_CONFIG_FILE`, if any,
+/// with `env` over it. A key the service does not read is refused.
+fn merged_vars(env: &HashMap<String, String>) -> Result<Vars, ConfigError> {
+    let mut vars = HashMap::new();
+    if let Some(path) = env.get("AGENTIC_CONFIG_FILE").filter(|p| !p.is_empty()) {
+        let iter = dotenvy::from_path_iter(path)
+            .map_err(|e| bad("AGENTIC_CONFIG_FILE", format!("cannot read `{path}`: {e}")))?;
+        for item in iter {
+            let (k, v) = item
+                .map_err(|e| bad("AGENTIC_CONFIG_FILE", format!("cannot parse `{path}`: {e}")))?;
+            if !KEYS.contains(&k.as_str()) {
+                return Err(bad(
+                    "AGENTIC_CONFIG_FILE",
+                    format!("`{path}` sets unknown key `{k}`"),
+                ));
+            }
+            vars.insert(k, v);
+        }
+    }
+    for (k, v) in env {
+        vars.insert(k.clone(), v.clone());
+    }
+    Ok(Vars(vars))
+}
+
+/// `AGENTIC_LISTEN`, and `AGENTIC_METRICS_LISTEN` if set, which must be
+/// another address.
+fn listen_addresses(vars: &Vars) -> Result<(SocketAddr, Option<SocketAddr>), ConfigError> {
+    let listen: SocketAddr = parse_or(
+        vars.get("AGENTIC_LISTEN"),
+        "127.0.0.1:3000",
+        "AGENTIC_LISTEN",
+        "a socket address like 127.0.0.1:3000",
+    )?;
+    let metrics_listen = match vars.get("AGENTIC_METRICS_LISTEN") {
+        None => None,
+        some => Some(parse_or::<SocketAddr>(
+            some,
+            "",
+            "AGENTIC_METRICS_LISTEN",
+            "a socket address like 127.0.0.1:9100",
+        )?),
+    };
+    if metrics_listen == Some(listen) && listen.port() != 0 {
+        return Err(bad(
+            "AGENTIC_METRICS_LISTEN",
+            "is the same address as AGENTIC_LISTEN; give it its own, or leave it unset",
+        ));
+    }
+    Ok((listen, metrics_listen))
+}
+
+/// The policy in `AGENTIC_POLICY_FILE`, read now; `None` without the file.
+fn load_policy(
+    policy_file: Option<&Path>,
+) -> Result<Option<Arc<crate::ceilings::Policy>>, ConfigError> {
+    Ok(match policy_file {
+        None => None,
+        Some(path) => Some(Arc::new(
+            crate::ceilings::Policy::load(path).map_err(|e| bad("AGENTIC_POLICY_FILE", e))?,
+        )),
+    })
+}
+
+/// GitHub's API root, its web root and this service's public address, each
+/// checked and without a trailing slash.
+fn github_urls(vars: &Vars) -> Result<(String, String, Option<String>), ConfigError> {
+    let github_api_url = vars
+        .get("AGENTIC_GITHUB_API_URL")
+        .unwrap_or("https://api.github.com")
+        .trim_end_matches('/')
+        .to_string();
+    check_url("AGENTIC_GITHUB_API_URL", &github_api_url)?;
+    let github_web_url = match vars.get("AGENTIC_GITHUB_URL") {
+        Some(u) => {
+            check_url("AGENTIC_GITHUB_URL", u)?;
+            u.trim_end_matches('/').to_string()
+        }
+        None => web_url_for(&github_api_url),
+    };
+    let public_url = match vars.get("AGENTIC_PUBLIC_URL") {
+        Some(u) => {
+            check_url("AGENTIC_PUBLIC_URL", u)?;
+            Some(u.trim_end_matches('/').to_string())
+        }
+        None => None,
+    };
+    Ok((github_api_url, github_web_url, public_url))
+}
+
+/// The App the environment names, else the one stored at
+/// `credentials_path`; a stored App's webhook secret joins `webhook_secrets`.
+fn app_with_stored_credentials(
+    vars: &Vars,
+    credentials_path: &Path,
+    webhook_secrets: &mut Vec<SecretString>,
+) -> Result<Option<GitHubApp>, ConfigError> {
+    let mut app = app_from_vars(vars)?;
+    // Registered through the setup page earlier: its secret is accepted
+    // whatever else is configured (one rule: every configured secret
+    // verifies), and its App is used unless the environment names one.
+    if let Some(stored) = AppCredentials::load(credentials_path)
+        .map_err(|e| bad("AGENTIC_APP_CREDENTIALS_PATH", format!("{e:#}")))?
+    {
+        if stored.webhook_secret.expose_secret().trim().is_empty() {
+            return Err(bad(
+                "AGENTIC_APP_CREDENTIALS_PATH",
+                format!(
+                    "`{}` holds an empty webhook secret",
+                    credentials_path.display()
+                ),
+            ));
+        }
+        webhook_secrets.push(stored.webhook_secret.clone());
+        if app.is_none() {
+            app = Some(stored.github_app());
+        }
+    }
+    Ok(app)
+}
+
+/// `AGENTIC_LOG_FORMAT`: `text` (the default) or `json`.
+fn log_format_from_vars(vars: &Vars) -> Result<LogFormat, ConfigError> {
+    match vars.get("AGENTIC_LOG_FORMAT").unwrap_or("text") {
+        "text" => Ok(LogFormat::Text),
+        "json" => Ok(LogFormat::Json),
+        other => Err(bad(
+            "AGENTIC_LOG_FORMAT",
+            format!("`{other}` is not `text` or `json`"),
+        )),
+    }
+}
+
+/// What a count setting must be.
+const NUMBER: &str = "a whole number";
+/// What a duration setting in seconds must be.
+const SECONDS: &str = "a whole number of seconds";
+
+/// How the worker runs jobs.
+struct Jobs {
+    worker_concurrency: usize,
+    max_attempts: u32,
+    lease: Duration,
+    shutdown_grace: Duration,
+    test_job_delay: Option<Duration>,
+    test_step_delay: Option<Duration>,
+}
+
+/// The worker's settings: jobs at once, attempts, lease, shutdown grace,
+/// and the test-only delays.
+fn jobs_from_vars(vars: &Vars) -> Result<Jobs, ConfigError> {
+    let worker_concurrency: usize = positive(vars, "AGENTIC_WORKER_CONCURRENCY", "4", NUMBER)?;
+    let max_attempts: u32 = positive(vars, "AGENTIC_MAX_ATTEMPTS", "5", NUMBER)?;
+    let lease_secs: u64 = positive(vars, "AGENTIC_JOB_LEASE_SECS", "30", SECONDS)?;
+    let grace_secs: u64 = parse_or(
+        vars.get("AGENTIC_SHUTDOWN_GRACE_SECS"),
+        "30",
+        "AGENTIC_SHUTDOWN_GRACE_SECS",
+        "a whole number of seconds",
+    )?;
+    let millis = |key: &'static str| -> Result<Option<Duration>, ConfigError> {
+        match vars.get(key) {
+            Some(v) => Ok(Some(Duration::from_millis(v.parse().map_err(|_| {
+                bad(key, format!("`{v}` is not a whole number of milliseconds"))
+            })?))),
+            None => Ok(None),
+        }
+    };
+    let test_job_delay = millis("AGENTIC_TEST_JOB_DELAY_MS")?;
+    let test_step_delay = millis("AGENTIC_TEST_STEP_DELAY_MS")?;
+    Ok(Jobs {
+        worker_concurrency,
+        max_attempts,
+        lease: Duration::from_secs(lease_secs),
+        shutdown_grace: Duration::from_secs(grace_secs),
+        test_job_delay,
+        test_step_delay,
+    })
+}
+
+/// What one model call, conversation, command or review may take.
+struct Budgets {
+    llm_timeout: Duration,
+    llm_timeout_tries: u32,
+    max_steps: u32,
+    max_tokens: u64,
+    max_wall: Duration,
+    progress_interval: Duration,
+    sender_commands_per_minute: u32,
+    installation_commands_per_minute: u32,
+    max_commands_per_comment: usize,
+    max_tool_calls_per_turn: usize,
+    llm_max_tokens: u32,
+    review_max_tokens: u64,
+    review_diff_tokens: usize,
+}
+
+/// The agent's budgets, the limits on commands, and a review's tokens; the
+/// diff may take at most half of those.
+fn budgets_from_vars(vars: &Vars) -> Result<Budgets, ConfigError> {
+    let llm_timeout =
+        Duration::from_secs(positive(vars, "AGENTIC_LLM_TIMEOUT_SECS", "60", NUMBER)?);
+    let llm_timeout_tries = positive(vars, "AGENTIC_LLM_TIMEOUT_TRIES", "2", NUMBER)?;
+    let max_steps = positive(vars, "AGENTIC_MAX_STEPS", "8", NUMBER)?;
+    let max_tokens = positive(vars, "AGENTIC_MAX_TOKENS", "60000", NUMBER)?;
+    let max_wall = Duration::from_secs(positive(vars, "AGENTIC_MAX_WALL_SECS", "300", NUMBER)?);
+    let progress_interval: u64 = parse_or(
+        vars.get("AGENTIC_PROGRESS_INTERVAL_SECS"),
+        "5",
+        "AGENTIC_PROGRESS_INTERVAL_SECS",
+        "a whole number of seconds",
+    )?;
+    let sender_commands_per_minute =
+        positive(vars, "AGENTIC_SENDER_COMMANDS_PER_MINUTE", "10", NUMBER)?;
+    let installation_commands_per_minute = positive(
+        vars,
+        "AGENTIC_INSTALLATION_COMMANDS_PER_MINUTE",
+        "120",
+        NUMBER,
+    )?;
+    let max_commands_per_comment = positive(vars, "AGENTIC_MAX_COMMANDS_PER_COMMENT", "5", NUMBER)?;
+    let max_tool_calls_per_turn = positive(vars, "AGENTIC_MAX_TOOL_CALLS_PER_TURN", "8", NUMBER)?;
+    let llm_max_tokens = positive(vars, "AGENTIC_LLM_MAX_TOKENS", "4096", NUMBER)?;
+    let review_max_tokens: u64 = positive(vars, "AGENTIC_REVIEW_MAX_TOKENS", "120000", NUMBER)?;
+    let review_diff_tokens: usize = positive(vars, "AGENTIC_REVIEW_DIFF_TOKENS", "24000", NUMBER)?;
+    if review_diff_tokens as u64 * 2 > review_max_tokens {
+        return Err(bad(
+            "AGENTIC_REVIEW_DIFF_TOKENS",
+            format!("must be at most half of AGENTIC_REVIEW_MAX_TOKENS ({review_max_tokens}): the diff is sent with every model call of a review"),
+        ));
+    }
+    Ok(Budgets {
+        llm_timeout,
+        llm_timeout_tries,
+        max_steps,
+        max_tokens,
+        max_wall,
+        progress_interval: Duration::from_secs(progress_interval),
+        sender_commands_per_minute,
+        installation_commands_per_minute,
+        max_commands_per_comment,
+        max_tool_calls_per_turn,
+        llm_max_tokens,
+        review_max_tokens,
+        review_diff_tokens,
+    })
+}
+
+/// What one installation or delivery may take, and the operator's
+/// switches: migrations, applies without a session policy, retention.
+struct Limits {
+    notice_window: Duration,
+    max_jobs_per_installation: usize,
+    webhook_body_timeout: Duration,
+    content_quota: crate::github::ContentQuota,
+    migrate: bool,
+    aws_apply_without_session_policy: bool,
+    retention: crate::store::Retention,
+    max_inflight_deliveries: usize,
+}
+
+/// The limits and switches; jobs per installation default to half of
+/// `worker_concurrency` (at least 1).
+fn limits_from_vars(vars: &Vars, worker_concurrency: usize) -> Result<Limits, ConfigError> {
+    let notice_window = Duration::from_secs(positive(
+        vars,
+        "AGENTIC_NOTICE_WINDOW_SECS",
+        "3600",
+        SECONDS,
+    )?);
+    let default_per_installation = (worker_concurrency / 2).max(1).to_string();
+    let max_jobs_per_installation: usize = positive(
+        vars,
+        "AGENTIC_MAX_JOBS_PER_INSTALLATION",
+        &default_per_installation,
+        NUMBER,
+    )?;
+    let webhook_body_timeout = Duration::from_secs(positive(
+        vars,
+        "AGENTIC_WEBHOOK_BODY_TIMEOUT_SECS",
+        "10",
+        SECONDS,
+    )?);
+    let content_quota = crate::github::ContentQuota {
+        per_minute: positive(vars, "AGENTIC_CONTENT_PER_MINUTE", "75", NUMBER)?,
+        per_hour: positive(vars, "AGENTIC_CONTENT_PER_HOUR", "480", NUMBER)?,
+    };
+    let migrate = yes_or_no(vars, "AGENTIC_MIGRATE", true)?;
+    let aws_apply_without_session_policy =
+        yes_or_no(vars, "AGENTIC_AWS_APPLY_WITHOUT_SESSION_POLICY", false)?;
+    const DAYS: &str = "a whole number of days (0 keeps forever)";
+    let retention = crate::store::Retention {
+        days: parse_or(
+            vars.get("AGENTIC_RETENTION_DAYS"),
+            "30",
+            "AGENTIC_RETENTION_DAYS",
+            DAYS,
+        )?,
+        audit_days: parse_or(
+            vars.get("AGENTIC_AUDIT_RETENTION_DAYS"),
+            "365",
+            "AGENTIC_AUDIT_RETENTION_DAYS",
+            DAYS,
+        )?,
+    };
+    let max_inflight_deliveries = positive(vars, "AGENTIC_MAX_INFLIGHT_DELIVERIES", "32", NUMBER)?;
+    Ok(Limits {
+        notice_window,
+        max_jobs_per_installation,
+        webhook_body_timeout,
+        content_quota,
+        migrate,
+        aws_apply_without_session_policy,
+        retention,
+        max_inflight_deliveries,
+    })
 }
 
 #[cfg(test)]

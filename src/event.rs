@@ -581,37 +581,17 @@ pub fn parse(event: &str, body: &[u8]) -> Result<Parsed, ParseError> {
         // is no installation to act as, so nothing can be done with it.
         return Ok(ignored(envelope, "no installation in the payload"));
     };
-    let parsed = match wire {
-        Wire::IssueComment(w) => {
-            let body = w.comment.body.unwrap_or_default();
-            if w.sender.is_bot() || w.comment.user.is_bot() {
-                return Ok(ignored(envelope, "comment by a bot"));
-            }
-            if w.action == "edited" && w.sender.id != w.comment.user.id {
-                // Commands belong to whoever typed them: an edit of someone
-                // else's comment runs nothing, and costs nothing.
-                return Ok(ignored(
-                    envelope,
-                    "comment edited by someone other than its author",
-                ));
-            }
-            if !body.contains(COMMAND_PREFIX) {
-                return Ok(ignored(envelope, "comment has no command"));
-            }
-            Event::IssueComment(IssueComment {
-                action: w.action,
-                repo: w.repository.into(),
-                installation_id,
-                number: w.issue.number,
-                on_pull_request: w.issue.pull_request.is_some(),
-                comment_id: w.comment.id,
-                body,
-                author: w.comment.user,
-                sender: w.sender,
-                previous_body: w.changes.and_then(|c| c.body).and_then(|b| b.from),
-                created_at_ms: w.comment.created_at.as_deref().and_then(parse_time_ms),
-            })
-        }
+    match to_event(wire, installation_id) {
+        Ok(parsed) => Ok(Parsed::Event(parsed)),
+        Err(reason) => Ok(ignored(envelope, reason)),
+    }
+}
+
+/// The event a wanted delivery's wire shape stands for, or why it needs
+/// no work after all.
+fn to_event(wire: Wire, installation_id: u64) -> Result<Event, &'static str> {
+    Ok(match wire {
+        Wire::IssueComment(w) => Event::IssueComment(issue_comment(w, installation_id)?),
         Wire::PullRequest(w) => Event::PullRequest(PullRequest {
             action: w.action,
             repo: w.repository.into(),
@@ -685,6 +665,35 @@ pub fn parse(event: &str, body: &[u8]) -> Result<Parsed, ParseError> {
                 .unwrap_or_default(),
             sender: w.sender,
         }),
-    };
-    Ok(Parsed::Event(parsed))
+    })
+}
+
+/// A comment that may carry a command, or why it runs nothing: written or
+/// edited by a bot, edited by someone else, or without the command prefix.
+fn issue_comment(w: WireIssueComment, installation_id: u64) -> Result<IssueComment, &'static str> {
+    let body = w.comment.body.unwrap_or_default();
+    if w.sender.is_bot() || w.comment.user.is_bot() {
+        return Err("comment by a bot");
+    }
+    if w.action == "edited" && w.sender.id != w.comment.user.id {
+        // Commands belong to whoever typed them: an edit of someone
+        // else's comment runs nothing, and costs nothing.
+        return Err("comment edited by someone other than its author");
+    }
+    if !body.contains(COMMAND_PREFIX) {
+        return Err("comment has no command");
+    }
+    Ok(IssueComment {
+        action: w.action,
+        repo: w.repository.into(),
+        installation_id,
+        number: w.issue.number,
+        on_pull_request: w.issue.pull_request.is_some(),
+        comment_id: w.comment.id,
+        body,
+        author: w.comment.user,
+        sender: w.sender,
+        previous_body: w.changes.and_then(|c| c.body).and_then(|b| b.from),
+        created_at_ms: w.comment.created_at.as_deref().and_then(parse_time_ms),
+    })
 }

@@ -209,164 +209,182 @@ pub async fn run(command: AwsCommand) -> anyhow::Result<bool> {
     } = &command
     {
         // Done on our side: no AWS call, no credentials needed.
-        let text = if file == "-" {
-            std::io::read_to_string(std::io::stdin())?
-        } else {
-            std::fs::read_to_string(file)
-                .map_err(|e| anyhow::anyhow!("cannot read `{file}`: {e}"))?
-        };
-        let findings = super::policy::check(&text)
-            .map_err(|e| anyhow::anyhow!("`{file}` is not an IAM policy document: {e}"))?;
-        print(&findings, *json, "no findings", |f| {
-            let sid = f
-                .sid
-                .as_deref()
-                .map(|s| format!(" ({s})"))
-                .unwrap_or_default();
-            format!(
-                "{}  statement {}{sid}: {}",
-                f.severity.name(),
-                f.statement,
-                f.message
-            )
-        });
-        return Ok(findings.is_empty());
+        return check_policy(file, *json);
     }
     let aws = Aws::from_env().await;
     match command {
-        AwsCommand::Ec2 { command } => match command {
-            Ec2Command::List {
-                tag,
-                state,
-                region,
-                json,
-            } => {
-                let filter = InstanceFilter {
-                    tags: tag,
-                    state,
-                    ids: vec![],
-                };
-                let rows = read::instances(&aws, region.as_deref(), &filter).await?;
-                print(&rows, json, "no instances", instance_line);
-            }
-            Ec2Command::Describe { ids, region, json } => {
-                let filter = InstanceFilter {
-                    ids,
-                    ..InstanceFilter::default()
-                };
-                let rows = read::instances(&aws, region.as_deref(), &filter).await?;
-                print(&rows, json, "no instances", instance_line);
-            }
-            Ec2Command::Start(c) => {
-                change(&aws, AwsAction::StartInstances, RiskTier::Write, c).await?
-            }
-            Ec2Command::Stop(c) => {
-                change(&aws, AwsAction::StopInstances, RiskTier::Write, c).await?
-            }
-            Ec2Command::Reboot(c) => {
-                change(&aws, AwsAction::RebootInstances, RiskTier::Write, c).await?
-            }
-            Ec2Command::Terminate(c) => {
-                change(
-                    &aws,
-                    AwsAction::TerminateInstances,
-                    RiskTier::Destructive,
-                    c,
-                )
-                .await?
-            }
-            Ec2Command::Images { region, json } => {
-                let rows = read::images(&aws, region.as_deref()).await?;
-                print(&rows, json, "no images", |i| {
-                    format!("{}  {}  {}", i.id, i.state, i.name)
-                });
-            }
-            Ec2Command::SecurityGroups { region, json } => {
-                let rows = read::security_groups(&aws, region.as_deref()).await?;
-                print(&rows, json, "no security groups", |g| {
-                    let open = if g.open_to_world.is_empty() {
-                        "closed to the internet".to_string()
-                    } else {
-                        format!("OPEN: {}", g.open_to_world.join("; "))
-                    };
-                    format!("{}  {}  {}  {open}", g.id, g.name, g.vpc_id)
-                });
-            }
-        },
-        AwsCommand::S3 { command } => match command {
-            S3Command::Ls { json } => {
-                let rows = read::buckets(&aws).await?;
-                print(&rows, json, "no buckets", String::clone);
-            }
-            S3Command::Objects {
-                bucket,
-                prefix,
-                json,
-            } => {
-                let (rows, more) = read::objects(&aws, &bucket, prefix.as_deref()).await?;
-                print(&rows, json, "no objects", |o| {
-                    format!("{}  {}", o.size, o.key)
-                });
-                if more && !json {
-                    println!(
-                        "… more than {} objects; narrow with --prefix",
-                        read::MAX_OBJECTS
-                    );
-                }
-            }
-            S3Command::Policy { bucket } => match read::bucket_policy(&aws, &bucket).await? {
-                Some(policy) => println!("{policy}"),
-                None => println!("`{bucket}` has no bucket policy"),
-            },
-            S3Command::Encryption { bucket } => match read::bucket_encryption(&aws, &bucket).await?
-            {
-                Some(algorithm) => println!("`{bucket}` encrypts new objects with {algorithm}"),
-                None => println!("`{bucket}` has no default encryption configured"),
-            },
-            S3Command::Versioning { bucket } => match read::bucket_versioning(&aws, &bucket).await?
-            {
-                Some(status) => println!("`{bucket}` versioning: {status}"),
-                None => println!("`{bucket}` versioning was never enabled"),
-            },
-            S3Command::PublicAccess { bucket, json } => {
-                let block = read::public_access_block(&aws, &bucket).await?;
-                if json {
-                    println!("{}", serde_json::to_string_pretty(&block)?);
-                } else {
-                    match block {
-                        None => println!("`{bucket}` has no public-access block: its policy and ACLs alone decide"),
-                        Some(b) if b.blocks_everything() => println!("`{bucket}` blocks all public access"),
-                        Some(b) => println!("`{bucket}` blocks public access only in part: {b:?}"),
-                    }
-                }
-            }
-        },
-        AwsCommand::Iam { command } => match command {
-            IamCommand::Users { json } => {
-                print(&read::users(&aws).await?, json, "no users", principal_line)
-            }
-            IamCommand::Roles { json } => {
-                print(&read::roles(&aws).await?, json, "no roles", principal_line)
-            }
-            IamCommand::Policies { user, role, json } => {
-                let holder = match (user, role) {
-                    (Some(u), _) => Holder::User(u),
-                    (None, Some(r)) => Holder::Role(r),
-                    (None, None) => anyhow::bail!("--user or --role"),
-                };
-                let rows = read::attached_policies(&aws, &holder).await?;
-                print(&rows, json, "no attached policies", principal_line);
-            }
-            IamCommand::AccessKeys { user, json } => {
-                let rows = read::access_keys(&aws, &user).await?;
-                print(&rows, json, "no access keys", |k| {
-                    format!("{}  {}  {}", k.id, k.status, k.created)
-                });
-            }
-            IamCommand::CheckPolicy { .. } => unreachable!("handled above"),
-        },
+        AwsCommand::Ec2 { command } => ec2(&aws, command).await?,
+        AwsCommand::S3 { command } => s3(&aws, command).await?,
+        AwsCommand::Iam { command } => iam(&aws, command).await?,
     }
     Ok(true)
+}
+
+/// `agentic aws iam check-policy`: print the findings on the policy in
+/// `file` (`-` for stdin); `Ok(false)` when there are any.
+fn check_policy(file: &str, json: bool) -> anyhow::Result<bool> {
+    let text = if file == "-" {
+        std::io::read_to_string(std::io::stdin())?
+    } else {
+        std::fs::read_to_string(file).map_err(|e| anyhow::anyhow!("cannot read `{file}`: {e}"))?
+    };
+    let findings = super::policy::check(&text)
+        .map_err(|e| anyhow::anyhow!("`{file}` is not an IAM policy document: {e}"))?;
+    print(&findings, json, "no findings", |f| {
+        let sid = f
+            .sid
+            .as_deref()
+            .map(|s| format!(" ({s})"))
+            .unwrap_or_default();
+        format!(
+            "{}  statement {}{sid}: {}",
+            f.severity.name(),
+            f.statement,
+            f.message
+        )
+    });
+    Ok(findings.is_empty())
+}
+
+/// `agentic aws ec2 …`: list and describe instances, images and security
+/// groups, or change instances.
+async fn ec2(aws: &Aws, command: Ec2Command) -> anyhow::Result<()> {
+    match command {
+        Ec2Command::List {
+            tag,
+            state,
+            region,
+            json,
+        } => {
+            let filter = InstanceFilter {
+                tags: tag,
+                state,
+                ids: vec![],
+            };
+            let rows = read::instances(aws, region.as_deref(), &filter).await?;
+            print(&rows, json, "no instances", instance_line);
+        }
+        Ec2Command::Describe { ids, region, json } => {
+            let filter = InstanceFilter {
+                ids,
+                ..InstanceFilter::default()
+            };
+            let rows = read::instances(aws, region.as_deref(), &filter).await?;
+            print(&rows, json, "no instances", instance_line);
+        }
+        Ec2Command::Start(c) => change(aws, AwsAction::StartInstances, RiskTier::Write, c).await?,
+        Ec2Command::Stop(c) => change(aws, AwsAction::StopInstances, RiskTier::Write, c).await?,
+        Ec2Command::Reboot(c) => {
+            change(aws, AwsAction::RebootInstances, RiskTier::Write, c).await?
+        }
+        Ec2Command::Terminate(c) => {
+            change(aws, AwsAction::TerminateInstances, RiskTier::Destructive, c).await?
+        }
+        Ec2Command::Images { region, json } => {
+            let rows = read::images(aws, region.as_deref()).await?;
+            print(&rows, json, "no images", |i| {
+                format!("{}  {}  {}", i.id, i.state, i.name)
+            });
+        }
+        Ec2Command::SecurityGroups { region, json } => {
+            let rows = read::security_groups(aws, region.as_deref()).await?;
+            print(&rows, json, "no security groups", |g| {
+                let open = if g.open_to_world.is_empty() {
+                    "closed to the internet".to_string()
+                } else {
+                    format!("OPEN: {}", g.open_to_world.join("; "))
+                };
+                format!("{}  {}  {}  {open}", g.id, g.name, g.vpc_id)
+            });
+        }
+    }
+    Ok(())
+}
+
+/// `agentic aws s3 …`: list buckets and objects, and show a bucket's
+/// policy, encryption, versioning and public-access block.
+async fn s3(aws: &Aws, command: S3Command) -> anyhow::Result<()> {
+    match command {
+        S3Command::Ls { json } => {
+            let rows = read::buckets(aws).await?;
+            print(&rows, json, "no buckets", String::clone);
+        }
+        S3Command::Objects {
+            bucket,
+            prefix,
+            json,
+        } => {
+            let (rows, more) = read::objects(aws, &bucket, prefix.as_deref()).await?;
+            print(&rows, json, "no objects", |o| {
+                format!("{}  {}", o.size, o.key)
+            });
+            if more && !json {
+                println!(
+                    "… more than {} objects; narrow with --prefix",
+                    read::MAX_OBJECTS
+                );
+            }
+        }
+        S3Command::Policy { bucket } => match read::bucket_policy(aws, &bucket).await? {
+            Some(policy) => println!("{policy}"),
+            None => println!("`{bucket}` has no bucket policy"),
+        },
+        S3Command::Encryption { bucket } => match read::bucket_encryption(aws, &bucket).await? {
+            Some(algorithm) => println!("`{bucket}` encrypts new objects with {algorithm}"),
+            None => println!("`{bucket}` has no default encryption configured"),
+        },
+        S3Command::Versioning { bucket } => match read::bucket_versioning(aws, &bucket).await? {
+            Some(status) => println!("`{bucket}` versioning: {status}"),
+            None => println!("`{bucket}` versioning was never enabled"),
+        },
+        S3Command::PublicAccess { bucket, json } => {
+            let block = read::public_access_block(aws, &bucket).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&block)?);
+            } else {
+                match block {
+                    None => println!(
+                        "`{bucket}` has no public-access block: its policy and ACLs alone decide"
+                    ),
+                    Some(b) if b.blocks_everything() => {
+                        println!("`{bucket}` blocks all public access")
+                    }
+                    Some(b) => println!("`{bucket}` blocks public access only in part: {b:?}"),
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `agentic aws iam …`: list users, roles, attached policies and access
+/// keys. `check-policy` needs no AWS: `run` does it first.
+async fn iam(aws: &Aws, command: IamCommand) -> anyhow::Result<()> {
+    match command {
+        IamCommand::Users { json } => {
+            print(&read::users(aws).await?, json, "no users", principal_line)
+        }
+        IamCommand::Roles { json } => {
+            print(&read::roles(aws).await?, json, "no roles", principal_line)
+        }
+        IamCommand::Policies { user, role, json } => {
+            let holder = match (user, role) {
+                (Some(u), _) => Holder::User(u),
+                (None, Some(r)) => Holder::Role(r),
+                (None, None) => anyhow::bail!("--user or --role"),
+            };
+            let rows = read::attached_policies(aws, &holder).await?;
+            print(&rows, json, "no attached policies", principal_line);
+        }
+        IamCommand::AccessKeys { user, json } => {
+            let rows = read::access_keys(aws, &user).await?;
+            print(&rows, json, "no access keys", |k| {
+                format!("{}  {}  {}", k.id, k.status, k.created)
+            });
+        }
+        IamCommand::CheckPolicy { .. } => unreachable!("handled above"),
+    }
+    Ok(())
 }
 
 /// Ask on the terminal; `false` for anything but yes, or with no terminal.

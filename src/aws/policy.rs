@@ -361,124 +361,156 @@ pub fn check(document: &str) -> Result<Vec<PolicyFinding>, String> {
             continue;
         }
         let sid = st.get("Sid").and_then(Value::as_str).map(str::to_string);
-        let mut flag = |severity, message: String| {
+        for (severity, message) in statement_findings(st) {
             out.push(PolicyFinding {
                 severity,
                 statement: i,
                 sid: sid.clone(),
                 message,
-            })
-        };
-        let actions = all_strings(st, "Action");
-        let resources = all_strings(st, "Resource");
-        let not_resource = !fields(st, "NotResource").is_empty();
-        // Every resource of a kind, or everything but some: what an
-        // escalation needs.
-        let wide = not_resource || resources.iter().any(|r| every_resource(r));
-        let conditioned = st
-            .get("Condition")
-            .and_then(Value::as_object)
-            .is_some_and(|c| !c.is_empty());
-        if actions.iter().any(|a| every_action(a)) {
-            flag(Severity::Critical, "allows every action (`*`)".into());
-        }
-        for a in actions
-            .iter()
-            .filter(|a| a.ends_with(":*") && !every_action(a))
-        {
-            flag(
-                Severity::Major,
-                format!("allows every action of a service (`{a}`)"),
-            );
-        }
-        let not_actions = fields(st, "NotAction");
-        if !not_actions.is_empty() {
-            let excluded = all_strings(st, "NotAction");
-            let left: Vec<&str> = ESCALATION
-                .iter()
-                .copied()
-                .filter(|e| !excluded.iter().any(|a| matches(a, e)))
-                .collect();
-            if wide && !left.is_empty() {
-                flag(
-                    Severity::Critical,
-                    format!(
-                        "allows everything except the actions in `NotAction` on every resource, `{}` included: admin-equivalent",
-                        left[0]
-                    ),
-                );
-            } else {
-                flag(
-                    Severity::Major,
-                    "allows everything except the actions in `NotAction`".into(),
-                );
-            }
-        }
-        let escalating: Vec<&str> = ESCALATION
-            .iter()
-            .copied()
-            .filter(|e| actions.iter().any(|a| !every_action(a) && matches(a, e)))
-            .collect();
-        if wide && !escalating.is_empty() {
-            flag(
-                Severity::Critical,
-                format!(
-                    "allows {} on every resource: admin-equivalent, its holder can grant itself anything",
-                    escalating
-                        .iter()
-                        .map(|a| format!("`{a}`"))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ),
-            );
-        }
-        if not_resource {
-            flag(
-                Severity::Major,
-                "allows on every resource except those in `NotResource`".into(),
-            );
-        }
-        let any_resource = resources.iter().any(|r| r == "*");
-        if any_resource
-            && actions
-                .iter()
-                .any(|a| a.eq_ignore_ascii_case("iam:PassRole") || a == "iam:*")
-        {
-            flag(
-                Severity::Critical,
-                "`iam:PassRole` on every role (`Resource: *`) lets its holder hand any role to a service".into(),
-            );
-        }
-        // EC2's Describe calls take no resource-level permission: `*` is
-        // the only way to grant them, so it is not a finding there.
-        let describe_only =
-            !actions.is_empty() && actions.iter().all(|a| a.starts_with("ec2:Describe"));
-        if any_resource && !actions.iter().any(|a| every_action(a)) && !describe_only {
-            flag(Severity::Major, "applies to every resource (`*`)".into());
-        }
-        if everyone(st) && !conditioned {
-            flag(
-                Severity::Critical,
-                "grants to everyone (`Principal: *`) without a condition".into(),
-            );
-        }
-        let risky: Vec<&String> = actions.iter().filter(|a| sensitive(a)).collect();
-        if !risky.is_empty() && !conditioned {
-            flag(
-                Severity::Minor,
-                format!(
-                    "allows sensitive actions without a `Condition`: {}",
-                    risky
-                        .iter()
-                        .map(|a| format!("`{a}`"))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ),
-            );
+            });
         }
     }
     out.sort_by_key(|f| (std::cmp::Reverse(f.severity), f.statement));
     Ok(out)
+}
+
+/// What one allowing statement grants too widely, each with its severity,
+/// in the order the checks run.
+fn statement_findings(st: &Value) -> Vec<(Severity, String)> {
+    let mut found = Vec::new();
+    let actions = all_strings(st, "Action");
+    let resources = all_strings(st, "Resource");
+    let not_resource = !fields(st, "NotResource").is_empty();
+    // Every resource of a kind, or everything but some: what an
+    // escalation needs.
+    let wide = not_resource || resources.iter().any(|r| every_resource(r));
+    let conditioned = st
+        .get("Condition")
+        .and_then(Value::as_object)
+        .is_some_and(|c| !c.is_empty());
+    action_findings(st, &actions, wide, &mut found);
+    resource_findings(&actions, &resources, not_resource, &mut found);
+    let mut flag = |severity, message: String| found.push((severity, message));
+    if everyone(st) && !conditioned {
+        flag(
+            Severity::Critical,
+            "grants to everyone (`Principal: *`) without a condition".into(),
+        );
+    }
+    let risky: Vec<&String> = actions.iter().filter(|a| sensitive(a)).collect();
+    if !risky.is_empty() && !conditioned {
+        flag(
+            Severity::Minor,
+            format!(
+                "allows sensitive actions without a `Condition`: {}",
+                risky
+                    .iter()
+                    .map(|a| format!("`{a}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        );
+    }
+    found
+}
+
+/// Findings on a statement's actions: every action, every action of a
+/// service, `NotAction`, and escalation on `wide` resources.
+fn action_findings(
+    st: &Value,
+    actions: &[String],
+    wide: bool,
+    found: &mut Vec<(Severity, String)>,
+) {
+    let mut flag = |severity, message: String| found.push((severity, message));
+    if actions.iter().any(|a| every_action(a)) {
+        flag(Severity::Critical, "allows every action (`*`)".into());
+    }
+    for a in actions
+        .iter()
+        .filter(|a| a.ends_with(":*") && !every_action(a))
+    {
+        flag(
+            Severity::Major,
+            format!("allows every action of a service (`{a}`)"),
+        );
+    }
+    let not_actions = fields(st, "NotAction");
+    if !not_actions.is_empty() {
+        let excluded = all_strings(st, "NotAction");
+        let left: Vec<&str> = ESCALATION
+            .iter()
+            .copied()
+            .filter(|e| !excluded.iter().any(|a| matches(a, e)))
+            .collect();
+        if wide && !left.is_empty() {
+            flag(
+                Severity::Critical,
+                format!(
+                    "allows everything except the actions in `NotAction` on every resource, `{}` included: admin-equivalent",
+                    left[0]
+                ),
+            );
+        } else {
+            flag(
+                Severity::Major,
+                "allows everything except the actions in `NotAction`".into(),
+            );
+        }
+    }
+    let escalating: Vec<&str> = ESCALATION
+        .iter()
+        .copied()
+        .filter(|e| actions.iter().any(|a| !every_action(a) && matches(a, e)))
+        .collect();
+    if wide && !escalating.is_empty() {
+        flag(
+            Severity::Critical,
+            format!(
+                "allows {} on every resource: admin-equivalent, its holder can grant itself anything",
+                escalating
+                    .iter()
+                    .map(|a| format!("`{a}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        );
+    }
+}
+
+/// Findings on a statement's resources: every one but some (`NotResource`),
+/// `iam:PassRole` on every role, and every resource (`*`).
+fn resource_findings(
+    actions: &[String],
+    resources: &[String],
+    not_resource: bool,
+    found: &mut Vec<(Severity, String)>,
+) {
+    let mut flag = |severity, message: String| found.push((severity, message));
+    if not_resource {
+        flag(
+            Severity::Major,
+            "allows on every resource except those in `NotResource`".into(),
+        );
+    }
+    let any_resource = resources.iter().any(|r| r == "*");
+    if any_resource
+        && actions
+            .iter()
+            .any(|a| a.eq_ignore_ascii_case("iam:PassRole") || a == "iam:*")
+    {
+        flag(
+            Severity::Critical,
+            "`iam:PassRole` on every role (`Resource: *`) lets its holder hand any role to a service".into(),
+        );
+    }
+    // EC2's Describe calls take no resource-level permission: `*` is
+    // the only way to grant them, so it is not a finding there.
+    let describe_only =
+        !actions.is_empty() && actions.iter().all(|a| a.starts_with("ec2:Describe"));
+    if any_resource && !actions.iter().any(|a| every_action(a)) && !describe_only {
+        flag(Severity::Major, "applies to every resource (`*`)".into());
+    }
 }
 
 #[cfg(test)]

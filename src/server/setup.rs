@@ -256,57 +256,9 @@ pub async fn callback(State(state): State<AppState>, Query(q): Query<CallbackQue
             "The callback carries no valid `code`.",
         );
     };
-    let url = format!(
-        "{}/app-manifests/{code}/conversions",
-        state.config.github_api_url
-    );
-    let client = match reqwest::Client::builder()
-        .user_agent(concat!("agentic/", env!("CARGO_PKG_VERSION")))
-        .timeout(CONVERSION_TIMEOUT)
-        .build()
-    {
+    let creds = match convert(&state.config.github_api_url, &code).await {
         Ok(c) => c,
-        Err(e) => {
-            tracing::error!(error = %e, "cannot build an HTTP client");
-            return fail(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "Internal error; see the logs.",
-            );
-        }
-    };
-    let response = client
-        .post(&url)
-        .header("accept", "application/vnd.github+json")
-        .header("x-github-api-version", "2022-11-28")
-        .send()
-        .await;
-    let response = match response {
-        Ok(r) => r,
-        Err(e) => {
-            tracing::error!(error = %e, "manifest conversion request failed");
-            return fail(
-                StatusCode::BAD_GATEWAY,
-                "Could not reach GitHub to finish the registration. Try again.",
-            );
-        }
-    };
-    let status = response.status();
-    if !status.is_success() {
-        tracing::warn!(%status, "GitHub refused the manifest code");
-        return fail(
-            StatusCode::BAD_GATEWAY,
-            &format!("GitHub refused the registration code ({status}). Codes expire after an hour; start again."),
-        );
-    }
-    let creds: AppCredentials = match response.json().await {
-        Ok(c) => c,
-        Err(e) => {
-            tracing::error!(error = %e, "manifest conversion answer does not parse");
-            return fail(
-                StatusCode::BAD_GATEWAY,
-                "GitHub's answer was not an App registration.",
-            );
-        }
+        Err((status, message)) => return fail(status, &message),
     };
     if creds.webhook_secret.expose_secret().trim().is_empty() {
         tracing::error!("GitHub's answer carries an empty webhook secret");
@@ -333,6 +285,67 @@ pub async fn callback(State(state): State<AppState>, Query(q): Query<CallbackQue
             "GitHub's answer carried a private key that cannot be used; see the logs.",
         );
     }
+    registered(&state, &creds)
+}
+
+/// Ask GitHub (at `api_url`) to convert the manifest `code` into the new
+/// App's credentials; on failure, the status and message to show.
+async fn convert(api_url: &str, code: &str) -> Result<AppCredentials, (StatusCode, String)> {
+    let url = format!("{api_url}/app-manifests/{code}/conversions");
+    let client = match reqwest::Client::builder()
+        .user_agent(concat!("agentic/", env!("CARGO_PKG_VERSION")))
+        .timeout(CONVERSION_TIMEOUT)
+        .build()
+    {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot build an HTTP client");
+            return Err((
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "Internal error; see the logs.".into(),
+            ));
+        }
+    };
+    let response = client
+        .post(&url)
+        .header("accept", "application/vnd.github+json")
+        .header("x-github-api-version", "2022-11-28")
+        .send()
+        .await;
+    let response = match response {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::error!(error = %e, "manifest conversion request failed");
+            return Err((
+                StatusCode::BAD_GATEWAY,
+                "Could not reach GitHub to finish the registration. Try again.".into(),
+            ));
+        }
+    };
+    let status = response.status();
+    if !status.is_success() {
+        tracing::warn!(%status, "GitHub refused the manifest code");
+        return Err((
+            StatusCode::BAD_GATEWAY,
+            format!("GitHub refused the registration code ({status}). Codes expire after an hour; start again."),
+        ));
+    }
+    let creds: AppCredentials = match response.json().await {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(error = %e, "manifest conversion answer does not parse");
+            return Err((
+                StatusCode::BAD_GATEWAY,
+                "GitHub's answer was not an App registration.".into(),
+            ));
+        }
+    };
+    Ok(creds)
+}
+
+/// The page saying the App is registered and in use, with a link to
+/// install it when GitHub gave its address.
+fn registered(state: &AppState, creds: &AppCredentials) -> Response {
     let name = creds
         .name
         .clone()

@@ -62,57 +62,10 @@ impl Store {
             // window, however short the retention.
             let deliveries_before = jobs_before.min(now - REDELIVERY_WINDOW.as_millis() as i64);
             if dry_run {
-                report.jobs = self
-                    .count(
-                        "SELECT COUNT(*) FROM jobs WHERE state IN ('done', 'dead') AND finished_at < $1",
-                        &[jobs_before],
-                    )
-                    .await?;
-                report.outputs = self
-                    .count(
-                        "SELECT COUNT(*) FROM outputs o JOIN jobs j ON j.id = o.job_id
-                     WHERE j.state IN ('done', 'dead') AND j.finished_at < $1",
-                        &[jobs_before],
-                    )
-                    .await?;
-                report.command_runs = self
-                    .count(
-                        "SELECT COUNT(*) FROM command_runs c JOIN jobs j ON j.id = c.job_id
-                     WHERE j.state IN ('done', 'dead') AND j.finished_at < $1",
-                        &[jobs_before],
-                    )
-                    .await?;
-                // Deliveries old enough whose jobs all go (or that had
-                // none): what the real prune deletes once the jobs are gone.
-                report.deliveries = self
-                    .count(
-                        "SELECT COUNT(*) FROM deliveries d WHERE d.received_at < $1 AND NOT EXISTS (
-                             SELECT 1 FROM jobs j WHERE j.delivery_id = d.id
-                               AND NOT (j.state IN ('done', 'dead') AND j.finished_at < $2))",
-                        &[deliveries_before, jobs_before],
-                    )
+                self.count_finished(jobs_before, deliveries_before, &mut report)
                     .await?;
             } else {
-                loop {
-                    let (jobs, outputs, runs) = self.prune_jobs(jobs_before, batch).await?;
-                    report.jobs += jobs;
-                    report.outputs += outputs;
-                    report.command_runs += runs;
-                    if jobs < batch as u64 {
-                        break;
-                    }
-                    tokio::time::sleep(pause).await;
-                }
-                report.deliveries = self
-                    .delete_batches(
-                        "DELETE FROM deliveries WHERE id IN (
-                             SELECT d.id FROM deliveries d WHERE d.received_at < $1
-                               AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.delivery_id = d.id)
-                             LIMIT $2)",
-                        deliveries_before,
-                        batch,
-                        pause,
-                    )
+                self.prune_finished(jobs_before, deliveries_before, batch, pause, &mut report)
                     .await?;
             }
         }
@@ -169,6 +122,82 @@ impl Store {
             .await?
         };
         Ok(report)
+    }
+
+    /// Count into `report` the finished jobs older than `jobs_before`, what
+    /// hangs off them, and the deliveries a real prune would delete with them.
+    async fn count_finished(
+        &self,
+        jobs_before: i64,
+        deliveries_before: i64,
+        report: &mut PruneReport,
+    ) -> anyhow::Result<()> {
+        report.jobs = self
+            .count(
+                "SELECT COUNT(*) FROM jobs WHERE state IN ('done', 'dead') AND finished_at < $1",
+                &[jobs_before],
+            )
+            .await?;
+        report.outputs = self
+            .count(
+                "SELECT COUNT(*) FROM outputs o JOIN jobs j ON j.id = o.job_id
+                     WHERE j.state IN ('done', 'dead') AND j.finished_at < $1",
+                &[jobs_before],
+            )
+            .await?;
+        report.command_runs = self
+            .count(
+                "SELECT COUNT(*) FROM command_runs c JOIN jobs j ON j.id = c.job_id
+                     WHERE j.state IN ('done', 'dead') AND j.finished_at < $1",
+                &[jobs_before],
+            )
+            .await?;
+        // Deliveries old enough whose jobs all go (or that had
+        // none): what the real prune deletes once the jobs are gone.
+        report.deliveries = self
+            .count(
+                "SELECT COUNT(*) FROM deliveries d WHERE d.received_at < $1 AND NOT EXISTS (
+                             SELECT 1 FROM jobs j WHERE j.delivery_id = d.id
+                               AND NOT (j.state IN ('done', 'dead') AND j.finished_at < $2))",
+                &[deliveries_before, jobs_before],
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Delete, batch after batch, the finished jobs older than `jobs_before`
+    /// with what hangs off them, then the deliveries left without jobs;
+    /// the counts go into `report`.
+    async fn prune_finished(
+        &self,
+        jobs_before: i64,
+        deliveries_before: i64,
+        batch: usize,
+        pause: Duration,
+        report: &mut PruneReport,
+    ) -> anyhow::Result<()> {
+        loop {
+            let (jobs, outputs, runs) = self.prune_jobs(jobs_before, batch).await?;
+            report.jobs += jobs;
+            report.outputs += outputs;
+            report.command_runs += runs;
+            if jobs < batch as u64 {
+                break;
+            }
+            tokio::time::sleep(pause).await;
+        }
+        report.deliveries = self
+            .delete_batches(
+                "DELETE FROM deliveries WHERE id IN (
+                             SELECT d.id FROM deliveries d WHERE d.received_at < $1
+                               AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.delivery_id = d.id)
+                             LIMIT $2)",
+                deliveries_before,
+                batch,
+                pause,
+            )
+            .await?;
+        Ok(())
     }
 
     /// One batch of finished jobs older than `before`, with what hangs off
