@@ -1917,7 +1917,7 @@ async fn killed_inside_the_end_of_an_apply_no_ended_plan_holds_locks() {
         .unwrap();
     for sql in [
         "CREATE FUNCTION stall_apply_end() RETURNS trigger LANGUAGE plpgsql AS
-         $$ BEGIN PERFORM pg_sleep(3600); RETURN NEW; END $$",
+         $$ BEGIN PERFORM pg_sleep(120); RETURN NEW; END $$",
         "CREATE TRIGGER stall_apply_end BEFORE INSERT ON audit FOR EACH ROW
          WHEN (NEW.action = 'plan.applied') EXECUTE FUNCTION stall_apply_end()",
     ] {
@@ -1939,7 +1939,8 @@ async fn killed_inside_the_end_of_an_apply_no_ended_plan_holds_locks() {
     post(2, "/agentic apply").await;
     support::wait_until("the apply to be held inside its end", || async {
         let stalled: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM pg_stat_activity WHERE wait_event = 'PgSleep'",
+            "SELECT COUNT(*) FROM pg_stat_activity
+             WHERE wait_event = 'PgSleep' AND datname = current_database()",
         )
         .fetch_one(&pool)
         .await
@@ -1974,7 +1975,8 @@ async fn killed_inside_the_end_of_an_apply_no_ended_plan_holds_locks() {
     // PostgreSQL notices the dead client only when the sleep ends; end
     // it now. Its transaction is rolled back, not half kept.
     sqlx::query(
-        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE wait_event = 'PgSleep'",
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+         WHERE wait_event = 'PgSleep' AND datname = current_database()",
     )
     .execute(&mut pg)
     .await
