@@ -11,6 +11,7 @@ use crate::limits::Verdict;
 use crate::output::{OutputError, StatusComment};
 use crate::store::{Claim, LeasedJob};
 
+use super::asked::Asked;
 use super::progress::{progress_text, SECTION_BREAK};
 use super::{ask, JobContext, JobError, LoadedConfig};
 
@@ -325,13 +326,17 @@ async fn dispatch(
         }
         Command::Plan { request } => {
             *planned = true;
-            super::plan::propose(ctx, job, ev, &request, status, sections).await?
+            super::plan::propose(ctx, job, &Asked::comment(ev), &request, status, sections).await?
         }
         Command::Approve { plan } => {
-            super::plan::approve(ctx, job, ev, role, &status.github, plan).await?
+            super::plan::approve(ctx, job, &Asked::comment(ev), role, &status.github, plan).await?
         }
-        Command::Apply { plan } => super::plan::apply(ctx, job, ev, status, sections, plan).await?,
-        Command::Cancel { plan } => super::plan::cancel(ctx, job, ev, &status.github, plan).await?,
-        Command::Status => super::plan::status_of(ctx, ev, &status.github).await?,
+        Command::Apply { plan } => {
+            super::plan::apply(ctx, job, &Asked::comment(ev), status, sections, plan).await?
+        }
+        Command::Cancel { plan } => {
+            super::plan::cancel(ctx, job, &Asked::comment(ev), &status.github, plan).await?
+        }
+        Command::Status => super::plan::status_of(ctx, &Asked::comment(ev), &status.github).await?,
     })
 }

@@ -182,9 +182,7 @@ async fn write_section(
             "The description would make the pull request's body longer than GitHub's {MAX_BODY_CHARS} characters; the body is unchanged."
         ));
     }
-    if !ctx.store.holds_lease(job).await? {
-        return Err(JobError::LeaseLost);
-    }
+    ctx.fence(job).await?;
     github.update_pull_body(repo, ev.number, &body).await?;
     ctx.audit(
         job,

@@ -7,6 +7,7 @@
 //! (`plan::apply_button`). `JobContext` is what every handler shares.
 
 pub mod ask;
+pub mod asked;
 pub mod command;
 pub mod describe;
 pub mod plan;
@@ -230,6 +231,17 @@ impl JobContext {
             self.config.progress_interval,
         )
         .fenced_by(job)
+    }
+
+    /// The fence before a write to GitHub or AWS: this job still holds its
+    /// lease, or `LeaseLost` (another worker has the job now, and writes
+    /// instead).
+    pub async fn fence(&self, job: &LeasedJob) -> Result<(), JobError> {
+        if self.store.holds_lease(job).await? {
+            Ok(())
+        } else {
+            Err(JobError::LeaseLost)
+        }
     }
 
     /// Whether a failure now ends the job (no attempts left).

@@ -370,11 +370,7 @@ struct Writer<'a> {
 
 impl Writer<'_> {
     async fn fence(&self) -> Result<(), JobError> {
-        if self.ctx.store.holds_lease(self.job).await? {
-            Ok(())
-        } else {
-            Err(JobError::LeaseLost)
-        }
+        self.ctx.fence(self.job).await
     }
 
     /// Our check run on `pr`'s head, created with `output`.

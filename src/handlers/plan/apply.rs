@@ -8,7 +8,7 @@ use super::*;
 pub async fn apply(
     ctx: &JobContext,
     job: &LeasedJob,
-    ev: &IssueComment,
+    ev: &Asked,
     status: &mut StatusComment,
     previous: &[String],
     which: Option<PlanRef>,
@@ -152,7 +152,7 @@ async fn not_allowed_now(
 async fn take_the_apply(
     ctx: &JobContext,
     job: &LeasedJob,
-    ev: &IssueComment,
+    ev: &Asked,
     status: &StatusComment,
     plan: &PlanRow,
     scope: &AwsScope,
@@ -276,7 +276,7 @@ async fn credentials(
 struct Run<'a> {
     ctx: &'a JobContext,
     job: &'a LeasedJob,
-    ev: &'a IssueComment,
+    ev: &'a Asked,
     plan: &'a PlanRow,
     aws: &'a crate::aws::Aws,
     /// Said before the outcome (who took a dead apply over).
@@ -403,9 +403,7 @@ impl Run<'_> {
         ctx.store
             .record_step(plan.id, n, StepState::Running, None)
             .await?;
-        if !ctx.store.holds_lease(self.job).await? {
-            return Err(JobError::LeaseLost);
-        }
+        ctx.fence(self.job).await?;
         match self.run(status, i).await? {
             Ok(result) => {
                 self.record_done(n, &result).await?;
@@ -537,7 +535,7 @@ fn being_applied(id: i64) -> String {
 async fn still_needs(
     ctx: &JobContext,
     status: &StatusComment,
-    ev: &IssueComment,
+    ev: &Asked,
     plan: &PlanRow,
     rules: plan::ApprovalRules,
 ) -> Result<Vec<String>, JobError> {
@@ -563,7 +561,7 @@ async fn still_needs(
 async fn abandon(
     ctx: &JobContext,
     job: &LeasedJob,
-    ev: &IssueComment,
+    ev: &Asked,
     github: &GitHub,
     id: i64,
     why: String,
@@ -648,24 +646,19 @@ pub async fn apply_button(
         ctx.audit(job, login, AuditAction::CommandRefused, serde_json::json!({ "command": "apply", "via": "button", "plan": id, "role": role.as_str(), "needed": needed.as_str() })).await?;
         return Ok(());
     }
-    let as_comment = IssueComment {
-        action: "requested_action".into(),
+    let asked = Asked {
         repo: ev.repo.clone(),
         installation_id: ev.installation_id,
         number: plan.number,
         on_pull_request: plan.head_sha.is_some(),
-        comment_id: 0,
-        body: String::new(),
         author: ev.sender.clone(),
-        sender: ev.sender.clone(),
-        previous_body: None,
-        created_at_ms: None,
+        via: Via::Button,
     };
     let mut status = ctx.status_comment(github, repo, plan.number, job);
     let text = apply(
         ctx,
         job,
-        &as_comment,
+        &asked,
         &mut status,
         &[],
         Some(PlanRef::Number(id)),

@@ -6,12 +6,8 @@ use super::*;
 /// Whether another plan of `plan`'s thread was made within a plan's
 /// lifetime before the approving comment (or after it): a plan withdrawn
 /// and replaced while an approver read it must not take its approval.
-async fn recently_replaced(
-    ctx: &JobContext,
-    ev: &IssueComment,
-    plan: &PlanRow,
-) -> Result<bool, JobError> {
-    let since = ev.created_at_ms.unwrap_or_else(now) - PLAN_TTL_MS;
+async fn recently_replaced(ctx: &JobContext, ev: &Asked, plan: &PlanRow) -> Result<bool, JobError> {
+    let since = ev.created_at_ms().unwrap_or_else(now) - PLAN_TTL_MS;
     Ok(ctx
         .store
         .plans(&ev.repo.full_name, ev.number)
@@ -58,7 +54,7 @@ async fn shown_as_posted(
 pub async fn approve(
     ctx: &JobContext,
     job: &LeasedJob,
-    ev: &IssueComment,
+    ev: &Asked,
     role: Role,
     github: &GitHub,
     which: Option<PlanRef>,
@@ -79,7 +75,7 @@ pub async fn approve(
             hash = &plan.hash[..12]
         ));
     }
-    if which.is_none() && !shown_before(&plan, ev.created_at_ms) {
+    if which.is_none() && !shown_before(&plan, ev.created_at_ms()) {
         // An approval binds to what its author could have read: a plan that
         // appeared after the comment was written (slipped in while the
         // approver read another) is not approved by a bare command.

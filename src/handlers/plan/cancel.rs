@@ -9,7 +9,7 @@ use super::*;
 pub async fn cancel(
     ctx: &JobContext,
     job: &LeasedJob,
-    ev: &IssueComment,
+    ev: &Asked,
     github: &GitHub,
     which: Option<PlanRef>,
 ) -> Result<String, JobError> {

@@ -15,13 +15,14 @@ use std::sync::Mutex;
 use crate::agent::tools::{Fence, Registry, Subject};
 use crate::agent::{self, Budget, Outcome, Purpose, Task};
 use crate::command::PlanRef;
-use crate::event::{CheckRun, Issue, IssueComment};
+use crate::event::{CheckRun, Issue};
 use crate::github::{Access, GitHub};
 use crate::output::StatusComment;
 use crate::plan::{self, Approval, PlanFacts, PlanStep};
 use crate::repo_config::AwsScope;
 use crate::store::{ApplyStart, LeasedJob, PlanRow};
 
+use super::asked::{Asked, Via};
 use super::{JobContext, JobError};
 use render::{render, step_line};
 
@@ -99,7 +100,7 @@ async fn scope_of(
 }
 
 /// The pull request's head now (issues: `None`).
-async fn head_of(github: &GitHub, ev: &IssueComment) -> Result<Option<String>, JobError> {
+async fn head_of(github: &GitHub, ev: &Asked) -> Result<Option<String>, JobError> {
     if ev.on_pull_request {
         Ok(Some(
             github
@@ -140,7 +141,7 @@ fn open(p: &PlanRow) -> bool {
 /// guess: with several candidates the command must say which it means.
 async fn pick(
     ctx: &JobContext,
-    ev: &IssueComment,
+    ev: &Asked,
     which: Option<&PlanRef>,
     candidate: fn(&PlanRow) -> bool,
 ) -> Result<Pick, JobError> {
@@ -229,9 +230,7 @@ async fn check_run(
         "output": output,
         "actions": actions,
     });
-    if !ctx.store.holds_lease(job).await? {
-        return Err(JobError::LeaseLost);
-    }
+    ctx.fence(job).await?;
     let id = match plan.check_run_id {
         Some(id) => id,
         None => {

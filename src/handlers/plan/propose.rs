@@ -7,7 +7,7 @@ use super::*;
 pub async fn propose(
     ctx: &JobContext,
     job: &LeasedJob,
-    ev: &IssueComment,
+    ev: &Asked,
     request: &str,
     status: &mut StatusComment,
     previous: &[String],
@@ -46,7 +46,7 @@ struct Proposal {
 async fn converse(
     ctx: &JobContext,
     job: &LeasedJob,
-    ev: &IssueComment,
+    ev: &Asked,
     request: &str,
     scope: &AwsScope,
     progress: &mut crate::handlers::progress::CommentProgress<'_>,
@@ -129,7 +129,7 @@ async fn converse(
 async fn unfit(
     ctx: &JobContext,
     job: &LeasedJob,
-    ev: &IssueComment,
+    ev: &Asked,
     scope: &AwsScope,
     p: &Proposal,
 ) -> Result<Option<String>, JobError> {
@@ -164,7 +164,7 @@ async fn unfit(
 async fn store_and_show(
     ctx: &JobContext,
     job: &LeasedJob,
-    ev: &IssueComment,
+    ev: &Asked,
     progress: &mut crate::handlers::progress::CommentProgress<'_>,
     p: Proposal,
 ) -> Result<String, JobError> {
@@ -262,22 +262,15 @@ pub async fn from_issue(ctx: &JobContext, job: &LeasedJob, ev: &Issue) -> Result
     // The issue as delivered with the label: what the labeller could read,
     // not an edit made since.
     let request = format!("{}\n\n{}", ev.title, ev.body.as_deref().unwrap_or_default());
-    // The request as a comment would carry it: the rest of the plan flow
-    // is the command's.
-    let as_comment = IssueComment {
-        action: "labeled".into(),
+    let asked = Asked {
         repo: ev.repo.clone(),
         installation_id: ev.installation_id,
         number: ev.number,
         on_pull_request: false,
-        comment_id: 0,
-        body: request.clone(),
         author: ev.sender.clone(),
-        sender: ev.sender.clone(),
-        previous_body: None,
-        created_at_ms: None,
+        via: Via::Label,
     };
-    let text = propose(ctx, job, &as_comment, &request, &mut status, &[]).await?;
+    let text = propose(ctx, job, &asked, &request, &mut status, &[]).await?;
     status.show(&text).await?;
     Ok(())
 }

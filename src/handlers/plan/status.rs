@@ -3,11 +3,7 @@
 use super::*;
 
 /// `/agentic status`: the plans of this thread and what each still needs.
-pub async fn status_of(
-    ctx: &JobContext,
-    ev: &IssueComment,
-    github: &GitHub,
-) -> Result<String, JobError> {
+pub async fn status_of(ctx: &JobContext, ev: &Asked, github: &GitHub) -> Result<String, JobError> {
     let plans = ctx.store.plans(&ev.repo.full_name, ev.number).await?;
     let freeze = match ctx.store.freeze().await? {
         Some(f) => render::frozen_notice(&f),
