@@ -270,9 +270,14 @@ async fn command_section(
             needed = needed.as_str(),
             "command refused"
         );
-        let detail = serde_json::json!({ "command": cmd.name(), "role": has.as_str(), "needed": needed.as_str() });
-        ctx.audit(job, author, AuditAction::CommandRefused, detail)
-            .await?;
+        let refused = super::Refused {
+            command: cmd.name(),
+            via: None,
+            role: has,
+            needed,
+            plan: None,
+        };
+        ctx.audit_refused(job, author, refused).await?;
         Ok(authz::denial(author, &cmd, needed, has))
     } else {
         dispatch(batch, status, cmd, sections, planned).await

@@ -14,7 +14,7 @@ pub mod plan;
 pub mod progress;
 pub mod review;
 
-use crate::domain::{AuditAction, JobKind};
+use crate::domain::{AuditAction, JobKind, Role};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -233,6 +233,30 @@ impl JobContext {
         .fenced_by(job)
     }
 
+    /// Audit a refusal by role: `login`, with `role`, asked for `command`
+    /// (by its name), which needs `needed`; through a comment, or `via` a
+    /// label or a button, which may name its `plan`.
+    pub async fn audit_refused(
+        &self,
+        job: &LeasedJob,
+        login: &str,
+        refused: Refused<'_>,
+    ) -> Result<(), JobError> {
+        let mut detail = serde_json::json!({
+            "command": refused.command,
+            "role": refused.role.as_str(),
+            "needed": refused.needed.as_str(),
+        });
+        if let Some(via) = refused.via {
+            detail["via"] = via.into();
+        }
+        if let Some(plan) = refused.plan {
+            detail["plan"] = plan.into();
+        }
+        self.audit(job, login, AuditAction::CommandRefused, detail)
+            .await
+    }
+
     /// The fence before a write to GitHub or AWS: this job still holds its
     /// lease, or `LeaseLost` (another worker has the job now, and writes
     /// instead).
@@ -310,6 +334,18 @@ impl JobContext {
             job.id, job.delivery_id
         ))
     }
+}
+
+/// A refusal by role, for [`JobContext::audit_refused`].
+#[derive(Debug, Clone, Copy)]
+pub struct Refused<'a> {
+    pub command: &'a str,
+    /// `label` or `button`; `None` for a comment.
+    pub via: Option<&'a str>,
+    pub role: Role,
+    pub needed: Role,
+    /// The plan a button names.
+    pub plan: Option<i64>,
 }
 
 /// Why a job attempt failed, which decides whether it runs again.

@@ -643,7 +643,14 @@ pub async fn apply_button(
             plan: Some(PlanRef::Number(id)),
         });
     if role < needed {
-        ctx.audit(job, login, AuditAction::CommandRefused, serde_json::json!({ "command": "apply", "via": "button", "plan": id, "role": role.as_str(), "needed": needed.as_str() })).await?;
+        let refused = Refused {
+            command: "apply",
+            via: Some("button"),
+            role,
+            needed,
+            plan: Some(id),
+        };
+        ctx.audit_refused(job, login, refused).await?;
         return Ok(());
     }
     let asked = Asked {

@@ -23,7 +23,7 @@ use crate::repo_config::AwsScope;
 use crate::store::{ApplyStart, LeasedJob, PlanRow};
 
 use super::asked::{Asked, Via};
-use super::{JobContext, JobError};
+use super::{JobContext, JobError, Refused};
 use render::{render, step_line};
 
 mod apply;

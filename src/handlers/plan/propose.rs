@@ -256,7 +256,14 @@ pub async fn from_issue(ctx: &JobContext, job: &LeasedJob, ev: &Issue) -> Result
                 ))
                 .await?;
         }
-        ctx.audit(job, login, AuditAction::CommandRefused, serde_json::json!({ "command": "plan", "via": "label", "role": role.as_str(), "needed": needed.as_str() })).await?;
+        let refused = Refused {
+            command: "plan",
+            via: Some("label"),
+            role,
+            needed,
+            plan: None,
+        };
+        ctx.audit_refused(job, login, refused).await?;
         return Ok(());
     }
     // The issue as delivered with the label: what the labeller could read,
