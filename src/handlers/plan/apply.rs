@@ -16,15 +16,12 @@ pub async fn apply(
     let who = ev.author.login.as_str();
     let plan = match pick(ctx, ev, which.as_ref(), open).await? {
         Pick::Plan(p) => *p,
-        Pick::Nothing => return Ok("There is no plan waiting here to apply.".into()),
-        Pick::Unknown(r) => return Ok(no_such_plan(&r)),
-        Pick::Ambiguous(plans) => return Ok(name_the_plan("apply", &plans)),
+        Pick::Nothing => return Ok(render::nothing_to_apply().into()),
+        Pick::Unknown(r) => return Ok(render::no_such_plan(&r)),
+        Pick::Ambiguous(plans) => return Ok(render::name_the_plan("apply", &plans)),
     };
     if plan.status != PlanStatus::Proposed && plan.status != PlanStatus::Applying {
-        return Ok(format!(
-            "Plan {} is {}; there is nothing to apply.",
-            plan.id, plan.status
-        ));
+        return Ok(render::not_applicable(plan.id, plan.status));
     }
     if let Some(refusal) = not_as_approved(ctx, job, who, &plan).await? {
         return Ok(refusal);
@@ -42,10 +39,7 @@ pub async fn apply(
     };
     // Who took over a dead apply is said with its outcome, as well as audited.
     let lead = if taking_over {
-        format!(
-            "@{who} resumed plan {}'s apply, which had stopped midway.\n\n",
-            plan.id
-        )
+        render::resumed(who, plan.id)
     } else {
         String::new()
     };
@@ -89,11 +83,7 @@ async fn not_as_approved(
         serde_json::json!({ "plan": plan.id, "why": "steps do not match the hash" }),
     )
     .await?;
-    Ok(Some(format!(
-        "I cannot apply plan {}: its stored steps do not match the hash `{}` it was proposed and approved with. Nothing ran; ask for a new plan.",
-        plan.id,
-        &plan.hash[..12]
-    )))
+    Ok(Some(render::hash_mismatch(plan.id, &plan.hash)))
 }
 
 /// What the repository's scope and the operator allow now, checked before
@@ -114,9 +104,10 @@ async fn not_allowed_now(
         .map(|s| s.arguments["count"].as_u64().unwrap_or(0))
         .sum();
     if launched > u64::from(scope.max_instances) {
-        return Ok(Some(format!(
-            "I cannot apply plan {}: it launches {launched} instance(s), more than this repository's `aws.max_instances` ({}).",
-            plan.id, scope.max_instances
+        return Ok(Some(render::too_many_instances(
+            plan.id,
+            launched,
+            scope.max_instances,
         )));
     }
     let refuse =
@@ -125,10 +116,7 @@ async fn not_allowed_now(
     // plan was made, it stops the plan here.
     if let Err(why) = crate::aws::scope::tier(scope, plan::risk(&plan.steps)) {
         refuse(serde_json::json!({ "plan": plan.id, "why": why })).await?;
-        return Ok(Some(format!(
-            "I cannot apply plan {}: {why}. Nothing ran.",
-            plan.id
-        )));
+        return Ok(Some(render::apply_refused(plan.id, &why)));
     }
     if ctx.config.aws_apply_role_arn.is_none() && !ctx.config.aws_apply_without_session_policy {
         // Without an apply role there is no session policy: the apply
@@ -171,7 +159,7 @@ async fn take_the_apply(
             None => false,
         };
         if running {
-            return Ok(Err(being_applied(plan.id)));
+            return Ok(Err(render::being_applied(plan.id)));
         }
     }
     if !resuming_own {
@@ -184,17 +172,13 @@ async fn take_the_apply(
                 serde_json::json!({ "plan": plan.id, "needs": needs }),
             )
             .await?;
-            return Ok(Err(format!(
-                "I cannot apply plan {} yet.\n\n{}",
-                plan.id,
-                render(plan, &needs, &ctx.redactor)
-            )));
+            return Ok(Err(render::not_yet(plan, &needs, &ctx.redactor)));
         }
     }
     if taking_over {
         let from = plan.apply_job_id;
         if !ctx.store.take_over_apply(plan.id, from, job.id).await? {
-            return Ok(Err(being_applied(plan.id)));
+            return Ok(Err(render::being_applied(plan.id)));
         }
         ctx.audit(
             job,
@@ -210,7 +194,7 @@ async fn take_the_apply(
         let resources: Vec<String> = plan.steps.iter().map(lock_key).collect();
         match ctx.store.begin_apply(plan.id, job.id, &resources).await? {
             ApplyStart::Started => {}
-            ApplyStart::NotWaiting => return Ok(Err(being_applied(plan.id))),
+            ApplyStart::NotWaiting => return Ok(Err(render::being_applied(plan.id))),
             ApplyStart::Locked(other) => {
                 ctx.audit(
                     job,
@@ -219,10 +203,7 @@ async fn take_the_apply(
                     serde_json::json!({ "plan": plan.id, "locked_by": other }),
                 )
                 .await?;
-                return Ok(Err(format!(
-                    "I cannot apply plan {} now: plan {other} is being applied to the same resources. Try again when it is done.",
-                    plan.id
-                )));
+                return Ok(Err(render::locked(plan.id, other)));
             }
         }
         ctx.audit(
@@ -307,10 +288,10 @@ impl Run<'_> {
                 .iter()
                 .find(|r| r.step == n && r.state == StepState::Done)
             {
-                lines.push(format!(
-                    "✅ {} — {}",
-                    step_line(i + 1, step),
-                    render::outcome_text(run.result.as_deref().unwrap_or(""))
+                lines.push(render::step_done(
+                    i + 1,
+                    step,
+                    run.result.as_deref().unwrap_or(""),
                 ));
                 continue;
             }
@@ -325,12 +306,7 @@ impl Run<'_> {
             (self.who(), AuditAction::PlanApplied, detail),
         )
         .await?;
-        Ok(format!(
-            "{}Plan {} is applied.\n\n{}",
-            self.lead,
-            plan.id,
-            lines.join("\n")
-        ))
+        Ok(render::applied(&self.lead, plan.id, &lines))
     }
 
     fn who(&self) -> &str {
@@ -364,22 +340,13 @@ impl Run<'_> {
                 (&by, AuditAction::PlanApplyCancelled, detail),
             )
             .await?;
-            lines.extend(not_run(&plan.steps, i));
-            return Ok(StepEnd::Stop(format!(
-                "{}Plan {} stopped before step {n}: @{by} cancelled it. The steps marked ✅ ran; the rest did not.\n\n{}",
-                self.lead,
-                plan.id,
-                lines.join("\n")
+            lines.extend(render::not_run(&plan.steps, i));
+            return Ok(StepEnd::Stop(render::cancelled_before(
+                &self.lead, plan.id, n, &by, lines,
             )));
         }
         status
-            .show(&format!(
-                "{}Applying plan {}…\n\n{}\n⏳ {}",
-                self.before,
-                plan.id,
-                lines.join("\n"),
-                step_line(i + 1, step)
-            ))
+            .show(&render::applying(&self.before, plan.id, lines, i + 1, step))
             .await?;
         // The operator's freeze pauses it here, read as late as can be
         // before the step: the plan stays `applying` with its locks, for an
@@ -393,11 +360,13 @@ impl Run<'_> {
             )
             .await?;
             refresh_check_run(ctx, self.job, &status.github, plan.id).await?;
-            lines.extend(not_run(&plan.steps, i));
-            return Ok(StepEnd::Stop(format!(
-                "{}{}",
-                self.lead,
-                render::frozen_pause(plan.id, i + 1, &f, lines)
+            lines.extend(render::not_run(&plan.steps, i));
+            return Ok(StepEnd::Stop(render::frozen_pause(
+                &self.lead,
+                plan.id,
+                i + 1,
+                &f,
+                lines,
             )));
         }
         ctx.store
@@ -407,11 +376,7 @@ impl Run<'_> {
         match self.run(status, i).await? {
             Ok(result) => {
                 self.record_done(n, &result).await?;
-                lines.push(format!(
-                    "✅ {} — {}",
-                    step_line(i + 1, step),
-                    render::outcome_text(&result)
-                ));
+                lines.push(render::step_done(i + 1, step, &result));
                 if i + 1 < plan.steps.len() {
                     self.test_pause().await;
                 }
@@ -428,17 +393,10 @@ impl Run<'_> {
                     (self.who(), AuditAction::PlanStepFailed, detail),
                 )
                 .await?;
-                lines.push(format!(
-                    "❌ {} — {}",
-                    step_line(i + 1, step),
-                    render::outcome_text(&reason)
-                ));
-                lines.extend(not_run(&plan.steps, i + 1));
-                Ok(StepEnd::Stop(format!(
-                    "{}Plan {} stopped at step {n}; the steps after it did not run.\n\n{}",
-                    self.lead,
-                    plan.id,
-                    lines.join("\n")
+                lines.push(render::step_failed(i + 1, step, &reason));
+                lines.extend(render::not_run(&plan.steps, i + 1));
+                Ok(StepEnd::Stop(render::stopped_at(
+                    &self.lead, plan.id, n, lines,
                 )))
             }
         }
@@ -521,13 +479,6 @@ impl Run<'_> {
     }
 }
 
-/// The reply while another job applies a plan.
-fn being_applied(id: i64) -> String {
-    format!(
-        "Plan {id} is being applied right now; `/agentic status` shows it, and `/agentic cancel` stops it after the step it is on."
-    )
-}
-
 /// What an apply of `plan` still needs, checked as at a first apply: the
 /// head now, the requester's and every approver's role as GitHub says it
 /// now (past the cache; an approval counts with the lower of the role its
@@ -576,7 +527,7 @@ async fn abandon(
         (&ev.author.login, AuditAction::PlanApplyRefused, detail),
     )
     .await?;
-    Ok(format!("I cannot apply plan {id}: {why}. Nothing ran."))
+    Ok(render::apply_refused(id, &why))
 }
 
 /// End this job's apply of plan `id` as `to`: its status, its locks and
@@ -596,16 +547,6 @@ async fn end(
         return Err(JobError::LeaseLost);
     }
     refresh_check_run(ctx, job, github, id).await
-}
-
-/// The lines of the steps from index `from` on, which did not run.
-fn not_run(steps: &[PlanStep], from: usize) -> Vec<String> {
-    steps
-        .iter()
-        .enumerate()
-        .skip(from)
-        .map(|(j, s)| format!("⏭️ {} — not run", step_line(j + 1, s)))
-        .collect()
 }
 
 /// The **Apply** button of a plan's check run: the same apply as the
@@ -671,8 +612,6 @@ pub async fn apply_button(
         Some(PlanRef::Number(id)),
     )
     .await?;
-    status
-        .show(&format!("@{login} pressed **Apply**.\n\n{text}"))
-        .await?;
+    status.show(&render::pressed_apply(login, &text)).await?;
     Ok(())
 }

@@ -61,19 +61,15 @@ pub async fn approve(
 ) -> Result<String, JobError> {
     let plan = match pick(ctx, ev, which.as_ref(), waiting).await? {
         Pick::Plan(p) => *p,
-        Pick::Nothing => return Ok("There is no plan waiting here to approve.".into()),
-        Pick::Unknown(r) => return Ok(no_such_plan(&r)),
-        Pick::Ambiguous(plans) => return Ok(name_the_plan("approve", &plans)),
+        Pick::Nothing => return Ok(render::nothing_to_approve().into()),
+        Pick::Unknown(r) => return Ok(render::no_such_plan(&r)),
+        Pick::Ambiguous(plans) => return Ok(render::name_the_plan("approve", &plans)),
     };
     if which.is_none() && recently_replaced(ctx, ev, &plan).await? {
         // Another plan came and went while people were reading: a bare
         // approve might mean the one the approver read, not this one.
         ctx.audit(job, &ev.author.login, AuditAction::PlanApprovalRefused, serde_json::json!({ "plan": plan.id, "why": "another plan on the thread within the plan lifetime" })).await?;
-        return Ok(format!(
-            "Another plan was proposed on this thread in the last day, so `/agentic approve` alone could mean one you did not read, and I recorded nothing. Name the plan: `/agentic approve {id}` (hash `{hash}`).",
-            id = plan.id,
-            hash = &plan.hash[..12]
-        ));
+        return Ok(render::replaced_recently(plan.id, &plan.hash));
     }
     if which.is_none() && !shown_before(&plan, ev.created_at_ms()) {
         // An approval binds to what its author could have read: a plan that
@@ -86,17 +82,10 @@ pub async fn approve(
             serde_json::json!({ "plan": plan.id, "why": "not shown before the approving comment" }),
         )
         .await?;
-        return Ok(format!(
-            "Plan {id} was shown after your comment was written (or I cannot tell when), so I cannot tell that you saw it, and I recorded nothing. To approve it, name it: `/agentic approve {id}` (hash `{hash}`).",
-            id = plan.id,
-            hash = &plan.hash[..12]
-        ));
+        return Ok(render::shown_after_comment(plan.id, &plan.hash));
     }
     if plan.status != PlanStatus::Proposed {
-        return Ok(format!(
-            "Plan {} is {}; there is nothing to approve.",
-            plan.id, plan.status
-        ));
+        return Ok(render::not_approvable(plan.id, plan.status));
     }
     if !shown_as_posted(ctx, github, &plan).await? {
         // Anyone with write access may edit the bot's comments: the plan an
@@ -126,12 +115,11 @@ pub async fn approve(
     if plan.check_run_id.is_some() {
         check_run(ctx, job, github, &plan, &needs).await?;
     }
-    Ok(format!(
-        "@{} approved plan {} (hash `{}`) with the **{}** role.\n\n{}",
-        ev.author.login,
-        plan.id,
-        &plan.hash[..12],
-        role.as_str(),
-        render(&plan, &needs, &ctx.redactor)
+    Ok(render::approved(
+        &ev.author.login,
+        role,
+        &plan,
+        &needs,
+        &ctx.redactor,
     ))
 }

@@ -18,8 +18,8 @@ pub async fn cancel(
     let plan = match pick(ctx, ev, which.as_ref(), open).await? {
         Pick::Plan(p) => Some(*p),
         Pick::Nothing => None,
-        Pick::Unknown(r) => return Ok(no_such_plan(&r)),
-        Pick::Ambiguous(plans) => return Ok(name_the_plan("cancel", &plans)),
+        Pick::Unknown(r) => return Ok(render::no_such_plan(&r)),
+        Pick::Ambiguous(plans) => return Ok(render::name_the_plan("cancel", &plans)),
     };
     let mut applier = None;
     if let Some(plan) = plan {
@@ -28,18 +28,9 @@ pub async fn cancel(
             applier = plan.apply_job_id;
         }
         match stopped {
-            Stopped::Withdrawn => said.push(format!(
-                "Plan {} is withdrawn; nothing of it will run.",
-                plan.id
-            )),
-            Stopped::Stopping => said.push(format!(
-                "Plan {} is being applied: it stops after the step it is on, and the steps after it will not run. A step in flight is not interrupted halfway.",
-                plan.id
-            )),
-            Stopped::Ended => said.push(format!(
-                "Plan {}'s apply had stopped midway (its job ended without finishing): the plan is cancelled and its locks are released. `/agentic status` shows which steps ran.",
-                plan.id
-            )),
+            Stopped::Withdrawn => said.push(render::withdrawn(plan.id)),
+            Stopped::Stopping => said.push(render::stopping(plan.id)),
+            Stopped::Ended => said.push(render::dead_apply_cancelled(plan.id)),
             Stopped::Neither => {}
         }
     }
@@ -52,22 +43,9 @@ pub async fn cancel(
         // on this thread (the Apply button's job belongs to the repository).
         ctx.store.request_job_stop(owner, login).await?;
     }
-    let running = jobs.iter().filter(|j| j.was_running).count();
-    let queued = jobs.len() - running;
-    if running > 0 {
-        said.push(format!(
-            "Stopping {running} job(s) running here ({}); each says so where it reports.",
-            kinds(jobs.iter().filter(|j| j.was_running))
-        ));
-    }
-    if queued > 0 {
-        said.push(format!(
-            "Dropped {queued} job(s) that had not started ({}).",
-            kinds(jobs.iter().filter(|j| !j.was_running))
-        ));
-    }
+    said.extend(render::jobs_stopped(&jobs));
     if said.is_empty() {
-        return Ok("There is nothing here to cancel: no plan waiting and no work running.".into());
+        return Ok(render::nothing_to_cancel().into());
     }
     Ok(said.join("\n\n"))
 }
@@ -195,34 +173,7 @@ pub async fn thread_closed(
     .await?;
     let mut status = ctx.status_comment(github, repo, number, job);
     status
-        .show(&closed_while_applying(by, needed, &going_on))
+        .show(&render::closed_while_applying(by, needed, &going_on))
         .await?;
     Ok(())
-}
-
-/// The reply when someone without `cancel`'s role closes a thread whose
-/// plan is being applied.
-fn closed_while_applying(by: &str, needed: Role, plans: &[i64]) -> String {
-    let names: Vec<String> = plans.iter().map(|id| format!("plan {id}")).collect();
-    format!(
-        "@{by} closed this thread. Plans still waiting here are withdrawn, but stopping an apply needs the **{}** role, so {} goes on with its approved steps to the end. Someone with that role can stop it with `/agentic cancel`.",
-        needed.as_str(),
-        names.join(" and ")
-    )
-}
-
-/// The kinds of some jobs, as people read them.
-fn kinds<'a>(jobs: impl Iterator<Item = &'a crate::store::CancelledJob>) -> String {
-    let mut names: Vec<&str> = jobs
-        .map(|j| match j.kind.as_str() {
-            "command" => "a command",
-            "review" => "a review",
-            "infra_task" => "a labelled-issue plan",
-            "check_run_action" => "a check-run button",
-            other => other,
-        })
-        .collect();
-    names.sort_unstable();
-    names.dedup();
-    names.join(", ")
 }

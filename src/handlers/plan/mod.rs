@@ -24,7 +24,6 @@ use crate::store::{ApplyStart, LeasedJob, PlanRow};
 
 use super::asked::{Asked, Via};
 use super::{JobContext, JobError, Refused};
-use render::{render, step_line};
 
 mod apply;
 mod approve;
@@ -89,13 +88,8 @@ async fn scope_of(
     Ok(match (&settings.config.aws, &settings.problem) {
         (Some(scope), _) => Ok(scope.clone()),
         // The problem itself is said with the reply, once.
-        (None, Some(_)) => Err(
-            "I cannot plan or apply AWS changes here: no AWS tool runs for this repository until the problem with its settings is fixed (said with every reply here, `/agentic help` too).".into(),
-        ),
-        (None, None) => Err(format!(
-            "I cannot plan AWS changes here: {}.",
-            crate::aws::scope::no_scope()
-        )),
+        (None, Some(_)) => Err(render::settings_problem().into()),
+        (None, None) => Err(render::cannot_plan_here(&crate::aws::scope::no_scope())),
     })
 }
 
@@ -161,24 +155,6 @@ async fn pick(
     })
 }
 
-/// The reply when a command could mean several plans: it names them, and
-/// nothing is done.
-fn name_the_plan(command: &str, plans: &[PlanRow]) -> String {
-    let list: Vec<String> = plans
-        .iter()
-        .map(|p| format!("- plan {} (hash `{}`), {}", p.id, &p.hash[..12], p.status))
-        .collect();
-    format!(
-        "More than one plan could be meant here, so I did nothing. Name the one you mean, by its number or its hash: `/agentic {command} <plan>`.\n\n{}",
-        list.join("\n")
-    )
-}
-
-/// The reply for a plan name that matches no plan of this thread.
-fn no_such_plan(r: &PlanRef) -> String {
-    format!("There is no plan `{r}` on this thread; `/agentic status` lists them.")
-}
-
 /// The plan's check run (`agentic plan`) on the pull request's head, or on
 /// the default branch's for an issue, with the plan, what it needs, and an
 /// **Apply** button; created once, then edited.
@@ -189,12 +165,7 @@ async fn check_run(
     plan: &PlanRow,
     needs: &[String],
 ) -> Result<(), JobError> {
-    let title = format!(
-        "Plan {}: {} step(s), {}",
-        plan.id,
-        plan.steps.len(),
-        plan.status
-    );
+    let title = render::check_run_title(plan);
     // Whole, never cut: a stored plan fits (`render::fits`).
     let mut summary =
         render::check_run_summary(plan, needs, &ctx.redactor).map_err(JobError::Permanent)?;

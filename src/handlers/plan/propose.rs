@@ -57,7 +57,7 @@ async fn converse(
         .await?;
     let aws = ctx.aws().await;
     if let Err(refusal) = crate::aws::scope::check_account(&aws, scope).await {
-        return Ok(Err(format!("I cannot plan AWS changes here: {refusal}.")));
+        return Ok(Err(render::cannot_plan_here(&refusal)));
     }
     let head = head_of(&reader, ev).await?;
     let registry = if ev.on_pull_request {
@@ -105,11 +105,7 @@ async fn converse(
     let summary = match outcome {
         Outcome::Answer(a) => a,
         Outcome::Submitted(_) => String::new(),
-        Outcome::Stopped { reason } => {
-            return Ok(Err(format!(
-                "⚠️ I stopped before finishing the plan because {reason}; nothing was planned."
-            )))
-        }
+        Outcome::Stopped { reason } => return Ok(Err(render::planning_stopped(&reason))),
     };
     let plan::PlanDraft { steps, refusals } = steps.into_inner().unwrap_or_else(|p| p.into_inner());
     // Already settled step by step; once more on what is stored.
@@ -151,9 +147,11 @@ async fn unfit(
             serde_json::json!({ "why": why, "steps": p.steps }),
         )
         .await?;
-        return Ok(Some(format!(
-            "⚠️ I cannot make this plan: {why}. Nothing was planned.\n\n{}",
-            render::steps_text(&p.steps, &p.refusals, &ctx.redactor)
+        return Ok(Some(render::beyond_ceiling(
+            &why,
+            &p.steps,
+            &p.refusals,
+            &ctx.redactor,
         )));
     }
     Ok(None)
@@ -248,11 +246,11 @@ pub async fn from_issue(ctx: &JobContext, job: &LeasedJob, ev: &Issue) -> Result
         // One notice per window, as for a refused command.
         if ctx.limits.notify_refused(ev.installation_id, login).await? {
             status
-                .show(&format!(
-                    "@{login} the `{}` label asks me for a plan, which needs the **{}** role or higher on this repository; you have **{}**.",
-                    scope.trigger_label,
-                    needed.as_str(),
-                    role.as_str()
+                .show(&render::label_refused(
+                    login,
+                    &scope.trigger_label,
+                    needed,
+                    role,
                 ))
                 .await?;
         }

@@ -1,6 +1,7 @@
 //! The text of a plan as people see it: in the reply to `/agentic plan`,
-//! in `/agentic status`, and in the summary of the plan's check run.
-//! Pure functions, no I/O, so that what is posted can be tested whole.
+//! in `/agentic status`, and in the summary of the plan's check run; and
+//! every other message of the plan workflow, one function each, grouped by
+//! job. Pure functions, no I/O, so that what is posted can be tested whole.
 //!
 //! What approvers see is what is hashed and what runs: every field of a
 //! step (action, resource, region, arguments) and the model's summary are
@@ -9,10 +10,11 @@
 //! it can hide, fake or reorder anything around it. The size is bounded
 //! before a plan is stored, so a stored plan is never cut when posted.
 
-use crate::domain::PlanStatus;
-use crate::plan::{PlanStep, Refusal, MAX_PLAN_STEPS};
+use crate::command::PlanRef;
+use crate::domain::{PlanStatus, Role, StepState};
+use crate::plan::{Approval, PlanStep, Refusal, MAX_PLAN_STEPS};
 use crate::redact::Redactor;
-use crate::store::{Freeze, PlanRow};
+use crate::store::{CancelledJob, Freeze, PlanRow, StepRun};
 
 /// Largest text of a plan's steps and refusals, in bytes. GitHub takes at
 /// most 65,535 bytes in a check run's summary and 65,536 characters in a
@@ -403,10 +405,11 @@ pub fn frozen_refusal(id: i64, f: &Freeze) -> String {
     )
 }
 
-/// The reply when a freeze stops a running apply between two steps.
-pub fn frozen_pause(id: i64, next: usize, f: &Freeze, lines: &[String]) -> String {
+/// The reply when a freeze stops a running apply between two steps, after
+/// `lead`.
+pub fn frozen_pause(lead: &str, id: i64, next: usize, f: &Freeze, lines: &[String]) -> String {
     format!(
-        "🧊 Plan {id} paused before step {next}: {}. The steps marked ✅ ran; the rest did not. The plan stays `applying` and keeps its locks; `/agentic apply {id}` resumes it once the freeze is lifted.\n\n{}",
+        "{lead}🧊 Plan {id} paused before step {next}: {}. The steps marked ✅ ran; the rest did not. The plan stays `applying` and keeps its locks; `/agentic apply {id}` resumes it once the freeze is lifted.\n\n{}",
         freeze_text(f),
         lines.join("\n")
     )
@@ -418,22 +421,6 @@ fn capitalised(s: &str) -> String {
         Some(first) => first.to_uppercase().chain(c).collect(),
         None => String::new(),
     }
-}
-
-/// The reply to an approval of a plan whose comment someone else changed
-/// (or deleted) after the bot posted it.
-pub fn comment_changed(id: i64, hash: &str) -> String {
-    format!(
-        "Plan {id}'s comment is not as I posted it: it was edited or deleted since, so what you read there may not be the plan, and I recorded nothing. The plan as it will run is in its `agentic plan` check run (hash `{}`); ask for a new plan with `/agentic plan` to get a comment you can approve.",
-        &hash[..hash.len().min(12)]
-    )
-}
-
-/// The reply to an apply when there is no apply role to limit it.
-pub fn no_apply_role(id: i64) -> String {
-    format!(
-        "I cannot apply plan {id}: no apply role is configured (`AGENTIC_AWS_APPLY_ROLE_ARN`), so the apply would run with my own AWS credentials and no session policy limiting it to the approved steps. Nothing ran. The operator can configure an apply role, or allow this explicitly with `AGENTIC_AWS_APPLY_WITHOUT_SESSION_POLICY=true`."
-    )
 }
 
 /// The summary of the plan's check run: the whole plan, never cut (a
@@ -452,6 +439,408 @@ pub fn check_run_summary(
         ));
     }
     Ok(text)
+}
+
+/// The title of the plan's check run.
+pub fn check_run_title(plan: &PlanRow) -> String {
+    format!(
+        "Plan {}: {} step(s), {}",
+        plan.id,
+        plan.steps.len(),
+        plan.status
+    )
+}
+
+// Any command that names a plan, or needs the repository's AWS scope.
+
+/// The reply when a command could mean several plans: it names them, and
+/// nothing is done.
+pub fn name_the_plan(command: &str, plans: &[PlanRow]) -> String {
+    let list: Vec<String> = plans
+        .iter()
+        .map(|p| format!("- plan {} (hash `{}`), {}", p.id, &p.hash[..12], p.status))
+        .collect();
+    format!(
+        "More than one plan could be meant here, so I did nothing. Name the one you mean, by its number or its hash: `/agentic {command} <plan>`.\n\n{}",
+        list.join("\n")
+    )
+}
+
+/// The reply for a plan name that matches no plan of this thread.
+pub fn no_such_plan(r: &PlanRef) -> String {
+    format!("There is no plan `{r}` on this thread; `/agentic status` lists them.")
+}
+
+/// The reply when the repository's settings have a problem (said with the
+/// reply itself): no AWS tool runs.
+pub fn settings_problem() -> &'static str {
+    "I cannot plan or apply AWS changes here: no AWS tool runs for this repository until the problem with its settings is fixed (said with every reply here, `/agentic help` too)."
+}
+
+// `/agentic plan` and the trigger label.
+
+/// The reply when no AWS change may be planned here, saying why.
+pub fn cannot_plan_here(why: &str) -> String {
+    format!("I cannot plan AWS changes here: {why}.")
+}
+
+/// The reply when the planning conversation stopped before its end.
+pub fn planning_stopped(reason: &str) -> String {
+    format!("⚠️ I stopped before finishing the plan because {reason}; nothing was planned.")
+}
+
+/// The reply to a plan beyond the operator's ceiling: why, and the steps
+/// that were refused with it.
+pub fn beyond_ceiling(
+    why: &str,
+    steps: &[PlanStep],
+    refusals: &[Refusal],
+    redactor: &Redactor,
+) -> String {
+    format!(
+        "⚠️ I cannot make this plan: {why}. Nothing was planned.\n\n{}",
+        steps_text(steps, refusals, redactor)
+    )
+}
+
+/// The notice to someone whose trigger label asks for a plan their role
+/// may not ask for.
+pub fn label_refused(login: &str, label: &str, needed: Role, role: Role) -> String {
+    format!(
+        "@{login} the `{label}` label asks me for a plan, which needs the **{}** role or higher on this repository; you have **{}**.",
+        needed.as_str(),
+        role.as_str()
+    )
+}
+
+// `/agentic approve`.
+
+/// The reply to an approve with no plan waiting.
+pub fn nothing_to_approve() -> &'static str {
+    "There is no plan waiting here to approve."
+}
+
+/// The reply to a bare approve when another plan came and went on the
+/// thread within a plan's lifetime.
+pub fn replaced_recently(id: i64, hash: &str) -> String {
+    format!(
+        "Another plan was proposed on this thread in the last day, so `/agentic approve` alone could mean one you did not read, and I recorded nothing. Name the plan: `/agentic approve {id}` (hash `{}`).",
+        &hash[..12]
+    )
+}
+
+/// The reply to a bare approve of a plan not shown before the comment.
+pub fn shown_after_comment(id: i64, hash: &str) -> String {
+    format!(
+        "Plan {id} was shown after your comment was written (or I cannot tell when), so I cannot tell that you saw it, and I recorded nothing. To approve it, name it: `/agentic approve {id}` (hash `{}`).",
+        &hash[..12]
+    )
+}
+
+/// The reply to an approve of a plan that no longer waits.
+pub fn not_approvable(id: i64, status: PlanStatus) -> String {
+    format!("Plan {id} is {status}; there is nothing to approve.")
+}
+
+/// The reply to an approval of a plan whose comment someone else changed
+/// (or deleted) after the bot posted it.
+pub fn comment_changed(id: i64, hash: &str) -> String {
+    format!(
+        "Plan {id}'s comment is not as I posted it: it was edited or deleted since, so what you read there may not be the plan, and I recorded nothing. The plan as it will run is in its `agentic plan` check run (hash `{}`); ask for a new plan with `/agentic plan` to get a comment you can approve.",
+        &hash[..hash.len().min(12)]
+    )
+}
+
+/// The reply to an approval: who approved with which role, then the plan
+/// and what it still needs.
+pub fn approved(
+    who: &str,
+    role: Role,
+    plan: &PlanRow,
+    needs: &[String],
+    redactor: &Redactor,
+) -> String {
+    format!(
+        "@{who} approved plan {} (hash `{}`) with the **{}** role.\n\n{}",
+        plan.id,
+        &plan.hash[..12],
+        role.as_str(),
+        render(plan, needs, redactor)
+    )
+}
+
+// `/agentic apply` and the Apply button.
+
+/// The reply to an apply with no plan waiting or being applied.
+pub fn nothing_to_apply() -> &'static str {
+    "There is no plan waiting here to apply."
+}
+
+/// The reply to an apply of a plan that has ended.
+pub fn not_applicable(id: i64, status: PlanStatus) -> String {
+    format!("Plan {id} is {status}; there is nothing to apply.")
+}
+
+/// The reply to an apply of a plan whose stored steps no longer match its
+/// hash.
+pub fn hash_mismatch(id: i64, hash: &str) -> String {
+    format!(
+        "I cannot apply plan {id}: its stored steps do not match the hash `{}` it was proposed and approved with. Nothing ran; ask for a new plan.",
+        &hash[..12]
+    )
+}
+
+/// The reply to an apply that would launch more instances than the
+/// repository allows.
+pub fn too_many_instances(id: i64, launched: u64, max: u32) -> String {
+    format!(
+        "I cannot apply plan {id}: it launches {launched} instance(s), more than this repository's `aws.max_instances` ({max})."
+    )
+}
+
+/// The reply to an apply refused before any step ran, saying why.
+pub fn apply_refused(id: i64, why: &str) -> String {
+    format!("I cannot apply plan {id}: {why}. Nothing ran.")
+}
+
+/// The reply to an apply when there is no apply role to limit it.
+pub fn no_apply_role(id: i64) -> String {
+    format!(
+        "I cannot apply plan {id}: no apply role is configured (`AGENTIC_AWS_APPLY_ROLE_ARN`), so the apply would run with my own AWS credentials and no session policy limiting it to the approved steps. Nothing ran. The operator can configure an apply role, or allow this explicitly with `AGENTIC_AWS_APPLY_WITHOUT_SESSION_POLICY=true`."
+    )
+}
+
+/// The reply to an apply of a plan that still needs something: the plan
+/// and what it needs.
+pub fn not_yet(plan: &PlanRow, needs: &[String], redactor: &Redactor) -> String {
+    format!(
+        "I cannot apply plan {} yet.\n\n{}",
+        plan.id,
+        render(plan, needs, redactor)
+    )
+}
+
+/// The reply when another plan holds a lock on one of the resources.
+pub fn locked(id: i64, other: i64) -> String {
+    format!(
+        "I cannot apply plan {id} now: plan {other} is being applied to the same resources. Try again when it is done."
+    )
+}
+
+/// The reply while another job applies a plan.
+pub fn being_applied(id: i64) -> String {
+    format!(
+        "Plan {id} is being applied right now; `/agentic status` shows it, and `/agentic cancel` stops it after the step it is on."
+    )
+}
+
+/// Said before the outcome when someone took over an apply whose job died.
+pub fn resumed(who: &str, id: i64) -> String {
+    format!("@{who} resumed plan {id}'s apply, which had stopped midway.\n\n")
+}
+
+/// The progress of an apply: the steps so far, then step `n`, running.
+pub fn applying(before: &str, id: i64, lines: &[String], n: usize, step: &PlanStep) -> String {
+    format!(
+        "{before}Applying plan {id}…\n\n{}\n⏳ {}",
+        lines.join("\n"),
+        step_line(n, step)
+    )
+}
+
+/// Step `n`'s line with a mark and what it did (or why not).
+fn step_outcome(mark: &str, n: usize, step: &PlanStep, what: &str) -> String {
+    format!("{mark} {} — {}", step_line(n, step), outcome_text(what))
+}
+
+/// Step `n`'s line once it ran, with what it did.
+pub fn step_done(n: usize, step: &PlanStep, result: &str) -> String {
+    step_outcome("✅", n, step, result)
+}
+
+/// Step `n`'s line once it failed, with why.
+pub fn step_failed(n: usize, step: &PlanStep, reason: &str) -> String {
+    step_outcome("❌", n, step, reason)
+}
+
+/// The lines of the steps from index `from` on, which did not run.
+pub fn not_run(steps: &[PlanStep], from: usize) -> Vec<String> {
+    steps
+        .iter()
+        .enumerate()
+        .skip(from)
+        .map(|(j, s)| step_outcome("⏭️", j + 1, s, "not run"))
+        .collect()
+}
+
+/// The reply when every step ran.
+pub fn applied(lead: &str, id: i64, lines: &[String]) -> String {
+    format!("{lead}Plan {id} is applied.\n\n{}", lines.join("\n"))
+}
+
+/// The reply when a cancel stopped an apply before step `step`.
+pub fn cancelled_before(lead: &str, id: i64, step: i64, by: &str, lines: &[String]) -> String {
+    format!(
+        "{lead}Plan {id} stopped before step {step}: @{by} cancelled it. The steps marked ✅ ran; the rest did not.\n\n{}",
+        lines.join("\n")
+    )
+}
+
+/// The reply when step `step` failed and the apply stopped there.
+pub fn stopped_at(lead: &str, id: i64, step: i64, lines: &[String]) -> String {
+    format!(
+        "{lead}Plan {id} stopped at step {step}; the steps after it did not run.\n\n{}",
+        lines.join("\n")
+    )
+}
+
+/// What the Apply button's apply posts: who pressed it, then the reply.
+pub fn pressed_apply(login: &str, text: &str) -> String {
+    format!("@{login} pressed **Apply**.\n\n{text}")
+}
+
+// `/agentic cancel` and a closed thread.
+
+/// The reply when a cancel withdrew a waiting plan.
+pub fn withdrawn(id: i64) -> String {
+    format!("Plan {id} is withdrawn; nothing of it will run.")
+}
+
+/// The reply when a cancel asked a running apply to stop.
+pub fn stopping(id: i64) -> String {
+    format!(
+        "Plan {id} is being applied: it stops after the step it is on, and the steps after it will not run. A step in flight is not interrupted halfway."
+    )
+}
+
+/// The reply when a cancel ended an apply whose job had died.
+pub fn dead_apply_cancelled(id: i64) -> String {
+    format!(
+        "Plan {id}'s apply had stopped midway (its job ended without finishing): the plan is cancelled and its locks are released. `/agentic status` shows which steps ran."
+    )
+}
+
+/// What a cancel says of the jobs it reached: those it stops and those it
+/// dropped before they started, a paragraph each where there are any.
+pub fn jobs_stopped(jobs: &[CancelledJob]) -> Vec<String> {
+    let running = jobs.iter().filter(|j| j.was_running).count();
+    let queued = jobs.len() - running;
+    let mut said = Vec::new();
+    if running > 0 {
+        said.push(format!(
+            "Stopping {running} job(s) running here ({}); each says so where it reports.",
+            kinds(jobs.iter().filter(|j| j.was_running))
+        ));
+    }
+    if queued > 0 {
+        said.push(format!(
+            "Dropped {queued} job(s) that had not started ({}).",
+            kinds(jobs.iter().filter(|j| !j.was_running))
+        ));
+    }
+    said
+}
+
+/// The kinds of some jobs, as people read them.
+fn kinds<'a>(jobs: impl Iterator<Item = &'a CancelledJob>) -> String {
+    let mut names: Vec<&str> = jobs
+        .map(|j| match j.kind.as_str() {
+            "command" => "a command",
+            "review" => "a review",
+            "infra_task" => "a labelled-issue plan",
+            "check_run_action" => "a check-run button",
+            other => other,
+        })
+        .collect();
+    names.sort_unstable();
+    names.dedup();
+    names.join(", ")
+}
+
+/// The reply to a cancel that found nothing to stop.
+pub fn nothing_to_cancel() -> &'static str {
+    "There is nothing here to cancel: no plan waiting and no work running."
+}
+
+/// The reply when someone without `cancel`'s role closes a thread whose
+/// plan is being applied.
+pub fn closed_while_applying(by: &str, needed: Role, plans: &[i64]) -> String {
+    let names: Vec<String> = plans.iter().map(|id| format!("plan {id}")).collect();
+    format!(
+        "@{by} closed this thread. Plans still waiting here are withdrawn, but stopping an apply needs the **{}** role, so {} goes on with its approved steps to the end. Someone with that role can stop it with `/agentic cancel`.",
+        needed.as_str(),
+        names.join(" and ")
+    )
+}
+
+// `/agentic status`.
+
+/// The reply to a status with no plans on the thread; `freeze` is the
+/// freeze notice, if any.
+pub fn no_plans(freeze: &str) -> String {
+    format!("There are no plans here.{freeze}")
+}
+
+/// A waiting plan in a status: the plan, what it needs, and who approved
+/// it with which role.
+pub fn plan_waiting(
+    plan: &PlanRow,
+    needs: &[String],
+    approvals: &[Approval],
+    redactor: &Redactor,
+) -> String {
+    let who: Vec<String> = approvals
+        .iter()
+        .map(|a| format!("@{} ({})", a.approver, a.role.as_str()))
+        .collect();
+    format!(
+        "{}\n\nApprovals: {}",
+        render(plan, needs, redactor),
+        if who.is_empty() {
+            "none".to_string()
+        } else {
+            who.join(", ")
+        }
+    )
+}
+
+/// A plan that no longer waits, in a status: where it stands, and what
+/// each step did once an apply started.
+pub fn plan_ended(plan: &PlanRow, runs: &[StepRun]) -> String {
+    let mut out = format!(
+        "**Plan {}**: {} ({} step(s)).",
+        plan.id,
+        plan.status,
+        plan.steps.len()
+    );
+    if runs.is_empty() {
+        return out;
+    }
+    for (i, step) in plan.steps.iter().enumerate() {
+        let run = runs.iter().find(|r| r.step == i as i64 + 1);
+        let (mark, what) = match run.map(|r| r.state) {
+            Some(StepState::Done) => ("✅", run.and_then(|r| r.result.clone())),
+            Some(StepState::Failed) => ("❌", run.and_then(|r| r.result.clone())),
+            // Started, and its result never recorded: it may have run.
+            Some(_) => (
+                "❔",
+                Some("may have run; its result was not recorded".into()),
+            ),
+            None => ("⏭️", Some("not run".into())),
+        };
+        out.push('\n');
+        out.push_str(&step_outcome(mark, i + 1, step, &what.unwrap_or_default()));
+    }
+    out
+}
+
+/// The reply to a status: the latest plans, newest first, then the freeze
+/// notice, if any.
+pub fn plans_here(sections: &[String], freeze: &str) -> String {
+    format!(
+        "{}{freeze}",
+        sections.join(crate::handlers::progress::SECTION_BREAK)
+    )
 }
 
 #[cfg(test)]
@@ -722,6 +1111,166 @@ mod tests {
             &["a second person's approval".into()],
             &r
         ));
+    }
+
+    /// A hash of the right length, so that what shows of it is fixed.
+    const HASH: &str = "3fa1c9e2b7d40f1e2d3c4b5a69788796a5b4c3d2e1f00112233445566778899a";
+
+    /// Plan 7 of three steps (stop, start, reboot), its hash [`HASH`].
+    fn example_plan() -> PlanRow {
+        let mut plan = plan_of(
+            vec![
+                step(
+                    "StopInstances",
+                    "i-0aaa",
+                    json!({ "instance_ids": ["i-0aaa"] }),
+                ),
+                step(
+                    "StartInstances",
+                    "i-0bbb",
+                    json!({ "instance_ids": ["i-0bbb"] }),
+                ),
+                step(
+                    "RebootInstances",
+                    "i-0ccc",
+                    json!({ "instance_ids": ["i-0ccc"] }),
+                ),
+            ],
+            vec![],
+        );
+        plan.hash = HASH.into();
+        plan
+    }
+
+    /// Messages one under another, a line of `---` between two.
+    fn one_after_another(messages: &[String]) -> String {
+        messages.join("\n---\n")
+    }
+
+    #[test]
+    fn the_approve_messages_read_as_this() {
+        let r = Redactor::new([]);
+        let plan = example_plan();
+        let needs = ["a second person's approval".to_string()];
+        let text = one_after_another(&[
+            nothing_to_approve().to_string(),
+            replaced_recently(7, HASH),
+            shown_after_comment(7, HASH),
+            not_approvable(7, PlanStatus::Applied),
+            comment_changed(7, HASH),
+            approved("mia-maintainer", Role::Maintain, &plan, &needs, &r),
+        ]);
+        insta::assert_snapshot!(text);
+    }
+
+    #[test]
+    fn the_apply_messages_read_as_this() {
+        let r = Redactor::new([]);
+        let plan = example_plan();
+        let s = &plan.steps;
+        let needs = ["a second person's approval".to_string()];
+        let freeze = Freeze {
+            reason: "quarter close".into(),
+            set_by: "ops".into(),
+            set_at: 0,
+        };
+        let first = step_done(1, &s[0], "stopped <i-0aaa>");
+        let all = [
+            first.clone(),
+            step_done(2, &s[1], "started i-0bbb"),
+            step_done(3, &s[2], "rebooted i-0ccc"),
+        ];
+        let mut before_second = vec![first.clone()];
+        before_second.extend(not_run(s, 1));
+        let mut failed = vec![
+            first.clone(),
+            step_failed(2, &s[1], "UnauthorizedOperation: @ops denied it"),
+        ];
+        failed.extend(not_run(s, 2));
+        let text = one_after_another(&[
+            nothing_to_apply().to_string(),
+            not_applicable(7, PlanStatus::Applied),
+            hash_mismatch(7, HASH),
+            too_many_instances(7, 5, 2),
+            apply_refused(7, "it is destructive, and this server allows write only"),
+            no_apply_role(7),
+            not_yet(&plan, &needs, &r),
+            locked(7, 6),
+            being_applied(7),
+            applying("", 7, &[first], 2, &s[1]),
+            applied(&resumed("mia-maintainer", 7), 7, &all),
+            cancelled_before("", 7, 2, "mia-maintainer", &before_second),
+            stopped_at("", 7, 2, &failed),
+            frozen_pause("", 7, 2, &freeze, &before_second),
+            pressed_apply("mia-maintainer", &being_applied(7)),
+        ]);
+        insta::assert_snapshot!(text);
+    }
+
+    #[test]
+    fn the_cancel_messages_read_as_this() {
+        let job = |id: i64, kind: &str, was_running: bool| CancelledJob {
+            id,
+            kind: kind.into(),
+            was_running,
+        };
+        let jobs = [
+            job(1, "command", true),
+            job(2, "review", true),
+            job(3, "command", true),
+            job(4, "infra_task", false),
+        ];
+        let text = one_after_another(&[
+            withdrawn(7),
+            stopping(7),
+            dead_apply_cancelled(7),
+            jobs_stopped(&jobs).join("\n\n"),
+            nothing_to_cancel().to_string(),
+            closed_while_applying("bob-reviewer", Role::Maintain, &[7, 8]),
+        ]);
+        insta::assert_snapshot!(text);
+    }
+
+    #[test]
+    fn the_status_messages_read_as_this() {
+        let r = Redactor::new([]);
+        let waiting = example_plan();
+        let approvals = [Approval {
+            approver_id: 5550103,
+            approver: "mia-maintainer".into(),
+            role: Role::Maintain,
+            hash: HASH.into(),
+            head_sha: None,
+        }];
+        let needs = ["a second person's approval".to_string()];
+        let mut failed = example_plan();
+        failed.id = 6;
+        failed.status = PlanStatus::Failed;
+        let run = |step: i64, state: StepState, result: Option<&str>| StepRun {
+            step,
+            state,
+            result: result.map(str::to_string),
+        };
+        let runs = [
+            run(1, StepState::Done, Some("stopped i-0aaa")),
+            run(2, StepState::Running, None),
+        ];
+        let mut cancelled = example_plan();
+        cancelled.id = 5;
+        cancelled.status = PlanStatus::Cancelled;
+        let text = one_after_another(&[
+            no_plans(""),
+            plan_waiting(&waiting, &[], &[], &r),
+            plans_here(
+                &[
+                    plan_waiting(&waiting, &needs, &approvals, &r),
+                    plan_ended(&failed, &runs),
+                    plan_ended(&cancelled, &[]),
+                ],
+                "",
+            ),
+        ]);
+        insta::assert_snapshot!(text);
     }
 
     /// Text an attacker would try: comment openers, backticks, fences,
