@@ -13,6 +13,7 @@ pub mod describe;
 pub mod plan;
 pub mod progress;
 pub mod review;
+pub mod review_text;
 
 use crate::domain::{AuditAction, JobKind, Role};
 use std::collections::HashMap;

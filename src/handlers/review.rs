@@ -31,6 +31,7 @@ use crate::repo_config::RepoConfig;
 use crate::review::{self, Assembled, ChangedFile, Finding, Plan, Submission};
 use crate::store::{LeasedJob, ReviewRun, ReviewStart};
 
+use super::review_text;
 use super::{JobContext, JobError};
 
 /// The check run's name.
@@ -114,18 +115,11 @@ impl Reviewed {
                 inline,
                 findings,
                 ..
-            } => format!(
-                "Reviewed `{}`: {findings} finding(s), {inline} of them as inline comments. The review and the **{CHECK_NAME}** check run have the details.",
-                short(head_sha)
-            ),
-            Reviewed::NothingNew(why) | Reviewed::Skipped(why) => format!("No review: {why}."),
-            Reviewed::Superseded => {
-                "A newer review of this pull request replaced this one.".to_string()
-            }
-            Reviewed::Failed(why) => format!("❌ The review could not be completed: {why}."),
-            Reviewed::Cancelled(by) => {
-                format!("🛑 Stopped: @{by} cancelled this review; nothing was posted.")
-            }
+            } => review_text::posted(short(head_sha), *findings, *inline, CHECK_NAME),
+            Reviewed::NothingNew(why) | Reviewed::Skipped(why) => review_text::no_review(why),
+            Reviewed::Superseded => review_text::replaced().to_string(),
+            Reviewed::Failed(why) => review_text::not_completed(why),
+            Reviewed::Cancelled(by) => review_text::stopped(by),
         }
     }
 }
@@ -255,10 +249,8 @@ pub async fn think(
     .await?;
     Ok(match outcome {
         Outcome::Submitted(v) => review::parse_submission(&v.to_string()),
-        Outcome::Answer(_) => Err(
-            "the model answered in text instead of handing in a review with submit_review".into(),
-        ),
-        Outcome::Stopped { reason } => Err(format!("the model stopped because {reason}")),
+        Outcome::Answer(_) => Err(review_text::answered_in_text().into()),
+        Outcome::Stopped { reason } => Err(review_text::model_stopped(&reason)),
     })
 }
 
@@ -441,7 +433,11 @@ impl Writer<'_> {
                 "status": "completed",
                 "conclusion": conclusion,
                 "output": { "title": title, "summary": summary, "annotations": last },
-                "actions": [{ "label": "Re-run review", "description": "Review the whole pull request again", "identifier": RERUN_ACTION }],
+                "actions": [{
+                    "label": review_text::rerun_label(),
+                    "description": review_text::rerun_description(),
+                    "identifier": RERUN_ACTION,
+                }],
             }),
         )
         .await
@@ -465,7 +461,10 @@ impl Progress for CheckProgress<'_> {
                 return;
             }
             self.last = Some(Instant::now());
-            let update = json!({ "output": { "title": "Reviewing…", "summary": format!("Reviewing {} file(s); {text}.", self.files) } });
+            let update = json!({ "output": {
+                "title": review_text::reviewing_title(),
+                "summary": review_text::reviewing_step(self.files, &text),
+            } });
             if let Err(e) = self.writer.check_run(self.id, update).await {
                 tracing::warn!(error = %e, "cannot show the review's progress");
             }
@@ -490,10 +489,10 @@ pub async fn run(
         Ok(Reviewed::Skipped(why.to_string()))
     };
     if pr.state != "open" {
-        return skip("the pull request is not open");
+        return skip(review_text::not_open());
     }
     if req.head_sha.is_some_and(|seen| seen != pr.head.sha) {
-        return skip("a newer commit was pushed since this event; its own event reviews it");
+        return skip(review_text::newer_commit());
     }
     let repository = crate::event::Repo {
         id: req.repo_id,
@@ -510,11 +509,11 @@ pub async fn run(
     if req.trigger == Trigger::Auto {
         let author_is_bot = pr.user.as_ref().is_some_and(|u| u.is_bot());
         let why = if !config.review.auto {
-            Some("`review.auto` is off in this repository's `.github/agentic.yml`")
+            Some(review_text::auto_off())
         } else if pr.draft.unwrap_or(false) && !config.review.drafts {
-            Some("the pull request is a draft (`review.drafts` is off)")
+            Some(review_text::draft())
         } else if author_is_bot && !config.review.bots {
-            Some("the pull request was opened by a bot (`review.bots` is off)")
+            Some(review_text::opened_by_bot())
         } else {
             None
         };
@@ -550,10 +549,7 @@ pub async fn run(
     match run.state {
         ReviewState::Cancelled => return Ok(Reviewed::Superseded),
         ReviewState::Done | ReviewState::Skipped | ReviewState::Failed => {
-            return Ok(Reviewed::Skipped(format!(
-                "this run already ended ({})",
-                run.state
-            )))
+            return Ok(Reviewed::Skipped(review_text::already_ended(run.state)))
         }
         ReviewState::Running | ReviewState::Posting => {}
     }
@@ -612,12 +608,10 @@ async fn review_run(
     ctx.store.set_review_file_hashes(run.id, &hashes).await?;
     let check_run = r.check_run(&assembled).await?;
     if assembled.included.is_empty() {
-        let why = "no changed file could be reviewed";
-        let summary = format!(
-            "Nothing to review: {why}.\n\n{}",
-            review::omissions(&assembled.omitted)
-        );
-        w.complete(check_run, "neutral", "Nothing to review", &summary, vec![])
+        let why = review_text::nothing_reviewable();
+        let summary = review_text::nothing_to_review(why, &review::omissions(&assembled.omitted));
+        let title = review_text::nothing_to_review_title();
+        w.complete(check_run, "neutral", title, &summary, vec![])
             .await?;
         ctx.store
             .finish_review(run.id, ReviewState::Done, Some(why))
@@ -725,8 +719,8 @@ impl Reviewing<'_, '_> {
                 // check run says nothing changed and keeps the last conclusion.
                 let total: u64 = found.values().sum();
                 let output = json!({
-                    "title": format!("No new changes ({total} finding(s) carried over)"),
-                    "summary": format!("Not reviewed again: {why}. The last review's conclusion carries over."),
+                    "title": review_text::unchanged_title(total),
+                    "summary": review_text::unchanged(&why),
                 });
                 let id = w
                     .finished_check_run(pr, conclusion_of(&found, self.config), output)
@@ -739,12 +733,7 @@ impl Reviewing<'_, '_> {
             }
             Since::Start(note) => (None, None, note),
             Since::Base { base, files } => {
-                let note = format!(
-                    "Incremental review: the {} file(s) whose changes differ from those reviewed at `{}`, or are new, at `{}`.",
-                    files.len(),
-                    short(&base),
-                    short(head)
-                );
+                let note = review_text::incremental_note(files.len(), short(&base), short(head));
                 (Some(base), Some(files), Some(note))
             }
         };
@@ -754,11 +743,7 @@ impl Reviewing<'_, '_> {
         // code. The push's own event reviews the new head.
         let now = w.github.pull_request(repo, pr.number).await?;
         if now.head.sha != pr.head.sha {
-            let why = format!(
-                "the head moved from `{}` to `{}` while its files were read; the new head's own review covers it",
-                short(&pr.head.sha),
-                short(&now.head.sha)
-            );
+            let why = review_text::head_moved(short(&pr.head.sha), short(&now.head.sha));
             ctx.store
                 .finish_review(run.id, ReviewState::Cancelled, Some(&why))
                 .await?;
@@ -794,7 +779,10 @@ impl Reviewing<'_, '_> {
             .w
             .new_check_run(
                 self.pr,
-                &json!({ "title": "Reviewing…", "summary": format!("Reviewing {} changed file(s) of `{}`.", assembled.included.len(), short(head)) }),
+                &json!({
+                    "title": review_text::reviewing_title(),
+                    "summary": review_text::reviewing(assembled.included.len(), short(head)),
+                }),
             )
             .await?;
         self.w
@@ -854,9 +842,10 @@ impl Reviewing<'_, '_> {
             () = superseded => return Ok(Err(Reviewed::Superseded)),
             by = w.job.cancel.requested() => {
                 // `/agentic cancel`: nothing is posted; the check run says who.
-                ctx.store.finish_review(run.id, ReviewState::Cancelled, Some(&format!("cancelled by @{by}"))).await?;
-                let summary = format!("@{by} stopped this review with `/agentic cancel`; nothing was posted. Use **Re-run review** to review again.");
-                w.complete(check_run, "cancelled", "Cancelled", &summary, vec![]).await?;
+                let why = review_text::cancelled_by(&by);
+                ctx.store.finish_review(run.id, ReviewState::Cancelled, Some(&why)).await?;
+                let summary = review_text::cancelled(&by);
+                w.complete(check_run, "cancelled", review_text::cancelled_title(), &summary, vec![]).await?;
                 return Ok(Err(Reviewed::Cancelled(by)));
             }
         };
@@ -867,15 +856,18 @@ impl Reviewing<'_, '_> {
                 Ok(Err(Reviewed::Failed(reason)))
             }
             Err(e) if e.is_transient() && !ctx.last_attempt(w.job) => {
-                w.check_run(check_run, json!({ "output": { "title": "Reviewing…", "summary": format!("The model did not answer ({e}); trying again shortly.") } }))
-                    .await?;
+                let update = json!({ "output": {
+                    "title": review_text::reviewing_title(),
+                    "summary": review_text::retrying(&e.to_string()),
+                } });
+                w.check_run(check_run, update).await?;
                 Err(JobError::Transient {
                     reason: e.to_string(),
                     retry_after: None,
                 })
             }
             Err(e) => {
-                let reason = format!("the model did not answer ({e})");
+                let reason = review_text::model_did_not_answer(&e.to_string());
                 fail(w, run, &reason).await?;
                 Ok(Err(Reviewed::Failed(reason)))
             }
@@ -930,10 +922,7 @@ impl Reviewing<'_, '_> {
             .record_review_posted(run.id, review_id, &fingerprints)
             .await?;
         let conclusion = conclusion(&reported, config);
-        let title = match reported.len() {
-            0 => "No findings".to_string(),
-            n => format!("{n} finding(s)"),
-        };
+        let title = review_text::findings_title(reported.len() as u64);
         self.complete(check_run, pr_files, &plan, conclusion, &title, look)
             .await?;
         ctx.store
@@ -1095,16 +1084,14 @@ async fn since(
         return Ok(Since::Start(None));
     };
     if last.head_sha == pr.head.sha {
-        return Ok(Since::Nothing(format!(
-            "commit `{}` was already reviewed",
-            short(&pr.head.sha)
-        )));
+        return Ok(Since::Nothing(review_text::already_reviewed(short(
+            &pr.head.sha,
+        ))));
     }
     let Some(seen) = last.file_hashes else {
-        return Ok(Since::Start(Some(format!(
-            "The last review (of `{}`) did not record what it saw, so this is a full review.",
-            short(&last.head_sha)
-        ))));
+        return Ok(Since::Start(Some(review_text::full_review_note(short(
+            &last.head_sha,
+        )))));
     };
     let now = review::file_hashes(files);
     let changed: Vec<ChangedFile> = files
@@ -1114,10 +1101,7 @@ async fn since(
         .collect();
     if changed.is_empty() {
         return Ok(Since::Unchanged {
-            why: format!(
-                "no file's changes differ from those reviewed at `{}`",
-                short(&last.head_sha)
-            ),
+            why: review_text::unchanged_since(short(&last.head_sha)),
             found: last.findings.unwrap_or_default(),
         });
     }
@@ -1199,8 +1183,8 @@ pub async fn fingerprints_on_github(
 /// completed as `skipped` with the reason.
 async fn skipped_check_run(w: &Writer<'_>, pr: &PullRequest, why: &str) -> Result<(), JobError> {
     let output = json!({
-        "title": "Skipped",
-        "summary": format!("Not reviewed: {why}. `/agentic review` reviews it anyway."),
+        "title": review_text::skipped_title(),
+        "summary": review_text::skipped(why),
     });
     w.finished_check_run(pr, "skipped", output).await?;
     Ok(())
@@ -1267,17 +1251,15 @@ async fn recover_posted(
     // GitHub appends them.
     let found = run.findings.clone().unwrap_or_default();
     let total: u64 = found.values().sum();
-    let (conclusion, title) = match total {
-        0 => (conclusion_of(&found, config), "No findings".to_string()),
-        n => (conclusion_of(&found, config), format!("{n} finding(s)")),
-    };
+    let conclusion = conclusion_of(&found, config);
+    let title = review_text::findings_title(total);
     if let Some(id) = run.check_run_id {
         let completed = w
             .complete(
                 id,
                 conclusion,
                 &title,
-                "The review was posted; its findings are in the pull request's review.",
+                review_text::posted_before_restart(),
                 vec![],
             )
             .await;
@@ -1319,8 +1301,8 @@ async fn cancel_superseded(
                 "status": "completed",
                 "conclusion": "cancelled",
                 "output": {
-                    "title": "Superseded",
-                    "summary": format!("A newer review (of `{}`) replaced this one.", short(newer_head)),
+                    "title": review_text::superseded_title(),
+                    "summary": review_text::superseded(short(newer_head)),
                 },
             }),
         )
@@ -1334,11 +1316,8 @@ async fn fail(w: &Writer<'_>, run: &ReviewRun, reason: &str) -> Result<(), JobEr
     tracing::warn!(run = run.id, %reason, "review failed");
     let current = w.ctx.store.review_run(run.id).await?;
     if let Some(id) = current.as_ref().and_then(|r| r.check_run_id) {
-        let summary = format!(
-            "The review could not be completed: {reason}.\n\nReference: `job {} of delivery {}`. Use **Re-run review** to try again.",
-            w.job.id, w.job.delivery_id
-        );
-        w.complete(id, "failure", "Review failed", &summary, vec![])
+        let summary = review_text::failed(reason, w.job.id, &w.job.delivery_id);
+        w.complete(id, "failure", review_text::failed_title(), &summary, vec![])
             .await?;
     }
     w.ctx
@@ -1362,7 +1341,7 @@ async fn tell_config_problem(w: &Writer<'_>, number: u64, problem: &str) -> Resu
         return Ok(());
     }
     w.fence().await?;
-    let body = format!("⚠️ {problem}.\n\n{mark}");
+    let body = review_text::config_problem(problem, &mark);
     w.github
         .create_comment(w.repo, number, &w.ctx.redactor.redact(&body))
         .await?;
