@@ -98,6 +98,8 @@ echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== no import circle among src/ modules, no function over 120 lines (scripts/check-structure.py)"
 python3 scripts/check-structure.py
+echo "== cargo clippy -- -D warnings (the release build's features: no test hooks)"
+cargo clippy --locked -- -D warnings
 echo "== cargo clippy --all-targets -- -D warnings"
 cargo clippy --all-targets --locked -- -D warnings
 echo "== cargo test"

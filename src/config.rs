@@ -130,11 +130,14 @@ pub struct Config {
     pub webhook_body_timeout: Duration,
     /// Deliveries being read and stored at once; past this, `503`.
     pub max_inflight_deliveries: usize,
-    /// Test-only: how long the placeholder job handler takes. Lets the
-    /// restart test kill the process while jobs are in flight.
+    /// Test hook (`--features test-hooks`, never in a release build): how
+    /// long the placeholder job handler takes, so the restart test can kill
+    /// the process while jobs are in flight.
+    #[cfg(feature = "test-hooks")]
     pub test_job_delay: Option<Duration>,
-    /// Test-only: a pause after each applied plan step, so a test can kill
+    /// Test hook: a pause after each applied plan step, so a test can kill
     /// the process between two steps.
+    #[cfg(feature = "test-hooks")]
     pub test_step_delay: Option<Duration>,
 }
 
@@ -252,7 +255,9 @@ impl Config {
             max_attempts: jobs.max_attempts,
             lease: jobs.lease,
             shutdown_grace: jobs.shutdown_grace,
+            #[cfg(feature = "test-hooks")]
             test_job_delay: jobs.test_job_delay,
+            #[cfg(feature = "test-hooks")]
             test_step_delay: jobs.test_step_delay,
             llm_timeout: budgets.llm_timeout,
             llm_timeout_tries: budgets.llm_timeout_tries,
@@ -606,12 +611,14 @@ struct Jobs {
     max_attempts: u32,
     lease: Duration,
     shutdown_grace: Duration,
+    #[cfg(feature = "test-hooks")]
     test_job_delay: Option<Duration>,
+    #[cfg(feature = "test-hooks")]
     test_step_delay: Option<Duration>,
 }
 
 /// The worker's settings: jobs at once, attempts, lease, shutdown grace,
-/// and the test-only delays.
+/// and, in a test build, the test hooks' delays.
 fn jobs_from_vars(vars: &Vars) -> Result<Jobs, ConfigError> {
     let worker_concurrency: usize = positive(vars, "AGENTIC_WORKER_CONCURRENCY", "4", NUMBER)?;
     let max_attempts: u32 = positive(vars, "AGENTIC_MAX_ATTEMPTS", "5", NUMBER)?;
@@ -622,24 +629,27 @@ fn jobs_from_vars(vars: &Vars) -> Result<Jobs, ConfigError> {
         "AGENTIC_SHUTDOWN_GRACE_SECS",
         "a whole number of seconds",
     )?;
-    let millis = |key: &'static str| -> Result<Option<Duration>, ConfigError> {
-        match vars.get(key) {
-            Some(v) => Ok(Some(Duration::from_millis(v.parse().map_err(|_| {
-                bad(key, format!("`{v}` is not a whole number of milliseconds"))
-            })?))),
-            None => Ok(None),
-        }
-    };
-    let test_job_delay = millis("AGENTIC_TEST_JOB_DELAY_MS")?;
-    let test_step_delay = millis("AGENTIC_TEST_STEP_DELAY_MS")?;
     Ok(Jobs {
         worker_concurrency,
         max_attempts,
         lease: Duration::from_secs(lease_secs),
         shutdown_grace: Duration::from_secs(grace_secs),
-        test_job_delay,
-        test_step_delay,
+        #[cfg(feature = "test-hooks")]
+        test_job_delay: millis(vars, "AGENTIC_TEST_JOB_DELAY_MS")?,
+        #[cfg(feature = "test-hooks")]
+        test_step_delay: millis(vars, "AGENTIC_TEST_STEP_DELAY_MS")?,
     })
+}
+
+/// A test hook's delay in milliseconds, if set.
+#[cfg(feature = "test-hooks")]
+fn millis(vars: &Vars, key: &'static str) -> Result<Option<Duration>, ConfigError> {
+    match vars.get(key) {
+        Some(v) => Ok(Some(Duration::from_millis(v.parse().map_err(|_| {
+            bad(key, format!("`{v}` is not a whole number of milliseconds"))
+        })?))),
+        None => Ok(None),
+    }
 }
 
 /// What one model call, conversation, command or review may take.

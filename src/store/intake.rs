@@ -96,6 +96,7 @@ impl Batcher {
     }
 
     /// Stop the writer, as a crash of it would (tests of readiness).
+    #[cfg(feature = "test-hooks")]
     pub(super) fn stop(&self) {
         self.task.abort();
     }

@@ -948,9 +948,9 @@ impl Store {
         Ok(())
     }
 
-    /// Stop the group-commit writer as if it had crashed. For tests of what
-    /// the server reports then; nothing else calls it.
-    #[doc(hidden)]
+    /// Stop the group-commit writer as if it had crashed. A test hook, for
+    /// tests of what the server reports then; not in a release build.
+    #[cfg(feature = "test-hooks")]
     pub fn stop_writer_for_tests(&self) {
         self.intake.stop();
     }

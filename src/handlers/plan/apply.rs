@@ -460,21 +460,21 @@ impl Run<'_> {
             .await
     }
 
-    /// Tests only: a pause between two steps, which a cancel or a freeze
-    /// ends early.
+    /// A test hook (`test-hooks`, never in a release build): a pause
+    /// between two steps, which a cancel or a freeze ends early.
     async fn test_pause(&self) {
-        let Some(pause) = self.ctx.config.test_step_delay else {
-            return;
-        };
-        let frozen = async {
-            while !matches!(self.ctx.store.freeze().await, Ok(Some(_))) {
-                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        #[cfg(feature = "test-hooks")]
+        if let Some(pause) = self.ctx.config.test_step_delay {
+            let frozen = async {
+                while !matches!(self.ctx.store.freeze().await, Ok(Some(_))) {
+                    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                }
+            };
+            tokio::select! {
+                () = tokio::time::sleep(pause) => {}
+                _ = self.job.cancel.requested() => {}
+                () = frozen => {}
             }
-        };
-        tokio::select! {
-            () = tokio::time::sleep(pause) => {}
-            _ = self.job.cancel.requested() => {}
-            () = frozen => {}
         }
     }
 }
