@@ -780,44 +780,21 @@ async fn killed_between_two_steps_an_apply_resumes_without_running_a_step_twice(
     let key = support::test_key_path();
     let app_id = support::github::APP_ID.to_string();
     let moto_url = moto::url();
+    let world = Binary {
+        gh: &gh.url,
+        llm: &llm.url,
+        key: &key,
+        app_id: &app_id,
+        moto: &moto_url,
+    };
     let spawn = |pause: &str| {
-        let mut vars: Vec<(&str, &str)> = vec![
-            ("AGENTIC_GITHUB_APP_ID", &app_id),
-            ("AGENTIC_GITHUB_PRIVATE_KEY_PATH", &key),
-            ("AGENTIC_GITHUB_API_URL", &gh.url),
-            ("OPENAI_BASE_URL", &llm.url),
-            ("OPENAI_API_KEY", support::OPENAI_KEY),
-            ("AGENTIC_PROGRESS_INTERVAL_SECS", "3600"),
-            ("AWS_ENDPOINT_URL", &moto_url),
-            ("AWS_REGION", REGION),
-            ("AWS_ACCESS_KEY_ID", moto::ACCESS_KEY),
-            ("AWS_SECRET_ACCESS_KEY", moto::SECRET_KEY),
-            ("AWS_EC2_METADATA_DISABLED", "true"),
-            ("NO_PROXY", "127.0.0.1,localhost"),
-            ("AGENTIC_AWS_APPLY_WITHOUT_SESSION_POLICY", "true"),
-        ];
+        let mut vars = world.vars();
         if !pause.is_empty() {
             vars.push(("AGENTIC_TEST_STEP_DELAY_MS", pause));
         }
         support::spawn_serve(dir.path(), port, &vars)
     };
-    let post = |n: u64, body: &str| {
-        let payload = comment_payload("created", 57, false, 870000 + n, "bob-reviewer", body);
-        let http = http.clone();
-        let base = base.clone();
-        async move {
-            let res = support::post_delivery(
-                &http,
-                &base,
-                "issue_comment",
-                &delivery_id(),
-                &payload,
-                &support::sign(support::SECRET, &payload),
-            )
-            .await;
-            assert_eq!(res.status(), 202);
-        }
-    };
+    let post = |n: u64, body: &str| comment_to(&http, &base, 870000 + n, body.to_string());
     let mut first = spawn("60000");
     support::wait_healthy(&http, &base).await;
     post(1, "/agentic plan a new worker instead of the old one").await;
@@ -1866,42 +1843,19 @@ async fn killed_inside_the_end_of_an_apply_no_ended_plan_holds_locks() {
     let key = support::test_key_path();
     let app_id = support::github::APP_ID.to_string();
     let moto_url = moto::url();
+    let world = Binary {
+        gh: &gh.url,
+        llm: &llm.url,
+        key: &key,
+        app_id: &app_id,
+        moto: &moto_url,
+    };
     let spawn = || {
-        let vars: Vec<(&str, &str)> = vec![
-            ("AGENTIC_DATABASE_URL", &db.url),
-            ("AGENTIC_GITHUB_APP_ID", &app_id),
-            ("AGENTIC_GITHUB_PRIVATE_KEY_PATH", &key),
-            ("AGENTIC_GITHUB_API_URL", &gh.url),
-            ("OPENAI_BASE_URL", &llm.url),
-            ("OPENAI_API_KEY", support::OPENAI_KEY),
-            ("AGENTIC_PROGRESS_INTERVAL_SECS", "3600"),
-            ("AWS_ENDPOINT_URL", &moto_url),
-            ("AWS_REGION", REGION),
-            ("AWS_ACCESS_KEY_ID", moto::ACCESS_KEY),
-            ("AWS_SECRET_ACCESS_KEY", moto::SECRET_KEY),
-            ("AWS_EC2_METADATA_DISABLED", "true"),
-            ("NO_PROXY", "127.0.0.1,localhost"),
-            ("AGENTIC_AWS_APPLY_WITHOUT_SESSION_POLICY", "true"),
-        ];
+        let mut vars = world.vars();
+        vars.push(("AGENTIC_DATABASE_URL", &db.url));
         support::spawn_serve(dir.path(), port, &vars)
     };
-    let post = |n: u64, body: &str| {
-        let payload = comment_payload("created", 57, false, 880000 + n, "bob-reviewer", body);
-        let http = http.clone();
-        let base = base.clone();
-        async move {
-            let res = support::post_delivery(
-                &http,
-                &base,
-                "issue_comment",
-                &delivery_id(),
-                &payload,
-                &support::sign(support::SECRET, &payload),
-            )
-            .await;
-            assert_eq!(res.status(), 202);
-        }
-    };
+    let post = |n: u64, body: &str| comment_to(&http, &base, 880000 + n, body.to_string());
     let mut first = spawn();
     support::wait_healthy(&http, &base).await;
     // The schema exists now: hold the end of any apply inside its
@@ -2017,4 +1971,51 @@ async fn killed_inside_the_end_of_an_apply_no_ended_plan_holds_locks() {
     assert_eq!(started, 1, "the step did not run again");
     pool.close().await;
     pg.close().await.ok();
+}
+
+/// What the real binary of a plan test talks to: the fake GitHub, the
+/// scripted model and moto, as its App.
+struct Binary<'a> {
+    gh: &'a str,
+    llm: &'a str,
+    key: &'a str,
+    app_id: &'a str,
+    moto: &'a str,
+}
+
+impl<'a> Binary<'a> {
+    /// Its settings (applies without a session policy: moto ignores them).
+    fn vars(&self) -> Vec<(&'a str, &'a str)> {
+        vec![
+            ("AGENTIC_GITHUB_APP_ID", self.app_id),
+            ("AGENTIC_GITHUB_PRIVATE_KEY_PATH", self.key),
+            ("AGENTIC_GITHUB_API_URL", self.gh),
+            ("OPENAI_BASE_URL", self.llm),
+            ("OPENAI_API_KEY", support::OPENAI_KEY),
+            ("AGENTIC_PROGRESS_INTERVAL_SECS", "3600"),
+            ("AWS_ENDPOINT_URL", self.moto),
+            ("AWS_REGION", REGION),
+            ("AWS_ACCESS_KEY_ID", moto::ACCESS_KEY),
+            ("AWS_SECRET_ACCESS_KEY", moto::SECRET_KEY),
+            ("AWS_EC2_METADATA_DISABLED", "true"),
+            ("NO_PROXY", "127.0.0.1,localhost"),
+            ("AGENTIC_AWS_APPLY_WITHOUT_SESSION_POLICY", "true"),
+        ]
+    }
+}
+
+/// `body`, commented by bob-reviewer on #57 as comment `id`, delivered
+/// signed to the real binary at `base`, which takes it (202).
+async fn comment_to(http: &reqwest::Client, base: &str, id: u64, body: String) {
+    let payload = comment_payload("created", 57, false, id, "bob-reviewer", &body);
+    let res = support::post_delivery(
+        http,
+        base,
+        "issue_comment",
+        &delivery_id(),
+        &payload,
+        &support::sign(support::SECRET, &payload),
+    )
+    .await;
+    assert_eq!(res.status(), 202);
 }
