@@ -208,6 +208,10 @@ pub struct Running {
     pub metrics_addr: Option<std::net::SocketAddr>,
     pub state: AppState,
     pub shutdown: CancellationToken,
+    /// The service the main listener serves, for driving it in process
+    /// (tests that need no socket).
+    pub service: Router,
+    died: Died,
     handle: tokio::task::JoinHandle<anyhow::Result<()>>,
 }
 
@@ -215,13 +219,58 @@ impl Running {
     /// Stop taking requests and jobs, drain, and wait until done.
     pub async fn stop(self) -> anyhow::Result<()> {
         self.shutdown.cancel();
-        self.handle.await.context("server task panicked")?
+        self.wait().await
     }
 
-    /// Wait until the server stops by itself (a signal).
+    /// Wait until the server stops by itself (a signal, or a background
+    /// task that died, which makes this an error).
     pub async fn wait(self) -> anyhow::Result<()> {
-        self.handle.await.context("server task panicked")?
+        let served = self.handle.await.context("server task panicked")?;
+        match self.died.get() {
+            Some(why) => Err(anyhow::anyhow!("{why}")),
+            None => served,
+        }
     }
+
+    /// Why the server stopped by itself, while nobody asked it to: a
+    /// background task (the worker, the pruner, a listener) ended early.
+    pub fn died(&self) -> Option<String> {
+        self.died.get().cloned()
+    }
+}
+
+/// The first background task that ended before shutdown, and how.
+type Died = Arc<std::sync::OnceLock<String>>;
+
+/// Run `task` in the background. If it ends (returns or panics) before
+/// `shutdown`, that is recorded in `died` and the whole server stops, so
+/// that a replica whose worker is gone does not go on accepting deliveries
+/// nobody will run; `serve` then exits with an error for its supervisor.
+fn supervise<F>(
+    name: &'static str,
+    task: F,
+    shutdown: &CancellationToken,
+    died: &Died,
+) -> tokio::task::JoinHandle<()>
+where
+    F: std::future::Future<Output = ()> + Send + 'static,
+{
+    let (shutdown, died) = (shutdown.clone(), died.clone());
+    tokio::spawn(async move {
+        let ended = tokio::spawn(task).await;
+        if shutdown.is_cancelled() {
+            return;
+        }
+        let why = match ended {
+            Ok(()) => format!("{name} ended before shutdown"),
+            Err(e) => format!("{name} panicked: {e}"),
+        };
+        tracing::error!(task = name, "{why}; stopping the server");
+        let _ = died.set(why);
+        shutdown.cancel();
+        #[cfg(feature = "test-hooks")]
+        crate::test_hooks::changed();
+    })
 }
 
 /// Open the store, bind, and run the HTTP server and the worker until
@@ -263,12 +312,19 @@ pub async fn start_with(
     };
     let state = AppState::new(store.clone(), config.clone(), redactor)?;
     let shutdown = CancellationToken::new();
-    let worker = tokio::spawn(state.worker().run(shutdown.clone()));
-    let pruner = tokio::spawn(prune_in_background(
-        store.clone(),
-        config.retention,
-        shutdown.clone(),
-    ));
+    let died = Died::default();
+    let worker = supervise(
+        "the worker",
+        state.worker().run(shutdown.clone()),
+        &shutdown,
+        &died,
+    );
+    let pruner = supervise(
+        "the pruner",
+        prune_in_background(store.clone(), config.retention, shutdown.clone()),
+        &shutdown,
+        &died,
+    );
     let app = match &metrics_listener {
         None => router(state.clone()),
         Some(_) => public_router(state.clone()),
@@ -278,12 +334,55 @@ pub async fn start_with(
         let stop = shutdown.clone();
         let app = operator_router(state.clone());
         tracing::info!(addr = ?metrics_addr, "serving /metrics, /healthz and /readyz on their own address");
-        tokio::spawn(async move {
-            axum::serve(l, app)
+        let serving = async move {
+            if let Err(e) = axum::serve(l, app)
                 .with_graceful_shutdown(stop.cancelled_owned())
                 .await
-        })
+            {
+                tracing::error!(error = %e, "the metrics listener failed");
+            }
+        };
+        supervise("the metrics listener", serving, &shutdown, &died)
     });
+    log_how_it_starts(&config, &state, addr);
+    let stop = shutdown.clone();
+    let service = app.clone();
+    let listener_died = died.clone();
+    let handle = tokio::spawn(async move {
+        let served = axum::serve(listener, app)
+            .with_graceful_shutdown(stop.clone().cancelled_owned())
+            .await
+            .context("HTTP server failed");
+        if let Err(e) = &served {
+            if !stop.is_cancelled() {
+                let _ = listener_died.set(format!("{e:#}"));
+            }
+        }
+        // Whatever ended the server ends the worker too.
+        stop.cancel();
+        if let Some(m) = metrics_server {
+            let _ = m.await;
+        }
+        let _ = worker.await;
+        let _ = pruner.await;
+        store.close().await;
+        tracing::info!("stopped");
+        served
+    });
+    Ok(Running {
+        addr,
+        metrics_addr,
+        state,
+        shutdown,
+        service,
+        died,
+        handle,
+    })
+}
+
+/// What the operator must know at start: the scope ceilings, an apply
+/// without a session policy, and the setup link while no App is configured.
+fn log_how_it_starts(config: &Config, state: &AppState, addr: std::net::SocketAddr) {
     match &config.policy {
         Some(p) => tracing::info!(
             entries = p.len(),
@@ -309,30 +408,6 @@ pub async fn start_with(
             state.setup.token()
         );
     }
-    let stop = shutdown.clone();
-    let handle = tokio::spawn(async move {
-        let served = axum::serve(listener, app)
-            .with_graceful_shutdown(stop.clone().cancelled_owned())
-            .await
-            .context("HTTP server failed");
-        // Whatever ended the server ends the worker too.
-        stop.cancel();
-        if let Some(m) = metrics_server {
-            let _ = m.await;
-        }
-        let _ = worker.await;
-        let _ = pruner.await;
-        store.close().await;
-        tracing::info!("stopped");
-        served
-    });
-    Ok(Running {
-        addr,
-        metrics_addr,
-        state,
-        shutdown,
-        handle,
-    })
 }
 
 /// How often `serve` prunes what retention no longer keeps. Every replica
@@ -433,5 +508,49 @@ async fn wait_for_signal() {
     #[cfg(not(unix))]
     {
         let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_background_task_that_ends_early_stops_the_server_and_says_why() {
+        let shutdown = CancellationToken::new();
+        let died = Died::default();
+        let task = async { panic!("lost its store") };
+        supervise("the worker", task, &shutdown, &died)
+            .await
+            .unwrap();
+        assert!(shutdown.is_cancelled(), "the server is told to stop");
+        let why = died.get().expect("the death is recorded");
+        assert!(why.starts_with("the worker panicked"), "{why}");
+
+        let shutdown = CancellationToken::new();
+        let died = Died::default();
+        supervise("the pruner", async {}, &shutdown, &died)
+            .await
+            .unwrap();
+        assert_eq!(
+            died.get().map(String::as_str),
+            Some("the pruner ended before shutdown")
+        );
+    }
+
+    #[tokio::test]
+    async fn a_background_task_that_ends_at_shutdown_did_not_die() {
+        let shutdown = CancellationToken::new();
+        let died = Died::default();
+        let stop = shutdown.clone();
+        let task = supervise(
+            "the worker",
+            async move { stop.cancelled().await },
+            &shutdown,
+            &died,
+        );
+        shutdown.cancel();
+        task.await.unwrap();
+        assert!(died.get().is_none());
     }
 }
