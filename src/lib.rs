@@ -32,6 +32,8 @@ pub mod review;
 pub mod server;
 pub mod store;
 pub mod telemetry;
+#[cfg(feature = "test-hooks")]
+pub mod test_hooks;
 pub mod worker;
 
 /// Install one process-wide rustls crypto provider (ring), so that crates

@@ -442,7 +442,7 @@ async fn sighup_reloads_the_policy_file_and_refuses_a_bad_one() {
     )
     .unwrap();
     hup(serve.id());
-    support::wait_until("the refusal", || async {
+    support::poll_until("the refusal", || async {
         read().contains("reload refused").then_some(())
     })
     .await;
@@ -462,7 +462,7 @@ async fn sighup_reloads_the_policy_file_and_refuses_a_bad_one() {
     )
     .unwrap();
     hup(serve.id());
-    support::wait_until("the reload", || async {
+    support::poll_until("the reload", || async {
         read()
             .lines()
             .any(|l| {

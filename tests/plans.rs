@@ -808,7 +808,7 @@ async fn killed_between_two_steps_an_apply_resumes_without_running_a_step_twice(
     post(2, "/agentic apply").await;
     let store_url = format!("sqlite://{}", dir.path().join("agentic.db").display());
     let store = agentic::store::Store::open(&store_url).await.unwrap();
-    support::wait_until("the first step to be done", || async {
+    support::poll_until("the first step to be done", || async {
         let runs = store.plan_step_runs(1).await.unwrap();
         runs.iter()
             .any(|r| r.step == 1 && r.state == "done")
@@ -825,7 +825,7 @@ async fn killed_between_two_steps_an_apply_resumes_without_running_a_step_twice(
     assert_eq!(moto::instance_ids(&aws).await.len(), 2);
 
     let mut second = spawn("");
-    support::wait_until("the apply to finish after the restart", || async {
+    support::poll_until("the apply to finish after the restart", || async {
         let plan = store.plan(1).await.unwrap()?;
         (plan.status == "applied").then_some(())
     })
@@ -1891,7 +1891,7 @@ async fn killed_inside_the_end_of_an_apply_no_ended_plan_holds_locks() {
     })
     .await;
     post(2, "/agentic apply").await;
-    support::wait_until("the apply to be held inside its end", || async {
+    support::poll_until("the apply to be held inside its end", || async {
         let stalled: i64 = sqlx::query_scalar(
             "SELECT COUNT(*) FROM pg_stat_activity
              WHERE wait_event = 'PgSleep' AND datname = current_database()",
@@ -1948,7 +1948,7 @@ async fn killed_inside_the_end_of_an_apply_no_ended_plan_holds_locks() {
     );
 
     let mut second = spawn();
-    support::wait_until("the restarted apply to end the plan", || async {
+    support::poll_until("the restarted apply to end the plan", || async {
         let (status, _) = state().await;
         (status == "applied").then_some(())
     })

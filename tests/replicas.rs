@@ -14,8 +14,8 @@ use sqlx::Row;
 use support::github::{FakeGitHub, Thread, APP_ID, BOT};
 use support::llm::FakeLlm;
 use support::{
-    comment_payload, delivery_id, fixture, post_delivery, postgres_db, sign, spawn_serve,
-    test_key_path, wait_healthy, wait_until, Options, TestApp, SECRET,
+    comment_payload, delivery_id, fixture, poll_until, post_delivery, postgres_db, sign,
+    spawn_serve, test_key_path, wait_healthy, Options, TestApp, SECRET,
 };
 
 /// A replica of `agentic serve` on `port`, on database `db`, wired to the
@@ -69,7 +69,7 @@ async fn wait_all_finished(
     pool: &sqlx::PgPool,
     expected: usize,
 ) -> Vec<(i64, String, i64, String)> {
-    wait_until("every job to finish", || async {
+    poll_until("every job to finish", || async {
         let jobs = jobs(pool).await;
         (jobs.len() == expected && jobs.iter().all(|j| j.1 == "done" || j.1 == "dead"))
             .then_some(jobs)
@@ -108,7 +108,7 @@ async fn three_replicas_on_one_postgres_run_every_job_once() {
     )
     .await;
     assert_eq!(res.status(), 202);
-    wait_until("the task to be running on A", || async {
+    poll_until("the task to be running on A", || async {
         (jobs(&pool).await.first()?.1 == "running").then_some(())
     })
     .await;
@@ -327,7 +327,7 @@ async fn while_the_database_is_away_intake_says_503_and_nothing_accepted_is_lost
         accepted.push(id);
     }
     proxy.down.store(true, Ordering::SeqCst);
-    let ready = wait_until("readiness to fail", || async {
+    let ready = poll_until("readiness to fail", || async {
         let res = app
             .http
             .get(format!("{}/readyz", app.url))

@@ -4,7 +4,7 @@
 mod support;
 
 use agentic::store::Store;
-use support::{delivery_id, fixture, sign, wait_until, SECRET};
+use support::{delivery_id, fixture, poll_until, sign, SECRET};
 
 fn spawn(dir: &std::path::Path, port: u16) -> std::process::Child {
     support::spawn_serve(
@@ -49,7 +49,7 @@ async fn sigkill_mid_job_then_restart_completes_every_job_once() {
             support::post_delivery(&http, &base, "issues", id, &body, &sign(SECRET, &body)).await;
         assert_eq!(res.status(), 202);
     }
-    wait_until("jobs to be running", || async {
+    poll_until("jobs to be running", || async {
         metric(&http, &base, "agentic_jobs{state=\"running\"} ")
             .await
             .filter(|n| *n > 0)
@@ -73,7 +73,7 @@ async fn sigkill_mid_job_then_restart_completes_every_job_once() {
     );
 
     let mut child = spawn(dir.path(), port);
-    let jobs = wait_until("every job to finish after the restart", || async {
+    let jobs = poll_until("every job to finish after the restart", || async {
         let jobs = store.jobs().await.unwrap();
         jobs.iter().all(|j| j.state == "done").then_some(jobs)
     })

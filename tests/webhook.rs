@@ -573,7 +573,7 @@ async fn past_the_cap_on_deliveries_in_flight_the_answer_is_503_with_retry_after
         )
         .await
     });
-    support::wait_until("the slow upload to hold the slot", || async {
+    support::poll_until("the slow upload to hold the slot", || async {
         (app.running
             .as_ref()
             .unwrap()
@@ -592,7 +592,7 @@ async fn past_the_cap_on_deliveries_in_flight_the_answer_is_503_with_retry_after
     assert_eq!(res.headers()["retry-after"], "1");
     slow.abort();
     // Once the slot is free again, deliveries are taken as before.
-    let res = support::wait_until("the slot to be free again", || async {
+    let res = support::poll_until("the slot to be free again", || async {
         let res = app
             .deliver("issues", &delivery_id(), &fixture("issues.opened.json"))
             .await;
@@ -617,7 +617,7 @@ async fn readiness_fails_and_intake_answers_503_when_the_writer_has_stopped() {
     }
     app.store().stop_writer_for_tests();
     for path in ["/healthz", "/readyz"] {
-        let res = support::wait_until("readiness to fail", || async {
+        let res = support::poll_until("readiness to fail", || async {
             let res = app
                 .http
                 .get(format!("{}{path}", app.url))

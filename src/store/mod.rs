@@ -187,7 +187,9 @@ fn with_param(url: &str, key: &str, value: &str) -> String {
 /// Pool settings for SQLite: the writer keeps its one connection forever
 /// and sets the file to WAL; every connection gets the same pragmas.
 fn sqlite_pool(connections: u32, writer: bool) -> AnyPoolOptions {
-    AnyPoolOptions::new()
+    let options = AnyPoolOptions::new();
+    let options = if writer { signalled(options) } else { options };
+    options
         .max_connections(connections)
         .min_connections(if writer { 1 } else { 0 })
         .idle_timeout(if writer {
@@ -217,6 +219,22 @@ fn sqlite_pool(connections: u32, writer: bool) -> AnyPoolOptions {
                 Ok(())
             })
         })
+}
+
+/// In a test build (`test-hooks`), every time SQLite's one write connection
+/// is given back, [`crate::test_hooks::changed`] is signalled: whatever it
+/// wrote has committed. Only the writer signals, so a test reading the
+/// store does not wake itself; PostgreSQL's pool serves reads and writes
+/// alike and does not signal (its tests drive real processes and poll).
+fn signalled(options: AnyPoolOptions) -> AnyPoolOptions {
+    #[cfg(feature = "test-hooks")]
+    let options = options.after_release(|_, _| {
+        Box::pin(async {
+            crate::test_hooks::changed();
+            Ok(true)
+        })
+    });
+    options
 }
 
 impl Store {

@@ -176,7 +176,10 @@ impl FakeGitHub {
             next_id: 3_000_000_000,
             ..Inner::default()
         }));
-        let app = Router::new().fallback(handle).with_state(inner.clone());
+        let app = Router::new()
+            .fallback(handle)
+            .layer(axum::middleware::map_response(super::signal_changed))
+            .with_state(inner.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });

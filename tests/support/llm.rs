@@ -54,6 +54,7 @@ impl FakeLlm {
         let inner = Arc::new(Mutex::new(Inner::default()));
         let app = Router::new()
             .route("/v1/chat/completions", post(complete))
+            .layer(axum::middleware::map_response(super::signal_changed))
             .with_state(inner.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}/v1", listener.local_addr().unwrap());
@@ -187,6 +188,8 @@ async fn complete(
         let next = st.script.pop_front();
         next.or_else(|| st.otherwise.clone().map(Step::Answer))
     };
+    // The request is recorded: a test may be waiting for it to be in flight.
+    agentic::test_hooks::changed();
     if let Some(Step::Slow(d, _)) = &step {
         tokio::time::sleep(*d).await;
     }

@@ -24,6 +24,62 @@ pub const SECRET: &str = "test-webhook-secret-3f9a";
 /// upper bound for a broken build; passing runs never wait this long.
 pub const PATIENCE: Duration = Duration::from_secs(30);
 
+/// The whole of one test: its waits fail once this much has passed since
+/// it started its first server or fake, however many waits it has.
+pub const TEST_BUDGET: Duration = Duration::from_secs(180);
+
+thread_local! {
+    /// This test's deadline and the servers it started (libtest runs each
+    /// test on a thread named after it; the name tells a reused thread
+    /// that a new test began).
+    static THIS_TEST: std::cell::RefCell<Option<ThisTest>> = const { std::cell::RefCell::new(None) };
+}
+
+struct ThisTest {
+    name: Option<String>,
+    deadline: tokio::time::Instant,
+    servers: Vec<std::sync::Weak<Running>>,
+}
+
+fn this_test<T>(f: impl FnOnce(&mut ThisTest) -> T) -> T {
+    let name = std::thread::current().name().map(str::to_string);
+    THIS_TEST.with(|t| {
+        let mut t = t.borrow_mut();
+        if t.as_ref().is_none_or(|t| t.name != name) {
+            *t = Some(ThisTest {
+                name,
+                deadline: tokio::time::Instant::now() + TEST_BUDGET,
+                servers: Vec::new(),
+            });
+        }
+        f(t.as_mut().expect("just set"))
+    })
+}
+
+/// Start this test's clock (the first server or fake does it).
+pub fn test_started() {
+    this_test(|_| ());
+}
+
+/// Fail the test if it is over [`TEST_BUDGET`] or a server it started died
+/// (its worker or another background task ended by itself).
+fn check_test_health(what: &str) {
+    let (late, died) = this_test(|t| {
+        let died = t
+            .servers
+            .iter()
+            .filter_map(std::sync::Weak::upgrade)
+            .find_map(|r| r.died());
+        (tokio::time::Instant::now() > t.deadline, died)
+    });
+    if let Some(why) = died {
+        panic!("while waiting for {what}, a server of this test died: {why}");
+    }
+    if late {
+        panic!("timed out waiting for {what}: the test is over its {TEST_BUDGET:?} budget");
+    }
+}
+
 /// The bytes of a fixture, compacted as GitHub sends them.
 pub fn fixture(name: &str) -> Vec<u8> {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -67,8 +123,11 @@ impl Options {
 }
 
 /// A running server with its own database in a temporary directory.
+/// Requests that need no socket ([`TestApp::deliver`], [`TestApp::get_text`])
+/// go through its router in process; `url` is the real listener, for tests
+/// of connections themselves.
 pub struct TestApp {
-    pub running: Option<Running>,
+    pub running: Option<std::sync::Arc<Running>>,
     pub url: String,
     pub dir: tempfile::TempDir,
     pub http: reqwest::Client,
@@ -83,8 +142,10 @@ impl TestApp {
     /// Start on an existing directory (a restart keeps the database).
     pub async fn start_in(dir: tempfile::TempDir, options: Options) -> TestApp {
         agentic::install_crypto_provider();
+        test_started();
         let config = config_for(dir.path(), &options);
-        let running = server::start(config).await.expect("server starts");
+        let running = std::sync::Arc::new(server::start(config).await.expect("server starts"));
+        this_test(|t| t.servers.push(std::sync::Arc::downgrade(&running)));
         let url = format!("http://{}", running.addr);
         TestApp {
             running: Some(running),
@@ -115,19 +176,35 @@ impl TestApp {
         body: &[u8],
         signature: &str,
     ) -> reqwest::Response {
-        post_delivery(&self.http, &self.url, event, delivery, body, signature).await
+        let mut request = http::Request::post(server::WEBHOOK_PATH);
+        for (name, value) in delivery_headers(event, delivery, signature) {
+            request = request.header(name, value);
+        }
+        self.call(request.body(axum::body::Body::from(body.to_vec())).unwrap())
+            .await
     }
 
     /// The body of `GET path` (e.g. `/metrics`).
     pub async fn get_text(&self, path: &str) -> String {
-        self.http
-            .get(format!("{}{path}", self.url))
-            .send()
+        let request = http::Request::get(path).body(axum::body::Body::empty());
+        self.call(request.unwrap())
             .await
-            .expect("request reaches the server")
             .text()
             .await
             .expect("a text body")
+    }
+
+    /// One request through the server's router, in process.
+    pub async fn call(&self, request: http::Request<axum::body::Body>) -> reqwest::Response {
+        use tower::ServiceExt;
+        let service = self.running.as_ref().expect("running").service.clone();
+        let response = service.oneshot(request).await.expect("routers never fail");
+        let (parts, body) = response.into_parts();
+        let body = http_body_util::BodyExt::collect(body)
+            .await
+            .expect("a whole body")
+            .to_bytes();
+        http::Response::from_parts(parts, body).into()
     }
 
     /// Wait until every job is finished (done or dead).
@@ -142,6 +219,7 @@ impl TestApp {
 
     pub async fn stop(mut self) -> tempfile::TempDir {
         if let Some(r) = self.running.take() {
+            let r = std::sync::Arc::into_inner(r).expect("nobody else holds the server");
             r.stop().await.expect("clean stop");
         }
         self.dir
@@ -168,20 +246,51 @@ pub fn config_for(dir: &Path, options: &Options) -> Config {
     Config::from_vars(&vars).expect("valid test config")
 }
 
-/// Poll `check` until it returns `Some`, failing the test after [`PATIENCE`].
+/// Wait until `check` returns `Some`. It looks again each time the app or
+/// a fake signals a change ([`agentic::test_hooks`]): a store connection
+/// given back, a request the fake GitHub or model recorded. It fails once
+/// the test is over its budget or one of its servers died.
 pub async fn wait_until<T, F, Fut>(what: &str, mut check: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Option<T>>,
 {
-    let deadline = tokio::time::Instant::now() + PATIENCE;
+    let mut changes = agentic::test_hooks::subscribe();
+    loop {
+        changes.borrow_and_update();
+        if let Some(v) = check().await {
+            return v;
+        }
+        check_test_health(what);
+        // Wake at the deadline too, to fail rather than hang.
+        let budget = this_test(|t| t.deadline);
+        tokio::select! {
+            _ = changes.changed() => {}
+            _ = tokio::time::sleep_until(budget) => {}
+        }
+    }
+}
+
+/// A fake's answer is out, and what it recorded with it: tell waiting tests.
+pub async fn signal_changed(response: axum::response::Response) -> axum::response::Response {
+    agentic::test_hooks::changed();
+    response
+}
+
+/// Poll `check` every 20 ms until it returns `Some`, for what no signal
+/// reaches: another process (a spawned `agentic serve`, PostgreSQL's own
+/// view of itself, a log file) or in-memory state of the HTTP layer.
+pub async fn poll_until<T, F, Fut>(what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    test_started();
     loop {
         if let Some(v) = check().await {
             return v;
         }
-        if tokio::time::Instant::now() > deadline {
-            panic!("timed out waiting for {what}");
-        }
+        check_test_health(what);
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
@@ -348,24 +457,38 @@ pub async fn post_delivery(
     body: &[u8],
     signature: &str,
 ) -> reqwest::Response {
-    http.post(format!("{base}/api/github/webhooks"))
-        .header("content-type", "application/json")
-        .header("user-agent", "GitHub-Hookshot/7a3b2c1")
-        .header("x-github-event", event)
-        .header("x-github-delivery", delivery)
-        .header("x-github-hook-id", "501234567")
-        .header("x-github-hook-installation-target-type", "integration")
-        .header("x-github-hook-installation-target-id", "1048576")
-        .header("x-hub-signature-256", signature)
+    let mut request = http.post(format!("{base}{}", server::WEBHOOK_PATH));
+    for (name, value) in delivery_headers(event, delivery, signature) {
+        request = request.header(name, value);
+    }
+    request
         .body(body.to_vec())
         .send()
         .await
         .expect("request reaches the server")
 }
 
+/// The headers GitHub sends with a delivery.
+pub fn delivery_headers<'a>(
+    event: &'a str,
+    delivery: &'a str,
+    signature: &'a str,
+) -> [(&'static str, &'a str); 8] {
+    [
+        ("content-type", "application/json"),
+        ("user-agent", "GitHub-Hookshot/7a3b2c1"),
+        ("x-github-event", event),
+        ("x-github-delivery", delivery),
+        ("x-github-hook-id", "501234567"),
+        ("x-github-hook-installation-target-type", "integration"),
+        ("x-github-hook-installation-target-id", "1048576"),
+        ("x-hub-signature-256", signature),
+    ]
+}
+
 /// Wait until the server at `base` answers its health check.
 pub async fn wait_healthy(http: &reqwest::Client, base: &str) {
-    wait_until("the server to answer", || async {
+    poll_until("the server to answer", || async {
         http.get(format!("{base}/healthz"))
             .send()
             .await
@@ -384,6 +507,7 @@ pub const MAIN_TF: &str = "resource \"aws_instance\" \"batch\" {\n  subnet_id = 
 /// [`github::REPO`]; bob-reviewer has write, carol-reader read; a scripted
 /// model with an empty script.
 pub async fn world() -> (github::FakeGitHub, llm::FakeLlm) {
+    test_started();
     let gh = github::FakeGitHub::start().await;
     gh.role("bob-reviewer", "write")
         .role("carol-reader", "read");
