@@ -83,3 +83,57 @@ async fn a_plan_read_from_the_store_keeps_its_hash() {
         }
     }
 }
+
+/// The step's arguments read as the type its action's proposer writes and
+/// the executor reads, and written back. The match is exhaustive, so a new
+/// action does not compile here until its arguments have a type.
+fn reread(step: &PlanStep) -> serde_json::Value {
+    use agentic::aws::action::*;
+    use agentic::aws::changes::Ingress;
+    use serde::{de::DeserializeOwned, Serialize};
+    fn again<T: Serialize + DeserializeOwned>(step: &PlanStep) -> serde_json::Value {
+        let typed: T = step.args().unwrap_or_else(|e| panic!("{e}"));
+        serde_json::to_value(typed).unwrap()
+    }
+    match step.action {
+        AwsAction::StartInstances
+        | AwsAction::StopInstances
+        | AwsAction::RebootInstances
+        | AwsAction::TerminateInstances => again::<InstanceArgs>(step),
+        AwsAction::CreateTags => again::<TagArgs>(step),
+        AwsAction::RunInstances => again::<LaunchArgs>(step),
+        AwsAction::AuthorizeSecurityGroupIngress => {
+            let rule = Ingress::from_args(&step.arguments).unwrap();
+            rule.to_args(step.arguments["group_id"].as_str().unwrap())
+        }
+        AwsAction::PutBucketVersioning
+        | AwsAction::PutBucketPublicAccessBlock
+        | AwsAction::DeleteBucket => again::<BucketArgs>(step),
+        AwsAction::PutBucketPolicy => again::<BucketPolicyArgs>(step),
+        AwsAction::DeleteObject => again::<ObjectArgs>(step),
+        AwsAction::AttachUserPolicy | AwsAction::DetachUserPolicy => again::<UserPolicyArgs>(step),
+        AwsAction::UpdateAccessKey | AwsAction::DeleteAccessKey => again::<AccessKeyArgs>(step),
+    }
+}
+
+#[test]
+fn every_stored_steps_arguments_are_exactly_its_actions_typed_arguments() {
+    // The proposers now write arguments through the same types the
+    // executor reads: a field they dropped, renamed or retyped would make
+    // new plans differ from the stored ones, and this fails.
+    let mut seen = std::collections::BTreeSet::new();
+    for f in fixtures() {
+        let steps: Vec<PlanStep> = serde_json::from_str(&f.steps).unwrap();
+        for step in &steps {
+            assert_eq!(
+                reread(step),
+                step.arguments,
+                "{}: `{}` step's arguments",
+                f.name,
+                step.action
+            );
+            seen.insert(step.action);
+        }
+    }
+    assert_eq!(seen.len(), agentic::aws::action::AwsAction::ALL.len());
+}

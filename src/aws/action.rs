@@ -3,7 +3,10 @@
 //! names, and what it does in people's words. The proposers, the executor
 //! (`aws::apply`), the session policy (`plan::session_policy`) and the plan
 //! rendering all take an [`AwsAction`], so adding an action is adding a
-//! variant, and the compiler lists every match still to write.
+//! variant, and the compiler lists every match still to write. A step's
+//! arguments are one of the `*Args` types below: the proposer writes them
+//! through it ([`PlanStep::new`]) and the executor reads them back through
+//! it ([`PlanStep::args`]).
 //!
 //! A [`PlanStep`] serialises exactly as it did when the action was a
 //! string (`tests/plan_hash.rs` holds plans stored then): approvals are
@@ -145,8 +148,10 @@ impl AwsAction {
             Target::S3 => format!("arn:aws:s3:::{resource}"),
             // The user's ARN as IAM gave it when planned (a user may have
             // a path), else built from its name.
-            Target::User => step.arguments["user_arn"]
-                .as_str()
+            Target::User => step
+                .arguments
+                .get("user_arn")
+                .and_then(Value::as_str)
                 .filter(|a| a.starts_with("arn:aws:iam::") && a.contains(":user/"))
                 .map(&literal)
                 .unwrap_or_else(|| format!("arn:aws:iam::{account}:user/{resource}")),
@@ -241,12 +246,14 @@ pub struct PlanStep {
 }
 
 impl PlanStep {
-    /// A step of `action` on `resource`, its service the action's.
+    /// A step of `action` on `resource`, its service the action's and its
+    /// arguments `args` (one of the `*Args` types below, which the
+    /// executor reads back).
     pub fn new(
         action: AwsAction,
         region: Option<String>,
         resource: String,
-        arguments: Value,
+        args: &impl Serialize,
         risk: RiskTier,
     ) -> PlanStep {
         PlanStep {
@@ -254,7 +261,7 @@ impl PlanStep {
             action,
             region,
             resource,
-            arguments,
+            arguments: serde_json::to_value(args).expect("step arguments serialise"),
             risk,
         }
     }
@@ -271,46 +278,96 @@ impl PlanStep {
     }
 }
 
+// The arguments of each kind of step, written by the proposer and read by
+// the executor through the same type. Their serialised field names are the
+// stored form approvals are bound to: rename one and `tests/plan_hash.rs`
+// fails. (Security group rules are `aws::ingress::Ingress`.)
+
+/// Stop, start, reboot and terminate: the one instance, the step's
+/// resource.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct InstanceArgs {
+    pub instance_ids: Vec<String>,
+}
+
+/// `CreateTags` on an instance: the tags as approved.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct TagArgs {
+    pub instance_ids: Vec<String>,
+    pub tags: std::collections::BTreeMap<String, String>,
+}
+
 /// `RunInstances`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct LaunchArgs {
     pub image_id: String,
     pub instance_type: String,
     pub count: u32,
 }
 
-/// The S3 steps: the bucket (for `DeleteObject` the resource is
+/// The S3 steps on a whole bucket (for `DeleteObject` the resource is
 /// `bucket/key`, so the bucket is named here).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct BucketArgs {
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub bucket: Option<String>,
 }
 
 /// `DeleteObject`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct ObjectArgs {
     pub bucket: String,
     pub key: String,
 }
 
-/// `PutBucketPolicy`.
-#[derive(Debug, Deserialize)]
+/// `PutBucketPolicy`: the document, compact, and who outside the account
+/// it reaches (why it is destructive, shown to the people who approve).
+#[derive(Debug, Serialize, Deserialize)]
 pub struct BucketPolicyArgs {
+    #[serde(default)]
+    pub bucket: String,
     pub policy: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reaches_outside_the_account: Option<Outside>,
 }
 
-/// `AttachUserPolicy` and `DetachUserPolicy`: the policy, and for an
-/// attach the default version that was checked and approved.
-#[derive(Debug, Deserialize)]
+/// Whom a bucket policy reaches outside the account.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Outside {
+    /// The principals, as plans are written now.
+    Who(Vec<String>),
+    /// Only that it does, as earlier releases stored it.
+    Flag(bool),
+}
+
+/// `AttachUserPolicy` and `DetachUserPolicy`: the user, the policy, and
+/// for an attach the default version that was checked and approved with
+/// what our least-privilege check found in it.
+#[derive(Debug, Serialize, Deserialize)]
 pub struct UserPolicyArgs {
+    #[serde(default)]
+    pub user: String,
+    #[serde(default)]
+    pub user_arn: String,
     pub policy_arn: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub policy_version: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy_findings: Option<Vec<String>>,
 }
 
-/// `UpdateAccessKey` and `DeleteAccessKey`.
-#[derive(Debug, Deserialize)]
+/// `UpdateAccessKey` and `DeleteAccessKey`: the whole id the call needs,
+/// and its end, which is what people are shown.
+#[derive(Debug, Serialize, Deserialize)]
 pub struct AccessKeyArgs {
+    #[serde(default)]
+    pub user: String,
+    #[serde(default)]
+    pub user_arn: String,
     pub access_key_id: String,
+    #[serde(default)]
+    pub access_key: String,
 }
 
 #[cfg(test)]

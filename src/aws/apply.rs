@@ -388,7 +388,7 @@ async fn bucket_step(aws: &Aws, scope: &AwsScope, step: &PlanStep) -> Result<Str
             Ok(format!("{bucket}/{key}: deleted"))
         }
         AwsAction::PutBucketPolicy => {
-            let BucketPolicyArgs { policy } = step.args().map_err(StepError::Refused)?;
+            let BucketPolicyArgs { policy, .. } = step.args().map_err(StepError::Refused)?;
             let policy = policy.as_str();
             aws.s3
                 .put_bucket_policy()
@@ -453,7 +453,7 @@ async fn user_step(aws: &Aws, scope: &AwsScope, step: &PlanStep) -> Result<Strin
             Ok(format!("{user}: {policy} detached"))
         }
         AwsAction::UpdateAccessKey => {
-            let AccessKeyArgs { access_key_id } = step.args().map_err(StepError::Refused)?;
+            let AccessKeyArgs { access_key_id, .. } = step.args().map_err(StepError::Refused)?;
             let key = access_key_id.as_str();
             iam.update_access_key()
                 .user_name(user)
@@ -468,7 +468,7 @@ async fn user_step(aws: &Aws, scope: &AwsScope, step: &PlanStep) -> Result<Strin
             ))
         }
         AwsAction::DeleteAccessKey => {
-            let AccessKeyArgs { access_key_id } = step.args().map_err(StepError::Refused)?;
+            let AccessKeyArgs { access_key_id, .. } = step.args().map_err(StepError::Refused)?;
             let key = access_key_id.as_str();
             iam.delete_access_key()
                 .user_name(user)

@@ -22,7 +22,10 @@ use std::collections::BTreeMap;
 use ipnet::IpNet;
 use serde_json::{json, Value};
 
-use super::action::{AwsAction, PlanStep};
+use super::action::{
+    AccessKeyArgs, AwsAction, BucketPolicyArgs, ObjectArgs, Outside, PlanStep, TagArgs,
+    UserPolicyArgs,
+};
 use super::tools::{access, allowed_bucket, not_here, region, PLAN_STEP_TAG};
 use super::{read, scope, Aws};
 use crate::agent::tools::{ProposeFuture, Subject, Tool, ToolFuture};
@@ -123,10 +126,7 @@ impl Tool for TagInstances {
             let region = region(scope, &args)?;
             let tags = check_tags(scope, &args["tags"]).map_err(|e| format!("refused: {e}"))?;
             let ids = super::tools::instance_ids(&args)?;
-            let object: serde_json::Map<String, Value> = tags
-                .iter()
-                .map(|(k, v)| (k.clone(), Value::String(v.clone())))
-                .collect();
+            let approved: BTreeMap<String, String> = tags.iter().cloned().collect();
             let mut steps = super::tools::instance_steps_by(
                 aws,
                 scope,
@@ -137,7 +137,11 @@ impl Tool for TagInstances {
             )
             .await?;
             for step in &mut steps {
-                step.arguments["tags"] = Value::Object(object.clone());
+                step.arguments = serde_json::to_value(TagArgs {
+                    instance_ids: vec![step.resource.clone()],
+                    tags: approved.clone(),
+                })
+                .expect("tags serialise");
             }
             Ok(steps)
         })
@@ -273,7 +277,9 @@ impl Tool for AuthorizeIngress {
                 .await
                 .map_err(|e| format!("refused: {e}"))?;
             Ok(vec![PlanStep {
-                service: "ec2".into(),
+                service: AwsAction::AuthorizeSecurityGroupIngress
+                    .service()
+                    .to_string(),
                 action: AwsAction::AuthorizeSecurityGroupIngress,
                 region: Some(region.to_string()),
                 resource: group.to_string(),
@@ -324,14 +330,16 @@ impl Tool for DeleteObject {
             {
                 return Err(format!("refused: there is no object `{key}` in `{bucket}`"));
             }
-            Ok(vec![PlanStep {
-                service: "s3".into(),
-                action: AwsAction::DeleteObject,
-                region: None,
-                resource: format!("{bucket}/{key}"),
-                arguments: json!({ "bucket": bucket, "key": key }),
-                risk: RiskTier::Destructive,
-            }])
+            Ok(vec![PlanStep::new(
+                AwsAction::DeleteObject,
+                None,
+                format!("{bucket}/{key}"),
+                &ObjectArgs {
+                    bucket: bucket.to_string(),
+                    key: key.to_string(),
+                },
+                RiskTier::Destructive,
+            )])
         })
     }
 }
@@ -383,22 +391,23 @@ impl Tool for PutBucketPolicy {
                 .unwrap_or_else(|_| document.to_string());
             // Why it is destructive, shown with the plan to the people
             // who approve it.
-            let mut arguments = json!({ "bucket": bucket, "policy": compact });
-            if !outside.is_empty() {
-                arguments["reaches_outside_the_account"] = json!(outside);
-            }
-            Ok(vec![PlanStep {
-                service: "s3".into(),
-                action: AwsAction::PutBucketPolicy,
-                region: None,
-                resource: bucket.to_string(),
-                arguments,
-                risk: if outside.is_empty() {
-                    RiskTier::Write
-                } else {
-                    RiskTier::Destructive
-                },
-            }])
+            let risk = if outside.is_empty() {
+                RiskTier::Write
+            } else {
+                RiskTier::Destructive
+            };
+            let args = BucketPolicyArgs {
+                bucket: bucket.to_string(),
+                policy: compact,
+                reaches_outside_the_account: (!outside.is_empty()).then_some(Outside::Who(outside)),
+            };
+            Ok(vec![PlanStep::new(
+                AwsAction::PutBucketPolicy,
+                None,
+                bucket.to_string(),
+                &args,
+                risk,
+            )])
         })
     }
 }
@@ -543,6 +552,13 @@ impl Tool for UserChange {
                 .await
                 .map_err(|e| format!("refused: {e}"))?;
             let fail = |e: super::AwsError| format!("error: {e}");
+            let user_policy = |policy_version, policy_findings| UserPolicyArgs {
+                user: user.to_string(),
+                user_arn: arn.to_string(),
+                policy_arn: target.to_string(),
+                policy_version,
+                policy_findings,
+            };
             let arguments = match self.action {
                 AwsAction::AttachUserPolicy => {
                     let version = read::policy_version(aws, target)
@@ -562,8 +578,7 @@ impl Tool for UserChange {
                         .collect();
                     // The version checked is the version approved: the
                     // apply refuses if the default version changed since.
-                    json!({ "user": user, "user_arn": arn, "policy_arn": target,
-                            "policy_version": version.id, "policy_findings": findings })
+                    serde_json::to_value(user_policy(Some(version.id), Some(findings)))
                 }
                 AwsAction::DetachUserPolicy => {
                     if !read::attached_policies(aws, &read::Holder::User(user.to_string()))
@@ -574,18 +589,23 @@ impl Tool for UserChange {
                     {
                         return Err(format!("refused: `{target}` is not attached to `{user}`"));
                     }
-                    json!({ "user": user, "user_arn": arn, "policy_arn": target })
+                    serde_json::to_value(user_policy(None, None))
                 }
                 _ => {
                     let keys = read::access_keys(aws, user).await.map_err(fail)?;
                     let key = pick_key(&keys, target).map_err(|e| format!("refused: {e}"))?;
                     // The whole id is what the call needs; people see its end.
-                    json!({ "user": user, "user_arn": arn, "access_key_id": key.id,
-                            "access_key": format!("…{}", key_suffix(&key.id)) })
+                    serde_json::to_value(AccessKeyArgs {
+                        user: user.to_string(),
+                        user_arn: arn.to_string(),
+                        access_key: format!("…{}", key_suffix(&key.id)),
+                        access_key_id: key.id.clone(),
+                    })
                 }
-            };
+            }
+            .expect("step arguments serialise");
             Ok(vec![PlanStep {
-                service: "iam".into(),
+                service: self.action.service().to_string(),
                 action: self.action,
                 region: None,
                 resource: user.to_string(),

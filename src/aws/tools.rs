@@ -7,7 +7,7 @@
 //! required tag, as AWS reports it. What AWS returns (names, tags) is
 //! other people's text and reaches the model fenced.
 
-use super::action::{AwsAction, PlanStep};
+use super::action::{AwsAction, BucketArgs, InstanceArgs, LaunchArgs, PlanStep};
 use serde_json::{json, Value};
 
 use super::read::{self, InstanceFilter};
@@ -443,14 +443,15 @@ pub async fn instance_steps_by(
             ));
         };
         scope::instance(scope, instance).map_err(|e| format!("refused: {e}"))?;
-        steps.push(PlanStep {
-            service: "ec2".into(),
+        steps.push(PlanStep::new(
             action,
-            region: Some(region.to_string()),
-            resource: id.clone(),
-            arguments: json!({ "instance_ids": [id] }),
-            risk: risk(instance),
-        });
+            Some(region.to_string()),
+            id.clone(),
+            &InstanceArgs {
+                instance_ids: vec![id.clone()],
+            },
+            risk(instance),
+        ));
     }
     Ok(steps)
 }
@@ -562,14 +563,17 @@ impl Tool for RunInstances {
                 .unwrap_or(0);
             check_launch(scope, image, instance_type, count)
                 .map_err(|e| format!("refused: {e}"))?;
-            Ok(vec![PlanStep {
-                service: "ec2".into(),
-                action: AwsAction::RunInstances,
-                region: Some(region.to_string()),
-                resource: format!("{count} × {instance_type} from {image}"),
-                arguments: json!({ "image_id": image, "instance_type": instance_type, "count": count }),
-                risk: RiskTier::Write,
-            }])
+            Ok(vec![PlanStep::new(
+                AwsAction::RunInstances,
+                Some(region.to_string()),
+                format!("{count} × {instance_type} from {image}"),
+                &LaunchArgs {
+                    image_id: image.to_string(),
+                    instance_type: instance_type.to_string(),
+                    count,
+                },
+                RiskTier::Write,
+            )])
         })
     }
 }
@@ -639,14 +643,15 @@ impl Tool for BucketChange {
             {
                 return Err(format!("refused: bucket `{bucket}` does not exist"));
             }
-            Ok(vec![PlanStep {
-                service: "s3".into(),
-                action: self.action,
-                region: None,
-                resource: bucket.to_string(),
-                arguments: json!({ "bucket": bucket }),
-                risk: self.risk,
-            }])
+            Ok(vec![PlanStep::new(
+                self.action,
+                None,
+                bucket.to_string(),
+                &BucketArgs {
+                    bucket: Some(bucket.to_string()),
+                },
+                self.risk,
+            )])
         })
     }
 }

@@ -231,6 +231,9 @@ impl Store {
         Ok(r.rows_affected() == 1)
     }
 
+    /// Test set-up only (`test-hooks`): the apply itself takes its slot
+    /// and locks together in [`Store::begin_apply`].
+    #[cfg(feature = "test-hooks")]
     /// Start applying plan `id` in job `job`: `proposed` → `applying`;
     /// `false` when it was not waiting.
     pub async fn start_apply(&self, id: i64, job: i64) -> anyhow::Result<bool> {
@@ -501,6 +504,9 @@ impl Store {
             .context("reading resource locks")
     }
 
+    /// Test set-up only (`test-hooks`): the apply itself takes its slot
+    /// and locks together in [`Store::begin_apply`].
+    #[cfg(feature = "test-hooks")]
     /// Lock `resources` for plan `id`, all or none, in one transaction:
     /// `Err(other)` names a plan that holds one of them.
     pub async fn lock_resources(
@@ -518,6 +524,9 @@ impl Store {
         Ok(taken)
     }
 
+    /// Test set-up only (`test-hooks`): the apply itself takes its slot
+    /// and locks together in [`Store::begin_apply`].
+    #[cfg(feature = "test-hooks")]
     /// Release every lock plan `id` holds.
     pub async fn unlock_resources(&self, id: i64) -> anyhow::Result<()> {
         sqlx::query("DELETE FROM plan_locks WHERE plan_id = $1")
