@@ -1,8 +1,8 @@
 //! A signal for the test suite, only with the `test-hooks` feature (never
-//! in a release build): a counter bumped whenever the store gives back a
-//! connection it wrote or read through, so a test waiting for a state can
-//! look again exactly when something may have changed instead of polling
-//! on a timer. The test fakes (GitHub, the model) bump it after each
+//! in a release build): a counter bumped whenever SQLite's one write
+//! connection is given back (what it wrote has committed), so a test
+//! waiting for a state can look again exactly when something may have
+//! changed instead of polling on a timer. The test fakes (GitHub, the model) bump it after each
 //! request they record.
 
 use std::sync::OnceLock;

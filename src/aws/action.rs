@@ -324,8 +324,8 @@ pub struct ObjectArgs {
 /// it reaches (why it is destructive, shown to the people who approve).
 #[derive(Debug, Serialize, Deserialize)]
 pub struct BucketPolicyArgs {
-    #[serde(default)]
-    pub bucket: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bucket: Option<String>,
     pub policy: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reaches_outside_the_account: Option<Outside>,
@@ -337,7 +337,9 @@ pub struct BucketPolicyArgs {
 pub enum Outside {
     /// The principals, as plans are written now.
     Who(Vec<String>),
-    /// Only that it does, as earlier releases stored it.
+    /// Only that it does: the form the hash fixture
+    /// (`tests/fixtures/stored_plans.json`) holds. No release wrote it;
+    /// reading it costs nothing.
     Flag(bool),
 }
 
@@ -346,10 +348,10 @@ pub enum Outside {
 /// what our least-privilege check found in it.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct UserPolicyArgs {
-    #[serde(default)]
-    pub user: String,
-    #[serde(default)]
-    pub user_arn: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_arn: Option<String>,
     pub policy_arn: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub policy_version: Option<String>,
@@ -361,13 +363,13 @@ pub struct UserPolicyArgs {
 /// and its end, which is what people are shown.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct AccessKeyArgs {
-    #[serde(default)]
-    pub user: String,
-    #[serde(default)]
-    pub user_arn: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_arn: Option<String>,
     pub access_key_id: String,
-    #[serde(default)]
-    pub access_key: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access_key: Option<String>,
 }
 
 #[cfg(test)]

@@ -397,7 +397,7 @@ impl Tool for PutBucketPolicy {
                 RiskTier::Destructive
             };
             let args = BucketPolicyArgs {
-                bucket: bucket.to_string(),
+                bucket: Some(bucket.to_string()),
                 policy: compact,
                 reaches_outside_the_account: (!outside.is_empty()).then_some(Outside::Who(outside)),
             };
@@ -553,8 +553,8 @@ impl Tool for UserChange {
                 .map_err(|e| format!("refused: {e}"))?;
             let fail = |e: super::AwsError| format!("error: {e}");
             let user_policy = |policy_version, policy_findings| UserPolicyArgs {
-                user: user.to_string(),
-                user_arn: arn.to_string(),
+                user: Some(user.to_string()),
+                user_arn: Some(arn.to_string()),
                 policy_arn: target.to_string(),
                 policy_version,
                 policy_findings,
@@ -596,9 +596,9 @@ impl Tool for UserChange {
                     let key = pick_key(&keys, target).map_err(|e| format!("refused: {e}"))?;
                     // The whole id is what the call needs; people see its end.
                     serde_json::to_value(AccessKeyArgs {
-                        user: user.to_string(),
-                        user_arn: arn.to_string(),
-                        access_key: format!("…{}", key_suffix(&key.id)),
+                        user: Some(user.to_string()),
+                        user_arn: Some(arn.to_string()),
+                        access_key: Some(format!("…{}", key_suffix(&key.id))),
                         access_key_id: key.id.clone(),
                     })
                 }
