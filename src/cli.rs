@@ -611,7 +611,7 @@ async fn review(repo: String, number: u64, post: bool) -> anyhow::Result<()> {
         .into_iter()
         .map(Into::into)
         .collect();
-    let scope = flow::Scope {
+    let mut scope = flow::Scope {
         unseen: pr
             .changed_files
             .unwrap_or(0)
@@ -619,16 +619,22 @@ async fn review(repo: String, number: u64, post: bool) -> anyhow::Result<()> {
         files: files.clone(),
         base: None,
         note: None,
+        guidance: None,
     };
     let fence = crate::agent::tools::Fence::new();
     let llm = crate::agent::llm::Llm::new(&config);
-    let assembled = crate::review::assemble(
-        &files,
-        &settings.ignored(),
-        config.review_diff_tokens,
-        crate::review::tokenizer(&llm.model),
+    let bpe = crate::review::tokenizer(&llm.model);
+    let guideline =
+        crate::guidelines::read(&github, &repo, &settings.review.guideline_files).await?;
+    let (guidance, diff_budget) = flow::guidance_for(
+        &mut scope,
+        guideline.as_ref(),
+        &settings,
         &fence,
+        bpe,
+        config.review_diff_tokens,
     );
+    let assembled = crate::review::assemble(&files, &settings.ignored(), diff_budget, bpe, &fence);
     eprintln!(
         "… reviewing {} of {} changed file(s) at {} ({} tokens of diff)",
         assembled.included.len(),
@@ -645,7 +651,7 @@ async fn review(repo: String, number: u64, post: bool) -> anyhow::Result<()> {
         return Ok(());
     }
     let earlier = flow::own_review_comments(&github, &repo, number).await?;
-    let message = flow::review_message(&pr, &repo, &scope, &assembled, &settings, &fence, &earlier);
+    let message = flow::review_message(&pr, &repo, &scope, &assembled, &guidance, &fence, &earlier);
     let trace = local_trace(&store, &redactor, &login);
     let budget = crate::agent::Budget::for_review(&config);
     let submission = flow::think(
@@ -765,7 +771,12 @@ async fn ask(repo: String, number: u64, post: bool, question: String) -> anyhow:
     eprintln!("… reading {repo}#{number}");
     let issue = github.issue(&repo, number).await?;
     let llm = crate::agent::llm::Llm::new(&config);
+    let settings = repo_settings(&github, &repo).await?;
+    let guideline =
+        crate::guidelines::read(&github, &repo, &settings.review.guideline_files).await?;
     let q = crate::handlers::ask::Question {
+        guideline: guideline.as_ref(),
+        review: &settings.review,
         repo: &repo,
         number,
         on_pull_request: issue.pull_request.is_some(),

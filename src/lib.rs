@@ -18,6 +18,7 @@ pub mod diff;
 pub mod domain;
 pub mod event;
 pub mod github;
+pub mod guidelines;
 pub mod handlers;
 pub mod intake;
 pub mod jobs;

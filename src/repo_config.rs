@@ -78,6 +78,34 @@ pub struct ReviewConfig {
     pub instructions: String,
     /// The severity that makes the check run fail.
     pub fail_on: FailOn,
+    /// The repository's own guidelines: the first of these files that
+    /// exists on the default branch goes into review and ask prompts.
+    pub guideline_files: Vec<String>,
+    /// Instructions for the files a glob matches, and only for them.
+    pub path_instructions: Vec<PathInstruction>,
+}
+
+/// Files read for the repository's own guidelines unless it says
+/// otherwise (`review.guideline_files`), the first that exists.
+pub const DEFAULT_GUIDELINE_FILES: &[&str] = &[
+    "AGENTS.md",
+    "CLAUDE.md",
+    ".github/copilot-instructions.md",
+    "CONTRIBUTING.md",
+];
+
+/// Most `review.guideline_files` entries (each one may cost a request).
+pub const MAX_GUIDELINE_FILES: usize = 8;
+/// Most `review.path_instructions` entries.
+pub const MAX_PATH_INSTRUCTIONS: usize = 50;
+
+/// `review.path_instructions[]`: `instructions` for the files `path` (a
+/// glob) matches.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PathInstruction {
+    pub path: String,
+    pub instructions: String,
 }
 
 impl Default for ReviewConfig {
@@ -91,7 +119,62 @@ impl Default for ReviewConfig {
             min_severity: Severity::Minor,
             instructions: String::new(),
             fail_on: FailOn::None,
+            guideline_files: DEFAULT_GUIDELINE_FILES
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
+            path_instructions: Vec::new(),
         }
+    }
+}
+
+impl ReviewConfig {
+    /// `guideline_files` and `path_instructions` as a problem to say once:
+    /// a path that is not one in the repository, a glob that is not one,
+    /// more entries than are read.
+    fn check_guidance(&self) -> Result<(), String> {
+        if self.guideline_files.len() > MAX_GUIDELINE_FILES {
+            return Err(format!(
+                "does not parse: `review.guideline_files`: {} files, at most {MAX_GUIDELINE_FILES} are read",
+                self.guideline_files.len()
+            ));
+        }
+        for path in &self.guideline_files {
+            let inside = !path.is_empty()
+                && !path.starts_with('/')
+                && path
+                    .split('/')
+                    .all(|p| !p.is_empty() && p != "." && p != "..");
+            if !inside {
+                return Err(format!(
+                    "does not parse: `review.guideline_files`: `{path}` is not a path inside the repository"
+                ));
+            }
+        }
+        if self.path_instructions.len() > MAX_PATH_INSTRUCTIONS {
+            return Err(format!(
+                "does not parse: `review.path_instructions`: {} entries, at most {MAX_PATH_INSTRUCTIONS}",
+                self.path_instructions.len()
+            ));
+        }
+        for (i, p) in self.path_instructions.iter().enumerate() {
+            Glob::new(&p.path).map_err(|e| {
+                format!(
+                    "does not parse: `review.path_instructions[{i}].path`: `{}` is not a glob ({e})",
+                    p.path
+                )
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Each path instruction with its glob compiled (all were checked
+    /// when the file was read).
+    pub fn path_globs(&self) -> Vec<(globset::GlobMatcher, &PathInstruction)> {
+        self.path_instructions
+            .iter()
+            .filter_map(|p| Some((Glob::new(&p.path).ok()?.compile_matcher(), p)))
+            .collect()
     }
 }
 
@@ -324,6 +407,7 @@ impl RepoConfig {
                 format!("does not parse: `review.ignore`: `{glob}` is not a glob ({e})")
             })?;
         }
+        config.review.check_guidance()?;
         if let Some(aws) = &config.aws {
             aws.check()?;
         }

@@ -754,3 +754,45 @@ async fn a_failure_that_cannot_be_retried_is_reported_with_a_reference() {
     gh.assert_all_seen();
     app.stop().await;
 }
+
+#[tokio::test]
+async fn ask_follows_the_repositorys_guidelines_from_its_default_branch() {
+    let (gh, llm) = world().await;
+    gh.file(
+        "main",
+        "AGENTS.md",
+        "GUIDE-MAIN: staging is torn down on Fridays.\n",
+    );
+    gh.file(
+        "main",
+        ".github/agentic.yml",
+        "review:\n  guideline_files: [\"AGENTS.md\"]\n  path_instructions:\n    - path: \"infra/**\"\n      instructions: \"INFRA-RULE: every change names its owner.\"\n",
+    );
+    llm.script([Step::Answer("On Fridays.".into())]);
+    let app = TestApp::start(app_options(&gh, &llm)).await;
+    say(
+        &app,
+        57,
+        900031,
+        "bob-reviewer",
+        "/agentic ask when is staging torn down?",
+    )
+    .await;
+    app.wait_for_jobs(1).await;
+    let requests = llm.requests();
+    let tag = fence_tag(&requests[0]);
+    let first = requests[0]["messages"][1]["content"].as_str().unwrap();
+    let guide = format!("<{tag} source=\"the repository's guidelines, from its default branch\">\nAGENTS.md:\n\nGUIDE-MAIN: staging is torn down on Fridays.\n\n</{tag}>");
+    assert!(first.contains(&guide), "{first}");
+    assert!(
+        first.contains("For files matching `infra/**`:\nINFRA-RULE"),
+        "{first}"
+    );
+    assert!(
+        first.find(&guide).unwrap() < first.find("when is staging torn down?").unwrap(),
+        "the guidance comes before the question"
+    );
+    gh.take_writes();
+    llm.assert_clean();
+    app.stop().await;
+}

@@ -21,6 +21,10 @@ pub struct Question<'a> {
     /// AWS with the repository's scope (`None` without an `aws` section):
     /// its read tools are offered then.
     pub aws: Option<crate::aws::AwsAccess>,
+    /// The repository's guidelines file and its review settings (their
+    /// path instructions), from its default branch.
+    pub guideline: Option<&'a crate::guidelines::Guideline>,
+    pub review: &'a crate::repo_config::ReviewConfig,
 }
 
 /// Why an answer could not be had.
@@ -64,9 +68,10 @@ pub async fn ask(
         fence: crate::agent::tools::Fence::new(),
         aws: q.aws.clone(),
     };
+    let guidance = crate::guidelines::for_question(q.guideline, q.review, &subject.fence);
     let message = format!(
-        "This is about {what} #{} in the repository {}. @{} asks:\n\n{}",
-        q.number, q.repo, q.asked_by, q.text
+        "This is about {what} #{} in the repository {}.\n{}\n@{} asks:\n\n{}",
+        q.number, q.repo, guidance.text, q.asked_by, q.text
     );
     let task = agent::Task {
         purpose: agent::Purpose::Answer,
@@ -103,13 +108,15 @@ pub async fn answer(
 ) -> Result<String, JobError> {
     let before = progress_text(previous, "");
     status.show(&format!("{before}{WORKING}")).await?;
-    let scope = ctx
-        .repo_config(&status.github, &ev.repo)
-        .await?
-        .config
-        .aws
-        .clone();
+    let settings = ctx.repo_config(&status.github, &ev.repo).await?;
+    let scope = settings.config.aws.clone();
+    let review = &settings.config.review;
+    let guideline = ctx
+        .guideline(&status.github, &ev.repo.full_name, &review.guideline_files)
+        .await?;
     let q = Question {
+        guideline: guideline.as_deref(),
+        review,
         repo: &ev.repo.full_name,
         number: ev.number,
         on_pull_request: ev.on_pull_request,

@@ -26,6 +26,7 @@ use crate::agent::llm::Llm;
 use crate::config::Config;
 use crate::event::Event;
 use crate::github::{Access, GitHub, GitHubApp, GitHubError, TokenScope};
+use crate::guidelines::Guideline;
 use crate::limits::CommandLimits;
 use crate::redact::Redactor;
 use crate::repo_config::{ConfigProblem, RepoConfig};
@@ -42,7 +43,9 @@ pub struct JobContext {
     pub redactor: Redactor,
     pub limits: Arc<CommandLimits>,
     /// Repository settings by repository, with when they were read.
-    repo_configs: Arc<Mutex<HashMap<String, CachedConfig>>>,
+    repo_configs: Arc<Recent<Arc<LoadedConfig>>>,
+    /// Guideline files by repository and the list looked for.
+    guidelines: Arc<Recent<Option<Arc<Guideline>>>>,
     /// The AWS clients, built on first use (no cost for a bot that never
     /// touches AWS).
     aws: Arc<tokio::sync::OnceCell<crate::aws::Aws>>,
@@ -51,12 +54,37 @@ pub struct JobContext {
     pub policy: Arc<ArcSwapOption<crate::ceilings::Policy>>,
 }
 
-/// A repository's settings and when they were read.
-type CachedConfig = (Instant, Arc<LoadedConfig>);
-
-/// How long a repository's `.github/agentic.yml` is trusted before it is
-/// read again: a fix to it takes effect within this long.
+/// How long a repository's `.github/agentic.yml` (and its guidelines
+/// file) is trusted before it is read again: a fix to it takes effect
+/// within this long.
 const REPO_CONFIG_TTL: Duration = Duration::from_secs(60);
+
+/// What was read from repositories lately, by key, for [`REPO_CONFIG_TTL`].
+struct Recent<V> {
+    entries: Mutex<HashMap<String, (Instant, V)>>,
+}
+
+impl<V: Clone> Recent<V> {
+    fn new() -> Self {
+        Recent {
+            entries: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn get(&self, key: &str) -> Option<V> {
+        let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        let (at, value) = entries.get(key)?;
+        (at.elapsed() < REPO_CONFIG_TTL).then(|| value.clone())
+    }
+
+    fn put(&self, key: String, value: V) {
+        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        if entries.len() >= 10_000 {
+            entries.clear();
+        }
+        entries.insert(key, (Instant::now(), value));
+    }
+}
 
 /// A repository's settings as read, and why the file was not used if it
 /// was not.
@@ -86,7 +114,8 @@ impl JobContext {
             store,
             config,
             github,
-            repo_configs: Arc::new(Mutex::new(HashMap::new())),
+            repo_configs: Arc::new(Recent::new()),
+            guidelines: Arc::new(Recent::new()),
             aws: Arc::new(tokio::sync::OnceCell::new()),
             policy,
         }
@@ -156,15 +185,8 @@ impl JobContext {
         github: &GitHub,
         repo: &str,
     ) -> Result<Arc<LoadedConfig>, JobError> {
-        if let Some((at, loaded)) = self
-            .repo_configs
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(repo)
-        {
-            if at.elapsed() < REPO_CONFIG_TTL {
-                return Ok(loaded.clone());
-            }
+        if let Some(loaded) = self.repo_configs.get(repo) {
+            return Ok(loaded);
         }
         // No `ref`: GitHub reads the default branch, never a PR's head.
         let loaded = match github.file(repo, crate::repo_config::PATH, None).await? {
@@ -184,12 +206,28 @@ impl JobContext {
             },
         };
         let loaded = Arc::new(loaded);
-        let mut cache = self.repo_configs.lock().unwrap_or_else(|p| p.into_inner());
-        if cache.len() >= 10_000 {
-            cache.clear();
-        }
-        cache.insert(repo.to_string(), (Instant::now(), loaded.clone()));
+        self.repo_configs.put(repo.to_string(), loaded.clone());
         Ok(loaded)
+    }
+
+    /// The repository's guidelines file: the first of `files` on its
+    /// default branch (`crate::guidelines::read`), cached like its
+    /// settings.
+    pub async fn guideline(
+        &self,
+        github: &GitHub,
+        repo: &str,
+        files: &[String],
+    ) -> Result<Option<Arc<Guideline>>, JobError> {
+        let key = format!("{repo}\n{}", files.join("\n"));
+        if let Some(found) = self.guidelines.get(&key) {
+            return Ok(found);
+        }
+        let found = crate::guidelines::read(github, repo, files)
+            .await?
+            .map(Arc::new);
+        self.guidelines.put(key, found.clone());
+        Ok(found)
     }
 
     /// A client for one repository of `installation`, whose token can do

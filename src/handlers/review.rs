@@ -140,6 +140,34 @@ pub struct Scope {
     pub note: Option<String>,
     /// Changed files GitHub did not list (it lists at most 3,000).
     pub unseen: u64,
+    /// Which guidelines the review followed, and what of them was cut.
+    pub guidance: Option<String>,
+}
+
+/// The repository's guidance for a review of `scope`'s files (its
+/// guidelines file, the path instructions matching the files it does not
+/// ignore), its note kept in `scope` for the summary. It is counted
+/// against the diff's token budget: returns the guidance and what is left
+/// of `budget` for the diff.
+pub fn guidance_for(
+    scope: &mut Scope,
+    guideline: Option<&crate::guidelines::Guideline>,
+    config: &RepoConfig,
+    fence: &Fence,
+    bpe: &tiktoken_rs::CoreBPE,
+    budget: usize,
+) -> (String, usize) {
+    let ignored = config.ignored();
+    let paths: Vec<&str> = scope
+        .files
+        .iter()
+        .map(|f| f.path.as_str())
+        .filter(|p| !ignored.is_match(p))
+        .collect();
+    let guidance = crate::guidelines::for_review(guideline, &config.review, &paths, fence);
+    scope.guidance = guidance.note;
+    let tokens = bpe.count_ordinary(&guidance.text);
+    (guidance.text, budget.saturating_sub(tokens))
 }
 
 /// The pull request's diff, parsed: where inline comments may go.
@@ -159,7 +187,7 @@ pub fn review_message(
     repo: &str,
     scope: &Scope,
     assembled: &Assembled,
-    config: &RepoConfig,
+    guidance: &str,
     fence: &Fence,
     earlier: &[crate::github::types::ReviewComment],
 ) -> String {
@@ -183,12 +211,7 @@ pub fn review_message(
             pr.head.sha, pr.head.sha
         ));
     }
-    let guidance = config.review.instructions.trim();
-    if !guidance.is_empty() {
-        m.push_str(&format!(
-            "\nGuidance from the repository's owners (from `.github/agentic.yml` on the default branch):\n{guidance}\n"
-        ));
-    }
+    m.push_str(guidance);
     m.push_str(&review::omitted_for_model(assembled, fence));
     m.push_str(&earlier_for_model(earlier, fence));
     m.push_str(&format!(
@@ -269,6 +292,9 @@ pub fn review_body(
     );
     if let Some(note) = &scope.note {
         body.push_str(&format!("\n\n_{note}_"));
+    }
+    if let Some(note) = &scope.guidance {
+        body.push_str(&format!("\n\n_{note}._"));
     }
     if scope.unseen > 0 {
         body.push_str(&format!(
@@ -591,19 +617,24 @@ async fn review_run(
         .into_iter()
         .map(ChangedFile::from)
         .collect();
-    let scope = match r.scope(req.trigger, &pr_files).await? {
+    let mut scope = match r.scope(req.trigger, &pr_files).await? {
         Ok(scope) => scope,
         Err(done) => return Ok(done),
     };
     let fence = Fence::new();
     let bpe = review::tokenizer(&ctx.llm.model);
-    let assembled = review::assemble(
-        &scope.files,
-        &config.ignored(),
-        ctx.config.review_diff_tokens,
-        bpe,
+    let guideline = ctx
+        .guideline(w.github, repo, &config.review.guideline_files)
+        .await?;
+    let (guidance, diff_budget) = guidance_for(
+        &mut scope,
+        guideline.as_deref(),
+        config,
         &fence,
+        bpe,
+        ctx.config.review_diff_tokens,
     );
+    let assembled = review::assemble(&scope.files, &config.ignored(), diff_budget, bpe, &fence);
     let hashes = reviewed_hashes(&scope, &assembled, &pr_files);
     ctx.store.set_review_file_hashes(run.id, &hashes).await?;
     let check_run = r.check_run(&assembled).await?;
@@ -622,7 +653,7 @@ async fn review_run(
         .repo_client(req.installation, repo, Access::Read)
         .await?;
     let earlier = own_review_comments(w.github, repo, pr.number).await?;
-    let message = review_message(pr, repo, &scope, &assembled, config, &fence, &earlier);
+    let message = review_message(pr, repo, &scope, &assembled, &guidance, &fence, &earlier);
     let files = assembled.included.len();
     let submission = match r.think(&reader, check_run, files, message, fence).await? {
         Ok(s) => s,
@@ -761,6 +792,7 @@ impl Reviewing<'_, '_> {
             base,
             note,
             unseen,
+            guidance: None,
         };
         ctx.store
             .set_review_base(run.id, scope.base.as_deref())
@@ -1351,6 +1383,66 @@ async fn tell_config_problem(w: &Writer<'_>, number: u64, problem: &str) -> Resu
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn guidance_is_counted_against_the_diffs_token_budget() {
+        let file = |path: &str| ChangedFile {
+            path: path.into(),
+            status: "modified".into(),
+            previous_path: None,
+            additions: 1,
+            deletions: 0,
+            patch: Some("@@ -1 +1 @@\n-a\n+b".into()),
+            sha: None,
+        };
+        let mut scope = Scope {
+            files: vec![file("db/schema.sql"), file("Cargo.lock")],
+            base: None,
+            note: None,
+            unseen: 0,
+            guidance: None,
+        };
+        let config = RepoConfig::parse(
+            "review:\n  path_instructions:\n    - {path: \"db/**\", instructions: \"Name every index.\"}\n    - {path: \"*.lock\", instructions: \"LOCKS\"}\n",
+        )
+        .unwrap();
+        let guideline = crate::guidelines::Guideline {
+            path: "AGENTS.md".into(),
+            text: "Small commits. ".repeat(200),
+            note: None,
+        };
+        let bpe = review::tokenizer("gpt-4o");
+        let (text, left) = guidance_for(
+            &mut scope,
+            Some(&guideline),
+            &config,
+            &Fence::new(),
+            bpe,
+            50_000,
+        );
+        assert!(text.contains("Name every index.") && text.contains("Small commits."));
+        assert!(
+            !text.contains("LOCKS"),
+            "an ignored file gets no instructions"
+        );
+        let spent = bpe.count_ordinary(&text);
+        assert!(spent > 200, "{spent}");
+        assert_eq!(left, 50_000 - spent);
+        assert_eq!(
+            scope.guidance.as_deref(),
+            Some("Followed the repository's guidelines in `AGENTS.md`")
+        );
+        // More guidance than budget leaves nothing for the diff, never less.
+        let (_, none) = guidance_for(
+            &mut scope,
+            Some(&guideline),
+            &config,
+            &Fence::new(),
+            bpe,
+            10,
+        );
+        assert_eq!(none, 0);
+    }
 
     fn finding(severity: Severity) -> Finding {
         Finding {
