@@ -24,6 +24,7 @@ pub mod intake;
 pub mod jobs;
 pub mod limits;
 pub mod manifest;
+pub mod markdown;
 pub mod metrics;
 pub mod output;
 pub mod plan;

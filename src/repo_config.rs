@@ -141,6 +141,8 @@ impl ReviewConfig {
         }
         for path in &self.guideline_files {
             let inside = !path.is_empty()
+                && path.len() <= 255
+                && !path.chars().any(char::is_control)
                 && !path.starts_with('/')
                 && path
                     .split('/')

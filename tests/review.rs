@@ -1589,8 +1589,11 @@ async fn the_repositorys_guidelines_come_from_the_default_branch_and_path_instru
     assert!(guide.contains("CLAUDE.md"), "{guide}");
     assert!(!prompt.contains("GUIDE-PLANTED"), "{prompt}");
     let rule = fenced_around(&prompt, &tag, "RETRY-RULE").expect("the path instruction, fenced");
-    assert!(rule.contains("`src/retry.rs`"), "{rule}");
-    assert!(!rule.contains("Cargo.lock"), "{rule}");
+    assert!(rule.contains("`src/**` (1 in this diff)"), "{rule}");
+    assert!(
+        !rule.contains("retry.rs") && !rule.contains("Cargo.lock"),
+        "{rule}"
+    );
     // No changed file matches it; the lock file is not reviewed at all.
     assert!(!prompt.contains("MIGRATION-RULE"), "{prompt}");
     assert!(!prompt.contains("LOCK-RULE"), "{prompt}");

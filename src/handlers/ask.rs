@@ -1,7 +1,7 @@
 //! `/agentic ask <question>`: a conversation with read-only tools.
 
 use crate::agent::llm::{Llm, LlmError};
-use crate::agent::tools::{Registry, Subject};
+use crate::agent::tools::{Fence, Registry, Subject};
 use crate::agent::{self, Budget, Outcome, Progress, Trace};
 use crate::event::IssueComment;
 use crate::github::{Access, GitHub, GitHubError};
@@ -148,8 +148,13 @@ pub async fn answer(
         status,
         before: before.clone(),
     };
+    // What of the guidance the model was not given whole is said under
+    // the answer, as a review says it in its summary.
+    let problems = crate::guidelines::for_question(q.guideline, q.review, &Fence::new()).problems;
     match ask(&ctx.llm, &github, budget, &q, &trace, &mut progress).await {
-        Ok(outcome) => Ok(render(outcome)),
+        Ok(outcome) => Ok(problems
+            .iter()
+            .fold(render(outcome), |answer, p| format!("{answer}\n\n_{p}._"))),
         Err(AskError::GitHub(e)) => Err(e.into()),
         Err(AskError::Llm(e)) if e.is_transient() && !ctx.last_attempt(job) => {
             progress
