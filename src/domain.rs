@@ -394,3 +394,30 @@ mod tests {
         assert!(serde_json::from_str::<PlanStatus>("\"nope\"").is_err());
     }
 }
+
+/// What one file of a pull request changes, in a few words: a row of the
+/// walkthrough (`submit_review`'s `walkthrough`, as the model wrote it).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileChange {
+    pub path: String,
+    pub change: String,
+}
+
+/// A file a review left out, and why, in people's words.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct LeftOut {
+    pub path: String,
+    pub why: String,
+}
+
+/// A pull request's walkthrough as of one review run: the overview, what
+/// each file changes, and what the review left out. Each run stores its
+/// own, merged with the runs before it (an incremental run only sees the
+/// files that changed since).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Walkthrough {
+    pub overview: String,
+    pub files: Vec<FileChange>,
+    pub left_out: Vec<LeftOut>,
+}

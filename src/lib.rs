@@ -36,6 +36,7 @@ pub mod store;
 pub mod telemetry;
 #[cfg(feature = "test-hooks")]
 pub mod test_hooks;
+pub mod walkthrough;
 pub mod worker;
 
 /// Install one process-wide rustls crypto provider (ring), so that crates

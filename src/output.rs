@@ -217,23 +217,12 @@ impl StatusComment {
     /// comments of this App's bot user. A marker anyone else wrote is not
     /// ours, and leads to a new comment.
     async fn find_posted(&mut self) -> Result<Option<u64>, OutputError> {
-        let own = self.github.own().await;
-        if own == crate::github::Own::Anyone {
-            // A personal token has no bot user to recover comments of.
-            return Ok(None);
+        let found =
+            own_comment_with(&self.github, &self.repo, self.number, &marker(self.job_id)).await?;
+        if let Some(id) = found {
+            self.remember(id).await?;
         }
-        let marker = marker(self.job_id);
-        let comments = self.github.comments(&self.repo, self.number).await?;
-        let ours = comments.iter().rev().find(|c| {
-            own.wrote(c.user.as_ref()) && c.body.as_deref().is_some_and(|b| b.contains(&marker))
-        });
-        match ours {
-            Some(c) => {
-                self.remember(c.id).await?;
-                Ok(Some(c.id))
-            }
-            None => Ok(None),
-        }
+        Ok(found)
     }
 
     /// Use comment `id` from now on, in this attempt and the next ones.
@@ -244,6 +233,96 @@ impl StatusComment {
             .await?;
         Ok(())
     }
+}
+
+/// A comment the bot keeps one of per pull request (or issue) and kind,
+/// edited in place by every job that updates it: the walkthrough. Its id
+/// lives in the `pull_comments` table; before posting, the intent is
+/// recorded, and a job that finds an intent without an id, or no row at
+/// all, first looks for the comment's hidden marker among this App's own
+/// comments. A lost answer or a lost row never posts it twice; a comment
+/// someone deleted is posted again.
+pub struct StickyComment<'a> {
+    pub github: &'a GitHub,
+    pub store: &'a Store,
+    pub redactor: &'a Redactor,
+    pub repo: &'a str,
+    pub number: u64,
+    /// Which of the pull request's sticky comments (`walkthrough`).
+    pub kind: &'static str,
+    /// The lease every write is fenced by.
+    pub lease: &'a LeasedJob,
+}
+
+impl StickyComment<'_> {
+    /// The hidden marker of the comment of `kind`.
+    pub fn marker(kind: &str) -> String {
+        format!("<!-- agentic:sticky={kind} -->")
+    }
+
+    /// Post or edit the comment to say `text`; its id.
+    pub async fn show(&self, text: &str) -> Result<u64, OutputError> {
+        let marker = Self::marker(self.kind);
+        let room = MAX_COMMENT_CHARS - marker.chars().count() - 2;
+        let body = format!("{}\n\n{marker}", fit(&self.redactor.redact(text), room));
+        let (repo, number, kind) = (self.repo, self.number, self.kind);
+        let known = match self.store.pull_comment(repo, number, kind).await? {
+            Some(id) if id != PENDING => Some(id),
+            _ => own_comment_with(self.github, repo, number, &marker).await?,
+        };
+        if let Some(id) = known {
+            self.check_lease().await?;
+            match self.github.update_comment(repo, id, &body).await {
+                Ok(_) => {
+                    self.store.save_pull_comment(repo, number, kind, id).await?;
+                    return Ok(id);
+                }
+                // Deleted by someone: post it again.
+                Err(e) if e.status() == Some(404) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        self.check_lease().await?;
+        self.store
+            .save_pull_comment(repo, number, kind, PENDING)
+            .await?;
+        let comment = self.github.create_comment(repo, number, &body).await?;
+        self.store
+            .save_pull_comment(repo, number, kind, comment.id)
+            .await?;
+        Ok(comment.id)
+    }
+
+    async fn check_lease(&self) -> Result<(), OutputError> {
+        if self.store.holds_lease(self.lease).await? {
+            Ok(())
+        } else {
+            Err(OutputError::LeaseLost)
+        }
+    }
+}
+
+/// The newest comment on `repo`#`number` by this App's bot user that
+/// carries `marker`. A marker anyone else wrote is not ours; a personal
+/// token has no bot user to recover comments of.
+async fn own_comment_with(
+    github: &GitHub,
+    repo: &str,
+    number: u64,
+    marker: &str,
+) -> Result<Option<u64>, GitHubError> {
+    let own = github.own().await;
+    if own == crate::github::Own::Anyone {
+        return Ok(None);
+    }
+    let comments = github.comments(repo, number).await?;
+    Ok(comments
+        .iter()
+        .rev()
+        .find(|c| {
+            own.wrote(c.user.as_ref()) && c.body.as_deref().is_some_and(|b| b.contains(marker))
+        })
+        .map(|c| c.id))
 }
 
 /// A code fence for `text`: backticks, one more than the longest run of

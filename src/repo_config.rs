@@ -83,6 +83,9 @@ pub struct ReviewConfig {
     pub guideline_files: Vec<String>,
     /// Instructions for the files a glob matches, and only for them.
     pub path_instructions: Vec<PathInstruction>,
+    /// Keep one walkthrough comment per pull request (overview and a table
+    /// of what each file changes), edited on every push.
+    pub walkthrough: bool,
 }
 
 /// Files read for the repository's own guidelines unless it says
@@ -124,6 +127,7 @@ impl Default for ReviewConfig {
                 .map(|s| s.to_string())
                 .collect(),
             path_instructions: Vec::new(),
+            walkthrough: true,
         }
     }
 }

@@ -29,6 +29,12 @@ pub struct Submission {
     pub summary: String,
     #[serde(default)]
     pub comments: Vec<Finding>,
+    /// One paragraph on the pull request as a whole, for the walkthrough.
+    #[serde(default)]
+    pub overview: String,
+    /// What each file of the diff changes, for the walkthrough.
+    #[serde(default)]
+    pub walkthrough: Vec<crate::domain::FileChange>,
 }
 
 /// One finding: `line` (and `start_line` for a range) on `side` of the
@@ -68,6 +74,20 @@ pub fn tool_spec() -> Value {
                 "type": "object",
                 "properties": {
                     "summary": { "type": "string", "description": "What the change does and what matters most, in Markdown" },
+                    "overview": { "type": "string", "description": "One paragraph, plain text: what the pull request does as a whole, for a reader who has not seen it" },
+                    "walkthrough": {
+                        "type": "array",
+                        "description": "One entry per file of the diff: what changed in it, in one plain sentence",
+                        "items": {
+                            "type": "object",
+                            "properties": {
+                                "path": { "type": "string" },
+                                "change": { "type": "string" }
+                            },
+                            "required": ["path", "change"],
+                            "additionalProperties": false
+                        }
+                    },
                     "comments": {
                         "type": "array",
                         "items": {

@@ -157,6 +157,24 @@ fn prompt(llm: &FakeLlm, n: usize) -> String {
         .to_string()
 }
 
+/// The comments on the pull request other than the walkthrough.
+fn replies(gh: &FakeGitHub) -> Vec<support::github::CommentData> {
+    gh.comments(PR)
+        .into_iter()
+        .filter(|c| !c.body.contains(WALKTHROUGH_MARK))
+        .collect()
+}
+
+/// The walkthrough comments on the pull request (there is at most one).
+fn walkthroughs(gh: &FakeGitHub) -> Vec<support::github::CommentData> {
+    gh.comments(PR)
+        .into_iter()
+        .filter(|c| c.body.contains(WALKTHROUGH_MARK))
+        .collect()
+}
+
+const WALKTHROUGH_MARK: &str = "<!-- agentic:sticky=walkthrough -->";
+
 fn only_check_run(gh: &FakeGitHub) -> Value {
     let runs = gh.check_runs();
     assert_eq!(runs.len(), 1, "{runs:#?}");
@@ -643,7 +661,7 @@ async fn a_broken_config_is_said_once_on_the_pull_request_and_the_defaults_are_u
     let app = start(&gh, &llm).await;
     deliver_pr(&app, "opened", HEAD1).await;
     app.wait_for_jobs(1).await;
-    let said = gh.comments(PR);
+    let said = replies(&gh);
     assert_eq!(said.len(), 1);
     assert!(
         said[0].body.contains("line 3") && said[0].body.contains("`review.max_coments`"),
@@ -656,7 +674,7 @@ async fn a_broken_config_is_said_once_on_the_pull_request_and_the_defaults_are_u
     push_jitter(&gh);
     deliver_pr(&app, "synchronize", HEAD2).await;
     app.wait_for_jobs(2).await;
-    assert_eq!(gh.comments(PR).len(), 1);
+    assert_eq!(replies(&gh).len(), 1);
     assert_eq!(gh.reviews(PR).len(), 2);
     gh.take_writes();
     llm.assert_clean();
@@ -899,7 +917,7 @@ async fn review_on_command_needs_triage_and_reviews_whatever_the_config() {
     say(&app, 700002, "tina-triage", "/agentic review").await;
     app.wait_for_jobs(2).await;
     assert_eq!(gh.reviews(PR).len(), 1, "{:#?}", gh.comments(PR));
-    let reply = gh.comments(PR).last().unwrap().body.clone();
+    let reply = replies(&gh).last().unwrap().body.clone();
     assert!(
         reply.starts_with("Reviewed `44aa000`: 1 finding(s), 1 of them as inline comments."),
         "{reply}"
@@ -1629,7 +1647,7 @@ async fn a_cut_guideline_is_said_to_be_cut_and_a_bad_glob_is_said_once() {
     let app = start(&gh, &llm).await;
     deliver_pr(&app, "opened", HEAD1).await;
     app.wait_for_jobs(1).await;
-    let said = gh.comments(PR);
+    let said = replies(&gh);
     assert_eq!(said.len(), 1, "{said:#?}");
     assert!(
         said[0]
@@ -1655,7 +1673,175 @@ async fn a_cut_guideline_is_said_to_be_cut_and_a_bad_glob_is_said_once() {
     push_jitter(&gh);
     deliver_pr(&app, "synchronize", HEAD2).await;
     app.wait_for_jobs(2).await;
-    assert_eq!(gh.comments(PR).len(), 1);
+    assert_eq!(replies(&gh).len(), 1);
+    gh.take_writes();
+    llm.assert_clean();
+}
+
+fn submit_walkthrough(summary: &str, overview: &str, files: &[(&str, &str)]) -> Step {
+    let walkthrough: Vec<Value> = files
+        .iter()
+        .map(|(path, change)| json!({ "path": path, "change": change }))
+        .collect();
+    Step::Tool(
+        "submit_review",
+        json!({ "summary": summary, "comments": [], "overview": overview, "walkthrough": walkthrough }),
+    )
+}
+
+#[tokio::test]
+async fn the_walkthrough_is_one_comment_edited_on_every_push() {
+    let (gh, llm) = world().await;
+    llm.script([
+        submit_walkthrough(
+            "Fine.",
+            "Retries now back off exponentially.",
+            &[
+                ("src/retry.rs", "Doubles the delay on each attempt."),
+                (
+                    "src/elsewhere.rs",
+                    "A file this pull request does not have.",
+                ),
+            ],
+        ),
+        submit_walkthrough("Still fine.", "", &[("src/jitter.rs", "Adds jitter.")]),
+    ]);
+    let app = start(&gh, &llm).await;
+    deliver_pr(&app, "opened", HEAD1).await;
+    app.wait_for_jobs(1).await;
+    let first = walkthroughs(&gh);
+    assert_eq!(first.len(), 1);
+    let body = &first[0].body;
+    assert!(body.starts_with("### 🧭 Walkthrough"), "{body}");
+    assert!(
+        body.contains("Retries now back off exponentially."),
+        "{body}"
+    );
+    assert!(
+        body.contains("| `src/retry.rs` | Doubles the delay on each attempt. |"),
+        "{body}"
+    );
+    assert!(
+        !body.contains("elsewhere"),
+        "only files of the diff: {body}"
+    );
+    assert!(
+        body.contains("**Left out of the review (2 file(s))**"),
+        "{body}"
+    );
+    assert!(
+        body.contains("- `Cargo.lock`: matches `review.ignore`"),
+        "{body}"
+    );
+    assert!(
+        body.contains("- `docs/diagram.png`: GitHub sent no diff"),
+        "{body}"
+    );
+    assert!(body.contains("As of `44aa000`"), "{body}");
+    let schema = &llm.requests()[0]["tools"];
+    assert!(
+        schema.to_string().contains("\"walkthrough\""),
+        "the model is asked"
+    );
+    let writes = gh.take_writes();
+    let posted = writes_to(&writes, "POST", &format!("/issues/{PR}/comments"));
+    assert_eq!(posted.len(), 1, "{writes:#?}");
+
+    push_jitter(&gh);
+    deliver_pr(&app, "synchronize", HEAD2).await;
+    app.wait_for_jobs(2).await;
+    let second = walkthroughs(&gh);
+    assert_eq!(second.len(), 1, "edited, never posted again");
+    assert_eq!(second[0].id, first[0].id);
+    let body = &second[0].body;
+    assert!(
+        body.contains("Retries now back off exponentially."),
+        "{body}"
+    );
+    assert!(
+        body.contains("| `src/retry.rs` | Doubles the delay"),
+        "kept: {body}"
+    );
+    assert!(
+        body.contains("| `src/jitter.rs` | Adds jitter. |"),
+        "{body}"
+    );
+    assert!(
+        body.contains("- `Cargo.lock`: matches `review.ignore`"),
+        "{body}"
+    );
+    assert!(
+        body.contains("As of `44aa000`") && body.contains(&HEAD2[..7]),
+        "{body}"
+    );
+    let writes = gh.take_writes();
+    assert!(writes_to(&writes, "POST", &format!("/issues/{PR}/comments")).is_empty());
+    let edits = writes_to(
+        &writes,
+        "PATCH",
+        &format!("/issues/comments/{}", first[0].id),
+    );
+    assert_eq!(edits.len(), 1, "{writes:#?}");
+    llm.assert_clean();
+}
+
+#[tokio::test]
+async fn a_walkthrough_posted_but_not_recorded_is_edited_not_posted_again() {
+    let (gh, llm) = world().await;
+    // GitHub takes the comment, but the answer is lost: the retry finds it
+    // by its marker among the bot's comments.
+    gh.inject(Failure {
+        method: "POST".into(),
+        path_prefix: format!("/repos/{REPO}/issues/{PR}/comments"),
+        status: 502,
+        retry_after: 0,
+        after_doing: true,
+    });
+    llm.script([submit_walkthrough(
+        "Once.",
+        "Backoff.",
+        &[("src/retry.rs", "Doubles the delay.")],
+    )]);
+    let app = start(&gh, &llm).await;
+    deliver_pr(&app, "opened", HEAD1).await;
+    let jobs = app.wait_for_jobs(1).await;
+    assert_eq!(jobs[0].state, "done", "{jobs:?}");
+    assert_eq!(walkthroughs(&gh).len(), 1);
+    assert_eq!(gh.reviews(PR).len(), 1);
+    assert_eq!(only_check_run(&gh)["status"], "completed");
+    let id = walkthroughs(&gh)[0].id;
+    assert_eq!(
+        app.store()
+            .pull_comment(REPO, PR, "walkthrough")
+            .await
+            .unwrap(),
+        Some(id)
+    );
+    gh.take_writes();
+    llm.assert_clean();
+}
+
+#[tokio::test]
+async fn no_walkthrough_when_the_repository_turns_it_off() {
+    let (gh, llm) = world().await;
+    gh.file(
+        "main",
+        ".github/agentic.yml",
+        "review:\n  walkthrough: false\n",
+    );
+    llm.script([submit_walkthrough(
+        "Fine.",
+        "Backoff.",
+        &[("src/retry.rs", "Doubles.")],
+    )]);
+    let app = start(&gh, &llm).await;
+    deliver_pr(&app, "opened", HEAD1).await;
+    app.wait_for_jobs(1).await;
+    assert_eq!(gh.reviews(PR).len(), 1);
+    assert!(walkthroughs(&gh).is_empty());
+    assert!(app.store().review_runs(REPO, PR).await.unwrap()[0]
+        .walkthrough
+        .is_none());
     gh.take_writes();
     llm.assert_clean();
 }

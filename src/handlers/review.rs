@@ -940,6 +940,20 @@ impl Reviewing<'_, '_> {
         ctx.store
             .set_review_findings(run.id, &counts(&reported))
             .await?;
+        let walkthrough = if config.review.walkthrough {
+            let previous = ctx.store.last_walkthrough(repo, pr.number, run.id).await?;
+            let merged = crate::walkthrough::merge(
+                previous.as_ref(),
+                &look.submission.overview,
+                &look.submission.walkthrough,
+                look.assembled,
+                pr_files,
+            );
+            ctx.store.set_review_walkthrough(run.id, &merged).await?;
+            Some(merged)
+        } else {
+            None
+        };
         if !ctx.store.begin_review_post(run.id).await? {
             return Ok(Reviewed::Superseded);
         }
@@ -957,6 +971,9 @@ impl Reviewing<'_, '_> {
         let title = review_text::findings_title(reported.len() as u64);
         self.complete(check_run, pr_files, &plan, conclusion, &title, look)
             .await?;
+        if let Some(walkthrough) = &walkthrough {
+            show_walkthrough(w, run, pr, walkthrough).await?;
+        }
         ctx.store
             .finish_review(run.id, ReviewState::Done, Some(&title))
             .await?;
@@ -1297,6 +1314,13 @@ async fn recover_posted(
             .await;
         completed_or_kept(w.ctx, w.job, completed)?;
     }
+    if let Some(walkthrough) = run
+        .walkthrough
+        .as_ref()
+        .filter(|_| config.review.walkthrough)
+    {
+        show_walkthrough(w, run, pr, walkthrough).await?;
+    }
     w.ctx
         .store
         .finish_review(run.id, ReviewState::Done, Some(&title))
@@ -1340,6 +1364,35 @@ async fn cancel_superseded(
         )
         .await?;
     }
+    Ok(())
+}
+
+/// Post or edit the pull request's walkthrough comment as run `run` left
+/// it, unless a newer run already has its own (a run that was overtaken
+/// must not put older words over newer ones).
+async fn show_walkthrough(
+    w: &Writer<'_>,
+    run: &ReviewRun,
+    pr: &PullRequest,
+    walkthrough: &crate::domain::Walkthrough,
+) -> Result<(), JobError> {
+    let runs = w.ctx.store.review_runs(w.repo, pr.number).await?;
+    let newest = runs.iter().rev().find(|r| r.walkthrough.is_some());
+    if newest.is_some_and(|r| r.id != run.id) {
+        return Ok(());
+    }
+    let sticky = crate::output::StickyComment {
+        github: w.github,
+        store: &w.ctx.store,
+        redactor: &w.ctx.redactor,
+        repo: w.repo,
+        number: pr.number,
+        kind: crate::walkthrough::KIND,
+        lease: w.job,
+    };
+    sticky
+        .show(&crate::walkthrough::render(walkthrough, &run.head_sha))
+        .await?;
     Ok(())
 }
 

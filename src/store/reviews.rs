@@ -33,6 +33,8 @@ pub struct ReviewRun {
     pub file_hashes: Option<BTreeMap<String, String>>,
     /// Severity → count of the findings this run reported.
     pub findings: Option<BTreeMap<String, u64>>,
+    /// The pull request's walkthrough as this run left it.
+    pub walkthrough: Option<crate::domain::Walkthrough>,
 }
 
 /// What starting a run found.
@@ -50,7 +52,7 @@ pub enum ReviewStart {
     Outdated { newer: ReviewRun },
 }
 
-const COLUMNS: &str = "id, repo, number, head_sha, job_id, trigger, state, base_sha, check_run_id, review_id, fingerprints, detail, file_hashes, findings";
+const COLUMNS: &str = "id, repo, number, head_sha, job_id, trigger, state, base_sha, check_run_id, review_id, fingerprints, detail, file_hashes, findings, walkthrough";
 
 fn run_of(r: &sqlx::any::AnyRow) -> anyhow::Result<ReviewRun> {
     let fingerprints: String = r.get("fingerprints");
@@ -75,6 +77,9 @@ fn run_of(r: &sqlx::any::AnyRow) -> anyhow::Result<ReviewRun> {
             .and_then(|j| serde_json::from_str(&j).ok()),
         findings: r
             .get::<Option<String>, _>("findings")
+            .and_then(|j| serde_json::from_str(&j).ok()),
+        walkthrough: r
+            .get::<Option<String>, _>("walkthrough")
             .and_then(|j| serde_json::from_str(&j).ok()),
     })
 }
@@ -308,6 +313,82 @@ impl Store {
     ) -> anyhow::Result<()> {
         self.set_review_json(id, "findings", serde_json::to_string(findings)?)
             .await
+    }
+
+    /// Record the pull request's walkthrough as this run leaves it, before
+    /// anything is posted, so a recovered run can still show it.
+    pub async fn set_review_walkthrough(
+        &self,
+        id: i64,
+        walkthrough: &crate::domain::Walkthrough,
+    ) -> anyhow::Result<()> {
+        self.set_review_json(id, "walkthrough", serde_json::to_string(walkthrough)?)
+            .await
+    }
+
+    /// The walkthrough the newest earlier run of this pull request (before
+    /// run `before`) left, if any did.
+    pub async fn last_walkthrough(
+        &self,
+        repo: &str,
+        number: u64,
+        before: i64,
+    ) -> anyhow::Result<Option<crate::domain::Walkthrough>> {
+        let json: Option<String> = sqlx::query_scalar(
+            "SELECT walkthrough FROM reviews WHERE repo = $1 AND number = $2 AND id < $3
+               AND walkthrough IS NOT NULL ORDER BY id DESC LIMIT 1",
+        )
+        .bind(repo)
+        .bind(number as i64)
+        .bind(before)
+        .fetch_optional(&self.write)
+        .await
+        .context("reading the last walkthrough")?;
+        Ok(json.and_then(|j| serde_json::from_str(&j).ok()))
+    }
+
+    /// The id of the comment of `kind` the bot keeps on pull request
+    /// `number` (`Some(0)` while its post is in flight).
+    pub async fn pull_comment(
+        &self,
+        repo: &str,
+        number: u64,
+        kind: &str,
+    ) -> anyhow::Result<Option<u64>> {
+        let id: Option<i64> = sqlx::query_scalar(
+            "SELECT comment_id FROM pull_comments WHERE repo = $1 AND number = $2 AND kind = $3",
+        )
+        .bind(repo)
+        .bind(number as i64)
+        .bind(kind)
+        .fetch_optional(&self.write)
+        .await
+        .context("reading a pull request's comment")?;
+        Ok(id.map(|id| id as u64))
+    }
+
+    /// Remember the comment of `kind` on pull request `number` (0: one is
+    /// about to be posted).
+    pub async fn save_pull_comment(
+        &self,
+        repo: &str,
+        number: u64,
+        kind: &str,
+        comment_id: u64,
+    ) -> anyhow::Result<()> {
+        sqlx::query(
+            "INSERT INTO pull_comments (repo, number, kind, comment_id, updated_at) VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT (repo, number, kind) DO UPDATE SET comment_id = excluded.comment_id, updated_at = excluded.updated_at",
+        )
+        .bind(repo)
+        .bind(number as i64)
+        .bind(kind)
+        .bind(comment_id as i64)
+        .bind(now_ms())
+        .execute(&self.write)
+        .await
+        .context("recording a pull request's comment")?;
+        Ok(())
     }
 
     /// Set one of a run's JSON columns (named by us, never by input).
