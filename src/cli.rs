@@ -775,6 +775,7 @@ async fn ask(repo: String, number: u64, post: bool, question: String) -> anyhow:
     let guideline =
         crate::guidelines::read(&github, &repo, &settings.review.guideline_files).await?;
     let q = crate::handlers::ask::Question {
+        thread: None,
         guideline: guideline.as_ref(),
         review: &settings.review,
         repo: &repo,

@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 pub const HANDLED_EVENTS: &[&str] = &[
     "ping",
     "issue_comment",
+    "pull_request_review_comment",
     "pull_request",
     "issues",
     "check_run",
@@ -78,6 +79,26 @@ pub struct IssueComment {
     /// approval without a plan number only approves a plan shown before.
     #[serde(default)]
     pub created_at_ms: Option<i64>,
+    /// Set for a comment on a line of a pull request's diff
+    /// (`pull_request_review_comment`): the bot answers in its thread.
+    #[serde(default)]
+    pub review: Option<Box<ReviewThread>>,
+}
+
+/// Where a review comment sits: its thread and the code it is on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReviewThread {
+    /// The thread's first comment, which replies go under (the comment
+    /// itself when it starts a thread).
+    pub root_id: u64,
+    /// Whether the comment replies to another (it is not the root).
+    pub is_reply: bool,
+    pub path: String,
+    /// The line it is on at `commit_id` (`None` when outdated).
+    pub line: Option<u64>,
+    /// The diff hunk GitHub shows with it (the pull request author's code).
+    pub diff_hunk: String,
+    pub commit_id: String,
 }
 
 impl IssueComment {
@@ -335,6 +356,42 @@ struct WireComment {
 }
 
 #[derive(Deserialize)]
+struct WireReviewCommentEvent {
+    action: String,
+    comment: WireReviewComment,
+    pull_request: WirePullNumber,
+    #[serde(default)]
+    changes: Option<WireChanges>,
+    repository: WireRepo,
+    sender: Actor,
+    installation: Option<WireInstallationRef>,
+}
+
+#[derive(Deserialize)]
+struct WireReviewComment {
+    id: u64,
+    body: Option<String>,
+    user: Actor,
+    #[serde(default)]
+    created_at: Option<String>,
+    #[serde(default)]
+    in_reply_to_id: Option<u64>,
+    #[serde(default)]
+    path: String,
+    #[serde(default)]
+    line: Option<u64>,
+    #[serde(default)]
+    diff_hunk: String,
+    #[serde(default)]
+    commit_id: String,
+}
+
+#[derive(Deserialize)]
+struct WirePullNumber {
+    number: u64,
+}
+
+#[derive(Deserialize)]
 struct WirePullRequestEvent {
     action: String,
     number: u64,
@@ -455,12 +512,13 @@ struct WireEnvelope {
 fn wanted(event: &str, action: &str) -> bool {
     matches!(
         (event, action),
-        ("issue_comment", "created" | "edited")
-            | (
-                "pull_request",
-                "opened" | "reopened" | "synchronize" | "ready_for_review" | "closed"
-            )
-            | ("issues", "opened" | "labeled" | "closed")
+        (
+            "issue_comment" | "pull_request_review_comment",
+            "created" | "edited"
+        ) | (
+            "pull_request",
+            "opened" | "reopened" | "synchronize" | "ready_for_review" | "closed"
+        ) | ("issues", "opened" | "labeled" | "closed")
             | ("check_run", "requested_action" | "rerequested")
             | ("check_suite", "rerequested")
             | ("installation", "created" | "deleted")
@@ -484,6 +542,7 @@ fn ignored(envelope: WireEnvelope, reason: impl Into<String>) -> Parsed {
 /// A handled event's payload in its wire shape.
 enum Wire {
     IssueComment(WireIssueComment),
+    ReviewComment(WireReviewCommentEvent),
     PullRequest(WirePullRequestEvent),
     Issues(WireIssuesEvent),
     CheckRun(WireCheckRunEvent),
@@ -496,6 +555,7 @@ impl Wire {
         use serde_json::from_slice as from;
         Some(match event {
             "issue_comment" => from(body).map(Wire::IssueComment),
+            "pull_request_review_comment" => from(body).map(Wire::ReviewComment),
             "pull_request" => from(body).map(Wire::PullRequest),
             "issues" => from(body).map(Wire::Issues),
             "check_run" => from(body).map(Wire::CheckRun),
@@ -508,6 +568,7 @@ impl Wire {
     fn envelope(&self) -> WireEnvelope {
         let (action, installation, repo) = match self {
             Wire::IssueComment(w) => (&w.action, w.installation.as_ref(), Some(&w.repository)),
+            Wire::ReviewComment(w) => (&w.action, w.installation.as_ref(), Some(&w.repository)),
             Wire::PullRequest(w) => (&w.action, w.installation.as_ref(), Some(&w.repository)),
             Wire::Issues(w) => (&w.action, w.installation.as_ref(), Some(&w.repository)),
             Wire::CheckRun(w) => (&w.action, w.installation.as_ref(), Some(&w.repository)),
@@ -592,6 +653,7 @@ pub fn parse(event: &str, body: &[u8]) -> Result<Parsed, ParseError> {
 fn to_event(wire: Wire, installation_id: u64) -> Result<Event, &'static str> {
     Ok(match wire {
         Wire::IssueComment(w) => Event::IssueComment(issue_comment(w, installation_id)?),
+        Wire::ReviewComment(w) => Event::IssueComment(review_comment(w, installation_id)?),
         Wire::PullRequest(w) => Event::PullRequest(PullRequest {
             action: w.action,
             repo: w.repository.into(),
@@ -695,5 +757,50 @@ fn issue_comment(w: WireIssueComment, installation_id: u64) -> Result<IssueComme
         sender: w.sender,
         previous_body: w.changes.and_then(|c| c.body).and_then(|b| b.from),
         created_at_ms: w.comment.created_at.as_deref().and_then(parse_time_ms),
+        review: None,
+    })
+}
+
+/// A comment on a line of a pull request's diff. Besides commands, a new
+/// reply may be talking to the bot (in a thread it started) and a new
+/// comment may mention it: those are kept for the job, which knows the
+/// bot's login and who started the thread. An edit runs only the commands
+/// it added, as on the conversation tab.
+fn review_comment(
+    w: WireReviewCommentEvent,
+    installation_id: u64,
+) -> Result<IssueComment, &'static str> {
+    let body = w.comment.body.unwrap_or_default();
+    if w.sender.is_bot() || w.comment.user.is_bot() {
+        return Err("comment by a bot");
+    }
+    if w.action == "edited" && w.sender.id != w.comment.user.id {
+        return Err("comment edited by someone other than its author");
+    }
+    let maybe_talking =
+        w.action == "created" && (w.comment.in_reply_to_id.is_some() || body.contains('@'));
+    if !body.contains(COMMAND_PREFIX) && !maybe_talking {
+        return Err("review comment has no command and is not a reply");
+    }
+    Ok(IssueComment {
+        action: w.action,
+        repo: w.repository.into(),
+        installation_id,
+        number: w.pull_request.number,
+        on_pull_request: true,
+        comment_id: w.comment.id,
+        body,
+        author: w.comment.user,
+        sender: w.sender,
+        previous_body: w.changes.and_then(|c| c.body).and_then(|b| b.from),
+        created_at_ms: w.comment.created_at.as_deref().and_then(parse_time_ms),
+        review: Some(Box::new(ReviewThread {
+            root_id: w.comment.in_reply_to_id.unwrap_or(w.comment.id),
+            is_reply: w.comment.in_reply_to_id.is_some(),
+            path: w.comment.path,
+            line: w.comment.line,
+            diff_hunk: w.comment.diff_hunk,
+            commit_id: w.comment.commit_id,
+        })),
     })
 }

@@ -73,6 +73,9 @@ pub struct StatusComment {
     pub progress_interval: Duration,
     /// The lease every write is fenced by (`None` outside the worker).
     lease: Option<LeasedJob>,
+    /// For a command on a line of a pull request's diff: the review
+    /// thread (its first comment) the answer goes into.
+    thread: Option<u64>,
     comment_id: Option<u64>,
     last_edit: Option<Instant>,
     last_body: Option<String>,
@@ -111,6 +114,7 @@ impl StatusComment {
             job_id,
             progress_interval,
             lease: None,
+            thread: None,
             comment_id: None,
             last_edit: None,
             last_body: None,
@@ -121,6 +125,13 @@ impl StatusComment {
     /// Write only while `job`'s lease is held.
     pub fn fenced_by(mut self, job: &LeasedJob) -> StatusComment {
         self.lease = Some(job.clone());
+        self
+    }
+
+    /// Answer in the review thread whose first comment is `root`, if any,
+    /// instead of on the conversation tab.
+    pub fn in_thread(mut self, root: Option<u64>) -> StatusComment {
+        self.thread = root;
         self
     }
 
@@ -135,9 +146,18 @@ impl StatusComment {
     /// React to the comment that asked for this job.
     pub async fn react(&self, comment_id: u64, content: &str) -> Result<(), OutputError> {
         self.check_lease().await?;
-        self.github
-            .react_to_comment(&self.repo, comment_id, content)
-            .await?;
+        match self.thread {
+            Some(_) => {
+                self.github
+                    .react_to_review_comment(&self.repo, comment_id, content)
+                    .await?
+            }
+            None => {
+                self.github
+                    .react_to_comment(&self.repo, comment_id, content)
+                    .await?
+            }
+        }
         Ok(())
     }
 
@@ -155,16 +175,23 @@ impl StatusComment {
             return Ok(());
         }
         self.check_lease().await?;
-        let written = match self.find().await? {
-            Some(id) => self.github.update_comment(&self.repo, id, &body).await?,
-            None => {
+        let found = self.find().await?;
+        let (repo, number) = (self.repo.as_str(), self.number);
+        let written = match (found, self.thread) {
+            (Some(id), None) => self.github.update_comment(repo, id, &body).await?,
+            (Some(id), Some(_)) => self.github.update_review_comment(repo, id, &body).await?,
+            (None, thread) => {
                 self.store
                     .save_output(self.job_id, STATUS_KEY, "issue_comment", PENDING)
                     .await?;
-                let comment = self
-                    .github
-                    .create_comment(&self.repo, self.number, &body)
-                    .await?;
+                let comment = match thread {
+                    None => self.github.create_comment(repo, number, &body).await?,
+                    Some(root) => {
+                        self.github
+                            .reply_in_thread(repo, number, root, &body)
+                            .await?
+                    }
+                };
                 self.remember(comment.id).await?;
                 comment
             }
@@ -217,8 +244,13 @@ impl StatusComment {
     /// comments of this App's bot user. A marker anyone else wrote is not
     /// ours, and leads to a new comment.
     async fn find_posted(&mut self) -> Result<Option<u64>, OutputError> {
-        let found =
-            own_comment_with(&self.github, &self.repo, self.number, &marker(self.job_id)).await?;
+        let marker = marker(self.job_id);
+        let found = match self.thread {
+            None => own_comment_with(&self.github, &self.repo, self.number, &marker).await?,
+            Some(_) => {
+                own_review_comment_with(&self.github, &self.repo, self.number, &marker).await?
+            }
+        };
         if let Some(id) = found {
             self.remember(id).await?;
         }
@@ -322,6 +354,25 @@ async fn own_comment_with(
         .find(|c| {
             own.wrote(c.user.as_ref()) && c.body.as_deref().is_some_and(|b| b.contains(marker))
         })
+        .map(|c| c.id))
+}
+
+/// [`own_comment_with`] among the pull request's review comments.
+async fn own_review_comment_with(
+    github: &GitHub,
+    repo: &str,
+    number: u64,
+    marker: &str,
+) -> Result<Option<u64>, GitHubError> {
+    let own = github.own().await;
+    if own == crate::github::Own::Anyone {
+        return Ok(None);
+    }
+    let comments = github.review_comments(repo, number).await?;
+    Ok(comments
+        .iter()
+        .rev()
+        .find(|c| own.wrote(c.user.as_ref()) && c.body.contains(marker))
         .map(|c| c.id))
 }
 

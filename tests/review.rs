@@ -1845,3 +1845,221 @@ async fn no_walkthrough_when_the_repository_turns_it_off() {
     gh.take_writes();
     llm.assert_clean();
 }
+
+/// `user` writes `body` on a line of pull request 44 (a reply to `root`,
+/// or a new thread on `src/retry.rs` line 5), delivered as GitHub does.
+async fn line_comment(
+    app: &TestApp,
+    gh: &FakeGitHub,
+    user: &str,
+    body: &str,
+    root: Option<u64>,
+) -> u64 {
+    let id = gh.add_review_comment(PR, user, body, root, "src/retry.rs", 5);
+    let payload = support::review_comment_payload(
+        "created",
+        PR,
+        id,
+        root,
+        user,
+        body,
+        "src/retry.rs",
+        5,
+        HEAD1,
+    );
+    let res = app
+        .deliver("pull_request_review_comment", &delivery_id(), &payload)
+        .await;
+    assert_eq!(res.status(), 202);
+    id
+}
+
+/// Review pull request 44 once, with one finding on line 5: the id of the
+/// bot's inline comment (a thread's first).
+async fn reviewed_with_a_finding(app: &TestApp, gh: &FakeGitHub) -> u64 {
+    deliver_pr(app, "opened", HEAD1).await;
+    app.wait_for_jobs(1).await;
+    let comments = gh.review_comments(PR);
+    assert_eq!(comments.len(), 1);
+    gh.take_writes();
+    comments[0]["id"].as_u64().unwrap()
+}
+
+#[tokio::test]
+async fn a_reply_to_a_finding_is_answered_in_its_thread_with_the_code_in_the_prompt() {
+    let (gh, llm) = world().await;
+    llm.script([
+        submit(
+            "One.",
+            vec![finding(
+                "src/retry.rs",
+                5,
+                "major",
+                "FINDING-TEXT: overflows at 64.",
+            )],
+        ),
+        Step::Answer("Because 2^attempt overflows u64 past 63.".into()),
+    ]);
+    let app = start(&gh, &llm).await;
+    let root = reviewed_with_a_finding(&app, &gh).await;
+    let asked = line_comment(
+        &app,
+        &gh,
+        "bob-reviewer",
+        "Why would it overflow?",
+        Some(root),
+    )
+    .await;
+    let jobs = app.wait_for_jobs(2).await;
+    assert_eq!(jobs[1].state, "done", "{jobs:?}");
+
+    let writes = gh.take_writes();
+    let replies = writes_to(
+        &writes,
+        "POST",
+        &format!("/pulls/{PR}/comments/{root}/replies"),
+    );
+    assert_eq!(replies.len(), 1, "one reply, in the thread: {writes:#?}");
+    assert!(writes_to(&writes, "POST", &format!("/issues/{PR}/comments")).is_empty());
+    let reaction = writes_to(
+        &writes,
+        "POST",
+        &format!("/pulls/comments/{asked}/reactions"),
+    );
+    assert_eq!(reaction.len(), 1, "{writes:#?}");
+    let thread = gh.review_comments(PR);
+    let answer = thread.last().unwrap();
+    assert_eq!(answer["in_reply_to_id"], root);
+    let body = answer["body"].as_str().unwrap();
+    assert!(
+        body.starts_with("Because 2^attempt overflows u64 past 63."),
+        "{body}"
+    );
+    assert!(body.contains(&support::marker(jobs[1].id)), "{body}");
+
+    let request = &llm.requests()[1];
+    let tag = support::fence_tag(request);
+    let prompt = request["messages"][1]["content"].as_str().unwrap();
+    let hunk = fenced_around(
+        prompt,
+        &tag,
+        "Duration::from_millis(base * 2u64.pow(attempt))",
+    )
+    .expect("the hunk, fenced");
+    assert!(hunk.contains("src/retry.rs, line 5"), "{hunk}");
+    let earlier = fenced_around(prompt, &tag, "FINDING-TEXT").expect("the thread, fenced");
+    assert!(earlier.contains(&format!("@{BOT}")), "{earlier}");
+    assert!(prompt.contains("Why would it overflow?"));
+    llm.assert_clean();
+}
+
+#[tokio::test]
+async fn ask_in_a_line_comment_is_answered_in_that_thread() {
+    let (gh, llm) = world().await;
+    llm.script([Step::Answer("It doubles each time.".into())]);
+    let app = start(&gh, &llm).await;
+    let id = line_comment(&app, &gh, "bob-reviewer", "/agentic ask why?", None).await;
+    let jobs = app.wait_for_jobs(1).await;
+    assert_eq!(jobs[0].state, "done", "{jobs:?}");
+    let writes = gh.take_writes();
+    assert_eq!(
+        writes_to(
+            &writes,
+            "POST",
+            &format!("/pulls/{PR}/comments/{id}/replies")
+        )
+        .len(),
+        1,
+        "{writes:#?}"
+    );
+    let answer = gh.review_comments(PR).last().unwrap().clone();
+    assert_eq!(answer["in_reply_to_id"], id);
+    assert!(answer["body"]
+        .as_str()
+        .unwrap()
+        .starts_with("It doubles each time."));
+    assert!(
+        gh.comments(PR).is_empty(),
+        "nothing on the conversation tab"
+    );
+    llm.assert_clean();
+}
+
+#[tokio::test]
+async fn a_reader_talking_in_a_bots_thread_is_refused_once_and_chatter_elsewhere_is_ignored() {
+    let (gh, llm) = world().await;
+    llm.script([submit(
+        "One.",
+        vec![finding("src/retry.rs", 5, "major", "Overflows.")],
+    )]);
+    let app = start(&gh, &llm).await;
+    let root = reviewed_with_a_finding(&app, &gh).await;
+    line_comment(&app, &gh, "carol-reader", "Is this real?", Some(root)).await;
+    line_comment(&app, &gh, "carol-reader", "Hello?", Some(root)).await;
+    // A human thread without the bot: nothing to answer.
+    let theirs = line_comment(&app, &gh, "bob-reviewer", "Nit: rename this.", None).await;
+    line_comment(&app, &gh, "mia-maintainer", "Agreed.", Some(theirs)).await;
+    // The new thread without a command or mention is not even a job.
+    app.wait_for_jobs(4).await;
+    let writes = gh.take_writes();
+    let notices = writes_to(
+        &writes,
+        "POST",
+        &format!("/pulls/{PR}/comments/{root}/replies"),
+    );
+    assert_eq!(notices.len(), 1, "{writes:#?}");
+    assert!(
+        notices[0].body["body"]
+            .as_str()
+            .unwrap()
+            .contains("carol-reader"),
+        "{:?}",
+        notices[0].body
+    );
+    assert_eq!(writes.len(), 1, "nothing else: {writes:#?}");
+    assert_eq!(llm.requests().len(), 1, "only the review called the model");
+    llm.assert_clean();
+}
+
+#[tokio::test]
+async fn an_edited_line_comment_runs_only_a_command_it_added() {
+    let (gh, llm) = world().await;
+    llm.script([
+        submit(
+            "One.",
+            vec![finding("src/retry.rs", 5, "major", "Overflows.")],
+        ),
+        Step::Answer("First answer.".into()),
+    ]);
+    let app = start(&gh, &llm).await;
+    let root = reviewed_with_a_finding(&app, &gh).await;
+    let id = line_comment(&app, &gh, "bob-reviewer", "Why?", Some(root)).await;
+    app.wait_for_jobs(2).await;
+    gh.take_writes();
+    // The author fixes a typo: no command was added, nothing runs.
+    let mut v: Value = serde_json::from_slice(&support::review_comment_payload(
+        "edited",
+        PR,
+        id,
+        Some(root),
+        "bob-reviewer",
+        "Why, exactly?",
+        "src/retry.rs",
+        5,
+        HEAD1,
+    ))
+    .unwrap();
+    v["changes"] = json!({ "body": { "from": "Why?" } });
+    let res = app
+        .deliver(
+            "pull_request_review_comment",
+            &delivery_id(),
+            &serde_json::to_vec(&v).unwrap(),
+        )
+        .await;
+    assert_eq!(res.status(), 202);
+    let jobs = app.store().jobs().await.unwrap();
+    assert_eq!(jobs.len(), 2, "an edit without a command is not even a job");
+    assert!(gh.take_writes().is_empty());
+    llm.assert_clean();
+}

@@ -317,6 +317,11 @@ const FIXTURES: &[(&str, &str, Result<&str, &str>)] = &[
         Ok("installation"),
     ),
     ("push.json", "push", Err("event `push` is not handled")),
+    (
+        "pull_request_review_comment.created.json",
+        "pull_request_review_comment",
+        Ok("command"),
+    ),
 ];
 
 #[tokio::test]

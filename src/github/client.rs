@@ -529,6 +529,66 @@ impl GitHub {
         Ok(())
     }
 
+    /// React to a comment on a line of a pull request's diff.
+    pub async fn react_to_review_comment(
+        &self,
+        repo: &str,
+        comment_id: u64,
+        content: &str,
+    ) -> Result<(), GitHubError> {
+        let _: serde_json::Value = self
+            .write(
+                Method::Post,
+                &format!("/repos/{repo}/pulls/comments/{comment_id}/reactions"),
+                &serde_json::json!({ "content": content }),
+                &format!("POST reaction to review comment {comment_id} in {repo}"),
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// One comment on a line of a pull request's diff.
+    pub async fn review_comment(&self, repo: &str, id: u64) -> Result<ReviewComment, GitHubError> {
+        self.get(
+            &format!("/repos/{repo}/pulls/comments/{id}"),
+            &format!("GET review comment {id} in {repo}"),
+        )
+        .await
+    }
+
+    /// Answer in the thread of review comment `root` (the thread's first).
+    pub async fn reply_in_thread(
+        &self,
+        repo: &str,
+        number: u64,
+        root: u64,
+        body: &str,
+    ) -> Result<Comment, GitHubError> {
+        self.write(
+            Method::Post,
+            &format!("/repos/{repo}/pulls/{number}/comments/{root}/replies"),
+            &serde_json::json!({ "body": body }),
+            &format!("POST reply in a review thread of {repo}#{number}"),
+        )
+        .await
+    }
+
+    /// Edit a comment on a line of a pull request's diff.
+    pub async fn update_review_comment(
+        &self,
+        repo: &str,
+        comment_id: u64,
+        body: &str,
+    ) -> Result<Comment, GitHubError> {
+        self.write(
+            Method::Patch,
+            &format!("/repos/{repo}/pulls/comments/{comment_id}"),
+            &serde_json::json!({ "body": body }),
+            &format!("PATCH review comment {comment_id} in {repo}"),
+        )
+        .await
+    }
+
     /// The inline review comments of a pull request, oldest first.
     pub async fn review_comments(
         &self,

@@ -152,6 +152,11 @@ pub struct ReviewComment {
     pub line: Option<u64>,
     #[serde(default)]
     pub user: Option<User>,
+    /// The comment it replies to (every reply names the thread's first).
+    #[serde(default)]
+    pub in_reply_to_id: Option<u64>,
+    #[serde(default)]
+    pub created_at: Option<String>,
 }
 
 /// What creating a review or a check run answers with (the parts we keep).

@@ -25,6 +25,127 @@ pub struct Question<'a> {
     /// path instructions), from its default branch.
     pub guideline: Option<&'a crate::guidelines::Guideline>,
     pub review: &'a crate::repo_config::ReviewConfig,
+    /// Asked in a review thread: the code and the conversation it is in.
+    pub thread: Option<ThreadContext>,
+}
+
+/// What a question asked on a line of a pull request's diff is about:
+/// everything in it is other people's text, and reaches the model fenced.
+#[derive(Debug, Clone, Default)]
+pub struct ThreadContext {
+    pub path: String,
+    pub line: Option<u64>,
+    /// The diff hunk GitHub shows with the comment.
+    pub diff_hunk: String,
+    /// The file's lines around `line` at the commit commented on, numbered.
+    pub around: Option<String>,
+    /// The thread's earlier messages, oldest first: (login, body).
+    pub earlier: Vec<(String, String)>,
+}
+
+/// Lines of the file shown on each side of the line a thread is on.
+const AROUND_LINES: u64 = 20;
+/// Most earlier messages of a thread shown, and most characters of each.
+const THREAD_MESSAGES: usize = 20;
+const THREAD_MESSAGE_CHARS: usize = 2_000;
+
+impl ThreadContext {
+    /// The context of review comment `ev` (which must be one): its hunk,
+    /// the file around its line at its commit, and the thread before it.
+    pub async fn of(
+        github: &crate::github::GitHub,
+        ev: &IssueComment,
+        thread: &crate::event::ReviewThread,
+    ) -> Result<ThreadContext, GitHubError> {
+        let repo = ev.repo.full_name.as_str();
+        let around = match (thread.line, thread.commit_id.is_empty()) {
+            (Some(line), false) => match github
+                .file(repo, &thread.path, Some(&thread.commit_id))
+                .await
+            {
+                Ok(Some((text, _))) => Some(numbered_around(&text, line)),
+                Ok(None) => None,
+                // Too large or not a file: the hunk is still there.
+                Err(GitHubError::Decode { .. }) => None,
+                Err(e) => return Err(e),
+            },
+            _ => None,
+        };
+        let mut earlier: Vec<(String, String)> = github
+            .review_comments(repo, ev.number)
+            .await?
+            .into_iter()
+            .filter(|c| {
+                (c.id == thread.root_id || c.in_reply_to_id == Some(thread.root_id))
+                    && c.id != ev.comment_id
+                    && c.id < ev.comment_id
+            })
+            .map(|c| {
+                let who = c.user.map(|u| u.login).unwrap_or_default();
+                let body: String = c.body.chars().take(THREAD_MESSAGE_CHARS).collect();
+                (who, body)
+            })
+            .collect();
+        if earlier.len() > THREAD_MESSAGES {
+            earlier.drain(..earlier.len() - THREAD_MESSAGES);
+        }
+        Ok(ThreadContext {
+            path: thread.path.clone(),
+            line: thread.line,
+            diff_hunk: thread.diff_hunk.clone(),
+            around,
+            earlier,
+        })
+    }
+
+    /// The part of the model's first message that shows it, fenced.
+    fn for_model(&self, fence: &crate::agent::tools::Fence) -> String {
+        let at = match self.line {
+            Some(line) => format!("{}, line {line}", self.path),
+            None => format!(
+                "{} (outdated: the line is no longer in the diff)",
+                self.path
+            ),
+        };
+        let mut m = format!(
+            "\nThis was asked in a review thread on a line of the pull request's diff. The file and line, and the diff hunk the thread is on:\n{}\n",
+            fence.wrap("the review thread's file and diff hunk", &format!("{at}\n\n{}", self.diff_hunk))
+        );
+        if let Some(around) = &self.around {
+            m.push_str(&format!(
+                "\nThe file around that line at the commit commented on (each line after its number and `|`):\n{}\n",
+                fence.wrap("the file around the thread's line", around)
+            ));
+        }
+        if !self.earlier.is_empty() {
+            let thread: Vec<String> = self
+                .earlier
+                .iter()
+                .map(|(who, body)| format!("@{who}:\n{body}"))
+                .collect();
+            m.push_str(&format!(
+                "\nThe thread so far, oldest first:\n{}\n",
+                fence.wrap(
+                    "the review thread's earlier messages",
+                    &thread.join("\n\n---\n\n")
+                )
+            ));
+        }
+        m
+    }
+}
+
+/// The lines of `text` within [`AROUND_LINES`] of `line`, numbered.
+fn numbered_around(text: &str, line: u64) -> String {
+    let first = line.saturating_sub(AROUND_LINES).max(1);
+    let last = line + AROUND_LINES;
+    text.lines()
+        .enumerate()
+        .map(|(i, l)| (i as u64 + 1, l))
+        .filter(|(n, _)| (first..=last).contains(n))
+        .map(|(n, l)| format!("{n} | {l}"))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// Why an answer could not be had.
@@ -69,8 +190,13 @@ pub async fn ask(
         aws: q.aws.clone(),
     };
     let guidance = crate::guidelines::for_question(q.guideline, q.review, &subject.fence);
+    let thread = q
+        .thread
+        .as_ref()
+        .map(|t| t.for_model(&subject.fence))
+        .unwrap_or_default();
     let message = format!(
-        "This is about {what} #{} in the repository {}.\n{}\n@{} asks:\n\n{}",
+        "This is about {what} #{} in the repository {}.\n{}{thread}\n@{} asks:\n\n{}",
         q.number, q.repo, guidance.text, q.asked_by, q.text
     );
     let task = agent::Task {
@@ -114,7 +240,12 @@ pub async fn answer(
     let guideline = ctx
         .guideline(&status.github, &ev.repo.full_name, &review.guideline_files)
         .await?;
+    let thread = match &ev.review {
+        Some(t) => Some(ThreadContext::of(&status.github, ev, t).await?),
+        None => None,
+    };
     let q = Question {
+        thread,
         guideline: guideline.as_deref(),
         review,
         repo: &ev.repo.full_name,

@@ -36,14 +36,29 @@ pub async fn run(ctx: &JobContext, job: &LeasedJob, ev: &IssueComment) -> Result
         // An edit by the author runs only what the edit added.
         parsed = command::added(parsed, command::parse_comment(before));
     }
-    if parsed.is_empty() {
+    if parsed.is_empty() && ev.review.is_none() {
         return Ok(());
     }
     let repo = ev.repo.full_name.as_str();
     let github = ctx
         .repo_client(ev.installation_id, repo, Access::Write)
         .await?;
-    let mut status = ctx.status_comment(github, repo, ev.number, job);
+    if parsed.is_empty() {
+        // A new comment on a line of the diff with no command: talking to
+        // the bot if it replies in a thread the bot started or mentions it;
+        // the whole comment is then the question.
+        match &ev.review {
+            Some(thread) if ev.action == "created" && talks_to_bot(&github, ev, thread).await? => {
+                parsed.push(Ok(Command::Ask {
+                    question: ev.body.trim().to_string(),
+                }));
+            }
+            _ => return Ok(()),
+        }
+    }
+    let mut status = ctx
+        .status_comment(github, repo, ev.number, job)
+        .in_thread(ev.review.as_ref().map(|t| t.root_id));
     match commands(ctx, job, ev, parsed, &mut status).await {
         Ok(()) => Ok(()),
         Err(e @ (JobError::Deferred { .. } | JobError::LeaseLost)) => Err(e),
@@ -61,6 +76,54 @@ pub async fn run(ctx: &JobContext, job: &LeasedJob, ev: &IssueComment) -> Result
             Err(e)
         }
     }
+}
+
+/// Whether review comment `ev` speaks to the bot: it mentions the bot's
+/// login, or replies in a thread whose first comment this App wrote.
+async fn talks_to_bot(
+    github: &crate::github::GitHub,
+    ev: &IssueComment,
+    thread: &crate::event::ReviewThread,
+) -> Result<bool, JobError> {
+    // When GitHub will not say who the bot is, only its threads count.
+    if let Some(login) = github.bot_login().await.ok().flatten() {
+        if mentions(&ev.body, login.trim_end_matches("[bot]")) {
+            return Ok(true);
+        }
+    }
+    if !thread.is_reply {
+        return Ok(false);
+    }
+    let root = match github
+        .review_comment(&ev.repo.full_name, thread.root_id)
+        .await
+    {
+        Ok(root) => root,
+        // The thread's first comment is gone: nobody's thread.
+        Err(e) if e.status() == Some(404) => return Ok(false),
+        Err(e) => return Err(e.into()),
+    };
+    let own = github.own().await;
+    Ok(own != crate::github::Own::Anyone && own.wrote(root.user.as_ref()))
+}
+
+/// Whether `text` mentions `@name` (as a whole name, any case).
+fn mentions(text: &str, name: &str) -> bool {
+    let name = name.to_ascii_lowercase();
+    let text = text.to_ascii_lowercase();
+    text.match_indices('@').any(|(at, _)| {
+        let before_ok = text[..at]
+            .chars()
+            .next_back()
+            .is_none_or(|c| !(c.is_alphanumeric() || c == '_' || c == '-'));
+        let rest = &text[at + 1..];
+        before_ok
+            && rest.starts_with(&name)
+            && rest[name.len()..]
+                .chars()
+                .next()
+                .is_none_or(|c| !(c.is_alphanumeric() || c == '_' || c == '-'))
+    })
 }
 
 async fn commands(

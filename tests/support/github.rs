@@ -233,6 +233,49 @@ impl FakeGitHub {
         id
     }
 
+    /// `user` writes `body` on a line of pull request `number`'s diff: a
+    /// reply in the thread of `in_reply_to` (its path and line), or a new
+    /// thread on `path` line `line`. Its id.
+    pub fn add_review_comment(
+        &self,
+        number: u64,
+        user: &str,
+        body: &str,
+        in_reply_to: Option<u64>,
+        path: &str,
+        line: u64,
+    ) -> u64 {
+        let mut inner = self.inner.lock().unwrap();
+        inner.next_id += 1;
+        let id = inner.next_id;
+        let now = super::github_now();
+        let mut c = json!({ "id": id, "body": body, "user": user_json(user, "User"), "path": path,
+            "line": line, "original_line": line, "side": "RIGHT", "created_at": now, "updated_at": now });
+        if let Some(root) = in_reply_to {
+            let first = inner
+                .review_comments
+                .get(&number)
+                .into_iter()
+                .flatten()
+                .find(|c| c["id"].as_u64() == Some(root))
+                .expect("the thread exists");
+            for key in ["path", "line", "original_line", "side", "_said"] {
+                c[key] = first[key].clone();
+            }
+            c["in_reply_to_id"] = json!(root);
+        } else {
+            let said = inner
+                .threads
+                .get(&number)
+                .and_then(|t| t.pull.as_ref())
+                .and_then(|p| p.files.iter().find(|(f, _)| f == path))
+                .and_then(|(_, patch)| line_text(patch, true, line));
+            c["_said"] = json!(said);
+        }
+        inner.review_comments.entry(number).or_default().push(c);
+        id
+    }
+
     /// Someone edits comment `id` to say `body`, as anyone with write
     /// access may do to anyone's comment on GitHub, the App's included.
     pub fn edit_comment(&self, id: u64, body: &str) -> &Self {
@@ -810,6 +853,114 @@ fn route(
             Json(json!({ "name": branch, "protected": false,
                 "commit": { "sha": DEFAULT_BRANCH_HEAD, "url": "x" } }))
             .into_response()
+        }
+        ("GET", ["pulls", "comments", id]) => {
+            let id: u64 = id.parse().unwrap_or(0);
+            match st
+                .review_comments
+                .values()
+                .flatten()
+                .find(|c| c["id"].as_u64() == Some(id))
+            {
+                Some(c) => {
+                    let mut c = c.clone();
+                    c.as_object_mut().unwrap().remove("_said");
+                    Json(c).into_response()
+                }
+                None => error(StatusCode::NOT_FOUND, "Not Found"),
+            }
+        }
+        ("POST", ["pulls", n, "comments", root, "replies"]) => {
+            let n: u64 = n.parse().unwrap_or(0);
+            let root: u64 = root.parse().unwrap_or(0);
+            let text = match comment_body(&json_body) {
+                Ok(t) => t,
+                Err(message) => return error(StatusCode::UNPROCESSABLE_ENTITY, message),
+            };
+            let Some(first) = st
+                .review_comments
+                .get(&n)
+                .and_then(|cs| cs.iter().find(|c| c["id"].as_u64() == Some(root)))
+                .cloned()
+            else {
+                return error(StatusCode::NOT_FOUND, "Not Found");
+            };
+            // As GitHub: replies go under a thread's first comment.
+            if first.get("in_reply_to_id").is_some_and(|r| !r.is_null()) {
+                return unprocessable("replies to replies are not supported");
+            }
+            st.next_id += 1;
+            let id = st.next_id;
+            let now = super::github_now();
+            let mut reply = first.clone();
+            for key in [
+                "body",
+                "id",
+                "user",
+                "in_reply_to_id",
+                "created_at",
+                "updated_at",
+            ] {
+                reply.as_object_mut().unwrap().remove(key);
+            }
+            reply["id"] = json!(id);
+            reply["body"] = json!(text);
+            reply["user"] = user_json(BOT, "Bot");
+            reply["in_reply_to_id"] = json!(root);
+            reply["created_at"] = json!(now);
+            reply["updated_at"] = json!(now);
+            st.review_comments.entry(n).or_default().push(reply.clone());
+            st.writes.push(Write {
+                method: "POST".into(),
+                path: path.clone(),
+                body: json_body.clone(),
+            });
+            reply.as_object_mut().unwrap().remove("_said");
+            (StatusCode::CREATED, Json(reply)).into_response()
+        }
+        ("PATCH", ["pulls", "comments", id]) => {
+            let id: u64 = id.parse().unwrap_or(0);
+            let text = match comment_body(&json_body) {
+                Ok(t) => t,
+                Err(message) => return error(StatusCode::UNPROCESSABLE_ENTITY, message),
+            };
+            let Some(c) = st
+                .review_comments
+                .values_mut()
+                .flatten()
+                .find(|c| c["id"].as_u64() == Some(id))
+            else {
+                return error(StatusCode::NOT_FOUND, "Not Found");
+            };
+            c["body"] = json!(text);
+            c["updated_at"] = json!(super::github_now());
+            let mut answer = c.clone();
+            answer.as_object_mut().unwrap().remove("_said");
+            st.writes.push(Write {
+                method: "PATCH".into(),
+                path: path.clone(),
+                body: json_body.clone(),
+            });
+            Json(answer).into_response()
+        }
+        ("POST", ["pulls", "comments", id, "reactions"]) => {
+            let id: u64 = id.parse().unwrap_or(0);
+            if !st
+                .review_comments
+                .values()
+                .flatten()
+                .any(|c| c["id"].as_u64() == Some(id))
+            {
+                return error(StatusCode::NOT_FOUND, "Not Found");
+            }
+            st.writes.push(Write {
+                method: "POST".into(),
+                path: path.clone(),
+                body: json_body.clone(),
+            });
+            st.next_id += 1;
+            let rid = st.next_id;
+            (StatusCode::CREATED, Json(json!({ "id": rid, "content": json_body["content"], "user": user_json(BOT, "Bot") }))).into_response()
         }
         ("POST", ["pulls", n, "reviews"]) => {
             let n: u64 = n.parse().unwrap_or(0);

@@ -353,6 +353,42 @@ pub fn comment_payload(
     serde_json::to_vec(&v).unwrap()
 }
 
+/// A `pull_request_review_comment` delivery on pull request `number`:
+/// `login` wrote `body` (comment `comment_id`) on `path` line `line`, in
+/// reply to `in_reply_to` or starting a thread.
+#[allow(clippy::too_many_arguments)]
+pub fn review_comment_payload(
+    action: &str,
+    number: u64,
+    comment_id: u64,
+    in_reply_to: Option<u64>,
+    login: &str,
+    body: &str,
+    path: &str,
+    line: u64,
+    head: &str,
+) -> Vec<u8> {
+    let mut v: serde_json::Value =
+        serde_json::from_slice(&fixture("pull_request_review_comment.created.json")).unwrap();
+    v["action"] = action.into();
+    v["pull_request"]["number"] = number.into();
+    let c = &mut v["comment"];
+    c["id"] = comment_id.into();
+    c["in_reply_to_id"] = in_reply_to.into();
+    c["body"] = body.into();
+    c["path"] = path.into();
+    c["line"] = line.into();
+    c["original_line"] = line.into();
+    c["commit_id"] = head.into();
+    c["user"]["login"] = login.into();
+    c["user"]["id"] = user_id(login).into();
+    c["created_at"] = github_now().into();
+    c["updated_at"] = github_now().into();
+    v["sender"]["login"] = login.into();
+    v["sender"]["id"] = user_id(login).into();
+    serde_json::to_vec(&v).unwrap()
+}
+
 /// An `issue_comment.edited` delivery: `editor` changed comment
 /// `comment_id`, written by `author`, from `before` to `after`. GitHub
 /// sends the editor as `sender` and the old body as `changes.body.from`.
