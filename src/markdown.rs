@@ -76,9 +76,16 @@ pub fn escape_text(text: &str) -> String {
         let digits = line.bytes().take_while(u8::is_ascii_digit).count();
         let mut previous: Option<char> = None;
         for (at, c) in line.char_indices() {
-            let after_word = previous.is_some_and(|p| p.is_alphanumeric() || p == '_');
+            // GitHub counts only ASCII as a word before a mention.
+            let after_word = previous.is_some_and(|p| p.is_ascii_alphanumeric() || p == '_');
+            let after_www = line[..at].to_ascii_lowercase().ends_with("www");
             previous = Some(c);
             match c {
+                // `scheme://` and `www.` would be linked by GitHub's
+                // autolinks: as entities they read the same and link
+                // nothing.
+                ':' if line[at..].starts_with("://") => out.push_str("&#58;"),
+                '.' if after_www => out.push_str("&#46;"),
                 // A mention notifies people in the text's words: the `@`
                 // alone in code is no mention (an address keeps its `@`).
                 '@' if !after_word => out.push_str("`@`"),
@@ -110,4 +117,21 @@ pub fn escape_text(text: &str) -> String {
 /// `text` on one line as plain Markdown text (see [`escape_text`]).
 pub fn escape_line(text: &str) -> String {
     escape_text(&text.replace(['\r', '\n'], " "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn no_autolink_and_no_mention_after_a_letter_github_does_not_count() {
+        let text = escape_text("see https://evil.example and WWW.evil.example, ping é@victim");
+        assert!(
+            !text.contains("://") && !text.contains("WWW.evil"),
+            "{text}"
+        );
+        assert!(text.contains("https&#58;//evil.example"), "{text}");
+        assert!(text.contains("é`@`victim"), "{text}");
+        assert_eq!(escape_text("bob@example.com"), "bob@example.com");
+    }
 }

@@ -61,6 +61,11 @@ pub async fn status_comment_id(store: &Store, job: i64) -> anyhow::Result<Option
         .filter(|id| *id != PENDING))
 }
 
+/// Whether job `job` has posted its status comment, or was about to.
+pub async fn status_comment_started(store: &Store, job: i64) -> anyhow::Result<bool> {
+    Ok(store.output(job, STATUS_KEY).await?.is_some())
+}
+
 /// A job's status comment on an issue or pull request.
 pub struct StatusComment {
     pub github: GitHub,

@@ -602,7 +602,11 @@ impl Omission {
         match self {
             Omission::Ignored => "matches `review.ignore`".into(),
             Omission::NoPatch => "GitHub sent no diff for it (binary, or too large)".into(),
-            Omission::Unreadable(why) => format!("its diff could not be read ({why})"),
+            // The reason may quote the patch: shown as code, inert.
+            Omission::Unreadable(why) => format!(
+                "its diff could not be read ({})",
+                crate::markdown::inline_code(why)
+            ),
             Omission::OverBudget(tokens) => {
                 format!("did not fit in this review's budget ({tokens} tokens)")
             }

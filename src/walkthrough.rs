@@ -25,9 +25,12 @@ pub const MAX_FILES: usize = 300;
 /// run reviewed (entries about other paths are dropped), the previous
 /// walkthrough's for the pull request's files this run did not look at,
 /// and what this run (or an earlier one, for files it did not look at)
-/// left out. Files keep the order of the pull request's files.
+/// left out. Files keep the order of the pull request's files. An
+/// incremental run saw only what changed since, so its overview replaces
+/// the pull request's only when there was none.
 pub fn merge(
     previous: Option<&Walkthrough>,
+    incremental: bool,
     overview: &str,
     entries: &[FileChange],
     assembled: &Assembled,
@@ -62,9 +65,11 @@ pub fn merge(
         })
         .unwrap_or_default();
     let mut out = Walkthrough {
-        overview: match overview.trim() {
-            "" => previous.map(|p| p.overview.clone()).unwrap_or_default(),
-            o => o.to_string(),
+        overview: match (previous.map(|p| p.overview.as_str()), overview.trim()) {
+            (Some(before), now) if now.is_empty() || (incremental && !before.is_empty()) => {
+                before.to_string()
+            }
+            (_, now) => now.to_string(),
         },
         ..Walkthrough::default()
     };
@@ -97,14 +102,17 @@ pub fn merge(
     out
 }
 
-/// The comment's text at `head`: everything the model wrote made inert
-/// (no Markdown of its own, no mention, no link), one row per file.
-pub fn render(w: &Walkthrough, head: &str) -> String {
+/// The comment's text at `head`: everything the model wrote redacted, then
+/// made inert (no Markdown of its own, no mention, no link; redacting after
+/// escaping could leave a `[REDACTED]@name` that mentions), one row per
+/// file.
+pub fn render(w: &Walkthrough, head: &str, redactor: &crate::redact::Redactor) -> String {
+    let words = |text: &str, max: usize| redactor.redact(&cut_chars(text, max)).into_owned();
     let mut out = String::from("### 🧭 Walkthrough\n");
     if !w.overview.is_empty() {
         out.push_str(&format!(
             "\n{}\n",
-            escape_text(&cut_chars(&w.overview, MAX_OVERVIEW_CHARS))
+            escape_text(&words(&w.overview, MAX_OVERVIEW_CHARS))
         ));
     }
     if !w.files.is_empty() {
@@ -113,7 +121,7 @@ pub fn render(w: &Walkthrough, head: &str) -> String {
             out.push_str(&format!(
                 "| {} | {} |\n",
                 inline_code(&f.path).replace('|', "\\|"),
-                escape_line(&cut_chars(&f.change, MAX_CHANGE_CHARS))
+                escape_line(&words(&f.change, MAX_CHANGE_CHARS))
             ));
         }
         if w.files.len() > MAX_FILES {
@@ -129,6 +137,8 @@ pub fn render(w: &Walkthrough, head: &str) -> String {
             w.left_out.len()
         ));
         for l in w.left_out.iter().take(100) {
+            // Our own words (`Omission::describe`, which shows any quoted
+            // patch text as code).
             out.push_str(&format!("\n- {}: {}", inline_code(&l.path), l.why));
         }
         if w.left_out.len() > 100 {
@@ -194,6 +204,7 @@ mod tests {
         let files = [file("a.rs"), file("b.rs"), file("Cargo.lock")];
         let first = merge(
             None,
+            false,
             "Adds retries.",
             &[change("a.rs", "Adds backoff."), change("b.rs", "Calls it.")],
             &assembled(&["a.rs", "b.rs"], vec![("Cargo.lock", Omission::Ignored)]),
@@ -206,7 +217,8 @@ mod tests {
         let files = [file("a.rs"), file("b.rs"), file("Cargo.lock"), file("c.rs")];
         let second = merge(
             Some(&first),
-            "",
+            true,
+            "Only the last push.",
             &[
                 change("b.rs", "Calls it twice."),
                 change("z.rs", "Made up."),
@@ -215,7 +227,10 @@ mod tests {
             &assembled(&["b.rs", "c.rs"], vec![]),
             &files,
         );
-        assert_eq!(second.overview, "Adds retries.", "kept when none is given");
+        assert_eq!(
+            second.overview, "Adds retries.",
+            "an incremental run keeps it"
+        );
         assert_eq!(
             second.files,
             vec![
@@ -228,11 +243,13 @@ mod tests {
         // A file that left the pull request leaves the walkthrough.
         let third = merge(
             Some(&second),
-            "",
+            false,
+            "The whole of it.",
             &[],
             &assembled(&[], vec![]),
             &[file("b.rs")],
         );
+        assert_eq!(third.overview, "The whole of it.", "a full run replaces it");
         assert_eq!(third.files, vec![change("b.rs", "Calls it twice.")]);
         assert!(third.left_out.is_empty());
     }
@@ -250,19 +267,32 @@ mod tests {
                 why: "matches `review.ignore`".into(),
             }],
         };
-        let text = render(&w, "0123456789abcdef");
+        let redactor = crate::redact::Redactor::new(Vec::new());
+        let text = render(&w, "0123456789abcdef", &redactor);
         let rows: Vec<&str> = text.lines().filter(|l| l.starts_with("| ")).collect();
         assert_eq!(rows.len(), 3, "the header, its rule and one row: {text}");
         assert!(
             !text.contains(" @acme") && !text.contains(" @mia"),
             "{text}"
         );
-        assert!(
-            text.contains("\\[this\\](https://"),
-            "the link is inert: {text}"
-        );
+        assert!(!text.contains("https://"), "no link: {text}");
         assert!(!text.contains("\n# Heading"), "{text}");
         assert!(text.contains("`0123456`"), "{text}");
         assert!(text.contains("**Left out of the review (1 file(s))**"));
+    }
+
+    #[test]
+    fn a_secret_is_redacted_before_the_text_is_made_inert() {
+        let w = Walkthrough {
+            overview: "Connects with ab://deploy:hunter2@victim and café@victim.".into(),
+            ..Walkthrough::default()
+        };
+        let redactor = crate::redact::Redactor::new(Vec::new());
+        let text = render(&w, "0123456789abcdef", &redactor);
+        assert!(!text.contains("hunter2"), "{text}");
+        assert!(
+            !text.contains("]@victim") && !text.contains("é@victim"),
+            "{text}"
+        );
     }
 }

@@ -2063,3 +2063,35 @@ async fn an_edited_line_comment_runs_only_a_command_it_added() {
     assert!(gh.take_writes().is_empty());
     llm.assert_clean();
 }
+
+#[tokio::test]
+async fn plans_are_not_made_or_approved_in_a_line_thread() {
+    let (gh, llm) = world().await;
+    let app = start(&gh, &llm).await;
+    let id = line_comment(
+        &app,
+        &gh,
+        "mia-maintainer",
+        "/agentic plan stop the builders",
+        None,
+    )
+    .await;
+    line_comment(&app, &gh, "mia-maintainer", "/agentic approve 1", Some(id)).await;
+    let jobs = app.wait_for_jobs(2).await;
+    assert!(jobs.iter().all(|j| j.state == "done"), "{jobs:?}");
+    let answers: Vec<String> = gh
+        .review_comments(PR)
+        .iter()
+        .filter(|c| c["user"]["login"] == BOT)
+        .map(|c| c["body"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(answers.len(), 2, "{answers:#?}");
+    assert!(answers[0].starts_with("`/agentic plan` works on the pull request's conversation tab"));
+    assert!(
+        answers[1].starts_with("`/agentic approve` works on the pull request's conversation tab")
+    );
+    assert!(app.store().plan(1).await.unwrap().is_none());
+    assert!(llm.requests().is_empty());
+    gh.take_writes();
+    llm.assert_clean();
+}

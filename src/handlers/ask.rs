@@ -118,18 +118,16 @@ impl ThreadContext {
             ));
         }
         if !self.earlier.is_empty() {
-            let thread: Vec<String> = self
-                .earlier
-                .iter()
-                .map(|(who, body)| format!("@{who}:\n{body}"))
-                .collect();
-            m.push_str(&format!(
-                "\nThe thread so far, oldest first:\n{}\n",
-                fence.wrap(
-                    "the review thread's earlier messages",
-                    &thread.join("\n\n---\n\n")
-                )
-            ));
+            // One fence per message, its author first (as GitHub says it):
+            // a message cannot pose as another's.
+            m.push_str("\nThe thread so far, oldest first, each message with its author on its first line:\n");
+            for (who, body) in &self.earlier {
+                m.push_str(&fence.wrap(
+                    "a message of the review thread",
+                    &format!("@{who}:\n{body}"),
+                ));
+                m.push('\n');
+            }
         }
         m
     }
@@ -212,7 +210,9 @@ pub async fn ask(
 pub fn render(outcome: Outcome) -> String {
     match outcome {
         Outcome::Answer(a) if a.trim().is_empty() => "The model gave an empty answer.".to_string(),
-        Outcome::Answer(a) => a,
+        // Our own hidden markers mean something to the bot (a status
+        // comment, a sticky comment): none comes from the model.
+        Outcome::Answer(a) => a.replace("<!-- agentic:", "<!-- "),
         // Questions have no finishing tool; say so rather than guess.
         Outcome::Submitted(_) => "The model handed in a structured result instead of an answer.".to_string(),
         Outcome::Stopped { reason } => format!(

@@ -103,8 +103,12 @@ async fn talks_to_bot(
         Err(e) if e.status() == Some(404) => return Ok(false),
         Err(e) => return Err(e.into()),
     };
+    // Only a thread's first comment starts it, and only this App's own
+    // bot user (known by login: "any App's bot" is not enough here).
     let own = github.own().await;
-    Ok(own != crate::github::Own::Anyone && own.wrote(root.user.as_ref()))
+    Ok(root.in_reply_to_id.is_none()
+        && matches!(own, crate::github::Own::Login(_))
+        && own.wrote(root.user.as_ref()))
 }
 
 /// Whether `text` mentions `@name` (as a whole name, any case).
@@ -361,6 +365,19 @@ async fn dispatch(
         ctx, job, ev, role, ..
     } = *batch;
     let repo = ev.repo.full_name.as_str();
+    if ev.review.is_some()
+        && matches!(
+            cmd,
+            Command::Plan { .. } | Command::Approve { .. } | Command::Apply { .. }
+        )
+    {
+        // A plan is approved against the comment that shows it, on the
+        // conversation tab where everyone sees it: never in a line thread.
+        return Ok(format!(
+            "`/agentic {}` works on the pull request's conversation tab, where plans are shown to everyone: please ask there.",
+            cmd.name()
+        ));
+    }
     Ok(match cmd {
         Command::Help => command::help_text(),
         Command::Ask { question } => ask::answer(ctx, job, ev, &question, status, sections).await?,

@@ -475,11 +475,17 @@ pub async fn run(ctx: &JobContext, job: &LeasedJob) -> Result<(), JobError> {
         r = dispatch(ctx, job, kind, &event) => r,
         by = job.cancel.requested() => {
             // The work is dropped where it stood; its status comment says so.
-            if let Some((installation, repo, number)) = thread_of(&event) {
+            if let Some((installation, repo, number, review_thread)) = thread_of(&event) {
                 let github = ctx.repo_client(installation, &repo, Access::Write).await?;
-                ctx.status_comment(github, &repo, number, job)
-                    .show(&format!("🛑 Stopped: @{by} cancelled this with `/agentic cancel`."))
-                    .await?;
+                let mut status = ctx.status_comment(github, &repo, number, job).in_thread(review_thread);
+                // Only a job that already said something says it stopped:
+                // one that never spoke (an outsider's, one still checking
+                // the role) stays quiet.
+                if crate::output::status_comment_started(&ctx.store, job.id).await? {
+                    status
+                        .show(&format!("🛑 Stopped: @{by} cancelled this with `/agentic cancel`."))
+                        .await?;
+                }
             }
             Err(JobError::Cancelled(by))
         }
@@ -503,11 +509,17 @@ fn stops_by_itself(event: &Event) -> bool {
     }
 }
 
-/// The issue or pull request whose status comment a job writes.
-fn thread_of(event: &Event) -> Option<(u64, String, u64)> {
+/// The issue or pull request whose status comment a job writes, and the
+/// review thread it answers in, if any.
+fn thread_of(event: &Event) -> Option<(u64, String, u64, Option<u64>)> {
     match event {
-        Event::IssueComment(c) => Some((c.installation_id, c.repo.full_name.clone(), c.number)),
-        Event::Issue(i) => Some((i.installation_id, i.repo.full_name.clone(), i.number)),
+        Event::IssueComment(c) => Some((
+            c.installation_id,
+            c.repo.full_name.clone(),
+            c.number,
+            c.review.as_ref().map(|t| t.root_id),
+        )),
+        Event::Issue(i) => Some((i.installation_id, i.repo.full_name.clone(), i.number, None)),
         _ => None,
     }
 }

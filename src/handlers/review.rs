@@ -944,6 +944,7 @@ impl Reviewing<'_, '_> {
             let previous = ctx.store.last_walkthrough(repo, pr.number, run.id).await?;
             let merged = crate::walkthrough::merge(
                 previous.as_ref(),
+                look.scope.base.is_some(),
                 &look.submission.overview,
                 &look.submission.walkthrough,
                 look.assembled,
@@ -1390,10 +1391,22 @@ async fn show_walkthrough(
         kind: crate::walkthrough::KIND,
         lease: w.job,
     };
-    sticky
-        .show(&crate::walkthrough::render(walkthrough, &run.head_sha))
-        .await?;
-    Ok(())
+    let text = crate::walkthrough::render(walkthrough, &run.head_sha, &w.ctx.redactor);
+    match sticky.show(&text).await {
+        Ok(_) => Ok(()),
+        Err(e) => {
+            // A failure worth a retry retries the job, which finds the
+            // review posted and comes back here; one GitHub refuses does
+            // not undo the posted review (the next push tries again).
+            let e = JobError::from(e);
+            if matches!(e, JobError::LeaseLost) || (e.is_transient() && !w.ctx.last_attempt(w.job))
+            {
+                return Err(e);
+            }
+            tracing::warn!(run = run.id, error = %e, "cannot write the walkthrough");
+            Ok(())
+        }
+    }
 }
 
 /// End a run that could not produce a review, saying why on its check run.

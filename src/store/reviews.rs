@@ -327,7 +327,7 @@ impl Store {
     }
 
     /// The walkthrough the newest earlier run of this pull request (before
-    /// run `before`) left, if any did.
+    /// run `before`) that finished its review left, if any did.
     pub async fn last_walkthrough(
         &self,
         repo: &str,
@@ -336,11 +336,12 @@ impl Store {
     ) -> anyhow::Result<Option<crate::domain::Walkthrough>> {
         let json: Option<String> = sqlx::query_scalar(
             "SELECT walkthrough FROM reviews WHERE repo = $1 AND number = $2 AND id < $3
-               AND walkthrough IS NOT NULL ORDER BY id DESC LIMIT 1",
+               AND state = $4 AND walkthrough IS NOT NULL ORDER BY id DESC LIMIT 1",
         )
         .bind(repo)
         .bind(number as i64)
         .bind(before)
+        .bind(ReviewState::Done.as_str())
         .fetch_optional(&self.write)
         .await
         .context("reading the last walkthrough")?;
