@@ -222,6 +222,7 @@ code! {
         PlanApplyPaused = "plan.apply_paused",
         PlanApplyRefused = "plan.apply_refused",
         PlanApplyStarted = "plan.apply_started",
+        FindingDismissed = "finding.dismissed",
         PlanApplyTakenOver = "plan.apply_taken_over",
         PlanApprovalRefused = "plan.approval_refused",
         PlanApproved = "plan.approved",

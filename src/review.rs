@@ -152,6 +152,25 @@ pub fn fingerprint(path: &str, line_text: &str, severity: Severity) -> String {
     hex::encode(&h.finalize()[..10])
 }
 
+/// Whether a reply to a finding says it is not one: "this is
+/// intentional", "false positive" (any case, anywhere in the reply).
+pub fn dismisses(reply: &str) -> bool {
+    let reply = reply.to_lowercase();
+    ["intentional", "false positive", "false-positive"]
+        .iter()
+        .any(|p| reply.contains(p))
+}
+
+/// The fingerprints a dismissal of the finding on `path`'s line `text`
+/// covers: the finding at every severity, so that the same finding raised
+/// again as more or less severe stays dismissed.
+pub fn dismissed_fingerprints(path: &str, text: &str) -> Vec<String> {
+    Severity::ALL
+        .iter()
+        .map(|s| fingerprint(path, text, *s))
+        .collect()
+}
+
 /// The fingerprints marked in the bodies of earlier comments.
 pub fn posted_fingerprints<'a>(bodies: impl IntoIterator<Item = &'a str>) -> HashSet<String> {
     bodies

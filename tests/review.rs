@@ -2095,3 +2095,77 @@ async fn plans_are_not_made_or_approved_in_a_line_thread() {
     gh.take_writes();
     llm.assert_clean();
 }
+
+#[tokio::test]
+async fn a_dismissed_finding_is_not_raised_again_after_a_force_push_at_any_severity() {
+    let (gh, llm) = world().await;
+    llm.script([submit(
+        "One.",
+        vec![finding("src/retry.rs", 5, "major", "Overflows.")],
+    )]);
+    let app = start(&gh, &llm).await;
+    let root = reviewed_with_a_finding(&app, &gh).await;
+    line_comment(
+        &app,
+        &gh,
+        "bob-reviewer",
+        "This is intentional: callers cap attempts at 10.",
+        Some(root),
+    )
+    .await;
+    let jobs = app.wait_for_jobs(2).await;
+    assert_eq!(jobs[1].state, "done", "{jobs:?}");
+    let noted = gh.review_comments(PR).last().unwrap().clone();
+    assert_eq!(noted["in_reply_to_id"], root);
+    assert!(
+        noted["body"]
+            .as_str()
+            .unwrap()
+            .starts_with("Noted, @bob-reviewer: I will not raise this finding again"),
+        "{noted}"
+    );
+    assert_eq!(llm.requests().len(), 1, "no model call for a dismissal");
+    assert!(app
+        .store()
+        .audit_actions(jobs[1].id)
+        .await
+        .unwrap()
+        .contains(&"finding.dismissed".to_string()));
+    gh.take_writes();
+
+    // A force-push changes another line of the file: it is reviewed again,
+    // whole, and the model raises the same line as critical this time.
+    gh.force_push(
+        PR,
+        HEAD3,
+        vec![
+            ("src/retry.rs".into(), RETRY_PATCH.replace("= 10;", "= 12;")),
+            ("Cargo.lock".into(), LOCK_PATCH.into()),
+        ],
+    );
+    llm.script([submit(
+        "Again.",
+        vec![finding(
+            "src/retry.rs",
+            5,
+            "critical",
+            "This overflows u64!",
+        )],
+    )]);
+    deliver_pr(&app, "synchronize", HEAD3).await;
+    app.wait_for_jobs(3).await;
+    assert!(
+        prompt(&llm, 1).contains("base * 2u64.pow(attempt)"),
+        "reviewed again"
+    );
+    let writes = gh.take_writes();
+    let posted = writes_to(&writes, "POST", "/reviews");
+    assert_eq!(posted.len(), 1, "{writes:#?}");
+    assert_eq!(
+        posted[0].body["comments"].as_array().map_or(0, |c| c.len()),
+        0,
+        "not raised again: {:#?}",
+        posted[0].body
+    );
+    llm.assert_clean();
+}

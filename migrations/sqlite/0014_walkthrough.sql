@@ -1,7 +1,10 @@
 -- The walkthrough of a pull request: what each review run made of it
 -- (`reviews.walkthrough`: JSON, the overview and each file's change,
 -- merged with the runs before), and the comments the bot keeps one of per
--- pull request and kind, edited across runs (`pull_comments`).
+-- pull request and kind, edited across runs (`pull_comments`), and the
+-- findings people dismissed in their threads ("this is intentional",
+-- "false positive"), by fingerprint, never raised again on that pull
+-- request (`dismissed_findings`).
 -- `comment_id` is 0 while a post is in flight; a later run that finds 0,
 -- or no row, looks for the comment's hidden marker before posting.
 ALTER TABLE reviews ADD COLUMN walkthrough TEXT;
@@ -12,4 +15,12 @@ CREATE TABLE pull_comments (
     comment_id  INTEGER NOT NULL,
     updated_at  INTEGER NOT NULL,
     PRIMARY KEY (repo, number, kind)
+);
+CREATE TABLE dismissed_findings (
+    repo         TEXT NOT NULL,
+    number       INTEGER NOT NULL,
+    fingerprint  TEXT NOT NULL,
+    dismissed_by TEXT NOT NULL,
+    at           INTEGER NOT NULL,
+    PRIMARY KEY (repo, number, fingerprint)
 );

@@ -43,6 +43,56 @@ pub struct ThreadContext {
     pub earlier: Vec<(String, String)>,
 }
 
+/// A reply that says the finding it answers is not one ("this is
+/// intentional", "false positive"): the finding is recorded as dismissed
+/// on this pull request, at every severity, and the reply is answered
+/// briefly, without the model. `None` when the thread's first comment is
+/// not one of this App's findings (the reply is then a question).
+async fn dismiss(
+    ctx: &JobContext,
+    job: &LeasedJob,
+    ev: &IssueComment,
+    thread: &crate::event::ReviewThread,
+    github: &GitHub,
+) -> Result<Option<String>, JobError> {
+    let repo = ev.repo.full_name.as_str();
+    let root = github.review_comment(repo, thread.root_id).await?;
+    let own = github.own().await;
+    let marked = crate::review::posted_fingerprints([root.body.as_str()]);
+    if !matches!(own, crate::github::Own::Login(_))
+        || !own.wrote(root.user.as_ref())
+        || marked.is_empty()
+    {
+        return Ok(None);
+    }
+    // The line the finding is on ends the hunk GitHub shows with it.
+    let line = thread
+        .diff_hunk
+        .lines()
+        .last()
+        .map(|l| l.get(1..).unwrap_or(""))
+        .unwrap_or("");
+    let mut fingerprints: Vec<String> = marked.into_iter().collect();
+    fingerprints.extend(crate::review::dismissed_fingerprints(&root.path, line));
+    ctx.store
+        .dismiss_findings(repo, ev.number, &fingerprints, &ev.author.login)
+        .await?;
+    let detail = serde_json::json!({
+        "repo": repo, "number": ev.number, "comment": thread.root_id, "path": root.path,
+    });
+    ctx.audit(
+        job,
+        &ev.author.login,
+        crate::domain::AuditAction::FindingDismissed,
+        detail,
+    )
+    .await?;
+    Ok(Some(format!(
+        "Noted, @{}: I will not raise this finding again on this pull request.",
+        ev.author.login
+    )))
+}
+
 /// Lines of the file shown on each side of the line a thread is on.
 const AROUND_LINES: u64 = 20;
 /// Most earlier messages of a thread shown, and most characters of each.
@@ -232,6 +282,13 @@ pub async fn answer(
     status: &mut StatusComment,
     previous: &[String],
 ) -> Result<String, JobError> {
+    if let Some(thread) = ev.review.as_deref().filter(|t| t.is_reply) {
+        if crate::review::dismisses(question) {
+            if let Some(said) = dismiss(ctx, job, ev, thread, &status.github).await? {
+                return Ok(said);
+            }
+        }
+    }
     let before = progress_text(previous, "");
     status.show(&format!("{before}{WORKING}")).await?;
     let settings = ctx.repo_config(&status.github, &ev.repo).await?;

@@ -923,6 +923,8 @@ impl Reviewing<'_, '_> {
         posted.extend(review::posted_fingerprints(
             earlier.iter().map(|c| c.body.as_str()),
         ));
+        // What people said is not a finding is not raised again here.
+        posted.extend(ctx.store.dismissed_findings(repo, pr.number).await?);
         let plan = review::plan(
             look.submission.comments.clone(),
             &patches,

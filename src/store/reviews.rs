@@ -392,6 +392,46 @@ impl Store {
         Ok(())
     }
 
+    /// Record that `by` dismissed the findings `fingerprints` on pull
+    /// request `number`: they are not raised there again.
+    pub async fn dismiss_findings(
+        &self,
+        repo: &str,
+        number: u64,
+        fingerprints: &[String],
+        by: &str,
+    ) -> anyhow::Result<()> {
+        let mut tx = self.write.begin().await.context("starting a transaction")?;
+        for fingerprint in fingerprints {
+            sqlx::query(
+                "INSERT INTO dismissed_findings (repo, number, fingerprint, dismissed_by, at)
+                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT (repo, number, fingerprint) DO NOTHING",
+            )
+            .bind(repo)
+            .bind(number as i64)
+            .bind(fingerprint)
+            .bind(by)
+            .bind(now_ms())
+            .execute(&mut *tx)
+            .await
+            .context("recording a dismissed finding")?;
+        }
+        tx.commit().await.context("committing dismissed findings")?;
+        Ok(())
+    }
+
+    /// The fingerprints of the findings dismissed on pull request `number`.
+    pub async fn dismissed_findings(&self, repo: &str, number: u64) -> anyhow::Result<Vec<String>> {
+        sqlx::query_scalar(
+            "SELECT fingerprint FROM dismissed_findings WHERE repo = $1 AND number = $2",
+        )
+        .bind(repo)
+        .bind(number as i64)
+        .fetch_all(&self.write)
+        .await
+        .context("reading dismissed findings")
+    }
+
     /// Set one of a run's JSON columns (named by us, never by input).
     async fn set_review_json(
         &self,
