@@ -250,12 +250,9 @@ impl StatusComment {
     /// ours, and leads to a new comment.
     async fn find_posted(&mut self) -> Result<Option<u64>, OutputError> {
         let marker = marker(self.job_id);
-        let found = match self.thread {
-            None => own_comment_with(&self.github, &self.repo, self.number, &marker).await?,
-            Some(_) => {
-                own_review_comment_with(&self.github, &self.repo, self.number, &marker).await?
-            }
-        };
+        let in_threads = self.thread.is_some();
+        let found =
+            own_comment_with(&self.github, &self.repo, self.number, &marker, in_threads).await?;
         if let Some(id) = found {
             self.remember(id).await?;
         }
@@ -305,7 +302,7 @@ impl StickyComment<'_> {
         let (repo, number, kind) = (self.repo, self.number, self.kind);
         let known = match self.store.pull_comment(repo, number, kind).await? {
             Some(id) if id != PENDING => Some(id),
-            _ => own_comment_with(self.github, repo, number, &marker).await?,
+            _ => own_comment_with(self.github, repo, number, &marker, false).await?,
         };
         if let Some(id) = known {
             self.check_lease().await?;
@@ -340,45 +337,40 @@ impl StickyComment<'_> {
 }
 
 /// The newest comment on `repo`#`number` by this App's bot user that
-/// carries `marker`. A marker anyone else wrote is not ours; a personal
-/// token has no bot user to recover comments of.
+/// carries `marker`: on the conversation tab, or among the review
+/// comments (`in_threads`). A marker anyone else wrote is not ours; a
+/// personal token has no bot user to recover comments of.
 async fn own_comment_with(
     github: &GitHub,
     repo: &str,
     number: u64,
     marker: &str,
+    in_threads: bool,
 ) -> Result<Option<u64>, GitHubError> {
     let own = github.own().await;
     if own == crate::github::Own::Anyone {
         return Ok(None);
     }
-    let comments = github.comments(repo, number).await?;
+    let comments: Vec<(u64, Option<crate::github::types::User>, String)> = if in_threads {
+        github
+            .review_comments(repo, number)
+            .await?
+            .into_iter()
+            .map(|c| (c.id, c.user, c.body))
+            .collect()
+    } else {
+        github
+            .comments(repo, number)
+            .await?
+            .into_iter()
+            .map(|c| (c.id, c.user, c.body.unwrap_or_default()))
+            .collect()
+    };
     Ok(comments
         .iter()
         .rev()
-        .find(|c| {
-            own.wrote(c.user.as_ref()) && c.body.as_deref().is_some_and(|b| b.contains(marker))
-        })
-        .map(|c| c.id))
-}
-
-/// [`own_comment_with`] among the pull request's review comments.
-async fn own_review_comment_with(
-    github: &GitHub,
-    repo: &str,
-    number: u64,
-    marker: &str,
-) -> Result<Option<u64>, GitHubError> {
-    let own = github.own().await;
-    if own == crate::github::Own::Anyone {
-        return Ok(None);
-    }
-    let comments = github.review_comments(repo, number).await?;
-    Ok(comments
-        .iter()
-        .rev()
-        .find(|c| own.wrote(c.user.as_ref()) && c.body.contains(marker))
-        .map(|c| c.id))
+        .find(|(_, user, body)| own.wrote(user.as_ref()) && body.contains(marker))
+        .map(|(id, _, _)| *id))
 }
 
 /// A code fence for `text`: backticks, one more than the longest run of
