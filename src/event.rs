@@ -96,6 +96,9 @@ pub struct ReviewThread {
     pub path: String,
     /// The line it is on at `commit_id` (`None` when outdated).
     pub line: Option<u64>,
+    /// On a removed line (`side: LEFT`): `line` counts in the base.
+    #[serde(default)]
+    pub left: bool,
     /// The diff hunk GitHub shows with it (the pull request author's code).
     pub diff_hunk: String,
     pub commit_id: String,
@@ -384,6 +387,8 @@ struct WireReviewComment {
     diff_hunk: String,
     #[serde(default)]
     commit_id: String,
+    #[serde(default)]
+    side: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -799,6 +804,7 @@ fn review_comment(
             is_reply: w.comment.in_reply_to_id.is_some(),
             path: w.comment.path,
             line: w.comment.line,
+            left: w.comment.side.as_deref() == Some("LEFT"),
             diff_hunk: w.comment.diff_hunk,
             commit_id: w.comment.commit_id,
         })),

@@ -6,6 +6,17 @@
 
 mod markdown;
 
+/// The prose of a comment as its reader sees it: outside code blocks,
+/// quotes and HTML, and without inline code (where `@name` mentions
+/// nobody).
+pub fn prose_text(body: &str) -> String {
+    markdown::prose_lines(body)
+        .iter()
+        .map(|line| line.split('`').step_by(2).collect::<Vec<_>>().join(" "))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 use std::fmt;
 
 /// The word that starts every command.

@@ -108,7 +108,8 @@ impl ThreadContext {
         thread: &crate::event::ReviewThread,
     ) -> Result<ThreadContext, GitHubError> {
         let repo = ev.repo.full_name.as_str();
-        let around = match (thread.line, thread.commit_id.is_empty()) {
+        // A removed line is in the base, not the commit: its hunk shows it.
+        let around = match (thread.line, thread.commit_id.is_empty() || thread.left) {
             (Some(line), false) => match github
                 .file(repo, &thread.path, Some(&thread.commit_id))
                 .await

@@ -87,7 +87,10 @@ async fn talks_to_bot(
 ) -> Result<bool, JobError> {
     // When GitHub will not say who the bot is, only its threads count.
     if let Some(login) = github.bot_login().await.ok().flatten() {
-        if mentions(&ev.body, login.trim_end_matches("[bot]")) {
+        if mentions(
+            &command::prose_text(&ev.body),
+            login.trim_end_matches("[bot]"),
+        ) {
             return Ok(true);
         }
     }
@@ -424,4 +427,21 @@ async fn dispatch(
         }
         Command::Status => super::plan::status_of(ctx, &Asked::comment(ev), &status.github).await?,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_mention_is_the_whole_name_in_prose_only() {
+        let seen = |body: &str| mentions(&command::prose_text(body), "agentic-devops");
+        assert!(seen("@agentic-devops why?"));
+        assert!(seen("Hey @Agentic-DevOps, look."));
+        assert!(!seen("@agentic-devops-evil why?"));
+        assert!(!seen("mail me at bob@agentic-devops.example"));
+        assert!(!seen("`@agentic-devops` is the bot"));
+        assert!(!seen("> @agentic-devops said so"));
+        assert!(!seen("```\n@agentic-devops\n```"));
+    }
 }
