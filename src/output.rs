@@ -11,7 +11,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::github::{GitHub, GitHubError};
+use crate::github::{CommentKind, GitHub, GitHubError};
 use crate::redact::Redactor;
 use crate::store::{LeasedJob, Store};
 
@@ -143,26 +143,25 @@ impl StatusComment {
     /// Fail with [`OutputError::LeaseLost`] unless the lease is still ours.
     async fn check_lease(&self) -> Result<(), OutputError> {
         match &self.lease {
-            Some(job) if !self.store.holds_lease(job).await? => Err(OutputError::LeaseLost),
-            _ => Ok(()),
+            Some(job) => fenced(&self.store, job).await,
+            None => Ok(()),
+        }
+    }
+
+    /// Where the comment is: in a review thread, or on the conversation tab.
+    fn kind(&self) -> CommentKind {
+        match self.thread {
+            Some(_) => CommentKind::Review,
+            None => CommentKind::Conversation,
         }
     }
 
     /// React to the comment that asked for this job.
     pub async fn react(&self, comment_id: u64, content: &str) -> Result<(), OutputError> {
         self.check_lease().await?;
-        match self.thread {
-            Some(_) => {
-                self.github
-                    .react_to_review_comment(&self.repo, comment_id, content)
-                    .await?
-            }
-            None => {
-                self.github
-                    .react_to_comment(&self.repo, comment_id, content)
-                    .await?
-            }
-        }
+        self.github
+            .react_to_comment(&self.repo, self.kind(), comment_id, content)
+            .await?;
         Ok(())
     }
 
@@ -183,8 +182,11 @@ impl StatusComment {
         let found = self.find().await?;
         let (repo, number) = (self.repo.as_str(), self.number);
         let written = match (found, self.thread) {
-            (Some(id), None) => self.github.update_comment(repo, id, &body).await?,
-            (Some(id), Some(_)) => self.github.update_review_comment(repo, id, &body).await?,
+            (Some(id), _) => {
+                self.github
+                    .update_comment(repo, self.kind(), id, &body)
+                    .await?
+            }
             (None, thread) => {
                 self.store
                     .save_output(self.job_id, STATUS_KEY, "issue_comment", PENDING)
@@ -250,9 +252,8 @@ impl StatusComment {
     /// ours, and leads to a new comment.
     async fn find_posted(&mut self) -> Result<Option<u64>, OutputError> {
         let marker = marker(self.job_id);
-        let in_threads = self.thread.is_some();
         let found =
-            own_comment_with(&self.github, &self.repo, self.number, &marker, in_threads).await?;
+            own_comment_with(&self.github, &self.repo, self.number, &marker, self.kind()).await?;
         if let Some(id) = found {
             self.remember(id).await?;
         }
@@ -302,11 +303,24 @@ impl StickyComment<'_> {
         let (repo, number, kind) = (self.repo, self.number, self.kind);
         let known = match self.store.pull_comment(repo, number, kind).await? {
             Some(id) if id != PENDING => Some(id),
-            _ => own_comment_with(self.github, repo, number, &marker, false).await?,
+            _ => {
+                own_comment_with(
+                    self.github,
+                    repo,
+                    number,
+                    &marker,
+                    CommentKind::Conversation,
+                )
+                .await?
+            }
         };
         if let Some(id) = known {
-            self.check_lease().await?;
-            match self.github.update_comment(repo, id, &body).await {
+            fenced(self.store, self.lease).await?;
+            match self
+                .github
+                .update_comment(repo, CommentKind::Conversation, id, &body)
+                .await
+            {
                 Ok(_) => {
                     self.store.save_pull_comment(repo, number, kind, id).await?;
                     return Ok(id);
@@ -316,7 +330,7 @@ impl StickyComment<'_> {
                 Err(e) => return Err(e.into()),
             }
         }
-        self.check_lease().await?;
+        fenced(self.store, self.lease).await?;
         self.store
             .save_pull_comment(repo, number, kind, PENDING)
             .await?;
@@ -326,46 +340,49 @@ impl StickyComment<'_> {
             .await?;
         Ok(comment.id)
     }
+}
 
-    async fn check_lease(&self) -> Result<(), OutputError> {
-        if self.store.holds_lease(self.lease).await? {
-            Ok(())
-        } else {
-            Err(OutputError::LeaseLost)
-        }
+/// [`OutputError::LeaseLost`] unless `job`'s lease is still held: checked
+/// before every write.
+async fn fenced(store: &Store, job: &LeasedJob) -> Result<(), OutputError> {
+    if store.holds_lease(job).await? {
+        Ok(())
+    } else {
+        Err(OutputError::LeaseLost)
     }
 }
 
 /// The newest comment on `repo`#`number` by this App's bot user that
 /// carries `marker`: on the conversation tab, or among the review
-/// comments (`in_threads`). A marker anyone else wrote is not ours; a
+/// comments, as `kind` says. A marker anyone else wrote is not ours; a
 /// personal token has no bot user to recover comments of.
 async fn own_comment_with(
     github: &GitHub,
     repo: &str,
     number: u64,
     marker: &str,
-    in_threads: bool,
+    kind: CommentKind,
 ) -> Result<Option<u64>, GitHubError> {
     let own = github.own().await;
     if own == crate::github::Own::Anyone {
         return Ok(None);
     }
-    let comments: Vec<(u64, Option<crate::github::types::User>, String)> = if in_threads {
-        github
-            .review_comments(repo, number)
-            .await?
-            .into_iter()
-            .map(|c| (c.id, c.user, c.body))
-            .collect()
-    } else {
-        github
-            .comments(repo, number)
-            .await?
-            .into_iter()
-            .map(|c| (c.id, c.user, c.body.unwrap_or_default()))
-            .collect()
-    };
+    let comments: Vec<(u64, Option<crate::github::types::User>, String)> =
+        if kind == CommentKind::Review {
+            github
+                .review_comments(repo, number)
+                .await?
+                .into_iter()
+                .map(|c| (c.id, c.user, c.body))
+                .collect()
+        } else {
+            github
+                .comments(repo, number)
+                .await?
+                .into_iter()
+                .map(|c| (c.id, c.user, c.body.unwrap_or_default()))
+                .collect()
+        };
     Ok(comments
         .iter()
         .rev()

@@ -43,6 +43,24 @@ pub enum Own {
     Anyone,
 }
 
+/// Where a comment is: on an issue's or pull request's conversation tab,
+/// or on a line of a pull request's diff (a review comment). GitHub
+/// serves the two under different paths.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CommentKind {
+    Conversation,
+    Review,
+}
+
+impl CommentKind {
+    fn segment(self) -> &'static str {
+        match self {
+            CommentKind::Conversation => "issues",
+            CommentKind::Review => "pulls",
+        }
+    }
+}
+
 impl Own {
     /// Whether `user` wrote as this App.
     pub fn wrote(&self, user: Option<&super::types::User>) -> bool {
@@ -511,9 +529,12 @@ impl GitHub {
         Ok(role)
     }
 
+    /// React to comment `comment_id` (on the conversation tab or on a
+    /// line of the diff, as `kind` says).
     pub async fn react_to_comment(
         &self,
         repo: &str,
+        kind: CommentKind,
         comment_id: u64,
         content: &str,
     ) -> Result<(), GitHubError> {
@@ -521,27 +542,12 @@ impl GitHub {
             .write(
                 // Idempotent on GitHub's side (an existing reaction is 200).
                 Method::Post,
-                &format!("/repos/{repo}/issues/comments/{comment_id}/reactions"),
+                &format!(
+                    "/repos/{repo}/{}/comments/{comment_id}/reactions",
+                    kind.segment()
+                ),
                 &serde_json::json!({ "content": content }),
                 &format!("POST reaction to comment {comment_id} in {repo}"),
-            )
-            .await?;
-        Ok(())
-    }
-
-    /// React to a comment on a line of a pull request's diff.
-    pub async fn react_to_review_comment(
-        &self,
-        repo: &str,
-        comment_id: u64,
-        content: &str,
-    ) -> Result<(), GitHubError> {
-        let _: serde_json::Value = self
-            .write(
-                Method::Post,
-                &format!("/repos/{repo}/pulls/comments/{comment_id}/reactions"),
-                &serde_json::json!({ "content": content }),
-                &format!("POST reaction to review comment {comment_id} in {repo}"),
             )
             .await?;
         Ok(())
@@ -569,22 +575,6 @@ impl GitHub {
             &format!("/repos/{repo}/pulls/{number}/comments/{root}/replies"),
             &serde_json::json!({ "body": body }),
             &format!("POST reply in a review thread of {repo}#{number}"),
-        )
-        .await
-    }
-
-    /// Edit a comment on a line of a pull request's diff.
-    pub async fn update_review_comment(
-        &self,
-        repo: &str,
-        comment_id: u64,
-        body: &str,
-    ) -> Result<Comment, GitHubError> {
-        self.write(
-            Method::Patch,
-            &format!("/repos/{repo}/pulls/comments/{comment_id}"),
-            &serde_json::json!({ "body": body }),
-            &format!("PATCH review comment {comment_id} in {repo}"),
         )
         .await
     }
@@ -692,15 +682,18 @@ impl GitHub {
         .await
     }
 
+    /// Edit comment `comment_id` (on the conversation tab or on a line of
+    /// the diff, as `kind` says).
     pub async fn update_comment(
         &self,
         repo: &str,
+        kind: CommentKind,
         comment_id: u64,
         body: &str,
     ) -> Result<Comment, GitHubError> {
         self.write(
             Method::Patch,
-            &format!("/repos/{repo}/issues/comments/{comment_id}"),
+            &format!("/repos/{repo}/{}/comments/{comment_id}", kind.segment()),
             &serde_json::json!({ "body": body }),
             &format!("PATCH comment {comment_id} in {repo}"),
         )

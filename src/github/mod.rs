@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use secrecy::SecretString;
 
-pub use client::{GitHub, Own};
+pub use client::{CommentKind, GitHub, Own};
 
 /// Sent on every request, as GitHub asks.
 pub const USER_AGENT: &str = concat!("agentic/", env!("CARGO_PKG_VERSION"));
