@@ -626,15 +626,17 @@ async fn review(repo: String, number: u64, post: bool) -> anyhow::Result<()> {
     let bpe = crate::review::tokenizer(&llm.model);
     let guideline =
         crate::guidelines::read(&github, &repo, &settings.review.guideline_files).await?;
+    let ignored = settings.ignored();
     let (guidance, diff_budget) = flow::guidance_for(
         &mut scope,
         guideline.as_ref(),
         &settings,
+        &ignored,
         &fence,
         bpe,
         config.review_diff_tokens,
     );
-    let assembled = crate::review::assemble(&files, &settings.ignored(), diff_budget, bpe, &fence);
+    let assembled = crate::review::assemble(&files, &ignored, diff_budget, bpe, &fence);
     eprintln!(
         "… reviewing {} of {} changed file(s) at {} ({} tokens of diff)",
         assembled.included.len(),
@@ -774,10 +776,12 @@ async fn ask(repo: String, number: u64, post: bool, question: String) -> anyhow:
     let settings = repo_settings(&github, &repo).await?;
     let guideline =
         crate::guidelines::read(&github, &repo, &settings.review.guideline_files).await?;
+    let fence = crate::agent::tools::Fence::new();
     let q = crate::handlers::ask::Question {
         thread: None,
-        guideline: guideline.as_ref(),
-        review: &settings.review,
+        guidance: crate::guidelines::for_question(guideline.as_ref(), &settings.review, &fence)
+            .text,
+        fence,
         repo: &repo,
         number,
         on_pull_request: issue.pull_request.is_some(),

@@ -21,10 +21,10 @@ pub struct Question<'a> {
     /// AWS with the repository's scope (`None` without an `aws` section):
     /// its read tools are offered then.
     pub aws: Option<crate::aws::AwsAccess>,
-    /// The repository's guidelines file and its review settings (their
-    /// path instructions), from its default branch.
-    pub guideline: Option<&'a crate::guidelines::Guideline>,
-    pub review: &'a crate::repo_config::ReviewConfig,
+    /// The repository's guidance (`guidelines::for_question`), wrapped in
+    /// `fence`, which the conversation then uses for everything else.
+    pub guidance: String,
+    pub fence: Fence,
     /// Asked in a review thread: the code and the conversation it is in.
     pub thread: Option<ThreadContext>,
 }
@@ -43,6 +43,27 @@ pub struct ThreadContext {
     pub earlier: Vec<(String, String)>,
 }
 
+/// The first comment of review thread `root_id`, if this App's own bot
+/// user wrote it (known by login: "any App's bot" is not enough) and it
+/// is a thread's first, as GitHub says, never the payload; `None` for
+/// anyone else's thread, or one whose first comment is gone.
+pub async fn bot_thread_root(
+    github: &GitHub,
+    repo: &str,
+    root_id: u64,
+) -> Result<Option<crate::github::types::ReviewComment>, GitHubError> {
+    let root = match github.review_comment(repo, root_id).await {
+        Ok(root) => root,
+        Err(e) if e.status() == Some(404) => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let own = github.own().await;
+    let ours = root.in_reply_to_id.is_none()
+        && matches!(own, crate::github::Own::Login(_))
+        && own.wrote(root.user.as_ref());
+    Ok(ours.then_some(root))
+}
+
 /// A reply that says the finding it answers is not one ("this is
 /// intentional", "false positive"): the finding is recorded as dismissed
 /// on this pull request, at every severity, and the reply is answered
@@ -56,13 +77,11 @@ async fn dismiss(
     github: &GitHub,
 ) -> Result<Option<String>, JobError> {
     let repo = ev.repo.full_name.as_str();
-    let root = github.review_comment(repo, thread.root_id).await?;
-    let own = github.own().await;
+    let Some(root) = bot_thread_root(github, repo, thread.root_id).await? else {
+        return Ok(None);
+    };
     let marked = crate::review::posted_fingerprints([root.body.as_str()]);
-    if !matches!(own, crate::github::Own::Login(_))
-        || !own.wrote(root.user.as_ref())
-        || marked.is_empty()
-    {
+    if marked.is_empty() {
         return Ok(None);
     }
     // The line the finding is on ends the hunk GitHub shows with it.
@@ -235,10 +254,9 @@ pub async fn ask(
         repo: q.repo.to_string(),
         number: q.number,
         head_sha,
-        fence: crate::agent::tools::Fence::new(),
+        fence: q.fence.clone(),
         aws: q.aws.clone(),
     };
-    let guidance = crate::guidelines::for_question(q.guideline, q.review, &subject.fence);
     let thread = q
         .thread
         .as_ref()
@@ -246,7 +264,7 @@ pub async fn ask(
         .unwrap_or_default();
     let message = format!(
         "This is about {what} #{} in the repository {}.\n{}{thread}\n@{} asks:\n\n{}",
-        q.number, q.repo, guidance.text, q.asked_by, q.text
+        q.number, q.repo, q.guidance, q.asked_by, q.text
     );
     let task = agent::Task {
         purpose: agent::Purpose::Answer,
@@ -298,14 +316,19 @@ pub async fn answer(
     let guideline = ctx
         .guideline(&status.github, &ev.repo.full_name, &review.guideline_files)
         .await?;
+    let fence = Fence::new();
+    // What of the guidance the model is not given whole is said under the
+    // answer, as a review says it in its summary.
+    let guidance = crate::guidelines::for_question(guideline.as_deref(), review, &fence);
+    let problems = guidance.problems;
     let thread = match &ev.review {
         Some(t) => Some(ThreadContext::of(&status.github, ev, t).await?),
         None => None,
     };
     let q = Question {
         thread,
-        guideline: guideline.as_deref(),
-        review,
+        guidance: guidance.text,
+        fence,
         repo: &ev.repo.full_name,
         number: ev.number,
         on_pull_request: ev.on_pull_request,
@@ -337,9 +360,6 @@ pub async fn answer(
         status,
         before: before.clone(),
     };
-    // What of the guidance the model was not given whole is said under
-    // the answer, as a review says it in its summary.
-    let problems = crate::guidelines::for_question(q.guideline, q.review, &Fence::new()).problems;
     match ask(&ctx.llm, &github, budget, &q, &trace, &mut progress).await {
         Ok(outcome) => Ok(problems
             .iter()

@@ -97,21 +97,11 @@ async fn talks_to_bot(
     if !thread.is_reply {
         return Ok(false);
     }
-    let root = match github
-        .review_comment(&ev.repo.full_name, thread.root_id)
-        .await
-    {
-        Ok(root) => root,
-        // The thread's first comment is gone: nobody's thread.
-        Err(e) if e.status() == Some(404) => return Ok(false),
-        Err(e) => return Err(e.into()),
-    };
-    // Only a thread's first comment starts it, and only this App's own
-    // bot user (known by login: "any App's bot" is not enough here).
-    let own = github.own().await;
-    Ok(root.in_reply_to_id.is_none()
-        && matches!(own, crate::github::Own::Login(_))
-        && own.wrote(root.user.as_ref()))
+    Ok(
+        ask::bot_thread_root(github, &ev.repo.full_name, thread.root_id)
+            .await?
+            .is_some(),
+    )
 }
 
 /// Whether `text` mentions `@name` (as a whole name, any case).

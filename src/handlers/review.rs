@@ -146,18 +146,18 @@ pub struct Scope {
 
 /// The repository's guidance for a review of `scope`'s files (its
 /// guidelines file, the path instructions matching the files it does not
-/// ignore), its note kept in `scope` for the summary. It is counted
+/// ignore: `ignored`, `config.ignored()` compiled once by the caller), its note kept in `scope` for the summary. It is counted
 /// against the diff's token budget: returns the guidance and what is left
 /// of `budget` for the diff.
 pub fn guidance_for(
     scope: &mut Scope,
     guideline: Option<&crate::guidelines::Guideline>,
     config: &RepoConfig,
+    ignored: &globset::GlobSet,
     fence: &Fence,
     bpe: &tiktoken_rs::CoreBPE,
     budget: usize,
 ) -> (String, usize) {
-    let ignored = config.ignored();
     let paths: Vec<&str> = scope
         .files
         .iter()
@@ -626,15 +626,17 @@ async fn review_run(
     let guideline = ctx
         .guideline(w.github, repo, &config.review.guideline_files)
         .await?;
+    let ignored = config.ignored();
     let (guidance, diff_budget) = guidance_for(
         &mut scope,
         guideline.as_deref(),
         config,
+        &ignored,
         &fence,
         bpe,
         ctx.config.review_diff_tokens,
     );
-    let assembled = review::assemble(&scope.files, &config.ignored(), diff_budget, bpe, &fence);
+    let assembled = review::assemble(&scope.files, &ignored, diff_budget, bpe, &fence);
     let hashes = reviewed_hashes(&scope, &assembled, &pr_files);
     ctx.store.set_review_file_hashes(run.id, &hashes).await?;
     let check_run = r.check_run(&assembled).await?;
@@ -1480,10 +1482,12 @@ mod tests {
             note: None,
         };
         let bpe = review::tokenizer("gpt-4o");
+        let ignored = config.ignored();
         let (text, left) = guidance_for(
             &mut scope,
             Some(&guideline),
             &config,
+            &ignored,
             &Fence::new(),
             bpe,
             50_000,
@@ -1505,6 +1509,7 @@ mod tests {
             &mut scope,
             Some(&guideline),
             &config,
+            &ignored,
             &Fence::new(),
             bpe,
             10,
