@@ -152,23 +152,61 @@ pub fn fingerprint(path: &str, line_text: &str, severity: Severity) -> String {
     hex::encode(&h.finalize()[..10])
 }
 
-/// Whether a reply to a finding says it is not one: "this is
-/// intentional", "false positive" (any case, anywhere in the reply).
+/// Whether a reply to a finding says, plainly, that it is not one: its
+/// prose (not code, quotes or inline code) opens with "intentional" or
+/// "false positive" ("this is intentional", "that's a false positive."),
+/// and asks nothing. "This is not intentional", "unintentional" or "is
+/// this a false positive?" dismiss nothing.
 pub fn dismisses(reply: &str) -> bool {
-    let reply = reply.to_lowercase();
-    ["intentional", "false positive", "false-positive"]
-        .iter()
-        .any(|p| reply.contains(p))
+    let prose = crate::command::prose_text(reply).to_lowercase();
+    if prose.contains('?') {
+        return false;
+    }
+    let opening = prose
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .trim_start_matches(|c: char| !c.is_alphanumeric())
+        .to_string();
+    [
+        "intentional",
+        "this is intentional",
+        "it is intentional",
+        "it's intentional",
+        "that is intentional",
+        "that's intentional",
+        "false positive",
+        "false-positive",
+        "this is a false positive",
+        "it is a false positive",
+        "it's a false positive",
+        "that is a false positive",
+        "that's a false positive",
+    ]
+    .iter()
+    .any(|p| {
+        opening
+            .strip_prefix(p)
+            .is_some_and(|rest| rest.chars().next().is_none_or(|c| !c.is_alphanumeric()))
+    })
 }
 
-/// The fingerprints a dismissal of the finding on `path`'s line `text`
-/// covers: the finding at every severity, so that the same finding raised
-/// again as more or less severe stays dismissed.
-pub fn dismissed_fingerprints(path: &str, text: &str) -> Vec<String> {
-    Severity::ALL
+/// The fingerprints a dismissal of `marked` (the finding's own, on
+/// `path`'s line `text`) covers: the finding at its own severity and at
+/// every lesser one, so that the same finding raised again as less severe
+/// stays dismissed, and one raised as more severe is posted. When the
+/// line's text does not give back `marked`, only `marked` itself.
+pub fn dismissed_fingerprints(marked: &str, path: &str, text: &str) -> Vec<String> {
+    let at = Severity::ALL
         .iter()
-        .map(|s| fingerprint(path, text, *s))
-        .collect()
+        .position(|s| fingerprint(path, text, *s) == marked);
+    match at {
+        Some(at) => Severity::ALL[..=at]
+            .iter()
+            .map(|s| fingerprint(path, text, *s))
+            .collect(),
+        None => vec![marked.to_string()],
+    }
 }
 
 /// The fingerprints marked in the bodies of earlier comments.
@@ -852,6 +890,43 @@ pub fn omissions(omitted: &[(String, Omission)]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_a_plain_statement_dismisses() {
+        for yes in [
+            "This is intentional.",
+            "intentional: callers cap it",
+            "False positive, the input is bounded.",
+            "That's a false positive",
+        ] {
+            assert!(dismisses(yes), "{yes}");
+        }
+        for no in [
+            "This is not intentional, please fix",
+            "unintentional",
+            "Is this a false positive?",
+            "> false positive\n\nI disagree with the above.",
+            "`intentional`",
+            "```\nfalse positive\n```",
+            "intentionally left broken",
+        ] {
+            assert!(!dismisses(no), "{no}");
+        }
+    }
+
+    #[test]
+    fn a_dismissal_covers_its_severity_and_lesser_ones_only() {
+        let marked = fingerprint("a.rs", "x += 1;", Severity::Major);
+        let covered = dismissed_fingerprints(&marked, "a.rs", "x += 1;");
+        assert_eq!(covered.len(), 3);
+        assert!(covered.contains(&fingerprint("a.rs", "x += 1;", Severity::Nit)));
+        assert!(!covered.contains(&fingerprint("a.rs", "x += 1;", Severity::Critical)));
+        // A line that does not give back the mark: only the mark.
+        assert_eq!(
+            dismissed_fingerprints(&marked, "a.rs", "y"),
+            vec![marked.clone()]
+        );
+    }
 
     const PATCH: &str =
         "@@ -1,3 +1,4 @@\n fn main() {\n-    old();\n+    new();\n+    more();\n }\n";

@@ -2097,7 +2097,7 @@ async fn plans_are_not_made_or_approved_in_a_line_thread() {
 }
 
 #[tokio::test]
-async fn a_dismissed_finding_is_not_raised_again_after_a_force_push_at_any_severity() {
+async fn a_dismissed_finding_is_not_raised_again_after_a_force_push_unless_graver() {
     let (gh, llm) = world().await;
     llm.script([submit(
         "One.",
@@ -2134,7 +2134,8 @@ async fn a_dismissed_finding_is_not_raised_again_after_a_force_push_at_any_sever
     gh.take_writes();
 
     // A force-push changes another line of the file: it is reviewed again,
-    // whole, and the model raises the same line as critical this time.
+    // whole, and the model raises the same line as minor and as critical:
+    // the lesser stays dismissed, the graver is posted.
     gh.force_push(
         PR,
         HEAD3,
@@ -2145,12 +2146,10 @@ async fn a_dismissed_finding_is_not_raised_again_after_a_force_push_at_any_sever
     );
     llm.script([submit(
         "Again.",
-        vec![finding(
-            "src/retry.rs",
-            5,
-            "critical",
-            "This overflows u64!",
-        )],
+        vec![
+            finding("src/retry.rs", 5, "minor", "Could overflow."),
+            finding("src/retry.rs", 5, "critical", "This overflows u64!"),
+        ],
     )]);
     deliver_pr(&app, "synchronize", HEAD3).await;
     app.wait_for_jobs(3).await;
@@ -2161,11 +2160,73 @@ async fn a_dismissed_finding_is_not_raised_again_after_a_force_push_at_any_sever
     let writes = gh.take_writes();
     let posted = writes_to(&writes, "POST", "/reviews");
     assert_eq!(posted.len(), 1, "{writes:#?}");
+    let inline = posted[0].body["comments"].as_array().unwrap();
     assert_eq!(
-        posted[0].body["comments"].as_array().map_or(0, |c| c.len()),
-        0,
-        "not raised again: {:#?}",
+        inline.len(),
+        1,
+        "only the graver one: {:#?}",
         posted[0].body
     );
+    assert!(
+        inline[0]["body"]
+            .as_str()
+            .unwrap()
+            .contains("This overflows u64!"),
+        "{inline:#?}"
+    );
+    llm.assert_clean();
+}
+
+#[tokio::test]
+async fn the_pull_requests_author_cannot_dismiss_a_finding_and_a_question_is_not_a_dismissal() {
+    let (gh, llm) = world().await;
+    gh.role("alice-ops", "write");
+    llm.script([
+        submit(
+            "One.",
+            vec![finding("src/retry.rs", 5, "critical", "Overflows.")],
+        ),
+        Step::Answer("No: it overflows past 63.".into()),
+    ]);
+    let app = start(&gh, &llm).await;
+    let root = reviewed_with_a_finding(&app, &gh).await;
+    line_comment(&app, &gh, "alice-ops", "This is intentional.", Some(root)).await;
+    line_comment(
+        &app,
+        &gh,
+        "bob-reviewer",
+        "This is not intentional, is it a false positive?",
+        Some(root),
+    )
+    .await;
+    let jobs = app.wait_for_jobs(3).await;
+    assert!(jobs.iter().all(|j| j.state == "done"), "{jobs:?}");
+    assert!(app
+        .store()
+        .dismissed_findings(REPO, PR)
+        .await
+        .unwrap()
+        .is_empty());
+    let replies: Vec<String> = gh
+        .review_comments(PR)
+        .iter()
+        .filter(|c| c["in_reply_to_id"] == root && c["user"]["login"] == BOT)
+        .map(|c| c["body"].as_str().unwrap().to_string())
+        .collect();
+    // The two jobs run side by side: their replies come in either order.
+    assert_eq!(replies.len(), 2, "{replies:#?}");
+    assert!(
+        replies.iter().any(|r| r.starts_with(
+            "@alice-ops a finding is dismissed only by someone with the write role who did not open this pull request"
+        )),
+        "{replies:#?}"
+    );
+    assert!(
+        replies
+            .iter()
+            .any(|r| r.starts_with("No: it overflows past 63.")),
+        "a question: {replies:#?}"
+    );
+    gh.take_writes();
     llm.assert_clean();
 }

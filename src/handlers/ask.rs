@@ -80,9 +80,28 @@ async fn dismiss(
     let Some(root) = bot_thread_root(github, repo, thread.root_id).await? else {
         return Ok(None);
     };
-    let marked = crate::review::posted_fingerprints([root.body.as_str()]);
-    if marked.is_empty() {
+    // The bot's own mark ends its comment; a mark the model wrote into the
+    // finding's text before it is not the finding's.
+    let last = root
+        .body
+        .rfind(crate::review::FINGERPRINT_MARK)
+        .map_or("", |at| &root.body[at..]);
+    let Some(marked) = crate::review::posted_fingerprints([last])
+        .into_iter()
+        .next()
+    else {
         return Ok(None);
+    };
+    // Silencing a finding is a judgement on the change: it takes the write
+    // role, and someone other than the pull request's author.
+    let login = ev.author.login.as_str();
+    let role = github.role(repo, login).await?;
+    let author = github.pull_request(repo, ev.number).await?.user;
+    let own_pull = author.is_some_and(|a| a.login.eq_ignore_ascii_case(login));
+    if role < crate::domain::Role::Write || own_pull {
+        return Ok(Some(format!(
+            "@{login} a finding is dismissed only by someone with the write role who did not open this pull request; it stays, and I will answer questions about it."
+        )));
     }
     // The line the finding is on ends the hunk GitHub shows with it.
     let line = thread
@@ -91,17 +110,17 @@ async fn dismiss(
         .last()
         .map(|l| l.get(1..).unwrap_or(""))
         .unwrap_or("");
-    let mut fingerprints: Vec<String> = marked.into_iter().collect();
-    fingerprints.extend(crate::review::dismissed_fingerprints(&root.path, line));
+    let fingerprints = crate::review::dismissed_fingerprints(&marked, &root.path, line);
     ctx.store
-        .dismiss_findings(repo, ev.number, &fingerprints, &ev.author.login)
+        .dismiss_findings(repo, ev.number, &fingerprints, login)
         .await?;
     let detail = serde_json::json!({
-        "repo": repo, "number": ev.number, "comment": thread.root_id, "path": root.path,
+        "repo": repo, "number": ev.number, "thread": thread.root_id, "reply": ev.comment_id,
+        "path": root.path, "fingerprints": fingerprints,
     });
     ctx.audit(
         job,
-        &ev.author.login,
+        login,
         crate::domain::AuditAction::FindingDismissed,
         detail,
     )
