@@ -124,6 +124,9 @@ code! {
         InfraTask = "infra_task",
         /// A check run's button, or a re-run request.
         CheckRunAction = "check_run_action",
+        /// Another App's or GitHub Actions' check run failed on a pull
+        /// request's head: explain why, once per head.
+        CiExplain = "ci_explain",
         /// The App was installed or uninstalled.
         Installation = "installation",
         /// A comment whose only command is `/agentic cancel`: leased ahead of

@@ -178,7 +178,21 @@ pub struct CheckRun {
     /// the suite's id, and the suite is the App's own (`app_id`).
     #[serde(default)]
     pub suite: bool,
+    /// How a completed check run ended (`failure`, `timed_out`, …).
+    #[serde(default)]
+    pub conclusion: Option<String>,
+    /// The slug of the App that created it (`github-actions` for a job of
+    /// a workflow, whose check run id is the job's id).
+    #[serde(default)]
+    pub app_slug: Option<String>,
+    /// When it completed (RFC 3339), which the wait for the head's other
+    /// checks counts from.
+    #[serde(default)]
+    pub completed_at: Option<String>,
 }
+
+/// The conclusions of a completed check run that the bot explains.
+pub const FAILED_CONCLUSIONS: &[&str] = &["failure", "timed_out"];
 
 /// The App was installed or uninstalled.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -278,6 +292,10 @@ impl CheckRun {
     /// The pull request a check run is about: ours say it in their
     /// external id; others by GitHub's `pull_requests` (empty for forks).
     pub fn pull_number(&self) -> Option<u64> {
+        // A failed check is anyone's: its external id means nothing here.
+        if self.action == "completed" {
+            return self.pull_requests.first().copied();
+        }
         self.external_id
             .as_deref()
             .and_then(|x| x.strip_prefix("pr:"))
@@ -452,7 +470,19 @@ struct WireCheckRun {
     #[serde(default)]
     external_id: Option<String>,
     #[serde(default)]
-    app: Option<WireInstallationRef>,
+    app: Option<WireApp>,
+    #[serde(default)]
+    conclusion: Option<String>,
+    #[serde(default)]
+    completed_at: Option<String>,
+}
+
+/// The App a check run or suite belongs to (`null` in a few payloads).
+#[derive(Deserialize)]
+struct WireApp {
+    id: u64,
+    #[serde(default)]
+    slug: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -471,7 +501,7 @@ struct WireCheckSuite {
     #[serde(default)]
     pull_requests: Vec<WirePullRef>,
     #[serde(default)]
-    app: Option<WireInstallationRef>,
+    app: Option<WireApp>,
 }
 
 #[derive(Deserialize)]
@@ -524,7 +554,7 @@ fn wanted(event: &str, action: &str) -> bool {
             "pull_request",
             "opened" | "reopened" | "synchronize" | "ready_for_review" | "closed"
         ) | ("issues", "opened" | "labeled" | "closed")
-            | ("check_run", "requested_action" | "rerequested")
+            | ("check_run", "requested_action" | "rerequested" | "completed")
             | ("check_suite", "rerequested")
             | ("installation", "created" | "deleted")
     )
@@ -682,25 +712,7 @@ fn to_event(wire: Wire, installation_id: u64) -> Result<Event, &'static str> {
             body: w.issue.body,
             sender: w.sender,
         }),
-        Wire::CheckRun(w) => Event::CheckRun(CheckRun {
-            action: w.action,
-            repo: w.repository.into(),
-            installation_id,
-            check_run_id: w.check_run.id,
-            head_sha: w.check_run.head_sha,
-            name: w.check_run.name,
-            requested_action: w.requested_action.map(|a| a.identifier),
-            pull_requests: w
-                .check_run
-                .pull_requests
-                .into_iter()
-                .map(|p| p.number)
-                .collect(),
-            external_id: w.check_run.external_id.filter(|e| !e.is_empty()),
-            app_id: w.check_run.app.map(|a| a.id),
-            sender: w.sender,
-            suite: false,
-        }),
+        Wire::CheckRun(w) => Event::CheckRun(check_run(w, installation_id)?),
         // "Re-run all checks" on a suite: GitHub sends it to the suite's
         // App only; for ours it re-runs our review check run.
         Wire::CheckSuite(w) => Event::CheckRun(CheckRun {
@@ -721,6 +733,9 @@ fn to_event(wire: Wire, installation_id: u64) -> Result<Event, &'static str> {
             app_id: w.check_suite.app.map(|a| a.id),
             sender: w.sender,
             suite: true,
+            conclusion: None,
+            app_slug: None,
+            completed_at: None,
         }),
         Wire::Installation(w) => Event::Installation(Installation {
             action: w.action,
@@ -732,6 +747,46 @@ fn to_event(wire: Wire, installation_id: u64) -> Result<Event, &'static str> {
                 .unwrap_or_default(),
             sender: w.sender,
         }),
+    })
+}
+
+/// A check run's button, a re-run, or a completed check run that failed
+/// (one that passed, or was skipped or cancelled, needs no explaining and
+/// never reaches the queue).
+fn check_run(w: WireCheckRunEvent, installation_id: u64) -> Result<CheckRun, &'static str> {
+    let conclusion = w.check_run.conclusion;
+    if w.action == "completed"
+        && !conclusion
+            .as_deref()
+            .is_some_and(|c| FAILED_CONCLUSIONS.contains(&c))
+    {
+        return Err("a completed check run that did not fail");
+    }
+    let (app_id, app_slug) = match w.check_run.app {
+        Some(app) => (Some(app.id), app.slug),
+        None => (None, None),
+    };
+    Ok(CheckRun {
+        action: w.action,
+        repo: w.repository.into(),
+        installation_id,
+        check_run_id: w.check_run.id,
+        head_sha: w.check_run.head_sha,
+        name: w.check_run.name,
+        requested_action: w.requested_action.map(|a| a.identifier),
+        pull_requests: w
+            .check_run
+            .pull_requests
+            .into_iter()
+            .map(|p| p.number)
+            .collect(),
+        external_id: w.check_run.external_id.filter(|e| !e.is_empty()),
+        app_id,
+        sender: w.sender,
+        suite: false,
+        conclusion,
+        app_slug,
+        completed_at: w.check_run.completed_at,
     })
 }
 

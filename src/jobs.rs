@@ -12,6 +12,7 @@ pub fn jobs_for(event: &Event) -> Vec<NewJob> {
         Event::IssueComment(_) => JobKind::Command,
         Event::PullRequest(_) => JobKind::Review,
         Event::Issue(_) => JobKind::InfraTask,
+        Event::CheckRun(r) if r.action == "completed" => JobKind::CiExplain,
         Event::CheckRun(_) => JobKind::CheckRunAction,
         Event::Installation(_) => JobKind::Installation,
     };

@@ -11,6 +11,7 @@ pub mod authz;
 pub mod aws;
 pub mod backoff;
 pub mod ceilings;
+pub mod ci_log;
 pub mod cli;
 pub mod command;
 pub mod config;

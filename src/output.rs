@@ -283,8 +283,9 @@ pub struct StickyComment<'a> {
     pub redactor: &'a Redactor,
     pub repo: &'a str,
     pub number: u64,
-    /// Which of the pull request's sticky comments (`walkthrough`).
-    pub kind: &'static str,
+    /// Which of the pull request's sticky comments (`walkthrough`,
+    /// `ci:<head sha>`).
+    pub kind: &'a str,
     /// The lease every write is fenced by.
     pub lease: &'a LeasedJob,
 }

@@ -197,6 +197,48 @@ impl Default for DescribeConfig {
     }
 }
 
+/// `ci:`: explaining failed checks on pull requests.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CiConfig {
+    /// Explain a check run that fails on a pull request's head.
+    pub explain: bool,
+    /// Explain failures on pull requests opened by bots too.
+    pub bots: bool,
+    /// Names of check runs never explained (compared ignoring case).
+    pub ignore: Vec<String>,
+    /// The longest wait, in seconds from a failure, for the head's other
+    /// check runs to finish before explaining what failed so far.
+    pub settle_seconds: u64,
+}
+
+/// The longest `ci.settle_seconds` honoured.
+pub const MAX_SETTLE_SECONDS: u64 = 3_600;
+
+impl Default for CiConfig {
+    fn default() -> Self {
+        CiConfig {
+            explain: true,
+            bots: false,
+            ignore: Vec::new(),
+            settle_seconds: 600,
+        }
+    }
+}
+
+impl CiConfig {
+    /// Whether check run `name` is one `ci.ignore` names.
+    pub fn ignores(&self, name: &str) -> bool {
+        let name = name.trim();
+        self.ignore.iter().any(|i| i.trim().eq_ignore_ascii_case(name))
+    }
+
+    /// How long to wait for the head's other checks.
+    pub fn settle(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.settle_seconds.min(MAX_SETTLE_SECONDS))
+    }
+}
+
 /// `commands.<name>:`.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -345,6 +387,7 @@ impl AwsScope {
 pub struct RepoConfig {
     pub review: ReviewConfig,
     pub describe: DescribeConfig,
+    pub ci: CiConfig,
     pub commands: BTreeMap<CommandName, CommandConfig>,
     pub aws: Option<AwsScope>,
 }

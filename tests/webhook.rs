@@ -301,10 +301,17 @@ const FIXTURES: &[(&str, &str, Result<&str, &str>)] = &[
         "check_suite",
         Ok("check_run_action"),
     ),
+    // Our plan's check run, completed `action_required`: nothing failed.
     (
         "check_run.completed.json",
         "check_run",
-        Err("action `completed` of `check_run` is not handled"),
+        Err("a completed check run that did not fail"),
+    ),
+    // A GitHub Actions job that failed on a pull request's head.
+    (
+        "check_run.completed.failure.json",
+        "check_run",
+        Ok("ci_explain"),
     ),
     (
         "installation.created.json",
@@ -329,12 +336,13 @@ async fn every_fixture_is_answered_2xx_and_becomes_the_right_job() {
     let app = TestApp::start(Options::default()).await;
     let mut expected_jobs = 0;
     // Deliveries whose job must talk to GitHub (this server has no App):
-    // commands, reviews, and an issue labelled for a plan.
+    // commands, reviews, failed checks, and an issue labelled for a plan.
     let mut needs_github = std::collections::HashSet::new();
     for (file, event, expect) in FIXTURES {
         let id = delivery_id();
         // Closing with no plan to withdraw needs no GitHub.
-        if (matches!(expect, Ok("command" | "review")) || *file == "issues.labeled.json")
+        if (matches!(expect, Ok("command" | "review" | "ci_explain"))
+            || *file == "issues.labeled.json")
             && *file != "pull_request.closed.json"
         {
             needs_github.insert(id.clone());

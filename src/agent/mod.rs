@@ -110,6 +110,8 @@ pub enum Purpose {
     Describe,
     /// Investigate an infrastructure request and propose the changes.
     Plan,
+    /// Explain why checks failed on a pull request.
+    ExplainCi,
 }
 
 /// Instructions that frame every conversation; `fence` is the tag that
@@ -127,6 +129,9 @@ Hand in the review by calling submit_review exactly once; do not answer in plain
 Investigate with the read tools first; do not guess resource ids. Propose each change by calling the tool that would make it: \
 such calls are only recorded as plan steps, nothing runs now, and people with the right role must approve the plan before it is applied. \
 Propose only what the request needs, within what the tools allow. Then answer with a short summary of the plan and why.",
+        Purpose::ExplainCi => "You explain to a pull request's author why its CI checks failed, from what the checks reported \
+(log excerpts, their own output, annotations) and the pull request's diff. Use the tools to read the code a failure points to; \
+do not guess. Answer with the explanation only, in Markdown.",
         Purpose::Describe => "You write the description of one GitHub pull request for its reviewers: what it changes, why, and what to look at, \
 from its diff and code. Use the tools to read what you need. Answer with the description only, in Markdown, without a title.",
     };

@@ -122,7 +122,7 @@ impl AppAuth {
                 e @ GitHubError::Status {
                     status: 400 | 422, ..
                 },
-            ) => {
+            ) if scope.access != super::Access::ActionsLogs => {
                 tracing::warn!(error = %e, installation, repo = ?scope.repo, "GitHub refused a narrowed token; using the installation's token");
                 self.call_as_app(self.http.post(&url), what).await?
             }

@@ -6,6 +6,7 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use base64::Engine;
+use http_body_util::combinators::BoxBody;
 use http_body_util::BodyExt;
 use octocrab::Octocrab;
 use secrecy::SecretString;
@@ -14,8 +15,8 @@ use serde::Serialize;
 
 use super::auth::AppAuth;
 use super::types::{
-    Comment, Comparison, Content, Created, Issue, Permission, PullFile, PullRequest, Review,
-    ReviewComment,
+    Annotation, CheckRunInfo, CheckRunPage, Comment, Comparison, Content, Created, Issue,
+    Permission, PullFile, PullRequest, Review, ReviewComment,
 };
 use super::{GitHubError, Shared, TokenScope};
 use crate::domain::Role;
@@ -31,6 +32,8 @@ const MAX_INLINE_WAIT: Duration = Duration::from_secs(10);
 const PER_PAGE: usize = 100;
 /// Most pages read of one list, to bound the work a huge thread can cause.
 const MAX_PAGES: usize = 30;
+/// Most pages of a commit's check runs read (a matrix of a thousand jobs).
+const MAX_CHECK_RUN_PAGES: usize = 10;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 const READ_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -171,6 +174,27 @@ impl GitHub {
         body: Option<&serde_json::Value>,
         what: &str,
     ) -> Result<bytes::Bytes, GitHubError> {
+        let response = self.respond(method, path, body, what).await?;
+        Ok(response
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| GitHubError::Transport {
+                what: what.to_string(),
+                reason: e.to_string(),
+            })?
+            .to_bytes())
+    }
+
+    /// [`GitHub::send`] up to a successful answer, whose body is the
+    /// caller's to read.
+    async fn respond(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&serde_json::Value>,
+        what: &str,
+    ) -> Result<http::Response<BoxBody<bytes::Bytes, octocrab::Error>>, GitHubError> {
         // A check run's annotations are appended by every PATCH that
         // carries them: such a PATCH is not idempotent either.
         let appends = body.is_some_and(|b| {
@@ -205,16 +229,7 @@ impl GitHub {
                 Ok(response) => {
                     let status = response.status().as_u16();
                     if (200..300).contains(&status) {
-                        let bytes = response
-                            .into_body()
-                            .collect()
-                            .await
-                            .map_err(|e| GitHubError::Transport {
-                                what: what.to_string(),
-                                reason: e.to_string(),
-                            })?
-                            .to_bytes();
-                        return Ok(bytes);
+                        return Ok(response);
                     }
                     if status == 401 && !renewed && self.app.is_some() {
                         // Nothing was done with a refused token, so even a
@@ -577,6 +592,81 @@ impl GitHub {
             &format!("POST reply in a review thread of {repo}#{number}"),
         )
         .await
+    }
+
+    /// The latest check run of each name on commit `sha`, every App's, up
+    /// to [`MAX_CHECK_RUN_PAGES`] pages.
+    pub async fn check_runs_at(
+        &self,
+        repo: &str,
+        sha: &str,
+    ) -> Result<Vec<CheckRunInfo>, GitHubError> {
+        let mut all = Vec::new();
+        for page in 1..=MAX_CHECK_RUN_PAGES {
+            let got: CheckRunPage = self
+                .get(
+                    &format!(
+                        "/repos/{repo}/commits/{}/check-runs?filter=latest&per_page={PER_PAGE}&page={page}",
+                        urlencode(sha)
+                    ),
+                    &format!("GET check runs of {repo}@{sha}"),
+                )
+                .await?;
+            let full = got.check_runs.len() == PER_PAGE;
+            all.extend(got.check_runs);
+            if !full || all.len() as u64 >= got.total_count {
+                break;
+            }
+        }
+        Ok(all)
+    }
+
+    /// A check run's annotations (at most one page: the first failures
+    /// say what the rest would).
+    pub async fn check_run_annotations(
+        &self,
+        repo: &str,
+        id: u64,
+    ) -> Result<Vec<Annotation>, GitHubError> {
+        self.get(
+            &format!("/repos/{repo}/check-runs/{id}/annotations?per_page=50"),
+            &format!("GET annotations of check run {id} in {repo}"),
+        )
+        .await
+    }
+
+    /// What is worth showing of GitHub Actions job `job_id`'s log. GitHub
+    /// answers with a redirect to a short-lived download address on
+    /// another host, which octocrab follows without our credentials; the
+    /// log is read as it streams, in bounded memory (`ci_log`).
+    pub async fn job_log(
+        &self,
+        repo: &str,
+        job_id: u64,
+        redactor: &crate::redact::Redactor,
+    ) -> Result<crate::ci_log::Excerpt, GitHubError> {
+        let what = format!("GET the log of Actions job {job_id} in {repo}");
+        let path = format!("/repos/{repo}/actions/jobs/{job_id}/logs");
+        let response = self.respond(Method::Get, &path, None, &what).await?;
+        let mut body = response.into_body();
+        let mut tail = crate::ci_log::LogTail::new();
+        while tail.wants_more() {
+            match body.frame().await {
+                None => break,
+                Some(Ok(frame)) => {
+                    if let Some(data) = frame.data_ref() {
+                        tail.push(data);
+                    }
+                }
+                Some(Err(e)) => {
+                    return Err(GitHubError::Transport {
+                        what,
+                        reason: e.to_string(),
+                    })
+                }
+            }
+        }
+        Ok(tail.finish(redactor))
     }
 
     /// The inline review comments of a pull request, oldest first.

@@ -193,6 +193,10 @@ impl Shared {
 pub enum Access {
     Read,
     Write,
+    /// Reading GitHub Actions' job logs, and nothing else. Never widened:
+    /// an installation that has not accepted `actions: read` gets no such
+    /// token, rather than its full one.
+    ActionsLogs,
 }
 
 /// Which token: an installation, narrowed to one repository where a job
@@ -210,18 +214,24 @@ impl TokenScope {
     /// for this scope: the repository by name, and the App's permissions
     /// cut down to what the access needs.
     pub fn request_body(&self) -> serde_json::Value {
-        let level = match self.access {
-            Access::Read => "read",
-            Access::Write => "write",
-        };
         // Only what the workflows use: comments, reactions and reviews
-        // (issues, pull requests), check runs, reading code and metadata.
-        let mut body = serde_json::json!({
-            "permissions": {
-                "issues": level, "pull_requests": level, "checks": level,
-                "contents": "read", "metadata": "read"
+        // (issues, pull requests), check runs, reading code and metadata;
+        // or, for Actions' logs, those alone.
+        let permissions = match self.access {
+            Access::Read | Access::Write => {
+                let level = if self.access == Access::Read {
+                    "read"
+                } else {
+                    "write"
+                };
+                serde_json::json!({
+                    "issues": level, "pull_requests": level, "checks": level,
+                    "contents": "read", "metadata": "read"
+                })
             }
-        });
+            Access::ActionsLogs => serde_json::json!({ "actions": "read", "metadata": "read" }),
+        };
+        let mut body = serde_json::json!({ "permissions": permissions });
         if let Some(repo) = &self.repo {
             let name = repo.rsplit('/').next().unwrap_or(repo);
             body["repositories"] = serde_json::json!([name]);

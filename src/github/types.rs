@@ -164,3 +164,60 @@ pub struct ReviewComment {
 pub struct Created {
     pub id: u64,
 }
+
+/// One check run on a commit, as `GET …/commits/{sha}/check-runs` lists it.
+#[derive(Debug, Clone, Deserialize)]
+pub struct CheckRunInfo {
+    pub id: u64,
+    pub name: String,
+    /// `queued`, `in_progress`, `completed` (or `waiting`, `requested`,
+    /// `pending`).
+    pub status: String,
+    #[serde(default)]
+    pub conclusion: Option<String>,
+    #[serde(default)]
+    pub app: Option<CheckApp>,
+    #[serde(default)]
+    pub output: CheckOutput,
+}
+
+/// The App a check run belongs to.
+#[derive(Debug, Clone, Deserialize)]
+pub struct CheckApp {
+    pub id: u64,
+    #[serde(default)]
+    pub slug: Option<String>,
+}
+
+/// What a check run says of itself.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct CheckOutput {
+    #[serde(default)]
+    pub title: Option<String>,
+    #[serde(default)]
+    pub summary: Option<String>,
+    #[serde(default)]
+    pub text: Option<String>,
+    #[serde(default)]
+    pub annotations_count: u64,
+}
+
+/// `GET …/commits/{sha}/check-runs`: a page.
+#[derive(Debug, Clone, Deserialize)]
+pub struct CheckRunPage {
+    pub total_count: u64,
+    pub check_runs: Vec<CheckRunInfo>,
+}
+
+/// One annotation of a check run.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Annotation {
+    pub path: String,
+    pub start_line: u64,
+    #[serde(default)]
+    pub annotation_level: Option<String>,
+    #[serde(default)]
+    pub title: Option<String>,
+    #[serde(default)]
+    pub message: String,
+}

@@ -8,6 +8,7 @@
 
 pub mod ask;
 pub mod asked;
+pub mod ci;
 pub mod command;
 pub mod describe;
 pub mod plan;
@@ -498,7 +499,9 @@ pub async fn run(ctx: &JobContext, job: &LeasedJob) -> Result<(), JobError> {
 /// else is dropped at once.
 fn stops_by_itself(event: &Event) -> bool {
     match event {
-        Event::PullRequest(_) | Event::CheckRun(_) => true,
+        Event::PullRequest(_) => true,
+        // A failed check being explained is dropped where it stands.
+        Event::CheckRun(run) => run.action != "completed",
         Event::IssueComment(c) => crate::command::parse_comment(&c.body).iter().any(|p| {
             matches!(
                 p,
@@ -587,13 +590,18 @@ async fn dispatch(
             Ok(())
         }
         (JobKind::CheckRunAction, Event::CheckRun(run)) => check_run_action(ctx, job, run).await,
+        (JobKind::CiExplain, Event::CheckRun(run)) => ci::explain(ctx, job, run).await,
         // A label asks for a plan; an issue opened with one also gets a
         // `labeled` delivery, so `opened` alone starts nothing.
         (JobKind::InfraTask, Event::Issue(issue)) if issue.action == "labeled" => {
             plan::from_issue(ctx, job, issue).await
         }
         (
-            JobKind::Review | JobKind::CheckRunAction | JobKind::InfraTask | JobKind::Installation,
+            JobKind::Review
+            | JobKind::CheckRunAction
+            | JobKind::CiExplain
+            | JobKind::InfraTask
+            | JobKind::Installation,
             _,
         ) => receive(ctx, kind, event).await,
     }

@@ -9,6 +9,7 @@
 //! SQLite pragmas and checkpoint, and the migrations (`migrations/sqlite`,
 //! `migrations/postgres`, kept in step and compared by a test).
 
+mod ci;
 mod freeze;
 mod intake;
 mod limits;
@@ -25,6 +26,7 @@ use serde::Serialize;
 use sqlx::any::AnyPoolOptions;
 use sqlx::{AnyConnection, AnyPool, Executor, Row};
 
+pub use ci::{CiExplanation, FailedCheck};
 pub use freeze::{Freeze, NameBinding};
 pub use limits::Admission;
 pub use plans::{ApplyStart, PlanRow, StepRun};

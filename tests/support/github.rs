@@ -110,6 +110,16 @@ pub struct TokenInfo {
     /// Repository names it is limited to; `None` for all.
     pub repos: Option<Vec<String>>,
     pub write: bool,
+    /// Narrowed to given permissions (`None`: the installation's all).
+    pub permissions: Option<Vec<String>>,
+}
+
+impl TokenInfo {
+    fn may(&self, permission: &str) -> bool {
+        self.permissions
+            .as_ref()
+            .is_none_or(|p| p.iter().any(|x| x == permission))
+    }
 }
 
 /// A failure to inject into the next matching request.
@@ -162,6 +172,18 @@ pub struct Inner {
     /// (method, path prefix, latency) added to every matching request.
     pub delays: Vec<(String, String, std::time::Duration)>,
     pub unexpected: Vec<String>,
+    /// Check runs of other Apps (GitHub Actions' jobs among them), by id,
+    /// with their annotations.
+    pub foreign_checks: Vec<Value>,
+    /// GitHub Actions job logs by job id, served from `blob_url`.
+    pub job_logs: HashMap<u64, String>,
+    /// Where job logs are downloaded from: another origin, as GitHub's
+    /// short-lived, signed addresses are.
+    pub blob_url: String,
+    /// Downloads of job logs: (path, whether credentials came with it).
+    pub downloads: Vec<(String, bool)>,
+    /// The installation has not granted `actions: read`.
+    pub refuse_actions: bool,
 }
 
 #[derive(Clone)]
@@ -183,7 +205,65 @@ impl FakeGitHub {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        let blobs = Router::new()
+            .fallback(download)
+            .layer(axum::middleware::map_response(super::signal_changed))
+            .with_state(inner.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        inner.lock().unwrap().blob_url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, blobs).await.unwrap() });
         FakeGitHub { url, inner }
+    }
+
+    /// Another App's check run (GitHub Actions' when `slug` is
+    /// `github-actions`) on commit `head`; its id.
+    #[allow(clippy::too_many_arguments)]
+    pub fn add_check(
+        &self,
+        head: &str,
+        name: &str,
+        slug: &str,
+        status: &str,
+        conclusion: Option<&str>,
+        output: Value,
+        annotations: Vec<Value>,
+    ) -> u64 {
+        let mut inner = self.inner.lock().unwrap();
+        inner.next_id += 1;
+        let id = inner.next_id;
+        let app_id = if slug == "github-actions" { 15368 } else { 90210 };
+        inner.foreign_checks.push(json!({
+            "id": id, "name": name, "head_sha": head, "status": status,
+            "conclusion": conclusion, "app": { "id": app_id, "slug": slug },
+            "output": output, "annotations": annotations,
+        }));
+        id
+    }
+
+    /// Check run `id` (another App's) ends with `conclusion`.
+    pub fn complete_check(&self, id: u64, conclusion: &str) {
+        let mut inner = self.inner.lock().unwrap();
+        let run = inner
+            .foreign_checks
+            .iter_mut()
+            .find(|c| c["id"] == json!(id))
+            .expect("the check run exists");
+        run["status"] = "completed".into();
+        run["conclusion"] = conclusion.into();
+    }
+
+    /// The log of GitHub Actions job `id`.
+    pub fn job_log(&self, id: u64, text: &str) {
+        self.inner
+            .lock()
+            .unwrap()
+            .job_logs
+            .insert(id, text.to_string());
+    }
+
+    /// Downloads of job logs so far: (path, whether credentials came).
+    pub fn downloads(&self) -> Vec<(String, bool)> {
+        self.inner.lock().unwrap().downloads.clone()
     }
 
     /// Accept `token` as if it were an installation token (a personal token
@@ -195,6 +275,7 @@ impl FakeGitHub {
                 home: None,
                 repos: None,
                 write: true,
+                permissions: None,
             },
         );
         self
@@ -664,6 +745,54 @@ async fn handle(
     }
 }
 
+/// The download host of job logs. As GitHub's blob storage does, it
+/// refuses a request that carries an `Authorization` header (the address
+/// is its own credential), and serves only the signed addresses the API
+/// handed out.
+async fn download(
+    State(inner): State<Arc<Mutex<Inner>>>,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
+    let mut st = inner.lock().unwrap();
+    let with_credentials = headers.contains_key("authorization");
+    st.downloads
+        .push((uri.path().to_string(), with_credentials));
+    if with_credentials {
+        return (
+            StatusCode::BAD_REQUEST,
+            "<Error><Code>InvalidAuthenticationInfo</Code></Error>",
+        )
+            .into_response();
+    }
+    let id: Option<u64> = uri
+        .path()
+        .strip_prefix("/logs/")
+        .and_then(|id| id.parse().ok());
+    let signed = uri.query().is_some_and(|q| q.starts_with("sig="));
+    match id.and_then(|id| st.job_logs.get(&id)).filter(|_| signed) {
+        Some(log) => (
+            [(axum::http::header::CONTENT_TYPE, "text/plain")],
+            log.clone(),
+        )
+            .into_response(),
+        None => (StatusCode::FORBIDDEN, "<Error><Code>AuthenticationFailed</Code></Error>").into_response(),
+    }
+}
+
+/// A check run as `GET …/check-runs` lists it, whoever made it.
+fn listed_check(run: &Value, ours: bool) -> Value {
+    let mut run = run.clone();
+    run.as_object_mut().unwrap().remove("annotations");
+    if ours {
+        run["app"] = json!({ "id": APP_ID, "slug": APP_SLUG });
+        if run["status"].is_null() {
+            run["status"] = "queued".into();
+        }
+    }
+    run
+}
+
 fn route(
     st: &mut Inner,
     method: &Method,
@@ -741,11 +870,16 @@ fn route(
         };
         let app_permissions = ["issues", "pull_requests", "checks", "contents", "metadata"];
         let mut write = true;
+        let mut permissions = None;
         if let Some(perms) = request.get("permissions").and_then(Value::as_object) {
             write = false;
+            permissions = Some(perms.keys().cloned().collect::<Vec<_>>());
             for (name, level) in perms {
                 let allowed = match name.as_str() {
                     "contents" | "metadata" => level == "read",
+                    // An installation made before the App asked for it
+                    // has not granted it.
+                    "actions" => level == "read" && !st.refuse_actions,
                     n if app_permissions.contains(&n) => level == "read" || level == "write",
                     _ => false,
                 };
@@ -768,6 +902,7 @@ fn route(
                 home: Some(home),
                 repos,
                 write,
+                permissions,
             },
         );
         let expires = chrono::Utc::now() + chrono::Duration::hours(1);
@@ -820,6 +955,13 @@ fn route(
         );
     }
     let rest = &seg[3..];
+    // A token narrowed to Actions' logs reads nothing else.
+    if !grant.may("contents") && !matches!(rest, [] | ["actions", ..]) {
+        return error(
+            StatusCode::FORBIDDEN,
+            "Resource not accessible by integration",
+        );
+    }
     let page = |items: Vec<Value>| -> Response {
         let per: usize = query
             .get("per_page")
@@ -853,6 +995,54 @@ fn route(
             Json(json!({ "name": branch, "protected": false,
                 "commit": { "sha": DEFAULT_BRANCH_HEAD, "url": "x" } }))
             .into_response()
+        }
+        ("GET", ["commits", sha, "check-runs"]) => {
+            let all: Vec<Value> = st
+                .check_runs
+                .values()
+                .filter(|r| r["head_sha"] == json!(sha))
+                .map(|r| listed_check(r, true))
+                .chain(
+                    st.foreign_checks
+                        .iter()
+                        .filter(|r| r["head_sha"] == json!(sha))
+                        .map(|r| listed_check(r, false)),
+                )
+                .collect();
+            let per: usize = query
+                .get("per_page")
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(30);
+            let p: usize = query.get("page").and_then(|v| v.parse().ok()).unwrap_or(1);
+            let total = all.len();
+            let slice: Vec<Value> = all.into_iter().skip((p - 1) * per).take(per).collect();
+            Json(json!({ "total_count": total, "check_runs": slice })).into_response()
+        }
+        ("GET", ["check-runs", id, "annotations"]) => {
+            let id: u64 = id.parse().unwrap_or(0);
+            let run = st
+                .check_runs
+                .get(&id)
+                .or_else(|| st.foreign_checks.iter().find(|c| c["id"] == json!(id)));
+            match run {
+                Some(run) => page(run["annotations"].as_array().cloned().unwrap_or_default()),
+                None => error(StatusCode::NOT_FOUND, "Not Found"),
+            }
+        }
+        ("GET", ["actions", "jobs", id, "logs"]) => {
+            if !grant.may("actions") {
+                return error(
+                    StatusCode::FORBIDDEN,
+                    "Resource not accessible by integration",
+                );
+            }
+            let id: u64 = id.parse().unwrap_or(0);
+            if !st.job_logs.contains_key(&id) {
+                return error(StatusCode::NOT_FOUND, "Not Found");
+            }
+            st.next_id += 1;
+            let location = format!("{}/logs/{id}?sig={}", st.blob_url, st.next_id);
+            (StatusCode::FOUND, [(axum::http::header::LOCATION, location)]).into_response()
         }
         ("GET", ["pulls", "comments", id]) => {
             let id: u64 = id.parse().unwrap_or(0);
