@@ -176,8 +176,11 @@ fn clean(line: &str) -> String {
         Regex::new(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d+)?Z ").expect("valid regex")
     });
     let ansi = ANSI.get_or_init(|| Regex::new(r"\x1b\[[0-9;?]*[A-Za-z]").expect("valid regex"));
-    let blob = BLOB.get_or_init(|| Regex::new(r"^\s*[A-Za-z0-9+/=_-]{32,}\s*$").expect("valid regex"));
-    let line = line.trim_end_matches(['\n', '\r']).trim_start_matches('\u{feff}');
+    let blob =
+        BLOB.get_or_init(|| Regex::new(r"^\s*[A-Za-z0-9+/=_-]{32,}\s*$").expect("valid regex"));
+    let line = line
+        .trim_end_matches(['\n', '\r'])
+        .trim_start_matches('\u{feff}');
     let line = stamp.replace(line, "");
     let line = ansi.replace_all(&line, "");
     // Other control characters have no business in the excerpt.
@@ -246,7 +249,11 @@ mod tests {
             let e = excerpt(&log, chunk);
             assert_eq!(e.lines, 1000);
             assert_eq!(e.first_error, Some(400));
-            assert!(e.text.contains("   400 | error[E0308]: mismatched types"), "{}", e.text);
+            assert!(
+                e.text.contains("   400 | error[E0308]: mismatched types"),
+                "{}",
+                e.text
+            );
             assert!(e.text.contains("   385 | step output 385"));
             assert!(!e.text.contains("step output 384\n"));
             assert!(e.text.contains("   444 | step output 444"));

@@ -210,7 +210,7 @@ pub enum Event {
     IssueComment(IssueComment),
     PullRequest(PullRequest),
     Issue(Issue),
-    CheckRun(CheckRun),
+    CheckRun(Box<CheckRun>),
     Installation(Installation),
 }
 
@@ -554,7 +554,10 @@ fn wanted(event: &str, action: &str) -> bool {
             "pull_request",
             "opened" | "reopened" | "synchronize" | "ready_for_review" | "closed"
         ) | ("issues", "opened" | "labeled" | "closed")
-            | ("check_run", "requested_action" | "rerequested" | "completed")
+            | (
+                "check_run",
+                "requested_action" | "rerequested" | "completed"
+            )
             | ("check_suite", "rerequested")
             | ("installation", "created" | "deleted")
     )
@@ -712,10 +715,10 @@ fn to_event(wire: Wire, installation_id: u64) -> Result<Event, &'static str> {
             body: w.issue.body,
             sender: w.sender,
         }),
-        Wire::CheckRun(w) => Event::CheckRun(check_run(w, installation_id)?),
+        Wire::CheckRun(w) => Event::CheckRun(Box::new(check_run(w, installation_id)?)),
         // "Re-run all checks" on a suite: GitHub sends it to the suite's
         // App only; for ours it re-runs our review check run.
-        Wire::CheckSuite(w) => Event::CheckRun(CheckRun {
+        Wire::CheckSuite(w) => Event::CheckRun(Box::new(CheckRun {
             action: w.action,
             repo: w.repository.into(),
             installation_id,
@@ -736,7 +739,7 @@ fn to_event(wire: Wire, installation_id: u64) -> Result<Event, &'static str> {
             conclusion: None,
             app_slug: None,
             completed_at: None,
-        }),
+        })),
         Wire::Installation(w) => Event::Installation(Installation {
             action: w.action,
             installation_id,

@@ -98,6 +98,18 @@ impl CommandLimits {
         })
     }
 
+    /// May the installation start `n` more pieces of model work that no
+    /// one person asked for (a failed check's explanation)? They count
+    /// against its command rate like commands do.
+    pub async fn installation_allows(&self, installation: u64, n: u32) -> anyhow::Result<bool> {
+        self.per_minute(
+            &format!("commands:{installation}"),
+            self.installation_per_minute,
+            n,
+        )
+        .await
+    }
+
     /// May someone be told (again) that they lack the role, or be answered
     /// at all without a role? True at most once per notice window and
     /// sender, and [`OUTSIDER_NOTICES_PER_WINDOW`] times per window and

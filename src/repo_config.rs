@@ -230,7 +230,9 @@ impl CiConfig {
     /// Whether check run `name` is one `ci.ignore` names.
     pub fn ignores(&self, name: &str) -> bool {
         let name = name.trim();
-        self.ignore.iter().any(|i| i.trim().eq_ignore_ascii_case(name))
+        self.ignore
+            .iter()
+            .any(|i| i.trim().eq_ignore_ascii_case(name))
     }
 
     /// How long to wait for the head's other checks.

@@ -27,9 +27,13 @@ fn actions_log() -> String {
         "##[endgroup]".into(),
     ];
     for i in 0..150 {
-        lines.push(format!("Downloading module registry.terraform.io/acme/net {i}"));
+        lines.push(format!(
+            "Downloading module registry.terraform.io/acme/net {i}"
+        ));
     }
-    lines.push(format!("+ curl -H 'Authorization: token {LEAKED_TOKEN}' https://internal.example"));
+    lines.push(format!(
+        "+ curl -H 'Authorization: token {LEAKED_TOKEN}' https://internal.example"
+    ));
     lines.push(format!("+ export AWS_ACCESS_KEY_ID={LEAKED_KEY}"));
     lines.push("Error: Reference to undeclared input variable".into());
     lines.push("  on modules/batch/main.tf line 2, in resource \"aws_instance\" \"batch\":".into());
@@ -46,7 +50,14 @@ fn actions_log() -> String {
 
 /// A `check_run.completed` delivery (the real-shaped fixture of an
 /// Actions job) for check run `id`, as the App `app_id`/`slug` made it.
-fn completed(id: u64, name: &str, slug: &str, app_id: u64, head: &str, completed_at: &str) -> Vec<u8> {
+fn completed(
+    id: u64,
+    name: &str,
+    slug: &str,
+    app_id: u64,
+    head: &str,
+    completed_at: &str,
+) -> Vec<u8> {
     let mut v: Value =
         serde_json::from_slice(&fixture("check_run.completed.failure.json")).unwrap();
     let c = &mut v["check_run"];
@@ -105,11 +116,30 @@ async fn an_actions_failure_gets_one_explanation_whose_prompt_holds_the_redacted
     let (gh, llm) = support::world().await;
     let annotation = json!({ "path": ".github", "start_line": 1, "end_line": 1,
         "annotation_level": "failure", "message": "Process completed with exit code 1." });
-    let id = gh.add_check(HEAD, "terraform validate", "github-actions", "completed", Some("failure"), json!({}), vec![annotation]);
+    let id = gh.add_check(
+        HEAD,
+        "terraform validate",
+        "github-actions",
+        "completed",
+        Some("failure"),
+        json!({}),
+        vec![annotation],
+    );
     gh.job_log(id, &actions_log());
     llm.script([Step::Answer(EXPLANATION.into())]);
     let app = TestApp::start(app_options(&gh, &llm)).await;
-    deliver(&app, &completed(id, "terraform validate", "github-actions", 15368, HEAD, &now_minus(1))).await;
+    deliver(
+        &app,
+        &completed(
+            id,
+            "terraform validate",
+            "github-actions",
+            15368,
+            HEAD,
+            &now_minus(1),
+        ),
+    )
+    .await;
     let body = ci_comment_saying(&gh, "Likely cause").await;
     app.wait_for_jobs(1).await;
 
@@ -117,13 +147,25 @@ async fn an_actions_failure_gets_one_explanation_whose_prompt_holds_the_redacted
     // annotation and the diff, with the secrets gone.
     assert_eq!(llm.requests().len(), 1);
     let prompt = asked(&llm, 0);
-    assert!(prompt.contains("Error: Reference to undeclared input variable"), "{prompt}");
+    assert!(
+        prompt.contains("Error: Reference to undeclared input variable"),
+        "{prompt}"
+    );
     assert!(prompt.contains("##[error]Process completed with exit code 1."));
     assert!(prompt.contains("Process completed with exit code 1."));
-    assert!(prompt.contains("subnet_id = var.subnet_b"), "the diff is there");
+    assert!(
+        prompt.contains("subnet_id = var.subnet_b"),
+        "the diff is there"
+    );
     assert!(prompt.contains("[REDACTED]"));
-    assert!(!prompt.contains("Downloading module registry.terraform.io/acme/net 3\n"), "the log is cut");
-    assert!(!prompt.contains("2026-12-03T10:15"), "timestamps are stripped");
+    assert!(
+        !prompt.contains("Downloading module registry.terraform.io/acme/net 3\n"),
+        "the log is cut"
+    );
+    assert!(
+        !prompt.contains("2026-12-03T10:15"),
+        "timestamps are stripped"
+    );
     for request in llm.requests() {
         let sent = request.to_string();
         assert!(!sent.contains(LEAKED_TOKEN) && !sent.contains(LEAKED_KEY));
@@ -131,8 +173,22 @@ async fn an_actions_failure_gets_one_explanation_whose_prompt_holds_the_redacted
     // One comment: the check by name with its link, the explanation, the
     // location linked at the head.
     assert_eq!(ci_comments(&gh), 1);
-    assert!(body.contains(&format!("[`terraform validate`]({}/{}/runs/{id})", gh.url, support::github::REPO)), "{body}");
-    assert!(body.contains(&format!("[`modules/batch/main.tf:2`]({}/{}/blob/{HEAD}/modules/batch/main.tf#L2)", gh.url, support::github::REPO)), "{body}");
+    assert!(
+        body.contains(&format!(
+            "[`terraform validate`]({}/{}/runs/{id})",
+            gh.url,
+            support::github::REPO
+        )),
+        "{body}"
+    );
+    assert!(
+        body.contains(&format!(
+            "[`modules/batch/main.tf:2`]({}/{}/blob/{HEAD}/modules/batch/main.tf#L2)",
+            gh.url,
+            support::github::REPO
+        )),
+        "{body}"
+    );
     for w in gh.take_writes() {
         let sent = w.body.to_string();
         assert!(!sent.contains(LEAKED_TOKEN) && !sent.contains(LEAKED_KEY));
@@ -151,8 +207,24 @@ async fn a_second_failed_check_on_the_same_head_edits_the_same_comment() {
     let (gh, llm) = support::world().await;
     let output = json!({ "title": "3 problems", "summary": "tflint found 3 problems",
         "text": "modules/batch/main.tf:2 variable subnet_b is not declared" });
-    let lint = gh.add_check(HEAD, "tflint", "tflint-app", "completed", Some("failure"), output, vec![]);
-    let tests = gh.add_check(HEAD, "plan", "github-actions", "in_progress", None, json!({}), vec![]);
+    let lint = gh.add_check(
+        HEAD,
+        "tflint",
+        "tflint-app",
+        "completed",
+        Some("failure"),
+        output,
+        vec![],
+    );
+    let tests = gh.add_check(
+        HEAD,
+        "plan",
+        "github-actions",
+        "in_progress",
+        None,
+        json!({}),
+        vec![],
+    );
     gh.job_log(tests, "Error: timeout waiting for the state lock\n");
     llm.script([
         Step::Answer("Lint: an undeclared variable.".into()),
@@ -160,18 +232,32 @@ async fn a_second_failed_check_on_the_same_head_edits_the_same_comment() {
     ]);
     let app = TestApp::start(app_options(&gh, &llm)).await;
     // The first failure has waited its longest already for the plan.
-    deliver(&app, &completed(lint, "tflint", "tflint-app", 90210, HEAD, &now_minus(3600))).await;
+    deliver(
+        &app,
+        &completed(lint, "tflint", "tflint-app", 90210, HEAD, &now_minus(3600)),
+    )
+    .await;
     let first = ci_comment_saying(&gh, "Lint: an undeclared variable.").await;
     assert!(first.contains("tflint") && !first.contains("state lock"));
     let prompt = asked(&llm, 0);
-    assert!(prompt.contains("tflint found 3 problems") && prompt.contains("variable subnet_b is not declared"));
+    assert!(
+        prompt.contains("tflint found 3 problems")
+            && prompt.contains("variable subnet_b is not declared")
+    );
     app.wait_for_jobs(1).await;
 
     gh.complete_check(tests, "timed_out");
-    deliver(&app, &completed(tests, "plan", "github-actions", 15368, HEAD, &now_minus(1))).await;
+    deliver(
+        &app,
+        &completed(tests, "plan", "github-actions", 15368, HEAD, &now_minus(1)),
+    )
+    .await;
     let both = ci_comment_saying(&gh, "looks flaky").await;
     app.wait_for_jobs(2).await;
-    assert!(both.contains("Lint: an undeclared variable.") && both.contains("`plan`"), "{both}");
+    assert!(
+        both.contains("Lint: an undeclared variable.") && both.contains("`plan`"),
+        "{both}"
+    );
     // The second conversation was about the second check only.
     let prompt = asked(&llm, 1);
     assert!(prompt.contains("state lock") && !prompt.contains("tflint found"));
@@ -189,11 +275,45 @@ async fn a_second_failed_check_on_the_same_head_edits_the_same_comment() {
 #[tokio::test]
 async fn our_own_check_run_failing_and_an_ignored_check_trigger_nothing() {
     let (gh, llm) = support::world().await;
-    gh.file("main", ".github/agentic.yml", "ci:\n  ignore: [\"Codecov/Patch\"]\n");
+    gh.file(
+        "main",
+        ".github/agentic.yml",
+        "ci:\n  ignore: [\"Codecov/Patch\"]\n",
+    );
     let app = TestApp::start(app_options(&gh, &llm)).await;
-    deliver(&app, &completed(5001, "agentic review", "agentic-devops", APP_ID, HEAD, &now_minus(1))).await;
-    let ignored = gh.add_check(HEAD, "codecov/patch", "codecov", "completed", Some("failure"), json!({}), vec![]);
-    deliver(&app, &completed(ignored, "codecov/patch", "codecov", 90211, HEAD, &now_minus(1))).await;
+    deliver(
+        &app,
+        &completed(
+            5001,
+            "agentic review",
+            "agentic-devops",
+            APP_ID,
+            HEAD,
+            &now_minus(1),
+        ),
+    )
+    .await;
+    let ignored = gh.add_check(
+        HEAD,
+        "codecov/patch",
+        "codecov",
+        "completed",
+        Some("failure"),
+        json!({}),
+        vec![],
+    );
+    deliver(
+        &app,
+        &completed(
+            ignored,
+            "codecov/patch",
+            "codecov",
+            90211,
+            HEAD,
+            &now_minus(1),
+        ),
+    )
+    .await;
     app.wait_for_jobs(2).await;
     assert!(llm.requests().is_empty());
     assert_eq!(ci_comments(&gh), 0);
@@ -204,10 +324,22 @@ async fn our_own_check_run_failing_and_an_ignored_check_trigger_nothing() {
 async fn a_head_that_moved_on_is_not_explained() {
     let (gh, llm) = support::world().await;
     let old = "0ld0000000000000000000000000000000000001";
-    let id = gh.add_check(old, "build", "github-actions", "completed", Some("failure"), json!({}), vec![]);
+    let id = gh.add_check(
+        old,
+        "build",
+        "github-actions",
+        "completed",
+        Some("failure"),
+        json!({}),
+        vec![],
+    );
     gh.job_log(id, "error: it broke\n");
     let app = TestApp::start(app_options(&gh, &llm)).await;
-    deliver(&app, &completed(id, "build", "github-actions", 15368, old, &now_minus(1))).await;
+    deliver(
+        &app,
+        &completed(id, "build", "github-actions", 15368, old, &now_minus(1)),
+    )
+    .await;
     app.wait_for_jobs(1).await;
     assert!(llm.requests().is_empty());
     assert!(gh.take_writes().is_empty());
@@ -218,19 +350,43 @@ async fn a_head_that_moved_on_is_not_explained() {
 async fn the_explanation_waits_for_the_heads_other_checks_and_covers_them_together() {
     let (gh, llm) = support::world().await;
     gh.file("main", ".github/agentic.yml", "ci:\n  settle_seconds: 60\n");
-    let unit = gh.add_check(HEAD, "unit", "github-actions", "completed", Some("failure"), json!({}), vec![]);
-    let e2e = gh.add_check(HEAD, "e2e", "github-actions", "in_progress", None, json!({}), vec![]);
+    let unit = gh.add_check(
+        HEAD,
+        "unit",
+        "github-actions",
+        "completed",
+        Some("failure"),
+        json!({}),
+        vec![],
+    );
+    let e2e = gh.add_check(
+        HEAD,
+        "e2e",
+        "github-actions",
+        "in_progress",
+        None,
+        json!({}),
+        vec![],
+    );
     gh.job_log(unit, "error[E0425]: cannot find value `subnet_b`\n");
     gh.job_log(e2e, "Error: the stack did not deploy\n");
     llm.script([Step::Answer("Both fail on `subnet_b`.".into())]);
     let app = TestApp::start(app_options(&gh, &llm)).await;
     // Failed 55 s ago: 5 s more of the 60 are waited for the e2e check.
-    deliver(&app, &completed(unit, "unit", "github-actions", 15368, HEAD, &now_minus(55))).await;
+    deliver(
+        &app,
+        &completed(unit, "unit", "github-actions", 15368, HEAD, &now_minus(55)),
+    )
+    .await;
     let waiting = ci_comment_saying(&gh, "1 other check is still running").await;
     assert!(waiting.contains("`unit`"));
     assert!(llm.requests().is_empty());
     gh.complete_check(e2e, "failure");
-    deliver(&app, &completed(e2e, "e2e", "github-actions", 15368, HEAD, &now_minus(1))).await;
+    deliver(
+        &app,
+        &completed(e2e, "e2e", "github-actions", 15368, HEAD, &now_minus(1)),
+    )
+    .await;
     let done = ci_comment_saying(&gh, "Both fail on").await;
     app.wait_for_jobs(2).await;
     assert_eq!(llm.requests().len(), 1, "one conversation for both");
@@ -245,11 +401,23 @@ async fn the_explanation_waits_for_the_heads_other_checks_and_covers_them_togeth
 async fn without_actions_read_the_log_is_said_unreadable_and_no_wider_token_is_used() {
     let (gh, llm) = support::world().await;
     gh.inner.lock().unwrap().refuse_actions = true;
-    let id = gh.add_check(HEAD, "build", "github-actions", "completed", Some("failure"), json!({}), vec![]);
+    let id = gh.add_check(
+        HEAD,
+        "build",
+        "github-actions",
+        "completed",
+        Some("failure"),
+        json!({}),
+        vec![],
+    );
     gh.job_log(id, "error: it broke\n");
     llm.script([Step::Answer("I could not see the log.".into())]);
     let app = TestApp::start(app_options(&gh, &llm)).await;
-    deliver(&app, &completed(id, "build", "github-actions", 15368, HEAD, &now_minus(1))).await;
+    deliver(
+        &app,
+        &completed(id, "build", "github-actions", 15368, HEAD, &now_minus(1)),
+    )
+    .await;
     ci_comment_saying(&gh, "I could not see the log.").await;
     app.wait_for_jobs(1).await;
     assert!(asked(&llm, 0).contains("the installation has not granted agentic `actions: read`"));

@@ -33,7 +33,9 @@ const MAX_CHECKS: usize = 6;
 /// How often a waiting job looks again at the head's checks.
 const SETTLE_POLL: Duration = Duration::from_secs(30);
 /// How long a job waits for an earlier one on the same pull request.
-const TURN_WAIT: Duration = Duration::from_secs(5);
+const TURN_WAIT: Duration = Duration::from_secs(10);
+/// How long a job waits when the installation's command rate is used up.
+const LIMIT_WAIT: Duration = Duration::from_secs(60);
 /// Most characters of a check's own title, summary and text, each.
 const OUTPUT_CHARS: usize = 4_000;
 /// Most annotations shown of one check.
@@ -59,7 +61,10 @@ pub async fn explain(ctx: &JobContext, job: &LeasedJob, ev: &CheckRun) -> Result
         None => ctx.store.review_number_at(repo, &ev.head_sha).await?,
     };
     let Some(number) = number else {
-        tracing::info!(check_run = ev.check_run_id, "a failed check on no known pull request");
+        tracing::info!(
+            check_run = ev.check_run_id,
+            "a failed check on no known pull request"
+        );
         return Ok(());
     };
     let github = ctx
@@ -67,7 +72,11 @@ pub async fn explain(ctx: &JobContext, job: &LeasedJob, ev: &CheckRun) -> Result
         .await?;
     let pr = github.pull_request(repo, number).await?;
     if pr.state != "open" || pr.head.sha != ev.head_sha {
-        tracing::info!(repo, number, "the pull request moved on from the failed head; not explained");
+        tracing::info!(
+            repo,
+            number,
+            "the pull request moved on from the failed head; not explained"
+        );
         return Ok(());
     }
     let settings = ctx.repo_config(&github, &ev.repo).await?;
@@ -152,6 +161,16 @@ pub async fn explain(ctx: &JobContext, job: &LeasedJob, ev: &CheckRun) -> Result
         }
         return Ok(());
     }
+    if !ctx
+        .limits
+        .installation_allows(ev.installation_id, 1)
+        .await?
+    {
+        return Err(JobError::Deferred {
+            reason: "the installation's command rate is used up".into(),
+            retry_after: LIMIT_WAIT,
+        });
+    }
     let mut all = explained;
     head.show(&render(&head, &all, Some((&new, 0, Duration::ZERO))))
         .await?;
@@ -159,7 +178,11 @@ pub async fn explain(ctx: &JobContext, job: &LeasedJob, ev: &CheckRun) -> Result
     let text = head.think(&pr, &new, ev.installation_id, &ignored).await?;
     // The head may have moved while the model thought: say nothing then.
     if github.pull_request(repo, number).await?.head.sha != ev.head_sha {
-        tracing::info!(repo, number, "the pull request moved on while the failure was explained");
+        tracing::info!(
+            repo,
+            number,
+            "the pull request moved on while the failure was explained"
+        );
         return Ok(());
     }
     let explanation = CiExplanation {
@@ -199,7 +222,11 @@ fn delivered_run(ev: &CheckRun) -> CheckRunInfo {
 /// How long ago `at` (RFC 3339) was; zero when unknown or in the future.
 fn since(at: Option<&str>) -> Duration {
     at.and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
-        .and_then(|t| (chrono::Utc::now() - t.with_timezone(&chrono::Utc)).to_std().ok())
+        .and_then(|t| {
+            (chrono::Utc::now() - t.with_timezone(&chrono::Utc))
+                .to_std()
+                .ok()
+        })
         .unwrap_or(Duration::ZERO)
 }
 
@@ -245,7 +272,10 @@ impl Head<'_> {
             evidence.push_str(&self.evidence(run, installation, &fence).await?);
         }
         if failed.len() > MAX_CHECKS {
-            let rest: Vec<&str> = failed[MAX_CHECKS..].iter().map(|r| r.name.as_str()).collect();
+            let rest: Vec<&str> = failed[MAX_CHECKS..]
+                .iter()
+                .map(|r| r.name.as_str())
+                .collect();
             evidence.push_str(&format!(
                 "\nThese checks failed too; their output is not shown:\n{}\n",
                 fence.wrap("names of other failed checks", &rest.join("\n"))
@@ -259,13 +289,8 @@ impl Head<'_> {
             .map(crate::review::ChangedFile::from)
             .collect();
         let bpe = crate::review::tokenizer(&ctx.llm.model);
-        let assembled = crate::review::assemble(
-            &files,
-            ignored,
-            ctx.config.review_diff_tokens,
-            bpe,
-            &fence,
-        );
+        let assembled =
+            crate::review::assemble(&files, ignored, ctx.config.review_diff_tokens, bpe, &fence);
         let message = format!(
             "Checks failed on commit {} of pull request #{} in the repository {}. Its title:\n{}\n\
 {evidence}\nThe pull request's diff:\n{}\n{}\n\
@@ -318,7 +343,12 @@ If several checks failed for one reason, explain it once. Say what you are unsur
         let text = match outcome {
             Ok(Outcome::Answer(a)) if !a.trim().is_empty() => {
                 let web = &ctx.config.github_web_url;
-                link_locations(&super::ask::render(Outcome::Answer(a)), web, self.repo, self.sha)
+                link_locations(
+                    &super::ask::render(Outcome::Answer(a)),
+                    web,
+                    self.repo,
+                    self.sha,
+                )
             }
             Ok(other) => super::ask::render(other),
             Err(e) if e.is_transient() && !ctx.last_attempt(self.job) => {
@@ -341,9 +371,11 @@ If several checks failed for one reason, explain it once. Say what you are unsur
     /// A client whose token reads Actions' logs and nothing else; GitHub
     /// refuses it where the installation has not granted `actions: read`.
     async fn logs_client(&self, installation: u64) -> Result<GitHub, GitHubError> {
-        let app = self.ctx.github.load_full().ok_or_else(|| {
-            GitHubError::Local("no GitHub App is configured".into())
-        })?;
+        let app = self
+            .ctx
+            .github
+            .load_full()
+            .ok_or_else(|| GitHubError::Local("no GitHub App is configured".into()))?;
         app.client(crate::github::TokenScope {
             installation,
             repo: Some(self.repo.to_string()),
@@ -387,12 +419,19 @@ If several checks failed for one reason, explain it once. Say what you are unsur
                     ));
                 }
                 Err(e) if e.is_rate_limit() => return Err(e.into()),
-                Err(e) => out.push_str(&format!("Its job's log could not be read ({}).\n", why_no_log(&e))),
+                Err(e) => out.push_str(&format!(
+                    "Its job's log could not be read ({}).\n",
+                    why_no_log(&e)
+                )),
             }
         } else {
             let o = &run.output;
             let mut own = String::new();
-            for (what, text) in [("title", &o.title), ("summary", &o.summary), ("text", &o.text)] {
+            for (what, text) in [
+                ("title", &o.title),
+                ("summary", &o.summary),
+                ("text", &o.text),
+            ] {
                 if let Some(text) = text.as_deref().filter(|t| !t.trim().is_empty()) {
                     let text: String = text.chars().take(OUTPUT_CHARS).collect();
                     own.push_str(&format!("{what}:\n{}\n", redact(&text)));
@@ -426,7 +465,10 @@ If several checks failed for one reason, explain it once. Say what you are unsur
                         a.path,
                         a.start_line,
                         a.annotation_level.as_deref().unwrap_or("failure"),
-                        a.title.as_deref().map(|t| format!("{t}: ")).unwrap_or_default(),
+                        a.title
+                            .as_deref()
+                            .map(|t| format!("{t}: "))
+                            .unwrap_or_default(),
                         message
                     )
                 })
@@ -443,9 +485,7 @@ If several checks failed for one reason, explain it once. Say what you are unsur
 /// Why a job's log could not be read, for the model and for people.
 fn why_no_log(e: &GitHubError) -> String {
     match e.status() {
-        Some(403) | Some(422) => {
-            "the installation has not granted agentic `actions: read`".into()
-        }
+        Some(403) | Some(422) => "the installation has not granted agentic `actions: read`".into(),
         Some(404) | Some(410) => "it has expired or was deleted".into(),
         _ => e.to_string(),
     }
@@ -473,16 +513,19 @@ fn render(
     working: Option<(&[&CheckRunInfo], usize, Duration)>,
 ) -> String {
     let web = &head.ctx.config.github_web_url;
-    let link = |id: u64, name: &str| {
-        format!("[{}]({web}/{}/runs/{id})", inline_code(name), head.repo)
-    };
+    let link =
+        |id: u64, name: &str| format!("[{}]({web}/{}/runs/{id})", inline_code(name), head.repo);
     let mut out = format!(
         "### ❌ Checks failed on {}\n\n",
         inline_code(&head.sha[..head.sha.len().min(12)])
     );
     for e in explained {
         let names: Vec<String> = e.checks.iter().map(|c| link(c.id, &c.name)).collect();
-        out.push_str(&format!("**{}**\n\n{}\n\n", names.join(", "), e.explanation));
+        out.push_str(&format!(
+            "**{}**\n\n{}\n\n",
+            names.join(", "),
+            e.explanation
+        ));
     }
     if let Some((checks, pending, settle)) = working {
         let names: Vec<String> = checks.iter().map(|c| link(c.id, &c.name)).collect();

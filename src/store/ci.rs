@@ -78,7 +78,12 @@ impl Store {
     /// Whether a job of `kind` on `subject` that came in before job `id`
     /// has not ended yet: jobs that share one comment take turns, oldest
     /// first.
-    pub async fn earlier_job_open(&self, subject: &str, kind: &str, id: i64) -> anyhow::Result<bool> {
+    pub async fn earlier_job_open(
+        &self,
+        subject: &str,
+        kind: &str,
+        id: i64,
+    ) -> anyhow::Result<bool> {
         let found: Option<i64> = sqlx::query_scalar(
             "SELECT id FROM jobs WHERE subject = $1 AND kind = $2 AND id < $3
                  AND state IN ('queued', 'running') LIMIT 1",

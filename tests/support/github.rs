@@ -231,7 +231,11 @@ impl FakeGitHub {
         let mut inner = self.inner.lock().unwrap();
         inner.next_id += 1;
         let id = inner.next_id;
-        let app_id = if slug == "github-actions" { 15368 } else { 90210 };
+        let app_id = if slug == "github-actions" {
+            15368
+        } else {
+            90210
+        };
         inner.foreign_checks.push(json!({
             "id": id, "name": name, "head_sha": head, "status": status,
             "conclusion": conclusion, "app": { "id": app_id, "slug": slug },
@@ -776,7 +780,11 @@ async fn download(
             log.clone(),
         )
             .into_response(),
-        None => (StatusCode::FORBIDDEN, "<Error><Code>AuthenticationFailed</Code></Error>").into_response(),
+        None => (
+            StatusCode::FORBIDDEN,
+            "<Error><Code>AuthenticationFailed</Code></Error>",
+        )
+            .into_response(),
     }
 }
 
@@ -1042,7 +1050,11 @@ fn route(
             }
             st.next_id += 1;
             let location = format!("{}/logs/{id}?sig={}", st.blob_url, st.next_id);
-            (StatusCode::FOUND, [(axum::http::header::LOCATION, location)]).into_response()
+            (
+                StatusCode::FOUND,
+                [(axum::http::header::LOCATION, location)],
+            )
+                .into_response()
         }
         ("GET", ["pulls", "comments", id]) => {
             let id: u64 = id.parse().unwrap_or(0);
