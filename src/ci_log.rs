@@ -92,10 +92,13 @@ impl LogTail {
         }
     }
 
+    /// One whole line (at most `4 × MAX_LINE` bytes of it), kept as it
+    /// came: it is cleaned and redacted whole, before it is cut, and only
+    /// if it is shown.
     fn line(&mut self, raw: &[u8]) {
         self.lines += 1;
         let n = self.lines;
-        let text = clean(&String::from_utf8_lossy(raw));
+        let text = String::from_utf8_lossy(raw).into_owned();
         match self.first_error {
             None if looks_like_error(&text) => {
                 self.first_error = Some(n);
@@ -125,6 +128,9 @@ impl LogTail {
             self.line(&rest);
         }
         let mut kept: Vec<(usize, String)> = self.around_error;
+        for (_, line) in kept.iter_mut().chain(self.tail.iter_mut()) {
+            *line = clean(line, redactor);
+        }
         let after = kept.last().map_or(0, |(n, _)| *n);
         kept.extend(self.tail.into_iter().filter(|(n, _)| *n > after));
         let mut text = String::new();
@@ -165,10 +171,12 @@ fn fit_chars(text: &str, max: usize) -> String {
 }
 
 /// A log line without its Actions timestamp, colour codes and line end,
-/// cut at [`MAX_LINE`] characters. A line that is nothing but a long run
-/// of base64 (a key's body whose first line was left out, a certificate)
-/// is not kept at all: the redactor recognises a key by its header.
-fn clean(line: &str) -> String {
+/// redacted whole and then cut at [`MAX_LINE`] characters. A line that is
+/// nothing but a long run of base64 (a key's body whose first line was
+/// left out, a certificate), or that holds a private key's marker at all
+/// (a key printed on one line with `\n` escapes, cut where the line is),
+/// is not kept: the redactor recognises a key by its markers.
+fn clean(line: &str, redactor: &Redactor) -> String {
     static STAMP: OnceLock<Regex> = OnceLock::new();
     static ANSI: OnceLock<Regex> = OnceLock::new();
     static BLOB: OnceLock<Regex> = OnceLock::new();
@@ -188,9 +196,12 @@ fn clean(line: &str) -> String {
         .chars()
         .map(|c| if c.is_control() && c != '\t' { ' ' } else { c })
         .collect();
-    if blob.is_match(&line) && line.bytes().any(|b| b.is_ascii_digit()) {
+    if (blob.is_match(&line) && line.bytes().any(|b| b.is_ascii_digit()))
+        || line.to_ascii_uppercase().contains("PRIVATE KEY")
+    {
         return crate::redact::REDACTED.to_string();
     }
+    let line = redactor.redact(&line).into_owned();
     if line.chars().count() > MAX_LINE {
         let cut: String = line.chars().take(MAX_LINE).collect();
         return format!("{cut} [… line cut …]");
@@ -275,6 +286,32 @@ mod tests {
         assert!(!e.text.contains(key_line), "{}", e.text);
         assert!(!e.text.contains("ghp_abc"), "{}", e.text);
         assert!(e.text.contains("Error: boom"));
+    }
+
+    #[test]
+    fn a_key_printed_on_one_long_line_is_not_shown_in_part() {
+        let body: String = (0..30)
+            .map(|i| format!("MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQC{i:02}x"))
+            .collect::<Vec<_>>()
+            .join("\\n");
+        let line = format!(
+            "{}{{\"type\": \"service_account\", \"private_key\": \"-----BEGIN PRIVATE KEY-----\\n{body}\\n-----END PRIVATE KEY-----\\n\"}}",
+            " ".repeat(200)
+        );
+        assert!(line.len() > MAX_LINE * 2);
+        let e = excerpt(&format!("{line}\nerror: failed\n"), 100);
+        assert!(
+            !e.text
+                .contains("MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQC"),
+            "{}",
+            e.text
+        );
+        // The redactor alone, on such a line cut short, takes the body too.
+        let cut: String = line.chars().take(1_000).collect();
+        let redacted = Redactor::new(Vec::<String>::new())
+            .redact(&cut)
+            .into_owned();
+        assert!(!redacted.contains("gSjAgEAAoIBAQC05"), "{redacted}");
     }
 
     #[test]

@@ -507,6 +507,31 @@ struct WireCheckSuite {
 #[derive(Deserialize)]
 struct WirePullRef {
     number: u64,
+    #[serde(default)]
+    base: Option<WirePullBase>,
+}
+
+#[derive(Deserialize)]
+struct WirePullBase {
+    #[serde(default)]
+    repo: Option<WireInstallationRef>,
+}
+
+/// The numbers of the pull requests in `repo_id` among `pulls`: GitHub also
+/// lists pull requests of other repositories whose head is the same commit
+/// (a fork's pull request into its own parent, say), whose numbers mean
+/// nothing here.
+fn pulls_in(pulls: Vec<WirePullRef>, repo_id: u64) -> Vec<u64> {
+    pulls
+        .into_iter()
+        .filter(|p| {
+            p.base
+                .as_ref()
+                .and_then(|b| b.repo.as_ref())
+                .is_none_or(|r| r.id == repo_id)
+        })
+        .map(|p| p.number)
+        .collect()
 }
 
 #[derive(Deserialize)]
@@ -719,6 +744,7 @@ fn to_event(wire: Wire, installation_id: u64) -> Result<Event, &'static str> {
         // "Re-run all checks" on a suite: GitHub sends it to the suite's
         // App only; for ours it re-runs our review check run.
         Wire::CheckSuite(w) => Event::CheckRun(Box::new(CheckRun {
+            pull_requests: pulls_in(w.check_suite.pull_requests, w.repository.id),
             action: w.action,
             repo: w.repository.into(),
             installation_id,
@@ -726,12 +752,6 @@ fn to_event(wire: Wire, installation_id: u64) -> Result<Event, &'static str> {
             head_sha: w.check_suite.head_sha,
             name: String::new(),
             requested_action: None,
-            pull_requests: w
-                .check_suite
-                .pull_requests
-                .into_iter()
-                .map(|p| p.number)
-                .collect(),
             external_id: None,
             app_id: w.check_suite.app.map(|a| a.id),
             sender: w.sender,
@@ -765,6 +785,7 @@ fn check_run(w: WireCheckRunEvent, installation_id: u64) -> Result<CheckRun, &'s
     {
         return Err("a completed check run that did not fail");
     }
+    let pull_requests = pulls_in(w.check_run.pull_requests, w.repository.id);
     let (app_id, app_slug) = match w.check_run.app {
         Some(app) => (Some(app.id), app.slug),
         None => (None, None),
@@ -777,12 +798,7 @@ fn check_run(w: WireCheckRunEvent, installation_id: u64) -> Result<CheckRun, &'s
         head_sha: w.check_run.head_sha,
         name: w.check_run.name,
         requested_action: w.requested_action.map(|a| a.identifier),
-        pull_requests: w
-            .check_run
-            .pull_requests
-            .into_iter()
-            .map(|p| p.number)
-            .collect(),
+        pull_requests,
         external_id: w.check_run.external_id.filter(|e| !e.is_empty()),
         app_id,
         sender: w.sender,

@@ -11,6 +11,8 @@
 
 use std::time::{Duration, Instant};
 
+use sha2::Digest;
+
 use crate::github::{CommentKind, GitHub, GitHubError};
 use crate::redact::Redactor;
 use crate::store::{LeasedJob, Store};
@@ -302,8 +304,14 @@ impl StickyComment<'_> {
         let room = MAX_COMMENT_CHARS - marker.chars().count() - 2;
         let body = format!("{}\n\n{marker}", fit(&self.redactor.redact(text), room));
         let (repo, number, kind) = (self.repo, self.number, self.kind);
-        let known = match self.store.pull_comment(repo, number, kind).await? {
-            Some(id) if id != PENDING => Some(id),
+        let hash = hex::encode(&sha2::Sha256::digest(body.as_bytes())[..16]);
+        let stored = self.store.pull_comment(repo, number, kind).await?;
+        let known = match &stored {
+            // Saying the same again (a wait that polls) edits nothing.
+            Some(c) if c.id != PENDING && c.body_hash.as_deref() == Some(hash.as_str()) => {
+                return Ok(c.id)
+            }
+            Some(c) if c.id != PENDING => Some(c.id),
             _ => {
                 own_comment_with(
                     self.github,
@@ -323,7 +331,9 @@ impl StickyComment<'_> {
                 .await
             {
                 Ok(_) => {
-                    self.store.save_pull_comment(repo, number, kind, id).await?;
+                    self.store
+                        .save_pull_comment(repo, number, kind, id, Some(&hash))
+                        .await?;
                     return Ok(id);
                 }
                 // Deleted by someone: post it again.
@@ -333,11 +343,11 @@ impl StickyComment<'_> {
         }
         fenced(self.store, self.lease).await?;
         self.store
-            .save_pull_comment(repo, number, kind, PENDING)
+            .save_pull_comment(repo, number, kind, PENDING, None)
             .await?;
         let comment = self.github.create_comment(repo, number, &body).await?;
         self.store
-            .save_pull_comment(repo, number, kind, comment.id)
+            .save_pull_comment(repo, number, kind, comment.id, Some(&hash))
             .await?;
         Ok(comment.id)
     }

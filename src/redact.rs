@@ -56,7 +56,7 @@ fn rules() -> &'static [Rule] {
             // marker in one place must not blank what follows it.
             rule(
                 "private-key",
-                r"-----BEGIN[ A-Z0-9_-]{0,100}PRIVATE KEY(?: BLOCK)?-----(?:[\x20-\x7E\t\r\n]{0,8192}?-----END[ A-Z0-9_-]{0,100}PRIVATE KEY(?: BLOCK)?-----|(?:[ \t]{0,4}[A-Za-z0-9+/=]{16,80}|\r?\n[A-Za-z0-9+/=]{1,80}){0,64})",
+                r"-----BEGIN[ A-Z0-9_-]{0,100}PRIVATE KEY(?: BLOCK)?-----(?:[\x20-\x7E\t\r\n]{0,8192}?-----END[ A-Z0-9_-]{0,100}PRIVATE KEY(?: BLOCK)?-----|(?:[ \t]{0,4}[A-Za-z0-9+/=]{16,80}|(?:\r?\n|\\n)[A-Za-z0-9+/=]{1,80}){0,64})",
                 REDACTED,
                 always,
             ),

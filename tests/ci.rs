@@ -68,6 +68,12 @@ fn completed(
     c["app"]["id"] = app_id.into();
     c["app"]["slug"] = slug.into();
     c["pull_requests"][0]["number"] = PR.into();
+    // GitHub also lists pull requests of other repositories at this
+    // commit (a fork's own): their numbers mean nothing here.
+    let mut foreign = c["pull_requests"][0].clone();
+    foreign["number"] = 7.into();
+    foreign["base"]["repo"]["id"] = 999.into();
+    c["pull_requests"] = json!([foreign, c["pull_requests"][0].clone()]);
     serde_json::to_vec(&v).unwrap()
 }
 
@@ -195,7 +201,13 @@ async fn an_actions_failure_gets_one_explanation_whose_prompt_holds_the_redacted
     }
     // The log came through the redirect, without credentials, with a token
     // that may read Actions and nothing else.
-    assert_eq!(gh.downloads(), vec![(format!("/logs/{id}"), false)]);
+    assert_eq!(
+        gh.downloads(),
+        vec![
+            (format!("/logs/{id}"), false),
+            (format!("/logs/{id}/data"), false)
+        ]
+    );
     assert!(gh
         .token_requests()
         .contains(&json!({ "permissions": { "actions": "read", "metadata": "read" }, "repositories": ["infra-live"] })));
@@ -205,6 +217,8 @@ async fn an_actions_failure_gets_one_explanation_whose_prompt_holds_the_redacted
 #[tokio::test]
 async fn a_second_failed_check_on_the_same_head_edits_the_same_comment() {
     let (gh, llm) = support::world().await;
+    // No wait for the plan, still running.
+    gh.file("main", ".github/agentic.yml", "ci:\n  settle_seconds: 0\n");
     let output = json!({ "title": "3 problems", "summary": "tflint found 3 problems",
         "text": "modules/batch/main.tf:2 variable subnet_b is not declared" });
     let lint = gh.add_check(
@@ -269,6 +283,28 @@ async fn a_second_failed_check_on_the_same_head_edits_the_same_comment() {
         .count();
     assert_eq!(posts, 1, "posted once, edited after: {writes:#?}");
     assert!(writes.iter().any(|w| w.method == "PATCH"));
+    // A re-run of the plan that fails again is not explained again.
+    let rerun = gh.add_check(
+        HEAD,
+        "plan",
+        "github-actions",
+        "completed",
+        Some("failure"),
+        json!({}),
+        vec![],
+    );
+    gh.job_log(rerun, "Error: timeout waiting for the state lock\n");
+    deliver(
+        &app,
+        &completed(rerun, "plan", "github-actions", 15368, HEAD, &now_minus(1)),
+    )
+    .await;
+    app.wait_for_jobs(3).await;
+    assert_eq!(llm.requests().len(), 2);
+    assert!(
+        gh.take_writes().is_empty(),
+        "nothing new to say: nothing edited"
+    );
     llm.assert_clean();
 }
 
@@ -349,7 +385,7 @@ async fn a_head_that_moved_on_is_not_explained() {
 #[tokio::test]
 async fn the_explanation_waits_for_the_heads_other_checks_and_covers_them_together() {
     let (gh, llm) = support::world().await;
-    gh.file("main", ".github/agentic.yml", "ci:\n  settle_seconds: 60\n");
+    gh.file("main", ".github/agentic.yml", "ci:\n  settle_seconds: 5\n");
     let unit = gh.add_check(
         HEAD,
         "unit",
@@ -372,14 +408,14 @@ async fn the_explanation_waits_for_the_heads_other_checks_and_covers_them_togeth
     gh.job_log(e2e, "Error: the stack did not deploy\n");
     llm.script([Step::Answer("Both fail on `subnet_b`.".into())]);
     let app = TestApp::start(app_options(&gh, &llm)).await;
-    // Failed 55 s ago: 5 s more of the 60 are waited for the e2e check.
+    // At most 5 s are waited for the e2e check.
     deliver(
         &app,
-        &completed(unit, "unit", "github-actions", 15368, HEAD, &now_minus(55)),
+        &completed(unit, "unit", "github-actions", 15368, HEAD, &now_minus(1)),
     )
     .await;
     let waiting = ci_comment_saying(&gh, "1 other check is still running").await;
-    assert!(waiting.contains("`unit`"));
+    assert!(waiting.contains("`unit`") && !waiting.contains("`e2e`"));
     assert!(llm.requests().is_empty());
     gh.complete_check(e2e, "failure");
     deliver(

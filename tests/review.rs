@@ -1814,7 +1814,8 @@ async fn a_walkthrough_posted_but_not_recorded_is_edited_not_posted_again() {
         app.store()
             .pull_comment(REPO, PR, "walkthrough")
             .await
-            .unwrap(),
+            .unwrap()
+            .map(|c| c.id),
         Some(id)
     );
     gh.take_writes();

@@ -12,3 +12,6 @@ CREATE TABLE ci_explanations (
 );
 CREATE INDEX ci_explanations_head ON ci_explanations (repo, head_sha, id);
 CREATE INDEX ci_explanations_at ON ci_explanations (at);
+-- A hash of what a sticky comment last said, so that saying the same
+-- again (a wait that polls, a run that changes nothing) edits nothing.
+ALTER TABLE pull_comments ADD COLUMN body_hash TEXT;

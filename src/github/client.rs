@@ -6,7 +6,6 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use base64::Engine;
-use http_body_util::combinators::BoxBody;
 use http_body_util::BodyExt;
 use octocrab::Octocrab;
 use secrecy::SecretString;
@@ -22,7 +21,7 @@ use super::{GitHubError, Shared, TokenScope};
 use crate::domain::Role;
 
 /// Tries of one idempotent request, the first included.
-const MAX_TRIES: u32 = 3;
+pub(super) const MAX_TRIES: u32 = 3;
 /// First pause between tries; doubles each time, with jitter.
 const RETRY_BASE: Duration = Duration::from_millis(250);
 /// A wait GitHub asks for that is longer than this is not spent inside the
@@ -33,7 +32,7 @@ const PER_PAGE: usize = 100;
 /// Most pages read of one list, to bound the work a huge thread can cause.
 const MAX_PAGES: usize = 30;
 /// Most pages of a commit's check runs read (a matrix of a thousand jobs).
-const MAX_CHECK_RUN_PAGES: usize = 10;
+const MAX_CHECK_RUN_PAGES: usize = 3;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 const READ_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -80,7 +79,10 @@ impl Own {
 pub struct GitHub {
     /// Replaced (for every clone) when GitHub stops taking the token.
     octo: Arc<RwLock<Octocrab>>,
-    api_url: String,
+    /// The token `octo` sends, for the few requests made without octocrab
+    /// (`logs.rs`); replaced with it.
+    token: Arc<RwLock<SecretString>>,
+    pub(super) api_url: String,
     app: Option<AppLink>,
 }
 
@@ -99,7 +101,7 @@ enum Method {
     Patch,
 }
 
-fn backoff(attempt: u32) -> Duration {
+pub(super) fn backoff(attempt: u32) -> Duration {
     crate::backoff::equal_jitter(RETRY_BASE, MAX_INLINE_WAIT, attempt)
 }
 
@@ -110,7 +112,8 @@ impl GitHub {
         app: Option<AppLink>,
     ) -> Result<GitHub, GitHubError> {
         Ok(GitHub {
-            octo: Arc::new(RwLock::new(octocrab_for(api_url, token)?)),
+            octo: Arc::new(RwLock::new(octocrab_for(api_url, token.clone())?)),
+            token: Arc::new(RwLock::new(token)),
             api_url: api_url.to_string(),
             app,
         })
@@ -120,16 +123,21 @@ impl GitHub {
         self.octo.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
+    pub(super) fn token(&self) -> SecretString {
+        self.token.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
     /// GitHub refused the token (revoked, or the installation changed):
     /// forget it, mint a new one and use it from now on.
-    async fn renew_token(&self) -> Result<bool, GitHubError> {
+    pub(super) async fn renew_token(&self) -> Result<bool, GitHubError> {
         let Some(link) = &self.app else {
             return Ok(false);
         };
         link.auth.forget_scope(&link.scope);
         let token = link.auth.installation_token(&link.scope).await?;
-        let octo = octocrab_for(&self.api_url, token.token)?;
+        let octo = octocrab_for(&self.api_url, token.token.clone())?;
         *self.octo.write().unwrap_or_else(|p| p.into_inner()) = octo;
+        *self.token.write().unwrap_or_else(|p| p.into_inner()) = token.token;
         tracing::info!(
             installation = link.scope.installation,
             "GitHub refused the installation token; minted a new one"
@@ -174,27 +182,6 @@ impl GitHub {
         body: Option<&serde_json::Value>,
         what: &str,
     ) -> Result<bytes::Bytes, GitHubError> {
-        let response = self.respond(method, path, body, what).await?;
-        Ok(response
-            .into_body()
-            .collect()
-            .await
-            .map_err(|e| GitHubError::Transport {
-                what: what.to_string(),
-                reason: e.to_string(),
-            })?
-            .to_bytes())
-    }
-
-    /// [`GitHub::send`] up to a successful answer, whose body is the
-    /// caller's to read.
-    async fn respond(
-        &self,
-        method: Method,
-        path: &str,
-        body: Option<&serde_json::Value>,
-        what: &str,
-    ) -> Result<http::Response<BoxBody<bytes::Bytes, octocrab::Error>>, GitHubError> {
         // A check run's annotations are appended by every PATCH that
         // carries them: such a PATCH is not idempotent either.
         let appends = body.is_some_and(|b| {
@@ -229,7 +216,16 @@ impl GitHub {
                 Ok(response) => {
                     let status = response.status().as_u16();
                     if (200..300).contains(&status) {
-                        return Ok(response);
+                        let bytes = response
+                            .into_body()
+                            .collect()
+                            .await
+                            .map_err(|e| GitHubError::Transport {
+                                what: what.to_string(),
+                                reason: e.to_string(),
+                            })?
+                            .to_bytes();
+                        return Ok(bytes);
                     }
                     if status == 401 && !renewed && self.app.is_some() {
                         // Nothing was done with a refused token, so even a
@@ -621,6 +617,21 @@ impl GitHub {
         Ok(all)
     }
 
+    /// What check run `id` says of itself: title, summary, text.
+    pub async fn check_run_output(
+        &self,
+        repo: &str,
+        id: u64,
+    ) -> Result<super::types::CheckOutput, GitHubError> {
+        let run: super::types::CheckRunDetail = self
+            .get(
+                &format!("/repos/{repo}/check-runs/{id}"),
+                &format!("GET check run {id} in {repo}"),
+            )
+            .await?;
+        Ok(run.output)
+    }
+
     /// A check run's annotations (at most one page: the first failures
     /// say what the rest would).
     pub async fn check_run_annotations(
@@ -633,40 +644,6 @@ impl GitHub {
             &format!("GET annotations of check run {id} in {repo}"),
         )
         .await
-    }
-
-    /// What is worth showing of GitHub Actions job `job_id`'s log. GitHub
-    /// answers with a redirect to a short-lived download address on
-    /// another host, which octocrab follows without our credentials; the
-    /// log is read as it streams, in bounded memory (`ci_log`).
-    pub async fn job_log(
-        &self,
-        repo: &str,
-        job_id: u64,
-        redactor: &crate::redact::Redactor,
-    ) -> Result<crate::ci_log::Excerpt, GitHubError> {
-        let what = format!("GET the log of Actions job {job_id} in {repo}");
-        let path = format!("/repos/{repo}/actions/jobs/{job_id}/logs");
-        let response = self.respond(Method::Get, &path, None, &what).await?;
-        let mut body = response.into_body();
-        let mut tail = crate::ci_log::LogTail::new();
-        while tail.wants_more() {
-            match body.frame().await {
-                None => break,
-                Some(Ok(frame)) => {
-                    if let Some(data) = frame.data_ref() {
-                        tail.push(data);
-                    }
-                }
-                Some(Err(e)) => {
-                    return Err(GitHubError::Transport {
-                        what,
-                        reason: e.to_string(),
-                    })
-                }
-            }
-        }
-        Ok(tail.finish(redactor))
     }
 
     /// The inline review comments of a pull request, oldest first.

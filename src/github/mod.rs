@@ -3,6 +3,7 @@
 
 pub mod auth;
 pub mod client;
+mod logs;
 pub mod rate;
 pub mod types;
 

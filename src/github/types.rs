@@ -177,8 +177,6 @@ pub struct CheckRunInfo {
     pub conclusion: Option<String>,
     #[serde(default)]
     pub app: Option<CheckApp>,
-    #[serde(default)]
-    pub output: CheckOutput,
 }
 
 /// The App a check run belongs to.
@@ -187,6 +185,15 @@ pub struct CheckApp {
     pub id: u64,
     #[serde(default)]
     pub slug: Option<String>,
+}
+
+/// One check run, as `GET …/check-runs/{id}` answers: what it says of
+/// itself (the list leaves this out of what we read: each of its parts
+/// may be 64 KB).
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct CheckRunDetail {
+    #[serde(default)]
+    pub output: CheckOutput,
 }
 
 /// What a check run says of itself.

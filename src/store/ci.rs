@@ -75,25 +75,27 @@ impl Store {
         Ok(())
     }
 
-    /// Whether a job of `kind` on `subject` that came in before job `id`
-    /// has not ended yet: jobs that share one comment take turns, oldest
-    /// first.
-    pub async fn earlier_job_open(
+    /// The jobs of `kind` on `subject` that came in before job `id` and
+    /// have not ended: (whether it is running, its payload).
+    pub async fn earlier_open_jobs(
         &self,
         subject: &str,
         kind: &str,
         id: i64,
-    ) -> anyhow::Result<bool> {
-        let found: Option<i64> = sqlx::query_scalar(
-            "SELECT id FROM jobs WHERE subject = $1 AND kind = $2 AND id < $3
-                 AND state IN ('queued', 'running') LIMIT 1",
+    ) -> anyhow::Result<Vec<(bool, String)>> {
+        let rows = sqlx::query(
+            "SELECT state, payload FROM jobs WHERE subject = $1 AND kind = $2 AND id < $3
+                 AND state IN ('queued', 'running') ORDER BY id LIMIT 100",
         )
         .bind(subject)
         .bind(kind)
         .bind(id)
-        .fetch_optional(&self.write)
+        .fetch_all(&self.write)
         .await
-        .context("looking for an earlier job")?;
-        Ok(found.is_some())
+        .context("looking for earlier jobs")?;
+        Ok(rows
+            .iter()
+            .map(|r| (r.get::<String, _>("state") == "running", r.get("payload")))
+            .collect())
     }
 }

@@ -31,7 +31,7 @@ pub use freeze::{Freeze, NameBinding};
 pub use limits::Admission;
 pub use plans::{ApplyStart, PlanRow, StepRun};
 pub use retention::{PruneReport, Retention, PRUNE_BATCH, PRUNE_PAUSE};
-pub use reviews::{ReviewRun, ReviewStart};
+pub use reviews::{PullComment, ReviewRun, ReviewStart};
 
 pub use intake::{DeliveryOutcome, NewDelivery, NewJob};
 
@@ -95,6 +95,8 @@ pub struct LeasedJob {
     pub payload: String,
     /// Attempts so far, this one included.
     pub attempts: i64,
+    /// When the job was queued (ms since the epoch, our clock).
+    pub created_at: i64,
     pub lease_token: String,
     /// Set by the worker when `/agentic cancel` asks this job to stop.
     pub cancel: crate::domain::Cancel,
@@ -431,7 +433,7 @@ impl Store {
              WHERE state = 'queued' AND id IN (
                  SELECT id FROM jobs WHERE state = 'queued' AND kind = 'cancel' AND run_after <= $3
                  ORDER BY id LIMIT $4)
-             RETURNING id, delivery_id, kind, subject, payload, attempts",
+             RETURNING id, delivery_id, kind, subject, payload, attempts, created_at",
         )
         .bind(&token)
         .bind(now + lease.as_millis() as i64)
@@ -1047,6 +1049,7 @@ fn leased_jobs(rows: Vec<sqlx::any::AnyRow>, token: &str) -> Vec<LeasedJob> {
             subject: r.get("subject"),
             payload: r.get("payload"),
             attempts: r.get("attempts"),
+            created_at: r.get("created_at"),
             lease_token: token.to_string(),
             cancel: crate::domain::Cancel::default(),
         })
@@ -1077,7 +1080,7 @@ fn lease_sql(backend: Backend) -> &'static str {
                      UNION ALL
                      SELECT id, rn, turn, due FROM ranked WHERE rn + running <= $5)
                   ORDER BY rn, turn, due, id LIMIT $4)
-     RETURNING id, delivery_id, kind, subject, payload, attempts, installation_id"
+     RETURNING id, delivery_id, kind, subject, payload, attempts, installation_id, created_at"
             )
         }),
         Backend::Postgres => POSTGRES.get_or_init(|| {
@@ -1103,7 +1106,7 @@ fn lease_sql(backend: Backend) -> &'static str {
          lease_until = $2, updated_at = $3
      FROM locked WHERE jobs.id = locked.id
      RETURNING jobs.id, jobs.delivery_id, jobs.kind, jobs.subject, jobs.payload,
-               jobs.attempts, jobs.installation_id"
+               jobs.attempts, jobs.installation_id, jobs.created_at"
             )
         }),
     }

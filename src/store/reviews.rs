@@ -10,6 +10,15 @@ use sqlx::Row;
 use super::{decode, now_ms, Store};
 use crate::domain::ReviewState;
 
+/// A comment the bot keeps one of per pull request and kind.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PullComment {
+    /// 0 while a post is in flight.
+    pub id: u64,
+    /// What it last said, hashed.
+    pub body_hash: Option<String>,
+}
+
 /// One review run, as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReviewRun {
@@ -355,9 +364,9 @@ impl Store {
         repo: &str,
         number: u64,
         kind: &str,
-    ) -> anyhow::Result<Option<u64>> {
-        let id: Option<i64> = sqlx::query_scalar(
-            "SELECT comment_id FROM pull_comments WHERE repo = $1 AND number = $2 AND kind = $3",
+    ) -> anyhow::Result<Option<PullComment>> {
+        let row = sqlx::query(
+            "SELECT comment_id, body_hash FROM pull_comments WHERE repo = $1 AND number = $2 AND kind = $3",
         )
         .bind(repo)
         .bind(number as i64)
@@ -365,26 +374,32 @@ impl Store {
         .fetch_optional(&self.write)
         .await
         .context("reading a pull request's comment")?;
-        Ok(id.map(|id| id as u64))
+        Ok(row.map(|r| PullComment {
+            id: r.get::<i64, _>("comment_id") as u64,
+            body_hash: r.get("body_hash"),
+        }))
     }
 
     /// Remember the comment of `kind` on pull request `number` (0: one is
-    /// about to be posted).
+    /// about to be posted) and the hash of what it says (`None`: unknown).
     pub async fn save_pull_comment(
         &self,
         repo: &str,
         number: u64,
         kind: &str,
         comment_id: u64,
+        body_hash: Option<&str>,
     ) -> anyhow::Result<()> {
         sqlx::query(
-            "INSERT INTO pull_comments (repo, number, kind, comment_id, updated_at) VALUES ($1, $2, $3, $4, $5)
-             ON CONFLICT (repo, number, kind) DO UPDATE SET comment_id = excluded.comment_id, updated_at = excluded.updated_at",
+            "INSERT INTO pull_comments (repo, number, kind, comment_id, body_hash, updated_at) VALUES ($1, $2, $3, $4, $5, $6)
+             ON CONFLICT (repo, number, kind) DO UPDATE SET comment_id = excluded.comment_id,
+                 body_hash = excluded.body_hash, updated_at = excluded.updated_at",
         )
         .bind(repo)
         .bind(number as i64)
         .bind(kind)
         .bind(comment_id as i64)
+        .bind(body_hash)
         .bind(now_ms())
         .execute(&self.write)
         .await

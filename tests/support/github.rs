@@ -769,11 +769,21 @@ async fn download(
         )
             .into_response();
     }
-    let id: Option<u64> = uri
-        .path()
-        .strip_prefix("/logs/")
-        .and_then(|id| id.parse().ok());
     let signed = uri.query().is_some_and(|q| q.starts_with("sig="));
+    let path = uri.path().strip_prefix("/logs/").unwrap_or("");
+    // The signed address first sends the client on to where the blob is,
+    // on the same host (a hop a careless client re-sends credentials on).
+    if let (Ok(id), true) = (path.parse::<u64>(), signed) {
+        return (
+            StatusCode::TEMPORARY_REDIRECT,
+            [(
+                axum::http::header::LOCATION,
+                format!("/logs/{id}/data?sig={}", id * 7),
+            )],
+        )
+            .into_response();
+    }
+    let id: Option<u64> = path.strip_suffix("/data").and_then(|id| id.parse().ok());
     match id.and_then(|id| st.job_logs.get(&id)).filter(|_| signed) {
         Some(log) => (
             [(axum::http::header::CONTENT_TYPE, "text/plain")],
@@ -1025,6 +1035,16 @@ fn route(
             let total = all.len();
             let slice: Vec<Value> = all.into_iter().skip((p - 1) * per).take(per).collect();
             Json(json!({ "total_count": total, "check_runs": slice })).into_response()
+        }
+        ("GET", ["check-runs", id]) => {
+            let id: u64 = id.parse().unwrap_or(0);
+            match st.check_runs.get(&id) {
+                Some(run) => Json(listed_check(run, true)).into_response(),
+                None => match st.foreign_checks.iter().find(|c| c["id"] == json!(id)) {
+                    Some(run) => Json(listed_check(run, false)).into_response(),
+                    None => error(StatusCode::NOT_FOUND, "Not Found"),
+                },
+            }
         }
         ("GET", ["check-runs", id, "annotations"]) => {
             let id: u64 = id.parse().unwrap_or(0);
