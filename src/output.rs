@@ -29,6 +29,19 @@ pub fn marker(job_id: i64) -> String {
     format!("<!-- agentic:job={job_id} -->")
 }
 
+/// `text` with no hidden marker of ours in it: only the bot appends one,
+/// last, to what it posts; one in the text (a check's name, a model's
+/// words) is made a plain comment.
+pub fn unmarked(text: &str) -> String {
+    text.replace("<!-- agentic:", "<!-- ")
+}
+
+/// Whether `body` is marked with `marker`: it ends with it, where the bot
+/// puts it (text quoted before it cannot pose as the mark).
+pub fn marked(body: &str, marker: &str) -> bool {
+    body.trim_end().ends_with(marker)
+}
+
 /// `text` cut to fit in `max` characters with room for a note saying so.
 pub fn fit(text: &str, max: usize) -> String {
     if text.chars().count() <= max {
@@ -169,7 +182,7 @@ impl StatusComment {
 
     fn render(&self, text: &str) -> String {
         let marker = marker(self.job_id);
-        let text = self.redactor.redact(text);
+        let text = unmarked(&self.redactor.redact(text));
         let room = MAX_COMMENT_CHARS - marker.chars().count() - 2;
         format!("{}\n\n{marker}", fit(&text, room))
     }
@@ -302,7 +315,8 @@ impl StickyComment<'_> {
     pub async fn show(&self, text: &str) -> Result<u64, OutputError> {
         let marker = Self::marker(self.kind);
         let room = MAX_COMMENT_CHARS - marker.chars().count() - 2;
-        let body = format!("{}\n\n{marker}", fit(&self.redactor.redact(text), room));
+        let text = unmarked(&self.redactor.redact(text));
+        let body = format!("{}\n\n{marker}", fit(&text, room));
         let (repo, number, kind) = (self.repo, self.number, self.kind);
         let hash = hex::encode(&sha2::Sha256::digest(body.as_bytes())[..16]);
         let stored = self.store.pull_comment(repo, number, kind).await?;
@@ -397,7 +411,7 @@ async fn own_comment_with(
     Ok(comments
         .iter()
         .rev()
-        .find(|(_, user, body)| own.wrote(user.as_ref()) && body.contains(marker))
+        .find(|(_, user, body)| own.wrote(user.as_ref()) && marked(body, marker))
         .map(|(id, _, _)| *id))
 }
 

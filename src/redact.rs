@@ -112,6 +112,17 @@ fn rules() -> &'static [Rule] {
                 REDACTED,
                 random_looking,
             ),
+            // Tokens CI logs print more often than anything else, after
+            // gitleaks' `gcp-api-key`, `npm-access-token`,
+            // `pypi-upload-token`, `gitlab-pat`, `stripe-access-token`,
+            // `huggingface-access-token` and `dockerhub-pat` (as
+            // Docker's `dckr_pat_`), and Google's OAuth access tokens.
+            rule(
+                "ci-vendor-token",
+                r"\b(?:AIza[0-9A-Za-z_-]{35}|ya29\.[0-9A-Za-z_-]{20,}|npm_[A-Za-z0-9]{36}|pypi-AgEIcHlwaS5vcmc[A-Za-z0-9_-]{50,}|glpat-[0-9A-Za-z_-]{20,}|(?:sk|rk)_(?:test|live|prod)_[0-9A-Za-z]{10,99}|hf_[A-Za-z0-9]{30,}|dckr_pat_[A-Za-z0-9_-]{27,})",
+                REDACTED,
+                always,
+            ),
             // An STS session token: `IQoJb3JpZ2luX2Vj…` today,
             // `FwoGZXIvYXdz…`/`FQoGZXIvYXdz…` before (and moto's).
             rule(
@@ -328,6 +339,28 @@ mod tests {
         ("SECRET_KEY=Zx9/Ab3+Cd6Ef8Gh0Ij2Kl4Mn6Op8Qr0St2Uv4Wx", "Zx9/Ab3+Cd6Ef8Gh0Ij2Kl4Mn6Op8Qr0St2Uv4Wx"),
     ];
 
+    /// Tokens CI logs print (issue 17), each with the part that must not
+    /// survive.
+    pub(crate) const CI_TOKENS: &[(&str, &str)] = &[
+        ("key=AIzaSyD-9tSrke72PouQMnMX-a7eZSW0jkFMBWY", "SyD-9tSrke72PouQMnMX"),
+        ("ya29.a0AfH6SMBx3Zy-Q8nQ1vR2Lp0e9WcKq7TgYxUoI", "a0AfH6SMBx3Zy-Q8nQ1vR2Lp0e9"),
+        ("//registry.npmjs.org/:_authToken=npm_Ab3dEf6hIj9kLm2nOp5qRs8tUv1wXy4z0123", "npm_Ab3dEf6hIj9kLm2nOp5qRs8tUv1wXy4z0123"),
+        ("password: pypi-AgEIcHlwaS5vcmcCJGQ4ZTQ2NjQ3LTk4NzItNDgxYi1hZTE1LWFiZjM0ZjFhZTk5NgACKlsz", "CJGQ4ZTQ2NjQ3LTk4NzItNDgxYi1hZTE1"),
+        ("PRIVATE-TOKEN: glpat-xR7b2Kq9Lm4Np6Tv8Wz1", "xR7b2Kq9Lm4Np6Tv8Wz1"),
+        ("STRIPE_KEY=sk_live_4eC39HqLyjWDarjtT1zdp7dc", "4eC39HqLyjWDarjtT1zdp7dc"),
+        ("HF_TOKEN=hf_aBcDeFgHiJkLmNoPqRsTuVwXyZ0123456789", "aBcDeFgHiJkLmNoPqRsTuVwXyZ0123"),
+        ("docker login -p dckr_pat_2b3c4d5e6f7g8h9i0j1k2l3m4n5", "2b3c4d5e6f7g8h9i0j1k2l3m4n5"),
+    ];
+
+    #[test]
+    fn removes_the_tokens_ci_logs_print() {
+        let r = Redactor::new([]);
+        for (text, secret) in CI_TOKENS {
+            let out = r.redact(text);
+            assert!(!out.contains(secret), "{secret} left in {out}");
+        }
+    }
+
     #[test]
     fn removes_what_the_first_version_missed() {
         let r = Redactor::new([]);
@@ -351,13 +384,18 @@ mod tests {
         /// stands around it (separated by a character that can end a token).
         #[test]
         fn no_secret_survives_in_arbitrary_text(
-            which in 0..MISSED_BEFORE.len(),
+            which in 0..MISSED_BEFORE.len() + CI_TOKENS.len(),
             before in "\\PC{0,40}",
             after in "\\PC{0,40}",
             sep_before in proptest::sample::select(vec![" ", "\n", "\"", "'", "(", "`", "\t", ">"]),
             sep_after in proptest::sample::select(vec![" ", "\n", "\"", "'", ")", "`", ",", "<"]),
         ) {
-            let (secret_text, secret) = MISSED_BEFORE[which];
+            let (secret_text, secret) = MISSED_BEFORE
+                .iter()
+                .chain(CI_TOKENS)
+                .nth(which)
+                .copied()
+                .unwrap();
             let text = format!("{before}{sep_before}{secret_text}{sep_after}{after}");
             let out = Redactor::new([]).redact(&text);
             proptest::prop_assert!(!out.contains(secret), "{} survived in {:?}", secret, out);

@@ -19,7 +19,7 @@ use crate::agent::{self, Budget, Outcome, Purpose};
 use crate::event::{CheckRun, FAILED_CONCLUSIONS};
 use crate::github::types::{CheckRunInfo, PullRequest};
 use crate::github::{Access, GitHub, GitHubError};
-use crate::markdown::inline_code;
+use crate::markdown::{inert_prose, inline_code};
 use crate::output::StickyComment;
 use crate::repo_config::CiConfig;
 use crate::store::{now_ms, CiExplanation, FailedCheck, LeasedJob};
@@ -434,14 +434,11 @@ If several checks failed for one reason, explain it once. Say what you are unsur
         )
         .await;
         let text = match outcome {
+            // Its words come from text an author's code printed: shown
+            // inert, and the only links are the ones made here.
             Ok(Outcome::Answer(a)) if !a.trim().is_empty() => {
                 let web = &ctx.config.github_web_url;
-                link_locations(
-                    &super::ask::render(Outcome::Answer(a)),
-                    web,
-                    self.repo,
-                    self.sha,
-                )
+                link_locations(&inert_prose(&a), web, self.repo, self.sha)
             }
             Ok(other) => super::ask::render(other),
             Err(e) if e.is_transient() && !ctx.last_attempt(self.job) => {
@@ -666,22 +663,35 @@ fn render(head: &Head<'_>, explained: &[CiExplanation], state: State<'_>) -> Str
 }
 
 /// `text` with every `path:line` in an inline code span turned into a link
-/// to that line at `sha`. Only plain paths are linked: no spaces, no `..`,
-/// nothing that would end the link.
+/// to that line at `sha`, outside code blocks. Only plain paths are
+/// linked: no spaces, no `..`, nothing that would end the link.
 pub fn link_locations(text: &str, web: &str, repo: &str, sha: &str) -> String {
     static RE: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
     let re = RE.get_or_init(|| {
         regex::Regex::new(r"`([A-Za-z0-9_./-]{1,300}\.[A-Za-z0-9_]{1,12}):([0-9]{1,7})`")
             .expect("valid regex")
     });
-    re.replace_all(text, |c: &regex::Captures| {
-        let (path, line) = (&c[1], &c[2]);
-        if path.split('/').any(|p| p == ".." || p.is_empty()) || path.starts_with('/') {
-            return c[0].to_string();
+    let mut in_block = false;
+    let mut out = Vec::new();
+    for line in text.split('\n') {
+        let fence = line.trim_start().starts_with("```") || line.trim_start().starts_with("~~~");
+        if in_block || fence {
+            in_block ^= fence;
+            out.push(line.to_string());
+            continue;
         }
-        format!("[`{path}:{line}`]({web}/{repo}/blob/{sha}/{path}#L{line})")
-    })
-    .into_owned()
+        out.push(
+            re.replace_all(line, |c: &regex::Captures| {
+                let (path, line) = (&c[1], &c[2]);
+                if path.split('/').any(|p| p == ".." || p.is_empty()) || path.starts_with('/') {
+                    return c[0].to_string();
+                }
+                format!("[`{path}:{line}`]({web}/{repo}/blob/{sha}/{path}#L{line})")
+            })
+            .into_owned(),
+        );
+    }
+    out.join("\n")
 }
 
 #[cfg(test)]
@@ -699,6 +709,16 @@ mod tests {
         assert_eq!(
             out,
             "See [`src/lib.rs:42`](https://github.com/o/r/blob/abc/src/lib.rs#L42) and `../etc/passwd:1` and src/x.rs:3 and `a b.rs:1`."
+        );
+    }
+
+    #[test]
+    fn locations_in_code_blocks_stay_code() {
+        let text = "```\n`src/lib.rs:42`\n```\nthen `src/lib.rs:7`";
+        let out = link_locations(text, "https://github.com", "o/r", "abc");
+        assert_eq!(
+            out,
+            "```\n`src/lib.rs:42`\n```\nthen [`src/lib.rs:7`](https://github.com/o/r/blob/abc/src/lib.rs#L7)"
         );
     }
 }

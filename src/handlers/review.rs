@@ -1437,7 +1437,10 @@ async fn tell_config_problem(w: &Writer<'_>, number: u64, problem: &str) -> Resu
     let mark = format!("<!-- agentic:config-problem={hash} -->");
     let own = w.github.own().await;
     let said = w.github.comments(w.repo, number).await?.iter().any(|c| {
-        c.body.as_deref().is_some_and(|b| b.contains(&mark)) && own.wrote(c.user.as_ref())
+        c.body
+            .as_deref()
+            .is_some_and(|b| crate::output::marked(b, &mark))
+            && own.wrote(c.user.as_ref())
     });
     if said {
         return Ok(());
