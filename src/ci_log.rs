@@ -290,7 +290,7 @@ mod tests {
 
     #[test]
     fn a_key_printed_on_one_long_line_is_not_shown_in_part() {
-        let body: String = (0..30)
+        let body: String = (0..40)
             .map(|i| format!("MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQC{i:02}x"))
             .collect::<Vec<_>>()
             .join("\\n");

@@ -185,10 +185,6 @@ pub struct CheckRun {
     /// a workflow, whose check run id is the job's id).
     #[serde(default)]
     pub app_slug: Option<String>,
-    /// When it completed (RFC 3339), which the wait for the head's other
-    /// checks counts from.
-    #[serde(default)]
-    pub completed_at: Option<String>,
 }
 
 /// The conclusions of a completed check run that the bot explains.
@@ -473,8 +469,6 @@ struct WireCheckRun {
     app: Option<WireApp>,
     #[serde(default)]
     conclusion: Option<String>,
-    #[serde(default)]
-    completed_at: Option<String>,
 }
 
 /// The App a check run or suite belongs to (`null` in a few payloads).
@@ -758,7 +752,6 @@ fn to_event(wire: Wire, installation_id: u64) -> Result<Event, &'static str> {
             suite: true,
             conclusion: None,
             app_slug: None,
-            completed_at: None,
         })),
         Wire::Installation(w) => Event::Installation(Installation {
             action: w.action,
@@ -805,7 +798,6 @@ fn check_run(w: WireCheckRunEvent, installation_id: u64) -> Result<CheckRun, &'s
         suite: false,
         conclusion,
         app_slug,
-        completed_at: w.check_run.completed_at,
     })
 }
 

@@ -34,6 +34,12 @@ fn random_looking(s: &str) -> bool {
     s.bytes().any(|b| b.is_ascii_digit()) && s.bytes().any(|b| b.is_ascii_alphabetic())
 }
 
+/// Tokens CI logs print more often than anything else, after gitleaks'
+/// `gcp-api-key`, `npm-access-token`, `pypi-upload-token`, `gitlab-pat`,
+/// `stripe-access-token`, `huggingface-access-token` and `dockerhub-pat`
+/// (as Docker's `dckr_pat_`), and Google's OAuth access tokens.
+const CI_VENDOR_TOKENS: &str = r"\b(?:AIza[0-9A-Za-z_-]{35}|ya29\.[0-9A-Za-z_-]{20,}|npm_[A-Za-z0-9]{36}|pypi-AgEIcHlwaS5vcmc[A-Za-z0-9_-]{50,}|glpat-[0-9A-Za-z_-]{20,}|(?:sk|rk)_(?:test|live|prod)_[0-9A-Za-z]{10,99}|hf_[A-Za-z0-9]{30,}|dckr_pat_[A-Za-z0-9_-]{27,})";
+
 /// The rules, after gitleaks' default configuration (`config/gitleaks.toml`,
 /// rule ids named below) where it has one, widened where redaction should
 /// err on the side of removing (a false positive costs a word; a miss leaks
@@ -112,17 +118,7 @@ fn rules() -> &'static [Rule] {
                 REDACTED,
                 random_looking,
             ),
-            // Tokens CI logs print more often than anything else, after
-            // gitleaks' `gcp-api-key`, `npm-access-token`,
-            // `pypi-upload-token`, `gitlab-pat`, `stripe-access-token`,
-            // `huggingface-access-token` and `dockerhub-pat` (as
-            // Docker's `dckr_pat_`), and Google's OAuth access tokens.
-            rule(
-                "ci-vendor-token",
-                r"\b(?:AIza[0-9A-Za-z_-]{35}|ya29\.[0-9A-Za-z_-]{20,}|npm_[A-Za-z0-9]{36}|pypi-AgEIcHlwaS5vcmc[A-Za-z0-9_-]{50,}|glpat-[0-9A-Za-z_-]{20,}|(?:sk|rk)_(?:test|live|prod)_[0-9A-Za-z]{10,99}|hf_[A-Za-z0-9]{30,}|dckr_pat_[A-Za-z0-9_-]{27,})",
-                REDACTED,
-                always,
-            ),
+            rule("ci-vendor-token", CI_VENDOR_TOKENS, REDACTED, always),
             // An STS session token: `IQoJb3JpZ2luX2Vj…` today,
             // `FwoGZXIvYXdz…`/`FQoGZXIvYXdz…` before (and moto's).
             rule(

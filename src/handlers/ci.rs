@@ -151,7 +151,7 @@ pub async fn explain(ctx: &JobContext, job: &LeasedJob, ev: &CheckRun) -> Result
         });
     }
     new.truncate(MAX_CHECKS * 4);
-    let mut all = explained;
+    let all = explained;
     head.show(&render(&head, &all, State::Working(&new)))
         .await?;
     let ignored = settings.config.ignored();
@@ -161,23 +161,7 @@ pub async fn explain(ctx: &JobContext, job: &LeasedJob, ev: &CheckRun) -> Result
     if now.state != "open" || now.head.sha != ev.head_sha {
         return head.moved_on(&all, &now.head.sha).await;
     }
-    let explanation = CiExplanation {
-        checks: new
-            .iter()
-            .map(|r| FailedCheck {
-                id: r.id,
-                name: r.name.clone(),
-                conclusion: r.conclusion.clone().unwrap_or_default(),
-            })
-            .collect(),
-        explanation: text,
-    };
-    ctx.store
-        .save_ci_explanation(repo, number, &ev.head_sha, &explanation, job.id)
-        .await?;
-    all.push(explanation);
-    head.show(&render(&head, &all, State::Done)).await?;
-    Ok(())
+    head.record(&new, text, all).await
 }
 
 /// Whether this job may explain its head now.
@@ -322,6 +306,34 @@ impl Head<'_> {
             self.show(&render(self, explained, State::MovedOn(now)))
                 .await?;
         }
+        Ok(())
+    }
+
+    /// Store what the model said of `new`, and show it after what was
+    /// explained before (`all`).
+    async fn record(
+        &self,
+        new: &[CheckRunInfo],
+        text: String,
+        mut all: Vec<CiExplanation>,
+    ) -> Result<(), JobError> {
+        let explanation = CiExplanation {
+            checks: new
+                .iter()
+                .map(|r| FailedCheck {
+                    id: r.id,
+                    name: r.name.clone(),
+                    conclusion: r.conclusion.clone().unwrap_or_default(),
+                })
+                .collect(),
+            explanation: text,
+        };
+        self.ctx
+            .store
+            .save_ci_explanation(self.repo, self.number, self.sha, &explanation, self.job.id)
+            .await?;
+        all.push(explanation);
+        self.show(&render(self, &all, State::Done)).await?;
         Ok(())
     }
 
