@@ -18,6 +18,8 @@ const FROM_ERROR: usize = 45;
 const TAIL_LINES: usize = 80;
 /// Longest line kept; the rest of a longer one is cut.
 const MAX_LINE: usize = 1_000;
+/// Most bytes of one line held before it is cleaned and redacted whole.
+const HELD: usize = MAX_LINE * 4;
 /// Most bytes of a log read; a longer one is read no further.
 pub const MAX_LOG_BYTES: usize = 64 * 1024 * 1024;
 /// Most characters of the excerpt.
@@ -75,19 +77,14 @@ impl LogTail {
         }
         self.bytes += bytes.len();
         for piece in bytes.split_inclusive(|b| *b == b'\n') {
+            // A line is held up to `HELD` bytes; what is past that is
+            // dropped (never joined to a later piece of the same line).
+            let room = HELD.saturating_sub(self.partial.len());
+            self.partial
+                .extend_from_slice(&piece[..room.min(piece.len())]);
             if piece.ends_with(b"\n") {
-                if self.partial.is_empty() {
-                    self.line(piece);
-                } else {
-                    let mut whole = std::mem::take(&mut self.partial);
-                    whole.extend_from_slice(piece);
-                    self.line(&whole);
-                }
-            } else if self.partial.len() < MAX_LINE * 4 {
-                // A line this long is cut anyway: what is past the cut need
-                // not be held.
-                let keep = (MAX_LINE * 4 - self.partial.len()).min(piece.len());
-                self.partial.extend_from_slice(&piece[..keep]);
+                let whole = std::mem::take(&mut self.partial);
+                self.line(&whole);
             }
         }
     }
@@ -191,9 +188,11 @@ fn clean(line: &str, redactor: &Redactor) -> String {
         .trim_start_matches('\u{feff}');
     let line = stamp.replace(line, "");
     let line = ansi.replace_all(&line, "");
-    // Other control characters have no business in the excerpt.
+    // NULs go (UTF-16 output would otherwise read `g h p _` to the model,
+    // past the redactor); other control characters become spaces.
     let line: String = line
         .chars()
+        .filter(|c| *c != '\0')
         .map(|c| if c.is_control() && c != '\t' { ' ' } else { c })
         .collect();
     if (blob.is_match(&line) && line.bytes().any(|b| b.is_ascii_digit()))
@@ -278,13 +277,22 @@ mod tests {
     #[test]
     fn secrets_in_the_log_are_redacted_even_a_key_body_without_its_header() {
         let key_line = "MIIEowIBAAKCAQEAu1SU1LfVLPHCozMxH2Mo4lgOEePzNm0tRgeLezV6ffAt0gunVTLw";
+        let utf16: String = "token ghp_abcdefghijklmnopqrstuvwxyz0123456789"
+            .chars()
+            .flat_map(|c| [c, '\0'])
+            .collect();
         let log = format!(
-            "export AWS_ACCESS_KEY_ID=AKIAIOSFODNN7EXAMPLE\n{key_line}\ncurl -H 'Authorization: token ghp_abcdefghijklmnopqrstuvwxyz0123456789'\nError: boom\n"
+            "export AWS_ACCESS_KEY_ID=AKIAIOSFODNN7EXAMPLE\n{key_line}\ncurl -H 'Authorization: token ghp_abcdefghijklmnopqrstuvwxyz0123456789'\n{utf16}\nError: boom\n"
         );
         let e = excerpt(&log, 5);
         assert!(!e.text.contains("AKIAIOSFODNN7EXAMPLE"), "{}", e.text);
         assert!(!e.text.contains(key_line), "{}", e.text);
         assert!(!e.text.contains("ghp_abc"), "{}", e.text);
+        assert!(
+            !e.text.contains("g h p") && !e.text.contains("a b c d"),
+            "{}",
+            e.text
+        );
         assert!(e.text.contains("Error: boom"));
     }
 
@@ -325,7 +333,7 @@ mod tests {
         while tail.wants_more() {
             tail.push(&block);
         }
-        assert!(tail.partial.len() <= MAX_LINE * 4);
+        assert!(tail.partial.len() <= HELD);
         let e = tail.finish(&Redactor::new(Vec::<String>::new()));
         assert!(e.cut);
     }

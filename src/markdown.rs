@@ -16,7 +16,11 @@ pub fn hidden(c: char) -> bool {
             | '\u{2060}'..='\u{206F}'
             | '\u{FEFF}'
             | '\u{FFF9}'..='\u{FFFB}'
-            | '\u{E0000}'..='\u{E007F}')
+            | '\u{E0000}'..='\u{E007F}'
+            // Fillers that show nothing, and variation selectors.
+            | '\u{034F}' | '\u{115F}' | '\u{1160}' | '\u{3164}' | '\u{FFA0}'
+            | '\u{FE00}'..='\u{FE0F}'
+            | '\u{E0100}'..='\u{E01EF}')
 }
 
 /// `text` on one line, every hidden character written out as `\u{…}`
@@ -71,164 +75,187 @@ pub fn escape_text(text: &str) -> String {
         if i > 0 {
             out.push('\n');
         }
-        // Indentation would make a code block, or carry on a list item.
-        let line = line.trim_start();
-        let digits = line.bytes().take_while(u8::is_ascii_digit).count();
-        let mut previous: Option<char> = None;
-        for (at, c) in line.char_indices() {
-            // GitHub counts only ASCII as a word before a mention.
-            let after_word = previous.is_some_and(|p| p.is_ascii_alphanumeric() || p == '_');
-            let after_www = line[..at].to_ascii_lowercase().ends_with("www");
-            previous = Some(c);
-            match c {
-                // `scheme://` and `www.` would be linked by GitHub's
-                // autolinks: as entities they read the same and link
-                // nothing.
-                ':' if line[at..].starts_with("://") => out.push_str("&#58;"),
-                '.' if after_www => out.push_str("&#46;"),
-                // A mention notifies people in the text's words: the `@`
-                // alone in code is no mention (an address keeps its `@`).
-                '@' if !after_word => out.push_str("`@`"),
-                '<' => out.push_str("&lt;"),
-                '>' => out.push_str("&gt;"),
-                '&' => out.push_str("&amp;"),
-                '\\' | '`' | '*' | '_' | '[' | ']' | '!' | '|' | '~' | '$' | '#' | '{' | '}' => {
-                    out.push('\\');
-                    out.push(c);
-                }
-                // A list item, a setext underline or a thematic break.
-                '-' | '+' | '=' | ':' if at == 0 => {
-                    out.push('\\');
-                    out.push(c);
-                }
-                // An ordered list item: `1.` or `1)`.
-                '.' | ')' if at == digits && digits > 0 => {
-                    out.push('\\');
-                    out.push(c);
-                }
-                c if c != '\t' && hidden(c) => out.push_str(&written_out(c)),
-                c => out.push(c),
-            }
-        }
+        escape_into(&mut out, line, true, None, false);
     }
     out
 }
 
-/// What a model wrote from other people's text (a CI log, say), kept
-/// readable but unable to reach outside itself: code blocks and code spans
-/// stay as written, and so do emphasis and list items; everything that
-/// could notify, link, embed, reference, or change the comment's structure
-/// is made inert as [`escape_text`] does (mentions, links and images,
-/// autolinks, `#123` references, HTML and entities, headings, quotes,
-/// tables, setext underlines, math). Hidden characters are written out,
-/// in code too. A code block left open is closed.
-pub fn inert_prose(text: &str) -> String {
+/// Escape one line, or one piece of a line (`line_start: false`; then its
+/// leading space is kept and `previous` is the character before it).
+/// `strict`: every `@` is made inert, even one after a word (an address).
+fn escape_into(
+    out: &mut String,
+    line: &str,
+    line_start: bool,
+    previous: Option<char>,
+    strict: bool,
+) {
+    // Indentation would make a code block, or carry on a list item.
+    let line = if line_start { line.trim_start() } else { line };
+    let digits = if line_start {
+        line.bytes().take_while(u8::is_ascii_digit).count()
+    } else {
+        usize::MAX
+    };
+    let mut previous = previous;
+    for (at, c) in line.char_indices() {
+        // GitHub counts only ASCII as a word before a mention.
+        let after_word = previous.is_some_and(|p| p.is_ascii_alphanumeric() || p == '_');
+        let after_www = at >= 3 && line.as_bytes()[at - 3..at].eq_ignore_ascii_case(b"www");
+        previous = Some(c);
+        match c {
+            // `scheme://` and `www.` would be linked by GitHub's
+            // autolinks: as entities they read the same and link
+            // nothing.
+            ':' if line[at..].starts_with("://") => out.push_str("&#58;"),
+            '.' if after_www => out.push_str("&#46;"),
+            // A mention notifies people in the text's words: the `@`
+            // alone in code is no mention (an address keeps its `@`).
+            '@' if strict || !after_word => out.push_str("`@`"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '&' => out.push_str("&amp;"),
+            '\\' | '`' | '*' | '_' | '[' | ']' | '!' | '|' | '~' | '$' | '#' | '{' | '}' => {
+                out.push('\\');
+                out.push(c);
+            }
+            // A list item, a setext underline or a thematic break.
+            '-' | '+' | '=' | ':' if at == 0 && line_start => {
+                out.push('\\');
+                out.push(c);
+            }
+            // An ordered list item: `1.` or `1)`.
+            '.' | ')' if at == digits && digits > 0 => {
+                out.push('\\');
+                out.push(c);
+            }
+            c if c != '\t' && hidden(c) => out.push_str(&written_out(c)),
+            c => out.push(c),
+        }
+    }
+}
+
+/// What a model wrote from other people's text (a CI log, say), shown
+/// so that nothing in it can reach outside itself, yet readable: its code
+/// blocks are code blocks again (fenced anew, longer than any run of
+/// backticks inside, without an info string), its code spans are code
+/// spans again (`inline_code`), or what `link` makes of one (the only
+/// links); everything else is plain text as [`escape_text`] makes it, and
+/// every `@` is inert. Bold markers are dropped rather than shown.
+pub fn inert_prose(text: &str, link: &dyn Fn(&str) -> Option<String>) -> String {
     let text = text.replace("\r\n", "\n").replace('\r', "\n");
-    let mut out = String::with_capacity(text.len() + text.len() / 8);
-    // The open code block's fence: its character and length.
-    let mut fence: Option<(char, usize)> = None;
-    for (i, line) in text.split('\n').enumerate() {
-        if i > 0 {
-            out.push('\n');
-        }
-        let trimmed = line.trim_start();
-        let indent = line.len() - trimmed.len();
-        let run = |c: char| trimmed.chars().take_while(|x| *x == c).count();
-        if let Some((c, n)) = fence {
-            out.push_str(&written_hidden(line));
-            if run(c) >= n && trimmed.trim_end().chars().all(|x| x == c) {
-                fence = None;
+    let lines: Vec<&str> = text.split('\n').collect();
+    let mut out: Vec<String> = Vec::new();
+    let mut i = 0;
+    while i < lines.len() {
+        if let Some((c, n)) = fence_opening(lines[i]) {
+            let mut body = Vec::new();
+            i += 1;
+            while i < lines.len() && !fence_closing(lines[i], c, n) {
+                body.push(lines[i]);
+                i += 1;
             }
+            i += 1;
+            out.push(code_block(&body.join("\n")));
             continue;
         }
-        let opens = ['`', '~'].into_iter().find(|c| run(*c) >= 3);
-        if let (Some(c), true) = (opens, indent <= 3) {
-            let n = run(c);
-            // The info string names a language, nothing else.
-            let info: String = trimmed[n..]
-                .chars()
-                .filter(|x| x.is_ascii_alphanumeric() || matches!(x, '+' | '-' | '_' | '.'))
-                .take(20)
-                .collect();
-            out.push_str(&format!("{}{info}", c.to_string().repeat(n)));
-            fence = Some((c, n));
-            continue;
-        }
-        out.push_str(&prose_line(line));
+        out.push(prose(lines[i], link));
+        i += 1;
     }
-    if let Some((c, n)) = fence {
-        out.push('\n');
-        out.push_str(&c.to_string().repeat(n));
-    }
-    out
+    out.join("\n")
 }
 
-/// One line of prose for [`inert_prose`]: its list marker kept, its code
-/// spans as written, the rest escaped.
-fn prose_line(line: &str) -> String {
-    let body = line.trim_start();
-    let indent = &line[..line.len() - body.len()];
-    // A bullet (`- `, `* `, `+ `) or a numbered item (`1. `) stays one.
-    let marker_len = if body.starts_with(['-', '*', '+']) && body[1..].starts_with(' ') {
-        2
-    } else {
-        let digits = body.bytes().take_while(u8::is_ascii_digit).count();
-        if (1..=3).contains(&digits) && body[digits..].starts_with(". ") {
-            digits + 2
-        } else {
-            0
-        }
-    };
-    let (marker, rest) = body.split_at(marker_len);
-    let mut out = format!("{}{marker}", &indent[..indent.len().min(6)]);
-    // Only the piece a line starts with can open a block.
-    let mut at_start = marker.is_empty();
-    // Code spans: a run of backticks up to the next run of the same length.
-    let mut pending = rest;
-    while let Some(start) = pending.find('`') {
-        let ticks = pending[start..].chars().take_while(|c| *c == '`').count();
-        let after = &pending[start + ticks..];
-        let close = (0..after.len())
-            .filter(|i| after.is_char_boundary(*i))
-            .find(|i| {
-                after[*i..].starts_with(&"`".repeat(ticks))
-                    && !after[*i + ticks..].starts_with('`')
-                    && (*i == 0 || !after[..*i].ends_with('`'))
-            });
-        let Some(close) = close else { break };
-        out.push_str(&escape_emphasised(&pending[..start], at_start));
-        out.push_str(&written_hidden(
-            &pending[start..start + ticks + close + ticks],
-        ));
-        at_start = false;
-        pending = &after[close + ticks..];
-    }
-    out.push_str(&escape_emphasised(pending, at_start));
-    out
+/// A line that opens a fenced code block, as CommonMark reads one: at most
+/// three spaces, then three or more backticks or tildes.
+fn fence_opening(line: &str) -> Option<(char, usize)> {
+    let indent = line.len() - line.trim_start_matches(' ').len();
+    let rest = &line[indent..];
+    let c = rest.chars().next().filter(|c| *c == '`' || *c == '~')?;
+    let n = rest.chars().take_while(|x| *x == c).count();
+    (indent <= 3 && n >= 3 && !(c == '`' && rest[n..].contains('`'))).then_some((c, n))
 }
 
-/// [`escape_text`] of one piece of a line, but with `*` and `_` left to
-/// mean emphasis; `at_start`: the piece begins the line.
-fn escape_emphasised(piece: &str, at_start: bool) -> String {
-    if piece.is_empty() {
-        return String::new();
+/// A line that closes the block `fence_opening` opened with `n` of `c`.
+fn fence_closing(line: &str, c: char, n: usize) -> bool {
+    let indent = line.len() - line.trim_start_matches(' ').len();
+    let rest = &line[indent..];
+    let run = rest.chars().take_while(|x| *x == c).count();
+    indent <= 3 && run >= n && rest[run..].chars().all(|x| x == ' ' || x == '\t')
+}
+
+/// `code` as a fenced block nothing inside can close, hidden characters
+/// written out.
+fn code_block(code: &str) -> String {
+    let longest = code.split(|c| c != '`').map(str::len).max().unwrap_or(0);
+    let fence = "`".repeat((longest + 1).max(3));
+    format!("{fence}\n{}\n{fence}", written_hidden(code))
+}
+
+/// One line of prose: code spans rebuilt, the rest escaped.
+fn prose(line: &str, link: &dyn Fn(&str) -> Option<String>) -> String {
+    let line = line.replace("**", "").replace("__", "");
+    let mut out = String::new();
+    let mut rest = line.as_str();
+    let mut line_start = true;
+    let mut previous: Option<char> = None;
+    loop {
+        let Some((start, content, end)) = code_span(rest) else {
+            let mut piece = String::new();
+            escape_into(&mut piece, rest, line_start, previous, true);
+            join(&mut out, &piece);
+            return out;
+        };
+        let mut piece = String::new();
+        escape_into(&mut piece, &rest[..start], line_start, previous, true);
+        join(&mut out, &piece);
+        let code = link(content).unwrap_or_else(|| inline_code(content));
+        join(&mut out, &code);
+        previous = Some('`');
+        line_start = false;
+        rest = &rest[end..];
     }
-    // A lone piece must not open a block where it starts the line: escape
-    // it with something before it, then take that away again.
-    let escaped = if at_start {
-        escape_text(piece)
-    } else {
-        let e = escape_text(&format!("x{piece}"));
-        e[1..].to_string()
+}
+
+/// The first code span in `text`: where it starts, its content, and where
+/// it ends (a run of backticks closed by the next run of the same length).
+fn code_span(text: &str) -> Option<(usize, &str, usize)> {
+    let runs: Vec<(usize, usize)> = {
+        let mut runs = Vec::new();
+        let bytes = text.as_bytes();
+        let mut i = 0;
+        while i < bytes.len() {
+            if bytes[i] == b'`' {
+                let n = bytes[i..].iter().take_while(|b| **b == b'`').count();
+                runs.push((i, n));
+                i += n;
+            } else {
+                i += 1;
+            }
+        }
+        runs
     };
-    escaped.replace("\\*", "*").replace("\\_", "_")
+    for (k, (at, n)) in runs.iter().enumerate() {
+        if let Some((close, _)) = runs[k + 1..].iter().find(|(_, m)| m == n) {
+            return Some((*at, &text[at + n..*close], close + n));
+        }
+    }
+    None
+}
+
+/// Put `piece` after `out`, a space between them where two runs of
+/// backticks would otherwise touch and read as one.
+fn join(out: &mut String, piece: &str) {
+    if out.ends_with('`') && piece.starts_with('`') {
+        out.push(' ');
+    }
+    out.push_str(piece);
 }
 
 /// `text` with every hidden character written out.
 fn written_hidden(text: &str) -> String {
     text.chars()
         .map(|c| {
-            if c != '\t' && hidden(c) {
+            if c != '\t' && c != '\n' && hidden(c) {
                 written_out(c)
             } else {
                 c.to_string()
@@ -246,41 +273,99 @@ pub fn escape_line(text: &str) -> String {
 mod tests {
     use super::*;
 
-    #[test]
-    fn prose_keeps_emphasis_lists_and_code_and_nothing_that_reaches_out() {
-        let model = "**Likely cause**: the `var.subnet_b` input.\n\
-            1. Declare it in `variables.tf`.\n\
-            - see _this_ @acme/everyone and @bob, #12 and acme/other#3\n\
-            ### ✅ All checks passed\n\
-            > quoted\n\
-            [fix](https://evil.example/x.sh) ![p](https://evil.example/p.png) www.evil.example\n\
-            <details><summary>x</summary></details> &amp; <!-- agentic:sticky=walkthrough -->\n\
-            | a | b |\n\
-            ---\n\
-            right\u{202E}left `code @bob <b>` done\n\
-            ```rust\n\
-            let x = \"@bob <b>\";\n\
-            ```\n\
-            ```\n\
-            never closed";
-        let out = inert_prose(model);
-        assert!(out.starts_with("**Likely cause**: the `var.subnet_b` input.\n1. Declare it in `variables.tf`.\n- see _this_ "), "{out}");
-        for reaching in [
-            "@acme", "and @bob", " #12", "r#3", "### ", "\n>", "[fix](", "![", "https://",
-            "www.evil", "<details", "<!--", "\n| a", "\n---", "\u{202E}",
-        ] {
-            assert!(!out.contains(reaching), "{reaching:?} in {out}");
+    /// Every link, image, raw HTML and mention GitHub would make of `md`
+    /// (GitHub-flavoured, as pulldown-cmark reads it).
+    fn reaching(md: &str) -> Vec<String> {
+        use pulldown_cmark::{Event, Options, Parser, Tag};
+        let mut found = Vec::new();
+        let mut in_code = 0;
+        for event in Parser::new_ext(md, Options::all()) {
+            match event {
+                Event::Start(Tag::Link { dest_url, .. }) => found.push(format!("link {dest_url}")),
+                Event::Start(Tag::Image { dest_url, .. }) => {
+                    found.push(format!("image {dest_url}"))
+                }
+                Event::Start(Tag::Heading { .. }) => found.push("heading".into()),
+                Event::Start(Tag::BlockQuote(_)) => found.push("quote".into()),
+                Event::Start(Tag::Table(_)) => found.push("table".into()),
+                Event::Html(h) | Event::InlineHtml(h) => found.push(format!("html {h}")),
+                Event::Start(Tag::CodeBlock(_)) => in_code += 1,
+                Event::End(pulldown_cmark::TagEnd::CodeBlock) => in_code -= 1,
+                Event::Text(t) if in_code == 0 => {
+                    let t = t.to_string();
+                    let bytes = t.as_bytes();
+                    for (i, _) in t.match_indices('@') {
+                        let before = i.checked_sub(1).map(|j| bytes[j]);
+                        let word = before.is_some_and(|b| b.is_ascii_alphanumeric() || b == b'_');
+                        if !word && bytes.get(i + 1).is_some_and(|b| b.is_ascii_alphanumeric()) {
+                            found.push(format!("mention in {t:?}"));
+                        }
+                    }
+                    for autolink in ["://", "www."] {
+                        if t.to_ascii_lowercase().contains(autolink) {
+                            found.push(format!("autolink in {t:?}"));
+                        }
+                    }
+                }
+                _ => {}
+            }
         }
-        assert!(
-            out.contains("`code @bob <b>`"),
-            "code spans stay as written: {out}"
+        found
+    }
+
+    fn no_link(_: &str) -> Option<String> {
+        None
+    }
+
+    #[test]
+    fn prose_keeps_code_and_nothing_that_reaches_out() {
+        let attacks = [
+            "- @acme/everyone and 1. @bob",
+            "`a`@victim and `a` @victim",
+            "see _@victim_ and __@victim__ and *@victim*",
+            "```\n    ```\n```\n<img src=https://evil/p.png> @victim [x](https://evil)\n```",
+            "```\n\t```\n<img src=x> @v\n```",
+            "~~~\n```\n~~~\n<img src=x> @v",
+            "``@``<img src=https://evil/p.png> @victim``",
+            "@`x` and @@victim and x@evil.com",
+            "`src/a.rs:1`` <img src=https://evil/p.png> @victim ``",
+            "[fix](https://evil.example/x.sh) ![p](https://evil.example/p.png) WWW.evil.example HTTPS://evil",
+            "### ✅ passed\n> quoted\n| a | b |\n|---|---|\n<details>x</details> &amp; <!-- agentic:x -->",
+            "```mermaid\ngraph TD; A-->B\n```",
+            " \u{A0}\u{A0}\u{A0}x and \u{3000}\u{3000}y",
+            "right\u{202E}left `code\u{202E}` done",
+        ];
+        // The check itself sees what GitHub would make of them raw.
+        for attack in attacks.iter().take(4) {
+            assert!(!reaching(attack).is_empty(), "{attack}");
+        }
+        for attack in attacks {
+            let out = inert_prose(attack, &no_link);
+            assert!(
+                reaching(&out).is_empty(),
+                "{attack:?} became {out:?}: {:?}",
+                reaching(&out)
+            );
+            assert!(!out.contains('\u{202E}'), "{out}");
+            assert!(!out.contains("mermaid"), "no info string: {out}");
+        }
+    }
+
+    #[test]
+    fn prose_keeps_code_readable_and_links_only_what_link_makes() {
+        let link = |code: &str| {
+            (code == "src/a.rs:1")
+                .then(|| "[`src/a.rs:1`](https://github.com/o/r/blob/s/src/a.rs#L1)".to_string())
+        };
+        let out = inert_prose("**Cause**: `src/a.rs:1` calls `f()`.\n```rust\nlet x = \"@bob <b>\";\n```\n```\nnever closed", &link);
+        assert_eq!(
+            out,
+            "Cause: [`src/a.rs:1`](https://github.com/o/r/blob/s/src/a.rs#L1) calls `f()`.\n```\nlet x = \"@bob <b>\";\n```\n```\nnever closed\n```"
         );
-        assert!(out.contains("```rust\nlet x = \"@bob <b>\";\n```"), "{out}");
-        assert!(
-            out.ends_with("never closed\n```"),
-            "an open block is closed: {out}"
+        assert_eq!(
+            reaching(&out),
+            vec!["link https://github.com/o/r/blob/s/src/a.rs#L1".to_string()]
         );
-        assert!(out.contains("\\u{202E}"));
     }
 
     #[test]

@@ -33,7 +33,12 @@ pub fn marker(job_id: i64) -> String {
 /// last, to what it posts; one in the text (a check's name, a model's
 /// words) is made a plain comment.
 pub fn unmarked(text: &str) -> String {
-    text.replace("<!-- agentic:", "<!-- ")
+    let mut text = text.to_string();
+    // Until none is left: taking one out must not make another.
+    while text.contains("<!-- agentic:") {
+        text = text.replace("<!-- agentic:", "<!-- ");
+    }
+    text
 }
 
 /// Whether `body` is marked with `marker`: it ends with it, where the bot

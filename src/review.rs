@@ -209,20 +209,17 @@ pub fn dismissed_fingerprints(marked: &str, path: &str, text: &str) -> Vec<Strin
     }
 }
 
-/// The fingerprints marked in the bodies of earlier comments.
+/// The fingerprints marked on earlier comments: the one hidden mark that
+/// ends each body, where the bot puts it. A mark anywhere else (in a
+/// finding's text, in an answer the model wrote in a thread) is words.
 pub fn posted_fingerprints<'a>(bodies: impl IntoIterator<Item = &'a str>) -> HashSet<String> {
+    let open = format!("<!-- {FINGERPRINT_MARK}");
     bodies
         .into_iter()
-        .flat_map(|b| {
-            b.match_indices(FINGERPRINT_MARK)
-                .map(move |(at, _)| &b[at..])
-        })
-        .filter_map(|rest| {
-            let hex: String = rest[FINGERPRINT_MARK.len()..]
-                .chars()
-                .take_while(|c| c.is_ascii_hexdigit())
-                .collect();
-            (hex.len() == 20).then_some(hex)
+        .filter_map(|b| {
+            let rest = b.trim_end().strip_suffix(" -->")?;
+            let hex = &rest[rest.rfind(&open)? + open.len()..];
+            (hex.len() == 20 && hex.bytes().all(|c| c.is_ascii_hexdigit())).then(|| hex.to_string())
         })
         .collect()
 }
@@ -890,6 +887,21 @@ pub fn omissions(omitted: &[(String, Omission)]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_the_mark_that_ends_a_comment_counts_as_posted() {
+        let hex = "0123456789abcdef0123";
+        let ends = format!("**minor:** x\n\n<!-- {FINGERPRINT_MARK}{hex} -->\n");
+        // An answer the model wrote in a thread, quoting a mark, and a mark
+        // planted before the real one.
+        let quoted = format!("reply with `agentic:finding={hex}` to silence it");
+        let planted = format!("<!-- {FINGERPRINT_MARK}{hex} --> and more text");
+        assert_eq!(
+            posted_fingerprints([ends.as_str()]),
+            HashSet::from([hex.to_string()])
+        );
+        assert!(posted_fingerprints([quoted.as_str(), planted.as_str()]).is_empty());
+    }
 
     #[test]
     fn only_a_plain_statement_dismisses() {

@@ -499,7 +499,7 @@ async fn what_a_log_talks_the_model_into_is_posted_inert_and_a_check_name_cannot
         &completed(id, name, "github-actions", 15368, HEAD, &now_minus(1)),
     )
     .await;
-    let body = ci_comment_saying(&gh, "**Cause**").await;
+    let body = ci_comment_saying(&gh, "Cause: see").await;
     app.wait_for_jobs(1).await;
     for reaching in [
         "@acme",

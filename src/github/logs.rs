@@ -111,7 +111,7 @@ impl GitHub {
         redirect: &reqwest::Response,
         what: &str,
     ) -> Result<reqwest::Response, GitHubError> {
-        let secure = self.api_url.starts_with("https://");
+        let secure = self.api_url.to_ascii_lowercase().starts_with("https://");
         let mut at = redirect.url().clone();
         let mut response_location = location(redirect, what)?;
         for _ in 0..=MAX_HOPS {

@@ -82,11 +82,7 @@ async fn dismiss(
     };
     // The bot's own mark ends its comment; a mark the model wrote into the
     // finding's text before it is not the finding's.
-    let last = root
-        .body
-        .rfind(crate::review::FINGERPRINT_MARK)
-        .map_or("", |at| &root.body[at..]);
-    let Some(marked) = crate::review::posted_fingerprints([last])
+    let Some(marked) = crate::review::posted_fingerprints([root.body.as_str()])
         .into_iter()
         .next()
     else {

@@ -39,6 +39,10 @@ const TURN_WAIT: Duration = Duration::from_secs(10);
 const MAX_EXPLANATIONS_PER_HEAD: usize = 5;
 /// How long a job waits when the installation's command rate is used up.
 const LIMIT_WAIT: Duration = Duration::from_secs(60);
+/// Most characters of one explanation, and of a check's name, as shown:
+/// five explanations and their checks stay within one comment.
+const MAX_EXPLANATION_CHARS: usize = 8_000;
+const MAX_NAME_CHARS: usize = 200;
 /// Most characters of a check's own title, summary and text, each.
 const OUTPUT_CHARS: usize = 4_000;
 /// Most annotations shown of one check.
@@ -60,12 +64,14 @@ pub async fn explain(ctx: &JobContext, job: &LeasedJob, ev: &CheckRun) -> Result
     // Before anything is asked of GitHub: waiting costs one query.
     match turn(ctx, job, ev).await? {
         Turn::Go => {}
-        Turn::Covered => {
-            tracing::info!(
-                check_run = ev.check_run_id,
-                "an earlier job on this head will explain it"
-            );
-            return Ok(());
+        // It may well explain this one too (it lists the head's checks
+        // when it runs), which this job then finds stored; but it may
+        // also end without listing them.
+        Turn::After => {
+            return Err(JobError::Deferred {
+                reason: "an earlier CI explanation of this head is waiting".into(),
+                retry_after: TURN_WAIT,
+            })
         }
         Turn::Wait => {
             return Err(JobError::Deferred {
@@ -150,7 +156,9 @@ pub async fn explain(ctx: &JobContext, job: &LeasedJob, ev: &CheckRun) -> Result
             retry_after: LIMIT_WAIT,
         });
     }
-    new.truncate(MAX_CHECKS * 4);
+    // What the model is not shown is left for the next turn, not marked
+    // explained.
+    new.truncate(MAX_CHECKS);
     let all = explained;
     head.show(&render(&head, &all, State::Working(&new)))
         .await?;
@@ -167,9 +175,9 @@ pub async fn explain(ctx: &JobContext, job: &LeasedJob, ev: &CheckRun) -> Result
 /// Whether this job may explain its head now.
 enum Turn {
     Go,
-    /// An earlier job of the same head has not listed the head's checks
-    /// yet (it is queued): it will find this failure too.
-    Covered,
+    /// An earlier job of the same head is queued (waiting for the head's
+    /// checks to settle, or for its own turn).
+    After,
     /// An earlier job of the same head is running: its comment is not
     /// ours to write at the same time.
     Wait,
@@ -194,7 +202,7 @@ async fn turn(ctx: &JobContext, job: &LeasedJob, ev: &CheckRun) -> Result<Turn, 
             return Ok(Turn::Wait);
         }
         if same_head {
-            turn = Turn::Covered;
+            turn = Turn::After;
         }
     }
     Ok(turn)
@@ -241,20 +249,24 @@ impl Checks {
         Checks { pending, failed }
     }
 
-    /// The failed checks no explanation covers: by id, and by name (a
-    /// re-run that fails again is not explained again).
+    /// The failed checks no explanation covers: by id, and by App and
+    /// name (a re-run that fails again is not explained again; another
+    /// App's check of the same name is another check).
     fn unexplained(&self, explained: &[CiExplanation]) -> Vec<CheckRunInfo> {
         let ids: HashSet<u64> = explained
             .iter()
             .flat_map(|e| e.checks.iter().map(|c| c.id))
             .collect();
-        let names: HashSet<&str> = explained
+        let names: HashSet<(Option<u64>, &str)> = explained
             .iter()
-            .flat_map(|e| e.checks.iter().map(|c| c.name.as_str()))
+            .flat_map(|e| e.checks.iter().map(|c| (c.app, c.name.as_str())))
             .collect();
         self.failed
             .iter()
-            .filter(|r| !ids.contains(&r.id) && !names.contains(r.name.as_str()))
+            .filter(|r| {
+                let app = r.app.as_ref().map(|a| a.id);
+                !ids.contains(&r.id) && !names.contains(&(app, r.name.as_str()))
+            })
             .cloned()
             .collect()
     }
@@ -322,6 +334,7 @@ impl Head<'_> {
                 .iter()
                 .map(|r| FailedCheck {
                     id: r.id,
+                    app: r.app.as_ref().map(|a| a.id),
                     name: r.name.clone(),
                     conclusion: r.conclusion.clone().unwrap_or_default(),
                 })
@@ -373,18 +386,8 @@ impl Head<'_> {
         let ctx = self.ctx;
         let fence = Fence::new();
         let mut evidence = String::new();
-        for run in failed.iter().take(MAX_CHECKS) {
+        for run in failed {
             evidence.push_str(&self.evidence(run, installation, &fence).await?);
-        }
-        if failed.len() > MAX_CHECKS {
-            let rest: Vec<&str> = failed[MAX_CHECKS..]
-                .iter()
-                .map(|r| r.name.as_str())
-                .collect();
-            evidence.push_str(&format!(
-                "\nThese checks failed too; their output is not shown:\n{}\n",
-                fence.wrap("names of other failed checks", &rest.join("\n"))
-            ));
         }
         let files: Vec<crate::review::ChangedFile> = self
             .github
@@ -450,7 +453,10 @@ If several checks failed for one reason, explain it once. Say what you are unsur
             // inert, and the only links are the ones made here.
             Ok(Outcome::Answer(a)) if !a.trim().is_empty() => {
                 let web = &ctx.config.github_web_url;
-                link_locations(&inert_prose(&a), web, self.repo, self.sha)
+                // Redacted first: a secret taken out later could take
+                // the structure around it along.
+                let a = cut_at_line(&ctx.redactor.redact(&a), MAX_EXPLANATION_CHARS);
+                inert_prose(&a, &|code| location_link(code, web, self.repo, self.sha))
             }
             Ok(other) => super::ask::render(other),
             Err(e) if e.is_transient() && !ctx.last_attempt(self.job) => {
@@ -462,8 +468,10 @@ If several checks failed for one reason, explain it once. Say what you are unsur
             Err(e) => {
                 tracing::error!(error = %e, job_id = self.job.id, "no CI explanation from the model");
                 format!(
-                    "❌ I could not get an explanation from the model: {e}. Reference: `job {} of delivery {}`.",
-                    self.job.id, self.job.delivery_id
+                    "❌ I could not get an explanation from the model: {}. Reference: `job {} of delivery {}`.",
+                    crate::markdown::escape_line(&e.to_string()),
+                    self.job.id,
+                    self.job.delivery_id
                 )
             }
         };
@@ -630,8 +638,10 @@ enum State<'a> {
 /// and where things stand.
 fn render(head: &Head<'_>, explained: &[CiExplanation], state: State<'_>) -> String {
     let web = &head.ctx.config.github_web_url;
-    let link =
-        |id: u64, name: &str| format!("[{}]({web}/{}/runs/{id})", inline_code(name), head.repo);
+    let link = |id: u64, name: &str| {
+        let name: String = name.chars().take(MAX_NAME_CHARS).collect();
+        format!("[{}]({web}/{}/runs/{id})", inline_code(&name), head.repo)
+    };
     let names = |checks: &[CheckRunInfo]| {
         checks
             .iter()
@@ -674,36 +684,33 @@ fn render(head: &Head<'_>, explained: &[CiExplanation], state: State<'_>) -> Str
     out
 }
 
-/// `text` with every `path:line` in an inline code span turned into a link
-/// to that line at `sha`, outside code blocks. Only plain paths are
-/// linked: no spaces, no `..`, nothing that would end the link.
-pub fn link_locations(text: &str, web: &str, repo: &str, sha: &str) -> String {
+/// A link to `code` at `sha`, when `code` is a `path:line` the model
+/// wrote: a plain path (no spaces, no `..`, nothing that would end the
+/// link) and a line number.
+pub fn location_link(code: &str, web: &str, repo: &str, sha: &str) -> Option<String> {
     static RE: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
     let re = RE.get_or_init(|| {
-        regex::Regex::new(r"`([A-Za-z0-9_./-]{1,300}\.[A-Za-z0-9_]{1,12}):([0-9]{1,7})`")
+        regex::Regex::new(r"^([A-Za-z0-9_./-]{1,300}\.[A-Za-z0-9_]{1,12}):([0-9]{1,7})$")
             .expect("valid regex")
     });
-    let mut in_block = false;
-    let mut out = Vec::new();
-    for line in text.split('\n') {
-        let fence = line.trim_start().starts_with("```") || line.trim_start().starts_with("~~~");
-        if in_block || fence {
-            in_block ^= fence;
-            out.push(line.to_string());
-            continue;
-        }
-        out.push(
-            re.replace_all(line, |c: &regex::Captures| {
-                let (path, line) = (&c[1], &c[2]);
-                if path.split('/').any(|p| p == ".." || p.is_empty()) || path.starts_with('/') {
-                    return c[0].to_string();
-                }
-                format!("[`{path}:{line}`]({web}/{repo}/blob/{sha}/{path}#L{line})")
-            })
-            .into_owned(),
-        );
+    let c = re.captures(code)?;
+    let (path, line) = (&c[1], &c[2]);
+    if path.split('/').any(|p| p == ".." || p.is_empty()) {
+        return None;
     }
-    out.join("\n")
+    Some(format!(
+        "[`{path}:{line}`]({web}/{repo}/blob/{sha}/{path}#L{line})"
+    ))
+}
+
+/// `text` cut at a line end to at most `max` characters, saying so.
+fn cut_at_line(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        return text.to_string();
+    }
+    let head: String = text.chars().take(max).collect();
+    let head = head.rsplit_once('\n').map_or(head.as_str(), |(h, _)| h);
+    format!("{head}\n\n(cut: the explanation was longer than {max} characters)")
 }
 
 #[cfg(test)]
@@ -711,26 +718,22 @@ mod tests {
     use super::*;
 
     #[test]
-    fn locations_in_code_spans_become_links_and_nothing_else_does() {
-        let out = link_locations(
-            "See `src/lib.rs:42` and `../etc/passwd:1` and src/x.rs:3 and `a b.rs:1`.",
-            "https://github.com",
-            "o/r",
-            "abc",
-        );
+    fn only_a_plain_path_and_line_becomes_a_link() {
+        let link = |code| location_link(code, "https://github.com", "o/r", "abc");
         assert_eq!(
-            out,
-            "See [`src/lib.rs:42`](https://github.com/o/r/blob/abc/src/lib.rs#L42) and `../etc/passwd:1` and src/x.rs:3 and `a b.rs:1`."
+            link("src/lib.rs:42").as_deref(),
+            Some("[`src/lib.rs:42`](https://github.com/o/r/blob/abc/src/lib.rs#L42)")
         );
-    }
-
-    #[test]
-    fn locations_in_code_blocks_stay_code() {
-        let text = "```\n`src/lib.rs:42`\n```\nthen `src/lib.rs:7`";
-        let out = link_locations(text, "https://github.com", "o/r", "abc");
-        assert_eq!(
-            out,
-            "```\n`src/lib.rs:42`\n```\nthen [`src/lib.rs:7`](https://github.com/o/r/blob/abc/src/lib.rs#L7)"
-        );
+        for not in [
+            "../etc/passwd:1",
+            "/etc/passwd:1",
+            "a b.rs:1",
+            "src//x.rs:3",
+            "src/x.rs",
+            "x.rs:1) [y](z",
+            "src/x.rs:1 ",
+        ] {
+            assert_eq!(link(not), None, "{not}");
+        }
     }
 }

@@ -41,11 +41,16 @@ pub fn with_section(body: &str, section: &str) -> String {
 /// The model's description, made safe to put between the markers: the
 /// markers themselves cannot appear inside it.
 fn clean(text: &str) -> String {
-    text.replace(START, "")
-        .replace(END, "")
-        .replace("<!-- agentic:", "<!-- ")
-        .trim()
-        .to_string()
+    let mut text = text.to_string();
+    // Until nothing is left to take: taking one marker out must not join
+    // the pieces around it into another.
+    loop {
+        let next = crate::output::unmarked(&text.replace(START, "").replace(END, ""));
+        if next == text {
+            return text.trim().to_string();
+        }
+        text = next;
+    }
 }
 
 /// Describe the pull request of `ev`; the reply for the thread.

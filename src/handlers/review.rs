@@ -310,10 +310,17 @@ pub fn review_body(
     if !omitted.is_empty() {
         body.push_str(&format!("\n\n{omitted}"));
     }
-    if let Some(id) = run_id {
-        body.push_str(&format!("\n\n<!-- {RUN_MARK}{id} -->"));
+    // The model's words may hold a mark of ours: only the one the bot
+    // puts at the end, after the body is cut to fit, is one.
+    let body = crate::output::unmarked(&body);
+    match run_id {
+        Some(id) => {
+            let mark = format!("\n\n<!-- {RUN_MARK}{id} -->");
+            let room = crate::output::MAX_COMMENT_CHARS - mark.chars().count();
+            format!("{}{mark}", crate::output::fit(&body, room))
+        }
+        None => crate::output::fit(&body, crate::output::MAX_COMMENT_CHARS),
     }
-    crate::output::fit(&body, crate::output::MAX_COMMENT_CHARS)
 }
 
 /// One check-run annotation per finding on a file of the pull request.
@@ -1280,7 +1287,9 @@ async fn recover_posted(
                 .await?
                 .into_iter()
                 .find(|r| {
-                    r.body.as_deref().is_some_and(|b| b.contains(&mark))
+                    r.body
+                        .as_deref()
+                        .is_some_and(|b| crate::output::marked(b, &mark))
                         && own.wrote(r.user.as_ref())
                 })
                 .map(|r| r.id)

@@ -12,6 +12,9 @@ use super::{now_ms, Store};
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FailedCheck {
     pub id: u64,
+    /// The App that made it (stored since issue 17's last fixes).
+    #[serde(default)]
+    pub app: Option<u64>,
     pub name: String,
     pub conclusion: String,
 }
@@ -85,7 +88,8 @@ impl Store {
     ) -> anyhow::Result<Vec<(bool, String)>> {
         let rows = sqlx::query(
             "SELECT state, payload FROM jobs WHERE subject = $1 AND kind = $2 AND id < $3
-                 AND state IN ('queued', 'running') ORDER BY id LIMIT 100",
+                 AND state IN ('queued', 'running')
+             ORDER BY CASE WHEN state = 'running' THEN 0 ELSE 1 END, id LIMIT 100",
         )
         .bind(subject)
         .bind(kind)
