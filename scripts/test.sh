@@ -106,3 +106,27 @@ echo "== cargo test"
 cargo test --all-targets --locked
 echo "== LLM smoke test against the real model"
 cargo test --locked --test llm_smoke -- --ignored
+
+echo "== a short fuzz of every target (cargo-fuzz on nightly; docs/RELIABILITY.md)"
+# The committed corpus is read, never written: new inputs go to a scratch
+# directory. A crash fails the run and leaves its input in
+# fuzz/artifacts/<target>/ to replay.
+FUZZ_SECONDS="${AGENTIC_FUZZ_SECONDS:-10}"
+FUZZ_TARGET_DIR="$HOME/.cache/agentic/fuzz-target"
+if ! cargo fuzz --version >/dev/null 2>&1; then
+    cargo install cargo-fuzz --locked --version 0.13.2
+fi
+for target in $(cargo +nightly fuzz list --fuzz-dir fuzz); do
+    scratch="$(mktemp -d)"
+    log="$(mktemp)"
+    if ! cargo +nightly fuzz run --fuzz-dir fuzz --sanitizer none --target-dir "$FUZZ_TARGET_DIR" \
+        "$target" "$scratch" "fuzz/corpus/$target" -- \
+        -max_total_time="$FUZZ_SECONDS" -seed=1 >"$log" 2>&1; then
+        tail -n 60 "$log" >&2
+        echo "fuzz target $target failed (its input is in fuzz/artifacts/$target/)" >&2
+        exit 1
+    fi
+    grep -E "^Done [0-9]+ runs" "$log" || true
+    rm -rf "$scratch" "$log"
+    echo "fuzz target $target: clean for ${FUZZ_SECONDS}s"
+done

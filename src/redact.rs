@@ -138,21 +138,23 @@ fn rules() -> &'static [Rule] {
             // `Authorization: Basic …` (any quoting, header or JSON).
             rule(
                 "basic-auth",
-                r#"(?i)(authorization["']?\s*[:=]\s*["']?basic\s+)[A-Za-z0-9+/=._~-]+"#,
+                r#"(?i)(authorization["']?[ \t]*[:=][ \t]*["']?basic[ \t]+)[A-Za-z0-9+/=._~-]+"#,
                 "${1}[REDACTED]",
                 always,
             ),
-            // `Bearer …` and `token …` credentials.
+            // `Bearer …`, `token …` and `Basic …` credentials, wherever
+            // they stand (the header's name may have been taken by a
+            // match before them).
             rule(
                 "bearer",
-                r"(?i)\b(bearer|token)(\s+)[A-Za-z0-9\-._~+/]{16,}=*",
+                r"(?i)\b(bearer|token|basic)([ \t]+)[A-Za-z0-9\-._~+/]{16,}=*",
                 "${1}${2}[REDACTED]",
                 always,
             ),
             // A password in a URL: `scheme://user:password@host`.
             rule(
                 "url-password",
-                r#"(?i)\b([a-z][a-z0-9+.-]{1,20}://)([^\s:/?#@'"<>]{1,256}):([^\s/?#@'"<>]{1,256})@"#,
+                r#"(?i)((?:\b[a-z][a-z0-9+.-]{1,20})?://)([^\s:/?#@'"<>]{1,256}):([^\s/?#@'"<>]{1,256})@"#,
                 "${1}${2}:[REDACTED]@",
                 always,
             ),
@@ -347,6 +349,22 @@ mod tests {
         ("HF_TOKEN=hf_aBcDeFgHiJkLmNoPqRsTuVwXyZ0123456789", "aBcDeFgHiJkLmNoPqRsTuVwXyZ0123"),
         ("docker login -p dckr_pat_2b3c4d5e6f7g8h9i0j1k2l3m4n5", "2b3c4d5e6f7g8h9i0j1k2l3m4n5"),
     ];
+
+    /// Found by the `redact` fuzz target: a header name on one line took
+    /// the scheme of a URL on the next, and the URL's password was then
+    /// not taken for one.
+    #[test]
+    fn one_rule_does_not_eat_what_another_needs() {
+        let out = Redactor::new([]).redact(
+            "Authorization: Basic\npostgres://deploy:hunter2-Pa55word@db.internal:5432/app",
+        );
+        assert!(!out.contains("hunter2-Pa55word"), "{out}");
+        let out = Redactor::new([]).redact("[x]://deploy:hunter2-Pa55word@db");
+        assert!(!out.contains("hunter2-Pa55word"), "{out}");
+        let out = Redactor::new([])
+            .redact("Authorization: Basic =Authorization: Basic YWxpY2U6czNjcjN0LXBhc3N3b3Jk");
+        assert!(!out.contains("YWxpY2U6czNjcjN0LXBhc3N3b3Jk"), "{out}");
+    }
 
     #[test]
     fn removes_the_tokens_ci_logs_print() {
