@@ -9,7 +9,7 @@ mod support;
 
 use serde_json::{json, Value};
 use support::github::{FakeGitHub, APP_ID};
-use support::llm::{FakeLlm, Step};
+use support::llm::Step;
 use support::{app_options, delivery_id, fixture, wait_until, TestApp, HEAD};
 
 const PR: u64 = 42;
@@ -48,23 +48,25 @@ fn actions_log() -> String {
         .collect()
 }
 
-/// A `check_run.completed` delivery (the real-shaped fixture of an
-/// Actions job) for check run `id`, as the App `app_id`/`slug` made it.
-fn completed(
-    id: u64,
-    name: &str,
-    slug: &str,
-    app_id: u64,
-    head: &str,
-    completed_at: &str,
-) -> Vec<u8> {
+/// Check run `id`, named `name`, made by the App `slug`, failed on
+/// `head`: its `check_run.completed` delivery (the real-shaped fixture of
+/// an Actions job), signed, into the router.
+async fn fail(app: &TestApp, id: u64, name: &str, slug: &str, head: &str) {
+    let app_id = match slug {
+        "github-actions" => 15368,
+        "agentic-devops" => APP_ID,
+        _ => 90210,
+    };
     let mut v: Value =
         serde_json::from_slice(&fixture("check_run.completed.failure.json")).unwrap();
     let c = &mut v["check_run"];
     c["id"] = id.into();
     c["name"] = name.into();
     c["head_sha"] = head.into();
-    c["completed_at"] = completed_at.into();
+    c["completed_at"] = chrono::Utc::now()
+        .format("%Y-%m-%dT%H:%M:%SZ")
+        .to_string()
+        .into();
     c["app"]["id"] = app_id.into();
     c["app"]["slug"] = slug.into();
     c["pull_requests"][0]["number"] = PR.into();
@@ -74,11 +76,13 @@ fn completed(
     foreign["number"] = 7.into();
     foreign["base"]["repo"]["id"] = 999.into();
     c["pull_requests"] = json!([foreign, c["pull_requests"][0].clone()]);
-    serde_json::to_vec(&v).unwrap()
-}
-
-async fn deliver(app: &TestApp, payload: &[u8]) {
-    let res = app.deliver("check_run", &delivery_id(), payload).await;
+    let res = app
+        .deliver(
+            "check_run",
+            &delivery_id(),
+            &serde_json::to_vec(&v).unwrap(),
+        )
+        .await;
     assert_eq!(res.status(), 202);
 }
 
@@ -101,20 +105,6 @@ fn ci_comments(gh: &FakeGitHub) -> usize {
         .count()
 }
 
-/// The first message the model got in request `n`.
-fn asked(llm: &FakeLlm, n: usize) -> String {
-    llm.requests()[n]["messages"][1]["content"]
-        .as_str()
-        .unwrap()
-        .to_string()
-}
-
-fn now_minus(secs: i64) -> String {
-    (chrono::Utc::now() - chrono::Duration::seconds(secs))
-        .format("%Y-%m-%dT%H:%M:%SZ")
-        .to_string()
-}
-
 const EXPLANATION: &str = "**Likely cause**: `var.subnet_b` is not declared.\n\n**Where**: `modules/batch/main.tf:2`\n\n**Caused by this change?** Yes.\n\n**Suggested fix**: declare `subnet_b` in `variables.tf`.";
 
 #[tokio::test]
@@ -134,25 +124,14 @@ async fn an_actions_failure_gets_one_explanation_whose_prompt_holds_the_redacted
     gh.job_log(id, &actions_log());
     llm.script([Step::Answer(EXPLANATION.into())]);
     let app = TestApp::start(app_options(&gh, &llm)).await;
-    deliver(
-        &app,
-        &completed(
-            id,
-            "terraform validate",
-            "github-actions",
-            15368,
-            HEAD,
-            &now_minus(1),
-        ),
-    )
-    .await;
+    fail(&app, id, "terraform validate", "github-actions", HEAD).await;
     let body = ci_comment_saying(&gh, "Likely cause").await;
     app.wait_for_jobs(1).await;
 
     // The model saw the log around the first error and its end, the
     // annotation and the diff, with the secrets gone.
     assert_eq!(llm.requests().len(), 1);
-    let prompt = asked(&llm, 0);
+    let prompt = llm.user_message(0);
     assert!(
         prompt.contains("Error: Reference to undeclared input variable"),
         "{prompt}"
@@ -245,15 +224,10 @@ async fn a_second_failed_check_on_the_same_head_edits_the_same_comment() {
         Step::Answer("Plan: the state lock timed out; looks flaky.".into()),
     ]);
     let app = TestApp::start(app_options(&gh, &llm)).await;
-    // The first failure has waited its longest already for the plan.
-    deliver(
-        &app,
-        &completed(lint, "tflint", "tflint-app", 90210, HEAD, &now_minus(3600)),
-    )
-    .await;
+    fail(&app, lint, "tflint", "tflint-app", HEAD).await;
     let first = ci_comment_saying(&gh, "Lint: an undeclared variable.").await;
     assert!(first.contains("tflint") && !first.contains("state lock"));
-    let prompt = asked(&llm, 0);
+    let prompt = llm.user_message(0);
     assert!(
         prompt.contains("tflint found 3 problems")
             && prompt.contains("variable subnet_b is not declared")
@@ -261,11 +235,7 @@ async fn a_second_failed_check_on_the_same_head_edits_the_same_comment() {
     app.wait_for_jobs(1).await;
 
     gh.complete_check(tests, "timed_out");
-    deliver(
-        &app,
-        &completed(tests, "plan", "github-actions", 15368, HEAD, &now_minus(1)),
-    )
-    .await;
+    fail(&app, tests, "plan", "github-actions", HEAD).await;
     let both = ci_comment_saying(&gh, "looks flaky").await;
     app.wait_for_jobs(2).await;
     assert!(
@@ -273,7 +243,7 @@ async fn a_second_failed_check_on_the_same_head_edits_the_same_comment() {
         "{both}"
     );
     // The second conversation was about the second check only.
-    let prompt = asked(&llm, 1);
+    let prompt = llm.user_message(1);
     assert!(prompt.contains("state lock") && !prompt.contains("tflint found"));
     assert_eq!(ci_comments(&gh), 1);
     let writes = gh.take_writes();
@@ -294,11 +264,7 @@ async fn a_second_failed_check_on_the_same_head_edits_the_same_comment() {
         vec![],
     );
     gh.job_log(rerun, "Error: timeout waiting for the state lock\n");
-    deliver(
-        &app,
-        &completed(rerun, "plan", "github-actions", 15368, HEAD, &now_minus(1)),
-    )
-    .await;
+    fail(&app, rerun, "plan", "github-actions", HEAD).await;
     app.wait_for_jobs(3).await;
     assert_eq!(llm.requests().len(), 2);
     assert!(
@@ -317,18 +283,7 @@ async fn our_own_check_run_failing_and_an_ignored_check_trigger_nothing() {
         "ci:\n  ignore: [\"Codecov/Patch\"]\n",
     );
     let app = TestApp::start(app_options(&gh, &llm)).await;
-    deliver(
-        &app,
-        &completed(
-            5001,
-            "agentic review",
-            "agentic-devops",
-            APP_ID,
-            HEAD,
-            &now_minus(1),
-        ),
-    )
-    .await;
+    fail(&app, 5001, "agentic review", "agentic-devops", HEAD).await;
     let ignored = gh.add_check(
         HEAD,
         "codecov/patch",
@@ -338,18 +293,7 @@ async fn our_own_check_run_failing_and_an_ignored_check_trigger_nothing() {
         json!({}),
         vec![],
     );
-    deliver(
-        &app,
-        &completed(
-            ignored,
-            "codecov/patch",
-            "codecov",
-            90211,
-            HEAD,
-            &now_minus(1),
-        ),
-    )
-    .await;
+    fail(&app, ignored, "codecov/patch", "codecov", HEAD).await;
     app.wait_for_jobs(2).await;
     assert!(llm.requests().is_empty());
     assert_eq!(ci_comments(&gh), 0);
@@ -371,11 +315,7 @@ async fn a_head_that_moved_on_is_not_explained() {
     );
     gh.job_log(id, "error: it broke\n");
     let app = TestApp::start(app_options(&gh, &llm)).await;
-    deliver(
-        &app,
-        &completed(id, "build", "github-actions", 15368, old, &now_minus(1)),
-    )
-    .await;
+    fail(&app, id, "build", "github-actions", old).await;
     app.wait_for_jobs(1).await;
     assert!(llm.requests().is_empty());
     assert!(gh.take_writes().is_empty());
@@ -409,24 +349,16 @@ async fn the_explanation_waits_for_the_heads_other_checks_and_covers_them_togeth
     llm.script([Step::Answer("Both fail on `subnet_b`.".into())]);
     let app = TestApp::start(app_options(&gh, &llm)).await;
     // At most 5 s are waited for the e2e check.
-    deliver(
-        &app,
-        &completed(unit, "unit", "github-actions", 15368, HEAD, &now_minus(1)),
-    )
-    .await;
+    fail(&app, unit, "unit", "github-actions", HEAD).await;
     let waiting = ci_comment_saying(&gh, "1 other check is still running").await;
     assert!(waiting.contains("`unit`") && !waiting.contains("`e2e`"));
     assert!(llm.requests().is_empty());
     gh.complete_check(e2e, "failure");
-    deliver(
-        &app,
-        &completed(e2e, "e2e", "github-actions", 15368, HEAD, &now_minus(1)),
-    )
-    .await;
+    fail(&app, e2e, "e2e", "github-actions", HEAD).await;
     let done = ci_comment_saying(&gh, "Both fail on").await;
     app.wait_for_jobs(2).await;
     assert_eq!(llm.requests().len(), 1, "one conversation for both");
-    let prompt = asked(&llm, 0);
+    let prompt = llm.user_message(0);
     assert!(prompt.contains("cannot find value") && prompt.contains("the stack did not deploy"));
     assert!(done.contains("`unit`") && done.contains("`e2e`") && !done.contains("still running"));
     assert_eq!(ci_comments(&gh), 1);
@@ -449,14 +381,12 @@ async fn without_actions_read_the_log_is_said_unreadable_and_no_wider_token_is_u
     gh.job_log(id, "error: it broke\n");
     llm.script([Step::Answer("I could not see the log.".into())]);
     let app = TestApp::start(app_options(&gh, &llm)).await;
-    deliver(
-        &app,
-        &completed(id, "build", "github-actions", 15368, HEAD, &now_minus(1)),
-    )
-    .await;
+    fail(&app, id, "build", "github-actions", HEAD).await;
     ci_comment_saying(&gh, "I could not see the log.").await;
     app.wait_for_jobs(1).await;
-    assert!(asked(&llm, 0).contains("the installation has not granted agentic `actions: read`"));
+    assert!(llm
+        .user_message(0)
+        .contains("the installation has not granted agentic `actions: read`"));
     assert!(gh.downloads().is_empty());
     // No fallback to the installation's whole token for the log.
     let unnarrowed = gh
@@ -494,11 +424,7 @@ async fn what_a_log_talks_the_model_into_is_posted_inert_and_a_check_name_cannot
             .into(),
     )]);
     let app = TestApp::start(app_options(&gh, &llm)).await;
-    deliver(
-        &app,
-        &completed(id, name, "github-actions", 15368, HEAD, &now_minus(1)),
-    )
-    .await;
+    fail(&app, id, name, "github-actions", HEAD).await;
     let body = ci_comment_saying(&gh, "Cause: see").await;
     app.wait_for_jobs(1).await;
     for reaching in [

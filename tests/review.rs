@@ -149,14 +149,6 @@ fn writes_to<'a>(writes: &'a [Write], method: &str, suffix: &str) -> Vec<&'a Wri
         .collect()
 }
 
-/// The user message of the `n`th model request.
-fn prompt(llm: &FakeLlm, n: usize) -> String {
-    llm.requests()[n]["messages"][1]["content"]
-        .as_str()
-        .unwrap()
-        .to_string()
-}
-
 /// The comments on the pull request other than the walkthrough.
 fn replies(gh: &FakeGitHub) -> Vec<support::github::CommentData> {
     gh.comments(PR)
@@ -301,7 +293,7 @@ async fn an_opened_pull_request_gets_one_review_inline_and_a_check_run_with_anno
 
     // The model saw the pull request's own words and the diff fenced as
     // untrusted data, the lock file not at all.
-    let first = prompt(&llm, 0);
+    let first = llm.user_message(0);
     let tag = support::fence_tag(&llm.requests()[0]);
     assert!(
         first.contains(&format!(
@@ -453,7 +445,7 @@ async fn a_push_is_reviewed_incrementally_and_a_finding_is_not_posted_twice() {
     )]);
     deliver_pr(&app, "synchronize", HEAD2).await;
     app.wait_for_jobs(2).await;
-    let second = prompt(&llm, 1);
+    let second = llm.user_message(1);
     assert!(second.contains("incremental review"), "{second}");
     assert!(second.contains("+pub fn jitter(d: u64) -> u64 {"));
     assert!(
@@ -494,7 +486,7 @@ async fn a_push_is_reviewed_incrementally_and_a_finding_is_not_posted_twice() {
     llm.script([submit("Saturates now.", vec![])]);
     deliver_pr(&app, "synchronize", HEAD3).await;
     app.wait_for_jobs(3).await;
-    let third = prompt(&llm, 2);
+    let third = llm.user_message(2);
     assert!(third.contains("incremental review"), "{third}");
     assert!(third.contains("saturating_pow(attempt)"), "{third}");
     assert!(
@@ -718,7 +710,7 @@ async fn a_diff_over_the_budget_is_trimmed_and_what_was_left_out_is_listed() {
         body.contains("did not fit in this review's budget"),
         "{body}"
     );
-    let first = prompt(&llm, 0);
+    let first = llm.user_message(0);
     let tokens = agentic::review::tokenizer("test-model").count_ordinary(&first);
     assert!(
         tokens < 4000,
@@ -747,7 +739,7 @@ async fn a_diff_over_the_budget_is_trimmed_and_what_was_left_out_is_listed() {
     llm.script([submit("The rest.", vec![])]);
     deliver_pr(&app, "synchronize", HEAD2).await;
     app.wait_for_jobs(2).await;
-    let second = prompt(&llm, 1);
+    let second = llm.user_message(1);
     assert!(second.contains("incremental review"), "{second}");
     assert!(
         second.contains("docs/runbook/page_"),
@@ -882,7 +874,7 @@ async fn the_rerun_button_and_rerequest_start_a_full_review_for_those_allowed() 
     press("rerequested", "tina-triage", APP_ID).await;
     app.wait_for_jobs(3).await;
     assert_eq!(gh.reviews(PR).len(), 3);
-    assert!(prompt(&llm, 2).contains("2u64.pow(attempt)"));
+    assert!(llm.user_message(2).contains("2u64.pow(attempt)"));
     // Someone with only read, and another App's check run: nothing.
     press("rerequested", "carol-reader", APP_ID).await;
     press("rerequested", "bob-reviewer", 999).await;
@@ -1117,7 +1109,7 @@ async fn findings_land_on_the_line_they_quote_and_suggestions_only_on_exact_line
     app.wait_for_jobs(1).await;
 
     // The model read every line with its number and side.
-    let first = prompt(&llm, 0);
+    let first = llm.user_message(0);
     assert!(first.contains(&format!("    new 5 |+{pow}")), "{first}");
     assert!(
         first.contains("    old 4 |-    Duration::from_millis(100 * attempt as u64)"),
@@ -1251,7 +1243,7 @@ async fn a_reworded_finding_on_an_unchanged_line_is_not_posted_twice() {
     app.wait_for_jobs(2).await;
     // The model was shown what was said before, fenced, and told not to
     // say it again.
-    let second = prompt(&llm, 1);
+    let second = llm.user_message(1);
     assert!(
         second.contains("This App's earlier comments on lines of this pull request that have not changed since (1). Do not repeat them"),
         "{second}"
@@ -1602,7 +1594,7 @@ async fn the_repositorys_guidelines_come_from_the_default_branch_and_path_instru
 
     let request = &llm.requests()[0];
     let tag = support::fence_tag(request);
-    let prompt = prompt(&llm, 0);
+    let prompt = llm.user_message(0);
     let guide = fenced_around(&prompt, &tag, "GUIDE-MAIN").expect("the guidelines, fenced");
     assert!(guide.contains("CLAUDE.md"), "{guide}");
     assert!(!prompt.contains("GUIDE-PLANTED"), "{prompt}");
@@ -1657,7 +1649,7 @@ async fn a_cut_guideline_is_said_to_be_cut_and_a_bad_glob_is_said_once() {
         said[0].body
     );
     let cut = "only its first";
-    let prompt = prompt(&llm, 0);
+    let prompt = llm.user_message(0);
     assert!(prompt.contains("`AGENTS.md` was cut"), "the model is told");
     assert!(
         prompt.len() < long.len() + 20_000,
@@ -2156,7 +2148,7 @@ async fn a_dismissed_finding_is_not_raised_again_after_a_force_push_unless_grave
     deliver_pr(&app, "synchronize", HEAD3).await;
     app.wait_for_jobs(3).await;
     assert!(
-        prompt(&llm, 1).contains("base * 2u64.pow(attempt)"),
+        llm.user_message(1).contains("base * 2u64.pow(attempt)"),
         "reviewed again"
     );
     let writes = gh.take_writes();

@@ -25,7 +25,9 @@ fuzz_target!(|text: &str| {
     let close = format!("\n</{tag}>");
     assert!(wrapped.starts_with(&open) && wrapped.ends_with(&close));
     assert_eq!(wrapped.matches(&tag).count(), 2, "{wrapped:?}");
-    let templated = regex::Regex::new(r"<[|｜][^\s|｜<>]{1,64}[|｜]>").unwrap();
+    static TEMPLATED: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
+    let templated =
+        TEMPLATED.get_or_init(|| regex::Regex::new(r"<[|｜][^\s|｜<>]{1,64}[|｜]>").unwrap());
     let short = text.len() <= agentic::agent::tools::MAX_PIECE;
     if short && !TOKENS.iter().any(|t| text.contains(t)) && !templated.is_match(text) {
         assert_eq!(&wrapped[open.len()..wrapped.len() - close.len()], text);

@@ -85,6 +85,15 @@ impl FakeLlm {
             .to_string()
     }
 
+    /// The first user message of request `n` (from 0): what the model
+    /// was asked.
+    pub fn user_message(&self, n: usize) -> String {
+        self.requests()[n]["messages"][1]["content"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    }
+
     pub fn requests(&self) -> Vec<Value> {
         self.inner.lock().unwrap().requests.clone()
     }
