@@ -493,3 +493,46 @@ async fn what_a_log_talks_the_model_into_is_posted_inert_and_a_check_name_cannot
         && c.body.contains("Moves the workers.")));
     llm.assert_clean();
 }
+
+#[tokio::test]
+async fn a_comment_that_promised_an_explanation_says_so_when_the_head_moves_on() {
+    let (gh, llm) = support::world().await;
+    gh.file("main", ".github/agentic.yml", "ci:\n  settle_seconds: 3\n");
+    let unit = gh.add_check(
+        HEAD,
+        "unit",
+        "github-actions",
+        "completed",
+        Some("failure"),
+        json!({}),
+        vec![],
+    );
+    gh.add_check(
+        HEAD,
+        "e2e",
+        "github-actions",
+        "in_progress",
+        None,
+        json!({}),
+        vec![],
+    );
+    gh.job_log(unit, "error: it broke\n");
+    let app = TestApp::start(app_options(&gh, &llm)).await;
+    fail(&app, unit, "unit", "github-actions", HEAD).await;
+    ci_comment_saying(&gh, "1 other check is still running").await;
+    // A push while the failure waits: nothing is explained of the old head.
+    let file = (
+        "modules/batch/main.tf".to_string(),
+        "@@ -2 +2 @@\n-a\n+b".to_string(),
+    );
+    gh.push(
+        PR,
+        "5e0000000000000000000000000000000000005e",
+        vec![file.clone()],
+        vec![file],
+    );
+    let body = ci_comment_saying(&gh, "has moved on to `5e0000000000`").await;
+    app.wait_for_jobs(1).await;
+    assert!(!body.contains("still running"), "{body}");
+    assert!(llm.requests().is_empty());
+}

@@ -113,7 +113,7 @@ pub async fn explain(ctx: &JobContext, job: &LeasedJob, ev: &CheckRun) -> Result
     };
     let pr = github.pull_request(repo, number).await?;
     if pr.state != "open" || pr.head.sha != ev.head_sha {
-        return head.moved_on(&explained, &pr.head.sha).await;
+        return head.moved_on(&explained, &pr).await;
     }
     let settings = ctx.repo_config(&github, &ev.repo).await?;
     let ci = &settings.config.ci;
@@ -167,7 +167,7 @@ pub async fn explain(ctx: &JobContext, job: &LeasedJob, ev: &CheckRun) -> Result
     // The head may have moved while the model thought: say nothing of it.
     let now = github.pull_request(repo, number).await?;
     if now.state != "open" || now.head.sha != ev.head_sha {
-        return head.moved_on(&all, &now.head.sha).await;
+        return head.moved_on(&all, &now).await;
     }
     head.record(&new, text, all).await
 }
@@ -308,13 +308,18 @@ impl Head<'_> {
 
     /// The pull request moved on from this head (or closed): its comment,
     /// if it has one, says so instead of promising an explanation.
-    async fn moved_on(&self, explained: &[CiExplanation], now: &str) -> Result<(), JobError> {
+    async fn moved_on(
+        &self,
+        explained: &[CiExplanation],
+        pr: &PullRequest,
+    ) -> Result<(), JobError> {
         tracing::info!(
             repo = self.repo,
             number = self.number,
             "the pull request moved on from the failed head; not explained"
         );
         if self.has_comment().await? {
+            let now = (pr.state == "open").then_some(pr.head.sha.as_str());
             self.show(&render(self, explained, State::MovedOn(now)))
                 .await?;
         }
@@ -630,8 +635,8 @@ enum State<'a> {
     Waiting(&'a [CheckRunInfo], usize, Duration),
     /// These are being explained.
     Working(&'a [CheckRunInfo]),
-    /// The pull request moved on to this head.
-    MovedOn(&'a str),
+    /// The pull request moved on to this head (`None`: it was closed).
+    MovedOn(Option<&'a str>),
 }
 
 /// The head's comment: every failed check with a link, each explanation,
@@ -673,10 +678,13 @@ fn render(head: &Head<'_>, explained: &[CiExplanation], state: State<'_>) -> Str
             "**{}**\n\n🔍 Reading the logs and the diff to explain this…\n\n",
             names(checks)
         )),
-        State::MovedOn(now) => out.push_str(&format!(
+        State::MovedOn(Some(now)) => out.push_str(&format!(
             "The pull request has moved on to {}: failures of this commit are not explained any more.\n\n",
             inline_code(&now[..now.len().min(12)])
         )),
+        State::MovedOn(None) => out.push_str(
+            "The pull request is closed: failures of this commit are not explained any more.\n\n",
+        ),
     }
     out.push_str(
         "<sub>agentic explains failed checks from their logs and output and this pull request's diff; this comment is edited as more checks fail on this commit.</sub>",
