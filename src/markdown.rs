@@ -165,6 +165,56 @@ pub fn inert_prose(text: &str, link: &dyn Fn(&str) -> Option<String>) -> String 
     out.join("\n")
 }
 
+/// A model's Markdown as written, but with no mention in it: an `@` that
+/// would notify someone (outside code, not after a word) is put in code.
+/// For answers, findings and summaries the model writes after reading
+/// other people's text, where keeping its formatting matters more than in
+/// [`inert_prose`], and a mention must still not be its to make.
+pub fn without_mentions(text: &str) -> String {
+    let mut fence: Option<(char, usize)> = None;
+    let mut out: Vec<String> = Vec::new();
+    for line in text.split('\n') {
+        if let Some((c, n)) = fence {
+            if fence_closing(line, c, n) {
+                fence = None;
+            }
+            out.push(line.to_string());
+            continue;
+        }
+        if let Some(opened) = fence_opening(line) {
+            fence = Some(opened);
+            out.push(line.to_string());
+            continue;
+        }
+        let mut done = String::new();
+        let mut rest = line;
+        let mut previous: Option<char> = None;
+        loop {
+            let (text_part, code) = match code_span(rest) {
+                Some((start, _, end)) => (&rest[..start], Some(&rest[start..end])),
+                None => (rest, None),
+            };
+            for c in text_part.chars() {
+                // `_` and `*` may open emphasis, after which a mention
+                // counts: only a letter or digit keeps an `@` an address.
+                let after_word = previous.is_some_and(|p| p.is_ascii_alphanumeric());
+                if c == '@' && !after_word {
+                    join(&mut done, "`@`");
+                } else {
+                    done.push(c);
+                }
+                previous = Some(c);
+            }
+            let Some(code) = code else { break };
+            join(&mut done, code);
+            previous = Some('`');
+            rest = &rest[text_part.len() + code.len()..];
+        }
+        out.push(done);
+    }
+    out.join("\n")
+}
+
 /// A line that opens a fenced code block, as CommonMark reads one: at most
 /// three spaces, then three or more backticks or tildes.
 fn fence_opening(line: &str) -> Option<(char, usize)> {
@@ -349,6 +399,21 @@ mod tests {
             assert!(!out.contains('\u{202E}'), "{out}");
             assert!(!out.contains("mermaid"), "no info string: {out}");
         }
+    }
+
+    #[test]
+    fn a_models_markdown_keeps_its_form_and_loses_its_mentions() {
+        let text = "**Why**: see `@keep` and\n- @acme/everyone, `a`@victim, _@x_ and bob@example.com\n```\n@in-code\n```\n@after";
+        let out = without_mentions(text);
+        assert!(out.starts_with("**Why**: see `@keep` and\n- "), "{out}");
+        assert!(out.contains("```\n@in-code\n```"), "{out}");
+        assert!(out.contains("bob@example.com"), "{out}");
+        let mentions: Vec<String> = reaching(&out)
+            .into_iter()
+            .filter(|r| r.starts_with("mention"))
+            .collect();
+        assert!(mentions.is_empty(), "{out}: {mentions:?}");
+        assert!(!reaching(text).is_empty(), "the check sees them raw");
     }
 
     #[test]

@@ -227,7 +227,11 @@ pub fn posted_fingerprints<'a>(bodies: impl IntoIterator<Item = &'a str>) -> Has
 /// An inline comment's body: severity, text, a suggestion block (four
 /// backticks when the suggestion holds a fence of its own), the mark.
 pub fn render_body(finding: &Finding, fingerprint: &str) -> String {
-    let mut out = format!("**{}:** {}", finding.severity.name(), finding.body.trim());
+    let mut out = format!(
+        "**{}:** {}",
+        finding.severity.name(),
+        crate::markdown::without_mentions(finding.body.trim())
+    );
     if let Some(s) = &finding.suggestion {
         let fence = crate::output::fence_for(s);
         let fence = fence.as_str();
@@ -509,7 +513,7 @@ pub fn plan(
 
 /// The review's summary: the model's own, then what could not be inline.
 pub fn summary(model_summary: &str, plan: &Plan) -> String {
-    let mut out = model_summary.trim().to_string();
+    let mut out = crate::markdown::without_mentions(model_summary.trim());
     if !plan.in_summary.is_empty() {
         out.push_str("\n\n**Findings outside the diff's lines**\n");
         for (f, why) in &plan.in_summary {
@@ -523,7 +527,7 @@ pub fn summary(model_summary: &str, plan: &Plan) -> String {
                 f.severity.name(),
                 crate::output::code_span(&f.path),
                 f.line,
-                f.body.trim()
+                crate::markdown::without_mentions(f.body.trim())
             ));
         }
     }

@@ -796,3 +796,33 @@ async fn ask_follows_the_repositorys_guidelines_from_its_default_branch() {
     llm.assert_clean();
     app.stop().await;
 }
+
+#[tokio::test]
+async fn an_answer_the_model_was_talked_into_mentions_nobody() {
+    let (gh, llm) = world().await;
+    // The issue it read told it to ping the whole organisation.
+    llm.script([Step::Answer(
+        "**Done.** cc @acme-platform/everyone and @carol-reader; see `@keep` and bob@example.com"
+            .into(),
+    )]);
+    let app = TestApp::start(app_options(&gh, &llm)).await;
+    say(
+        &app,
+        57,
+        900004,
+        "bob-reviewer",
+        "/agentic ask who owns this?",
+    )
+    .await;
+    let jobs = app.wait_for_jobs(1).await;
+    let writes = gh.take_writes();
+    assert_eq!(
+        writes[2].body["body"],
+        format!(
+            "**Done.** cc `@`acme-platform/everyone and `@`carol-reader; see `@keep` and bob@example.com{}",
+            marker(jobs[0].id)
+        )
+    );
+    llm.assert_clean();
+    app.stop().await;
+}

@@ -296,7 +296,8 @@ pub fn render(outcome: Outcome) -> String {
         Outcome::Answer(a) if a.trim().is_empty() => "The model gave an empty answer.".to_string(),
         // Our own hidden markers mean something to the bot (a status
         // comment, a sticky comment): none comes from the model.
-        Outcome::Answer(a) => crate::output::unmarked(&a),
+        // It read other people's text: it mentions nobody.
+        Outcome::Answer(a) => crate::markdown::without_mentions(&crate::output::unmarked(&a)),
         // Questions have no finishing tool; say so rather than guess.
         Outcome::Submitted(_) => "The model handed in a structured result instead of an answer.".to_string(),
         Outcome::Stopped { reason } => format!(
