@@ -322,10 +322,16 @@ async fn a_head_that_moved_on_is_not_explained() {
     assert!(gh.downloads().is_empty());
 }
 
-#[tokio::test]
-async fn the_explanation_waits_for_the_heads_other_checks_and_covers_them_together() {
+/// A world where `unit` failed on the head while `e2e` still runs, under
+/// `settle_seconds`, and the comment says it waits: (the fake GitHub, the
+/// model, the app, the two check ids).
+async fn unit_failed_while_e2e_runs(
+    settle_seconds: u64,
+    script: Vec<Step>,
+) -> (FakeGitHub, support::llm::FakeLlm, TestApp, u64, u64) {
     let (gh, llm) = support::world().await;
-    gh.file("main", ".github/agentic.yml", "ci:\n  settle_seconds: 5\n");
+    let config = format!("ci:\n  settle_seconds: {settle_seconds}\n");
+    gh.file("main", ".github/agentic.yml", &config);
     let unit = gh.add_check(
         HEAD,
         "unit",
@@ -346,13 +352,20 @@ async fn the_explanation_waits_for_the_heads_other_checks_and_covers_them_togeth
     );
     gh.job_log(unit, "error[E0425]: cannot find value `subnet_b`\n");
     gh.job_log(e2e, "Error: the stack did not deploy\n");
-    llm.script([Step::Answer("Both fail on `subnet_b`.".into())]);
+    llm.script(script);
     let app = TestApp::start(app_options(&gh, &llm)).await;
-    // At most 5 s are waited for the e2e check.
     fail(&app, unit, "unit", "github-actions", HEAD).await;
     let waiting = ci_comment_saying(&gh, "1 other check is still running").await;
     assert!(waiting.contains("`unit`") && !waiting.contains("`e2e`"));
     assert!(llm.requests().is_empty());
+    (gh, llm, app, unit, e2e)
+}
+
+#[tokio::test]
+async fn the_explanation_waits_for_the_heads_other_checks_and_covers_them_together() {
+    // At most 5 s are waited for the e2e check.
+    let (gh, llm, app, _, e2e) =
+        unit_failed_while_e2e_runs(5, vec![Step::Answer("Both fail on `subnet_b`.".into())]).await;
     gh.complete_check(e2e, "failure");
     fail(&app, e2e, "e2e", "github-actions", HEAD).await;
     let done = ci_comment_saying(&gh, "Both fail on").await;
@@ -496,30 +509,7 @@ async fn what_a_log_talks_the_model_into_is_posted_inert_and_a_check_name_cannot
 
 #[tokio::test]
 async fn a_comment_that_promised_an_explanation_says_so_when_the_head_moves_on() {
-    let (gh, llm) = support::world().await;
-    gh.file("main", ".github/agentic.yml", "ci:\n  settle_seconds: 3\n");
-    let unit = gh.add_check(
-        HEAD,
-        "unit",
-        "github-actions",
-        "completed",
-        Some("failure"),
-        json!({}),
-        vec![],
-    );
-    gh.add_check(
-        HEAD,
-        "e2e",
-        "github-actions",
-        "in_progress",
-        None,
-        json!({}),
-        vec![],
-    );
-    gh.job_log(unit, "error: it broke\n");
-    let app = TestApp::start(app_options(&gh, &llm)).await;
-    fail(&app, unit, "unit", "github-actions", HEAD).await;
-    ci_comment_saying(&gh, "1 other check is still running").await;
+    let (gh, llm, app, _, _) = unit_failed_while_e2e_runs(3, vec![]).await;
     // A push while the failure waits: nothing is explained of the old head.
     let file = (
         "modules/batch/main.tf".to_string(),

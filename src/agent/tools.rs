@@ -94,6 +94,12 @@ const SPECIAL_TOKENS: &[&str] = &[
     "</think>",
 ];
 
+/// Whether `text` holds what [`Fence::wrap`] changes: a chat template's
+/// control token. Text without one goes into the fence byte for byte.
+pub fn holds_chat_token(text: &str) -> bool {
+    control_token().is_match(text) || SPECIAL_TOKENS.iter().any(|t| text.contains(t))
+}
+
 /// `<|word|>` (or `<｜word｜>`): one token-like word between the bars,
 /// as chat templates spell their control tokens.
 fn control_token() -> &'static regex::Regex {
