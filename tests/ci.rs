@@ -467,19 +467,12 @@ async fn what_a_log_talks_the_model_into_is_posted_inert_and_a_check_name_cannot
         json!({ "summary": "Fine.", "comments": [], "overview": "Moves the workers.",
                 "walkthrough": [{ "path": "modules/batch/main.tf", "change": "New subnet." }] }),
     )]);
-    gh.inner
-        .lock()
-        .unwrap()
-        .threads
-        .get_mut(&PR)
-        .unwrap()
-        .pull
-        .as_mut()
-        .unwrap()
-        .files = vec![(
-        "modules/batch/main.tf".into(),
-        "@@ -2 +2 @@\n-  subnet_id = var.subnet_a\n+  subnet_id = var.subnet_b".into(),
-    )];
+    gh.edit_pull(PR, |p| {
+        p.files = vec![(
+            "modules/batch/main.tf".into(),
+            "@@ -2 +2 @@\n-  subnet_id = var.subnet_a\n+  subnet_id = var.subnet_b".into(),
+        )]
+    });
     let mut pr: Value = serde_json::from_slice(&fixture("pull_request.opened.json")).unwrap();
     pr["number"] = PR.into();
     pr["pull_request"]["number"] = PR.into();

@@ -188,16 +188,9 @@ async fn a_push_after_approval_voids_it() {
     let approved = say(&app, &gh, 42, 2, "mia-maintainer", "/agentic approve").await;
     assert!(approved.contains("Ready"), "{approved}");
     // A new commit on the pull request.
-    gh.inner
-        .lock()
-        .unwrap()
-        .threads
-        .get_mut(&42)
-        .unwrap()
-        .pull
-        .as_mut()
-        .unwrap()
-        .head_sha = "0000000000000000000000000000000000000042".into();
+    gh.edit_pull(42, |p| {
+        p.head_sha = "0000000000000000000000000000000000000042".into()
+    });
     let refused = say(&app, &gh, 42, 3, "bob-reviewer", "/agentic apply").await;
     assert!(
         refused.contains(

@@ -561,16 +561,7 @@ async fn a_push_is_reviewed_incrementally_and_a_finding_is_not_posted_twice() {
 async fn drafts_and_bot_pull_requests_are_skipped_unless_the_config_says_otherwise() {
     let (gh, llm) = world().await;
     let app = start(&gh, &llm).await;
-    gh.inner
-        .lock()
-        .unwrap()
-        .threads
-        .get_mut(&PR)
-        .unwrap()
-        .pull
-        .as_mut()
-        .unwrap()
-        .draft = true;
+    gh.edit_pull(PR, |p| p.draft = true);
     deliver_pr(&app, "opened", HEAD1).await;
     app.wait_for_jobs(1).await;
     {
@@ -682,16 +673,7 @@ async fn a_diff_over_the_budget_is_trimmed_and_what_was_left_out_is_listed() {
             format!("@@ -0,0 +1,2 @@\n+# Page {i}\n+Restart the workers."),
         ));
     }
-    gh.inner
-        .lock()
-        .unwrap()
-        .threads
-        .get_mut(&PR)
-        .unwrap()
-        .pull
-        .as_mut()
-        .unwrap()
-        .files = files;
+    gh.edit_pull(PR, |p| p.files = files);
     llm.script([submit("Partial.", vec![])]);
     let app = TestApp::start(
         app_options(&gh, &llm)

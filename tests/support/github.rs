@@ -384,6 +384,20 @@ impl FakeGitHub {
         self
     }
 
+    /// Change pull request `number` in place (its head, files, draft
+    /// state) without a push.
+    pub fn edit_pull(&self, number: u64, edit: impl FnOnce(&mut Pull)) -> &Self {
+        let mut inner = self.inner.lock().unwrap();
+        let pull = inner
+            .threads
+            .get_mut(&number)
+            .and_then(|t| t.pull.as_mut())
+            .expect("the pull request exists");
+        edit(pull);
+        drop(inner);
+        self
+    }
+
     pub fn thread(&self, number: u64, thread: Thread) -> &Self {
         self.inner.lock().unwrap().threads.insert(number, thread);
         self
