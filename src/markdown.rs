@@ -165,54 +165,32 @@ pub fn inert_prose(text: &str, link: &dyn Fn(&str) -> Option<String>) -> String 
     out.join("\n")
 }
 
-/// A model's Markdown as written, but with no mention in it: an `@` that
-/// would notify someone (outside code, not after a word) is put in code.
+/// A model's Markdown as written, but with no mention in it: every `@`
+/// that could start one (not after an ASCII letter or digit, so an address
+/// such as `bob@example.com` stays), and every entity that spells one, is
+/// written as the full-width `＠`, which reads the same and notifies
+/// nobody. It is done everywhere, code included: deciding what GitHub
+/// takes for code (fences in lists, quotes and HTML blocks, escaped or
+/// multi-line code spans) is where a narrower rule leaks.
 /// For answers, findings and summaries the model writes after reading
 /// other people's text, where keeping its formatting matters more than in
-/// [`inert_prose`], and a mention must still not be its to make.
+/// [`inert_prose`].
 pub fn without_mentions(text: &str) -> String {
-    let mut fence: Option<(char, usize)> = None;
-    let mut out: Vec<String> = Vec::new();
-    for line in text.split('\n') {
-        if let Some((c, n)) = fence {
-            if fence_closing(line, c, n) {
-                fence = None;
-            }
-            out.push(line.to_string());
-            continue;
+    static ENTITY: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
+    let entity = ENTITY
+        .get_or_init(|| regex::Regex::new(r"(?i)&(?:#0*64|#x0*40|commat);?").expect("valid regex"));
+    let text = entity.replace_all(text, "＠");
+    let mut out = String::with_capacity(text.len());
+    let mut previous: Option<char> = None;
+    for c in text.chars() {
+        if c == '@' && !previous.is_some_and(|p| p.is_ascii_alphanumeric()) {
+            out.push('＠');
+        } else {
+            out.push(c);
         }
-        if let Some(opened) = fence_opening(line) {
-            fence = Some(opened);
-            out.push(line.to_string());
-            continue;
-        }
-        let mut done = String::new();
-        let mut rest = line;
-        let mut previous: Option<char> = None;
-        loop {
-            let (text_part, code) = match code_span(rest) {
-                Some((start, _, end)) => (&rest[..start], Some(&rest[start..end])),
-                None => (rest, None),
-            };
-            for c in text_part.chars() {
-                // `_` and `*` may open emphasis, after which a mention
-                // counts: only a letter or digit keeps an `@` an address.
-                let after_word = previous.is_some_and(|p| p.is_ascii_alphanumeric());
-                if c == '@' && !after_word {
-                    join(&mut done, "`@`");
-                } else {
-                    done.push(c);
-                }
-                previous = Some(c);
-            }
-            let Some(code) = code else { break };
-            join(&mut done, code);
-            previous = Some('`');
-            rest = &rest[text_part.len() + code.len()..];
-        }
-        out.push(done);
+        previous = Some(c);
     }
-    out.join("\n")
+    out
 }
 
 /// A line that opens a fenced code block, as CommonMark reads one: at most
@@ -405,15 +383,35 @@ mod tests {
     fn a_models_markdown_keeps_its_form_and_loses_its_mentions() {
         let text = "**Why**: see `@keep` and\n- @acme/everyone, `a`@victim, _@x_ and bob@example.com\n```\n@in-code\n```\n@after";
         let out = without_mentions(text);
-        assert!(out.starts_with("**Why**: see `@keep` and\n- "), "{out}");
-        assert!(out.contains("```\n@in-code\n```"), "{out}");
+        assert!(
+            out.starts_with("**Why**: see `＠keep` and\n- ＠acme/everyone"),
+            "{out}"
+        );
+        assert!(out.contains("```\n＠in-code\n```"), "{out}");
         assert!(out.contains("bob@example.com"), "{out}");
-        let mentions: Vec<String> = reaching(&out)
-            .into_iter()
-            .filter(|r| r.starts_with("mention"))
-            .collect();
-        assert!(mentions.is_empty(), "{out}: {mentions:?}");
         assert!(!reaching(text).is_empty(), "the check sees them raw");
+        // What a second red-team read found past a code-aware first try:
+        // fences that a prefix, a list, an HTML block or CR line ends
+        // make no code for GitHub; a backslash-escaped backtick opens no
+        // span; a span may run across lines; an entity spells an `@`.
+        for attack in [
+            "**High:** ```\n@victim",
+            "- a\n  ```\n@victim",
+            "x\n<div>`@victim`</div>",
+            "<details>\n```\n\n@victim",
+            "\\`@victim`",
+            "<b title=\"`\">@victim`",
+            "x `\n`@victim`",
+            "```\r\nx\r\n```\r\n@victim",
+            "&#64;victim &#x40;victim &commat;victim &#0064;victim",
+        ] {
+            let out = without_mentions(attack);
+            assert!(
+                !out.contains('@') && !out.to_ascii_lowercase().contains("&#"),
+                "{attack:?} became {out:?}"
+            );
+            assert!(!out.to_ascii_lowercase().contains("&commat"), "{out:?}");
+        }
     }
 
     #[test]

@@ -819,7 +819,7 @@ async fn an_answer_the_model_was_talked_into_mentions_nobody() {
     assert_eq!(
         writes[2].body["body"],
         format!(
-            "**Done.** cc `@`acme-platform/everyone and `@`carol-reader; see `@keep` and bob@example.com{}",
+            "**Done.** cc ＠acme-platform/everyone and ＠carol-reader; see `＠keep` and bob@example.com{}",
             marker(jobs[0].id)
         )
     );
